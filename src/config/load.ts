@@ -1,0 +1,118 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import Value from 'typebox/value';
+import { ConfigSchema, type Config } from './schema.js';
+import { PlinthError } from '../core/errors.js';
+
+type Json = Record<string, unknown>;
+
+export interface ConfigSources {
+  /** Path of a plinth.yaml; missing file is fine when it was not asked for explicitly. */
+  file?: string | undefined;
+  fileRequired?: boolean;
+  env?: Record<string, string | undefined>;
+  flags?: Json;
+}
+
+/** `deadlines.deploy-wait` → `PLINTH_DEADLINES_DEPLOY_WAIT`. */
+export function envName(path: string[]): string {
+  return (
+    'PLINTH_' +
+    path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replaceAll('-', '_').toUpperCase()).join('_')
+  );
+}
+
+interface Leaf {
+  path: string[];
+  schema: Json;
+}
+
+function leaves(schema: Json, prefix: string[] = []): Leaf[] {
+  if (schema.type === 'object' && schema.properties) {
+    return Object.entries(schema.properties as Record<string, Json>).flatMap(([k, s]) => leaves(s, [...prefix, k]));
+  }
+  return [{ path: prefix, schema }];
+}
+
+/** Every configuration key with its environment name, default and description (for docs and `plinth config`). */
+export function describeConfig(): { key: string; env: string; default: unknown; description: string }[] {
+  return leaves(ConfigSchema as unknown as Json).map(({ path, schema }) => ({
+    key: path.join('.'),
+    env: envName(path),
+    default: schema.default,
+    description: String(schema.description ?? ''),
+  }));
+}
+
+function setPath(target: Json, path: string[], value: unknown): void {
+  let node = target;
+  for (const seg of path.slice(0, -1)) {
+    if (typeof node[seg] !== 'object' || node[seg] === null) node[seg] = {};
+    node = node[seg] as Json;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function merge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    const b = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? merge(b as Json, v as Json)
+        : v;
+  }
+  return out;
+}
+
+/** Loads, merges and validates configuration. Only entry points call this with process.env. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  let fromFile: Json = {};
+  if (sources.file) {
+    if (existsSync(sources.file)) {
+      let parsed: unknown;
+      try {
+        parsed = parseYaml(readFileSync(sources.file, 'utf8'));
+      } catch (e) {
+        throw new PlinthError('validation', `${sources.file}: ${(e as Error).message}`, { cause: e });
+      }
+      if (parsed !== null && parsed !== undefined && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+        throw new PlinthError('validation', `${sources.file}: expected a mapping of configuration keys`);
+      }
+      fromFile = (parsed ?? {}) as Json;
+    } else if (sources.fileRequired) {
+      throw new PlinthError('validation', `configuration file ${sources.file} does not exist`);
+    }
+  }
+
+  const fromEnv: Json = {};
+  const env = sources.env ?? {};
+  for (const { path, schema } of leaves(ConfigSchema as unknown as Json)) {
+    const raw = env[envName(path)];
+    if (raw === undefined || raw === '') continue;
+    setPath(fromEnv, path, schema.type === 'integer' || schema.type === 'number' ? Number(raw) : raw);
+  }
+
+  const merged = merge(merge(fromFile, fromEnv), sources.flags ?? {});
+  const withDefaults = Value.Default(ConfigSchema, structuredClone(merged)) as Json;
+  const errors = [...Value.Errors(ConfigSchema, withDefaults)];
+  if (errors.length > 0) {
+    const e = errors.find((x) => x.keyword !== 'required') ?? errors[0]!;
+    const where = e.instancePath.replace(/^\//, '').replaceAll('/', '.') || 'configuration';
+    const extra =
+      e.keyword === 'additionalProperties'
+        ? `unknown key(s) ${JSON.stringify((e.params as { additionalProperties?: string[] }).additionalProperties)}`
+        : e.message;
+    throw new PlinthError('validation', `invalid configuration ${where}: ${extra}`, { details: { field: where } });
+  }
+  const config = withDefaults as Config;
+  return { ...config, dataDir: resolve(config.dataDir) };
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
+  if (!m) throw new PlinthError('validation', `listen: '${listen}' is not host:port`);
+  return { host: m[1] ?? m[2] ?? '0.0.0.0', port: Number(m[3]) };
+}

@@ -1,0 +1,54 @@
+import { Type, type Static } from 'typebox';
+
+/**
+ * The one source of configuration defaults and documentation. Precedence:
+ * defaults < plinth.yaml < PLINTH_* environment < command-line flags.
+ * Environment names are derived from the path: `deadlines.deploy-wait` is
+ * PLINTH_DEADLINES_DEPLOY_WAIT, `dataDir` is PLINTH_DATA_DIR.
+ */
+const Duration = (def: string, description: string) =>
+  Type.String({ default: def, pattern: '^\\d+(\\.\\d+)?\\s*(ms|s|m|h|d)?$', description });
+
+export const ConfigSchema = Type.Object(
+  {
+    listen: Type.String({ default: '0.0.0.0:7708', description: 'host:port the controller listens on' }),
+    dataDir: Type.String({ default: './var', description: 'SQLite file, admin token, boot artifacts, images, caches' }),
+    databaseUrl: Type.String({
+      default: '',
+      description: 'postgres://… to use PostgreSQL; empty for embedded SQLite in the data directory',
+    }),
+    publicUrl: Type.String({
+      default: '',
+      description: 'URL machines use to reach this controller (boot scripts, agents); default http://<listen address>',
+    }),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info', description: 'log level of the JSON logs on stdout' },
+    ),
+    secretKey: Type.String({
+      default: '',
+      description: 'base64 32-byte key for secrets at rest; default: DATA_DIR/secret.key, created on first start',
+    }),
+    bodyLimit: Type.Integer({ default: 1_048_576, minimum: 1024, description: 'largest API request body in bytes' }),
+    sweepInterval: Duration('5s', 'how often overdue transitional states are looked for'),
+    releaseWipe: Type.Union([Type.Literal('none'), Type.Literal('quick'), Type.Literal('full')], {
+      default: 'quick',
+      description: 'wipe mode of `release` when none is given',
+    }),
+    deadlines: Type.Object(
+      {
+        inspecting: Duration('10m', 'power-on to agent hello during inspection'),
+        'inspect-wait': Duration('15m', 'agent hello to facts received'),
+        deploying: Duration('15m', 'deploy preparation and boot to agent hello'),
+        'deploy-wait': Duration('60m', 'least time for the deploy steps and first boot (grows with image size)'),
+        wiping: Duration('10m', 'power-on to agent hello during a wipe'),
+        'wipe-wait': Duration('6h', 'agent hello to wipe finished'),
+      },
+      { default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export type TransitionalDeadlines = Config['deadlines'];

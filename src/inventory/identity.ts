@@ -1,0 +1,187 @@
+import { normalizeMac, isUselessMac } from '../core/mac.js';
+
+/**
+ * Machine identity (DESIGN.md "Identity"): a reporting machine is matched by system UUID,
+ * then serial (with manufacturer), then asset tag, then any known MAC. Placeholder values
+ * that firmware vendors ship are ignored, and identities that point at different machines
+ * are reported as conflicts, never merged.
+ */
+export interface Identity {
+  systemUuid: string | null;
+  serial: string | null;
+  manufacturer: string | null;
+  productName: string | null;
+  assetTag: string | null;
+  macs: string[];
+}
+
+export type ReportedIdentity = Partial<Omit<Identity, 'macs'>> & { macs?: string[] | undefined };
+
+/** Values SMBIOS tables are full of that identify nothing (compared case-insensitively, trimmed). */
+export const JUNK_VALUES: readonly string[] = [
+  '',
+  'to be filled by o.e.m.',
+  'to be filled by oem',
+  'system serial number',
+  'system product name',
+  'system manufacturer',
+  'system version',
+  'chassis serial number',
+  'chassis manufacture',
+  'base board serial number',
+  'default string',
+  'default',
+  '0123456789',
+  '123456789',
+  '1234567890',
+  'none',
+  'null',
+  'n/a',
+  'na',
+  'not specified',
+  'not settable',
+  'not present',
+  'not available',
+  'not applicable',
+  'unknown',
+  'invalid',
+  'empty',
+  'o.e.m.',
+  'oem',
+  'asset tag',
+  'asset-1234567890',
+  'no asset tag',
+  'no asset information',
+  'xxxxxxxxxx',
+  'x.x',
+];
+
+/** UUIDs that boards ship unset or with a fixed filler. */
+export const JUNK_UUIDS: readonly string[] = [
+  '00000000-0000-0000-0000-000000000000',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff',
+  '03000200-0400-0500-0006-000700080009',
+  '00020003-0004-0005-0006-000700080009',
+  '01234567-8901-2345-6789-012345678901',
+  '12345678-1234-5678-90ab-cddeefaabbcc',
+];
+
+const JUNK = new Set(JUNK_VALUES);
+
+/** True when a reported identity string carries no information. */
+export function isJunk(value: string | null | undefined): boolean {
+  if (value === null || value === undefined) return true;
+  const v = value.trim().toLowerCase();
+  if (JUNK.has(v)) return true;
+  // Strings of one repeated filler character: "00000000", "        ", "........", "FFFFFFFF".
+  if (/^(.)\1*$/.test(v) && /^[0 .xf*-]$/.test(v[0]!)) return true;
+  return false;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Canonical UUID (lower case, dashed), or null for junk and for anything that is not a UUID. */
+export function normalizeUuid(value: string | null | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  let v = value.trim().toLowerCase().replace(/^\{|\}$/g, '');
+  if (/^[0-9a-f]{32}$/.test(v)) v = `${v.slice(0, 8)}-${v.slice(8, 12)}-${v.slice(12, 16)}-${v.slice(16, 20)}-${v.slice(20)}`;
+  if (!UUID.test(v) || JUNK_UUIDS.includes(v)) return null;
+  return v;
+}
+
+const clean = (v: string | null | undefined): string | null => (isJunk(v) ? null : v!.trim());
+
+/** Normalises what a machine, an appliance or an operator reports: junk becomes null, MACs canonical. */
+export function normalizeIdentity(reported: ReportedIdentity): Identity {
+  const macs = new Set<string>();
+  for (const raw of reported.macs ?? []) {
+    const mac = normalizeMac(raw);
+    if (mac && !isUselessMac(mac)) macs.add(mac);
+  }
+  return {
+    systemUuid: normalizeUuid(reported.systemUuid),
+    serial: clean(reported.serial),
+    manufacturer: clean(reported.manufacturer),
+    productName: clean(reported.productName),
+    assetTag: clean(reported.assetTag),
+    macs: [...macs].sort(),
+  };
+}
+
+export const hasAnyIdentity = (id: Identity): boolean =>
+  Boolean(id.systemUuid || id.serial || id.assetTag || id.macs.length > 0);
+
+export interface CandidateMachine {
+  id: string;
+  systemUuid: string | null;
+  serial: string | null;
+  manufacturer: string | null;
+  assetTag: string | null;
+  macs: string[];
+}
+
+export type IdentityField = 'systemUuid' | 'serial' | 'assetTag' | 'mac';
+
+/**
+ * A conflict: either a reported value belongs to another machine than the one chosen
+ * (`other-machine`), or the chosen machine has a different value on record (`mismatch`).
+ */
+export interface IdentityConflict {
+  field: IdentityField;
+  kind: 'other-machine' | 'mismatch';
+  reported: string;
+  /** The other machine (other-machine) or the chosen machine (mismatch). */
+  machineId: string;
+  /** For mismatch: the value on record. */
+  recorded?: string;
+}
+
+export interface Resolution {
+  machineId: string | null;
+  matchedBy: IdentityField | null;
+  conflicts: IdentityConflict[];
+}
+
+const serialMatches = (id: Identity, c: CandidateMachine): boolean =>
+  id.serial !== null &&
+  c.serial === id.serial &&
+  (id.manufacturer === null || c.manufacturer === null || c.manufacturer === id.manufacturer);
+
+/**
+ * Chooses the machine a reported identity belongs to among the candidates the store found
+ * for any of its identifiers. Pure: the caller looks candidates up and records conflicts.
+ */
+export function resolveIdentity(reported: Identity, candidates: CandidateMachine[]): Resolution {
+  const hits: { field: IdentityField; value: string; machineId: string }[] = [];
+  for (const c of candidates) {
+    if (reported.systemUuid && c.systemUuid === reported.systemUuid)
+      hits.push({ field: 'systemUuid', value: reported.systemUuid, machineId: c.id });
+    if (serialMatches(reported, c)) hits.push({ field: 'serial', value: reported.serial!, machineId: c.id });
+    if (reported.assetTag && c.assetTag === reported.assetTag)
+      hits.push({ field: 'assetTag', value: reported.assetTag, machineId: c.id });
+    for (const mac of reported.macs) if (c.macs.includes(mac)) hits.push({ field: 'mac', value: mac, machineId: c.id });
+  }
+  const order: IdentityField[] = ['systemUuid', 'serial', 'assetTag', 'mac'];
+  hits.sort((a, b) => order.indexOf(a.field) - order.indexOf(b.field));
+  const winner = hits[0];
+  if (!winner) return { machineId: null, matchedBy: null, conflicts: [] };
+
+  const conflicts: IdentityConflict[] = [];
+  for (const h of hits) {
+    if (h.machineId !== winner.machineId) {
+      conflicts.push({ field: h.field, kind: 'other-machine', reported: h.value, machineId: h.machineId });
+    }
+  }
+  const chosen = candidates.find((c) => c.id === winner.machineId)!;
+  const mismatch = (field: IdentityField, reportedValue: string | null, recorded: string | null) => {
+    if (reportedValue && recorded && reportedValue !== recorded) {
+      conflicts.push({ field, kind: 'mismatch', reported: reportedValue, recorded, machineId: chosen.id });
+    }
+  };
+  mismatch('systemUuid', reported.systemUuid, chosen.systemUuid);
+  if (reported.manufacturer === null || chosen.manufacturer === null || reported.manufacturer === chosen.manufacturer) {
+    mismatch('serial', reported.serial, chosen.serial);
+  }
+  mismatch('assetTag', reported.assetTag, chosen.assetTag);
+  return { machineId: winner.machineId, matchedBy: winner.field, conflicts };
+}

@@ -1,0 +1,168 @@
+/**
+ * The provision-state machine of DESIGN.md, declared as one table. Every change of a
+ * machine's provision state is exactly one row of TRANSITIONS; anything else is refused
+ * with a 409 that names the current state and the actions allowed from it.
+ */
+export const STATES = [
+  'enrolled',
+  'inspecting',
+  'inspect-wait',
+  'inspect-failed',
+  'available',
+  'deploying',
+  'deploy-wait',
+  'deploy-failed',
+  'deployed',
+  'wiping',
+  'wipe-wait',
+  'wipe-failed',
+  'retired',
+] as const;
+export type State = (typeof STATES)[number];
+
+/** States a machine passes through while work is under way; each carries a deadline. */
+export const TRANSITIONAL = ['inspecting', 'inspect-wait', 'deploying', 'deploy-wait', 'wiping', 'wipe-wait'] as const;
+export type TransitionalState = (typeof TRANSITIONAL)[number];
+export const isTransitional = (s: string): s is TransitionalState => (TRANSITIONAL as readonly string[]).includes(s);
+
+/** Where a transitional state goes when its work fails or its deadline passes. */
+export const FAILED_STATE: Record<TransitionalState, State> = {
+  inspecting: 'inspect-failed',
+  'inspect-wait': 'inspect-failed',
+  deploying: 'deploy-failed',
+  'deploy-wait': 'deploy-failed',
+  wiping: 'wipe-failed',
+  'wipe-wait': 'wipe-failed',
+};
+
+/** Where a transitional state is headed when its work succeeds (the machine's `target`). */
+export const TARGET_STATE: Record<TransitionalState, State> = {
+  inspecting: 'available',
+  'inspect-wait': 'available',
+  deploying: 'deployed',
+  'deploy-wait': 'deployed',
+  wiping: 'available',
+  'wipe-wait': 'available',
+};
+
+export const ACTIONS = [
+  // operator actions
+  'inspect',
+  'deploy',
+  'redeploy',
+  'release',
+  'wipe',
+  'retire',
+  'unretire',
+  'retry',
+  'abort',
+  // actions of the controller and the installer
+  'installer-started',
+  'inspect-done',
+  'deploy-done',
+  'wipe-done',
+  'fail',
+  'timeout',
+] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export const OPERATOR_ACTIONS = ['inspect', 'deploy', 'redeploy', 'release', 'wipe', 'retire', 'unretire', 'retry', 'abort'] as const;
+export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
+
+/** Who may ask for a transition. `system` is the controller itself (sweeper, boot service, matching). */
+export type ActorKind = 'operator' | 'system' | 'agent';
+
+export type RunKind = 'inspect' | 'deploy' | 'wipe';
+
+export interface Transition {
+  action: Action;
+  from: State;
+  to: State;
+  /** Who may trigger it. Automatic (non-operator) transitions never touch a machine in maintenance. */
+  by: readonly ActorKind[];
+  /** Refused on protected machines. */
+  destructive?: boolean;
+  /** Starts a run of this kind. */
+  run?: RunKind;
+  /** Chooses between rows with the same action and source state. */
+  when?: (params: TransitionParams) => boolean;
+  /** Why this row exists. */
+  why: string;
+}
+
+export interface TransitionParams {
+  wipe?: 'none' | 'quick' | 'full';
+}
+
+const OP = ['operator'] as const;
+const OP_OR_SYSTEM = ['operator', 'system'] as const;
+const SYSTEM = ['system'] as const;
+const INSTALLER = ['system', 'agent'] as const;
+
+export const TRANSITIONS: readonly Transition[] = [
+  // --- inspection
+  { action: 'inspect', from: 'enrolled', to: 'inspecting', by: OP_OR_SYSTEM, run: 'inspect', why: 'first inspection of a new machine; the boot service starts it on its own for machines that network-boot unannounced' },
+  { action: 'inspect', from: 'available', to: 'inspecting', by: OP, run: 'inspect', why: 're-inspection after hardware changes' },
+  { action: 'installer-started', from: 'inspecting', to: 'inspect-wait', by: INSTALLER, why: 'the installer booted and its agent said hello; now waiting for facts' },
+  { action: 'inspect-done', from: 'inspect-wait', to: 'available', by: INSTALLER, why: 'facts received, identity resolved, profile matched' },
+  { action: 'fail', from: 'inspecting', to: 'inspect-failed', by: INSTALLER, why: 'powering on or booting the installer failed' },
+  { action: 'fail', from: 'inspect-wait', to: 'inspect-failed', by: INSTALLER, why: 'the agent reported an inspection error' },
+  { action: 'timeout', from: 'inspecting', to: 'inspect-failed', by: SYSTEM, why: 'the agent never said hello before the deadline' },
+  { action: 'timeout', from: 'inspect-wait', to: 'inspect-failed', by: SYSTEM, why: 'no facts before the deadline' },
+  { action: 'abort', from: 'inspecting', to: 'inspect-failed', by: OP, why: 'the operator stops an inspection that is under way' },
+  { action: 'abort', from: 'inspect-wait', to: 'inspect-failed', by: OP, why: 'the operator stops an inspection that is under way' },
+  { action: 'retry', from: 'inspect-failed', to: 'inspecting', by: OP_OR_SYSTEM, run: 'inspect', why: 'try the inspection again' },
+  { action: 'abort', from: 'inspect-failed', to: 'enrolled', by: OP, why: 'give up; the machine stays known but uninspected' },
+
+  // --- deployment
+  { action: 'deploy', from: 'available', to: 'deploying', by: OP, run: 'deploy', why: 'install an OS on an inspected machine' },
+  { action: 'redeploy', from: 'deployed', to: 'deploying', by: OP, destructive: true, run: 'deploy', why: 'reinstall a running machine (its disk is overwritten)' },
+  { action: 'installer-started', from: 'deploying', to: 'deploy-wait', by: INSTALLER, why: 'the installer booted; deploy steps are running' },
+  { action: 'deploy-done', from: 'deploy-wait', to: 'deployed', by: INSTALLER, why: 'the installed OS reported in on its first boot' },
+  { action: 'fail', from: 'deploying', to: 'deploy-failed', by: INSTALLER, why: 'rendering, power or boot failed before the installer ran' },
+  { action: 'fail', from: 'deploy-wait', to: 'deploy-failed', by: INSTALLER, why: 'a deploy step failed' },
+  { action: 'timeout', from: 'deploying', to: 'deploy-failed', by: SYSTEM, why: 'the installer never started before the deadline' },
+  { action: 'timeout', from: 'deploy-wait', to: 'deploy-failed', by: SYSTEM, why: 'the deploy or the first boot did not finish before the deadline' },
+  { action: 'abort', from: 'deploying', to: 'deploy-failed', by: OP, why: 'the operator stops a deploy that is under way' },
+  { action: 'abort', from: 'deploy-wait', to: 'deploy-failed', by: OP, why: 'the operator stops a deploy that is under way' },
+  { action: 'retry', from: 'deploy-failed', to: 'deploying', by: OP, run: 'deploy', why: 'try the deploy again with the same parameters' },
+  { action: 'abort', from: 'deploy-failed', to: 'available', by: OP, why: 'give up the deploy; the next deploy overwrites the disk anyway' },
+
+  // --- release and wipe
+  { action: 'release', from: 'deployed', to: 'wiping', by: OP, destructive: true, run: 'wipe', when: (p) => p.wipe !== 'none', why: 'take the machine back and erase its disks' },
+  { action: 'release', from: 'deployed', to: 'available', by: OP, destructive: true, when: (p) => p.wipe === 'none', why: 'take the machine back without erasing (wipe: none)' },
+  { action: 'wipe', from: 'available', to: 'wiping', by: OP, destructive: true, run: 'wipe', why: 'erase the disks of an idle machine' },
+  { action: 'wipe', from: 'enrolled', to: 'wiping', by: OP, destructive: true, run: 'wipe', why: 'erase the disks of a machine before its first inspection' },
+  { action: 'installer-started', from: 'wiping', to: 'wipe-wait', by: INSTALLER, why: 'the installer booted; erasing' },
+  { action: 'wipe-done', from: 'wipe-wait', to: 'available', by: INSTALLER, why: 'every disk erased' },
+  { action: 'fail', from: 'wiping', to: 'wipe-failed', by: INSTALLER, why: 'power or boot failed before the installer ran' },
+  { action: 'fail', from: 'wipe-wait', to: 'wipe-failed', by: INSTALLER, why: 'erasing a disk failed' },
+  { action: 'timeout', from: 'wiping', to: 'wipe-failed', by: SYSTEM, why: 'the installer never started before the deadline' },
+  { action: 'timeout', from: 'wipe-wait', to: 'wipe-failed', by: SYSTEM, why: 'erasing did not finish before the deadline' },
+  { action: 'abort', from: 'wiping', to: 'wipe-failed', by: OP, why: 'the operator stops a wipe that is under way' },
+  { action: 'abort', from: 'wipe-wait', to: 'wipe-failed', by: OP, why: 'the operator stops a wipe that is under way' },
+  { action: 'retry', from: 'wipe-failed', to: 'wiping', by: OP, run: 'wipe', why: 'try erasing again' },
+  { action: 'abort', from: 'wipe-failed', to: 'enrolled', by: OP, why: 'give up the wipe; the machine must be inspected (and wiped) before it is handed out again' },
+
+  // --- retirement
+  { action: 'retire', from: 'enrolled', to: 'retired', by: OP, destructive: true, why: 'keep the record, never boot it again' },
+  { action: 'retire', from: 'available', to: 'retired', by: OP, destructive: true, why: 'keep the record, never boot it again' },
+  { action: 'retire', from: 'inspect-failed', to: 'retired', by: OP, destructive: true, why: 'a machine that cannot be inspected is taken out of service' },
+  { action: 'retire', from: 'deploy-failed', to: 'retired', by: OP, destructive: true, why: 'a machine that cannot be deployed is taken out of service' },
+  { action: 'retire', from: 'wipe-failed', to: 'retired', by: OP, destructive: true, why: 'a machine whose disks cannot be erased is taken out of service' },
+  { action: 'unretire', from: 'retired', to: 'enrolled', by: OP, why: 'back into service; it is inspected again before use' },
+];
+
+/** The rows for `action` from `state`, in table order. */
+export const transitionsFrom = (state: string, action: string): Transition[] =>
+  TRANSITIONS.filter((t) => t.from === state && t.action === action);
+
+/** Operator actions possible from a state (for 409 messages and the UI). */
+export function allowedActions(state: string, actor: ActorKind = 'operator'): string[] {
+  return [...new Set(TRANSITIONS.filter((t) => t.from === state && t.by.includes(actor)).map((t) => t.action))];
+}
+
+/** Chooses the row for an action, or returns null when the action is not possible in that state. */
+export function findTransition(state: string, action: string, params: TransitionParams = {}): Transition | null {
+  return transitionsFrom(state, action).find((t) => !t.when || t.when(params)) ?? null;
+}

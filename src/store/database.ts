@@ -1,0 +1,144 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type SelectQueryBuilder,
+} from 'kysely';
+import type { Database } from './schema.js';
+import { migrationProvider } from './migrations/index.js';
+import { PlinthError } from '../core/errors.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+export type Db = Kysely<Database>;
+
+export interface StoreOptions {
+  /** postgres://… for PostgreSQL; otherwise the path of the SQLite file (':memory:' for tests). */
+  url: string;
+  /** Connection pool size for PostgreSQL. */
+  poolSize?: number;
+}
+
+/**
+ * The database: one Kysely instance, a dialect-aware transaction and row lock, and
+ * migrations. Per-machine locking lives here, in the database, never in process memory,
+ * so several controllers can share one PostgreSQL:
+ * - PostgreSQL: READ COMMITTED transactions with `SELECT … FOR UPDATE` on the rows a
+ *   transaction will change;
+ * - SQLite: `BEGIN IMMEDIATE` takes the database write lock at the start of every write
+ *   transaction, so writers (in this process or another one on the same file) are serialised.
+ */
+export class Store {
+  readonly db: Db;
+  readonly dialect: Dialect;
+  private closed = false;
+
+  private constructor(db: Db, dialect: Dialect) {
+    this.db = db;
+    this.dialect = dialect;
+  }
+
+  static async open(options: StoreOptions): Promise<Store> {
+    const store = isPostgresUrl(options.url) ? Store.postgres(options) : Store.sqlite(options.url);
+    try {
+      await store.migrate();
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    return store;
+  }
+
+  private static sqlite(path: string): Store {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const database = new BetterSqlite3(path);
+    database.pragma('journal_mode = WAL');
+    database.pragma('synchronous = NORMAL');
+    database.pragma('foreign_keys = ON');
+    // Other controllers or CLI processes may hold the write lock briefly; wait for it.
+    database.pragma('busy_timeout = 15000');
+    return new Store(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), 'sqlite');
+  }
+
+  private static postgres(options: StoreOptions): Store {
+    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    // Idle clients can error when the server restarts; the pool replaces them.
+    pool.on('error', () => undefined);
+    return new Store(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres');
+  }
+
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.db, provider: migrationProvider(this.dialect) });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+      throw new PlinthError('internal', `database migration ${failed} failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /**
+   * Runs `fn` in one write transaction. Everything `fn` does commits together or not at all.
+   * Keep it short and free of network I/O: on SQLite it holds the database write lock.
+   */
+  async transaction<T>(fn: (trx: Db) => Promise<T>): Promise<T> {
+    if (this.dialect === 'postgres') return this.db.transaction().execute(fn);
+    return this.db.connection().execute(async (conn) => {
+      await sql`begin immediate`.execute(conn);
+      try {
+        const result = await fn(conn);
+        await sql`commit`.execute(conn);
+        return result;
+      } catch (e) {
+        await sql`rollback`.execute(conn).catch(() => undefined);
+        throw e;
+      }
+    });
+  }
+
+  /** Adds `FOR UPDATE` on PostgreSQL; on SQLite the transaction already holds the write lock. */
+  forUpdate<QB extends SelectQueryBuilder<any, any, any>>(qb: QB): QB {
+    return this.dialect === 'postgres' ? (qb.forUpdate() as QB) : qb;
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.destroy();
+  }
+}
+
+export const isPostgresUrl = (url: string): boolean => /^postgres(ql)?:\/\//.test(url);
+
+/**
+ * If `e` is a unique-constraint violation, the name of the index or `table.column` list it
+ * names (SQLite says `UNIQUE constraint failed: machines.name`, PostgreSQL gives the index).
+ */
+export function uniqueViolation(e: unknown): string | null {
+  const err = e as { code?: string; constraint?: string; message?: string };
+  if (err?.code === '23505') return err.constraint ?? 'unique';
+  if (err?.code === 'SQLITE_CONSTRAINT_UNIQUE' || err?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    const m = /constraint failed: (.+)$/.exec(err.message ?? '');
+    return m ? m[1]!.trim() : 'unique';
+  }
+  return null;
+}
+
+/** Parses a JSON text column (PostgreSQL may hand back parsed values for json types). */
+export function fromJson<T>(value: string | null | undefined, fallback: T): T {
+  if (value === null || value === undefined) return fallback;
+  if (typeof value !== 'string') return value as T;
+  return JSON.parse(value) as T;
+}
+
+export const toJson = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value));

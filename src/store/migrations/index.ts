@@ -1,0 +1,20 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import type { Dialect } from '../database.js';
+import { foundation } from './0001-foundation.js';
+
+export type MigrationFactory = (dialect: Dialect) => Migration;
+
+/**
+ * The one migration history, applied in name order on both SQLite and PostgreSQL.
+ * Migrations are code (not files found at run time) so that the bundled controller
+ * carries them. Never edit a released migration; add the next one.
+ */
+const MIGRATIONS: [string, MigrationFactory][] = [['0001-foundation', foundation]];
+
+export function migrationProvider(dialect: Dialect): MigrationProvider {
+  return {
+    async getMigrations() {
+      return Object.fromEntries(MIGRATIONS.map(([name, make]) => [name, make(dialect)]));
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import type { Generated } from 'kysely';
+
+/**
+ * The database as Kysely sees it. Both dialects store the same shapes: timestamps are
+ * ISO-8601 UTC text (sortable as text), JSON documents are text, booleans are 0/1.
+ */
+export interface MachinesTable {
+  id: string;
+  name: string;
+  system_uuid: string | null;
+  serial: string | null;
+  manufacturer: string | null;
+  product_name: string | null;
+  asset_tag: string | null;
+  facts: string | null;
+  state: string;
+  target_state: string | null;
+  state_deadline: string | null;
+  state_entered_at: string;
+  last_stage: string | null;
+  power_state: string;
+  power_read_at: string | null;
+  power_source: string | null;
+  maintenance: number;
+  maintenance_reason: string | null;
+  protected: number;
+  owner: string | null;
+  allocated_at: string | null;
+  appliance_id: string | null;
+  provider_ref: string | null;
+  last_error: string | null;
+  identity_conflicts: string | null;
+  current_run_id: string | null;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface MachineMacsTable {
+  mac: string;
+  machine_id: string;
+}
+
+export interface MachineTagsTable {
+  machine_id: string;
+  key: string;
+  value: string;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  machine_id: string;
+  at: string;
+  actor: string;
+  action: string;
+  from_state: string | null;
+  to_state: string | null;
+  reason: string | null;
+  details: string | null;
+}
+
+export interface RunsTable {
+  id: string;
+  machine_id: string;
+  kind: string;
+  status: string;
+  steps: string;
+  params: string;
+  error: string | null;
+  token_hash: string | null;
+  reused_from: string | null;
+  created_by: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface RunArtifactsTable {
+  run_id: string;
+  name: string;
+  content_type: string;
+  body: string;
+  sha256: string;
+  created_at: string;
+}
+
+export interface RunLogsTable {
+  id: Generated<number>;
+  run_id: string;
+  at: string;
+  stream: string;
+  line: string;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  name: string;
+  role: string;
+  token_hash: string;
+  created_at: string;
+  created_by: string | null;
+  last_used_at: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface Database {
+  machines: MachinesTable;
+  machine_macs: MachineMacsTable;
+  machine_tags: MachineTagsTable;
+  events: EventsTable;
+  runs: RunsTable;
+  run_artifacts: RunArtifactsTable;
+  run_logs: RunLogsTable;
+  api_tokens: ApiTokensTable;
+}
