@@ -99,7 +99,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const withDefaults = Value.Default(ConfigSchema, structuredClone(merged)) as Json;
   const errors = [...Value.Errors(ConfigSchema, withDefaults)];
   if (errors.length > 0) {
-    const e = errors.find((x) => x.keyword !== 'required') ?? errors[0]!;
+    // TypeBox reports an unknown key twice (as a `false` schema and as additionalProperties): prefer the clearer one.
+    const e =
+      errors.find((x) => x.keyword === 'additionalProperties') ??
+      errors.find((x) => x.keyword !== 'required' && x.keyword !== 'boolean') ??
+      errors[0]!;
     const where = e.instancePath.replace(/^\//, '').replaceAll('/', '.') || 'configuration';
     const extra =
       e.keyword === 'additionalProperties'

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { MigrationFactory } from './index.js';
 
 /** Inventory, lifecycle history, runs and API tokens. */
@@ -41,11 +41,13 @@ export const foundation: MigrationFactory = (dialect) => ({
       .execute();
     await db.schema.createIndex('ux_machines_name').unique().on('machines').column('name').execute();
     await db.schema.createIndex('ux_machines_system_uuid').unique().on('machines').column('system_uuid').execute();
+    // A serial is unique per manufacturer; an unknown manufacturer counts as one value, so that
+    // two controllers enrolling the same serial at once cannot both succeed.
     await db.schema
       .createIndex('ux_machines_serial')
       .unique()
       .on('machines')
-      .columns(['serial', 'manufacturer'])
+      .expression(sql`serial, coalesce(manufacturer, '')`)
       .execute();
     await db.schema.createIndex('ux_machines_asset_tag').unique().on('machines').column('asset_tag').execute();
     await db.schema.createIndex('ix_machines_state').on('machines').columns(['state', 'name']).execute();

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// `npm test`: makes sure what the tests need is on the machine, builds, and runs every test.
+//  1. Debian packages the tests use (QEMU, iPXE, OVMF, OpenIPMI, debootstrap…): missing ones
+//     are installed with apt-get when running as root; otherwise the command says what to install.
+//  2. With CI=true, PostgreSQL must be up (the PostgreSQL tests never skip there): start it if down.
+//  3. Build (TypeScript and the agent bundle), then run vitest.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+const PACKAGES = JSON.parse(readFileSync(new URL('./test-packages.json', import.meta.url), 'utf8')).packages;
+
+function missingPackages() {
+  return PACKAGES.filter((p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout.trim() !== 'install ok installed');
+}
+
+function ensurePackages() {
+  const missing = missingPackages();
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.error(`npm test needs these Debian packages: ${missing.join(' ')}\n  run as root: apt-get install -y ${missing.join(' ')}`);
+    process.exit(1);
+  }
+  console.log(`installing Debian packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+}
+
+function ensurePostgres() {
+  if (process.env.CI !== 'true') return;
+  const up = () => spawnSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432'], { stdio: 'ignore' }).status === 0;
+  if (up()) return;
+  console.log('PostgreSQL is down: starting it (CI=true runs the PostgreSQL tests)');
+  const versions = execFileSync('ls', ['/etc/postgresql'], { encoding: 'utf8' }).trim().split(/\s+/);
+  for (const v of versions) spawnSync('pg_ctlcluster', ['--skip-systemctl-redirect', v, 'main', 'start'], { stdio: 'inherit' });
+  for (let i = 0; i < 30 && !up(); i++) spawnSync('sleep', ['1']);
+  if (!up()) {
+    console.error('PostgreSQL did not come up on 127.0.0.1:5432');
+    process.exit(1);
+  }
+}
+
+ensurePackages();
+ensurePostgres();
+execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+const args = process.argv.slice(2);
+const r = spawnSync('npx', ['vitest', 'run', ...args], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

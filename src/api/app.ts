@@ -1,0 +1,79 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv, type Options as AjvOptions } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { AppServices } from './context.js';
+import { registerAuth } from './auth.js';
+import { handleError, errorBody } from './errors.js';
+import { machineRoutes } from './routes/machines.js';
+import { runRoutes } from './routes/runs.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { metaRoutes } from './routes/meta.js';
+
+export type App = FastifyInstance;
+export type RouteRegistrar = (app: FastifyInstance, services: AppServices) => void | Promise<void>;
+
+// ajv-formats is CommonJS; its default export arrives wrapped under ESM.
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
+
+function makeAjv(options: AjvOptions): Ajv {
+  const ajv = new Ajv({ useDefaults: true, removeAdditional: false, allErrors: false, strict: false, ...options });
+  addFormats(ajv);
+  return ajv;
+}
+
+export interface BuildAppOptions {
+  logger: FastifyServerOptions['loggerInstance'] | false;
+  /** More route groups (boot service, agent API…) registered by later components. */
+  extraRoutes?: RouteRegistrar[];
+}
+
+/**
+ * The HTTP application: Fastify with TypeBox schemas that validate requests and generate
+ * the OpenAPI document. Bodies are validated strictly (no type coercion, unknown fields
+ * rejected); query strings and path parameters are coerced from text.
+ */
+export async function buildApp(services: AppServices, options: BuildAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit: services.config.bodyLimit,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const bodyAjv = makeAjv({ coerceTypes: false });
+  const textAjv = makeAjv({ coerceTypes: 'array' });
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
+  );
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Plinth API',
+        version: '1',
+        description: 'Provisioning for bare-metal servers and virtual machines. Errors: { "error": { "code", "message", "details" } }.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/v1/docs', uiConfig: { deepLinking: true } });
+
+  registerAuth(app, services);
+  await metaRoutes(app, services);
+  await machineRoutes(app, services);
+  await runRoutes(app, services);
+  await tokenRoutes(app, services);
+  for (const r of options.extraRoutes ?? []) await r(app, services);
+  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { role: 'public' } }, async () => app.swagger());
+  return app;
+}

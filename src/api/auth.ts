@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify';
+import { roleAtLeast } from '../auth/tokens.js';
+import type { AppServices } from './context.js';
+import { errorBody } from './errors.js';
+
+/**
+ * Bearer-token authentication and role checks for every route. Routes say what they need in
+ * `config.role`; health, the OpenAPI document and the boot endpoints are `public`.
+ */
+export function registerAuth(app: FastifyInstance, services: AppServices): void {
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (req, reply) => {
+    const cfg = req.routeOptions.config;
+    // The interactive API docs are static pages registered by a plugin: public like the document they show.
+    if (req.url.startsWith('/api/v1/docs')) return;
+    const need = cfg?.role ?? (req.method === 'GET' || req.method === 'HEAD' ? 'reader' : 'operator');
+    if (need === 'public') return;
+    const header = req.headers.authorization;
+    const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+    if (!m) {
+      return reply
+        .status(401)
+        .header('www-authenticate', 'Bearer realm="plinth"')
+        .send(errorBody('unauthorized', header ? 'Authorization header must be "Bearer <token>"' : 'missing bearer token (Authorization: Bearer <token>)'));
+    }
+    const token = await services.tokens.verify(m[1]!);
+    if (!token) {
+      return reply
+        .status(401)
+        .header('www-authenticate', 'Bearer realm="plinth", error="invalid_token"')
+        .send(errorBody('unauthorized', 'token is unknown, revoked or expired'));
+    }
+    req.principal = { tokenId: token.id, name: token.name, role: token.role };
+    if (!roleAtLeast(token.role, need)) {
+      return reply
+        .status(403)
+        .send(errorBody('forbidden', `token '${token.name}' has role ${token.role}; this needs ${need}`, { role: token.role, required: need }));
+    }
+  });
+}

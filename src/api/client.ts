@@ -1,0 +1,137 @@
+import type { Static } from 'typebox';
+import type { MachineSchema, RunSchema, EventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
+import { PlinthError, type ErrorCode } from '../core/errors.js';
+
+export type MachineView = Static<typeof MachineSchema>;
+export type RunView = Static<typeof RunSchema>;
+export type EventView = Static<typeof EventSchema>;
+export type TokenView = Static<typeof TokenSchema>;
+export type ArtifactView = Static<typeof ArtifactSchema>;
+export type LogLineView = Static<typeof RunLogLine>;
+export interface PageView<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** An error answered by the controller, carrying its code, status and details. */
+export class ApiError extends PlinthError {
+  constructor(status: number, code: string, message: string, details?: Record<string, unknown>) {
+    super(code as ErrorCode, message, { status, ...(details ? { details } : {}) });
+    this.name = 'ApiError';
+  }
+}
+
+export interface ClientOptions {
+  url: string;
+  token?: string | null;
+  timeoutMs?: number;
+}
+
+/**
+ * The typed client of the REST API, used by the CLI, the web UI and tests. It speaks HTTP
+ * only; nothing here touches the database.
+ */
+export class PlinthClient {
+  readonly url: string;
+  private readonly token: string | null;
+  private readonly timeoutMs: number;
+
+  constructor(opts: ClientOptions) {
+    this.url = opts.url.replace(/\/+$/, '');
+    this.token = opts.token ?? null;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | string[] | number | boolean | undefined>): Promise<T> {
+    const u = new URL(this.url + path);
+    for (const [k, v] of Object.entries(query ?? {})) {
+      if (v === undefined) continue;
+      for (const item of Array.isArray(v) ? v : [v]) u.searchParams.append(k, String(item));
+    }
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(u, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (e) {
+      // undici wraps the socket error, sometimes in an AggregateError (one per address tried).
+      const c = (e as { cause?: { code?: string; message?: string; errors?: { code?: string }[] } }).cause;
+      const cause = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (e as Error).message;
+      throw new PlinthError('unavailable', `cannot reach the controller at ${this.url} (${cause}); is it running? (set PLINTH_URL or --url)`, { cause: e });
+    }
+    if (res.status === 204) return undefined as T;
+    const text = await res.text();
+    let parsed: unknown = text;
+    if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
+    if (!res.ok) {
+      const err = (parsed as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })?.error;
+      throw new ApiError(res.status, err?.code ?? 'internal', err?.message ?? `HTTP ${res.status}`, err?.details);
+    }
+    return parsed as T;
+  }
+
+  health() {
+    return this.request<{ status: string; database: string }>('GET', '/healthz');
+  }
+  whoami() {
+    return this.request<{ name: string; role: string; tokenId: string }>('GET', '/api/v1/whoami');
+  }
+
+  listMachines(q: { state?: string[]; tag?: string[]; owner?: string; q?: string; maintenance?: boolean; limit?: number; cursor?: string } = {}) {
+    return this.request<PageView<MachineView>>('GET', '/api/v1/machines', undefined, q);
+  }
+  async *allMachines(q: Parameters<PlinthClient['listMachines']>[0] = {}): AsyncGenerator<MachineView> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listMachines({ ...q, ...(cursor ? { cursor } : {}) });
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+  getMachine(key: string) {
+    return this.request<MachineView>('GET', `/api/v1/machines/${encodeURIComponent(key)}`);
+  }
+  createMachine(body: MachineCreateBody) {
+    return this.request<MachineView>('POST', '/api/v1/machines', body);
+  }
+  updateMachine(key: string, patch: MachinePatchBody) {
+    return this.request<MachineView>('PATCH', `/api/v1/machines/${encodeURIComponent(key)}`, patch);
+  }
+  deleteMachine(key: string) {
+    return this.request<void>('DELETE', `/api/v1/machines/${encodeURIComponent(key)}`);
+  }
+  action(key: string, action: string, body: ActionBodyType & Record<string, unknown> = {}) {
+    return this.request<{ machine: MachineView; run: RunView | null }>('POST', `/api/v1/machines/${encodeURIComponent(key)}/actions/${encodeURIComponent(action)}`, body);
+  }
+  events(key: string, q: { limit?: number; cursor?: string } = {}) {
+    return this.request<PageView<EventView>>('GET', `/api/v1/machines/${encodeURIComponent(key)}/events`, undefined, q);
+  }
+  runs(key: string, q: { limit?: number; cursor?: string } = {}) {
+    return this.request<PageView<RunView>>('GET', `/api/v1/machines/${encodeURIComponent(key)}/runs`, undefined, q);
+  }
+  getRun(id: string) {
+    return this.request<RunView>('GET', `/api/v1/runs/${encodeURIComponent(id)}`);
+  }
+  runLog(id: string, q: { after?: number; limit?: number } = {}) {
+    return this.request<{ items: LogLineView[] }>('GET', `/api/v1/runs/${encodeURIComponent(id)}/log`, undefined, q);
+  }
+  runArtifacts(id: string) {
+    return this.request<{ items: ArtifactView[] }>('GET', `/api/v1/runs/${encodeURIComponent(id)}/artifacts`);
+  }
+
+  listTokens() {
+    return this.request<{ items: TokenView[] }>('GET', '/api/v1/tokens');
+  }
+  createToken(body: { name: string; role: string; expiresAt?: string | null }) {
+    return this.request<{ token: string; record: TokenView }>('POST', '/api/v1/tokens', body);
+  }
+  revokeToken(key: string) {
+    return this.request<TokenView>('DELETE', `/api/v1/tokens/${encodeURIComponent(key)}`);
+  }
+}

@@ -1,0 +1,232 @@
+import { Type, type Static, type TSchema } from 'typebox';
+import { MACHINE_NAME_PATTERN } from '../core/ids.js';
+import { STATES, OPERATOR_ACTIONS } from '../lifecycle/states.js';
+
+/**
+ * The API's schemas: the same objects validate requests (ajv), shape responses
+ * (fast-json-stringify) and generate the OpenAPI document.
+ */
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Timestamp = Type.String({ format: 'date-time' });
+const Strict = { additionalProperties: false } as const;
+
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'stable machine-readable error code' }),
+      message: Type.String({ description: 'what is wrong, naming the field or rule' }),
+      details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    }),
+  },
+  { $id: 'Error', description: 'Every error response has this shape' },
+);
+
+const TagKey = Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]*$' });
+const TagValue = Type.String({ maxLength: 255 });
+export const MachineName = Type.String({ pattern: MACHINE_NAME_PATTERN, maxLength: 63, description: 'hostname label: a-z, 0-9, hyphens' });
+
+export const IdentityInput = Type.Object(
+  {
+    systemUuid: Type.Optional(Nullable(Type.String({ maxLength: 64 }))),
+    serial: Type.Optional(Nullable(Type.String({ maxLength: 128 }))),
+    manufacturer: Type.Optional(Nullable(Type.String({ maxLength: 128 }))),
+    productName: Type.Optional(Nullable(Type.String({ maxLength: 128 }))),
+    assetTag: Type.Optional(Nullable(Type.String({ maxLength: 128 }))),
+    macs: Type.Optional(Type.Array(Type.String({ maxLength: 32 }), { maxItems: 64 })),
+  },
+  Strict,
+);
+
+const ProviderRef = Type.Object(
+  {
+    applianceId: Type.Optional(Nullable(Type.String({ maxLength: 64 }))),
+    ref: Type.Optional(Nullable(Type.String({ maxLength: 512 }))),
+  },
+  Strict,
+);
+
+export const MachineCreate = Type.Object(
+  {
+    name: Type.Optional(MachineName),
+    identity: Type.Optional(IdentityInput),
+    tags: Type.Optional(Type.Record(TagKey, TagValue)),
+    owner: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 128 }))),
+    maintenance: Type.Optional(Type.Boolean()),
+    maintenanceReason: Type.Optional(Nullable(Type.String({ maxLength: 1024 }))),
+    protected: Type.Optional(Type.Boolean()),
+    provider: Type.Optional(ProviderRef),
+  },
+  { ...Strict, description: 'A machine to enroll' },
+);
+export type MachineCreateBody = Static<typeof MachineCreate>;
+
+export const MachinePatch = Type.Object(
+  {
+    name: Type.Optional(MachineName),
+    identity: Type.Optional(IdentityInput),
+    tags: Type.Optional(Type.Record(TagKey, Nullable(TagValue), { description: 'merged; null removes a key' })),
+    owner: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 128 }))),
+    maintenance: Type.Optional(Type.Boolean()),
+    maintenanceReason: Type.Optional(Nullable(Type.String({ maxLength: 1024 }))),
+    protected: Type.Optional(Type.Boolean()),
+    provider: Type.Optional(ProviderRef),
+  },
+  { ...Strict, minProperties: 1 },
+);
+export type MachinePatchBody = Static<typeof MachinePatch>;
+
+const Identity = Type.Object({
+  systemUuid: Nullable(Type.String()),
+  serial: Nullable(Type.String()),
+  manufacturer: Nullable(Type.String()),
+  productName: Nullable(Type.String()),
+  assetTag: Nullable(Type.String()),
+  macs: Type.Array(Type.String()),
+});
+
+const LastError = Type.Object({ code: Type.String(), stage: Type.String(), message: Type.String(), at: Timestamp });
+
+const Conflict = Type.Object({
+  field: Type.String(),
+  kind: Type.String(),
+  reported: Type.String(),
+  machineId: Type.String(),
+  recorded: Type.Optional(Type.String()),
+});
+
+export const MachineSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    identity: Identity,
+    facts: Type.Unknown({ description: 'hardware facts reported by the agent (see docs/facts.md), or null' }),
+    state: Type.String({ enum: [...STATES] }),
+    targetState: Nullable(Type.String()),
+    stateDeadline: Nullable(Timestamp),
+    stateEnteredAt: Timestamp,
+    lastStage: Nullable(Type.String()),
+    power: Type.Object({ state: Type.String({ enum: ['on', 'off', 'unknown'] }), readAt: Nullable(Timestamp), source: Nullable(Type.String()) }),
+    maintenance: Type.Boolean(),
+    maintenanceReason: Nullable(Type.String()),
+    protected: Type.Boolean(),
+    owner: Nullable(Type.String()),
+    allocatedAt: Nullable(Timestamp),
+    tags: Type.Record(Type.String(), Type.String()),
+    provider: Type.Object({ applianceId: Nullable(Type.String()), ref: Nullable(Type.String()) }),
+    lastError: Nullable(LastError),
+    identityConflicts: Type.Array(Conflict),
+    currentRunId: Nullable(Type.String()),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    version: Type.Integer(),
+    allowedActions: Type.Array(Type.String(), { description: 'operator actions possible in the current state' }),
+  },
+  { $id: 'Machine' },
+);
+
+export const Page = <T extends TSchema>(item: T) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String({ description: 'pass as ?cursor= for the next page' })) });
+
+export const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 100 });
+
+export const MachineListQuery = Type.Object(
+  {
+    state: Type.Optional(Type.Array(Type.String({ enum: [...STATES] }), { description: 'repeatable; any of' })),
+    tag: Type.Optional(Type.Array(Type.String({ pattern: '^[^=]+(=.*)?$' }), { description: 'key=value or key; repeatable; all of' })),
+    owner: Type.Optional(Type.String()),
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'substring of name, serial, asset tag, UUID or MAC' })),
+    maintenance: Type.Optional(Type.Boolean()),
+    limit: Type.Optional(Limit),
+    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  Strict,
+);
+
+export const MachineParams = Type.Object({ machine: Type.String({ description: 'machine id or name' }) }, Strict);
+
+export const ActionParams = Type.Object(
+  { machine: Type.String({ description: 'machine id or name' }), action: Type.String({ enum: [...OPERATOR_ACTIONS] }) },
+  Strict,
+);
+
+export const ActionBody = Type.Object(
+  {
+    reason: Type.Optional(Type.String({ maxLength: 1024 })),
+    wipe: Type.Optional(Type.String({ enum: ['none', 'quick', 'full'], description: 'release and wipe: how to erase the disks' })),
+  },
+  Strict,
+);
+export type ActionBodyType = Static<typeof ActionBody>;
+
+export const EventSchema = Type.Object({
+  id: Type.Integer(),
+  machineId: Type.String(),
+  at: Timestamp,
+  actor: Type.String(),
+  action: Type.String(),
+  fromState: Nullable(Type.String()),
+  toState: Nullable(Type.String()),
+  reason: Nullable(Type.String()),
+  details: Type.Unknown(),
+});
+
+export const RunStep = Type.Object({
+  name: Type.String(),
+  status: Type.String(),
+  startedAt: Nullable(Timestamp),
+  finishedAt: Nullable(Timestamp),
+  message: Nullable(Type.String()),
+});
+
+export const RunSchema = Type.Object(
+  {
+    id: Type.String(),
+    machineId: Type.String(),
+    kind: Type.String({ enum: ['inspect', 'deploy', 'wipe'] }),
+    status: Type.String({ enum: ['pending', 'running', 'succeeded', 'failed', 'aborted'] }),
+    steps: Type.Array(RunStep),
+    params: Type.Unknown(),
+    error: Type.Unknown(),
+    reusedFrom: Nullable(Type.String()),
+    createdBy: Type.String(),
+    createdAt: Timestamp,
+    startedAt: Nullable(Timestamp),
+    finishedAt: Nullable(Timestamp),
+  },
+  { $id: 'Run' },
+);
+
+export const ActionResult = Type.Object({ machine: MachineSchema, run: Nullable(RunSchema) });
+
+export const PageQuery = Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Type.String({ maxLength: 512 })) }, Strict);
+
+export const RunLogLine = Type.Object({ id: Type.Integer(), at: Timestamp, stream: Type.String(), line: Type.String() });
+
+export const ArtifactSchema = Type.Object({
+  name: Type.String(),
+  contentType: Type.String(),
+  sha256: Type.String(),
+  size: Type.Integer(),
+  createdAt: Timestamp,
+});
+
+export const TokenSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  role: Type.String({ enum: ['reader', 'operator', 'admin'] }),
+  createdAt: Timestamp,
+  createdBy: Nullable(Type.String()),
+  lastUsedAt: Nullable(Timestamp),
+  expiresAt: Nullable(Timestamp),
+  revokedAt: Nullable(Timestamp),
+});
+
+export const TokenCreate = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
+    role: Type.String({ enum: ['reader', 'operator', 'admin'] }),
+    expiresAt: Type.Optional(Nullable(Timestamp)),
+  },
+  Strict,
+);
+export type TokenCreateBody = Static<typeof TokenCreate>;

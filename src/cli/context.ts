@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import type { PlinthClient } from '../api/client.js';
+import type { Output } from './output.js';
+import { UsageError } from './errors.js';
+
+/** What every command gets: where to print, the environment, and a client built on demand. */
+export interface CliContext {
+  env: NodeJS.ProcessEnv;
+  out: Output;
+  client(): PlinthClient;
+  /** Resolves when a long-running command (serve) should stop. */
+  stopSignal?: Promise<void>;
+}
+
+export type CommandRegistrar = (parent: Command, ctx: CliContext) => void;
+
+/** Accumulates a repeatable option. */
+export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** `key=value` pairs from repeatable flags. */
+export function parsePairs(pairs: string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    if (i <= 0) throw new UsageError(`${flag}: '${p}' must be key=value`);
+    out[p.slice(0, i)] = p.slice(i + 1);
+  }
+  return out;
+}
+
+export function onOff(value: string | undefined, flag: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (['on', 'true', 'yes', '1'].includes(value)) return true;
+  if (['off', 'false', 'no', '0'].includes(value)) return false;
+  throw new UsageError(`${flag}: '${value}' must be on or off`);
+}
+
+export function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag}: '${value}' must be a positive whole number`);
+  return n;
+}

@@ -1,0 +1,101 @@
+import { Command, CommanderError } from 'commander';
+import { resolveConnection, clientFor } from './connect.js';
+import { streamOutput, type Output } from './output.js';
+import { UsageError, ExitCode } from './errors.js';
+import type { CliContext, CommandRegistrar } from './context.js';
+import { PlinthError } from '../core/errors.js';
+import type { PlinthClient } from '../api/client.js';
+import { registerServe } from './serve.js';
+import { registerMachineList } from './machine-list.js';
+import { registerMachineShow } from './machine-show.js';
+import { registerMachineCreate } from './machine-create.js';
+import { registerMachineUpdate } from './machine-update.js';
+import { registerMachineDelete } from './machine-delete.js';
+import { registerMachineAction } from './machine-action.js';
+import { registerMachineEvents } from './machine-events.js';
+import { registerTokenCreate } from './token-create.js';
+import { registerTokenList } from './token-list.js';
+import { registerTokenRevoke } from './token-revoke.js';
+
+/** Command groups: `plinth <noun> <verb>`, one file per verb. */
+const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[] = [
+  {
+    noun: 'machine',
+    description: 'machines in the inventory',
+    verbs: [
+      registerMachineList,
+      registerMachineShow,
+      registerMachineCreate,
+      registerMachineUpdate,
+      registerMachineDelete,
+      registerMachineAction,
+      registerMachineEvents,
+    ],
+  },
+  { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },
+];
+
+/** Groups registered by later components (installer, images, providers…). */
+export const extraGroups: { noun: string; description: string; verbs: CommandRegistrar[] }[] = [];
+export const extraCommands: CommandRegistrar[] = [];
+
+export interface RunCliOptions {
+  env?: NodeJS.ProcessEnv;
+  out?: Output;
+}
+
+/**
+ * Runs the CLI and returns its exit code: 0 ok, 1 error, 2 usage. Never exits the process
+ * (main.ts does), so tests run commands in-process.
+ */
+export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<number> {
+  const env = opts.env ?? process.env;
+  const out = opts.out ?? streamOutput();
+  const program = new Command('plinth');
+  let client: PlinthClient | null = null;
+  const ctx: CliContext = {
+    env,
+    out,
+    client() {
+      client ??= clientFor(resolveConnection(program.opts<{ url?: string; token?: string }>(), env));
+      return client;
+    },
+  };
+  program
+    .description('Plinth: provisioning for bare-metal servers and virtual machines')
+    .option('--url <url>', 'controller URL (PLINTH_URL, default http://127.0.0.1:7708)')
+    .option('--token <token>', 'API token (PLINTH_TOKEN, default ./var/admin.token)')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.line(s.trimEnd()), writeErr: (s) => out.error(s.trimEnd()) });
+
+  registerServe(program, ctx);
+  for (const r of extraCommands) r(program, ctx);
+  for (const g of [...GROUPS, ...extraGroups]) {
+    const noun = program.command(g.noun).description(g.description).exitOverride();
+    for (const v of g.verbs) v(noun, ctx);
+    for (const c of noun.commands) c.exitOverride();
+  }
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      // commander already printed the message
+      return 2;
+    }
+    if (e instanceof ExitCode) return e.code;
+    if (e instanceof UsageError) {
+      out.error(`plinth: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof PlinthError) {
+      out.error(`plinth: ${e.message}`);
+      return 1;
+    }
+    out.error(`plinth: ${(e as Error).message ?? String(e)}`);
+    return 1;
+  }
+}

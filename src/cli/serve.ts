@@ -1,0 +1,43 @@
+import type { CommandRegistrar } from './context.js';
+import { loadConfig } from '../config/load.js';
+import { createController } from '../controller.js';
+
+/** `plinth serve`: the controller (what `npm start` runs). */
+export const registerServe: CommandRegistrar = (parent, ctx) => {
+  parent
+    .command('serve')
+    .description('run the controller: API, boot service, lifecycle engine')
+    .option('-c, --config <file>', 'configuration file (default ./plinth.yaml if present)')
+    .option('--listen <host:port>', 'address to listen on (PLINTH_LISTEN, default 0.0.0.0:7708)')
+    .option('--data-dir <dir>', 'data directory (PLINTH_DATA_DIR, default ./var)')
+    .option('--database-url <url>', 'postgres://… (PLINTH_DATABASE_URL; default SQLite in the data directory)')
+    .option('--public-url <url>', 'URL machines use to reach this controller (PLINTH_PUBLIC_URL)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace (PLINTH_LOG_LEVEL)')
+    .action(async (opts: { config?: string; listen?: string; dataDir?: string; databaseUrl?: string; publicUrl?: string; logLevel?: string }) => {
+      const flags: Record<string, unknown> = {};
+      if (opts.listen) flags.listen = opts.listen;
+      if (opts.dataDir) flags.dataDir = opts.dataDir;
+      if (opts.databaseUrl) flags.databaseUrl = opts.databaseUrl;
+      if (opts.publicUrl) flags.publicUrl = opts.publicUrl;
+      if (opts.logLevel) flags.logLevel = opts.logLevel;
+      const config = loadConfig({
+        file: opts.config ?? ctx.env.PLINTH_CONFIG ?? 'plinth.yaml',
+        fileRequired: Boolean(opts.config ?? ctx.env.PLINTH_CONFIG),
+        env: ctx.env,
+        flags,
+      });
+      const controller = await createController(config);
+      await controller.listen();
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          controller.log.info({ signal }, 'shutting down: finishing in-flight requests');
+          controller.close().then(resolve, (e: unknown) => {
+            controller.log.error({ err: e }, 'shutdown failed');
+            resolve();
+          });
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+};

@@ -1,0 +1,89 @@
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/schema.js';
+import { parseListen } from './config/load.js';
+import { Store } from './store/database.js';
+import { systemClock, parseDuration, type Clock } from './core/clock.js';
+import { createLogger, type Logger } from './core/logger.js';
+import { InventoryService } from './inventory/service.js';
+import { LifecycleEngine } from './lifecycle/engine.js';
+import { DeadlineSweeper } from './lifecycle/sweeper.js';
+import { TokenService } from './auth/tokens.js';
+import { buildApp, type RouteRegistrar } from './api/app.js';
+import type { AppServices } from './api/context.js';
+
+/**
+ * The composition root: the only place that decides which store, clock and logger the
+ * controller uses and wires the components together. `plinth serve` and the tests both
+ * start controllers through here.
+ */
+export interface Controller {
+  app: FastifyInstance;
+  services: AppServices;
+  sweeper: DeadlineSweeper;
+  log: Logger;
+  /** The address it listens on once `listen()` resolved. */
+  url: string | null;
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface ControllerOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Do not start background loops (tests drive them by hand). */
+  noBackground?: boolean;
+  extraRoutes?: RouteRegistrar[];
+}
+
+export function databaseUrl(config: Config): string {
+  return config.databaseUrl || join(config.dataDir, 'plinth.sqlite');
+}
+
+export async function createController(config: Config, opts: ControllerOptions = {}): Promise<Controller> {
+  const log = opts.logger ?? createLogger(config.logLevel);
+  const clock = opts.clock ?? systemClock;
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
+  const store = await Store.open({ url: databaseUrl(config) });
+  const inventory = new InventoryService(store, clock);
+  const tokens = new TokenService(store, clock);
+  const engine = new LifecycleEngine({
+    store,
+    clock,
+    config,
+    onListenerError: (e, r) => log.error({ err: e, machine: r.machine.name, action: r.transition.action }, 'transition side effect failed'),
+  });
+  const services: AppServices = { config, store, clock, inventory, engine, tokens };
+  const app = await buildApp(services, { logger: log, ...(opts.extraRoutes ? { extraRoutes: opts.extraRoutes } : {}) });
+  const sweeper = new DeadlineSweeper({ store, engine, clock, log }, parseDuration(config.sweepInterval));
+
+  const bootstrap = await tokens.ensureBootstrapAdmin(config.dataDir);
+  if (bootstrap?.created) log.info({ path: bootstrap.path }, `admin token written to ${bootstrap.path}`);
+
+  let closed = false;
+  const controller: Controller = {
+    app,
+    services,
+    sweeper,
+    log,
+    url: null,
+    async listen() {
+      const { host, port } = parseListen(config.listen);
+      const address = await app.listen({ host, port });
+      controller.url = address;
+      if (!opts.noBackground) sweeper.start();
+      log.info({ address, database: store.dialect, dataDir: config.dataDir }, 'controller listening');
+      return address;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await sweeper.stop();
+      await app.close();
+      await store.close();
+      log.info('controller stopped');
+    },
+  };
+  return controller;
+}

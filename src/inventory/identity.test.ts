@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { isJunk, normalizeIdentity, normalizeUuid, resolveIdentity, type CandidateMachine } from './identity.js';
+
+const cand = (over: Partial<CandidateMachine>): CandidateMachine => ({
+  id: 'x',
+  systemUuid: null,
+  serial: null,
+  manufacturer: null,
+  assetTag: null,
+  macs: [],
+  ...over,
+});
+
+describe('junk values', () => {
+  it.each([
+    '',
+    '   ',
+    'To Be Filled By O.E.M.',
+    'to be filled by o.e.m.',
+    'System Serial Number',
+    'Default string',
+    '0123456789',
+    'Not Specified',
+    '00000000',
+    '........',
+    'None',
+  ])('%j is junk', (v) => expect(isJunk(v)).toBe(true));
+
+  it.each(['CZJ31402CD', '9K9PW02', 'SN-1', 'VMware-42 1d', '0000AB12'])('%j is an identity', (v) => expect(isJunk(v)).toBe(false));
+
+  it('rejects placeholder and malformed UUIDs, canonicalises the rest', () => {
+    expect(normalizeUuid('00000000-0000-0000-0000-000000000000')).toBeNull();
+    expect(normalizeUuid('FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF')).toBeNull();
+    expect(normalizeUuid('03000200-0400-0500-0006-000700080009')).toBeNull();
+    expect(normalizeUuid('not-a-uuid')).toBeNull();
+    expect(normalizeUuid('{4C4C4544-0039-4B10-8050-B9C04F505702}')).toBe('4c4c4544-0039-4b10-8050-b9c04f505702');
+    expect(normalizeUuid('4C4C454400394B108050B9C04F505702')).toBe('4c4c4544-0039-4b10-8050-b9c04f505702');
+  });
+
+  it('normalises a report: junk dropped, MACs canonical, sorted, deduplicated, no multicast', () => {
+    const id = normalizeIdentity({
+      systemUuid: '00000000-0000-0000-0000-000000000000',
+      serial: 'To Be Filled By O.E.M.',
+      manufacturer: 'System manufacturer',
+      assetTag: 'ASSET-7',
+      macs: ['52-54-00-AA-BB-02', '52:54:00:aa:bb:01', '5254.00aa.bb01', '01:00:5e:00:00:01', '00:00:00:00:00:00'],
+    });
+    expect(id).toEqual({
+      systemUuid: null,
+      serial: null,
+      manufacturer: null,
+      productName: null,
+      assetTag: 'ASSET-7',
+      macs: ['52:54:00:aa:bb:01', '52:54:00:aa:bb:02'],
+    });
+  });
+});
+
+describe('resolveIdentity', () => {
+  const reported = normalizeIdentity({
+    systemUuid: '11111111-2222-3333-4444-555555555555',
+    serial: 'SN-1',
+    manufacturer: 'Dell Inc.',
+    assetTag: 'A-1',
+    macs: ['52:54:00:00:00:01'],
+  });
+
+  it('finds nothing among no candidates', () => {
+    expect(resolveIdentity(reported, [])).toEqual({ machineId: null, matchedBy: null, conflicts: [] });
+  });
+
+  it('prefers UUID, then serial, then asset tag, then MAC', () => {
+    const byMac = cand({ id: 'mac', macs: ['52:54:00:00:00:01'] });
+    const byAsset = cand({ id: 'asset', assetTag: 'A-1' });
+    const bySerial = cand({ id: 'serial', serial: 'SN-1', manufacturer: 'Dell Inc.' });
+    const byUuid = cand({ id: 'uuid', systemUuid: '11111111-2222-3333-4444-555555555555' });
+    expect(resolveIdentity(reported, [byMac]).matchedBy).toBe('mac');
+    expect(resolveIdentity(reported, [byMac, byAsset]).machineId).toBe('asset');
+    expect(resolveIdentity(reported, [byMac, byAsset, bySerial]).machineId).toBe('serial');
+    const all = resolveIdentity(reported, [byMac, byAsset, bySerial, byUuid]);
+    expect(all.machineId).toBe('uuid');
+    expect(all.matchedBy).toBe('systemUuid');
+    // The other three machines hold identifiers of this one: conflicts, not merges.
+    expect(all.conflicts.filter((c) => c.kind === 'other-machine').map((c) => [c.field, c.machineId])).toEqual([
+      ['serial', 'serial'],
+      ['assetTag', 'asset'],
+      ['mac', 'mac'],
+    ]);
+  });
+
+  it('matches a serial only with the same manufacturer (or an unknown one)', () => {
+    const other = cand({ id: 'hp', serial: 'SN-1', manufacturer: 'HP' });
+    expect(resolveIdentity(reported, [other]).machineId).toBeNull();
+    const unknownMaker = cand({ id: 'u', serial: 'SN-1', manufacturer: null });
+    expect(resolveIdentity(reported, [unknownMaker]).machineId).toBe('u');
+  });
+
+  it('reports a mismatch when the chosen machine has another UUID on record', () => {
+    const swapped = cand({ id: 'm', systemUuid: '99999999-2222-3333-4444-555555555555', serial: 'SN-1', manufacturer: 'Dell Inc.' });
+    const r = resolveIdentity(reported, [swapped]);
+    expect(r.machineId).toBe('m');
+    expect(r.matchedBy).toBe('serial');
+    expect(r.conflicts).toEqual([
+      { field: 'systemUuid', kind: 'mismatch', reported: '11111111-2222-3333-4444-555555555555', recorded: '99999999-2222-3333-4444-555555555555', machineId: 'm' },
+    ]);
+  });
+
+  it('identifies a machine whose SMBIOS is all junk by its MAC', () => {
+    const junk = normalizeIdentity({
+      systemUuid: '00000000-0000-0000-0000-000000000000',
+      serial: 'To Be Filled By O.E.M.',
+      assetTag: 'Default string',
+      macs: ['52:54:00:00:00:09'],
+    });
+    const known = cand({ id: 'k', macs: ['52:54:00:00:00:09'] });
+    const junkTwin = cand({ id: 'j', serial: null });
+    expect(resolveIdentity(junk, [junkTwin, known])).toEqual({ machineId: 'k', matchedBy: 'mac', conflicts: [] });
+  });
+});

@@ -1,0 +1,210 @@
+import { sql } from 'kysely';
+import type { Db, Dialect } from '../store/database.js';
+import { fromJson } from '../store/database.js';
+import type { MachinesTable } from '../store/schema.js';
+import type { Machine } from './machine.js';
+import type { CandidateMachine, Identity } from './identity.js';
+import { PlinthError } from '../core/errors.js';
+
+/**
+ * Reading and writing machine rows (machines + machine_macs + machine_tags). Every function
+ * takes the executor to use, so callers compose them inside one transaction.
+ */
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function rowToMachine(row: MachinesTable, macs: string[], tags: Record<string, string>): Machine {
+  return {
+    id: row.id,
+    name: row.name,
+    identity: {
+      systemUuid: row.system_uuid,
+      serial: row.serial,
+      manufacturer: row.manufacturer,
+      productName: row.product_name,
+      assetTag: row.asset_tag,
+      macs,
+    },
+    facts: fromJson(row.facts, null),
+    state: row.state,
+    targetState: row.target_state,
+    stateDeadline: row.state_deadline,
+    stateEnteredAt: row.state_entered_at,
+    lastStage: row.last_stage,
+    power: { state: row.power_state as Machine['power']['state'], readAt: row.power_read_at, source: row.power_source },
+    maintenance: Boolean(row.maintenance),
+    maintenanceReason: row.maintenance_reason,
+    protected: Boolean(row.protected),
+    owner: row.owner,
+    allocatedAt: row.allocated_at,
+    tags,
+    provider: { applianceId: row.appliance_id, ref: row.provider_ref },
+    lastError: fromJson(row.last_error, null),
+    identityConflicts: fromJson(row.identity_conflicts, []),
+    currentRunId: row.current_run_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    version: Number(row.version),
+  };
+}
+
+async function macsAndTags(db: Db, ids: string[]) {
+  const macs = new Map<string, string[]>();
+  const tags = new Map<string, Record<string, string>>();
+  if (ids.length === 0) return { macs, tags };
+  const [macRows, tagRows] = await Promise.all([
+    db.selectFrom('machine_macs').select(['machine_id', 'mac']).where('machine_id', 'in', ids).orderBy('mac').execute(),
+    db.selectFrom('machine_tags').select(['machine_id', 'key', 'value']).where('machine_id', 'in', ids).orderBy('key').execute(),
+  ]);
+  for (const r of macRows) (macs.get(r.machine_id) ?? macs.set(r.machine_id, []).get(r.machine_id)!).push(r.mac);
+  for (const r of tagRows) (tags.get(r.machine_id) ?? tags.set(r.machine_id, {}).get(r.machine_id)!)[r.key] = r.value;
+  return { macs, tags };
+}
+
+export async function hydrate(db: Db, rows: MachinesTable[]): Promise<Machine[]> {
+  const { macs, tags } = await macsAndTags(db, rows.map((r) => r.id));
+  return rows.map((r) => rowToMachine(r, macs.get(r.id) ?? [], tags.get(r.id) ?? {}));
+}
+
+/**
+ * Loads a machine by id or name. With `lock`, the row is locked until the transaction ends
+ * (PostgreSQL `FOR UPDATE`; on SQLite the write transaction already holds the lock).
+ */
+export async function loadMachine(db: Db, dialect: Dialect, key: string, opts: { lock?: boolean } = {}): Promise<Machine | null> {
+  let q = db.selectFrom('machines').selectAll();
+  q = UUID_RE.test(key) ? q.where((eb) => eb.or([eb('id', '=', key.toLowerCase()), eb('name', '=', key)])) : q.where('name', '=', key);
+  if (opts.lock && dialect === 'postgres') q = q.forUpdate();
+  const row = await q.executeTakeFirst();
+  if (!row) return null;
+  return (await hydrate(db, [row]))[0]!;
+}
+
+export async function requireMachine(db: Db, dialect: Dialect, key: string, opts: { lock?: boolean } = {}): Promise<Machine> {
+  const m = await loadMachine(db, dialect, key, opts);
+  if (!m) throw new PlinthError('not_found', `machine '${key}' not found`, { details: { machine: key } });
+  return m;
+}
+
+export async function insertMachineRow(db: Db, row: MachinesTable, macs: string[], tags: Record<string, string>): Promise<void> {
+  await db.insertInto('machines').values(row).execute();
+  if (macs.length) await db.insertInto('machine_macs').values(macs.map((mac) => ({ mac, machine_id: row.id }))).execute();
+  const entries = Object.entries(tags);
+  if (entries.length) {
+    await db.insertInto('machine_tags').values(entries.map(([key, value]) => ({ machine_id: row.id, key, value }))).execute();
+  }
+}
+
+/** Updates columns and bumps the row version. */
+export async function updateMachineRow(db: Db, id: string, changes: Partial<MachinesTable>, now: string): Promise<void> {
+  await db
+    .updateTable('machines')
+    .set({ ...changes, updated_at: now, version: sql<number>`version + 1` })
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function replaceMacs(db: Db, id: string, macs: string[]): Promise<void> {
+  await db.deleteFrom('machine_macs').where('machine_id', '=', id).execute();
+  if (macs.length) await db.insertInto('machine_macs').values(macs.map((mac) => ({ mac, machine_id: id }))).execute();
+}
+
+export async function addMacs(db: Db, id: string, macs: string[]): Promise<void> {
+  if (macs.length) await db.insertInto('machine_macs').values(macs.map((mac) => ({ mac, machine_id: id }))).execute();
+}
+
+export async function replaceTags(db: Db, id: string, tags: Record<string, string>): Promise<void> {
+  await db.deleteFrom('machine_tags').where('machine_id', '=', id).execute();
+  const entries = Object.entries(tags);
+  if (entries.length) {
+    await db.insertInto('machine_tags').values(entries.map(([key, value]) => ({ machine_id: id, key, value }))).execute();
+  }
+}
+
+export const identityColumns = (id: Identity) => ({
+  system_uuid: id.systemUuid,
+  serial: id.serial,
+  manufacturer: id.manufacturer,
+  product_name: id.productName,
+  asset_tag: id.assetTag,
+});
+
+/** Every machine that shares any identifier with `id` (for resolveIdentity). */
+export async function findIdentityCandidates(db: Db, id: Identity): Promise<CandidateMachine[]> {
+  if (!id.systemUuid && !id.serial && !id.assetTag && id.macs.length === 0) return [];
+  const rows = await db
+    .selectFrom('machines')
+    .select(['id', 'system_uuid', 'serial', 'manufacturer', 'asset_tag'])
+    .where((eb) => {
+      const ors = [];
+      if (id.systemUuid) ors.push(eb('system_uuid', '=', id.systemUuid));
+      if (id.serial) ors.push(eb('serial', '=', id.serial));
+      if (id.assetTag) ors.push(eb('asset_tag', '=', id.assetTag));
+      if (id.macs.length) {
+        ors.push(eb('id', 'in', eb.selectFrom('machine_macs').select('machine_id').where('mac', 'in', id.macs)));
+      }
+      return eb.or(ors);
+    })
+    .execute();
+  const { macs } = await macsAndTags(db, rows.map((r) => r.id));
+  return rows.map((r) => ({
+    id: r.id,
+    systemUuid: r.system_uuid,
+    serial: r.serial,
+    manufacturer: r.manufacturer,
+    assetTag: r.asset_tag,
+    macs: macs.get(r.id) ?? [],
+  }));
+}
+
+export interface MachineFilter {
+  states?: string[];
+  tags?: { key: string; value?: string }[];
+  owner?: string;
+  q?: string;
+  maintenance?: boolean;
+  applianceId?: string;
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** One page of machines ordered by name, after `cursor` (the last name of the previous page). */
+export async function listMachineRows(
+  db: Db,
+  dialect: Dialect,
+  filter: MachineFilter,
+  page: { limit: number; after?: string },
+): Promise<MachinesTable[]> {
+  let q = db.selectFrom('machines').selectAll();
+  if (filter.states?.length) q = q.where('state', 'in', filter.states);
+  if (filter.owner !== undefined) q = q.where('owner', '=', filter.owner);
+  if (filter.maintenance !== undefined) q = q.where('maintenance', '=', filter.maintenance ? 1 : 0);
+  if (filter.applianceId !== undefined) q = q.where('appliance_id', '=', filter.applianceId);
+  for (const t of filter.tags ?? []) {
+    q = q.where('id', 'in', (eb) => {
+      let sub = eb.selectFrom('machine_tags').select('machine_id').where('key', '=', t.key);
+      if (t.value !== undefined) sub = sub.where('value', '=', t.value);
+      return sub;
+    });
+  }
+  if (filter.q) {
+    const pattern = `%${escapeLike(filter.q)}%`;
+    const like = dialect === 'postgres' ? sql<boolean>`ilike` : sql<boolean>`like`;
+    const match = (col: string) => sql<boolean>`${sql.ref(col)} ${like} ${pattern} escape '\\'`;
+    q = q.where((eb) =>
+      eb.or([
+        match('name'),
+        match('serial'),
+        match('asset_tag'),
+        match('system_uuid'),
+        eb('id', 'in', eb.selectFrom('machine_macs').select('machine_id').where(match('mac'))),
+      ]),
+    );
+  }
+  if (page.after !== undefined) q = q.where('name', '>', page.after);
+  return q.orderBy('name').limit(page.limit).execute();
+}
+
+export async function countMachines(db: Db): Promise<number> {
+  const r = await db.selectFrom('machines').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+

@@ -1,0 +1,286 @@
+import type { Store, Db } from '../store/database.js';
+import { toJson, uniqueViolation } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import { iso } from '../core/clock.js';
+import { PlinthError, duplicate, validation } from '../core/errors.js';
+import { newId, readableName } from '../core/ids.js';
+import { decodeCursor, pageOf, type Page } from '../core/pagination.js';
+import { normalizeMac } from '../core/mac.js';
+import type { MachinesTable } from '../store/schema.js';
+import { recordEvent } from '../lifecycle/events.js';
+import { isTransitional } from '../lifecycle/states.js';
+import { actorLabel, type Actor, type Machine } from './machine.js';
+import {
+  findIdentityCandidates,
+  hydrate,
+  identityColumns,
+  insertMachineRow,
+  listMachineRows,
+  replaceMacs,
+  replaceTags,
+  requireMachine,
+  updateMachineRow,
+  type MachineFilter,
+} from './machine-rows.js';
+import { normalizeIdentity, normalizeUuid, isJunk, type Identity, type ReportedIdentity } from './identity.js';
+
+export interface MachineInput {
+  name?: string;
+  identity?: ReportedIdentity;
+  tags?: Record<string, string>;
+  owner?: string | null;
+  maintenance?: boolean;
+  maintenanceReason?: string | null;
+  protected?: boolean;
+  provider?: { applianceId?: string | null; ref?: string | null };
+}
+
+export interface MachinePatch extends Omit<MachineInput, 'tags'> {
+  /** Merged into the machine's tags; a null value removes the key. */
+  tags?: Record<string, string | null>;
+}
+
+/** Index names and SQLite column lists of unique constraints, mapped to the API field they protect. */
+const UNIQUE_FIELDS: Record<string, string> = {
+  ux_machines_name: 'name',
+  'machines.name': 'name',
+  ux_machines_system_uuid: 'identity.systemUuid',
+  'machines.system_uuid': 'identity.systemUuid',
+  ux_machines_serial: 'identity.serial',
+  'index \'ux_machines_serial\'': 'identity.serial',
+  ux_machines_asset_tag: 'identity.assetTag',
+  'machines.asset_tag': 'identity.assetTag',
+  machine_macs_pkey: 'identity.macs',
+  'machine_macs.mac': 'identity.macs',
+};
+
+/**
+ * Validates identity input from an operator: unlike reports from machines, a placeholder
+ * or malformed value is an error to fix, not something to ignore quietly.
+ */
+function operatorIdentity(input: ReportedIdentity | undefined, prefix = 'identity'): Identity {
+  const id = input ?? {};
+  if (id.systemUuid != null && id.systemUuid !== '') {
+    if (!normalizeUuid(id.systemUuid)) {
+      throw validation(`${prefix}.systemUuid`, `'${id.systemUuid}' is not a usable system UUID (malformed or a placeholder value)`);
+    }
+  }
+  for (const f of ['serial', 'assetTag'] as const) {
+    const v = id[f];
+    if (v != null && v !== '' && isJunk(v)) throw validation(`${prefix}.${f}`, `'${v}' is a placeholder value, not an identity`);
+  }
+  (id.macs ?? []).forEach((mac, i) => {
+    if (!normalizeMac(mac)) throw validation(`${prefix}.macs[${i}]`, `'${mac}' is not a MAC address`);
+  });
+  return normalizeIdentity(id);
+}
+
+/** Inventory operations outside the lifecycle: create, read, list, update, delete. */
+export class InventoryService {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+  ) {}
+
+  async get(key: string): Promise<Machine> {
+    return requireMachine(this.store.db, this.store.dialect, key);
+  }
+
+  async list(filter: MachineFilter, page: { limit: number; cursor?: string }): Promise<Page<Machine>> {
+    const after = page.cursor ? decodeCursor(page.cursor) : undefined;
+    const rows = await listMachineRows(this.store.db, this.store.dialect, filter, { limit: page.limit + 1, ...(after !== undefined ? { after } : {}) });
+    return pageOf(await hydrate(this.store.db, rows), page.limit, (m) => m.name);
+  }
+
+  /** Fails with 409 naming the field when any identifier already belongs to another machine. */
+  private async assertIdentityFree(db: Db, id: Identity, self: string | null): Promise<void> {
+    const candidates = (await findIdentityCandidates(db, id)).filter((c) => c.id !== self);
+    for (const c of candidates) {
+      const owner = await requireMachine(db, this.store.dialect, c.id);
+      if (id.systemUuid && c.systemUuid === id.systemUuid) throw duplicate('identity.systemUuid', id.systemUuid, owner.name);
+      if (id.serial && c.serial === id.serial && (c.manufacturer ?? null) === (id.manufacturer ?? null)) {
+        throw duplicate('identity.serial', id.serial, owner.name);
+      }
+      if (id.assetTag && c.assetTag === id.assetTag) throw duplicate('identity.assetTag', id.assetTag, owner.name);
+      const mac = id.macs.find((x) => c.macs.includes(x));
+      if (mac) throw duplicate('identity.macs', mac, owner.name);
+    }
+  }
+
+  private mapUnique(e: unknown): never {
+    const which = uniqueViolation(e);
+    if (which !== null) {
+      const field = UNIQUE_FIELDS[which] ?? which;
+      throw new PlinthError('duplicate', `${field} is already in use by another machine`, { details: { field }, cause: e });
+    }
+    throw e;
+  }
+
+  async create(input: MachineInput, actor: Actor, opts: { state?: string } = {}): Promise<Machine> {
+    const identity = operatorIdentity(input.identity);
+    const tags = input.tags ?? {};
+    const explicitName = input.name !== undefined;
+    for (let attempt = 0; ; attempt++) {
+      const name = input.name ?? readableName();
+      try {
+        return await this.store.transaction(async (trx) => {
+          if (explicitName) {
+            const existing = await trx.selectFrom('machines').select('id').where('name', '=', name).executeTakeFirst();
+            if (existing) throw duplicate('name', name);
+          }
+          await this.assertIdentityFree(trx, identity, null);
+          return this.insert(trx, { name, identity, tags, input, actor, state: opts.state ?? 'enrolled' });
+        });
+      } catch (e) {
+        if (!explicitName && uniqueViolation(e) && attempt < 5) continue;
+        if (e instanceof PlinthError) throw e;
+        this.mapUnique(e);
+      }
+    }
+  }
+
+  /** Inserts a machine row and its enrolment event inside the caller's transaction. */
+  async insert(
+    trx: Db,
+    m: { name: string; identity: Identity; tags: Record<string, string>; input: MachineInput; actor: Actor; state: string; reason?: string },
+  ): Promise<Machine> {
+    const at = iso(this.clock.now());
+    const row: MachinesTable = {
+      id: newId(),
+      name: m.name,
+      ...identityColumns(m.identity),
+      facts: null,
+      state: m.state,
+      target_state: null,
+      state_deadline: null,
+      state_entered_at: at,
+      last_stage: null,
+      power_state: 'unknown',
+      power_read_at: null,
+      power_source: null,
+      maintenance: m.input.maintenance ? 1 : 0,
+      maintenance_reason: m.input.maintenance ? (m.input.maintenanceReason ?? null) : null,
+      protected: m.input.protected ? 1 : 0,
+      owner: m.input.owner ?? null,
+      allocated_at: m.input.owner ? at : null,
+      appliance_id: m.input.provider?.applianceId ?? null,
+      provider_ref: m.input.provider?.ref ?? null,
+      last_error: null,
+      identity_conflicts: null,
+      current_run_id: null,
+      created_at: at,
+      updated_at: at,
+      version: 1,
+    };
+    await insertMachineRow(trx, row, m.identity.macs, m.tags);
+    await recordEvent(trx, {
+      machineId: row.id,
+      at,
+      actor: actorLabel(m.actor),
+      action: 'enroll',
+      fromState: null,
+      toState: m.state,
+      reason: m.reason ?? null,
+      details: null,
+    });
+    return requireMachine(trx, this.store.dialect, row.id);
+  }
+
+  async update(key: string, patch: MachinePatch, actor: Actor): Promise<Machine> {
+    try {
+      return await this.store.transaction(async (trx) => {
+        const m = await requireMachine(trx, this.store.dialect, key, { lock: true });
+        const at = iso(this.clock.now());
+        const changes: Partial<MachinesTable> = {};
+        const changed: string[] = [];
+        const events: { action: string; reason: string | null; details: Record<string, unknown> | null }[] = [];
+
+        if (patch.name !== undefined && patch.name !== m.name) {
+          const clash = await trx.selectFrom('machines').select('id').where('name', '=', patch.name).executeTakeFirst();
+          if (clash) throw duplicate('name', patch.name);
+          changes.name = patch.name;
+          changed.push('name');
+        }
+        if (patch.identity !== undefined) {
+          const merged: ReportedIdentity = { ...m.identity, ...patch.identity };
+          const identity = operatorIdentity(merged);
+          await this.assertIdentityFree(trx, identity, m.id);
+          Object.assign(changes, identityColumns(identity));
+          if (patch.identity.macs !== undefined) await replaceMacs(trx, m.id, identity.macs);
+          changed.push('identity');
+        }
+        if (patch.tags !== undefined) {
+          const tags = { ...m.tags };
+          for (const [k, v] of Object.entries(patch.tags)) {
+            if (v === null) delete tags[k];
+            else tags[k] = v;
+          }
+          await replaceTags(trx, m.id, tags);
+          changed.push('tags');
+        }
+        if (patch.provider !== undefined) {
+          if (patch.provider.applianceId !== undefined) changes.appliance_id = patch.provider.applianceId;
+          if (patch.provider.ref !== undefined) changes.provider_ref = patch.provider.ref;
+          changed.push('provider');
+        }
+        if (patch.owner !== undefined && patch.owner !== m.owner) {
+          changes.owner = patch.owner;
+          changes.allocated_at = patch.owner === null ? null : at;
+          events.push({ action: patch.owner === null ? 'deallocate' : 'allocate', reason: null, details: { owner: patch.owner, previous: m.owner } });
+        }
+        if (patch.maintenance !== undefined && patch.maintenance !== m.maintenance) {
+          changes.maintenance = patch.maintenance ? 1 : 0;
+          changes.maintenance_reason = patch.maintenance ? (patch.maintenanceReason ?? null) : null;
+          events.push({ action: patch.maintenance ? 'maintenance-on' : 'maintenance-off', reason: patch.maintenanceReason ?? null, details: null });
+        } else if (patch.maintenanceReason !== undefined && m.maintenance) {
+          changes.maintenance_reason = patch.maintenanceReason;
+          changed.push('maintenanceReason');
+        } else if (patch.maintenanceReason !== undefined && patch.maintenanceReason !== null && !m.maintenance && patch.maintenance !== true) {
+          throw validation('maintenanceReason', 'can only be set on a machine in maintenance (set maintenance: true)');
+        }
+        if (patch.protected !== undefined && patch.protected !== m.protected) {
+          changes.protected = patch.protected ? 1 : 0;
+          events.push({ action: patch.protected ? 'protect' : 'unprotect', reason: null, details: null });
+        }
+        if (changed.length) events.unshift({ action: 'update', reason: null, details: { fields: changed } });
+        if (events.length === 0) return m;
+
+        await updateMachineRow(trx, m.id, changes, at);
+        for (const e of events) {
+          await recordEvent(trx, { machineId: m.id, at, actor: actorLabel(actor), action: e.action, fromState: m.state, toState: m.state, reason: e.reason, details: e.details });
+        }
+        return requireMachine(trx, this.store.dialect, m.id);
+      });
+    } catch (e) {
+      if (e instanceof PlinthError) throw e;
+      this.mapUnique(e);
+    }
+  }
+
+  /** Deletes a machine with its history and runs; returns what was deleted (for the audit log). */
+  async delete(key: string): Promise<Machine> {
+    return this.store.transaction(async (trx) => {
+      const m = await requireMachine(trx, this.store.dialect, key, { lock: true });
+      if (m.protected) {
+        throw new PlinthError('protected', `machine ${m.name} is protected; unprotect it before deleting`, { details: { machine: m.name } });
+      }
+      if (isTransitional(m.state) && !m.maintenance) {
+        throw new PlinthError('invalid_transition', `cannot delete machine ${m.name} while it is ${m.state}; abort first or set maintenance`, {
+          details: { machine: m.name, state: m.state },
+        });
+      }
+      await trx.deleteFrom('machines').where('id', '=', m.id).execute();
+      return m;
+    });
+  }
+
+  /** Records identity conflicts found while resolving a report (deduplicated). */
+  async recordConflicts(trx: Db, m: Machine, conflicts: Machine['identityConflicts'], actor: Actor): Promise<void> {
+    const seen = new Set(m.identityConflicts.map((c) => JSON.stringify(c)));
+    const fresh = conflicts.filter((c) => !seen.has(JSON.stringify(c)));
+    if (fresh.length === 0) return;
+    const at = iso(this.clock.now());
+    await updateMachineRow(trx, m.id, { identity_conflicts: toJson([...m.identityConflicts, ...fresh]) }, at);
+    await recordEvent(trx, { machineId: m.id, at, actor: actorLabel(actor), action: 'identity-conflict', fromState: m.state, toState: m.state, reason: null, details: { conflicts: fresh } });
+  }
+}

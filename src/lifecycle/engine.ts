@@ -1,0 +1,223 @@
+import type { Store, Db } from '../store/database.js';
+import { toJson } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import { iso, parseDuration } from '../core/clock.js';
+import { PlinthError } from '../core/errors.js';
+import type { Config } from '../config/schema.js';
+import type { Actor, LastError, Machine } from '../inventory/machine.js';
+import { actorLabel } from '../inventory/machine.js';
+import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
+import type { MachinesTable } from '../store/schema.js';
+import { createRun, finishRun, type Run } from '../runs/runs.js';
+import { recordEvent } from './events.js';
+import {
+  allowedActions,
+  findTransition,
+  isTransitional,
+  TARGET_STATE,
+  transitionsFrom,
+  type State,
+  type Transition,
+  type TransitionParams,
+} from './states.js';
+
+export interface ActOptions {
+  actor: Actor;
+  reason?: string | null;
+  /** Transition parameters (wipe mode) and the run's parameters (image, keys, …). */
+  params?: TransitionParams & Record<string, unknown>;
+  /** For fail / timeout / abort: what went wrong. */
+  error?: { code: string; message: string; stage?: string };
+  /** Checked on the locked row inside the transaction; when false nothing happens and `tryAct` returns null. */
+  guard?: (m: Machine) => boolean;
+  /** Deadline of the new state in ms from now, instead of the configured one (adaptive deadlines). */
+  deadlineMs?: number;
+  /** Agent reports must name the machine's current run. */
+  runId?: string;
+  /** More changes to make in the same transaction, after the transition is known to be allowed. */
+  alsoInTransaction?: (trx: Db, machine: Machine, transition: Transition) => Promise<Partial<MachinesTable> | void>;
+}
+
+export interface TransitionResult {
+  machine: Machine;
+  from: State;
+  transition: Transition;
+  /** The run this transition started, if any. */
+  run: Run | null;
+  /** The run this transition finished, if any. */
+  finishedRunId: string | null;
+  actor: Actor;
+}
+
+export type TransitionListener = (result: TransitionResult) => void | Promise<void>;
+
+/** Which run status each finishing action gives the run it ends. */
+const RUN_OUTCOME: Partial<Record<string, 'succeeded' | 'failed' | 'aborted'>> = {
+  'inspect-done': 'succeeded',
+  'deploy-done': 'succeeded',
+  'wipe-done': 'succeeded',
+  fail: 'failed',
+  timeout: 'failed',
+  abort: 'aborted',
+};
+
+/**
+ * The lifecycle engine: the only code that changes a machine's provision state. Each
+ * transition runs in one database transaction with the machine row locked: check flags and
+ * the transition table, update the machine, start or finish its run, record the event.
+ * Side effects (power, boot device) run after commit in listeners; if this process dies
+ * before they finish, the deadline sweeper fails the machine cleanly.
+ */
+export class LifecycleEngine {
+  private readonly listeners: TransitionListener[] = [];
+  readonly store: Store;
+  private readonly clock: Clock;
+  private readonly config: Pick<Config, 'deadlines' | 'releaseWipe'>;
+  private readonly onListenerError: (e: unknown, r: TransitionResult) => void;
+
+  constructor(opts: {
+    store: Store;
+    clock: Clock;
+    config: Pick<Config, 'deadlines' | 'releaseWipe'>;
+    onListenerError?: (e: unknown, r: TransitionResult) => void;
+  }) {
+    this.store = opts.store;
+    this.clock = opts.clock;
+    this.config = opts.config;
+    this.onListenerError = opts.onListenerError ?? (() => undefined);
+  }
+
+  onTransition(listener: TransitionListener): void {
+    this.listeners.push(listener);
+  }
+
+  deadlineFor(state: string): number | null {
+    if (!isTransitional(state)) return null;
+    return parseDuration(this.config.deadlines[state]);
+  }
+
+  /** Performs an action or throws a PlinthError (404, 409) that says why not. */
+  async act(key: string, action: string, opts: ActOptions): Promise<TransitionResult> {
+    const r = await this.tryAct(key, action, opts);
+    if (!r) throw new PlinthError('conflict', `machine '${key}' changed while '${action}' was being applied; try again`);
+    return r;
+  }
+
+  /** Like act, but returns null when the guard rejects the locked row. */
+  async tryAct(key: string, action: string, opts: ActOptions): Promise<TransitionResult | null> {
+    const result = await this.store.transaction((trx) => this.transitionIn(trx, key, action, opts));
+    if (result) await this.notify(result);
+    return result;
+  }
+
+  private async notify(result: TransitionResult): Promise<void> {
+    for (const l of this.listeners) {
+      try {
+        await l(result);
+      } catch (e) {
+        this.onListenerError(e, result);
+      }
+    }
+  }
+
+  private async transitionIn(trx: Db, key: string, action: string, opts: ActOptions): Promise<TransitionResult | null> {
+    const m = await requireMachine(trx, this.store.dialect, key, { lock: true });
+    if (opts.guard && !opts.guard(m)) return null;
+    const params: TransitionParams & Record<string, unknown> = { ...(opts.params ?? {}) };
+    if (action === 'release' && params.wipe === undefined) params.wipe = this.config.releaseWipe;
+
+    if (opts.actor.kind !== 'operator' && m.maintenance) {
+      throw new PlinthError('maintenance', `machine ${m.name} is in maintenance${m.maintenanceReason ? ` (${m.maintenanceReason})` : ''}; automatic action '${action}' refused`, {
+        details: { machine: m.name, action, state: m.state },
+      });
+    }
+    if (opts.runId !== undefined && opts.runId !== m.currentRunId) {
+      throw new PlinthError('conflict', `run ${opts.runId} is not the current run of machine ${m.name}`, {
+        details: { machine: m.name, run: opts.runId, currentRun: m.currentRunId },
+      });
+    }
+    const t = findTransition(m.state, action, params);
+    if (!t || !t.by.includes(opts.actor.kind)) {
+      const allowed = allowedActions(m.state, opts.actor.kind);
+      const known = transitionsFrom(m.state, action).length > 0 && !t;
+      throw new PlinthError(
+        'invalid_transition',
+        `cannot ${action} machine ${m.name}: it is ${m.state}${known ? ' and the parameters do not allow it' : ''}; allowed: ${allowed.join(', ') || 'none'}`,
+        { details: { machine: m.name, state: m.state, action, allowed } },
+      );
+    }
+    if (t.destructive && m.protected) {
+      throw new PlinthError('protected', `machine ${m.name} is protected; '${action}' would destroy its contents (unprotect it first)`, {
+        details: { machine: m.name, action, state: m.state },
+      });
+    }
+
+    const now = this.clock.now();
+    const at = iso(now);
+    const changes: Partial<MachinesTable> = {
+      state: t.to,
+      target_state: isTransitional(t.to) ? TARGET_STATE[t.to] : null,
+      state_entered_at: at,
+      state_deadline: null,
+    };
+    const deadlineMs = opts.deadlineMs ?? this.deadlineFor(t.to);
+    if (deadlineMs !== null) changes.state_deadline = iso(new Date(now.getTime() + deadlineMs));
+
+    let finishedRunId: string | null = null;
+    const outcome = RUN_OUTCOME[action];
+    if (m.currentRunId && (outcome || t.run)) {
+      await finishRun(trx, m.currentRunId, outcome ?? 'aborted', at, opts.error ? { code: opts.error.code, message: opts.error.message } : null);
+      finishedRunId = m.currentRunId;
+      changes.current_run_id = null;
+    }
+    let lastError: LastError | null = m.lastError;
+    if (opts.error && (action === 'fail' || action === 'timeout' || action === 'abort')) {
+      lastError = { code: opts.error.code, stage: opts.error.stage ?? m.lastStage ?? m.state, message: opts.error.message, at };
+      changes.last_error = toJson(lastError);
+    }
+    let run: Run | null = null;
+    if (t.run) {
+      run = await createRun(trx, {
+        machineId: m.id,
+        kind: t.run,
+        params,
+        createdBy: actorLabel(opts.actor),
+        now: at,
+        reusedFrom: typeof params.reuseRun === 'string' ? params.reuseRun : null,
+      });
+      changes.current_run_id = run.id;
+      changes.last_error = null;
+      changes.last_stage = null;
+    }
+    const extra = opts.alsoInTransaction ? await opts.alsoInTransaction(trx, m, t) : undefined;
+    await updateMachineRow(trx, m.id, { ...changes, ...(extra ?? {}) }, at);
+    await recordEvent(trx, {
+      machineId: m.id,
+      at,
+      actor: actorLabel(opts.actor),
+      action,
+      fromState: m.state,
+      toState: t.to,
+      reason: opts.reason ?? null,
+      details: {
+        ...(run ? { run: run.id } : {}),
+        ...(finishedRunId ? { finishedRun: finishedRunId } : {}),
+        ...(opts.error ? { error: opts.error } : {}),
+        ...(params.wipe !== undefined && (action === 'release' || action === 'wipe') ? { wipe: params.wipe } : {}),
+      },
+    });
+    const machine = await requireMachine(trx, this.store.dialect, m.id);
+    return { machine, from: m.state as State, transition: t, run, finishedRunId, actor: opts.actor };
+  }
+
+  /** Moves the deadline of the machine's current state (e.g. as a deploy reports progress). */
+  async extendDeadline(machineId: string, runId: string, untilMs: number): Promise<void> {
+    await this.store.db
+      .updateTable('machines')
+      .set({ state_deadline: iso(new Date(untilMs)) })
+      .where('id', '=', machineId)
+      .where('current_run_id', '=', runId)
+      .where('state_deadline', 'is not', null)
+      .execute();
+  }
+}

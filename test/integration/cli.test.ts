@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqliteBackend } from '../support/backends.js';
+import { freshController } from '../support/controller.js';
+import { runCli } from '../../src/cli/program.js';
+import type { Output } from '../../src/cli/output.js';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+type TC = Awaited<ReturnType<typeof freshController>>;
+
+/** Runs `plinth ARGS` in-process against the test controller; returns exit code and output. */
+function cli(env: NodeJS.ProcessEnv) {
+  return async (...argv: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const out: Output = {
+      json: (v) => (stdout += JSON.stringify(v, null, 2) + '\n'),
+      table: (rows, cols) => (stdout += (rows.length ? cols.join(' ') + '\n' : '') + rows.map((r) => cols.map((c) => String(r[c] ?? '-')).join(' ')).join('\n') + '\n'),
+      line: (s) => (stdout += s + '\n'),
+      error: (s) => (stderr += s + '\n'),
+    };
+    const code = await runCli(argv, { env, out });
+    return { code, stdout, stderr };
+  };
+}
+
+describe('plinth CLI against a running controller', () => {
+  let t: TC;
+  let run: ReturnType<typeof cli>;
+  beforeAll(async () => {
+    t = await freshController(sqliteBackend);
+    const url = await t.controller.listen();
+    // No PLINTH_TOKEN: the CLI finds the admin token in the data directory, as next to a controller.
+    run = cli({ PLINTH_URL: url, PLINTH_DATA_DIR: t.config.dataDir, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+  });
+  afterAll(async () => t?.close());
+
+  it('creates, shows, lists, updates machines', async () => {
+    const c = await run('machine', 'create', 'cli-1', '--serial', 'SER-CLI-1', '--mac', '52:54:00:c1:00:01', '--tag', 'rack=r9', '--json');
+    expect(c.code, c.stderr).toBe(0);
+    const created = JSON.parse(c.stdout);
+    expect(created).toMatchObject({ name: 'cli-1', state: 'enrolled', tags: { rack: 'r9' } });
+    expect(created.identity.macs).toEqual(['52:54:00:c1:00:01']);
+
+    const show = await run('machine', 'show', 'cli-1');
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/^Name:\s+cli-1$/m);
+    expect(show.stdout).toMatch(/^Serial:\s+SER-CLI-1$/m);
+    expect(show.stdout).toMatch(/^Allowed:\s+inspect, wipe, retire$/m);
+
+    const list = await run('machine', 'list', '--tag', 'rack=r9');
+    expect(list.code).toBe(0);
+    expect(list.stdout.split('\n')[1]).toMatch(/^cli-1 enrolled unknown/);
+
+    const u = await run('machine', 'update', 'cli-1', '--tag', 'zone=z1', '--untag', 'rack', '--owner', 'bob', '--json');
+    expect(u.code, u.stderr).toBe(0);
+    expect(JSON.parse(u.stdout)).toMatchObject({ tags: { zone: 'z1' }, owner: 'bob' });
+    const json = JSON.parse((await run('machine', 'list', '--json', '--search', 'SER-CLI')).stdout);
+    expect(json.map((m: any) => m.name)).toEqual(['cli-1']);
+  });
+
+  it('performs actions and shows the history', async () => {
+    const a = await run('machine', 'action', 'cli-1', 'inspect', '--reason', 'first look');
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stdout).toMatch(/^cli-1: inspecting \(run [0-9a-f-]{36}\)$/m);
+    const ev = JSON.parse((await run('machine', 'events', 'cli-1', '--json')).stdout);
+    expect(ev.map((e: any) => e.action)).toEqual(['enroll', 'update', 'allocate', 'inspect']);
+    expect(ev[3].reason).toBe('first look');
+  });
+
+  it('exits 1 with one line when the controller refuses', async () => {
+    const r = await run('machine', 'action', 'cli-1', 'deploy');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('plinth: cannot deploy machine cli-1: it is inspecting; allowed: abort\n');
+    const nf = await run('machine', 'show', 'nope');
+    expect(nf.code).toBe(1);
+    expect(nf.stderr).toBe("plinth: machine 'nope' not found\n");
+    const dup = await run('machine', 'create', 'cli-1');
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toBe("plinth: name 'cli-1' is already in use\n");
+    const badMac = await run('machine', 'create', 'cli-2', '--mac', 'nonsense');
+    expect(badMac.code).toBe(1);
+    expect(badMac.stderr).toBe("plinth: identity.macs[0]: 'nonsense' is not a MAC address\n");
+  });
+
+  it('exits 2 on usage errors', async () => {
+    for (const argv of [
+      ['machine', 'action', 'cli-1', 'explode'],
+      ['machine', 'frobnicate'],
+      ['machine', 'show'],
+      ['machine', 'update', 'cli-1'],
+      ['machine', 'update', 'cli-1', '--maintenance', 'maybe'],
+      ['machine', 'list', '--limit', '-3'],
+      ['token', 'create', 'x', '--role', 'root'],
+      ['token', 'create', 'x'],
+    ]) {
+      const r = await run(...argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n')[0], argv.join(' ')).toMatch(/^(plinth: |error: )/);
+    }
+    const help = await run('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/machine/);
+  });
+
+  it('manages tokens', async () => {
+    const c = await run('token', 'create', 'ci-reader', '--role', 'reader');
+    expect(c.code).toBe(0);
+    const secret = c.stdout.trim();
+    expect(secret).toMatch(/^plinth_/);
+    expect(c.stderr).toMatch(/not shown again/);
+    const asReader = cli({ PLINTH_URL: t.controller.url!, PLINTH_TOKEN: secret, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+    expect((await asReader('machine', 'list')).code).toBe(0);
+    const denied = await asReader('machine', 'create', 'nope-2');
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toBe("plinth: token 'ci-reader' has role reader; this needs operator\n");
+    const list = JSON.parse((await run('token', 'list', '--json')).stdout);
+    expect(list.map((x: any) => x.name)).toEqual(['admin', 'ci-reader']);
+    expect(JSON.stringify(list)).not.toContain(secret);
+    expect((await run('token', 'revoke', 'ci-reader')).stdout).toBe('revoked ci-reader\n');
+    expect((await asReader('machine', 'list')).stderr).toBe('plinth: token is unknown, revoked or expired\n');
+  });
+
+  it('says clearly when no controller answers', async () => {
+    // A port that was just free: nothing listens there.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const dead = cli({ PLINTH_URL: `http://127.0.0.1:${port}`, PLINTH_TOKEN: 'plinth_x', PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+    const r = await dead('machine', 'list');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`plinth: cannot reach the controller at http://127.0.0.1:${port} (ECONNREFUSED); is it running? (set PLINTH_URL or --url)\n`);
+  });
+});

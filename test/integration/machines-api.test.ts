@@ -1,0 +1,182 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from '../support/backends.js';
+import { freshController, snapshot } from '../support/controller.js';
+
+type TC = Awaited<ReturnType<typeof freshController>>;
+
+describe.each(backends)('machines API on $name', (backend) => {
+  let t: TC;
+  beforeAll(async () => {
+    t = await freshController(backend);
+  });
+  afterAll(async () => t?.close());
+
+  /** Sends a request that must be rejected and proves it changed nothing. */
+  async function rejected(method: string, path: string, body: unknown, status: number, message: RegExp, token?: string | null) {
+    const before = await snapshot(t.controller);
+    const res = await t.api(method, path, body, token);
+    expect(res.statusCode, res.body).toBe(status);
+    const err = res.json().error;
+    expect(Object.keys(res.json())).toEqual(['error']);
+    expect(typeof err.code).toBe('string');
+    expect(err.message).toMatch(message);
+    expect(await snapshot(t.controller)).toBe(before);
+    return err;
+  }
+
+  it('creates a machine and reads it back by id and by name', async () => {
+    const res = await t.api('POST', '/api/v1/machines', {
+      name: 'rack1-node01',
+      identity: { systemUuid: 'A1B2C3D4-0000-1111-2222-333344445555', serial: 'CZJ31402CD', manufacturer: 'HP', macs: ['52-54-00-AA-00-01'] },
+      tags: { rack: 'r1', role: 'compute' },
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    const m = res.json();
+    expect(m.name).toBe('rack1-node01');
+    expect(m.state).toBe('enrolled');
+    expect(m.identity).toEqual({
+      systemUuid: 'a1b2c3d4-0000-1111-2222-333344445555',
+      serial: 'CZJ31402CD',
+      manufacturer: 'HP',
+      productName: null,
+      assetTag: null,
+      macs: ['52:54:00:aa:00:01'],
+    });
+    expect(m.tags).toEqual({ rack: 'r1', role: 'compute' });
+    expect(m.allowedActions.sort()).toEqual(['inspect', 'retire', 'wipe']);
+    const byId = await t.api('GET', `/api/v1/machines/${m.id}`);
+    const byName = await t.api('GET', '/api/v1/machines/rack1-node01');
+    expect(byId.json()).toEqual(byName.json());
+    expect(byId.json().id).toBe(m.id);
+    const events = (await t.api('GET', '/api/v1/machines/rack1-node01/events')).json();
+    expect(events.items.map((e: any) => [e.action, e.fromState, e.toState, e.actor])).toEqual([['enroll', null, 'enrolled', 'operator:admin']]);
+  });
+
+  it('generates a readable unique name when none is given', async () => {
+    const names = new Set<string>();
+    for (let i = 0; i < 5; i++) {
+      const r = await t.api('POST', '/api/v1/machines', { tags: { batch: 'gen' } });
+      expect(r.statusCode).toBe(201);
+      expect(r.json().name).toMatch(/^[a-z]+-[a-z]+-[0-9a-f]{4}$/);
+      names.add(r.json().name);
+    }
+    expect(names.size).toBe(5);
+  });
+
+  it('rejects unknown fields, wrong types and bad values, naming the field, changing nothing', async () => {
+    await rejected('POST', '/api/v1/machines', { name: 'x1', colour: 'red' }, 400, /^colour: is not a known field/);
+    await rejected('POST', '/api/v1/machines', { name: 42 }, 400, /^name: must be string/);
+    await rejected('POST', '/api/v1/machines', { name: 'Bad_Name' }, 400, /^name: must match pattern/);
+    await rejected('POST', '/api/v1/machines', { name: 'x2', identity: { macs: ['52:54:00:aa:00:09', 'zz:zz'] } }, 400, /^identity\.macs\[1\]: 'zz:zz' is not a MAC address/);
+    await rejected('POST', '/api/v1/machines', { name: 'x3', identity: { systemUuid: '00000000-0000-0000-0000-000000000000' } }, 400, /^identity\.systemUuid: .*placeholder/);
+    await rejected('POST', '/api/v1/machines', { name: 'x4', identity: { serial: 'To Be Filled By O.E.M.' } }, 400, /^identity\.serial: .*placeholder/);
+    await rejected('POST', '/api/v1/machines', { name: 'x5', tags: { rack: 7 } }, 400, /^tags\.rack: must be string/);
+    await rejected('POST', '/api/v1/machines', { name: 'x6', maintenance: 'yes' }, 400, /^maintenance: must be boolean/);
+    await rejected('POST', '/api/v1/machines', '[1,2', 400, /JSON/);
+    await rejected('GET', '/api/v1/machines?limit=0', undefined, 400, /^limit: must be >= 1/);
+    await rejected('GET', '/api/v1/machines?state=flying', undefined, 400, /^state\[0\]: must be one of/);
+    await rejected('GET', '/api/v1/machines?cursor=bogus', undefined, 400, /^cursor: /);
+    await rejected('PATCH', '/api/v1/machines/rack1-node01', {}, 400, /must not be empty/);
+  });
+
+  it('rejects oversize bodies with 413', async () => {
+    const huge = { name: 'big', tags: Object.fromEntries(Array.from({ length: 20000 }, (_, i) => [`k${i}`, 'v'.repeat(60)])) };
+    const err = await rejected('POST', '/api/v1/machines', huge, 413, /larger than the limit/);
+    expect(err.code).toBe('payload_too_large');
+  });
+
+  it('rejects duplicate names and identities with 409 naming the field and the owner', async () => {
+    await rejected('POST', '/api/v1/machines', { name: 'rack1-node01' }, 409, /^name 'rack1-node01' is already in use/);
+    await rejected('POST', '/api/v1/machines', { name: 'dup1', identity: { systemUuid: 'a1b2c3d4-0000-1111-2222-333344445555' } }, 409, /identity\.systemUuid .* already in use \(already used by rack1-node01\)/);
+    await rejected('POST', '/api/v1/machines', { name: 'dup2', identity: { serial: 'CZJ31402CD', manufacturer: 'HP' } }, 409, /identity\.serial/);
+    await rejected('POST', '/api/v1/machines', { name: 'dup3', identity: { macs: ['52:54:00:AA:00:01'] } }, 409, /identity\.macs '52:54:00:aa:00:01'/);
+    // Same serial from another manufacturer is a different machine.
+    const ok = await t.api('POST', '/api/v1/machines', { name: 'other-maker', identity: { serial: 'CZJ31402CD', manufacturer: 'Dell Inc.' } });
+    expect(ok.statusCode, ok.body).toBe(201);
+    const other = await t.api('POST', '/api/v1/machines', { name: 'renamer' });
+    await rejected('PATCH', '/api/v1/machines/renamer', { name: 'rack1-node01' }, 409, /^name 'rack1-node01'/);
+    await rejected('PATCH', `/api/v1/machines/${other.json().id}`, { identity: { macs: ['52:54:00:aa:00:01'] } }, 409, /identity\.macs/);
+  });
+
+  it('updates tags (merge, delete), owner, maintenance and protection, recording each', async () => {
+    const r = await t.api('PATCH', '/api/v1/machines/rack1-node01', { tags: { rack: 'r2', role: null, zone: 'a' }, owner: 'team-db' });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json().tags).toEqual({ rack: 'r2', zone: 'a' });
+    expect(r.json().owner).toBe('team-db');
+    expect(r.json().allocatedAt).not.toBeNull();
+    const m = await t.api('PATCH', '/api/v1/machines/rack1-node01', { maintenance: true, maintenanceReason: 'fan noise', protected: true });
+    expect(m.json()).toMatchObject({ maintenance: true, maintenanceReason: 'fan noise', protected: true });
+    const off = await t.api('PATCH', '/api/v1/machines/rack1-node01', { maintenance: false, protected: false, owner: null });
+    expect(off.json()).toMatchObject({ maintenance: false, maintenanceReason: null, protected: false, owner: null, allocatedAt: null });
+    const events = (await t.api('GET', '/api/v1/machines/rack1-node01/events')).json().items.map((e: any) => e.action);
+    expect(events).toEqual(['enroll', 'update', 'allocate', 'maintenance-on', 'protect', 'deallocate', 'maintenance-off', 'unprotect']);
+  });
+
+  it('filters by state, tag, owner and text (name, serial, MAC) and pages with a cursor', async () => {
+    for (let i = 0; i < 7; i++) {
+      const r = await t.api('POST', '/api/v1/machines', {
+        name: `flt-${i}`,
+        identity: { serial: `FLT-SER-${i}`, macs: [`52:54:00:f0:00:0${i}`] },
+        tags: { pod: i % 2 ? 'odd' : 'even', gpu: i < 2 ? 'yes' : 'no' },
+        ...(i === 3 ? { owner: 'alice' } : {}),
+      });
+      expect(r.statusCode).toBe(201);
+    }
+    await t.api('POST', '/api/v1/machines/flt-5/actions/inspect', {});
+    const names = async (qs: string) => (await t.api('GET', `/api/v1/machines?${qs}`)).json().items.map((m: any) => m.name);
+    expect(await names('tag=pod=odd&q=flt')).toEqual(['flt-1', 'flt-3', 'flt-5']);
+    expect(await names('tag=pod=even&tag=gpu=yes')).toEqual(['flt-0']);
+    expect(await names('tag=gpu&q=flt-')).toHaveLength(7);
+    expect(await names('owner=alice')).toEqual(['flt-3']);
+    expect(await names('state=inspecting')).toEqual(['flt-5']);
+    expect(await names('state=inspecting&state=retired')).toEqual(['flt-5']);
+    expect(await names('q=FLT-SER-4')).toEqual(['flt-4']);
+    expect(await names('q=flt-ser-4')).toEqual(['flt-4']);
+    expect(await names('q=52:54:00:f0:00:06')).toEqual(['flt-6']);
+    expect(await names('q=f0:00:0')).toHaveLength(7);
+    expect(await names('q=100%25')).toEqual([]);
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page: any = (await t.api('GET', `/api/v1/machines?q=flt&limit=3${cursor ? `&cursor=${cursor}` : ''}`)).json();
+      seen.push(...page.items.map((m: any) => m.name));
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(['flt-0', 'flt-1', 'flt-2', 'flt-3', 'flt-4', 'flt-5', 'flt-6']);
+  });
+
+  it('deletes machines, but not protected ones nor ones with work under way', async () => {
+    await t.api('POST', '/api/v1/machines', { name: 'del-me', identity: { macs: ['52:54:00:de:00:01'] } });
+    await t.api('POST', '/api/v1/machines', { name: 'del-prot', protected: true });
+    await rejected('DELETE', '/api/v1/machines/del-prot', undefined, 409, /protected/);
+    await rejected('DELETE', '/api/v1/machines/flt-5', undefined, 409, /while it is inspecting/);
+    const r = await t.api('DELETE', '/api/v1/machines/del-me');
+    expect(r.statusCode).toBe(204);
+    expect((await t.api('GET', '/api/v1/machines/del-me')).statusCode).toBe(404);
+    // Its MAC is free again.
+    const again = await t.api('POST', '/api/v1/machines', { name: 'del-me-2', identity: { macs: ['52:54:00:de:00:01'] } });
+    expect(again.statusCode).toBe(201);
+    await rejected('DELETE', '/api/v1/machines/no-such-machine', undefined, 404, /machine 'no-such-machine' not found/);
+  });
+
+  it('answers health, the OpenAPI document and the docs without a token', async () => {
+    const h = await t.api('GET', '/healthz', undefined, null);
+    expect(h.json()).toEqual({ status: 'ok', database: backend.name });
+    const doc = await t.api('GET', '/api/v1/openapi.json', undefined, null);
+    expect(doc.statusCode).toBe(200);
+    const spec = doc.json();
+    expect(spec.openapi).toMatch(/^3\./);
+    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/api/v1/machines', '/api/v1/machines/{machine}', '/api/v1/machines/{machine}/actions/{action}', '/api/v1/tokens']));
+    // The document is generated from the validating schema: the create body forbids unknown fields.
+    const body = spec.paths['/api/v1/machines'].post.requestBody.content['application/json'].schema;
+    expect(body.additionalProperties).toBe(false);
+    expect((await t.api('GET', '/api/v1/docs/', undefined, null)).statusCode).toBe(200);
+    const nf = await t.api('GET', '/api/v1/nothing-here');
+    expect(nf.statusCode).toBe(404);
+    expect(nf.json().error.code).toBe('not_found');
+  });
+});

@@ -1,0 +1,78 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'plinth.js');
+
+/** Builds dist/ when it is missing or older than the sources' newest file (tests may run before `npm run build`). */
+export function ensureBuilt(): void {
+  const entry = join(ROOT, 'dist', 'cli', 'main.js');
+  if (existsSync(entry) && statSync(entry).mtimeMs > newestSource()) return;
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+function newestSource(): number {
+  const out = execFileSync('find', [join(ROOT, 'src'), '-name', '*.ts', '-newer', join(ROOT, 'dist', 'cli', 'main.js')], { encoding: 'utf8' });
+  return out.trim() ? Infinity : 0;
+}
+
+export interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  logs: Record<string, unknown>[];
+  waitForLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `plinth serve` as a real process and waits until it listens. */
+export async function startServe(env: Record<string, string>, args: string[] = []): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], {
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  let buf = '';
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        parsed = { msg: line, unparsed: true };
+      }
+      logs.push(parsed);
+      for (const w of [...waiters]) if (w.pred(parsed)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(parsed));
+    }
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const waitForLog = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000) => {
+    const found = logs.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`log line not seen; stderr: ${stderr}\nlogs: ${JSON.stringify(logs.slice(-5))}`)), timeoutMs);
+      waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) });
+      void exited.then(() => reject(new Error(`plinth serve exited; stderr: ${stderr}`)));
+    });
+  };
+  const listening = await waitForLog((l) => l.msg === 'controller listening');
+  return {
+    child,
+    url: String(listening.address),
+    logs,
+    waitForLog,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill(signal);
+      return exited;
+    },
+  };
+}
