@@ -83,7 +83,7 @@ export class PlinthClient {
     return this.request<{ name: string; role: string; tokenId: string }>('GET', '/api/v1/whoami');
   }
 
-  listMachines(q: { state?: string[]; tag?: string[]; owner?: string; q?: string; maintenance?: boolean; limit?: number; cursor?: string } = {}) {
+  listMachines(q: { state?: string[]; tag?: string[]; owner?: string; q?: string; maintenance?: boolean; include?: string[]; limit?: number; cursor?: string } = {}) {
     return this.request<PageView<MachineView>>('GET', '/api/v1/machines', undefined, q);
   }
   async *allMachines(q: Parameters<PlinthClient['listMachines']>[0] = {}): AsyncGenerator<MachineView> {

@@ -136,6 +136,7 @@ export const MachineListQuery = Type.Object(
     owner: Type.Optional(Type.String()),
     q: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'substring of name, serial, asset tag, UUID or MAC' })),
     maintenance: Type.Optional(Type.Boolean()),
+    include: Type.Optional(Type.Array(Type.String({ enum: ['facts'] }), { description: 'include=facts adds each machine\'s facts (left out by default)' })),
     limit: Type.Optional(Limit),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),
   },

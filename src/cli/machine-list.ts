@@ -13,9 +13,10 @@ export const registerMachineList: CommandRegistrar = (machine, ctx) => {
     .option('--owner <owner>', 'only machines allocated to this owner')
     .option('-s, --search <text>', 'substring of name, serial, asset tag, UUID or MAC')
     .option('--maintenance', 'only machines in maintenance')
+    .option('--with-facts', 'include each machine\'s facts (with --json)')
     .option('--limit <n>', 'at most this many (default: all)')
     .option('--json', 'print JSON')
-    .action(async (o: { state: string[]; tag: string[]; owner?: string; search?: string; maintenance?: boolean; limit?: string; json?: boolean }) => {
+    .action(async (o: { state: string[]; tag: string[]; owner?: string; search?: string; maintenance?: boolean; withFacts?: boolean; limit?: string; json?: boolean }) => {
       const limit = o.limit ? positiveInt(o.limit, '--limit') : Infinity;
       const q = {
         ...(o.state.length ? { state: o.state } : {}),
@@ -23,6 +24,7 @@ export const registerMachineList: CommandRegistrar = (machine, ctx) => {
         ...(o.owner ? { owner: o.owner } : {}),
         ...(o.search ? { q: o.search } : {}),
         ...(o.maintenance ? { maintenance: true } : {}),
+        ...(o.withFacts ? { include: ['facts'] } : {}),
         limit: Math.min(limit, 1000),
       };
       const items: MachineView[] = [];

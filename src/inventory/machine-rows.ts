@@ -166,14 +166,24 @@ export interface MachineFilter {
 
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
+/** Every column but the facts document, which lists leave out unless asked (it is most of a row's bytes). */
+const SUMMARY_COLUMNS = [
+  'id', 'name', 'system_uuid', 'serial', 'manufacturer', 'product_name', 'asset_tag', 'state', 'target_state',
+  'state_deadline', 'state_entered_at', 'last_stage', 'power_state', 'power_read_at', 'power_source', 'maintenance',
+  'maintenance_reason', 'protected', 'owner', 'allocated_at', 'appliance_id', 'provider_ref', 'last_error',
+  'identity_conflicts', 'current_run_id', 'created_at', 'updated_at', 'version',
+] as const satisfies readonly Exclude<keyof MachinesTable, 'facts'>[];
+
 /** One page of machines ordered by name, after `cursor` (the last name of the previous page). */
 export async function listMachineRows(
   db: Db,
   dialect: Dialect,
   filter: MachineFilter,
-  page: { limit: number; after?: string },
+  page: { limit: number; after?: string; withFacts?: boolean },
 ): Promise<MachinesTable[]> {
-  let q = db.selectFrom('machines').selectAll();
+  let q = page.withFacts
+    ? db.selectFrom('machines').selectAll()
+    : db.selectFrom('machines').select([...SUMMARY_COLUMNS, sql<null>`null`.as('facts')]);
   if (filter.states?.length) q = q.where('state', 'in', filter.states);
   if (filter.owner !== undefined) q = q.where('owner', '=', filter.owner);
   if (filter.maintenance !== undefined) q = q.where('maintenance', '=', filter.maintenance ? 1 : 0);

@@ -19,6 +19,7 @@ import {
   replaceMacs,
   replaceTags,
   requireMachine,
+  rowToMachine,
   updateMachineRow,
   type MachineFilter,
 } from './machine-rows.js';
@@ -86,9 +87,14 @@ export class InventoryService {
     return requireMachine(this.store.db, this.store.dialect, key);
   }
 
-  async list(filter: MachineFilter, page: { limit: number; cursor?: string }): Promise<Page<Machine>> {
+  /** A page of machines by name; facts only with `withFacts` (lists are summaries). */
+  async list(filter: MachineFilter, page: { limit: number; cursor?: string; withFacts?: boolean }): Promise<Page<Machine>> {
     const after = page.cursor ? decodeCursor(page.cursor) : undefined;
-    const rows = await listMachineRows(this.store.db, this.store.dialect, filter, { limit: page.limit + 1, ...(after !== undefined ? { after } : {}) });
+    const rows = await listMachineRows(this.store.db, this.store.dialect, filter, {
+      limit: page.limit + 1,
+      withFacts: page.withFacts ?? false,
+      ...(after !== undefined ? { after } : {}),
+    });
     return pageOf(await hydrate(this.store.db, rows), page.limit, (m) => m.name);
   }
 
@@ -124,16 +130,15 @@ export class InventoryService {
       const name = input.name ?? readableName();
       try {
         return await this.store.transaction(async (trx) => {
-          if (explicitName) {
-            const existing = await trx.selectFrom('machines').select('id').where('name', '=', name).executeTakeFirst();
-            if (existing) throw duplicate('name', name);
-          }
           await this.assertIdentityFree(trx, identity, null);
           return this.insert(trx, { name, identity, tags, input, actor, state: opts.state ?? 'enrolled' });
         });
       } catch (e) {
-        if (!explicitName && uniqueViolation(e) && attempt < 5) continue;
         if (e instanceof PlinthError) throw e;
+        const field = UNIQUE_FIELDS[uniqueViolation(e) ?? ''];
+        // A generated name that happens to be taken: draw another one.
+        if (field === 'name' && !explicitName && attempt < 5) continue;
+        if (field === 'name') throw duplicate('name', name);
         this.mapUnique(e);
       }
     }
@@ -183,7 +188,7 @@ export class InventoryService {
       reason: m.reason ?? null,
       details: null,
     });
-    return requireMachine(trx, this.store.dialect, row.id);
+    return rowToMachine(row, m.identity.macs, Object.fromEntries(Object.entries(m.tags).sort(([a], [b]) => (a < b ? -1 : 1))));
   }
 
   async update(key: string, patch: MachinePatch, actor: Actor): Promise<Machine> {

@@ -149,6 +149,14 @@ describe.each(backends)('machines API on $name', (backend) => {
     expect(seen).toEqual(['flt-0', 'flt-1', 'flt-2', 'flt-3', 'flt-4', 'flt-5', 'flt-6']);
   });
 
+  it('leaves facts out of lists unless asked', async () => {
+    const facts = { cpu: { architecture: 'x86_64' }, hw: [['cpu', 'logical', 'number', '4']] };
+    await t.controller.services.store.db.updateTable('machines').set({ facts: JSON.stringify(facts) }).where('name', '=', 'flt-2').execute();
+    expect((await t.api('GET', '/api/v1/machines/flt-2')).json().facts).toEqual(facts);
+    expect((await t.api('GET', '/api/v1/machines?q=flt-2')).json().items[0].facts).toBeNull();
+    expect((await t.api('GET', '/api/v1/machines?q=flt-2&include=facts')).json().items[0].facts).toEqual(facts);
+  });
+
   it('deletes machines, but not protected ones nor ones with work under way', async () => {
     await t.api('POST', '/api/v1/machines', { name: 'del-me', identity: { macs: ['52:54:00:de:00:01'] } });
     await t.api('POST', '/api/v1/machines', { name: 'del-prot', protected: true });

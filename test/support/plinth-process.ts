@@ -18,6 +18,16 @@ function newestSource(): number {
   return out.trim() ? Infinity : 0;
 }
 
+/** A TCP port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
 export interface ServeProcess {
   child: ChildProcess;
   url: string;
@@ -63,10 +73,23 @@ export async function startServe(env: Record<string, string>, args: string[] = [
       void exited.then(() => reject(new Error(`plinth serve exited; stderr: ${stderr}`)));
     });
   };
-  const listening = await waitForLog((l) => l.msg === 'controller listening');
+  // With a fixed port the controller is ready when /healthz answers (quiet log levels print no address).
+  const port = /:(\d+)$/.exec(env.PLINTH_LISTEN ?? '')?.[1];
+  let url: string;
+  if (port && port !== '0') {
+    url = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (child.exitCode !== null || i > 300) throw new Error(`plinth serve did not come up; stderr: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } else {
+    url = String((await waitForLog((l) => l.msg === 'controller listening')).address);
+  }
   return {
     child,
-    url: String(listening.address),
+    url,
     logs,
     waitForLog,
     async stop(signal = 'SIGTERM') {

@@ -45,7 +45,7 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
     {
       schema: {
         tags: ['machines'],
-        summary: 'List machines (filtered, paginated by name)',
+        summary: 'List machines (filtered, paginated by name); facts only with include=facts',
         querystring: MachineListQuery,
         response: { 200: Page(MachineSchema), ...errors },
       },
@@ -57,6 +57,7 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
         owner?: string;
         q?: string;
         maintenance?: boolean;
+        include?: string[];
         limit?: number;
         cursor?: string;
       };
@@ -71,7 +72,11 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       if (q.owner !== undefined) filter.owner = q.owner;
       if (q.q !== undefined) filter.q = q.q;
       if (q.maintenance !== undefined) filter.maintenance = q.maintenance;
-      const page = await s.inventory.list(filter, { limit: q.limit ?? 100, ...(q.cursor ? { cursor: q.cursor } : {}) });
+      const page = await s.inventory.list(filter, {
+        limit: q.limit ?? 100,
+        withFacts: q.include?.includes('facts') ?? false,
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+      });
       return { items: page.items.map(presentMachine), nextCursor: page.nextCursor };
     },
   );

@@ -1,0 +1,149 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Store } from '../src/store/database.js';
+import { postgresBackend } from '../test/support/backends.js';
+import { ensureBuilt, freePort, startServe, type ServeProcess } from '../test/support/plinth-process.js';
+import { cpuSeconds, load, machineInfo, percentile, record, rssMiB, table, today, type LoadResult } from './support.js';
+
+/**
+ * Inventory at scale: enrol N machines through the API, give each a realistic facts
+ * document, then measure list, filter, search, deep pages and single gets under concurrent
+ * load, on SQLite and on PostgreSQL. The controller is a separate process so its memory is
+ * its own; the load generator shares the machine's cores with it.
+ */
+const N = Number(process.env.BENCH_MACHINES ?? 100_000);
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+
+function factsFor(i: number) {
+  const disks = [{ name: 'sda', sizeBytes: 480_103_981_056, model: 'SAMSUNG MZ7LH480', serial: `S4${i}`, wwn: `0x5002538e${i.toString(16).padStart(8, '0')}`, rotational: false }];
+  if (i % 3 === 0) disks.push({ name: 'sdb', sizeBytes: 4_000_787_030_016, model: 'ST4000NM0035', serial: `ZC1${i}`, wwn: `0x5000c500${i.toString(16).padStart(8, '0')}`, rotational: true });
+  const mac = (n: number) => `0c:c4:7a:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${((i + n) & 255).toString(16).padStart(2, '0')}`;
+  const nics = [0, 1].map((n) => ({ name: `eno${n + 1}`, mac: mac(n), driver: 'ixgbe', speedMbps: 10000, link: n === 0, ipv4: n === 0 ? [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`] : [], ipv6: [] }));
+  const hw: [string, string, string, string][] = [
+    ['system', 'product', 'vendor', 'Supermicro'],
+    ['system', 'product', 'name', 'SYS-1029P-WTR'],
+    ['system', 'product', 'serial', `S${String(i).padStart(9, '0')}`],
+    ['cpu', 'physical', 'number', '2'],
+    ['cpu', 'logical', 'number', '48'],
+    ['memory', 'total', 'size', String(192 * 2 ** 30)],
+    ...disks.flatMap((d) => [
+      ['disk', d.name, 'size', String(Math.round(d.sizeBytes / 1e9))],
+      ['disk', d.name, 'model', d.model],
+      ['disk', d.name, 'serial', d.serial],
+      ['disk', d.name, 'rotational', d.rotational ? '1' : '0'],
+    ] as [string, string, string, string][]),
+    ...nics.flatMap((n) => [
+      ['network', n.name, 'serial', n.mac],
+      ['network', n.name, 'driver', n.driver],
+      ['network', n.name, 'link', n.link ? 'yes' : 'no'],
+    ] as [string, string, string, string][]),
+  ];
+  return {
+    system: { uuid: null, serial: `S${String(i).padStart(9, '0')}`, assetTag: null, manufacturer: 'Supermicro', productName: 'SYS-1029P-WTR' },
+    cpu: { architecture: 'x86_64', model: 'Intel(R) Xeon(R) Gold 6136 CPU @ 3.00GHz', sockets: 2, cores: 24, threads: 48 },
+    memory: { totalBytes: 192 * 2 ** 30, source: 'smbios' },
+    disks,
+    nics,
+    firmware: { bootMode: 'uefi', vendor: 'American Megatrends Inc.', version: '3.1' },
+    bmc: { ipv4: `10.200.${(i >> 8) & 255}.${i & 255}`, mac: mac(9) },
+    hw,
+  };
+}
+
+async function enrol(serve: ServeProcess, token: string): Promise<{ seconds: number; rate: number; p99ms: number }> {
+  const started = Date.now();
+  const latencies: number[] = [];
+  let next = 0;
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  async function worker() {
+    for (;;) {
+      const i = next++;
+      if (i >= N) return;
+      const body = {
+        name: `node-${String(i).padStart(6, '0')}`,
+        identity: { serial: `S${String(i).padStart(9, '0')}`, manufacturer: 'Supermicro', macs: [`0c:c4:7a:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`] },
+        tags: { rack: `r${String(i % 50).padStart(2, '0')}`, pod: `p${i % 4}` },
+        ...(i % 10 === 0 ? { owner: `team-${i % 7}` } : {}),
+      };
+      const t0 = performance.now();
+      const res = await fetch(`${serve.url}/api/v1/machines`, { method: 'POST', headers, body: JSON.stringify(body) });
+      latencies.push(performance.now() - t0);
+      if (res.status !== 201) throw new Error(`enrol ${i}: HTTP ${res.status} ${await res.text()}`);
+      await res.arrayBuffer().catch(() => undefined);
+    }
+  }
+  await Promise.all(Array.from({ length: 16 }, worker));
+  const seconds = (Date.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { seconds: Math.round(seconds), rate: Math.round(N / seconds), p99ms: Math.round(percentile(latencies, 99) * 10) / 10 };
+}
+
+/** Facts are what the agent reports at inspection; here they are written straight to the rows. */
+async function addFacts(url: string): Promise<void> {
+  const store = await Store.open({ url });
+  const ids = await store.db.selectFrom('machines').select(['id', 'name']).execute();
+  for (let i = 0; i < ids.length; i += 2000) {
+    await store.transaction(async (trx) => {
+      for (const row of ids.slice(i, i + 2000)) {
+        const n = Number(row.name.slice(5));
+        await trx.updateTable('machines').set({ facts: JSON.stringify(factsFor(n)), state: n % 5 === 0 ? 'deployed' : 'available' }).where('id', '=', row.id).execute();
+      }
+    });
+  }
+  await store.close();
+}
+
+async function runBackend(name: 'sqlite' | 'postgres') {
+  const dataDir = mkdtempSync(join(tmpdir(), `plinth-bench-${name}-`));
+  const pg = name === 'postgres' ? await postgresBackend.create() : null;
+  const env: Record<string, string> = { PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `127.0.0.1:${await freePort()}`, PLINTH_LOG_LEVEL: 'warn' };
+  if (pg) env.PLINTH_DATABASE_URL = pg.url;
+  let serve = await startServe(env);
+  const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+  console.log(`[${name}] enrolling ${N} machines through the API…`);
+  const enrolment = await enrol(serve, token);
+  await serve.stop();
+  console.log(`[${name}] ${enrolment.rate} machines/s; adding facts…`);
+  await addFacts(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
+  serve = await startServe(env);
+  const pid = serve.child.pid!;
+  const rand = (n: number) => Math.floor(Math.random() * n);
+  const name6 = (i: number) => `node-${String(i).padStart(6, '0')}`;
+  const mid = Buffer.from(name6(Math.floor(N / 2))).toString('base64url');
+  const scenarios: [string, () => string][] = [
+    ['list first page (100)', () => '/api/v1/machines?limit=100'],
+    ['list deep page (100, cursor at N/2)', () => `/api/v1/machines?limit=100&cursor=${mid}`],
+    ['filter state+tag (100)', () => `/api/v1/machines?state=available&tag=rack=r${String(rand(50)).padStart(2, '0')}&limit=100`],
+    ['filter owner', () => `/api/v1/machines?owner=team-${rand(7)}&limit=100`],
+    ['search serial substring', () => `/api/v1/machines?q=S00${String(rand(N)).padStart(7, '0').slice(0, 5)}&limit=100`],
+    ['search exact MAC', () => { const i = rand(N); return `/api/v1/machines?q=0c:c4:7a:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`; }],
+    ['get one machine (random)', () => `/api/v1/machines/${name6(rand(N))}`],
+  ];
+  const results: (LoadResult & { rssMiB: number })[] = [];
+  const cpu0 = cpuSeconds(pid);
+  for (const [scenario, pick] of scenarios) {
+    const r = await load({ scenario, url: serve.url, token, connections: CONNECTIONS, durationS: DURATION, pick });
+    results.push({ ...r, rssMiB: rssMiB(pid).rss });
+    console.log(`[${name}] ${scenario}: ${r.rps} req/s p50 ${r.p50ms} ms p99 ${r.p99ms} ms`);
+  }
+  const mem = rssMiB(pid);
+  const cpu = cpuSeconds(pid) - cpu0;
+  await serve.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+  await pg?.drop();
+  return { backend: name, enrolment, results, peakRssMiB: mem.peak, controllerCpuS: Math.round(cpu) };
+}
+
+export async function run(): Promise<string> {
+  ensureBuilt();
+  const out = [];
+  for (const b of ['sqlite', 'postgres'] as const) out.push(await runBackend(b));
+  let md = `# Inventory at scale — ${today()}\n\n${machineInfo()}. ${N} machines with facts (~2.5 KB each), ${CONNECTIONS} connections, ${DURATION} s per scenario; the load generator (autocannon) runs on the same cores as the controller.\n\n`;
+  for (const o of out) {
+    md += `## ${o.backend}\n\nEnrolment through the API (16 concurrent clients): ${o.enrolment.rate} machines/s (${o.enrolment.seconds} s for ${N}), p99 ${o.enrolment.p99ms} ms.\nController peak RSS ${o.peakRssMiB} MiB; ${o.controllerCpuS} CPU-seconds over the read scenarios.\n\n`;
+    md += table(o.results as unknown as Record<string, unknown>[], ['scenario', 'rps', 'p50ms', 'p99ms', 'maxMs', 'non2xx', 'errors', 'rssMiB']) + '\n';
+  }
+  return record('inventory', md, { date: today(), machines: N, connections: CONNECTIONS, durationS: DURATION, machine: machineInfo(), backends: out });
+}

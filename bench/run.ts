@@ -1,0 +1,19 @@
+/**
+ * `npm run bench [suite…]`: runs benchmarks and records their results with the date in
+ * bench/results/. Benchmarks are never part of `npm test` (the machines are shared and noisy).
+ */
+const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
+  inventory: () => import('./inventory.js'),
+};
+
+const wanted = process.argv.slice(2);
+const names = wanted.length ? wanted : Object.keys(SUITES);
+for (const n of names) {
+  const load = SUITES[n];
+  if (!load) {
+    console.error(`unknown benchmark '${n}'; one of: ${Object.keys(SUITES).join(', ')}`);
+    process.exit(2);
+  }
+  const file = await (await load()).run();
+  console.log(`${n}: results in ${file}`);
+}
