@@ -12,6 +12,11 @@ import { DeadlineSweeper } from './lifecycle/sweeper.js';
 import { TokenService } from './auth/tokens.js';
 import { buildApp, type RouteRegistrar } from './api/app.js';
 import type { AppServices } from './api/context.js';
+import { InspectionService } from './inventory/inspection.js';
+import { BootService, type InstallerLocator } from './boot/service.js';
+import { bootRoutes } from './boot/routes.js';
+import { agentRoutes } from './boot/agent-api.js';
+import { existsSync } from 'node:fs';
 
 /**
  * The composition root: the only place that decides which store, clock and logger the
@@ -21,6 +26,8 @@ import type { AppServices } from './api/context.js';
 export interface Controller {
   app: FastifyInstance;
   services: AppServices;
+  boot: BootService;
+  inspection: InspectionService;
   sweeper: DeadlineSweeper;
   log: Logger;
   /** The address it listens on once `listen()` resolved. */
@@ -35,6 +42,15 @@ export interface ControllerOptions {
   /** Do not start background loops (tests drive them by hand). */
   noBackground?: boolean;
   extraRoutes?: RouteRegistrar[];
+  /** Where the installer's kernel and initramfs are (default: DATA_DIR/boot/installer). */
+  installer?: InstallerLocator;
+}
+
+/** The installer as `plinth installer build` leaves it in the data directory. */
+export function defaultInstallerLocator(dataDir: string): InstallerLocator {
+  const kernel = join(dataDir, 'boot', 'installer', 'vmlinuz');
+  const initrd = join(dataDir, 'boot', 'installer', 'initrd.img');
+  return () => (existsSync(kernel) && existsSync(initrd) ? { kernel, initrd } : null);
 }
 
 export function databaseUrl(config: Config): string {
@@ -55,7 +71,26 @@ export async function createController(config: Config, opts: ControllerOptions =
     onListenerError: (e, r) => log.error({ err: e, machine: r.machine.name, action: r.transition.action }, 'transition side effect failed'),
   });
   const services: AppServices = { config, store, clock, inventory, engine, tokens };
-  const app = await buildApp(services, { logger: log, ...(opts.extraRoutes ? { extraRoutes: opts.extraRoutes } : {}) });
+  const inspection = new InspectionService(engine, inventory);
+  const installer = opts.installer ?? defaultInstallerLocator(config.dataDir);
+  const boot = new BootService({
+    store,
+    clock,
+    inventory,
+    engine,
+    log,
+    installer,
+    kernelArgs: config.installerKernelArgs,
+    publicUrl: config.publicUrl,
+  });
+  const app = await buildApp(services, {
+    logger: log,
+    extraRoutes: [
+      bootRoutes({ boot, store, clock, installer }),
+      agentRoutes({ store, clock, engine, inspection, config }),
+      ...(opts.extraRoutes ?? []),
+    ],
+  });
   const sweeper = new DeadlineSweeper({ store, engine, clock, log }, parseDuration(config.sweepInterval));
 
   const bootstrap = await tokens.ensureBootstrapAdmin(config.dataDir);
@@ -65,6 +100,8 @@ export async function createController(config: Config, opts: ControllerOptions =
   const controller: Controller = {
     app,
     services,
+    boot,
+    inspection,
     sweeper,
     log,
     url: null,

@@ -1,5 +1,5 @@
 import type { Static } from 'typebox';
-import type { MachineSchema, RunSchema, EventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
+import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
 import { PlinthError, type ErrorCode } from '../core/errors.js';
 
 export type MachineView = Static<typeof MachineSchema>;
@@ -8,6 +8,7 @@ export type EventView = Static<typeof EventSchema>;
 export type TokenView = Static<typeof TokenSchema>;
 export type ArtifactView = Static<typeof ArtifactSchema>;
 export type LogLineView = Static<typeof RunLogLine>;
+export type BootAttemptView = Static<typeof BootAttemptSchema>;
 export interface PageView<T> {
   items: T[];
   nextCursor: string | null;
@@ -114,6 +115,9 @@ export class PlinthClient {
   }
   runs(key: string, q: { limit?: number; cursor?: string } = {}) {
     return this.request<PageView<RunView>>('GET', `/api/v1/machines/${encodeURIComponent(key)}/runs`, undefined, q);
+  }
+  trace(key: string, attempts = 10) {
+    return this.request<{ machine: string; lastStage: string | null; attempts: BootAttemptView[] }>('GET', `/api/v1/machines/${encodeURIComponent(key)}/trace`, undefined, { attempts });
   }
   getRun(id: string) {
     return this.request<RunView>('GET', `/api/v1/runs/${encodeURIComponent(id)}`);

@@ -231,3 +231,17 @@ export const TokenCreate = Type.Object(
   Strict,
 );
 export type TokenCreateBody = Static<typeof TokenCreate>;
+
+export const BootAttemptSchema = Type.Object({
+  id: Type.String(),
+  startedAt: Timestamp,
+  runId: Nullable(Type.String()),
+  decision: Type.String({ description: 'what the boot service told the machine: installer, local, installer-missing, …' }),
+  remoteAddr: Nullable(Type.String()),
+  platform: Nullable(Type.String()),
+  arch: Nullable(Type.String()),
+  bootMac: Nullable(Type.String()),
+  stages: Type.Array(
+    Type.Object({ id: Type.Integer(), at: Timestamp, stage: Type.String(), runId: Nullable(Type.String()), detail: Type.Unknown() }),
+  ),
+});

@@ -13,6 +13,7 @@ import { registerMachineUpdate } from './machine-update.js';
 import { registerMachineDelete } from './machine-delete.js';
 import { registerMachineAction } from './machine-action.js';
 import { registerMachineEvents } from './machine-events.js';
+import { registerMachineTrace } from './machine-trace.js';
 import { registerTokenCreate } from './token-create.js';
 import { registerTokenList } from './token-list.js';
 import { registerTokenRevoke } from './token-revoke.js';
@@ -30,6 +31,7 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
       registerMachineDelete,
       registerMachineAction,
       registerMachineEvents,
+      registerMachineTrace,
     ],
   },
   { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },

@@ -92,7 +92,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   for (const { path, schema } of leaves(ConfigSchema as unknown as Json)) {
     const raw = env[envName(path)];
     if (raw === undefined || raw === '') continue;
-    setPath(fromEnv, path, schema.type === 'integer' || schema.type === 'number' ? Number(raw) : raw);
+    const value = schema.type === 'integer' || schema.type === 'number' ? Number(raw) : schema.type === 'boolean' ? ['1', 'true', 'yes', 'on'].includes(raw.toLowerCase()) : raw;
+    setPath(fromEnv, path, value);
   }
 
   const merged = merge(merge(fromFile, fromEnv), sources.flags ?? {});

@@ -35,6 +35,22 @@ export const ConfigSchema = Type.Object(
       default: 'quick',
       description: 'wipe mode of `release` when none is given',
     }),
+    installerKernelArgs: Type.String({
+      default: 'console=tty0 console=ttyS0,115200n8',
+      description: 'kernel arguments added when machines boot the installer (besides plinth.url/run/token)',
+    }),
+    afterInspection: Type.Union([Type.Literal('poweroff'), Type.Literal('reboot')], {
+      default: 'poweroff',
+      description: 'what the installer does once inspection is done: power the machine off, or reboot (to local disk)',
+    }),
+    tftp: Type.Object(
+      {
+        enabled: Type.Boolean({ default: false, description: 'serve the iPXE binaries over TFTP for PXE ROMs that must chain-load iPXE' }),
+        listen: Type.String({ default: '0.0.0.0:69', description: 'host:port of the TFTP server' }),
+        root: Type.String({ default: '/usr/lib/ipxe', description: "directory served (Debian's ipxe package: undionly.kpxe, ipxe.efi)" }),
+      },
+      { default: {} },
+    ),
     deadlines: Type.Object(
       {
         inspecting: Duration('10m', 'power-on to agent hello during inspection'),

@@ -185,3 +185,44 @@ export function resolveIdentity(reported: Identity, candidates: CandidateMachine
   mismatch('assetTag', reported.assetTag, chosen.assetTag);
   return { machineId: winner.machineId, matchedBy: winner.field, conflicts };
 }
+
+export interface Reconciliation {
+  /** Identity fields the machine did not have and now learns. */
+  updates: Partial<Pick<Identity, 'systemUuid' | 'serial' | 'manufacturer' | 'productName' | 'assetTag'>>;
+  /** MACs it reported that no machine has yet. */
+  newMacs: string[];
+  conflicts: IdentityConflict[];
+}
+
+/**
+ * What a machine already known (`self`) learns from a new report: empty fields are filled and
+ * new MACs added, unless another machine holds that value — then it is a conflict, recorded
+ * and never merged. A value that differs from the one on record is a mismatch.
+ */
+export function reconcileIdentity(self: CandidateMachine & { productName?: string | null }, reported: Identity, others: CandidateMachine[]): Reconciliation {
+  const conflicts: IdentityConflict[] = [];
+  const heldElsewhere = (field: IdentityField, value: string) => {
+    const other = others.find((o) =>
+      o.id !== self.id &&
+      (field === 'systemUuid' ? o.systemUuid === value : field === 'serial' ? serialMatches(reported, o) : field === 'assetTag' ? o.assetTag === value : o.macs.includes(value)),
+    );
+    if (other) conflicts.push({ field, kind: 'other-machine', reported: value, machineId: other.id });
+    return Boolean(other);
+  };
+  const updates: Reconciliation['updates'] = {};
+  const learn = (field: 'systemUuid' | 'serial' | 'assetTag', value: string | null, recorded: string | null) => {
+    if (!value) return;
+    if (heldElsewhere(field, value)) return;
+    if (recorded === null) updates[field] = value;
+    else if (recorded !== value) conflicts.push({ field, kind: 'mismatch', reported: value, recorded, machineId: self.id });
+  };
+  learn('systemUuid', reported.systemUuid, self.systemUuid);
+  learn('serial', reported.serial, self.serial);
+  // The manufacturer qualifies the serial: learn it together with a serial that is (now) ours.
+  const serialIsOurs = updates.serial !== undefined || (self.serial !== null && self.serial === reported.serial);
+  if (reported.manufacturer && self.manufacturer === null && serialIsOurs) updates.manufacturer = reported.manufacturer;
+  if (reported.productName && !self.productName) updates.productName = reported.productName;
+  learn('assetTag', reported.assetTag, self.assetTag);
+  const newMacs = reported.macs.filter((mac) => !self.macs.includes(mac) && !heldElsewhere('mac', mac));
+  return { updates, newMacs, conflicts };
+}

@@ -104,6 +104,35 @@ export interface ApiTokensTable {
   revoked_at: string | null;
 }
 
+export interface BootAttemptsTable {
+  seq: Generated<number>;
+  id: string;
+  machine_id: string;
+  run_id: string | null;
+  started_at: string;
+  remote_addr: string | null;
+  platform: string | null;
+  arch: string | null;
+  boot_mac: string | null;
+  decision: string;
+}
+
+export interface BootTraceTable {
+  id: Generated<number>;
+  machine_id: string;
+  attempt_id: string | null;
+  run_id: string | null;
+  at: string;
+  stage: string;
+  detail: string | null;
+}
+
+export interface BootChainsTable {
+  nonce: string;
+  at: string;
+  remote_addr: string | null;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_macs: MachineMacsTable;
@@ -113,4 +142,7 @@ export interface Database {
   run_artifacts: RunArtifactsTable;
   run_logs: RunLogsTable;
   api_tokens: ApiTokensTable;
+  boot_attempts: BootAttemptsTable;
+  boot_trace: BootTraceTable;
+  boot_chains: BootChainsTable;
 }

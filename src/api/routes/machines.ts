@@ -16,6 +16,7 @@ import {
   Page,
   PageQuery,
   RunSchema,
+  BootAttemptSchema,
   type ActionBodyType,
   type MachineCreateBody,
   type MachinePatchBody,
@@ -23,6 +24,7 @@ import {
 import { allowedActions } from '../../lifecycle/states.js';
 import { listEvents } from '../../lifecycle/events.js';
 import { listRuns } from '../../runs/runs.js';
+import { readTrace } from '../../boot/trace.js';
 import { decodeCursor, pageOf } from '../../core/pagination.js';
 import type { Machine } from '../../inventory/machine.js';
 import { validation } from '../../core/errors.js';
@@ -184,6 +186,24 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       }
       const rows = await listEvents(s.store.db, m.id, { limit: limit + 1, ...(after !== undefined ? { after } : {}) });
       return pageOf(rows, limit, (e) => String(e.id));
+    },
+  );
+
+  app.get(
+    '/api/v1/machines/:machine/trace',
+    {
+      schema: {
+        tags: ['machines'],
+        summary: 'The boot trace: the newest boot attempts, each with every stage the boot service saw',
+        params: MachineParams,
+        querystring: Type.Object({ attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 10 })) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ machine: Type.String(), lastStage: Type.Union([Type.String(), Type.Null()]), attempts: Type.Array(BootAttemptSchema) }), ...errors },
+      },
+    },
+    async (req) => {
+      const m = await s.inventory.get((req.params as { machine: string }).machine);
+      const { attempts } = req.query as { attempts?: number };
+      return { machine: m.name, lastStage: m.lastStage, attempts: await readTrace(s.store.db, m.id, attempts ?? 10) };
     },
   );
 

@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import type { Dialect } from '../database.js';
 import { foundation } from './0001-foundation.js';
+import { boot } from './0002-boot.js';
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -9,7 +10,10 @@ export type MigrationFactory = (dialect: Dialect) => Migration;
  * Migrations are code (not files found at run time) so that the bundled controller
  * carries them. Never edit a released migration; add the next one.
  */
-const MIGRATIONS: [string, MigrationFactory][] = [['0001-foundation', foundation]];
+const MIGRATIONS: [string, MigrationFactory][] = [
+  ['0001-foundation', foundation],
+  ['0002-boot', boot],
+];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {

@@ -1,0 +1,79 @@
+import type { Facts } from '../core/facts.js';
+import type { AgentConfig } from './cmdline.js';
+import { AgentClient, AgentHttpError } from './client.js';
+import { LogShipper } from './log-shipper.js';
+
+/**
+ * The agent's main loop: say hello with the run token, do the run's work, report, and end
+ * as the controller says (power off, reboot, or wait). Everything it touches comes in through
+ * AgentDeps, so tests drive it against a real controller without a real machine.
+ */
+export interface AgentDeps {
+  config: AgentConfig;
+  version: string;
+  inspect: (log: (line: string) => void) => Promise<Facts>;
+  power: { poweroff(): Promise<void>; reboot(): Promise<void> };
+  console: (line: string) => void;
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export type AgentOutcome = { result: 'done'; next: string } | { result: 'failed'; message: string } | { result: 'rejected'; message: string };
+
+interface Hello {
+  machine: { id: string; name: string };
+  run: { id: string; kind: string; params: Record<string, unknown> };
+  heartbeatSeconds: number;
+}
+
+export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
+  const client = new AgentClient({
+    url: deps.config.url,
+    token: deps.config.token,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  });
+  const log = new LogShipper(client, deps.console);
+  log.start();
+  let hello: Hello;
+  try {
+    hello = await client.post<Hello>('/agent/v1/hello', { agentVersion: deps.version });
+  } catch (e) {
+    // Without a valid run there is nobody to report to: say so on the console and stop.
+    await log.stop().catch(() => undefined);
+    const message = (e as Error).message;
+    deps.console(`plinth-agent: the controller refused this installer: ${message}`);
+    return { result: e instanceof AgentHttpError ? 'rejected' : 'failed', message };
+  }
+  log.line(`hello: machine ${hello.machine.name}, ${hello.run.kind} run ${hello.run.id}`);
+  const heartbeat = setInterval(() => void client.post('/agent/v1/heartbeat', {}).catch(() => undefined), hello.heartbeatSeconds * 1000);
+  heartbeat.unref();
+  try {
+    let next = 'wait';
+    if (hello.run.kind === 'inspect') {
+      const started = Date.now();
+      const facts = await deps.inspect((l) => log.line(l));
+      log.line(
+        `inspected in ${((Date.now() - started) / 1000).toFixed(1)} s: ${facts.cpu.threads} threads, ${Math.round(facts.memory.totalBytes / 2 ** 20)} MiB (${facts.memory.source}), ` +
+          `${facts.disks.length} disk(s), ${facts.nics.length} NIC(s), ${facts.hw.length} hw lines`,
+      );
+      await log.flush();
+      ({ next } = await client.post<{ next: string }>('/agent/v1/facts', facts));
+    } else {
+      throw new Error(`this agent does not know how to run a ${hello.run.kind} run`);
+    }
+    log.line(`done; next: ${next}`);
+    await log.stop();
+    clearInterval(heartbeat);
+    if (next === 'poweroff') await deps.power.poweroff();
+    else if (next === 'reboot') await deps.power.reboot();
+    return { result: 'done', next };
+  } catch (e) {
+    clearInterval(heartbeat);
+    const message = (e as Error).message;
+    log.line(`failed: ${message}`);
+    await log.stop().catch(() => undefined);
+    await client.post('/agent/v1/fail', { code: 'agent', message: message.slice(0, 4000) }).catch(() => undefined);
+    return { result: 'failed', message };
+  }
+}

@@ -1,0 +1,22 @@
+/** What the installer's kernel command line tells the agent (see the boot service). */
+export interface AgentConfig {
+  /** Controller base URL as this machine reaches it. */
+  url: string;
+  runId: string;
+  token: string;
+  debug: boolean;
+}
+
+/** Parses `plinth.url=… plinth.run=… plinth.token=…` out of /proc/cmdline; null when absent. */
+export function parseCmdline(cmdline: string): AgentConfig | null {
+  const args = new Map<string, string>();
+  for (const word of cmdline.trim().split(/\s+/)) {
+    const i = word.indexOf('=');
+    if (i > 0) args.set(word.slice(0, i), word.slice(i + 1));
+  }
+  const url = args.get('plinth.url');
+  const runId = args.get('plinth.run');
+  const token = args.get('plinth.token');
+  if (!url || !runId || !token) return null;
+  return { url: url.replace(/\/+$/, ''), runId, token, debug: args.get('plinth.debug') === '1' };
+}

@@ -1,0 +1,191 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import type { Store } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import { iso } from '../core/clock.js';
+import type { Facts } from '../core/facts.js';
+import { PlinthError } from '../core/errors.js';
+import type { Config } from '../config/schema.js';
+import type { LifecycleEngine } from '../lifecycle/engine.js';
+import type { InspectionService } from '../inventory/inspection.js';
+import { requireMachine } from '../inventory/machine-rows.js';
+import { appendRunLog, getRun, updateStep } from '../runs/runs.js';
+import { verifyRunToken, type RunPrincipal } from '../runs/run-tokens.js';
+import { currentAttempt, recordStage } from './trace.js';
+import { FactsSchema } from './facts-schema.js';
+import { ErrorResponse } from '../api/schemas.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    run: RunPrincipal | null;
+  }
+}
+
+export interface AgentApiDeps {
+  store: Store;
+  clock: Clock;
+  engine: LifecycleEngine;
+  inspection: InspectionService;
+  config: Pick<Config, 'afterInspection'>;
+}
+
+/** What the agent should do once a step is done. */
+export type AgentNext = 'poweroff' | 'reboot' | 'wait';
+
+const HEARTBEAT_SECONDS = 15;
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse };
+
+/**
+ * The API the installer's agent speaks, authenticated with its per-run token (never an API
+ * token): hello, facts, log lines, heartbeats, failure reports.
+ */
+export function agentRoutes(deps: AgentApiDeps) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.decorateRequest('run', null);
+    const authenticate = async (req: FastifyRequest) => {
+      const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+      const principal = m ? await verifyRunToken(deps.store.db, m[1]!) : null;
+      if (!principal) throw new PlinthError('unauthorized', 'run token is unknown, superseded, or its run has ended');
+      req.run = principal;
+    };
+    const at = () => iso(deps.clock.now());
+    const trace = async (p: RunPrincipal, stage: string, detail: Record<string, unknown> | null = null) => {
+      const attemptId = await currentAttempt(deps.store.db, p.machineId, p.runId);
+      await recordStage(deps.store.db, { machineId: p.machineId, attemptId, runId: p.runId, at: at(), stage, detail });
+    };
+    const route = { config: { role: 'public' as const }, preHandler: authenticate };
+
+    app.post(
+      '/agent/v1/hello',
+      {
+        ...route,
+        schema: {
+          tags: ['agent'],
+          summary: 'The agent started: the run moves to its *-wait state',
+          security: [],
+          body: Type.Object(
+            { agentVersion: Type.String({ maxLength: 64 }), bootMode: Type.Optional(Type.String({ enum: ['uefi', 'bios'] })) },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ machine: Type.Object({ id: Type.String(), name: Type.String() }), run: Type.Object({ id: Type.String(), kind: Type.String(), params: Type.Unknown() }), heartbeatSeconds: Type.Integer() }), ...errors },
+        },
+      },
+      async (req) => {
+        const p = req.run!;
+        const now = at();
+        await trace(p, 'agent-hello', { agentVersion: (req.body as { agentVersion: string }).agentVersion });
+        const m = await requireMachine(deps.store.db, deps.store.dialect, p.machineId);
+        if (['inspecting', 'deploying', 'wiping'].includes(m.state)) {
+          await deps.engine.act(p.machineId, 'installer-started', { actor: { kind: 'agent', name: `run:${p.runId}` }, runId: p.runId, reason: 'agent hello' });
+        }
+        await updateStep(deps.store.db, p.runId, 'power-on', 'succeeded', now);
+        await updateStep(deps.store.db, p.runId, 'boot-installer', 'succeeded', now);
+        await updateStep(deps.store.db, p.runId, 'agent-hello', 'succeeded', now);
+        const run = await getRun(deps.store.db, p.runId);
+        return { machine: { id: m.id, name: m.name }, run: { id: run.id, kind: run.kind, params: run.params }, heartbeatSeconds: HEARTBEAT_SECONDS };
+      },
+    );
+
+    app.post(
+      '/agent/v1/facts',
+      {
+        ...route,
+        bodyLimit: 16 * 1024 * 1024,
+        schema: {
+          tags: ['agent'],
+          summary: 'Inspection facts; ends an inspection run',
+          security: [],
+          body: FactsSchema,
+          response: { 200: Type.Object({ next: Type.String({ enum: ['poweroff', 'reboot', 'wait'] }) }), ...errors },
+        },
+      },
+      async (req) => {
+        const p = req.run!;
+        if (p.kind !== 'inspect') throw new PlinthError('conflict', `run ${p.runId} is a ${p.kind} run; facts end inspect runs only`);
+        const m = await requireMachine(deps.store.db, deps.store.dialect, p.machineId);
+        if (m.state === 'inspecting') {
+          await deps.engine.act(p.machineId, 'installer-started', { actor: { kind: 'agent', name: `run:${p.runId}` }, runId: p.runId, reason: 'facts before hello' });
+        }
+        const facts = req.body as Facts;
+        await deps.inspection.complete(p.machineId, p.runId, facts, at());
+        await trace(p, 'facts', { disks: facts.disks.length, nics: facts.nics.length, hw: facts.hw.length });
+        return { next: deps.config.afterInspection as AgentNext };
+      },
+    );
+
+    app.post(
+      '/agent/v1/log',
+      {
+        ...route,
+        schema: {
+          tags: ['agent'],
+          summary: 'Installer log lines, stored with the run',
+          security: [],
+          body: Type.Object(
+            {
+              lines: Type.Array(
+                Type.Object(
+                  { at: Type.Optional(Type.String({ format: 'date-time' })), stream: Type.Optional(Type.String({ maxLength: 32 })), line: Type.String({ maxLength: 16_384 }) },
+                  { additionalProperties: false },
+                ),
+                { maxItems: 2000 },
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ stored: Type.Integer() }), ...errors },
+        },
+      },
+      async (req) => {
+        const { lines } = req.body as { lines: { at?: string; stream?: string; line: string }[] };
+        const now = at();
+        await appendRunLog(deps.store.db, req.run!.runId, lines.map((l) => ({ at: l.at ?? now, stream: l.stream ?? 'agent', line: l.line })));
+        return { stored: lines.length };
+      },
+    );
+
+    app.post(
+      '/agent/v1/heartbeat',
+      {
+        ...route,
+        schema: {
+          tags: ['agent'],
+          summary: 'The agent is alive; the answer says what to do next',
+          security: [],
+          body: Type.Object({ step: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+          response: { 200: Type.Object({ next: Type.String() }), ...errors },
+        },
+      },
+      async () => ({ next: 'wait' }),
+    );
+
+    app.post(
+      '/agent/v1/fail',
+      {
+        ...route,
+        schema: {
+          tags: ['agent'],
+          summary: 'The agent gives up: the machine goes to its *-failed state with this error',
+          security: [],
+          body: Type.Object(
+            { code: Type.String({ maxLength: 32 }), message: Type.String({ maxLength: 4096 }), stage: Type.Optional(Type.String({ maxLength: 64 })) },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ next: Type.String() }), ...errors },
+        },
+      },
+      async (req) => {
+        const p = req.run!;
+        const body = req.body as { code: string; message: string; stage?: string };
+        await trace(p, 'agent-failed', { code: body.code, message: body.message });
+        await deps.engine.act(p.machineId, 'fail', {
+          actor: { kind: 'agent', name: `run:${p.runId}` },
+          runId: p.runId,
+          reason: body.message,
+          error: { code: body.code, message: body.message, ...(body.stage ? { stage: body.stage } : {}) },
+        });
+        return { next: 'poweroff' };
+      },
+    );
+  };
+}

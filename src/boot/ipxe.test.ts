@@ -1,0 +1,23 @@
+import { describe, it } from 'vitest';
+import { expectGolden } from '../../test/support/golden.js';
+import { chainScript, installerScript, localBootScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
+
+describe('iPXE scripts', () => {
+  it('chain script', () => expectGolden('ipxe/chain.ipxe', chainScript('http://10.0.2.2:7708', 'n0nce')));
+  it('installer script', () =>
+    expectGolden(
+      'ipxe/installer.ipxe',
+      installerScript({
+        machineName: 'brisk-heron-3f7a',
+        runKind: 'inspect',
+        kernelUrl: 'http://10.0.2.2:7708/boot/installer/vmlinuz?attempt=A',
+        initrdUrl: 'http://10.0.2.2:7708/boot/installer/initrd.img?attempt=A',
+        cmdline: 'plinth.url=http://10.0.2.2:7708 plinth.run=R plinth.token=T console=ttyS0,115200n8',
+      }),
+    ));
+  it('local boot script', () => expectGolden('ipxe/local.ipxe', localBootScript('brisk-heron-3f7a', 'it is available')));
+  it('unidentified script', () => expectGolden('ipxe/unidentified.ipxe', unidentifiedScript('no usable UUID, serial, asset tag or MAC address was sent')));
+  it('retry-later script', () => expectGolden('ipxe/retry-later.ipxe', retryLaterScript('http://10.0.2.2:7708', 'database unreachable')));
+  it('keeps machine-chosen text from breaking the script', () =>
+    expectGolden('ipxe/local-hostile-name.ipxe', localBootScript('x${reboot}&&', 'why || goto x')));
+});

@@ -1,0 +1,110 @@
+/**
+ * iPXE scripts, as pure functions of their inputs (golden-tested). Every script that fetches
+ * something over HTTP retries with a growing pause, so a transient failure of the controller
+ * or the network does not strand a machine at its firmware prompt.
+ */
+
+/** Characters iPXE treats specially inside script arguments. */
+function ipxeSafe(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').replace(/[$&|#]/g, '_');
+}
+
+/** Query parameters iPXE fills in from its settings: identity, every NIC's MAC, firmware. */
+export const IDENTITY_QUERY = [
+  'uuid=${uuid}',
+  'serial=${serial:uristring}',
+  'asset=${asset:uristring}',
+  'manufacturer=${manufacturer:uristring}',
+  'product=${product:uristring}',
+  'mac=${netX/mac}',
+  ...Array.from({ length: 8 }, (_, i) => `mac${i}=\${net${i}/mac}`),
+  'arch=${buildarch}',
+  'platform=${platform}',
+].join('&');
+
+/**
+ * The script DHCP points iPXE at (`/boot.ipxe`): chain to this machine's own script,
+ * passing everything iPXE knows about it.
+ */
+export function chainScript(baseUrl: string, nonce: string): string {
+  return `#!ipxe
+# Plinth: identify this machine and fetch the script the controller chose for it.
+set plinth-base ${baseUrl}
+set attempt:int32 0
+:retry
+inc attempt
+chain --autofree \${plinth-base}/boot/machine.ipxe?${IDENTITY_QUERY}&chain=${nonce}&attempt=\${attempt} && goto done ||
+echo Plinth: could not fetch this machine's boot script (attempt \${attempt}); retrying
+iseq \${attempt} 30 && goto giveup ||
+sleep \${attempt}
+goto retry
+:giveup
+echo Plinth: the controller at \${plinth-base} did not answer; booting from local disk
+sleep 10
+:done
+exit
+`;
+}
+
+/** A script that fetches files may fail; this wraps a block so it is retried as a whole. */
+function withRetry(label: string, body: string[], onGiveUp: string): string {
+  return `set attempt:int32 0
+:${label}
+inc attempt
+${body.map((l) => `${l} || goto ${label}-failed`).join('\n')}
+:${label}-failed
+echo Plinth: ${label} failed (attempt \${attempt}); retrying
+iseq \${attempt} 20 && goto ${label}-giveup ||
+sleep \${attempt}
+goto ${label}
+:${label}-giveup
+${onGiveUp}
+`;
+}
+
+export interface InstallerBoot {
+  machineName: string;
+  runKind: string;
+  kernelUrl: string;
+  initrdUrl: string;
+  /** Kernel command line (already containing the controller URL, run id and token). */
+  cmdline: string;
+}
+
+/** Boots Plinth's installer for a run. */
+export function installerScript(b: InstallerBoot): string {
+  return `#!ipxe
+# Plinth: ${ipxeSafe(b.machineName)} boots the installer for its ${ipxeSafe(b.runKind)} run.
+echo Plinth: ${ipxeSafe(b.machineName)}: booting the installer (${ipxeSafe(b.runKind)})
+${withRetry('installer', [`kernel ${b.kernelUrl} initrd=initrd.img ${b.cmdline}`, `initrd --name initrd.img ${b.initrdUrl}`, 'boot'], 'echo Plinth: cannot load the installer; rebooting\nsleep 30\nreboot')}`;
+}
+
+/** Hands the machine to its next boot device (the local disk). */
+export function localBootScript(machineName: string, why: string): string {
+  return `#!ipxe
+# Plinth: ${ipxeSafe(machineName)} boots from its local disk (${ipxeSafe(why)}).
+echo Plinth: ${ipxeSafe(machineName)}: ${ipxeSafe(why)}; booting from local disk
+exit
+`;
+}
+
+/** For a request the boot service could not tie to a machine: say why, then boot locally. */
+export function unidentifiedScript(why: string): string {
+  return `#!ipxe
+# Plinth: this machine could not be identified.
+echo Plinth: ${ipxeSafe(why)}
+echo Plinth: booting from local disk in 30 seconds
+sleep 30
+exit
+`;
+}
+
+/** When the controller cannot decide right now (database unreachable…): wait and ask again. */
+export function retryLaterScript(baseUrl: string, why: string): string {
+  return `#!ipxe
+# Plinth: the controller could not answer; this script asks again.
+echo Plinth: ${ipxeSafe(why)}; asking again in 15 seconds
+sleep 15
+chain --autofree ${baseUrl}/boot.ipxe || exit
+`;
+}

@@ -1,0 +1,95 @@
+import { existsSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import { Type } from 'typebox';
+import type { BootService, BootQuery } from './service.js';
+import type { Store } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import { iso } from '../core/clock.js';
+import { recordStage } from './trace.js';
+import type { InstallerLocator } from './service.js';
+
+const IPXE = 'text/plain; charset=utf-8';
+
+/**
+ * The boot endpoints machines call. They are public by nature (firmware cannot carry a
+ * token) and hand out nothing secret except a run's own token inside that run's script.
+ */
+export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator }) {
+  return async (app: FastifyInstance): Promise<void> => {
+    // Serves files with Content-Length, Range, ETag / If-None-Match, streamed from disk.
+    await app.register(fastifyStatic, { root: '/', serve: false, acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
+
+    const ctx = (req: FastifyRequest) => ({
+      baseUrl: deps.boot.baseUrl(req.headers.host, req.protocol),
+      remoteAddr: req.ip ?? null,
+    });
+
+    app.get(
+      '/boot.ipxe',
+      { config: { role: 'public' }, schema: { tags: ['boot'], summary: 'The iPXE script DHCP points machines at', security: [] } },
+      async (req, reply) => reply.type(IPXE).send(await deps.boot.chain(ctx(req))),
+    );
+
+    app.get(
+      '/boot/machine.ipxe',
+      {
+        config: { role: 'public' },
+        schema: {
+          tags: ['boot'],
+          summary: "A machine's own boot script, decided from its lifecycle",
+          security: [],
+          querystring: Type.Object({}, { additionalProperties: Type.String({ maxLength: 512 }) }),
+        },
+        // iPXE never sees JSON: even a malformed request gets a script.
+        attachValidation: true,
+      },
+      async (req, reply) => {
+        const { script } = await deps.boot.machineScript(req.query as BootQuery, ctx(req));
+        return reply.type(IPXE).send(script);
+      },
+    );
+
+    const sendArtifact = async (req: FastifyRequest, reply: FastifyReply, path: string, stage: string) => {
+      const attempt = (req.query as { attempt?: string }).attempt;
+      if (attempt) {
+        const row = await deps.store.db.selectFrom('boot_attempts').select(['machine_id', 'run_id']).where('id', '=', attempt).executeTakeFirst();
+        if (row) {
+          await recordStage(deps.store.db, {
+            machineId: row.machine_id,
+            attemptId: attempt,
+            runId: row.run_id,
+            at: iso(deps.clock.now()),
+            stage,
+            detail: req.headers.range ? { range: req.headers.range } : null,
+          });
+        }
+      }
+      return reply.sendFile(basename(path), dirname(path));
+    };
+
+    app.get(
+      '/boot/installer/:file',
+      {
+        config: { role: 'public' },
+        schema: {
+          tags: ['boot'],
+          summary: "The installer's kernel and initramfs",
+          security: [],
+          params: Type.Object({ file: Type.String({ enum: ['vmlinuz', 'initrd.img'] }) }),
+          querystring: Type.Object({ attempt: Type.Optional(Type.String({ maxLength: 64 })) }),
+        },
+      },
+      async (req, reply) => {
+        const { file } = req.params as { file: 'vmlinuz' | 'initrd.img' };
+        const paths = deps.installer();
+        const path = paths ? (file === 'vmlinuz' ? paths.kernel : paths.initrd) : null;
+        if (!path || !existsSync(path)) {
+          return reply.status(404).type('text/plain').send('the installer is not built on this controller: run `plinth installer build`\n');
+        }
+        return sendArtifact(req, reply, path, file === 'vmlinuz' ? 'kernel' : 'initrd');
+      },
+    );
+  };
+}

@@ -1,0 +1,216 @@
+import type { Store, Db } from '../store/database.js';
+import { uniqueViolation } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import { iso } from '../core/clock.js';
+import { newSecret, readableName } from '../core/ids.js';
+import { isPlinthError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { InventoryService } from '../inventory/service.js';
+import type { LifecycleEngine } from '../lifecycle/engine.js';
+import type { Machine, Actor } from '../inventory/machine.js';
+import { findIdentityCandidates, requireMachine } from '../inventory/machine-rows.js';
+import { hasAnyIdentity, normalizeIdentity, resolveIdentity, type Identity } from '../inventory/identity.js';
+import { isTransitional } from '../lifecycle/states.js';
+import { getRun, type Run } from '../runs/runs.js';
+import { mintRunToken } from '../runs/run-tokens.js';
+import { chainScript, installerScript, localBootScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
+import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from './trace.js';
+
+export const BOOT_ACTOR: Actor = { kind: 'system', name: 'boot-service' };
+
+/** What a machine-script request tells us (iPXE settings, as query parameters). */
+export interface BootQuery {
+  uuid?: string;
+  serial?: string;
+  asset?: string;
+  manufacturer?: string;
+  product?: string;
+  mac?: string;
+  arch?: string;
+  platform?: string;
+  chain?: string;
+  [macN: string]: string | undefined;
+}
+
+export interface BootContext {
+  /** Base URL the machine reached the controller at (or the configured public URL). */
+  baseUrl: string;
+  remoteAddr: string | null;
+}
+
+/** Where the installer's kernel and initramfs are, when built. */
+export type InstallerLocator = () => { kernel: string; initrd: string } | null;
+
+/** What to boot for a run: the installer (default), local disk, or something else a later component renders. */
+export type BootPlan =
+  | { kind: 'installer' }
+  | { kind: 'local'; why: string }
+  | { kind: 'script'; decision: string; render: (ctx: { baseUrl: string; attemptId: string; token: () => Promise<string> }) => string };
+
+/** Lets the deploy component choose what a machine boots during its run (e.g. local disk after the image is written). */
+export type BootPlanner = (machine: Machine, run: Run) => Promise<BootPlan | null>;
+
+export interface BootServiceDeps {
+  store: Store;
+  clock: Clock;
+  inventory: InventoryService;
+  engine: LifecycleEngine;
+  log: Logger;
+  installer: InstallerLocator;
+  kernelArgs: string;
+  publicUrl: string;
+}
+
+const CHAIN_TTL_MS = 10 * 60_000;
+
+/**
+ * The boot service decides, from the lifecycle, what a network-booting machine runs: an
+ * unknown machine is enrolled on the spot and sent to the installer for inspection; a machine
+ * with pending work boots the installer with a fresh per-run token; anything else boots from
+ * its local disk. It always answers with an iPXE script, never with an error page.
+ */
+export class BootService {
+  private readonly planners: BootPlanner[] = [];
+  constructor(private readonly deps: BootServiceDeps) {}
+
+  addPlanner(p: BootPlanner): void {
+    this.planners.push(p);
+  }
+
+  baseUrl(hostHeader: string | undefined, protocol: string): string {
+    if (this.deps.publicUrl) return this.deps.publicUrl.replace(/\/+$/, '');
+    return `${protocol}://${hostHeader ?? '127.0.0.1:7708'}`;
+  }
+
+  async chain(ctx: BootContext): Promise<string> {
+    const nonce = newSecret('c').slice(2, 18);
+    const now = this.deps.clock.now();
+    try {
+      await rememberChain(this.deps.store.db, nonce, iso(now), ctx.remoteAddr);
+      if (Math.random() < 0.05) await pruneChains(this.deps.store.db, iso(new Date(now.getTime() - CHAIN_TTL_MS)));
+    } catch (e) {
+      // The trace is a diagnostic: a machine must boot even if it cannot be recorded.
+      this.deps.log.warn({ err: e }, 'could not record a chain-script fetch');
+    }
+    return chainScript(ctx.baseUrl, nonce);
+  }
+
+  async machineScript(q: BootQuery, ctx: BootContext): Promise<{ script: string; machine: Machine | null; decision: string }> {
+    const macs = [q.mac, ...Array.from({ length: 8 }, (_, i) => q[`mac${i}`])].filter((m): m is string => Boolean(m));
+    const identity = normalizeIdentity({
+      systemUuid: q.uuid ?? null,
+      serial: q.serial ?? null,
+      assetTag: q.asset ?? null,
+      manufacturer: q.manufacturer ?? null,
+      productName: q.product ?? null,
+      macs,
+    });
+    if (!hasAnyIdentity(identity)) {
+      return { script: unidentifiedScript('no usable UUID, serial, asset tag or MAC address was sent'), machine: null, decision: 'unidentified' };
+    }
+    try {
+      return await this.decide(identity, q, ctx);
+    } catch (e) {
+      this.deps.log.error({ err: e, identity }, 'boot decision failed');
+      return { script: retryLaterScript(ctx.baseUrl, 'the controller could not decide what this machine boots'), machine: null, decision: 'error' };
+    }
+  }
+
+  /** Finds the machine for a report, enrolling it when unknown (retrying once if a concurrent request enrolled it first). */
+  private async findOrEnrol(identity: Identity): Promise<{ machine: Machine; enrolled: boolean }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.deps.store.transaction(async (trx) => {
+          const candidates = await findIdentityCandidates(trx, identity);
+          const r = resolveIdentity(identity, candidates);
+          if (r.machineId) {
+            const m = await requireMachine(trx, this.deps.store.dialect, r.machineId, { lock: true });
+            return { machine: await this.deps.inventory.absorbIdentity(trx, m, identity, BOOT_ACTOR), enrolled: false };
+          }
+          const m = await this.deps.inventory.insert(trx, {
+            name: readableName(),
+            identity,
+            tags: {},
+            input: {},
+            actor: BOOT_ACTOR,
+            state: 'enrolled',
+            reason: 'network-booted unannounced',
+          });
+          return { machine: m, enrolled: true };
+        });
+      } catch (e) {
+        if (uniqueViolation(e) && attempt < 3) continue;
+        throw e;
+      }
+    }
+  }
+
+  private async decide(identity: Identity, q: BootQuery, ctx: BootContext) {
+    const { store, clock, engine } = this.deps;
+    let { machine } = await this.findOrEnrol(identity);
+    if (machine.state === 'enrolled' && !machine.maintenance) {
+      try {
+        machine = (await engine.act(machine.id, 'inspect', { actor: BOOT_ACTOR, reason: 'network-booted while enrolled' })).machine;
+      } catch (e) {
+        // A concurrent request (an iPXE retry) started it first.
+        if (!isPlinthError(e)) throw e;
+        machine = await requireMachine(store.db, store.dialect, machine.id);
+      }
+    }
+    const run = machine.currentRunId && isTransitional(machine.state) ? await getRun(store.db, machine.currentRunId) : null;
+    let plan: BootPlan = run ? { kind: 'installer' } : { kind: 'local', why: `it is ${machine.state}` };
+    if (run) {
+      for (const p of this.planners) {
+        const chosen = await p(machine, run);
+        if (chosen) {
+          plan = chosen;
+          break;
+        }
+      }
+    }
+    const installer = plan.kind === 'installer' ? this.deps.installer() : null;
+    const decision =
+      plan.kind === 'installer' ? (installer ? 'installer' : 'installer-missing') : plan.kind === 'local' ? 'local' : plan.decision;
+    const at = iso(clock.now());
+    const attemptId = await store.transaction(async (trx) => {
+      const id = await startAttempt(trx, {
+        machineId: machine.id,
+        runId: run?.id ?? null,
+        at,
+        remoteAddr: ctx.remoteAddr,
+        platform: q.platform || null,
+        arch: q.arch || null,
+        bootMac: identity.macs.includes((q.mac ?? '').toLowerCase()) ? q.mac!.toLowerCase() : (identity.macs[0] ?? null),
+        decision,
+      });
+      await this.traceChain(trx, q.chain, machine.id, id, run?.id ?? null);
+      await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'machine-script', detail: { decision } });
+      if (plan.kind === 'local') await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'local-boot', detail: { why: plan.why } });
+      return id;
+    });
+    let script: string;
+    if (plan.kind === 'local') script = localBootScript(machine.name, plan.why);
+    else if (plan.kind === 'script') script = plan.render({ baseUrl: ctx.baseUrl, attemptId, token: () => mintRunToken(store.db, run!.id) });
+    else if (!installer) {
+      this.deps.log.error({ machine: machine.name }, 'the installer is not built: run `plinth installer build`');
+      script = retryLaterScript(ctx.baseUrl, 'the installer is not built on the controller (plinth installer build)');
+    } else {
+      const token = await mintRunToken(store.db, run!.id);
+      script = installerScript({
+        machineName: machine.name,
+        runKind: run!.kind,
+        kernelUrl: `${ctx.baseUrl}/boot/installer/vmlinuz?attempt=${attemptId}`,
+        initrdUrl: `${ctx.baseUrl}/boot/installer/initrd.img?attempt=${attemptId}`,
+        cmdline: `plinth.url=${ctx.baseUrl} plinth.run=${run!.id} plinth.token=${token} ${this.deps.kernelArgs}`.trim(),
+      });
+    }
+    return { script, machine, decision };
+  }
+
+  /** Ties the /boot.ipxe fetch that led here to this machine and attempt. */
+  private async traceChain(trx: Db, nonce: string | undefined, machineId: string, attemptId: string, runId: string | null): Promise<void> {
+    if (!nonce) return;
+    const chain = await takeChain(trx, nonce);
+    if (chain) await recordStage(trx, { machineId, attemptId, runId, at: chain.at, stage: 'chain-script', detail: chain.remoteAddr ? { remoteAddr: chain.remoteAddr } : null });
+  }
+}

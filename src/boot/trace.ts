@@ -1,0 +1,128 @@
+import type { Db } from '../store/database.js';
+import { fromJson, toJson } from '../store/database.js';
+import { newId } from '../core/ids.js';
+
+/**
+ * The boot trace: every request the boot service sees, recorded against the machine and
+ * its boot attempt, so that "it didn't PXE boot" becomes "its firmware fetched the script but
+ * never asked for the kernel". Stages, in the order a healthy boot shows them:
+ *
+ * - `chain-script`  the firmware fetched /boot.ipxe (tied to the machine by a nonce)
+ * - `machine-script` the per-machine script was served (detail: the decision)
+ * - `kernel`, `initrd` an installer artifact was fetched (detail: bytes sent, range)
+ * - `agent-hello`   the installer's agent started and authenticated
+ * - `facts`         the agent reported facts
+ * - `step:NAME:STATUS` a deploy or wipe step changed status
+ * - `installed-os`  the installed OS reported in on first boot
+ * - `local-boot`    the machine was told to boot from its disk
+ */
+export interface TraceEntry {
+  id: number;
+  at: string;
+  stage: string;
+  runId: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+export interface BootAttempt {
+  id: string;
+  startedAt: string;
+  runId: string | null;
+  decision: string;
+  remoteAddr: string | null;
+  platform: string | null;
+  arch: string | null;
+  bootMac: string | null;
+  stages: TraceEntry[];
+}
+
+export async function startAttempt(
+  db: Db,
+  a: { machineId: string; runId: string | null; at: string; remoteAddr: string | null; platform: string | null; arch: string | null; bootMac: string | null; decision: string },
+): Promise<string> {
+  const id = newId();
+  await db
+    .insertInto('boot_attempts')
+    .values({
+      id,
+      machine_id: a.machineId,
+      run_id: a.runId,
+      started_at: a.at,
+      remote_addr: a.remoteAddr,
+      platform: a.platform,
+      arch: a.arch,
+      boot_mac: a.bootMac,
+      decision: a.decision,
+    })
+    .execute();
+  return id;
+}
+
+/** The attempt a later request belongs to: the newest one of the machine (for a run, of that run). */
+export async function currentAttempt(db: Db, machineId: string, runId?: string | null): Promise<string | null> {
+  let q = db.selectFrom('boot_attempts').select('id').where('machine_id', '=', machineId);
+  if (runId) q = q.where('run_id', '=', runId);
+  const row = await q.orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  return row?.id ?? null;
+}
+
+/** Records one stage and makes it the machine's `lastStage`. */
+export async function recordStage(
+  db: Db,
+  s: { machineId: string; attemptId: string | null; runId: string | null; at: string; stage: string; detail?: Record<string, unknown> | null },
+): Promise<void> {
+  await db
+    .insertInto('boot_trace')
+    .values({ machine_id: s.machineId, attempt_id: s.attemptId, run_id: s.runId, at: s.at, stage: s.stage, detail: toJson(s.detail ?? null) })
+    .execute();
+  await db.updateTable('machines').set({ last_stage: s.stage }).where('id', '=', s.machineId).execute();
+}
+
+/** The newest `limit` boot attempts of a machine, oldest first, each with its stages. */
+export async function readTrace(db: Db, machineId: string, limit = 10): Promise<BootAttempt[]> {
+  const attempts = await db
+    .selectFrom('boot_attempts')
+    .selectAll()
+    .where('machine_id', '=', machineId)
+    .orderBy('seq', 'desc')
+    .limit(limit)
+    .execute();
+  if (attempts.length === 0) return [];
+  const rows = await db
+    .selectFrom('boot_trace')
+    .selectAll()
+    .where('attempt_id', 'in', attempts.map((a) => a.id))
+    .orderBy('id')
+    .execute();
+  return attempts.reverse().map((a) => ({
+    id: a.id,
+    startedAt: a.started_at,
+    runId: a.run_id,
+    decision: a.decision,
+    remoteAddr: a.remote_addr,
+    platform: a.platform,
+    arch: a.arch,
+    bootMac: a.boot_mac,
+    stages: rows
+      .filter((r) => r.attempt_id === a.id)
+      .map((r) => ({ id: Number(r.id), at: r.at, stage: r.stage, runId: r.run_id, detail: fromJson(r.detail, null) })),
+  }));
+}
+
+/** Remembers a /boot.ipxe fetch until the machine-script request that follows it names its nonce. */
+export async function rememberChain(db: Db, nonce: string, at: string, remoteAddr: string | null): Promise<void> {
+  await db.insertInto('boot_chains').values({ nonce, at, remote_addr: remoteAddr }).execute();
+}
+
+/** Takes (and forgets) a chain fetch; null when unknown or already used. */
+export async function takeChain(db: Db, nonce: string): Promise<{ at: string; remoteAddr: string | null } | null> {
+  const row = await db.selectFrom('boot_chains').selectAll().where('nonce', '=', nonce).executeTakeFirst();
+  if (!row) return null;
+  await db.deleteFrom('boot_chains').where('nonce', '=', nonce).execute();
+  return { at: row.at, remoteAddr: row.remote_addr };
+}
+
+/** Forgets chain fetches no machine followed up on (firmware that gave up, scanners). */
+export async function pruneChains(db: Db, olderThan: string): Promise<void> {
+  await db.deleteFrom('boot_chains').where('at', '<', olderThan).execute();
+}
