@@ -17,6 +17,7 @@ import { BootService, type InstallerLocator } from './boot/service.js';
 import { bootRoutes } from './boot/routes.js';
 import { agentRoutes } from './boot/agent-api.js';
 import { existsSync } from 'node:fs';
+import { TftpServer } from './boot/tftp.js';
 
 /**
  * The composition root: the only place that decides which store, clock and logger the
@@ -96,6 +97,13 @@ export async function createController(config: Config, opts: ControllerOptions =
   const bootstrap = await tokens.ensureBootstrapAdmin(config.dataDir);
   if (bootstrap?.created) log.info({ path: bootstrap.path }, `admin token written to ${bootstrap.path}`);
 
+  const tftp = config.tftp.enabled
+    ? new TftpServer({
+        root: config.tftp.root,
+        ...parseListen(config.tftp.listen),
+        log: (event, fields) => log.debug(fields, event),
+      })
+    : null;
   let closed = false;
   const controller: Controller = {
     app,
@@ -109,6 +117,10 @@ export async function createController(config: Config, opts: ControllerOptions =
       const { host, port } = parseListen(config.listen);
       const address = await app.listen({ host, port });
       controller.url = address;
+      if (tftp) {
+        const t = await tftp.start();
+        log.info({ host: t.host, port: t.port, root: config.tftp.root }, 'TFTP server listening');
+      }
       if (!opts.noBackground) sweeper.start();
       log.info({ address, database: store.dialect, dataDir: config.dataDir }, 'controller listening');
       return address;
@@ -117,6 +129,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       if (closed) return;
       closed = true;
       await sweeper.stop();
+      await tftp?.stop();
       await app.close();
       await store.close();
       log.info('controller stopped');

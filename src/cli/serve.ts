@@ -13,13 +13,15 @@ export const registerServe: CommandRegistrar = (parent, ctx) => {
     .option('--database-url <url>', 'postgres://… (PLINTH_DATABASE_URL; default SQLite in the data directory)')
     .option('--public-url <url>', 'URL machines use to reach this controller (PLINTH_PUBLIC_URL)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace (PLINTH_LOG_LEVEL)')
-    .action(async (opts: { config?: string; listen?: string; dataDir?: string; databaseUrl?: string; publicUrl?: string; logLevel?: string }) => {
+    .option('--tftp [host:port]', 'also serve the iPXE binaries over TFTP (PLINTH_TFTP_ENABLED; default 0.0.0.0:69)')
+    .action(async (opts: { config?: string; listen?: string; dataDir?: string; databaseUrl?: string; publicUrl?: string; logLevel?: string; tftp?: string | boolean }) => {
       const flags: Record<string, unknown> = {};
       if (opts.listen) flags.listen = opts.listen;
       if (opts.dataDir) flags.dataDir = opts.dataDir;
       if (opts.databaseUrl) flags.databaseUrl = opts.databaseUrl;
       if (opts.publicUrl) flags.publicUrl = opts.publicUrl;
       if (opts.logLevel) flags.logLevel = opts.logLevel;
+      if (opts.tftp) flags.tftp = { enabled: true, ...(typeof opts.tftp === 'string' ? { listen: opts.tftp } : {}) };
       const config = loadConfig({
         file: opts.config ?? ctx.env.PLINTH_CONFIG ?? 'plinth.yaml',
         fileRequired: Boolean(opts.config ?? ctx.env.PLINTH_CONFIG),

@@ -58,3 +58,22 @@ describe('`plinth serve` as a process', () => {
     expect(existsSync(join(dataDir, 'plinth.sqlite-wal'))).toBe(false);
   });
 });
+
+describe('`plinth serve --tftp`', () => {
+  it('serves the iPXE binaries over TFTP next to HTTP', async () => {
+    ensureBuilt();
+    const { freePort } = await import('../support/plinth-process.js');
+    const dataDir = mkdtempSync(join(tmpdir(), 'plinth-serve-tftp-'));
+    const tftpPort = await freePort();
+    const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: '127.0.0.1:0' }, ['--tftp', `127.0.0.1:${tftpPort}`]);
+    try {
+      const line = await serve.waitForLog((l) => l.msg === 'TFTP server listening');
+      expect(line).toMatchObject({ port: tftpPort, root: '/usr/lib/ipxe' });
+      const out = join(dataDir, 'undionly.kpxe');
+      await exec('tftp', ['-m', 'binary', '127.0.0.1', String(tftpPort), '-c', 'get', 'undionly.kpxe', out], { timeout: 30_000 });
+      expect(readFileSync(out).equals(readFileSync('/usr/lib/ipxe/undionly.kpxe'))).toBe(true);
+    } finally {
+      await serve.stop();
+    }
+  });
+});
