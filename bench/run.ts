@@ -4,6 +4,7 @@
  */
 const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
   inventory: () => import('./inventory.js'),
+  'boot-storm': () => import('./boot-storm.js'),
 };
 
 const wanted = process.argv.slice(2);

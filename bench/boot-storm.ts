@@ -1,0 +1,171 @@
+import { spawn, execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync, existsSync, copyFileSync, statSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { ensureBuilt, freePort, startServe, ROOT } from '../test/support/plinth-process.js';
+import { machineInfo, percentile, record, rssMiB, cpuSeconds, table, today } from './support.js';
+
+/**
+ * Boot storm: N simulated machines at once, each doing what iPXE does — fetch /boot.ipxe,
+ * its own script, the installer kernel and initramfs — against one controller; then the same
+ * artifact downloads against nginx serving the same files on the same machine, as a ratio.
+ */
+const SIZES = (process.env.BENCH_STORM ?? '100,500,1000').split(',').map(Number);
+
+function artifacts(dir: string): { kernel: string; initrd: string; note: string } {
+  mkdirSync(dir, { recursive: true });
+  const built = join(ROOT, 'var', 'boot', 'installer');
+  const kernel = join(dir, 'vmlinuz');
+  const initrd = join(dir, 'initrd.img');
+  if (existsSync(join(built, 'vmlinuz')) && existsSync(join(built, 'initrd.img')) && !process.env.BENCH_SYNTHETIC) {
+    copyFileSync(join(built, 'vmlinuz'), kernel);
+    copyFileSync(join(built, 'initrd.img'), initrd);
+    return { kernel, initrd, note: 'the installer built by `plinth installer build`' };
+  }
+  writeFileSync(kernel, randomBytes(8 * 2 ** 20));
+  writeFileSync(initrd, randomBytes(Number(process.env.BENCH_INITRD_MIB ?? 64) * 2 ** 20));
+  return { kernel, initrd, note: 'random files the size of a kernel (8 MiB) and an initramfs' };
+}
+
+async function startNginx(root: string, port: number): Promise<() => void> {
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-nginx-'));
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes auto;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  client_body_temp_path ${dir};
+  proxy_temp_path ${dir};
+  fastcgi_temp_path ${dir};
+  uwsgi_temp_path ${dir};
+  scgi_temp_path ${dir};
+  server { listen 127.0.0.1:${port}; root ${root}; }
+}
+`,
+  );
+  const child = spawn('nginx', ['-c', conf], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/vmlinuz`, { method: 'HEAD' }).then((r) => r.ok, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return () => child.kill('SIGTERM');
+}
+
+async function get(agent: Agent, url: string): Promise<{ ms: number; body: string }> {
+  const t0 = performance.now();
+  const res = await request(url, { dispatcher: agent });
+  const body = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`${url}: HTTP ${res.statusCode}`);
+  return { ms: performance.now() - t0, body };
+}
+
+/** wrk's aggregate transfer rate in MiB/s for `connections` clients downloading `url` again and again. */
+function wrk(url: string, connections: number, seconds: number): number {
+  const out = execFileSync('wrk', ['-t', '2', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '60s', url], { encoding: 'utf8' });
+  const m = /Transfer\/sec:\s+([\d.]+)([KMG]?B)/.exec(out);
+  if (!m) throw new Error(`unexpected wrk output:\n${out}`);
+  const factor = { B: 1 / 2 ** 20, KB: 1 / 1024, MB: 1, GB: 1024 }[m[2] as 'B' | 'KB' | 'MB' | 'GB'];
+  return Number(m[1]) * factor;
+}
+
+interface StormResult {
+  clients: number;
+  scenario: string;
+  scriptRps: number;
+  scriptP50ms: number;
+  scriptP99ms: number;
+  controllerMiBps: number;
+  nginxMiBps: number;
+  ratio: string;
+}
+
+const WRK_SECONDS = Number(process.env.BENCH_WRK_SECONDS ?? 10);
+
+/**
+ * N machines at once fetch /boot.ipxe and their own script (each over its own connection);
+ * then N clients download the initramfs from the controller (each request traced against a
+ * boot attempt, as during a real boot) and from nginx, for the same time.
+ */
+async function storm(base: string, nginxBase: string, n: number, mac: (i: number) => string, scenario: string): Promise<StormResult> {
+  const agent = new Agent({ connections: n, pipelining: 1, keepAliveTimeout: 60_000 });
+  const lat: number[] = [];
+  const initrdUrls: string[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const chain = await get(agent, `${base}/boot.ipxe`);
+      lat.push(chain.ms);
+      const nonce = /&chain=([A-Za-z0-9_-]+)&/.exec(chain.body)![1];
+      const s = await get(agent, `${base}/boot/machine.ipxe?serial=STORM-${scenario}-${i}&mac=${mac(i)}&chain=${nonce}`);
+      lat.push(s.ms);
+      const initrd = /initrd --name initrd\.img (\S+)/.exec(s.body)?.[1];
+      if (!initrd) throw new Error(`machine ${i} was not sent to the installer:\n${s.body}`);
+      initrdUrls.push(initrd);
+    }),
+  );
+  const scriptsS = (performance.now() - t0) / 1000;
+  await agent.close();
+  lat.sort((a, b) => a - b);
+  const controllerMiBps = wrk(initrdUrls[0]!, n, WRK_SECONDS);
+  const nginxMiBps = wrk(`${nginxBase}/initrd.img`, n, WRK_SECONDS);
+  return {
+    clients: n,
+    scenario,
+    scriptRps: Math.round((2 * n) / scriptsS),
+    scriptP50ms: Math.round(percentile(lat, 50) * 10) / 10,
+    scriptP99ms: Math.round(percentile(lat, 99) * 10) / 10,
+    controllerMiBps: Math.round(controllerMiBps),
+    nginxMiBps: Math.round(nginxMiBps),
+    ratio: `${Math.round((controllerMiBps / nginxMiBps) * 100)}%`,
+  };
+}
+
+export async function run(): Promise<string> {
+  ensureBuilt();
+  const dataDir = mkdtempSync(join(tmpdir(), 'plinth-storm-'));
+  const files = artifacts(join(dataDir, 'boot', 'installer'));
+  // nginx's workers must be able to read the files.
+  for (const d of [dataDir, join(dataDir, 'boot'), join(dataDir, 'boot', 'installer')]) chmodSync(d, 0o755);
+  const port = await freePort();
+  const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `127.0.0.1:${port}`, PLINTH_LOG_LEVEL: 'warn' });
+  const nginxPort = await freePort();
+  const stopNginx = await startNginx(join(dataDir, 'boot', 'installer'), nginxPort);
+  
+  const results: StormResult[] = [];
+  const cpu0 = cpuSeconds(serve.child.pid!);
+  try {
+    for (const n of SIZES) {
+      const mac = (i: number) => `02:${n.toString(16).padStart(2, '0').slice(-2)}:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+      // Unknown machines: every one is enrolled and sent to inspection on its first request.
+      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, n, mac, 'new'));
+      console.log(JSON.stringify(results.at(-1)));
+      // The same machines again, now known and with their inspection pending (a mass re-boot).
+      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, n, mac, 'known'));
+      console.log(JSON.stringify(results.at(-1)));
+    }
+  } finally {
+    stopNginx();
+  }
+  const mem = rssMiB(serve.child.pid!);
+  const cpu = cpuSeconds(serve.child.pid!) - cpu0;
+  await serve.stop();
+  const k = statSync(files.kernel).size;
+  const i = statSync(files.initrd).size;
+  rmSync(dataDir, { recursive: true, force: true });
+  let md = `# Boot storm — ${today()}\n\n${machineInfo()}. One controller (SQLite), artifacts: ${files.note}: kernel ${(k / 2 ** 20).toFixed(1)} MiB, initramfs ${(i / 2 ** 20).toFixed(1)} MiB.\n`;
+  md += `Scripts: N simulated machines at once each fetch /boot.ipxe and then their own script over their own connection; "new" machines are enrolled and sent to inspection by that request (several database writes each), "known" ones boot again with their inspection pending (a new boot attempt and run token each). Artifacts: wrk with N connections downloads the initramfs for ${WRK_SECONDS} s from the controller (every request traced against a boot attempt) and then from nginx (sendfile on, worker_processes auto) serving the same file. wrk, controller and nginx share the machine's cores.\n\n`;
+  md += table(results as unknown as Record<string, unknown>[], ['clients', 'scenario', 'scriptRps', 'scriptP50ms', 'scriptP99ms', 'controllerMiBps', 'nginxMiBps', 'ratio']);
+  md += `\nController peak RSS ${mem.peak} MiB, ${Math.round(cpu)} CPU-seconds over all runs.\n`;
+  return record('boot-storm', md, { date: today(), machine: machineInfo(), kernelBytes: k, initrdBytes: i, results, peakRssMiB: mem.peak });
+}
