@@ -48,3 +48,13 @@ describe('configuration', () => {
     expect(() => parseListen('7708')).toThrow(/host:port/);
   });
 });
+
+describe('docs/configuration.md', () => {
+  it('documents every setting and its environment name', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    for (const d of describeConfig()) {
+      expect(doc, d.key).toContain(`| \`${d.key}\` | \`${d.env}\` |`);
+    }
+  });
+});

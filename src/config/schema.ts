@@ -19,7 +19,7 @@ export const ConfigSchema = Type.Object(
     }),
     publicUrl: Type.String({
       default: '',
-      description: 'URL machines use to reach this controller (boot scripts, agents); default http://<listen address>',
+      description: 'URL machines use to reach this controller (boot scripts, agents); default: the address each machine used (its Host header)',
     }),
     logLevel: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
