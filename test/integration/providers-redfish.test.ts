@@ -226,6 +226,35 @@ describe('redfish: vendor quirks', () => {
     }
   });
 
+  it('a service without ForceRestart or PowerCycle is rebooted by ForceOff, wait for Off, then On', async () => {
+    const peer = await startRedfishPeer({ variant: 'dmtf' });
+    try {
+      const reset = (peer.system()['Actions'] as Record<string, Record<string, unknown>>)['#ComputerSystem.Reset']!;
+      reset['ResetType@Redfish.AllowableValues'] = ['On', 'ForceOff', 'GracefulShutdown', 'Nmi'];
+      const p = provider(peer);
+      await p.power.reboot(peer.systemPath, ctx);
+      expect(peer.resets).toEqual(['ForceOff', 'On']);
+      expect(peer.system()['PowerState']).toBe('On');
+      await p.close();
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it('UEFI HTTP boot sends the URL with the override (iDRAC lists UefiHttp)', async () => {
+    const peer = await startRedfishPeer({ variant: 'idrac' });
+    try {
+      const p = provider(peer);
+      await p.management.setBootDevice(peer.systemPath, 'uefi-http', { url: 'http://192.0.2.10/boot.efi' }, ctx);
+      expect(peer.system()['Boot']).toMatchObject({ BootSourceOverrideTarget: 'UefiHttp', HttpBootUri: 'http://192.0.2.10/boot.efi', BootSourceOverrideMode: 'UEFI' });
+      const err = (await p.management.setBootDevice(peer.systemPath, 'uefi-http', {}, ctx).catch((e: unknown) => e)) as ProviderError;
+      expect(err.message).toMatch(/needs the URL/);
+      await p.close();
+    } finally {
+      await peer.close();
+    }
+  });
+
   it('the endpoint option `quirks` overrides detection', async () => {
     const peer = await startRedfishPeer({ variant: 'dmtf' });
     try {

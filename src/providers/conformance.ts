@@ -1,0 +1,230 @@
+/**
+ * The provider conformance suite: one set of tests every provider passes against its peer
+ * (a real BMC simulator, hypervisor test driver, or a service replaying documented payloads),
+ * as Hono runs one router suite against every router. It checks the contracts stated in
+ * types.ts, driven by what the provider *declares*: a declared capability must work, an
+ * undeclared one must fail with an `unsupported` ProviderError.
+ *
+ * Only test files import this module (it registers vitest tests when called).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { normalizeMac } from '../core/mac.js';
+import { ProviderError, type BootDevice, type BootMode, type Capability, type PowerState, type Provider, type ProviderContext } from './types.js';
+
+/** What the peer saw, read without going through the provider under test. */
+export interface PeerObservations {
+  powerState?(ref: string): Promise<PowerState>;
+  /** The boot device the peer holds for the next boot; undefined when none is set. */
+  bootDevice?(ref: string): Promise<{ device: BootDevice; persistent?: boolean; mode?: BootMode } | undefined>;
+  /** The image URL in the virtual CD, or null when empty. */
+  virtualMedia?(ref: string): Promise<string | null>;
+}
+
+export interface ConformanceSubject {
+  /** The provider under test, with valid credentials. */
+  provider: Provider;
+  /** The system every test acts on. */
+  ref: string;
+  /** The same endpoint with a wrong password; omitted where the platform has no credentials. */
+  withWrongCredentials?: () => Provider;
+  /** The password the wrong-credentials provider uses (must not leak into messages). */
+  wrongPassword?: string;
+  observe?: PeerObservations;
+  ctx?: ProviderContext;
+}
+
+export interface ConformanceTarget {
+  /** Shown in the test names, e.g. `redfish (dmtf mockup)`. */
+  name: string;
+  setup(): Promise<ConformanceSubject>;
+  teardown?(): Promise<void>;
+  /** Time power transitions take to show on this platform (default 0). */
+  settleMs?: number;
+  /**
+   * Capabilities the provider declares but this particular system does not offer (a mockup
+   * whose boot target list lacks UefiHttp): asking for them must fail as `unsupported`.
+   */
+  peerLacks?: Capability[];
+}
+
+const QUIET = { debug: () => undefined, info: () => undefined, warn: () => undefined };
+const BOOT_DEVICES: BootDevice[] = ['pxe', 'disk', 'cd', 'uefi-http'];
+const UEFI_HTTP_URL = 'http://192.0.2.10/boot/ipxe.efi';
+const ISO_URL = 'http://192.0.2.10/images/installer.iso';
+
+async function expectFailure(promise: Promise<unknown>, failure: ProviderError['failure'], providerType: string): Promise<ProviderError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `expected a '${failure}' ProviderError`).toBeInstanceOf(ProviderError);
+  const pe = err as ProviderError;
+  expect(pe.failure).toBe(failure);
+  expect(pe.provider).toBe(providerType);
+  expect(pe.message).toContain(providerType);
+  return pe;
+}
+
+/** Registers the conformance tests for one provider + peer. */
+export function describeProviderConformance(target: ConformanceTarget): void {
+  describe(`provider conformance: ${target.name}`, () => {
+    let subject: ConformanceSubject;
+    let ctx: ProviderContext;
+    const has = (cap: Capability): boolean => subject.provider.capabilities.has(cap);
+    const settle = async (): Promise<void> => {
+      if (target.settleMs) await new Promise((r) => setTimeout(r, target.settleMs));
+    };
+
+    beforeAll(async () => {
+      subject = await target.setup();
+      ctx = subject.ctx ?? { timeoutMs: 10_000, log: QUIET };
+    });
+    afterAll(async () => {
+      await subject?.provider.close?.();
+      await target.teardown?.();
+    });
+
+    it('declares capabilities that match the methods it implements', () => {
+      const m = subject.provider.management;
+      if (has('vmedia')) {
+        expect(typeof m.insertVirtualMedia).toBe('function');
+        expect(typeof m.ejectVirtualMedia).toBe('function');
+      }
+      if (has('enumerate')) expect(typeof m.listSystems).toBe('function');
+      if (has('power.soft-off')) expect(has('power')).toBe(true);
+    });
+
+    it('power: on and off are idempotent and reported by getPowerState', async () => {
+      const { provider, ref, observe } = subject;
+      if (!has('power')) {
+        expect(await provider.power.getPowerState(ref, ctx)).toBe('unknown');
+        await expectFailure(provider.power.setPowerState(ref, 'on', ctx), 'unsupported', provider.type);
+        await expectFailure(provider.power.setPowerState(ref, 'off', ctx), 'unsupported', provider.type);
+        return;
+      }
+      await provider.power.setPowerState(ref, 'on', ctx);
+      await provider.power.setPowerState(ref, 'on', ctx);
+      await settle();
+      expect(await provider.power.getPowerState(ref, ctx)).toBe('on');
+      if (observe?.powerState) expect(await observe.powerState(ref)).toBe('on');
+      await provider.power.setPowerState(ref, 'off', ctx);
+      await provider.power.setPowerState(ref, 'off', ctx);
+      await settle();
+      expect(await provider.power.getPowerState(ref, ctx)).toBe('off');
+      if (observe?.powerState) expect(await observe.powerState(ref)).toBe('off');
+    });
+
+    it('power: reboot powers on a system that is off, and keeps a running one on', async () => {
+      const { provider, ref, observe } = subject;
+      if (!has('power')) {
+        await expectFailure(provider.power.reboot(ref, ctx), 'unsupported', provider.type);
+        return;
+      }
+      await provider.power.setPowerState(ref, 'off', ctx);
+      await settle();
+      await provider.power.reboot(ref, ctx);
+      await settle();
+      expect(await provider.power.getPowerState(ref, ctx)).toBe('on');
+      if (observe?.powerState) expect(await observe.powerState(ref)).toBe('on');
+      await provider.power.reboot(ref, ctx);
+      await settle();
+      expect(await provider.power.getPowerState(ref, ctx)).toBe('on');
+    });
+
+    it('power: soft-off is accepted where declared, refused as unsupported elsewhere', async () => {
+      const { provider, ref } = subject;
+      if (!has('power.soft-off')) {
+        await expectFailure(provider.power.setPowerState(ref, 'soft-off', ctx), 'unsupported', provider.type);
+        return;
+      }
+      await provider.power.setPowerState(ref, 'on', ctx);
+      await settle();
+      await provider.power.setPowerState(ref, 'soft-off', ctx);
+      // Soft-off asks the OS; a system that is already off accepts it as done.
+      await provider.power.setPowerState(ref, 'off', ctx);
+      await settle();
+      await provider.power.setPowerState(ref, 'soft-off', ctx);
+    });
+
+    for (const device of BOOT_DEVICES) {
+      it(`boot: ${device} is set where declared, refused as unsupported elsewhere`, async () => {
+        const { provider, ref, observe } = subject;
+        const options = device === 'uefi-http' ? { url: UEFI_HTTP_URL } : {};
+        if (!has(`boot.${device}`) || target.peerLacks?.includes(`boot.${device}`)) {
+          await expectFailure(provider.management.setBootDevice(ref, device, options, ctx), 'unsupported', provider.type);
+          return;
+        }
+        await provider.management.setBootDevice(ref, device, options, ctx);
+        if (observe?.bootDevice) expect((await observe.bootDevice(ref))?.device).toBe(device);
+        // Setting the same device again is harmless.
+        await provider.management.setBootDevice(ref, device, options, ctx);
+      });
+    }
+
+    it('boot: persistent and firmware mode follow the declared capabilities', async () => {
+      const { provider, ref, observe } = subject;
+      const device = BOOT_DEVICES.find((d) => has(`boot.${d}`) && d !== 'uefi-http');
+      if (!device) return;
+      if (has('boot.persistent')) {
+        await provider.management.setBootDevice(ref, device, { persistent: true }, ctx);
+        const seen = await observe?.bootDevice?.(ref);
+        if (seen?.persistent !== undefined) expect(seen.persistent).toBe(true);
+        await provider.management.setBootDevice(ref, device, { persistent: false }, ctx);
+      } else {
+        await expectFailure(provider.management.setBootDevice(ref, device, { persistent: true }, ctx), 'unsupported', provider.type);
+      }
+      if (has('boot.mode')) {
+        await provider.management.setBootDevice(ref, device, { mode: 'uefi' }, ctx);
+        const seen = await observe?.bootDevice?.(ref);
+        if (seen?.mode !== undefined) expect(seen.mode).toBe('uefi');
+      }
+    });
+
+    it('virtual media: insert and eject where declared (eject is idempotent)', async () => {
+      const { provider, ref, observe } = subject;
+      const m = provider.management;
+      if (!has('vmedia')) {
+        if (m.insertVirtualMedia) await expectFailure(m.insertVirtualMedia(ref, ISO_URL, ctx), 'unsupported', provider.type);
+        return;
+      }
+      await m.insertVirtualMedia!(ref, ISO_URL, ctx);
+      await m.insertVirtualMedia!(ref, ISO_URL, ctx);
+      if (observe?.virtualMedia) expect(await observe.virtualMedia(ref)).toBe(ISO_URL);
+      await m.ejectVirtualMedia!(ref, ctx);
+      await m.ejectVirtualMedia!(ref, ctx);
+      if (observe?.virtualMedia) expect(await observe.virtualMedia(ref)).toBeNull();
+    });
+
+    it('listSystems: returns well-formed systems including the one under test', async () => {
+      const { provider, ref } = subject;
+      const m = provider.management;
+      if (!has('enumerate')) {
+        if (m.listSystems) await expectFailure(m.listSystems(ctx), 'unsupported', provider.type);
+        return;
+      }
+      const systems = await m.listSystems!(ctx);
+      expect(Array.isArray(systems)).toBe(true);
+      expect(systems.map((s) => s.ref)).toContain(ref);
+      for (const s of systems) {
+        expect(typeof s.ref).toBe('string');
+        expect(s.ref.length).toBeGreaterThan(0);
+        expect(Array.isArray(s.macs)).toBe(true);
+        for (const mac of s.macs) expect(normalizeMac(mac)).toBe(mac);
+        if (s.systemUuid !== undefined) expect(s.systemUuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+        if (s.powerState !== undefined) expect(['on', 'off', 'unknown']).toContain(s.powerState);
+      }
+    });
+
+    it('wrong credentials: an auth failure that names the provider and not the password', async () => {
+      if (!subject.withWrongCredentials) return;
+      const bad = subject.withWrongCredentials();
+      try {
+        const err = await expectFailure(bad.power.getPowerState(subject.ref, ctx), 'auth', bad.type);
+        expect(err.retryable).toBe(false);
+        if (subject.wrongPassword) expect(err.message).not.toContain(subject.wrongPassword);
+      } finally {
+        await bad.close?.();
+      }
+    });
+  });
+}

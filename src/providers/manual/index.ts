@@ -1,0 +1,1 @@
+export { ManualProvider, ManualActionRequired, createManualProvider, describeManualAction, type ManualAction } from './manual-provider.js';

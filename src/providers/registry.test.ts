@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { ProviderRegistry, createProvider } from './registry.js';
+import { ProviderResilience } from './resilient.js';
+import { PROVIDER_TYPES, ProviderError, type Provider } from './types.js';
+
+describe('provider registry', () => {
+  it('builds every built-in type, wrapped in the resilience layer', () => {
+    for (const type of PROVIDER_TYPES.filter((t) => t !== 'qemu')) {
+      const p = createProvider(type, { address: type === 'ipmi' ? '127.0.0.1:6230' : type === 'libvirt' ? 'test:///default' : 'https://127.0.0.1:1' });
+      expect(p.type).toBe(type);
+    }
+  });
+
+  it('has no qemu provider until the lab registers one', () => {
+    const registry = new ProviderRegistry();
+    expect(() => registry.create('qemu', { address: '/tmp/lab' })).toThrow(ProviderError);
+    const lab: Provider = { type: 'qemu', capabilities: new Set(), power: createProvider('manual', { address: '' }).power, management: { setBootDevice: async () => undefined } };
+    registry.register('qemu', () => lab);
+    expect(registry.create('qemu', { address: '/tmp/lab' }, { resilience: false })).toBe(lab);
+  });
+
+  it('keeps one provider (one BMC session) per endpoint until it is closed or its settings change', async () => {
+    const { startRedfishPeer } = await import('../../test/support/peers/redfish-server.js');
+    const peer = await startRedfishPeer();
+    const registry = new ProviderRegistry();
+    const ctx = { timeoutMs: 5_000, log: { debug: () => undefined, info: () => undefined, warn: () => undefined } };
+    const endpoint = { address: peer.url, username: 'admin', password: 'password' };
+    try {
+      await registry.create('redfish', endpoint).power.getPowerState(peer.systemPath, ctx);
+      await registry.create('redfish', { ...endpoint }).power.getPowerState(peer.systemPath, ctx);
+      expect(peer.sessionsCreated).toBe(1);
+      await registry.create('redfish', endpoint).close?.();
+      expect(peer.openSessions()).toBe(0);
+      await registry.create('redfish', endpoint).power.getPowerState(peer.systemPath, ctx);
+      expect(peer.sessionsCreated).toBe(2);
+      await registry.closeAll();
+      expect(peer.openSessions()).toBe(0);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it('shares one breaker per endpoint across the providers it builds', async () => {
+    const resilience = new ProviderResilience({ attempts: 1, failureThreshold: 1 });
+    const registry = new ProviderRegistry(undefined, resilience);
+    const ctx = { timeoutMs: 2_000, log: { debug: () => undefined, info: () => undefined, warn: () => undefined } };
+    const first = registry.create('redfish', { address: 'http://127.0.0.1:9', username: 'u', password: 'p' });
+    await expect(first.power.getPowerState('1', ctx)).rejects.toMatchObject({ failure: 'unreachable' });
+    const second = registry.create('redfish', { address: 'http://127.0.0.1:9', username: 'u', password: 'p' });
+    await expect(second.power.getPowerState('1', ctx)).rejects.toThrow(/is failing/);
+  });
+});

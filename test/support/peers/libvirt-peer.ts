@@ -1,0 +1,263 @@
+/**
+ * libvirt peers (Debian `libvirt-clients`, `libvirt-daemon`):
+ *
+ * 1. **A test driver node file** (`test:///path/node.xml`): libvirt's in-memory hypervisor,
+ *    read afresh by every connection — right for inventory, useless for changes, because a
+ *    `virsh` process is one connection and its changes die with it.
+ * 2. **A real libvirtd serving the test driver** (`test+unix:///default?socket=…`): the
+ *    daemon runs in a private mount namespace (tmpfs over /run/libvirt, /var/lib/libvirt and
+ *    /var/cache/libvirt, so it touches no host state and no other libvirtd), with its own
+ *    socket directory. `test:///default` is shared by all connections of a process while one
+ *    stays open, so the peer holds one open `virsh` session: every provider call then sees the
+ *    changes of the previous one, and the peer reads the domain back over its own connection.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureDebianPackages, hasCommand } from './debian-packages.js';
+
+export interface TestDomain {
+  name: string;
+  uuid: string;
+  macs: string[];
+  /** `os`: `<os><boot dev='hd'/>`; `device`: per-device `<boot order>` (disk first). */
+  bootStyle: 'os' | 'device';
+  firmware?: 'bios' | 'uefi';
+}
+
+export const TEST_DOMAINS: TestDomain[] = [
+  { name: 'plinth-os-boot', uuid: '5a0e3b1c-6f2d-4c1e-9a3b-0d6f1e2a3b4c', macs: ['52:54:00:00:aa:01'], bootStyle: 'os' },
+  { name: 'plinth-device-boot', uuid: '7c1d2e3f-4a5b-4c6d-8e9f-a0b1c2d3e4f5', macs: ['52:54:00:00:aa:02', '52:54:00:00:aa:03'], bootStyle: 'device' },
+];
+
+/** A test-driver domain definition (type='test'). */
+export function testDomainXml(d: TestDomain): string {
+  const deviceBoot = d.bootStyle === 'device';
+  const nics = d.macs
+    .map((mac, i) => `    <interface type='network'><mac address='${mac}'/><source network='default'/>${deviceBoot ? `<boot order='${i + 2}'/>` : ''}</interface>`)
+    .join('\n');
+  return `<domain type='test'>
+  <name>${d.name}</name>
+  <uuid>${d.uuid}</uuid>
+  <memory unit='KiB'>524288</memory>
+  <vcpu>1</vcpu>
+  <os${d.firmware === 'uefi' ? " firmware='efi'" : ''}>
+    <type arch='x86_64'>hvm</type>
+${deviceBoot ? '' : "    <boot dev='hd'/>\n"}  </os>
+  <devices>
+    <disk type='file' device='disk'><source file='/guest/${d.name}.img'/><target dev='vda' bus='virtio'/>${deviceBoot ? "<boot order='1'/>" : ''}</disk>
+    <disk type='file' device='cdrom'><target dev='sda' bus='sata'/><readonly/></disk>
+${nics}
+  </devices>
+</domain>
+`;
+}
+
+export interface TestDriverFile {
+  uri: string;
+  close(): void;
+}
+
+/** Writes a test driver node file holding the domains (stateless: read per connection). */
+export function writeTestDriverNode(domains: TestDomain[] = TEST_DOMAINS): TestDriverFile {
+  ensureDebianPackages(['libvirt-clients'], () => hasCommand('virsh'));
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-libvirt-node-'));
+  const path = join(dir, 'node.xml');
+  // Domains in a node file start out running.
+  writeFileSync(path, `<node>\n${domains.map(testDomainXml).join('\n')}</node>\n`);
+  return { uri: `test://${path}`, close: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface LibvirtDaemonPeer {
+  /** The test driver, shared by all connections. */
+  uri: string;
+  /** qemu:///system of this daemon (with the `qemu` option). */
+  qemuUri: string;
+  socket: string;
+  domains: TestDomain[];
+  /** Runs virsh over the peer's own connection (not the provider's). */
+  virsh(...args: string[]): string;
+  /** The domain's persistent definition, as libvirt holds it. */
+  inactiveXml(name: string): string;
+  state(name: string): string;
+  /** Domain id: a new one is given at every start, a reset keeps it. */
+  domId(name: string): string;
+  /** Defines a small TCG guest on qemu:///system (64 MiB, one e1000 NIC on user networking, no disk). */
+  defineTcgDomain(name: string, uuid: string, mac: string): void;
+  /** Runs virsh against qemu:///system of this daemon. */
+  qemuVirsh(...args: string[]): string;
+  /** The command line of the domain's running QEMU process, or undefined. */
+  qemuCommandLine(name: string): string | undefined;
+  close(): Promise<void>;
+}
+
+/** Why the daemon peer cannot run here, or undefined when it can. */
+export function libvirtDaemonUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'starting libvirtd in a private mount namespace needs root';
+  if (!hasCommand('unshare')) return 'util-linux unshare is missing';
+  return undefined;
+}
+
+/** Why the QEMU driver cannot run here, or undefined when it can. */
+export function libvirtQemuUnavailable(): string | undefined {
+  const daemon = libvirtDaemonUnavailable();
+  if (daemon) return daemon;
+  if (!existsSync('/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so') || !hasCommand('qemu-system-x86_64')) {
+    return "libvirt's QEMU driver or qemu-system-x86 is not installed";
+  }
+  return undefined;
+}
+
+// QEMU as root without confinement, cgroups or a log daemon: nothing of the host's
+// libvirt setup is needed, and define/start take milliseconds instead of seconds.
+const PRIVATE_QEMU_CONF = ['user = "root"', 'group = "root"', 'dynamic_ownership = 0', 'remember_owner = 0', 'security_driver = "none"', 'namespaces = []', 'cgroup_controllers = []', 'stdio_handler = "file"', ''].join('\n');
+
+export interface LibvirtDaemonOptions {
+  /** Also serve qemu:///system through a private qemu.conf (TCG guests). */
+  qemu?: boolean;
+}
+
+export async function startLibvirtDaemon(domains: TestDomain[] = TEST_DOMAINS, options: LibvirtDaemonOptions = {}): Promise<LibvirtDaemonPeer> {
+  const unavailable = options.qemu ? libvirtQemuUnavailable() : libvirtDaemonUnavailable();
+  if (unavailable) throw new Error(unavailable);
+  ensureDebianPackages(['libvirt-daemon', 'libvirt-clients'], () => hasCommand('virsh') && existsSync('/usr/sbin/libvirtd'));
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-libvirtd-'));
+  const sockets = join(dir, 'sock');
+  mkdirSync(sockets);
+  const conf = join(dir, 'libvirtd.conf');
+  writeFileSync(
+    conf,
+    [
+      `unix_sock_dir = "${sockets}"`,
+      'unix_sock_rw_perms = "0700"',
+      'auth_unix_rw = "none"',
+      'auth_unix_ro = "none"',
+      `log_outputs = "3:file:${join(dir, 'libvirtd.log')}"`,
+      '',
+    ].join('\n'),
+  );
+  // Everything libvirtd writes (state, definitions, default filters) lands in tmpfs
+  // mounts private to its namespace: the host's libvirt configuration is neither read nor changed.
+  const privateDirs = ['/etc/libvirt', '/run/libvirt', '/var/lib/libvirt', '/var/cache/libvirt'];
+  let qemuConf = '';
+  if (options.qemu) {
+    writeFileSync(join(dir, 'qemu.conf'), PRIVATE_QEMU_CONF);
+    qemuConf = ` && cp ${join(dir, 'qemu.conf')} /etc/libvirt/qemu.conf`;
+  }
+  const script = `${privateDirs.map((d) => `mkdir -p ${d} && mount -t tmpfs tmpfs ${d}`).join(' && ')}${qemuConf} && exec /usr/sbin/libvirtd -f ${conf}`;
+  const daemon: ChildProcess = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let daemonErr = '';
+  daemon.stderr?.on('data', (d: Buffer) => (daemonErr += d.toString()));
+  const daemonExited = new Promise<void>((r) => daemon.once('exit', () => r()));
+  const socket = join(sockets, 'libvirt-sock');
+  const uri = `test+unix:///default?socket=${socket}`;
+
+  const qemuDomains: string[] = [];
+  const qemuUri = `qemu+unix:///system?socket=${socket}`;
+  /** PIDs of the QEMU processes of our domains (they outlive libvirtd unless destroyed). */
+  const qemuPids = (name: string): number[] => {
+    const pids: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+        if (cmdline.includes(`guest=${name},`)) pids.push(Number(entry));
+      } catch {
+        // the process ended meanwhile
+      }
+    }
+    return pids;
+  };
+  const cleanup = async (): Promise<void> => {
+    for (const name of qemuDomains) {
+      try {
+        execFileSync('virsh', ['-q', '-c', qemuUri, 'destroy', name], { stdio: 'ignore', timeout: 15_000 });
+      } catch {
+        // not running
+      }
+    }
+    daemon.kill('SIGTERM');
+    const killer = setTimeout(() => daemon.kill('SIGKILL'), 3_000);
+    await daemonExited;
+    clearTimeout(killer);
+    for (const name of qemuDomains) for (const pid of qemuPids(name)) process.kill(pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + 15_000;
+  while (!existsSync(socket)) {
+    if (daemon.exitCode !== null || Date.now() > deadline) {
+      await cleanup();
+      throw new Error(`libvirtd did not start: ${daemonErr.trim() || 'no socket'}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  // The open session that keeps test:///default (and so every change) alive.
+  const holder: ChildProcess = spawn('virsh', ['-c', uri], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const holderExited = new Promise<void>((r) => holder.once('exit', () => r()));
+  const virsh = (...args: string[]): string => execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8', timeout: 15_000 });
+  // The holder is connected once it sees what a fresh connection sees.
+  for (let i = 0; ; i++) {
+    try {
+      virsh('list', '--all');
+      break;
+    } catch (err) {
+      if (i > 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  for (const d of domains) {
+    const file = join(dir, `${d.name}.xml`);
+    writeFileSync(file, testDomainXml(d));
+    virsh('define', file);
+  }
+
+  return {
+    uri,
+    qemuUri: `qemu+unix:///system?socket=${socket}`,
+    socket,
+    domains,
+    virsh,
+    inactiveXml: (name) => virsh('dumpxml', '--inactive', name),
+    state: (name) => virsh('domstate', name).trim(),
+    domId: (name) => virsh('domid', name).trim(),
+    qemuVirsh: (...args) => execFileSync('virsh', ['-q', '-c', qemuUri, ...args], { encoding: 'utf8', timeout: 30_000 }),
+    defineTcgDomain: (name, uuid, mac) => {
+      const file = join(dir, `${name}.xml`);
+      writeFileSync(
+        file,
+        `<domain type='qemu'>
+  <name>${name}</name>
+  <uuid>${uuid}</uuid>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <interface type='user'><mac address='${mac}'/><model type='e1000'/></interface>
+    <serial type='null'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+`,
+      );
+      execFileSync('virsh', ['-q', '-c', qemuUri, 'define', file], { stdio: 'pipe', timeout: 30_000 });
+      qemuDomains.push(name);
+    },
+    qemuCommandLine: (name) => {
+      const [pid] = qemuPids(name);
+      return pid === undefined ? undefined : readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+    },
+    close: async () => {
+      holder.stdin?.end('quit\n');
+      const killer = setTimeout(() => holder.kill('SIGKILL'), 2_000);
+      await holderExited;
+      clearTimeout(killer);
+      await cleanup();
+    },
+  };
+}
