@@ -21,6 +21,7 @@ import {
   type Provider,
   type ProviderContext,
 } from '../types.js';
+import { isJunk } from '../../core/junk.js';
 import { bootdevOutcome, IPMI, IpmiTool, ipmiTarget, parseFru, parseGuid, parsePowerStatus } from './ipmitool.js';
 
 /** The reference of the one system behind a BMC. */
@@ -33,7 +34,6 @@ const BOOTDEV: Partial<Record<BootDevice, string>> = { pxe: 'pxe', disk: 'disk',
 /** ipmitool `chassis power` verbs per target. */
 const POWER_VERB: Record<PowerTarget, string> = { on: 'on', off: 'off', 'soft-off': 'soft' };
 
-const JUNK = /^(to be filled by o\.e\.m\.|system serial number|default string|0123456789|not specified|none)$/i;
 
 export class IpmiProvider implements Provider {
   readonly type = 'ipmi' as const;
@@ -107,7 +107,7 @@ export class IpmiProvider implements Provider {
     const fru = await this.tool.run(['fru', 'print', '0'], ctx);
     if (fru.exitCode === 0) {
       const f = parseFru(fru.stdout);
-      const pick = (...keys: string[]): string | undefined => keys.map((k) => f[k]).find((v) => v !== undefined && !JUNK.test(v));
+      const pick = (...keys: string[]): string | undefined => keys.map((k) => f[k]).find((v) => v !== undefined && !isJunk(v));
       const serial = pick('Product Serial', 'Chassis Serial', 'Board Serial');
       const manufacturer = pick('Product Manufacturer', 'Board Mfg');
       const productName = pick('Product Name', 'Board Product');
