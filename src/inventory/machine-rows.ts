@@ -171,7 +171,7 @@ const SUMMARY_COLUMNS = [
   'id', 'name', 'system_uuid', 'serial', 'manufacturer', 'product_name', 'asset_tag', 'state', 'target_state',
   'state_deadline', 'state_entered_at', 'last_stage', 'power_state', 'power_read_at', 'power_source', 'maintenance',
   'maintenance_reason', 'protected', 'owner', 'allocated_at', 'appliance_id', 'provider_ref', 'last_error',
-  'identity_conflicts', 'current_run_id', 'created_at', 'updated_at', 'version',
+  'identity_conflicts', 'current_run_id', 'created_at', 'updated_at', 'version', 'power_expected', 'power_drift',
 ] as const satisfies readonly Exclude<keyof MachinesTable, 'facts'>[];
 
 /** One page of machines ordered by name, after `cursor` (the last name of the previous page). */

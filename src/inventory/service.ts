@@ -177,6 +177,8 @@ export class InventoryService {
       created_at: at,
       updated_at: at,
       version: 1,
+      power_expected: null,
+      power_drift: 0,
     };
     await insertMachineRow(trx, row, m.identity.macs, m.tags);
     await recordEvent(trx, {

@@ -34,6 +34,8 @@ export interface MachinesTable {
   created_at: string;
   updated_at: string;
   version: number;
+  power_expected: string | null;
+  power_drift: number;
 }
 
 export interface MachineMacsTable {
@@ -133,6 +135,48 @@ export interface BootChainsTable {
   remote_addr: string | null;
 }
 
+export interface AppliancesTable {
+  id: string;
+  name: string;
+  type: string;
+  address: string;
+  username: string | null;
+  password_enc: string | null;
+  insecure: number;
+  ca_cert: string | null;
+  options: string | null;
+  site: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ProviderJobsTable {
+  seq: Generated<number>;
+  id: string;
+  appliance_id: string;
+  machine_id: string | null;
+  run_id: string | null;
+  site: string | null;
+  kind: string;
+  params: string;
+  status: string;
+  attempts: number;
+  claimed_by: string | null;
+  lease_until: string | null;
+  deadline: string;
+  result: string | null;
+  error: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface ManagersTable {
+  site: string;
+  last_seen: string;
+  version: string | null;
+  address: string | null;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_macs: MachineMacsTable;
@@ -145,4 +189,7 @@ export interface Database {
   boot_attempts: BootAttemptsTable;
   boot_trace: BootTraceTable;
   boot_chains: BootChainsTable;
+  appliances: AppliancesTable;
+  provider_jobs: ProviderJobsTable;
+  managers: ManagersTable;
 }

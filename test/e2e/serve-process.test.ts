@@ -51,7 +51,7 @@ describe('`plinth serve` as a process', () => {
     const code = await serve.stop('SIGTERM');
     const res = await inflight;
     expect(res.status).toBe(200);
-    expect((await res.json()).items).toHaveLength(201);
+    expect(((await res.json()) as { items: unknown[] }).items).toHaveLength(201);
     expect(code).toBe(0);
     expect(serve.logs.some((l) => l.msg === 'controller stopped')).toBe(true);
     // SQLite removes its write-ahead log when the last connection closes cleanly.

@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import type { Dialect } from '../database.js';
 import { foundation } from './0001-foundation.js';
 import { boot } from './0002-boot.js';
+import { providers } from './0003-providers.js';
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -13,6 +14,7 @@ export type MigrationFactory = (dialect: Dialect) => Migration;
 const MIGRATIONS: [string, MigrationFactory][] = [
   ['0001-foundation', foundation],
   ['0002-boot', boot],
+  ['0003-providers', providers],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
