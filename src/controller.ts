@@ -18,6 +18,17 @@ import { bootRoutes } from './boot/routes.js';
 import { agentRoutes } from './boot/agent-api.js';
 import { existsSync } from 'node:fs';
 import { TftpServer } from './boot/tftp.js';
+import { hostname } from 'node:os';
+import { SecretBox } from './auth/secrets.js';
+import { ApplianceService } from './appliances/service.js';
+import { Enlister } from './appliances/enlist.js';
+import { PowerService } from './lifecycle/power/service.js';
+import { ProviderRegistry, BUILTIN_PROVIDER_FACTORIES } from './providers/registry.js';
+import { createLabProvider } from './lab/provider.js';
+import { applianceRoutes } from './api/routes/appliances.js';
+import { powerRoutes } from './api/routes/power.js';
+import { managerRoutes } from './api/routes/managers.js';
+import { newId } from './core/ids.js';
 
 /**
  * The composition root: the only place that decides which store, clock and logger the
@@ -29,6 +40,8 @@ export interface Controller {
   services: AppServices;
   boot: BootService;
   inspection: InspectionService;
+  power: PowerService;
+  registry: ProviderRegistry;
   sweeper: DeadlineSweeper;
   log: Logger;
   /** The address it listens on once `listen()` resolved. */
@@ -45,6 +58,15 @@ export interface ControllerOptions {
   extraRoutes?: RouteRegistrar[];
   /** Where the installer's kernel and initramfs are (default: DATA_DIR/boot/installer). */
   installer?: InstallerLocator;
+  /** Provider implementations (default: the built-in ones plus the QEMU lab). */
+  registry?: ProviderRegistry;
+}
+
+/** The built-in providers and the local QEMU lab. */
+export function defaultRegistry(): ProviderRegistry {
+  const registry = new ProviderRegistry(BUILTIN_PROVIDER_FACTORIES);
+  registry.register('qemu', createLabProvider);
+  return registry;
 }
 
 /** The installer as `plinth installer build` leaves it in the data directory. */
@@ -71,7 +93,22 @@ export async function createController(config: Config, opts: ControllerOptions =
     config,
     onListenerError: (e, r) => log.error({ err: e, machine: r.machine.name, action: r.transition.action }, 'transition side effect failed'),
   });
-  const services: AppServices = { config, store, clock, inventory, engine, tokens };
+  const secrets = SecretBox.load(config.secretKey, config.dataDir);
+  if (secrets.created) log.info({ path: secrets.created }, `secret key for credentials at rest created at ${secrets.created}`);
+  const appliances = new ApplianceService(store, clock, secrets.box);
+  const registry = opts.registry ?? defaultRegistry();
+  const power = new PowerService({
+    store,
+    clock,
+    engine,
+    appliances,
+    registry,
+    log,
+    config: config.providers,
+    claimer: `controller:${hostname()}:${process.pid}:${newId().slice(0, 8)}`,
+  });
+  const enlister = new Enlister({ store, clock, inventory, engine, appliances, power });
+  const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power };
   const inspection = new InspectionService(engine, inventory);
   const installer = opts.installer ?? defaultInstallerLocator(config.dataDir);
   const boot = new BootService({
@@ -89,6 +126,9 @@ export async function createController(config: Config, opts: ControllerOptions =
     extraRoutes: [
       bootRoutes({ boot, store, clock, installer }),
       agentRoutes({ store, clock, engine, inspection, config }),
+      applianceRoutes,
+      powerRoutes,
+      managerRoutes,
       ...(opts.extraRoutes ?? []),
     ],
   });
@@ -110,6 +150,8 @@ export async function createController(config: Config, opts: ControllerOptions =
     services,
     boot,
     inspection,
+    power,
+    registry,
     sweeper,
     log,
     url: null,
@@ -121,7 +163,10 @@ export async function createController(config: Config, opts: ControllerOptions =
         const t = await tftp.start();
         log.info({ host: t.host, port: t.port, root: config.tftp.root }, 'TFTP server listening');
       }
-      if (!opts.noBackground) sweeper.start();
+      if (!opts.noBackground) {
+        sweeper.start();
+        power.start();
+      }
       log.info({ address, database: store.dialect, dataDir: config.dataDir }, 'controller listening');
       return address;
     },
@@ -129,6 +174,8 @@ export async function createController(config: Config, opts: ControllerOptions =
       if (closed) return;
       closed = true;
       await sweeper.stop();
+      await power.stop();
+      await registry.closeAll().catch(() => undefined);
       await tftp?.stop();
       await app.close();
       await store.close();

@@ -43,7 +43,13 @@ export class PlinthClient {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
-  async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | string[] | number | boolean | undefined>): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    query?: Record<string, string | string[] | number | boolean | undefined>,
+    signal?: AbortSignal,
+  ): Promise<T> {
     const u = new URL(this.url + path);
     for (const [k, v] of Object.entries(query ?? {})) {
       if (v === undefined) continue;
@@ -58,7 +64,7 @@ export class PlinthClient {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
       // undici wraps the socket error, sometimes in an AggregateError (one per address tried).

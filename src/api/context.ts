@@ -5,6 +5,9 @@ import type { InventoryService } from '../inventory/service.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
 import type { TokenService, Role } from '../auth/tokens.js';
 import type { Actor } from '../inventory/machine.js';
+import type { ApplianceService } from '../appliances/service.js';
+import type { Enlister } from '../appliances/enlist.js';
+import type { PowerService } from '../lifecycle/power/service.js';
 
 /** Everything route handlers may use; built once by the composition root. */
 export interface AppServices {
@@ -14,6 +17,9 @@ export interface AppServices {
   inventory: InventoryService;
   engine: LifecycleEngine;
   tokens: TokenService;
+  appliances: ApplianceService;
+  enlister: Enlister;
+  power: PowerService;
 }
 
 export interface Principal {

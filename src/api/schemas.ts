@@ -105,7 +105,13 @@ export const MachineSchema = Type.Object(
     stateDeadline: Nullable(Timestamp),
     stateEnteredAt: Timestamp,
     lastStage: Nullable(Type.String()),
-    power: Type.Object({ state: Type.String({ enum: ['on', 'off', 'unknown'] }), readAt: Nullable(Timestamp), source: Nullable(Type.String()) }),
+    power: Type.Object({
+      state: Type.String({ enum: ['on', 'off', 'unknown'] }),
+      readAt: Nullable(Timestamp),
+      source: Nullable(Type.String()),
+      expected: Nullable(Type.String({ enum: ['on', 'off'] })),
+      drift: Type.Boolean({ description: 'the last reading disagreed with what the lifecycle expects' }),
+    }),
     maintenance: Type.Boolean(),
     maintenanceReason: Nullable(Type.String()),
     protected: Type.Boolean(),
@@ -245,3 +251,55 @@ export const BootAttemptSchema = Type.Object({
     Type.Object({ id: Type.Integer(), at: Timestamp, stage: Type.String(), runId: Nullable(Type.String()), detail: Type.Unknown() }),
   ),
 });
+
+export const ApplianceSchema = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    type: Type.String({ enum: ['redfish', 'ipmi', 'libvirt', 'proxmox', 'vsphere', 'qemu', 'manual'] }),
+    address: Type.String(),
+    username: Nullable(Type.String()),
+    hasPassword: Type.Boolean({ description: 'a password is stored (encrypted); it is never returned' }),
+    insecure: Type.Boolean(),
+    caCert: Nullable(Type.String()),
+    options: Type.Record(Type.String(), Type.Unknown()),
+    site: Nullable(Type.String()),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  },
+  { $id: 'Appliance' },
+);
+
+export const ApplianceCreate = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
+    type: Type.String({ enum: ['redfish', 'ipmi', 'libvirt', 'proxmox', 'vsphere', 'qemu', 'manual'] }),
+    address: Type.String({ minLength: 1, maxLength: 1024 }),
+    username: Type.Optional(Nullable(Type.String({ maxLength: 256 }))),
+    password: Type.Optional(Nullable(Type.String({ maxLength: 4096, description: 'stored encrypted, never returned' }))),
+    insecure: Type.Optional(Type.Boolean({ description: 'skip TLS verification (explicit opt-out)' })),
+    caCert: Type.Optional(Nullable(Type.String({ maxLength: 65536, description: 'PEM CA bundle for this appliance' }))),
+    options: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    site: Type.Optional(Nullable(Type.String({ maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'remote site whose manager runs it' }))),
+  },
+  { additionalProperties: false },
+);
+
+export const JobSchema = Type.Object(
+  {
+    id: Type.String(),
+    applianceId: Type.String(),
+    machineId: Nullable(Type.String()),
+    runId: Nullable(Type.String()),
+    site: Nullable(Type.String()),
+    spec: Type.Unknown(),
+    status: Type.String({ enum: ['queued', 'running', 'succeeded', 'failed'] }),
+    attempts: Type.Integer(),
+    deadline: Timestamp,
+    result: Type.Unknown(),
+    error: Type.Unknown(),
+    createdAt: Timestamp,
+    finishedAt: Nullable(Timestamp),
+  },
+  { $id: 'ProviderJob' },
+);

@@ -14,6 +14,14 @@ import { registerMachineDelete } from './machine-delete.js';
 import { registerMachineAction } from './machine-action.js';
 import { registerMachineEvents } from './machine-events.js';
 import { registerMachineTrace } from './machine-trace.js';
+import { registerMachinePower } from './machine-power.js';
+import { registerApplianceRegister } from './appliance-register.js';
+import { registerApplianceList } from './appliance-list.js';
+import { registerApplianceShow } from './appliance-show.js';
+import { registerApplianceDelete } from './appliance-delete.js';
+import { registerApplianceEnlist } from './appliance-enlist.js';
+import { registerManager } from './manager.js';
+import { registerLab } from './lab.js';
 import { registerTokenCreate } from './token-create.js';
 import { registerTokenList } from './token-list.js';
 import { registerTokenRevoke } from './token-revoke.js';
@@ -32,9 +40,15 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
       registerMachineAction,
       registerMachineEvents,
       registerMachineTrace,
+      registerMachinePower,
     ],
   },
   { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },
+  {
+    noun: 'appliance',
+    description: 'BMCs, hypervisors and labs that control machines',
+    verbs: [registerApplianceRegister, registerApplianceList, registerApplianceShow, registerApplianceDelete, registerApplianceEnlist],
+  },
 ];
 
 /** Groups registered by later components (installer, images, providers…). */
@@ -72,12 +86,19 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
     .configureOutput({ writeOut: (s) => out.line(s.trimEnd()), writeErr: (s) => out.error(s.trimEnd()) });
 
   registerServe(program, ctx);
+  registerManager(program, ctx);
+  registerLab(program, ctx);
   for (const r of extraCommands) r(program, ctx);
   for (const g of [...GROUPS, ...extraGroups]) {
-    const noun = program.command(g.noun).description(g.description).exitOverride();
+    const noun = program.command(g.noun).description(g.description);
     for (const v of g.verbs) v(noun, ctx);
-    for (const c of noun.commands) c.exitOverride();
   }
+  // Usage errors anywhere in the tree surface as CommanderError (exit 2), not process.exit.
+  const overrideAll = (c: Command): void => {
+    c.exitOverride();
+    c.commands.forEach(overrideAll);
+  };
+  overrideAll(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -16,6 +16,10 @@ export interface PowerInfo {
   readAt: string | null;
   /** How it was read: a provider type, `agent`, `operator`… */
   source: string | null;
+  /** What the lifecycle expects (on while work runs, off after inspection…), or null. */
+  expected: 'on' | 'off' | null;
+  /** The last reading disagreed with the expectation. */
+  drift: boolean;
 }
 
 export interface Machine {

@@ -50,6 +50,8 @@ export interface TransitionResult {
 }
 
 export type TransitionListener = (result: TransitionResult) => void | Promise<void>;
+/** Runs inside the transition's transaction: work that must commit with it or not at all (an outbox). */
+export type TransactionalListener = (trx: Db, result: TransitionResult) => Promise<void>;
 
 /** Which run status each finishing action gives the run it ends. */
 const RUN_OUTCOME: Partial<Record<string, 'succeeded' | 'failed' | 'aborted'>> = {
@@ -70,6 +72,7 @@ const RUN_OUTCOME: Partial<Record<string, 'succeeded' | 'failed' | 'aborted'>> =
  */
 export class LifecycleEngine {
   private readonly listeners: TransitionListener[] = [];
+  private readonly txListeners: TransactionalListener[] = [];
   readonly store: Store;
   private readonly clock: Clock;
   private readonly config: Pick<Config, 'deadlines' | 'releaseWipe'>;
@@ -89,6 +92,10 @@ export class LifecycleEngine {
 
   onTransition(listener: TransitionListener): void {
     this.listeners.push(listener);
+  }
+
+  onTransitionInTransaction(listener: TransactionalListener): void {
+    this.txListeners.push(listener);
   }
 
   deadlineFor(state: string): number | null {
@@ -207,7 +214,9 @@ export class LifecycleEngine {
       },
     });
     const machine = await requireMachine(trx, this.store.dialect, m.id);
-    return { machine, from: m.state as State, transition: t, run, finishedRunId, actor: opts.actor };
+    const result = { machine, from: m.state as State, transition: t, run, finishedRunId, actor: opts.actor };
+    for (const l of this.txListeners) await l(trx, result);
+    return result;
   }
 
   /** Moves the deadline of the machine's current state (e.g. as a deploy reports progress). */

@@ -1,0 +1,114 @@
+import type { Store } from '../store/database.js';
+import { uniqueViolation } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import { iso } from '../core/clock.js';
+import { MACHINE_NAME_PATTERN, readableName } from '../core/ids.js';
+import { PlinthError } from '../core/errors.js';
+import type { InventoryService } from '../inventory/service.js';
+import type { LifecycleEngine } from '../lifecycle/engine.js';
+import type { PowerService } from '../lifecycle/power/service.js';
+import type { Actor, Machine } from '../inventory/machine.js';
+import { findIdentityCandidates, requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
+import { normalizeIdentity, resolveIdentity } from '../inventory/identity.js';
+import type { DiscoveredSystem } from '../providers/types.js';
+import type { ApplianceService } from './service.js';
+
+export interface EnlistEntry {
+  system: DiscoveredSystem;
+  outcome: 'created' | 'matched' | 'conflict';
+  machine: Machine | null;
+  note: string | null;
+  inspecting: boolean;
+}
+
+/**
+ * `appliance enlist`: every system behind an appliance becomes a machine linked to it,
+ * identified by what the appliance reports (UUID, serial, MACs) — an existing machine is
+ * matched and linked, never duplicated; one already linked elsewhere is a conflict. With
+ * `inspect`, each machine is sent to inspection (which powers it on through the appliance).
+ */
+export class Enlister {
+  constructor(
+    private readonly d: {
+      store: Store;
+      clock: Clock;
+      inventory: InventoryService;
+      engine: LifecycleEngine;
+      appliances: ApplianceService;
+      power: PowerService;
+    },
+  ) {}
+
+  async enlist(applianceKey: string, o: { inspect: boolean; systems?: string[]; waitMs: number; actor: Actor }): Promise<EnlistEntry[]> {
+    const appliance = await this.d.appliances.get(applianceKey);
+    const job = await this.d.power.wait((await this.d.power.enqueueForAppliance(appliance.name, { kind: 'enumerate' })).id, o.waitMs);
+    if (job.status === 'failed') {
+      throw new PlinthError('unavailable', `appliance ${appliance.name} could not list its systems: ${job.error?.message}`, { details: { appliance: appliance.name, job: job.id } });
+    }
+    if (job.status !== 'succeeded') {
+      throw new PlinthError('timeout', `appliance ${appliance.name} did not list its systems within ${Math.round(o.waitMs / 1000)} s (job ${job.id} is ${job.status})`, {
+        details: { appliance: appliance.name, job: job.id },
+      });
+    }
+    let systems = (job.result as { systems?: DiscoveredSystem[] }).systems ?? [];
+    if (o.systems?.length) {
+      const unknown = o.systems.filter((s) => !systems.some((x) => x.ref === s || x.name === s));
+      if (unknown.length) throw new PlinthError('validation', `systems: ${unknown.join(', ')} not found behind appliance ${appliance.name}`, { details: { field: 'systems' } });
+      systems = systems.filter((s) => o.systems!.includes(s.ref) || (s.name !== undefined && o.systems!.includes(s.name)));
+    }
+    const out: EnlistEntry[] = [];
+    for (const system of systems) out.push(await this.enlistOne(appliance.id, appliance.name, system, o.actor));
+    if (o.inspect) {
+      for (const e of out) {
+        if (!e.machine || !['enrolled', 'available'].includes(e.machine.state)) continue;
+        const r = await this.d.engine.act(e.machine.id, 'inspect', { actor: o.actor, reason: `enlisted from ${appliance.name}` });
+        e.machine = r.machine;
+        e.inspecting = true;
+      }
+    }
+    return out;
+  }
+
+  private async enlistOne(applianceId: string, applianceName: string, system: DiscoveredSystem, actor: Actor): Promise<EnlistEntry> {
+    const identity = normalizeIdentity({
+      systemUuid: system.systemUuid ?? null,
+      serial: system.serial ?? null,
+      manufacturer: system.manufacturer ?? null,
+      productName: system.productName ?? null,
+      macs: system.macs,
+    });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.d.store.transaction(async (trx) => {
+          const r = resolveIdentity(identity, await findIdentityCandidates(trx, identity));
+          const at = iso(this.d.clock.now());
+          if (r.machineId) {
+            const m = await requireMachine(trx, this.d.store.dialect, r.machineId, { lock: true });
+            if (m.provider.applianceId && (m.provider.applianceId !== applianceId || m.provider.ref !== system.ref)) {
+              return { system, outcome: 'conflict' as const, machine: m, note: `machine ${m.name} is already linked to another appliance or system`, inspecting: false };
+            }
+            await updateMachineRow(trx, m.id, { appliance_id: applianceId, provider_ref: system.ref, ...(system.powerState ? { power_state: system.powerState, power_read_at: at, power_source: 'enlist' } : {}) }, at);
+            const linked = await this.d.inventory.absorbIdentity(trx, await requireMachine(trx, this.d.store.dialect, m.id), identity, actor);
+            return { system, outcome: 'matched' as const, machine: linked, note: `matched by ${r.matchedBy}`, inspecting: false };
+          }
+          const wanted = (system.name ?? '').toLowerCase();
+          const nameFree = new RegExp(MACHINE_NAME_PATTERN).test(wanted) && !(await trx.selectFrom('machines').select('id').where('name', '=', wanted).executeTakeFirst());
+          const m = await this.d.inventory.insert(trx, {
+            name: nameFree ? wanted : readableName(),
+            identity,
+            tags: {},
+            input: { provider: { applianceId, ref: system.ref } },
+            actor,
+            state: 'enrolled',
+            reason: `enlisted from appliance ${applianceName}`,
+          });
+          if (system.powerState) await updateMachineRow(trx, m.id, { power_state: system.powerState, power_read_at: at, power_source: 'enlist' }, at);
+          return { system, outcome: 'created' as const, machine: await requireMachine(trx, this.d.store.dialect, m.id), note: null, inspecting: false };
+        });
+      } catch (e) {
+        if (uniqueViolation(e) && attempt < 3) continue;
+        throw e;
+      }
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import type { CommandRegistrar } from './context.js';
+import { positiveInt } from './context.js';
+import { UsageError } from './errors.js';
+import { Manager } from '../manager/manager.js';
+import { defaultRegistry } from '../controller.js';
+import { createLogger } from '../core/logger.js';
+import { parseDuration } from '../core/clock.js';
+
+/** `plinth manager`: runs providers at a remote site and dials out to the controller. */
+export const registerManager: CommandRegistrar = (program, ctx) => {
+  program
+    .command('manager')
+    .description('run providers at a remote site, dialling out to the controller (no inbound access to the BMC network needed)')
+    .requiredOption('--controller <url>', 'controller URL')
+    .option('--token <token>', 'an admin token (or PLINTH_TOKEN): the manager receives appliance credentials')
+    .requiredOption('--site <name>', 'the site whose appliances this manager runs')
+    .option('--parallel <n>', 'jobs at once', '32')
+    .option('--provider-timeout <duration>', 'time limit of one provider call', '60s')
+    .option('--log-level <level>', 'log level', 'info')
+    .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; logLevel: string }) => {
+      const token = o.token ?? ctx.env.PLINTH_TOKEN;
+      if (!token) throw new UsageError('--token or PLINTH_TOKEN is required');
+      let timeoutMs: number;
+      try {
+        timeoutMs = parseDuration(o.providerTimeout);
+      } catch (e) {
+        throw new UsageError(`--provider-timeout: ${(e as Error).message}`);
+      }
+      const m = new Manager({
+        url: o.controller,
+        token,
+        site: o.site,
+        parallel: positiveInt(o.parallel, '--parallel'),
+        registry: defaultRegistry(),
+        log: createLogger(o.logLevel),
+        version: '0.1.0',
+        providerTimeoutMs: timeoutMs,
+      });
+      process.once('SIGTERM', () => m.stop());
+      process.once('SIGINT', () => m.stop());
+      await m.run();
+    });
+};

@@ -1,0 +1,301 @@
+import type { Db, Store } from '../../store/database.js';
+import type { Clock } from '../../core/clock.js';
+import { iso, parseDuration } from '../../core/clock.js';
+import { PlinthError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { Config } from '../../config/schema.js';
+import type { ApplianceService } from '../../appliances/service.js';
+import type { ProviderRegistry } from '../../providers/registry.js';
+import type { PowerState, ProviderContext } from '../../providers/types.js';
+import type { LifecycleEngine, TransitionResult } from '../engine.js';
+import type { Actor, Machine } from '../../inventory/machine.js';
+import { actorLabel } from '../../inventory/machine.js';
+import { requireMachine } from '../../inventory/machine-rows.js';
+import { recordEvent } from '../events.js';
+import { isTransitional } from '../states.js';
+import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, type JobSpec, type ProviderJob } from './jobs.js';
+import { executeJob, JobStepError } from './execute.js';
+
+export const POWER_ACTOR: Actor = { kind: 'system', name: 'power' };
+const FAILED_STATES = new Set(['inspect-failed', 'deploy-failed', 'wipe-failed']);
+
+export interface PowerServiceDeps {
+  store: Store;
+  clock: Clock;
+  engine: LifecycleEngine;
+  appliances: ApplianceService;
+  registry: ProviderRegistry;
+  log: Logger;
+  config: Config['providers'];
+  /** Who claims jobs (controller instance id), for leases. */
+  claimer: string;
+}
+
+/**
+ * Power and boot-device control, driven by the lifecycle: when a run starts on a machine
+ * with an appliance, a `boot` job (next boot from the network, then reboot or power on) is
+ * queued in the same transaction; when an operation fails or a machine is retired, a power-off
+ * job. Jobs of the controller's own appliances run here; those of a remote site wait for its
+ * manager. A failed job that belongs to the machine's current run fails the machine with
+ * `lastError.code = "power"` or `"boot-device"` and the provider's message.
+ */
+export class PowerService {
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  private inFlight = 0;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private readonly d: PowerServiceDeps;
+  private readonly timeoutMs: number;
+  private readonly jobDeadlineMs: number;
+  private readonly leaseMs: number;
+
+  constructor(deps: PowerServiceDeps) {
+    this.d = deps;
+    this.timeoutMs = parseDuration(deps.config.timeout);
+    this.jobDeadlineMs = parseDuration(deps.config.jobDeadline);
+    this.leaseMs = parseDuration(deps.config.lease);
+    deps.engine.onTransitionInTransaction((trx, r) => this.onTransition(trx, r));
+    deps.engine.onTransition(() => this.wake());
+  }
+
+  /** The boot mode to ask for, from what inspection found. */
+  private static modeOf(m: Machine): 'uefi' | 'legacy' | undefined {
+    const bootMode = (m.facts as { firmware?: { bootMode?: string } } | null)?.firmware?.bootMode;
+    return bootMode === 'uefi' ? 'uefi' : bootMode === 'bios' ? 'legacy' : undefined;
+  }
+
+  private async applianceSite(trx: Db, applianceId: string): Promise<string | null> {
+    const a = await trx.selectFrom('appliances').select('site').where('id', '=', applianceId).executeTakeFirst();
+    return a?.site ?? null;
+  }
+
+  private async onTransition(trx: Db, r: TransitionResult): Promise<void> {
+    const m = r.machine;
+    let expected: 'on' | 'off' | null = null;
+    let spec: JobSpec | null = null;
+    let runId: string | null = null;
+    if (r.run && isTransitional(m.state)) {
+      expected = 'on';
+      const mode = PowerService.modeOf(m);
+      spec = { kind: 'boot', ref: m.provider.ref ?? '', device: 'pxe', persistent: false, ...(mode ? { mode } : {}), then: 'reboot' };
+      runId = r.run.id;
+    } else if (FAILED_STATES.has(m.state) || m.state === 'retired' || (m.state === 'available' && r.from === 'deployed')) {
+      expected = 'off';
+      spec = { kind: 'power', ref: m.provider.ref ?? '', target: 'off' };
+    } else if (m.state === 'available' || m.state === 'enrolled') {
+      expected = 'off';
+    } else if (m.state === 'deployed') {
+      expected = 'on';
+    }
+    if (expected) await trx.updateTable('machines').set({ power_expected: expected }).where('id', '=', m.id).execute();
+    if (spec && m.provider.applianceId) {
+      await enqueueJob(trx, {
+        applianceId: m.provider.applianceId,
+        site: await this.applianceSite(trx, m.provider.applianceId),
+        machineId: m.id,
+        runId,
+        spec,
+        now: this.d.clock.now(),
+        deadlineMs: this.jobDeadlineMs,
+      });
+    }
+  }
+
+  /** Queues a job for a machine's appliance (operator power actions, deploy's switch to local disk). */
+  async enqueueForMachine(machineKey: string, build: (m: Machine) => JobSpec, opts: { runId?: string | null; actor?: Actor; event?: string } = {}): Promise<ProviderJob> {
+    const id = await this.d.store.transaction(async (trx) => {
+      const m = await requireMachine(trx, this.d.store.dialect, machineKey, { lock: true });
+      if (!m.provider.applianceId) {
+        throw new PlinthError('conflict', `machine ${m.name} has no appliance: nothing controls its power (link it to one, or power it by hand)`, {
+          details: { machine: m.name },
+        });
+      }
+      const jobId = await enqueueJob(trx, {
+        applianceId: m.provider.applianceId,
+        site: await this.applianceSite(trx, m.provider.applianceId),
+        machineId: m.id,
+        runId: opts.runId ?? null,
+        spec: build(m),
+        now: this.d.clock.now(),
+        deadlineMs: this.jobDeadlineMs,
+      });
+      if (opts.event && opts.actor) {
+        await recordEvent(trx, { machineId: m.id, at: iso(this.d.clock.now()), actor: actorLabel(opts.actor), action: opts.event, fromState: m.state, toState: m.state, reason: null, details: { job: jobId } });
+      }
+      return jobId;
+    });
+    this.wake();
+    return (await getJob(this.d.store.db, id))!;
+  }
+
+  async enqueueForAppliance(applianceKey: string, spec: JobSpec): Promise<ProviderJob> {
+    const a = await this.d.appliances.get(applianceKey);
+    const id = await enqueueJob(this.d.store.db, { applianceId: a.id, site: a.site, spec, now: this.d.clock.now(), deadlineMs: this.jobDeadlineMs });
+    this.wake();
+    return (await getJob(this.d.store.db, id))!;
+  }
+
+  /** Waits until a job is finished (or `timeoutMs` passes) and returns it as it then is. */
+  async wait(jobId: string, timeoutMs: number): Promise<ProviderJob> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const j = await getJob(this.d.store.db, jobId);
+      if (!j) throw new PlinthError('not_found', `job '${jobId}' not found`);
+      if (j.status === 'succeeded' || j.status === 'failed' || Date.now() >= until) return j;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  /** Starts the embedded job runner (and the power-state sync loop). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.runLoop();
+    const sync = parseDuration(this.d.config.syncInterval);
+    if (sync > 0) this.scheduleSync(sync);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.wake();
+    await this.loop;
+    while (this.inFlight > 0) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private scheduleSync(intervalMs: number): void {
+    const jittered = intervalMs * (0.8 + Math.random() * 0.4);
+    this.syncTimer = setTimeout(() => {
+      void this.syncOnce()
+        .catch((e) => this.d.log.warn({ err: e }, 'power sync failed'))
+        .finally(() => this.running && this.scheduleSync(intervalMs));
+    }, jittered);
+    this.syncTimer.unref();
+  }
+
+  /** Queues one sync job per appliance (not for manual ones, nor when one is still pending). */
+  async syncOnce(): Promise<number> {
+    const db = this.d.store.db;
+    const appliances = await db.selectFrom('appliances').select(['id', 'site', 'type']).where('type', '!=', 'manual').execute();
+    let queued = 0;
+    for (const a of appliances) {
+      const pending = await db.selectFrom('provider_jobs').select('id').where('appliance_id', '=', a.id).where('kind', '=', 'sync').where('status', 'in', ['queued', 'running']).executeTakeFirst();
+      if (pending) continue;
+      const refs = await db.selectFrom('machines').select('provider_ref').where('appliance_id', '=', a.id).where('maintenance', '=', 0).where('provider_ref', 'is not', null).execute();
+      if (refs.length === 0) continue;
+      await enqueueJob(db, { applianceId: a.id, site: a.site, spec: { kind: 'sync', refs: refs.map((r) => r.provider_ref!) }, now: this.d.clock.now(), deadlineMs: this.jobDeadlineMs });
+      queued++;
+    }
+    this.wake();
+    return queued;
+  }
+
+  private async runLoop(): Promise<void> {
+    let lastExpiry = 0;
+    while (this.running) {
+      try {
+        if (Date.now() - lastExpiry > 1000) {
+          lastExpiry = Date.now();
+          for (const j of await expireJobs(this.d.store.db, this.d.clock.now(), (site) => this.describeRunner(site))) await this.onJobFinished(j);
+        }
+        const free = this.d.config.parallel - this.inFlight;
+        const jobs = free > 0 ? await claimJobs(this.d.store, { site: null, claimer: this.d.claimer, limit: free, leaseMs: this.leaseMs, now: this.d.clock.now() }) : [];
+        for (const j of jobs) {
+          this.inFlight++;
+          void this.run(j).finally(() => {
+            this.inFlight--;
+            this.wake();
+          });
+        }
+        if (jobs.length === 0) await new Promise<void>((r) => ((this.wakeUp = r), setTimeout(r, 250)));
+      } catch (e) {
+        this.d.log.error({ err: e }, 'provider job loop failed; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private async describeRunner(site: string | null): Promise<string> {
+    if (site === null) return 'no controller ran it in time';
+    const m = await this.d.store.db.selectFrom('managers').select('last_seen').where('site', '=', site).executeTakeFirst();
+    return m ? `the manager of site ${site} was last seen ${m.last_seen}` : `no manager of site ${site} has ever connected`;
+  }
+
+  private async run(job: ProviderJob): Promise<void> {
+    const log = this.d.log.child({ job: job.id, kind: job.spec.kind });
+    const ctx: ProviderContext = {
+      timeoutMs: this.timeoutMs,
+      log: {
+        debug: (msg, f) => log.debug(f ?? {}, msg),
+        info: (msg, f) => log.info(f ?? {}, msg),
+        warn: (msg, f) => log.warn(f ?? {}, msg),
+      },
+    };
+    let outcome: Parameters<typeof finishJob>[3];
+    try {
+      const { appliance, endpoint } = await this.d.appliances.endpoint(job.applianceId);
+      const provider = this.d.registry.create(appliance.type, endpoint);
+      outcome = { status: 'succeeded', result: await executeJob(job.spec, provider, ctx) };
+    } catch (e) {
+      const step = e instanceof JobStepError ? e.step : 'power';
+      const failure = e instanceof JobStepError ? e.failure : 'protocol';
+      outcome = { status: 'failed', error: { failure, step, message: (e as Error).message } };
+    }
+    await this.complete(job.id, job.claimedBy ?? this.d.claimer, outcome);
+  }
+
+  /** Records a job's outcome (from this controller or a manager) and applies it to the machine. */
+  async complete(jobId: string, claimer: string, outcome: Parameters<typeof finishJob>[3]): Promise<boolean> {
+    if (!(await finishJob(this.d.store.db, jobId, claimer, outcome, this.d.clock.now()))) return false;
+    const job = await getJob(this.d.store.db, jobId);
+    if (job) await this.onJobFinished(job);
+    return true;
+  }
+
+  private async recordPower(machineId: string, observed: PowerState, source: string): Promise<void> {
+    const db = this.d.store.db;
+    const m = await db.selectFrom('machines').select(['name', 'state', 'power_expected', 'power_drift']).where('id', '=', machineId).executeTakeFirst();
+    if (!m) return;
+    const drift = observed !== 'unknown' && m.power_expected !== null && m.power_expected !== observed ? 1 : 0;
+    const at = iso(this.d.clock.now());
+    await db.updateTable('machines').set({ power_state: observed, power_read_at: at, power_source: source, power_drift: drift }).where('id', '=', machineId).execute();
+    if (drift && !m.power_drift) {
+      await recordEvent(db, { machineId, at, actor: actorLabel(POWER_ACTOR), action: 'power-drift', fromState: m.state, toState: m.state, reason: `expected ${m.power_expected}, found ${observed}`, details: null });
+      this.d.log.warn({ machine: m.name, expected: m.power_expected, observed }, 'power state drift');
+    }
+  }
+
+  private async onJobFinished(job: ProviderJob): Promise<void> {
+    const appliance = await this.d.store.db.selectFrom('appliances').select('type').where('id', '=', job.applianceId).executeTakeFirst();
+    const source = appliance?.type ?? 'provider';
+    if (job.status === 'succeeded') {
+      const res = job.result as { power?: PowerState; states?: Record<string, PowerState> };
+      if (job.machineId && res?.power) await this.recordPower(job.machineId, res.power, source);
+      if (job.spec.kind === 'sync' && res?.states) {
+        const machines = await this.d.store.db.selectFrom('machines').select(['id', 'provider_ref']).where('appliance_id', '=', job.applianceId).execute();
+        for (const m of machines) {
+          const s = m.provider_ref ? res.states[m.provider_ref] : undefined;
+          if (s) await this.recordPower(m.id, s, source);
+        }
+      }
+      return;
+    }
+    if (!job.machineId || !job.runId) return;
+    const code = job.error?.step === 'boot-device' ? 'boot-device' : 'power';
+    try {
+      await this.d.engine.tryAct(job.machineId, 'fail', {
+        actor: POWER_ACTOR,
+        reason: job.error?.message ?? 'provider job failed',
+        guard: (m) => m.currentRunId === job.runId && isTransitional(m.state) && !m.maintenance,
+        error: { code, message: job.error?.message ?? 'provider job failed', stage: code },
+      });
+    } catch (e) {
+      this.d.log.warn({ err: e, job: job.id }, 'could not fail the machine of a failed provider job');
+    }
+  }
+}

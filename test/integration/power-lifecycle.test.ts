@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { backends } from '../support/backends.js';
+import { freshController, startController } from '../support/controller.js';
+import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
+import { Manager } from '../../src/manager/manager.js';
+import { defaultRegistry } from '../../src/controller.js';
+import { createLogger } from '../../src/core/logger.js';
+
+type TC = Awaited<ReturnType<typeof freshController>>;
+
+/** Appliances, enlistment and the lifecycle driving power and boot devices, against a Redfish service. */
+describe.each(backends)('appliances and power on $name', (backend) => {
+  let t: TC;
+  let peer: RedfishPeer;
+  const powerChanges: { state: string; bootTarget: string }[] = [];
+  beforeAll(async () => {
+    peer = await startRedfishPeer({ username: 'root', password: 'calvin', powerState: 'Off', onPowerChange: (_id, state, d) => powerChanges.push({ state, bootTarget: d.bootTarget }) });
+    t = await freshController(backend, { providers: { jobDeadline: '20s', timeout: '5s' } });
+    t.controller.power.start();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await peer?.close();
+  });
+
+  it('registers an appliance with its password encrypted at rest and never returned', async () => {
+    const r = await t.api('POST', '/api/v1/appliances', { name: 'bmc-1', type: 'redfish', address: peer.url, username: 'root', password: 'calvin' });
+    expect(r.statusCode, r.body).toBe(201);
+    expect(r.json()).toMatchObject({ name: 'bmc-1', type: 'redfish', hasPassword: true });
+    expect(r.body).not.toContain('calvin');
+    const list = await t.api('GET', '/api/v1/appliances');
+    expect(list.body).not.toContain('calvin');
+    expect(list.body).not.toMatch(/password_enc|"password"/);
+    const row = await t.controller.services.store.db.selectFrom('appliances').selectAll().where('name', '=', 'bmc-1').executeTakeFirstOrThrow();
+    expect(row.password_enc).toMatch(/^v1:/);
+    expect(row.password_enc).not.toContain('calvin');
+  });
+
+  it('rejects bad appliances naming the field', async () => {
+    const bad: [object, number, RegExp][] = [
+      [{ name: 'x', type: 'hp-magic', address: 'https://x' }, 400, /^type: must be one of/],
+      [{ name: 'x', type: 'redfish', address: 'not a url' }, 400, /^address: 'not a url' is not a URL/],
+      [{ name: 'x', type: 'ipmi', address: 'bmc host' }, 400, /^address: 'bmc host' is not host\[:port\]/],
+      [{ name: 'x', type: 'qemu', address: 'relative/lab' }, 400, /^address: .* absolute path/],
+      [{ name: 'bmc-1', type: 'redfish', address: peer.url }, 409, /^name 'bmc-1' is already in use/],
+      [{ name: 'x', type: 'redfish', address: peer.url, password: 7 }, 400, /^password: must be string/],
+    ];
+    for (const [body, status, message] of bad) {
+      const r = await t.api('POST', '/api/v1/appliances', body);
+      expect(r.statusCode, JSON.stringify(body)).toBe(status);
+      expect(r.json().error.message).toMatch(message);
+    }
+    expect((await t.api('GET', '/api/v1/appliances')).json().items).toHaveLength(1);
+  });
+
+  it('enlists the systems behind an appliance once, matching them on the next enlist', async () => {
+    const r = await t.api('POST', '/api/v1/appliances/bmc-1/enlist', {});
+    expect(r.statusCode, r.body).toBe(200);
+    const [e] = r.json().items;
+    const sys = peer.system() as { UUID: string; SerialNumber: string };
+    expect(e.outcome).toBe('created');
+    expect(e.machine).toMatchObject({ state: 'enrolled', provider: { ref: peer.systemPath }, identity: { systemUuid: sys.UUID.toLowerCase(), serial: sys.SerialNumber } });
+    expect(e.machine.identity.macs.length).toBeGreaterThan(0);
+    const again = (await t.api('POST', '/api/v1/appliances/bmc-1/enlist', {})).json().items;
+    expect(again).toHaveLength(1);
+    expect(again[0]).toMatchObject({ outcome: 'matched', machine: { id: e.machine.id } });
+    expect((await t.api('GET', '/api/v1/machines')).json().items).toHaveLength(1);
+    expect((await t.api('DELETE', '/api/v1/appliances/bmc-1')).statusCode).toBe(409);
+  });
+
+  it('inspection sets the next boot to the network and powers the machine on through the appliance', async () => {
+    const m = (await t.api('GET', '/api/v1/machines')).json().items[0];
+    const before = peer.resets.length;
+    const r = await t.api('POST', `/api/v1/machines/${m.name}/actions/inspect`, {});
+    expect(r.statusCode).toBe(200);
+    for (let i = 0; i < 100 && peer.resets.length === before; i++) await new Promise((x) => setTimeout(x, 100));
+    // The one-time override was armed before the power-on, and that boot used it.
+    expect(peer.resets.slice(before)).toEqual(['On']);
+    expect(powerChanges.at(-1)).toEqual({ state: 'On', bootTarget: 'Pxe' });
+    const after = (await t.api('GET', `/api/v1/machines/${m.name}`)).json();
+    expect(after.power).toMatchObject({ state: 'on', source: 'redfish', expected: 'on', drift: false });
+  });
+
+  it('powers off and reads power through the API, recording who asked', async () => {
+    const m = (await t.api('GET', '/api/v1/machines')).json().items[0];
+    const off = await t.api('POST', `/api/v1/machines/${m.name}/power`, { action: 'off' });
+    expect(off.statusCode, off.body).toBe(200);
+    expect((peer.system() as { PowerState: string }).PowerState).toBe('Off');
+    expect(off.json().machine.power.state).toBe('off');
+    const status = await t.api('GET', `/api/v1/machines/${m.name}/power`);
+    expect(status.json()).toMatchObject({ job: { status: 'succeeded', result: { power: 'off' } }, machine: { power: { state: 'off', drift: true } } });
+    const events = (await t.api('GET', `/api/v1/machines/${m.name}/events`)).json().items.map((e: any) => [e.actor, e.action]);
+    expect(events).toContainEqual(['operator:admin', 'power-off']);
+    expect(events).toContainEqual(['system:power', 'power-drift']);
+    const bad = await t.api('POST', `/api/v1/machines/${m.name}/power`, { action: 'explode' });
+    expect(bad.statusCode).toBe(400);
+  });
+
+  it('syncs power states and flags drift from what the lifecycle expects', async () => {
+    const m = (await t.api('GET', '/api/v1/machines')).json().items[0];
+    await t.api('POST', `/api/v1/machines/${m.name}/actions/abort`, {});
+    // abort → inspect-failed: the lifecycle powers the machine off and now expects off.
+    await new Promise((x) => setTimeout(x, 500));
+    await t.controller.power.syncOnce();
+    for (let i = 0; i < 50; i++) {
+      const cur = (await t.api('GET', `/api/v1/machines/${m.name}`)).json();
+      if (cur.power.readAt && cur.power.state === 'off' && cur.power.expected === 'off') break;
+      await new Promise((x) => setTimeout(x, 100));
+    }
+    const cur = (await t.api('GET', `/api/v1/machines/${m.name}`)).json();
+    expect(cur.power).toMatchObject({ state: 'off', expected: 'off', drift: false });
+  });
+
+  it('fails the operation with lastError "boot-device" when the appliance cannot be reached', async () => {
+    await t.api('POST', '/api/v1/appliances', { name: 'dead-bmc', type: 'redfish', address: 'https://127.0.0.1:9', username: 'root', password: 'x' });
+    await t.api('POST', '/api/v1/machines', { name: 'orphan-1', provider: { applianceId: (await t.api('GET', '/api/v1/appliances/dead-bmc')).json().id, ref: '/redfish/v1/Systems/1' } });
+    await t.api('POST', '/api/v1/machines/orphan-1/actions/inspect', {});
+    let m: any;
+    for (let i = 0; i < 200; i++) {
+      m = (await t.api('GET', '/api/v1/machines/orphan-1')).json();
+      if (m.state === 'inspect-failed') break;
+      await new Promise((x) => setTimeout(x, 100));
+    }
+    expect(m.state).toBe('inspect-failed');
+    expect(m.lastError).toMatchObject({ code: 'boot-device', stage: 'boot-device' });
+    expect(m.lastError.message).toMatch(/^redfish: /);
+  });
+});
+
+describe('provider jobs across restarts and remote sites', () => {
+  const backend = backends[backends.length - 1]!;
+
+  it('runs a job queued before a controller restart exactly once', async () => {
+    const peer = await startRedfishPeer({ username: 'u', password: 'p', powerState: 'Off' });
+    const db = await backend.create();
+    try {
+      const a = await startController(db);
+      await a.api('POST', '/api/v1/appliances', { name: 'r1', type: 'redfish', address: peer.url, username: 'u', password: 'p' });
+      await a.api('POST', '/api/v1/appliances/r1/enlist', { waitSeconds: 1 }).catch(() => undefined);
+      const m = await a.api('POST', '/api/v1/machines', { name: 'restart-1', provider: { applianceId: (await a.api('GET', '/api/v1/appliances/r1')).json().id, ref: peer.systemPath } });
+      expect(m.statusCode).toBe(201);
+      await a.api('POST', '/api/v1/machines/restart-1/actions/inspect', {});
+      const queued = await a.controller.services.store.db.selectFrom('provider_jobs').select(['id', 'status']).where('machine_id', '=', m.json().id).execute();
+      expect(queued.map((j) => j.status)).toEqual(['queued']);
+      await a.close();
+      expect(peer.resets).toEqual([]);
+      const b = await startController(db);
+      b.controller.power.start();
+      for (let i = 0; i < 100 && peer.resets.length === 0; i++) await new Promise((x) => setTimeout(x, 100));
+      await new Promise((x) => setTimeout(x, 1000));
+      expect(peer.resets).toEqual(['On']);
+      const job = await b.controller.services.store.db.selectFrom('provider_jobs').selectAll().where('id', '=', queued[0]!.id).executeTakeFirstOrThrow();
+      expect(job.status).toBe('succeeded');
+      expect(Number(job.attempts)).toBe(1);
+      await b.close();
+    } finally {
+      await db.drop();
+      await peer.close();
+    }
+  });
+
+  it('hands a remote site\'s jobs to its manager, and fails them clearly when the manager is gone', async () => {
+    const peer = await startRedfishPeer({ username: 'u', password: 'p', powerState: 'Off' });
+    const db = await backend.create();
+    const t = await startController(db, { providers: { jobDeadline: '4s', lease: '2s' } });
+    const url = await t.controller.listen();
+    t.controller.power.start();
+    const manager = new Manager({ url, token: t.adminToken, site: 'edge', parallel: 4, registry: defaultRegistry(), log: createLogger('silent'), version: 'test', providerTimeoutMs: 5000 });
+    const running = manager.run();
+    try {
+      await t.api('POST', '/api/v1/appliances', { name: 'edge-bmc', type: 'redfish', address: peer.url, username: 'u', password: 'p', site: 'edge' });
+      const e = await t.api('POST', '/api/v1/appliances/edge-bmc/enlist', { waitSeconds: 30 });
+      expect(e.statusCode, e.body).toBe(200);
+      const name = e.json().items[0].machine.name;
+      const on = await t.api('POST', `/api/v1/machines/${name}/power`, { action: 'on', waitSeconds: 30 });
+      expect(on.statusCode, on.body).toBe(200);
+      expect((peer.system() as { PowerState: string }).PowerState).toBe('On');
+      expect((await t.api('GET', '/api/v1/managers')).json().items).toMatchObject([{ site: 'edge', version: 'test' }]);
+      // The local runner never touches the site's jobs.
+      const jobs = await t.controller.services.store.db.selectFrom('provider_jobs').select(['claimed_by']).execute();
+      expect(jobs.every((j) => j.claimed_by === 'manager:edge')).toBe(true);
+
+      manager.stop();
+      await running;
+      const t0 = Date.now();
+      const off = await t.api('POST', `/api/v1/machines/${name}/power`, { action: 'off', waitSeconds: 30 });
+      // The job's deadline (4 s) passes with nobody to run it: the request fails clearly, not hangs.
+      expect(off.statusCode).toBe(502);
+      expect(off.json().error.message).toMatch(/^power off failed: power job not done by its deadline: the manager of site edge was last seen 20\d\d-/);
+      expect(Date.now() - t0).toBeLessThan(30_000);
+      const job = (await t.api('GET', `/api/v1/jobs/${off.json().error.details.job}`)).json();
+      expect(job).toMatchObject({ status: 'failed', site: 'edge', error: { failure: 'timeout' } });
+    } finally {
+      manager.stop();
+      await running;
+      await t.close();
+      await db.drop();
+      await peer.close();
+    }
+  }, 90_000);
+});
