@@ -76,6 +76,8 @@ export function defaultInstallerLocator(dataDir: string): InstallerLocator {
   return () => (existsSync(kernel) && existsSync(initrd) ? { kernel, initrd } : null);
 }
 
+const SHUTDOWN_GRACE_MS = 10_000;
+
 export function databaseUrl(config: Config): string {
   return config.databaseUrl || join(config.dataDir, 'plinth.sqlite');
 }
@@ -177,7 +179,11 @@ export async function createController(config: Config, opts: ControllerOptions =
       await power.stop();
       await registry.closeAll().catch(() => undefined);
       await tftp?.stop();
+      // In-flight requests get a grace period; then connections still open (a client that
+      // vanished mid-request, a kept-alive socket) are cut so shutdown never hangs.
+      const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await app.close();
+      clearTimeout(grace);
       await store.close();
       log.info('controller stopped');
     },

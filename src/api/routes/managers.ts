@@ -15,6 +15,11 @@ const Site = Type.Object({ site: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9.
  */
 export async function managerRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
   const leaseMs = parseDuration(s.config.providers.lease);
+  // Long polls end when the controller shuts down, so that in-flight requests finish promptly.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
 
   app.post(
     '/api/v1/managers/:site/claim',
@@ -62,7 +67,7 @@ export async function managerRoutes(app: FastifyInstance, s: AppServices): Promi
         else await s.store.db.insertInto('managers').values({ site, last_seen: now, version: body.version, address: req.ip }).execute().catch(() => undefined);
       };
       for (;;) {
-        if (gone) return { jobs: [], leaseSeconds: 0 };
+        if (gone || closing) return { jobs: [], leaseSeconds: 0 };
         await seen();
         const jobs = await claimJobs(s.store, { site, claimer: `manager:${site}`, limit: body.max, leaseMs, now: s.clock.now() });
         if (jobs.length || Date.now() >= until) {
