@@ -2,6 +2,10 @@ import type { Facts } from '../core/facts.js';
 import type { AgentConfig } from './cmdline.js';
 import { AgentClient, AgentHttpError } from './client.js';
 import { LogShipper } from './log-shipper.js';
+import { isStepError } from './steps/errors.js';
+import { parseDeployParams, parseWipeParams, type BootLocalAnswer, type StepReportAnswer } from './steps/protocol.js';
+import { candidateDisks } from './steps/root-disk.js';
+import { runDeploySteps, runWipeSteps, type StepRunnerDeps } from './steps/runner.js';
 
 /**
  * The agent's main loop: say hello with the run token, do the run's work, report, and end
@@ -46,7 +50,12 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
     return { result: e instanceof AgentHttpError ? 'rejected' : 'failed', message };
   }
   log.line(`hello: machine ${hello.machine.name}, ${hello.run.kind} run ${hello.run.id}`);
-  const heartbeat = setInterval(() => void client.post('/agent/v1/heartbeat', {}).catch(() => undefined), hello.heartbeatSeconds * 1000);
+  /** The step under way, for the heartbeat. */
+  let currentStep: string | null = null;
+  const heartbeat = setInterval(
+    () => void client.post('/agent/v1/heartbeat', currentStep ? { step: currentStep } : {}).catch(() => undefined),
+    hello.heartbeatSeconds * 1000,
+  );
   heartbeat.unref();
   try {
     let next = 'wait';
@@ -59,6 +68,35 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
       );
       await log.flush();
       ({ next } = await client.post<{ next: string }>('/agent/v1/facts', facts));
+    } else if (hello.run.kind === 'deploy' || hello.run.kind === 'wipe') {
+      // Deploy and wipe runs report each step; the run's last answer says how to end.
+      let lastStepAnswer: StepReportAnswer = {};
+      const stepDeps: StepRunnerDeps = {
+        log: (l) => log.line(l),
+        inspectDisks: async () => candidateDisks(await deps.inspect((l) => log.line(l))),
+        reportStep: async (name, status, report = {}) => {
+          currentStep = status === 'running' ? name : null;
+          lastStepAnswer = await client.post<StepReportAnswer>(`/agent/v1/steps/${encodeURIComponent(name)}`, { status, ...report });
+        },
+      };
+      if (hello.run.kind === 'deploy') {
+        const params = parseDeployParams(hello.run.params);
+        let bootLocal: BootLocalAnswer = {};
+        await runDeploySteps(params, {
+          ...stepDeps,
+          controllerUrl: deps.config.url,
+          token: deps.config.token,
+          ...(deps.fetch ? { fetch: deps.fetch } : {}),
+          beforeReboot: async () => {
+            await log.flush();
+            bootLocal = await client.post<BootLocalAnswer>('/agent/v1/boot-local', {});
+          },
+        });
+        next = bootLocal.next ?? 'reboot';
+      } else {
+        await runWipeSteps(parseWipeParams(hello.run.params), stepDeps);
+        next = lastStepAnswer.next ?? 'poweroff';
+      }
     } else {
       throw new Error(`this agent does not know how to run a ${hello.run.kind} run`);
     }
@@ -73,7 +111,10 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
     const message = (e as Error).message;
     log.line(`failed: ${message}`);
     await log.stop().catch(() => undefined);
-    await client.post('/agent/v1/fail', { code: 'agent', message: message.slice(0, 4000) }).catch(() => undefined);
+    // A step's failure carries its code (image, disk...) and the step as the stage.
+    const code = isStepError(e) ? e.code : 'agent';
+    const stage = isStepError(e) ? e.step : undefined;
+    await client.post('/agent/v1/fail', { code, message: message.slice(0, 4000), ...(stage ? { stage } : {}) }).catch(() => undefined);
     return { result: 'failed', message };
   }
 }

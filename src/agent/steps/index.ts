@@ -1,0 +1,16 @@
+/**
+ * The agent's deploy and wipe work on real block devices: choosing the root disk, writing
+ * the image, growing the root, seeding cloud-init, erasing disks, and the runners that
+ * sequence them and report each step. Runs inside the installer: imports only core/ and agent/.
+ */
+export { runDeploySteps, runWipeSteps, imageSource, type DeployDeps, type DeployOutcome, type WipeDeps, type WipeOutcome, type StepRunnerDeps, type StepReportBody } from './runner.js';
+export { chooseRootDisk, candidateDisks, type CandidateDisk } from './root-disk.js';
+export { writeImage, type WriteImageOptions, type WriteImageResult, type WriteProgress } from './write-image.js';
+export { growRoot, type GrowRootOptions, type GrowRootResult } from './grow-root.js';
+export { writeNoCloudSeed, NOCLOUD_SEED_DIR, type NoCloudSeed, type SeedOptions, type SeedResult } from './seed.js';
+export { wipeDisks, END_BYTES, type WipeMode, type WipeOptions, type WipeMethod, type DiskWipeResult } from './wipe.js';
+export { parseHdparmSecurity, parseNvmeIdCtrl, type AtaSecurity, type NvmeController } from './secure-erase.js';
+export { findRootFilesystem, ROOT_LABEL, type RootFilesystem } from './root-filesystem.js';
+export { StepError, isStepError, type StepErrorCode } from './errors.js';
+export { nodeExec, ToolError, type Exec, type ExecOptions, type ExecResult } from './exec.js';
+export * from './protocol.js';

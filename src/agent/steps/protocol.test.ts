@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { StepError } from './errors.js';
+import { parseDeployParams, parseWipeParams } from './protocol.js';
+import { imageSource } from './runner.js';
+
+const sha = 'AB'.repeat(32);
+const valid = {
+  image: { url: '/agent/v1/image', sha256: sha, sizeBytes: 1024, format: 'raw' },
+  seed: { userData: '#cloud-config\n', metaData: 'instance-id: i-1\n', networkConfig: 'version: 2\n' },
+};
+
+function problem(raw: unknown, parse: (raw: unknown) => unknown = parseDeployParams): string {
+  try {
+    parse(raw);
+  } catch (e) {
+    expect(e).toBeInstanceOf(StepError);
+    expect((e as StepError).code).toBe('params');
+    return (e as StepError).message;
+  }
+  throw new Error('expected a failure');
+}
+
+describe('deploy and wipe parameters', () => {
+  it('accepts the contract and normalises the checksum to lower case', () => {
+    expect(parseDeployParams({ ...valid, rootDeviceHints: { serial: 'S1', sizeGiB: 480 } })).toEqual({
+      image: { ...valid.image, sha256: sha.toLowerCase() },
+      seed: valid.seed,
+      rootDeviceHints: { serial: 'S1', sizeGiB: 480 },
+    });
+    expect(parseDeployParams({ ...valid, rootDeviceHints: null }).rootDeviceHints).toBeUndefined();
+    expect(parseWipeParams({ mode: 'full' })).toEqual({ mode: 'full' });
+  });
+
+  it('names the first field that is wrong', () => {
+    expect(problem({ ...valid, image: { ...valid.image, sha256: 'abc' } })).toBe('params.image.sha256 is not 64 hex digits');
+    expect(problem({ ...valid, image: { ...valid.image, format: 'qcow2' } })).toBe('params.image.format is "qcow2"; this agent writes raw images only');
+    expect(problem({ ...valid, image: { ...valid.image, sizeBytes: -1 } })).toBe('params.image.sizeBytes is not a whole number of 0 or more');
+    expect(problem({ ...valid, seed: { ...valid.seed, networkConfig: 7 } })).toBe('params.seed.networkConfig is not a string');
+    expect(problem({ ...valid, rootDeviceHints: { size: 10 } })).toBe(
+      'params.rootDeviceHints.size is not a root device hint (known: name, serial, wwn, model, vendor, sizeBytes, sizeGiB, minSizeBytes)',
+    );
+    expect(problem({ image: valid.image })).toBe('params.seed is not an object');
+    expect(problem({ mode: 'secure' }, parseWipeParams)).toBe('params.mode is "secure"; expected "quick" or "full"');
+  });
+});
+
+describe('imageSource', () => {
+  it('resolves relative URLs against the controller and sends the token only there', () => {
+    expect(imageSource('/agent/v1/image', 'http://10.0.0.1:8080', 'tok')).toEqual({ url: 'http://10.0.0.1:8080/agent/v1/image', token: 'tok' });
+    expect(imageSource('images/a.raw', 'http://ctl/plinth', 'tok')).toEqual({ url: 'http://ctl/plinth/images/a.raw', token: 'tok' });
+    expect(imageSource('http://10.0.0.1:8080/x.raw', 'http://10.0.0.1:8080/', 'tok').token).toBe('tok');
+    expect(imageSource('http://mirror.example/x.raw', 'http://10.0.0.1:8080', 'tok')).toEqual({ url: 'http://mirror.example/x.raw', token: null });
+    expect(() => imageSource('ftp://mirror/x.raw', 'http://ctl', 'tok')).toThrow("params.image.url 'ftp://mirror/x.raw' is not an http(s) URL");
+  });
+});

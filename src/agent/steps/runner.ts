@@ -1,0 +1,177 @@
+import { describeBlockDevice, assertNotInUse } from './block-device.js';
+import { asStepError, StepError } from './errors.js';
+import { nodeExec, type Exec } from './exec.js';
+import { growRoot, type GrowRootResult } from './grow-root.js';
+import type { DeployParams, StepName, StepReportStatus, WipeParams } from './protocol.js';
+import { chooseRootDisk, type CandidateDisk } from './root-disk.js';
+import { writeNoCloudSeed, type SeedResult } from './seed.js';
+import { formatBytes, formatRate } from './units.js';
+import { eraseSignatures, wipeDisks, type DiskWipeResult } from './wipe.js';
+import { writeImage, type WriteImageOptions, type WriteImageResult } from './write-image.js';
+
+/**
+ * The deploy and wipe runs as the agent performs them: steps in order, each reported
+ * `running` then `succeeded` or `failed` (with its duration and, on failure, the error's
+ * code), the first failure ending the run. See protocol.ts for the contract.
+ */
+export interface StepReportBody {
+  message?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface StepRunnerDeps {
+  reportStep(name: StepName, status: StepReportStatus, report?: StepReportBody): Promise<void>;
+  log(line: string): void;
+  /** The machine's disks as inspection finds them now. */
+  inspectDisks(): Promise<CandidateDisk[]>;
+  exec?: Exec;
+  /** Where the disks' device nodes are. Default /dev. */
+  devDir?: string;
+}
+
+export interface DeployDeps extends StepRunnerDeps {
+  /** The controller's base URL: relative image URLs resolve against it. */
+  controllerUrl: string;
+  /** The run token; sent with the image request only when the image comes from the controller. */
+  token: string | null;
+  fetch?: typeof fetch;
+  /** After the last step, before the reboot: the agent asks the controller to boot this machine from disk. */
+  beforeReboot(): Promise<void>;
+  /** Retry and buffer tuning for the download (tests make the pauses short). */
+  download?: Pick<WriteImageOptions, 'backoffMs' | 'sleep' | 'idleTimeoutMs' | 'maxFruitlessAttempts' | 'bufferBytes'>;
+}
+
+export interface DeployOutcome {
+  disk: CandidateDisk;
+  device: string;
+  write: WriteImageResult;
+  grow: GrowRootResult;
+  seed: SeedResult;
+}
+
+export type WipeDeps = StepRunnerDeps;
+
+export interface WipeOutcome {
+  mode: WipeParams['mode'];
+  disks: DiskWipeResult[];
+}
+
+interface StepDone<T> {
+  value: T;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** Runs one step between its reports; its failure is reported, marked with the step, and rethrown. */
+async function step<T>(name: StepName, deps: StepRunnerDeps, work: () => Promise<StepDone<T>>): Promise<T> {
+  const started = performance.now();
+  const durationMs = () => Math.round(performance.now() - started);
+  await deps.reportStep(name, 'running');
+  deps.log(`step ${name}: running`);
+  let done: StepDone<T>;
+  try {
+    done = await work();
+  } catch (e) {
+    const error = asStepError(e, 'agent');
+    error.step = name;
+    deps.log(`step ${name}: failed (${error.code}): ${error.message}`);
+    await deps
+      .reportStep(name, 'failed', { message: error.message, details: { ...error.details, code: error.code, durationMs: durationMs() } })
+      .catch((r: Error) => deps.log(`step ${name}: the failure could not be reported: ${r.message}`));
+    throw error;
+  }
+  deps.log(`step ${name}: succeeded in ${(durationMs() / 1000).toFixed(1)} s: ${done.message}`);
+  await deps.reportStep(name, 'succeeded', { message: done.message, details: { ...done.details, durationMs: durationMs() } });
+  return done.value;
+}
+
+export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Promise<DeployOutcome> {
+  const exec = deps.exec ?? nodeExec();
+  const devDir = deps.devDir ?? '/dev';
+  const source = imageSource(params.image.url, deps.controllerUrl, deps.token);
+
+  const disk = await step('select-disk', deps, async () => {
+    const disks = await deps.inspectDisks();
+    const chosen = chooseRootDisk(disks, params.rootDeviceHints, params.image.sizeBytes);
+    const by = params.rootDeviceHints && Object.keys(params.rootDeviceHints).length > 0 ? 'the root device hints' : 'the smallest disk the image fits on';
+    return {
+      value: chosen,
+      message: `${chosen.name} (${formatBytes(chosen.sizeBytes)}): ${by}`,
+      details: { disk: chosen.name, sizeBytes: chosen.sizeBytes, serial: chosen.serial, wwn: chosen.wwn, model: chosen.model, chosenBy: by, disks: disks.map((d) => d.name) },
+    };
+  });
+  const device = `${devDir}/${disk.name}`;
+
+  const write = await step('write-image', deps, async () => {
+    // Signatures of the disk's previous life (a RAID superblock or LVM label near the end,
+    // an old backup GPT) would survive the image and confuse blkid once the root grows over them.
+    const target = await describeBlockDevice(device);
+    await assertNotInUse(target);
+    await eraseSignatures(target, exec);
+    const result = await writeImage({
+      url: source.url,
+      token: source.token,
+      sha256: params.image.sha256,
+      sizeBytes: params.image.sizeBytes,
+      device,
+      log: deps.log,
+      ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      ...deps.download,
+    });
+    return {
+      value: result,
+      message: `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s (${formatRate(result.bytes, result.seconds)}), sha256 verified${result.resumedAt.length ? `, resumed ${result.resumedAt.length} time(s)` : ''}`,
+      details: { device, bytes: result.bytes, seconds: result.seconds, bytesPerSecond: Math.round(result.bytesPerSecond), sha256: result.sha256, attempts: result.attempts, resumedAt: result.resumedAt },
+    };
+  });
+
+  const grow = await step('grow-root', deps, async () => {
+    const result = await growRoot(device, { log: deps.log, exec });
+    return {
+      value: result,
+      message: `${result.partition} (${result.filesystem}) ${formatBytes(result.partitionBytes.before)} → ${formatBytes(result.partitionBytes.after)}`,
+      details: { ...result },
+    };
+  });
+
+  const seed = await step('configure', deps, async () => {
+    const result = await writeNoCloudSeed(device, params.seed, { log: deps.log, exec });
+    return { value: result, message: `NoCloud seed in ${result.directory} on ${result.partition}`, details: { ...result } };
+  });
+
+  deps.log('deploy: every step succeeded; asking the controller to boot this machine from its disk');
+  await deps.beforeReboot();
+  return { disk, device, write, grow, seed };
+}
+
+export async function runWipeSteps(params: WipeParams, deps: WipeDeps): Promise<WipeOutcome> {
+  const disks = await step('erase', deps, async () => {
+    const found = await deps.inspectDisks();
+    deps.log(`erase: ${params.mode} wipe of ${found.length} disk(s): ${found.map((d) => `${d.name} (${formatBytes(d.sizeBytes)})`).join(', ') || 'none'}`);
+    const results = await wipeDisks({ disks: found, mode: params.mode, log: deps.log, ...(deps.exec ? { exec: deps.exec } : {}), ...(deps.devDir ? { devDir: deps.devDir } : {}) });
+    return {
+      value: results,
+      message: `${params.mode} wipe: ${results.map((r) => `${r.disk} by ${r.method} in ${r.seconds.toFixed(1)} s`).join(', ')}`,
+      details: { mode: params.mode, disks: results },
+    };
+  });
+  return { mode: params.mode, disks };
+}
+
+/**
+ * The image URL resolved against the controller's, and whether the run token goes with it:
+ * only to the controller itself, never to another server the parameters might name.
+ */
+export function imageSource(url: string, controllerUrl: string, token: string | null): { url: string; token: string | null } {
+  const base = new URL(controllerUrl.endsWith('/') ? controllerUrl : `${controllerUrl}/`);
+  let resolved: URL;
+  try {
+    resolved = new URL(url, base);
+  } catch {
+    throw new StepError('params', `params.image.url '${url}' is not a URL`, { field: 'params.image.url' });
+  }
+  if (resolved.protocol !== 'http:' && resolved.protocol !== 'https:') {
+    throw new StepError('params', `params.image.url '${url}' is not an http(s) URL`, { field: 'params.image.url' });
+  }
+  return { url: resolved.href, token: resolved.origin === base.origin ? token : null };
+}

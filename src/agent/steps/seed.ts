@@ -1,0 +1,83 @@
+import { constants, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { describeBlockDevice, syncPartitionTable } from './block-device.js';
+import { StepError } from './errors.js';
+import { nodeExec, type Exec } from './exec.js';
+import { withMounted } from './mount.js';
+import { findRootFilesystem } from './root-filesystem.js';
+
+/**
+ * Gives the deployed system its cloud-init NoCloud seed by writing the documents into the
+ * root filesystem, at /var/lib/cloud/seed/nocloud/, where the NoCloud datasource looks
+ * first (and which ds-identify recognises, so images with `datasource_list: [NoCloud, None]`
+ * find it).
+ *
+ * Why not a CIDATA partition: the root partition has just grown to the end of the disk, so
+ * a seed partition would need the root shrunk or squeezed in front of it; it would stay on
+ * the tenant's disk for good, readable by any process with access to the block device's
+ * FAT (which has no owners or modes); and user-data often carries secrets. In the root
+ * filesystem the files are root's, mode 0600, and belong to the installed system.
+ */
+export interface NoCloudSeed {
+  userData: string;
+  metaData: string;
+  networkConfig: string;
+}
+
+export interface SeedOptions {
+  log: (line: string) => void;
+  exec?: Exec;
+}
+
+export interface SeedResult {
+  partition: string;
+  filesystem: string;
+  directory: string;
+  files: { name: string; bytes: number }[];
+}
+
+/** Where NoCloud reads its seed from, inside the installed system. */
+export const NOCLOUD_SEED_DIR = 'var/lib/cloud/seed/nocloud';
+
+export async function writeNoCloudSeed(device: string, seed: NoCloudSeed, options: SeedOptions): Promise<SeedResult> {
+  const exec = options.exec ?? nodeExec();
+  const disk = await describeBlockDevice(device);
+  const partitions = await syncPartitionTable(disk, exec, options.log);
+  const root = await findRootFilesystem(disk, partitions, exec);
+  const files = [
+    { name: 'user-data', content: seed.userData },
+    { name: 'meta-data', content: seed.metaData },
+    { name: 'network-config', content: seed.networkConfig },
+  ];
+  await withMounted(root.partition.path, root.type, exec, async (mountpoint) => {
+    const dir = join(mountpoint, NOCLOUD_SEED_DIR);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+    // The image decides what its paths are; a symlinked /var/lib/cloud must not lead the
+    // writes out of the mounted filesystem (into the installer's own root).
+    const real = await fsp.realpath(dir);
+    if (!real.startsWith(`${mountpoint}/`)) throw new StepError('image', `${root.partition.name}: /${NOCLOUD_SEED_DIR} leads out of the root filesystem (to ${real})`, { partition: root.partition.name });
+    for (const file of files) await writePrivateFile(join(real, file.name), file.content);
+  });
+  options.log(`configure: NoCloud seed written to /${NOCLOUD_SEED_DIR} on ${root.partition.name} (${root.type}${root.label ? ` "${root.label}"` : ''})`);
+  return {
+    partition: root.partition.path,
+    filesystem: root.type,
+    directory: `/${NOCLOUD_SEED_DIR}`,
+    files: files.map((f) => ({ name: f.name, bytes: Buffer.byteLength(f.content) })),
+  };
+}
+
+/** Replaces `path` with `content`, root's and 0600, synced; never follows a symlink at `path`. */
+async function writePrivateFile(path: string, content: string): Promise<void> {
+  await fsp.rm(path, { force: true });
+  const fh = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await fh.writeFile(content);
+    // The mode given to open is filtered by the umask; these make it exact.
+    await fh.chmod(0o600);
+    await fh.chown(0, 0);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,383 @@
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { assertNotInUse, describeBlockDevice, EXCLUSIVE_WRITE, type BlockDevice } from './block-device.js';
+import { StepError } from './errors.js';
+import { formatBytes, formatRate, MiB } from './units.js';
+
+/**
+ * Streams a raw image over HTTP onto a block device, hashing it on the way (the SHA-256 is
+ * of the bytes as written; nothing is read back), resuming with a Range request when the
+ * connection drops.
+ *
+ * Every byte is written, zeros included: skipping zero runs is only safe on a target known
+ * to read back zeros, which a reused disk is not.
+ *
+ * When the write fails after it started, or the checksum does not match, the disk holds a
+ * partial or corrupt image that firmware may still try to boot. The first MiB (protective
+ * MBR, primary GPT, boot code), the image's last MiB (its backup GPT) and the disk's last MiB
+ * (a backup GPT from an earlier install) are zeroed, so that the disk boots nothing.
+ */
+export interface WriteImageOptions {
+  url: string;
+  /** Hex SHA-256 of the whole raw image. */
+  sha256: string;
+  sizeBytes: number;
+  /** Block device to write: /dev/sda, or a symlink to one. */
+  device: string;
+  /** Run token, sent as Bearer; omit for a server that is not the controller. */
+  token?: string | null;
+  fetch?: typeof fetch;
+  log: (line: string) => void;
+  onProgress?: (progress: WriteProgress) => void;
+  /** Pauses before each retry; the last one repeats. */
+  backoffMs?: readonly number[];
+  /** Attempts in a row that write nothing before giving up (network). Default 8. */
+  maxFruitlessAttempts?: number;
+  /** A connection that brings no byte for this long is dropped and resumed. Default 60 s. */
+  idleTimeoutMs?: number;
+  /** Bytes gathered before each write to the device (two such buffers). Default 8 MiB. */
+  bufferBytes?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface WriteProgress {
+  bytesWritten: number;
+  totalBytes: number;
+  bytesPerSecond: number;
+  /** Connections made so far (1 + resumes). */
+  attempt: number;
+}
+
+export interface WriteImageResult {
+  device: string;
+  bytes: number;
+  sha256: string;
+  /** From the first request to the end of the final fsync. */
+  seconds: number;
+  bytesPerSecond: number;
+  attempts: number;
+  /** Byte offsets the transfer resumed from, one per dropped connection. */
+  resumedAt: number[];
+}
+
+/** A failure worth another attempt: the connection, a 5xx, a stalled transfer. */
+class RetryableError extends Error {}
+
+const SCRUB_BYTES = MiB;
+
+export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult> {
+  const fetchImpl = o.fetch ?? globalThis.fetch;
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const backoffMs = o.backoffMs ?? [1000, 2000, 4000, 8000, 15000];
+  const maxFruitless = o.maxFruitlessAttempts ?? 8;
+  const idleTimeoutMs = o.idleTimeoutMs ?? 60_000;
+  const expected = o.sha256.toLowerCase();
+
+  const disk = await describeBlockDevice(o.device);
+  if (o.sizeBytes > disk.sizeBytes) {
+    throw new StepError('disk', `${disk.name}: the image (${formatBytes(o.sizeBytes)}, ${o.sizeBytes} bytes) does not fit on it (${formatBytes(disk.sizeBytes)}, ${disk.sizeBytes} bytes)`, {
+      disk: disk.name,
+      imageBytes: o.sizeBytes,
+      diskBytes: disk.sizeBytes,
+    });
+  }
+  await assertNotInUse(disk);
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(disk.path, EXCLUSIVE_WRITE);
+  } catch (e) {
+    throw new StepError('disk', `${disk.name}: cannot open for writing: ${(e as Error).message}`, { disk: disk.name });
+  }
+
+  const writer = new DeviceWriter(fh, disk, o.bufferBytes ?? 8 * MiB);
+  const hash = createHash('sha256');
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
+  let received = 0;
+  let attempts = 0;
+  const resumedAt: number[] = [];
+  /** What the first answer said the image is; later answers must say the same. */
+  let validator: { etag: string | null } | null = null;
+  let lastReportedTenth = 0;
+  let lastProgressAt = 0;
+
+  const progress = () => {
+    const now = performance.now();
+    const tenth = Math.floor((received * 10) / o.sizeBytes);
+    if (tenth > lastReportedTenth && tenth < 10) {
+      lastReportedTenth = tenth;
+      o.log(`write-image: ${tenth * 10}% (${formatBytes(received)} of ${formatBytes(o.sizeBytes)}, ${formatRate(received, seconds())})`);
+    }
+    if (o.onProgress && (now - lastProgressAt >= 500 || received === o.sizeBytes)) {
+      lastProgressAt = now;
+      o.onProgress({ bytesWritten: received, totalBytes: o.sizeBytes, bytesPerSecond: received / Math.max(seconds(), 1e-6), attempt: attempts });
+    }
+  };
+
+  /** One GET from `received` to the end (or until the connection fails). */
+  const transfer = async (): Promise<void> => {
+    const offset = received;
+    // NOTE: undici's fetch asks for gzip/br and inflates transparently; a compressed answer
+    // would make Content-Length and byte ranges count compressed bytes. Ask for the bytes.
+    const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+    if (o.token) headers['authorization'] = `Bearer ${o.token}`;
+    if (offset > 0) {
+      headers['range'] = `bytes=${offset}-`;
+      // A strong ETag lets the server answer 200 with the whole new image if it changed.
+      if (validator?.etag && !validator.etag.startsWith('W/')) headers['if-range'] = validator.etag;
+    }
+    const abort = new AbortController();
+    let idle: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => abort.abort(new RetryableError(`no data for ${idleTimeoutMs / 1000} s`)), idleTimeoutMs);
+    };
+    arm();
+    try {
+      let res: Response;
+      try {
+        res = await fetchImpl(o.url, { headers, signal: abort.signal });
+      } catch (e) {
+        throw new RetryableError(`GET ${o.url}: ${describeFetchError(e)}`);
+      }
+      const status = res.status;
+      if (status === 404) throw new StepError('image', `image not found: GET ${o.url} answered HTTP 404`, { url: o.url, status });
+      if (status >= 500 || status === 408 || status === 429) throw new RetryableError(`GET ${o.url}: HTTP ${status}`);
+      if (status === 416) {
+        throw new StepError('image', `size mismatch: the controller has no byte ${offset} of the image (HTTP 416); the run says it has ${o.sizeBytes} bytes`, { url: o.url, status });
+      }
+      if (status !== 200 && status !== 206) {
+        const said = (await res.text().catch(() => '')).split('\n')[0]!.slice(0, 200);
+        throw new StepError('image', `GET ${o.url}: HTTP ${status}${said ? `: ${said}` : ''}`, { url: o.url, status });
+      }
+      const etag = res.headers.get('etag');
+      if (validator === null) validator = { etag };
+      else if (validator.etag !== null && etag !== validator.etag) {
+        throw new StepError('image', `the image changed on the controller while it was being written (ETag ${validator.etag}, now ${etag ?? 'none'}); ${received} bytes were written`, {
+          url: o.url,
+          etagBefore: validator.etag,
+          etagAfter: etag,
+        });
+      }
+      let skip = 0;
+      if (status === 206) {
+        const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+        if (!range || Number(range[1]) !== offset) {
+          throw new StepError('image', `GET ${o.url}: asked for bytes ${offset}- and got Content-Range '${res.headers.get('content-range') ?? ''}'`, { url: o.url });
+        }
+        if (range[3] !== '*' && Number(range[3]) !== o.sizeBytes) throw sizeMismatch(o, Number(range[3]));
+      } else {
+        const length = res.headers.get('content-length');
+        if (length !== null && Number(length) !== o.sizeBytes) throw sizeMismatch(o, Number(length));
+        // The server ignored the Range header: it sends everything again; drop what is already written.
+        skip = offset;
+        if (offset > 0) o.log(`write-image: the server ignored the range request; skipping the first ${formatBytes(offset)} it sends again`);
+      }
+      if (!res.body) throw new RetryableError(`GET ${o.url}: HTTP ${status} without a body`);
+      const reader = res.body.getReader();
+      try {
+        for (;;) {
+          let chunk: Uint8Array;
+          try {
+            const next = await reader.read();
+            if (next.done) break;
+            chunk = next.value;
+          } catch (e) {
+            throw new RetryableError(describeFetchError(abort.signal.reason ?? e));
+          }
+          arm();
+          if (skip > 0) {
+            const dropped = Math.min(skip, chunk.length);
+            skip -= dropped;
+            chunk = chunk.subarray(dropped);
+            if (chunk.length === 0) continue;
+          }
+          if (received + chunk.length > o.sizeBytes) throw sizeMismatch(o, null);
+          hash.update(chunk);
+          received += chunk.length;
+          await writer.write(chunk);
+          progress();
+        }
+      } finally {
+        await reader.cancel().catch(() => undefined);
+      }
+      if (received < o.sizeBytes) throw new RetryableError(`the connection ended at byte ${received} of ${o.sizeBytes}`);
+    } finally {
+      clearTimeout(idle);
+      abort.abort();
+    }
+  };
+
+  try {
+    o.log(`write-image: ${o.url} (${formatBytes(o.sizeBytes)}) → ${disk.path} (${formatBytes(disk.sizeBytes)})`);
+    let fruitless = 0;
+    while (received < o.sizeBytes) {
+      attempts++;
+      const before = received;
+      try {
+        await transfer();
+      } catch (e) {
+        if (!(e instanceof RetryableError)) throw e;
+        fruitless = received > before ? 0 : fruitless + 1;
+        if (fruitless >= maxFruitless) {
+          throw new StepError('network', `gave up fetching the image after ${fruitless} attempts in a row without progress, at byte ${received} of ${o.sizeBytes}: ${e.message}`, {
+            url: o.url,
+            bytesWritten: received,
+          });
+        }
+        const pause = backoffMs[Math.min(fruitless, backoffMs.length - 1)] ?? 1000;
+        o.log(`write-image: ${e.message}; resuming from byte ${received} (${formatBytes(received)}) in ${pause / 1000} s`);
+        resumedAt.push(received);
+        await sleep(pause);
+      }
+    }
+    await writer.finish();
+  } catch (e) {
+    const scrubbed = await scrubPartialImage(writer, disk, o.sizeBytes);
+    const error =
+      e instanceof StepError ? e : new StepError('disk', `${disk.name}: ${(e as Error).message}`, { disk: disk.name }, { cause: e });
+    o.log(`write-image: failed: ${error.message}${scrubbed.length > 0 ? `; ${scrubbed}` : ''}`);
+    await fh.close().catch(() => undefined);
+    throw error;
+  }
+
+  const actual = hash.digest('hex');
+  if (actual !== expected) {
+    const scrubbed = await scrubPartialImage(writer, disk, o.sizeBytes);
+    await fh.close().catch(() => undefined);
+    throw new StepError('image', `checksum mismatch: expected sha256 ${expected}, got ${actual} for the ${o.sizeBytes} bytes of ${o.url}; ${scrubbed}`, {
+      url: o.url,
+      expected,
+      actual,
+    });
+  }
+  await fh.close();
+  const took = seconds();
+  o.log(`write-image: wrote ${formatBytes(o.sizeBytes)} to ${disk.path} in ${took.toFixed(1)} s (${formatRate(o.sizeBytes, took)}), sha256 ${actual} verified${resumedAt.length > 0 ? `, resumed ${resumedAt.length} time(s)` : ''}`);
+  return { device: disk.path, bytes: o.sizeBytes, sha256: actual, seconds: took, bytesPerSecond: o.sizeBytes / took, attempts, resumedAt };
+}
+
+function sizeMismatch(o: WriteImageOptions, served: number | null): StepError {
+  const what = served === null ? 'sent more bytes than that' : `serves ${served} bytes`;
+  return new StepError('image', `size mismatch: the run says the image has ${o.sizeBytes} bytes; the controller ${what}`, { url: o.url, expected: o.sizeBytes, served });
+}
+
+/** fetch failures are a TypeError "fetch failed" whose cause says what happened. */
+function describeFetchError(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const cause = e.cause instanceof Error ? `: ${e.cause.message}` : '';
+  return `${e.message}${cause}`;
+}
+
+/**
+ * Zeroes the places firmware looks for something to boot (see the module comment) and
+ * says what it did, for the failure message.
+ */
+async function scrubPartialImage(writer: DeviceWriter, disk: BlockDevice, imageBytes: number): Promise<string> {
+  await writer.settle();
+  if (!writer.touched) return 'the disk was not written to';
+  const ranges = [
+    [0, Math.min(SCRUB_BYTES, disk.sizeBytes)],
+    [Math.max(0, imageBytes - SCRUB_BYTES), Math.min(SCRUB_BYTES, imageBytes)],
+    [Math.max(0, disk.sizeBytes - SCRUB_BYTES), Math.min(SCRUB_BYTES, disk.sizeBytes)],
+  ] as const;
+  try {
+    for (const [start, length] of ranges) await writer.zero(start, length);
+    await writer.sync();
+    return `the first MiB of ${disk.name} (and the last MiB of the image and of the disk) were zeroed so that it does not boot a partial image`;
+  } catch (e) {
+    return `zeroing the start of ${disk.name} failed too (${(e as Error).message}): it may hold a partial image`;
+  }
+}
+
+/**
+ * Buffers the stream into large writes and keeps one write in flight while the next
+ * buffer fills. Write failures become StepErrors (disk) naming the offset.
+ */
+class DeviceWriter {
+  private current: Buffer;
+  private spare: Buffer;
+  private fill = 0;
+  /** Device offset of current[0]. */
+  private position = 0;
+  private inflight: Promise<void> | null = null;
+  touched = false;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly disk: BlockDevice,
+    bufferBytes: number,
+  ) {
+    this.current = Buffer.allocUnsafe(bufferBytes);
+    this.spare = Buffer.allocUnsafe(bufferBytes);
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    let from = 0;
+    while (from < chunk.length) {
+      const n = Math.min(chunk.length - from, this.current.length - this.fill);
+      this.current.set(chunk.subarray(from, from + n), this.fill);
+      this.fill += n;
+      from += n;
+      if (this.fill === this.current.length) await this.submit();
+    }
+  }
+
+  /** Hands the full buffer to the device and continues in the spare one. */
+  private async submit(): Promise<void> {
+    if (this.inflight) await this.inflight;
+    const buffer = this.current;
+    const length = this.fill;
+    const position = this.position;
+    this.touched = true;
+    const write = this.writeAll(buffer, length, position);
+    // Awaited on the next submit or flush; the catch only keeps Node from calling it unhandled meanwhile.
+    write.catch(() => undefined);
+    this.inflight = write;
+    this.current = this.spare;
+    this.spare = buffer;
+    this.position += length;
+    this.fill = 0;
+  }
+
+  private async writeAll(buffer: Buffer, length: number, position: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < length) {
+        const { bytesWritten } = await this.fh.write(buffer, done, length - done, position + done);
+        if (bytesWritten <= 0) throw new Error('the device accepted no bytes');
+        done += bytesWritten;
+      }
+    } catch (e) {
+      throw new StepError('disk', `${this.disk.name}: write failed at byte ${position + done}: ${(e as Error).message}`, { disk: this.disk.name, offset: position + done });
+    }
+  }
+
+  async finish(): Promise<void> {
+    if (this.fill > 0) await this.submit();
+    if (this.inflight) await this.inflight;
+    this.inflight = null;
+    await this.sync();
+  }
+
+  async sync(): Promise<void> {
+    try {
+      await this.fh.sync();
+    } catch (e) {
+      throw new StepError('disk', `${this.disk.name}: fsync failed: ${(e as Error).message}`, { disk: this.disk.name });
+    }
+  }
+
+  /** Waits for the write in flight, whatever its outcome (before scrubbing). */
+  async settle(): Promise<void> {
+    await this.inflight?.catch(() => undefined);
+    this.inflight = null;
+  }
+
+  async zero(start: number, length: number): Promise<void> {
+    if (length <= 0) return;
+    this.touched = true;
+    await this.writeAll(Buffer.alloc(length), length, start);
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * What an image build leaves on the host while it runs (mounts, loop devices, processes
+ * inside the chroot, its work directory) and how to take it all down again, including after
+ * a build that was killed before it could clean up after itself.
+ */
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { runProcess } from './process.js';
+
+type Log = (line: string) => void;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Decodes the octal escapes (`\040` for a space) of /proc/self/mountinfo paths. */
+export const unescapeMountPath = (text: string): string => text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+
+/** Mount points listed in a mountinfo text (field 5 of each line). */
+export function parseMountPoints(mountinfo: string): string[] {
+  return mountinfo
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((field): field is string => field !== undefined && field !== '')
+    .map(unescapeMountPath);
+}
+
+const isUnder = (path: string, dir: string): boolean => path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+
+/** Mount points at or below `dir`, deepest first (the order they must be unmounted in). */
+export function mountsUnder(dir: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
+  const base = resolve(dir);
+  return parseMountPoints(mountinfo)
+    .filter((point) => isUnder(point, base))
+    .sort((a, b) => b.split('/').length - a.split('/').length || b.length - a.length);
+}
+
+/**
+ * Unmounts one mount point. A chroot process that has not quite exited yet can keep it busy
+ * for a moment, so it retries before falling back to a lazy unmount (which detaches it from
+ * the tree at once and frees it when the last user goes).
+ */
+export async function unmount(point: string, log: Log): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    if (!mountsUnder(point).includes(resolve(point))) return;
+    try {
+      await runProcess('umount', [point], { log });
+      return;
+    } catch (e) {
+      if (attempt >= 5) {
+        log(`umount ${point} still failing; detaching it lazily`);
+        await runProcess('umount', ['--lazy', point], { log });
+        return;
+      }
+      await sleep(attempt * 300);
+    }
+  }
+}
+
+export async function unmountAllUnder(dir: string, log: Log): Promise<void> {
+  for (const point of mountsUnder(dir)) await unmount(point, log);
+}
+
+/**
+ * Processes that use anything at or below `dir`: chrooted into it, working in it, or holding
+ * a file in it open. After a build was killed, its tools (debootstrap, tar, dpkg) live on in
+ * process groups of their own and would keep the mounts busy.
+ */
+export function processesUsing(dir: string): number[] {
+  const base = resolve(dir);
+  const users: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const links = (): string[] => {
+      const found = [`/proc/${entry}/root`, `/proc/${entry}/cwd`];
+      try {
+        for (const fd of readdirSync(`/proc/${entry}/fd`)) found.push(`/proc/${entry}/fd/${fd}`);
+      } catch {
+        // Exited meanwhile.
+      }
+      return found;
+    };
+    for (const link of links()) {
+      try {
+        if (isUnder(readlinkSync(link), base)) {
+          users.push(Number(entry));
+          break;
+        }
+      } catch {
+        // Exited meanwhile, or not ours to inspect.
+      }
+    }
+  }
+  return users;
+}
+
+/** Kills the processes that use `dir` (see processesUsing); returns how many there were. */
+export async function killProcessesUsing(dir: string, log: Log): Promise<number> {
+  const victims = processesUsing(dir);
+  for (const pid of victims) {
+    log(`killing process ${pid}, still using ${resolve(dir)}`);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  if (victims.length > 0) await sleep(500);
+  return victims.length;
+}
+
+/** Loop devices (e.g. /dev/loop3) whose backing file is at or below `path`. */
+export function loopDevicesBackedBy(path: string): string[] {
+  const base = resolve(path);
+  const found: string[] = [];
+  if (!existsSync('/sys/block')) return found;
+  for (const name of readdirSync('/sys/block')) {
+    if (!name.startsWith('loop')) continue;
+    try {
+      const backing = readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
+      if (isUnder(backing, base)) found.push(`/dev/${name}`);
+    } catch {
+      // Not attached.
+    }
+  }
+  return found;
+}
+
+export async function detachLoopDevice(device: string, log: Log): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await runProcess('losetup', ['--detach', device], { log });
+      return;
+    } catch (e) {
+      // NOTE: a device that is already detached (its backing_file is gone) is fine.
+      if (!existsSync(`/sys/block/${device.replace('/dev/', '')}/loop/backing_file`)) return;
+      if (attempt >= 5) throw e;
+      await sleep(attempt * 300);
+    }
+  }
+}
+
+export const currentBootId = (): string => {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+};
+
+/** The owner record of a work directory or lock: which process holds it, since which boot. */
+export const ownerRecord = (): string => `${process.pid} ${currentBootId()}\n`;
+
+/** Whether the process an owner record names is still alive (a record from an earlier boot never is). */
+export function ownerAlive(record: string): boolean {
+  const [pidText, bootId] = record.trim().split(/\s+/);
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0 || bootId !== currentBootId()) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export const WORK_DIR_PREFIX = '.image-build-';
+export const OWNER_FILE = 'owner';
+
+/**
+ * Takes down what earlier builds left behind in `outputDir` when they were killed before
+ * their own cleanup ran (SIGKILL, power loss): their chroot processes, mounts, loop devices
+ * and work directories. Work directories of builds still running are left alone.
+ */
+export async function sweepAbandonedBuilds(outputDir: string, log: Log): Promise<void> {
+  if (!existsSync(outputDir)) return;
+  for (const entry of readdirSync(outputDir)) {
+    if (!entry.startsWith(WORK_DIR_PREFIX)) continue;
+    const dir = join(outputDir, entry);
+    const ownerPath = join(dir, OWNER_FILE);
+    const owner = existsSync(ownerPath) ? readFileSync(ownerPath, 'utf8') : '';
+    if (owner !== '' && ownerAlive(owner)) continue;
+    log(`removing what an interrupted build left in ${dir}`);
+    await killProcessesUsing(dir, log);
+    await unmountAllUnder(dir, log);
+    for (const device of loopDevicesBackedBy(dir)) await detachLoopDevice(device, log);
+    removeWorkDir(dir, log);
+  }
+}
+
+/**
+ * Deletes a work directory, but never while anything is still mounted below it: a recursive
+ * delete would walk into a bind-mounted package cache or /proc.
+ */
+export function removeWorkDir(dir: string, log: Log): boolean {
+  const mounted = mountsUnder(dir);
+  if (mounted.length > 0) {
+    log(`not deleting ${dir}: still mounted below it: ${mounted.join(', ')}`);
+    return false;
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return true;
+}

@@ -1,0 +1,159 @@
+import type { BuiltinKind } from '../kinds.js';
+
+/**
+ * Ubuntu Server autoinstall (subiquity), served as a NoCloud seed: `user-data` carries the
+ * `autoinstall:` section, `meta-data` names the instance. Strings go through `json`: a JSON
+ * string is a valid YAML scalar whatever it contains.
+ */
+
+const USER_DATA = `#cloud-config
+# Plinth: Ubuntu autoinstall for {{ machine.name }} (run {{ run.id }}).
+autoinstall:
+  version: 1
+{% include 'localization' -%}
+{% include 'mirror' -%}
+{% include 'network' -%}
+{% include 'users' -%}
+{% include 'ssh-keys' -%}
+{% include 'storage' -%}
+{% include 'packages' -%}
+{% include 'late-commands' -%}
+`;
+
+const META_DATA = `# Plinth: instance data of {{ machine.name }} for the Ubuntu installer.
+instance-id: {{ run.id | json }}
+local-hostname: {{ hostname | json }}
+`;
+
+const LOCALIZATION = `  locale: {{ os.locale | json }}
+  keyboard:
+    layout: {{ os.keyboard | json }}
+  timezone: {{ os.timezone | json }}
+`;
+
+// Without a mirror, subiquity picks Ubuntu's archive (or a country mirror) itself.
+const MIRROR = `{% if os.mirror -%}
+  apt:
+    primary:
+      - arches: [default]
+        uri: {{ os.mirror | json }}
+{% endif -%}
+`;
+
+// Netplan, applied by the installer and kept by the installed system. Every NIC is matched by
+// MAC and keeps the name it had when inspected; NICs other than the primary must not hold up
+// booting.
+const NETWORK = `  network:
+    version: 2
+{% if network.nics.size == 0 -%}
+    ethernets: {}
+{% else -%}
+    ethernets:
+{% for nic in network.nics -%}
+      {{ nic.id | json }}:
+        match:
+          macaddress: {{ nic.mac | json }}
+{% if nic.name -%}
+        set-name: {{ nic.name | json }}
+{% endif -%}
+{% if nic.static -%}
+        addresses: [{{ nic.static.cidr | json }}]
+{% if nic.static.gateway -%}
+        routes:
+          - to: default
+            via: {{ nic.static.gateway | json }}
+{% endif -%}
+{% if nic.static.dns.size > 0 or nic.static.search.size > 0 -%}
+        nameservers:
+          addresses: {{ nic.static.dns | json }}
+          search: {{ nic.static.search | json }}
+{% endif -%}
+{% else -%}
+        dhcp4: true
+{% endif -%}
+{% unless nic.primary -%}
+        optional: true
+{% endunless -%}
+{% endfor -%}
+{% endif -%}
+`;
+
+// subiquity requires a password hash for the first user; "!" is one that matches no password,
+// so the account is reached with SSH keys only (and sudo is opened in late-commands).
+const USERS = `  identity:
+    hostname: {{ hostname | json }}
+    username: {{ os.user | json }}
+    realname: ""
+    password: "!"
+`;
+
+const SSH_KEYS = `  ssh:
+    install-server: true
+    allow-pw: false
+    authorized-keys: {{ ssh.authorizedKeys | json }}
+`;
+
+// The chosen disk by its serial when it reported one (udev's ID_SERIAL ends with it), else by
+// its name: sda and sdb may swap between boots, serials do not.
+const STORAGE = `  storage:
+    layout:
+      name: direct
+{% if disk -%}
+      match:
+{% if disk.serial -%}
+        serial: {{ '*' | append: disk.serial | json }}
+{% else -%}
+        path: {{ disk.path | json }}
+{% endif -%}
+{% endif -%}
+`;
+
+const PACKAGES = `{% if os.packages.size > 0 -%}
+  packages: {{ os.packages | json }}
+{% endif -%}
+`;
+
+const LATE_COMMANDS = `  late-commands:
+    - |
+      echo {{ os.user | append: ' ALL=(ALL) NOPASSWD:ALL' | shell_quote }} > /target/etc/sudoers.d/90-plinth
+      chmod 0440 /target/etc/sudoers.d/90-plinth
+{% if ssh.rootLogin -%}
+    - |
+      mkdir -p /target/root/.ssh
+      printf '%s\\n' {{ ssh.authorizedKeys | shell_quote }} > /target/root/.ssh/authorized_keys
+      chmod 0700 /target/root/.ssh
+      chmod 0600 /target/root/.ssh/authorized_keys
+{% endif -%}
+{% include 'report-completion' -%}
+`;
+
+// The installer's own curl. A failed report must not abort the installation (any failing
+// late command does); the controller's deadline notices instead.
+// curl retries refused connections, timeouts and 5xx answers; not --retry-all-errors, which the
+// curl of older installers (RHEL 8, Ubuntu 20.04) does not know.
+const REPORT_COMPLETION = `    - |
+      curl -fsS --max-time 30 --retry 60 --retry-delay 10 --retry-connrefused -X POST \\
+        -H {{ 'Authorization: Bearer ' | append: token | shell_quote }} -H 'Content-Type: application/json' \\
+        --data '{"event":"installed","source":"autoinstall"}' {{ controller.phoneHomeUrl | shell_quote }} \\
+        || echo "Plinth: could not report to the controller" >&2
+`;
+
+export const AUTOINSTALL_TEMPLATES: BuiltinKind = {
+  templates: {
+    'user-data': { contentType: 'text/cloud-config; charset=utf-8', body: USER_DATA },
+    'meta-data': { contentType: 'application/yaml; charset=utf-8', body: META_DATA },
+  },
+  snippets: {
+    localization: LOCALIZATION,
+    mirror: MIRROR,
+    network: NETWORK,
+    users: USERS,
+    'ssh-keys': SSH_KEYS,
+    storage: STORAGE,
+    packages: PACKAGES,
+    'late-commands': LATE_COMMANDS,
+    'report-completion': REPORT_COMPLETION,
+  },
+  artifacts: ['user-data', 'meta-data'],
+  defaultContentType: 'text/cloud-config; charset=utf-8',
+};
