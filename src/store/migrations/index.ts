@@ -3,6 +3,8 @@ import type { Dialect } from '../database.js';
 import { foundation } from './0001-foundation.js';
 import { boot } from './0002-boot.js';
 import { providers } from './0003-providers.js';
+import { matching } from './0004-matching.js';
+import { deploy } from './0005-deploy.js';
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -15,6 +17,8 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0001-foundation', foundation],
   ['0002-boot', boot],
   ['0003-providers', providers],
+  ['0004-matching', matching],
+  ['0005-deploy', deploy],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
