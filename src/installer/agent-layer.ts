@@ -1,0 +1,73 @@
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { PlinthError } from '../core/errors.js';
+import { layerFileName, packCpio } from './cpio-archive.js';
+import { sha256File } from './digest.js';
+import { AGENT_PATH } from './init-script.js';
+import { makeScratchDir, removeScratchDir } from './scratch-dirs.js';
+import type { AgentLayerRecord } from './manifest.js';
+
+const AGENT_LAYER_RECORD = 'layer.json';
+
+/**
+ * The agent layer: a small cpio archive holding only the agent bundle, so that a new agent
+ * re-packs this layer (well under a second) and leaves the large base layer untouched.
+ */
+export async function buildAgentLayer(ctx: {
+  cacheDir: string;
+  key: string;
+  agentBundle: string;
+  inputs: AgentLayerRecord['inputs'];
+  signal?: AbortSignal;
+}): Promise<{ dir: string; record: AgentLayerRecord }> {
+  const started = Date.now();
+  const work = makeScratchDir(ctx.cacheDir, 'tmp-agent');
+  try {
+    const stage = join(work, 'root');
+    const target = join(stage, AGENT_PATH);
+    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    copyFileSync(ctx.agentBundle, target);
+    // The cache key was computed from the bundle's hash: make sure that is what was copied.
+    if ((await sha256File(target)) !== ctx.inputs.agentSha256) {
+      throw new PlinthError('conflict', `the agent bundle ${ctx.agentBundle} changed during the build; build again`);
+    }
+
+    const out = join(work, 'out');
+    mkdirSync(out);
+    const file = layerFileName('agent', ctx.inputs.compression);
+    const { uncompressedBytes } = await packCpio(stage, join(out, file), ctx.inputs.compression, ctx.signal);
+    const record: AgentLayerRecord = {
+      name: 'agent',
+      key: ctx.key,
+      file,
+      bytes: statSync(join(out, file)).size,
+      uncompressedBytes,
+      sha256: await sha256File(join(out, file)),
+      builtAt: new Date().toISOString(),
+      buildMs: Date.now() - started,
+      inputs: ctx.inputs,
+    };
+    writeFileSync(join(out, AGENT_LAYER_RECORD), `${JSON.stringify(record, null, 2)}\n`);
+    const final = join(ctx.cacheDir, 'agent', ctx.key);
+    mkdirSync(dirname(final), { recursive: true });
+    await removeScratchDir(final);
+    renameSync(out, final);
+    return { dir: final, record };
+  } finally {
+    await removeScratchDir(work);
+  }
+}
+
+export async function cachedAgentLayer(cacheDir: string, key: string): Promise<{ dir: string; record: AgentLayerRecord } | null> {
+  const dir = join(cacheDir, 'agent', key);
+  const recordPath = join(dir, AGENT_LAYER_RECORD);
+  if (!existsSync(recordPath)) return null;
+  try {
+    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as AgentLayerRecord;
+    const path = join(dir, record.file);
+    if (!existsSync(path) || statSync(path).size !== record.bytes || (await sha256File(path)) !== record.sha256) return null;
+    return { dir, record };
+  } catch {
+    return null;
+  }
+}

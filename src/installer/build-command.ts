@@ -1,0 +1,56 @@
+import { messageOf } from '../core/errors.js';
+import { buildInstaller, type BuildInstallerOptions } from './build.js';
+import { formatSeconds, formatSize } from './log-format.js';
+
+export interface InstallerBuildCommandOptions {
+  dataDir: string;
+  agentBundle: string;
+  force?: boolean;
+  mirror?: string;
+  compression?: BuildInstallerOptions['compression'];
+  signal?: AbortSignal;
+  /** Where progress and the result go; default process.stdout / process.stderr. */
+  out?: (text: string) => void;
+  err?: (text: string) => void;
+}
+
+/**
+ * `plinth installer build`: builds the installer, prints progress (with the time since the
+ * start) and the result, and returns the process exit code (0 on success, 1 on failure).
+ */
+export async function installerBuildCommand(options: InstallerBuildCommandOptions): Promise<number> {
+  const out = options.out ?? ((text: string) => void process.stdout.write(text));
+  const err = options.err ?? ((text: string) => void process.stderr.write(text));
+  const started = Date.now();
+  const stamp = () => `[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s]`;
+  try {
+    const result = await buildInstaller({
+      dataDir: options.dataDir,
+      agentBundle: options.agentBundle,
+      ...(options.force !== undefined ? { force: options.force } : {}),
+      ...(options.mirror !== undefined ? { mirror: options.mirror } : {}),
+      ...(options.compression !== undefined ? { compression: options.compression } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      log: (line) => out(`${stamp()} ${line}\n`),
+    });
+    const m = result.manifest;
+    const lines = [
+      `installer ${result.cacheHit ? 'up to date (cache hit)' : 'built'} in ${formatSeconds(Date.now() - started)}: ${result.dir}`,
+      `  kernel     ${result.kernel}  ${formatSize(m.artifacts.kernel.bytes)}  sha256 ${m.artifacts.kernel.sha256}`,
+      `             ${m.kernel.package} ${m.kernel.version}, ${m.kernel.modules} modules`,
+      `  initramfs  ${result.initramfs}  ${formatSize(result.initramfsBytes)}  sha256 ${m.artifacts.initramfs.sha256}`,
+      ...m.layers.map(
+        (l) =>
+          `    ${l.name.padEnd(6)} layer ${formatSize(l.bytes)} (${formatSize(l.uncompressedBytes)} unpacked, ${m.inputs.compression})  ${
+            result.cacheHit || l.cacheHit ? 'from cache' : `built in ${formatSeconds(l.buildMs)}`
+          }`,
+      ),
+      `  node ${m.inputs.node.version}, ${Object.keys(m.packages).length} Debian packages from ${m.inputs.suite}`,
+    ];
+    out(`${lines.join('\n')}\n`);
+    return 0;
+  } catch (e) {
+    err(`plinth installer build: ${messageOf(e)}\n`);
+    return 1;
+  }
+}

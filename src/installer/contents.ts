@@ -1,0 +1,82 @@
+/**
+ * What goes into the installer's root filesystem, besides the kernel modules
+ * (kernel-modules.ts) and Plinth's own files (init-script.ts).
+ */
+
+export const DEFAULT_SUITE = 'bookworm';
+export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
+
+/**
+ * Packages installed on top of debootstrap's minbase. The first group is what the agent
+ * runs; the second is what the installer itself needs or what writing images needs.
+ */
+export const INSTALLER_PACKAGES: readonly string[] = [
+  // Hardware inspection and disk work done by the agent.
+  'dmidecode',
+  'util-linux',
+  'pciutils',
+  'ethtool',
+  'iproute2',
+  'ipmitool',
+  'parted',
+  'gdisk',
+  'e2fsprogs',
+  'xfsprogs',
+  'dosfstools',
+  'qemu-utils',
+  'curl',
+  'cloud-guest-utils',
+  'hdparm',
+  'nvme-cli',
+  'kmod',
+  'udev',
+  // The installer's own needs: udhcpc (DHCPv4) and reboot/poweroff come from busybox,
+  // TLS trust anchors for curl, and decompressors for raw.xz / raw.zst images.
+  'busybox',
+  'ca-certificates',
+  'xz-utils',
+  'zstd',
+];
+
+/**
+ * Packages whose files are removed after installation. cloud-guest-utils depends on
+ * python3 for tools the installer never runs (growpart itself is a shell script);
+ * Python is a quarter of the unpacked root filesystem.
+ */
+export const PRUNED_PACKAGES: readonly string[] = [
+  'python3',
+  'python3-minimal',
+  'python3.11',
+  'python3.11-minimal',
+  'libpython3-stdlib',
+  'libpython3.11-minimal',
+  'libpython3.11-stdlib',
+];
+
+/**
+ * Paths (relative to the root) removed after installation: documentation, translations,
+ * package-manager caches and indexes, and the sources of udev's compiled hwdb.bin.
+ * Copyright files under usr/share/doc are kept.
+ */
+export const PRUNED_PATHS: readonly string[] = [
+  'usr/share/man',
+  'usr/share/info',
+  'usr/share/locale',
+  'usr/share/lintian',
+  'usr/share/bash-completion',
+  'usr/share/zsh',
+  'usr/lib/udev/hwdb.d',
+  // Byte-compiled modules of the pruned Python (written by its postinst, so in no file list).
+  'usr/lib/python3',
+  'usr/lib/python3.11',
+  // iconv's charset modules; glibc converts UTF-8, ASCII and Latin-1 without them.
+  'usr/lib/x86_64-linux-gnu/gconv',
+  'var/lib/apt/lists',
+  'var/cache/apt',
+  'var/cache/debconf/config.dat-old',
+  'var/cache/debconf/templates.dat-old',
+  'var/log/bootstrap.log',
+  'var/log/dpkg.log',
+  'var/log/alternatives.log',
+  'var/log/apt',
+];
