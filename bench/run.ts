@@ -5,6 +5,8 @@
 const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
   inventory: () => import('./inventory.js'),
   'boot-storm': () => import('./boot-storm.js'),
+  matching: () => import('./matching.js'),
+  providers: () => import('./providers.js'),
 };
 
 const wanted = process.argv.slice(2);

@@ -29,6 +29,16 @@ import { applianceRoutes } from './api/routes/appliances.js';
 import { powerRoutes } from './api/routes/power.js';
 import { managerRoutes } from './api/routes/managers.js';
 import { newId } from './core/ids.js';
+import { MatchingService } from './profiles/matching.js';
+import { ProfileService } from './profiles/service.js';
+import { profileRoutes } from './api/routes/profiles.js';
+import { poolRoutes } from './api/routes/pools.js';
+import { lookupProfileDeploy } from './profiles/deploy-lookup.js';
+import { ImageStore } from './images/store.js';
+import { TemplateStore } from './deploy/template-store.js';
+import { DeployService } from './deploy/service.js';
+import { imageRoutes } from './api/routes/images.js';
+import { templateRoutes } from './api/routes/templates.js';
 
 /**
  * The composition root: the only place that decides which store, clock and logger the
@@ -110,8 +120,15 @@ export async function createController(config: Config, opts: ControllerOptions =
     claimer: `controller:${hostname()}:${process.pid}:${newId().slice(0, 8)}`,
   });
   const enlister = new Enlister({ store, clock, inventory, engine, appliances, power });
-  const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power };
+  const images = new ImageStore(store, clock, config.dataDir);
+  const templates = new TemplateStore(store, clock);
+  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config, log });
+  deploy.profileLookup = lookupProfileDeploy;
+  engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
+  const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, images, templates };
   const inspection = new InspectionService(engine, inventory);
+  new MatchingService({ store, clock }).attach(engine, inspection);
+  const profiles = new ProfileService(store, clock);
   const installer = opts.installer ?? defaultInstallerLocator(config.dataDir);
   const boot = new BootService({
     store,
@@ -123,14 +140,19 @@ export async function createController(config: Config, opts: ControllerOptions =
     kernelArgs: config.installerKernelArgs,
     publicUrl: config.publicUrl,
   });
+  boot.addPlanner(deploy.planner);
   const app = await buildApp(services, {
     logger: log,
     extraRoutes: [
-      bootRoutes({ boot, store, clock, installer }),
-      agentRoutes({ store, clock, engine, inspection, config }),
+      bootRoutes({ boot, store, clock, installer, deploy, images }),
+      agentRoutes({ store, clock, engine, inspection, deploy, images, config }),
       applianceRoutes,
       powerRoutes,
       managerRoutes,
+      profileRoutes(profiles),
+      poolRoutes(profiles),
+      imageRoutes,
+      templateRoutes,
       ...(opts.extraRoutes ?? []),
     ],
   });

@@ -52,8 +52,13 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
   log.line(`hello: machine ${hello.machine.name}, ${hello.run.kind} run ${hello.run.id}`);
   /** The step under way, for the heartbeat. */
   let currentStep: string | null = null;
+  /** How far the image write is, for the controller's deadline. */
+  let progress: { bytesWritten: number; totalBytes: number; bytesPerSecond: number } | null = null;
   const heartbeat = setInterval(
-    () => void client.post('/agent/v1/heartbeat', currentStep ? { step: currentStep } : {}).catch(() => undefined),
+    () =>
+      void client
+        .post('/agent/v1/heartbeat', { ...(currentStep ? { step: currentStep } : {}), ...(progress && currentStep === 'write-image' ? { progress } : {}) })
+        .catch(() => undefined),
     hello.heartbeatSeconds * 1000,
   );
   heartbeat.unref();
@@ -86,6 +91,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
           ...stepDeps,
           controllerUrl: deps.config.url,
           token: deps.config.token,
+          onProgress: (p) => (progress = { bytesWritten: p.bytesWritten, totalBytes: p.totalBytes, bytesPerSecond: Math.round(p.bytesPerSecond) }),
           ...(deps.fetch ? { fetch: deps.fetch } : {}),
           beforeReboot: async () => {
             await log.flush();

@@ -37,6 +37,11 @@ export class PlinthClient {
   private readonly token: string | null;
   private readonly timeoutMs: number;
 
+  /** The Authorization header value, for requests the typed methods don't cover (streamed uploads). */
+  get authorization(): string | null {
+    return this.token ? `Bearer ${this.token}` : null;
+  }
+
   constructor(opts: ClientOptions) {
     this.url = opts.url.replace(/\/+$/, '');
     this.token = opts.token ?? null;

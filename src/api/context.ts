@@ -8,6 +8,9 @@ import type { Actor } from '../inventory/machine.js';
 import type { ApplianceService } from '../appliances/service.js';
 import type { Enlister } from '../appliances/enlist.js';
 import type { PowerService } from '../lifecycle/power/service.js';
+import type { DeployService } from '../deploy/service.js';
+import type { ImageStore } from '../images/store.js';
+import type { TemplateStore } from '../deploy/template-store.js';
 
 /** Everything route handlers may use; built once by the composition root. */
 export interface AppServices {
@@ -20,6 +23,9 @@ export interface AppServices {
   appliances: ApplianceService;
   enlister: Enlister;
   power: PowerService;
+  deploy: DeployService;
+  images: ImageStore;
+  templates: TemplateStore;
 }
 
 export interface Principal {

@@ -122,6 +122,23 @@ export const MachineSchema = Type.Object(
     lastError: Nullable(LastError),
     identityConflicts: Type.Array(Conflict),
     currentRunId: Nullable(Type.String()),
+    match: Nullable(
+      Type.Object(
+        {
+          profile: Nullable(Type.String()),
+          vars: Type.Record(Type.String(), Type.Unknown()),
+          poolEntry: Nullable(Type.Object({ pool: Type.String(), id: Type.String(), position: Type.Integer() })),
+          matchedAt: Nullable(Timestamp),
+          error: Nullable(Type.String({ description: "why no profile was given (eDeploy's message)" })),
+        },
+        { description: 'the profile, variables and pool entry matching gave it (docs/matching.md); null until matched' },
+      ),
+    ),
+    deployment: Type.Object({
+      image: Nullable(Type.String()),
+      address: Nullable(Type.String({ description: 'where to reach the installed OS (SSH)' })),
+      deployedAt: Nullable(Timestamp),
+    }),
     createdAt: Timestamp,
     updatedAt: Timestamp,
     version: Type.Integer(),
@@ -156,10 +173,31 @@ export const ActionParams = Type.Object(
   Strict,
 );
 
+export const RootDeviceHintsSchema = Type.Object(
+  {
+    name: Type.Optional(Type.String({ maxLength: 128 })),
+    sizeBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+    sizeGiB: Type.Optional(Type.Integer({ minimum: 1 })),
+    minSizeBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+    serial: Type.Optional(Type.String({ maxLength: 256 })),
+    wwn: Type.Optional(Type.String({ maxLength: 256 })),
+    model: Type.Optional(Type.String({ maxLength: 256 })),
+    vendor: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { ...Strict, description: 'which disk gets the image (Ironic-style root device hints); default: the smallest that fits' },
+);
+
 export const ActionBody = Type.Object(
   {
     reason: Type.Optional(Type.String({ maxLength: 1024 })),
     wipe: Type.Optional(Type.String({ enum: ['none', 'quick', 'full'], description: 'release and wipe: how to erase the disks' })),
+    image: Type.Optional(Type.String({ maxLength: 100, description: 'deploy: image-store name (default: the profile\'s, else deploy.defaultImage)' })),
+    imageUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://', description: 'deploy: fetch the image from this mirror instead' })),
+    method: Type.Optional(Type.String({ enum: ['image', 'preseed', 'kickstart', 'autoinstall'] })),
+    sshKeys: Type.Optional(Type.Array(Type.String({ minLength: 16, maxLength: 16384, pattern: '^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$' }), { maxItems: 100 })),
+    rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
+    reuseRun: Type.Optional(Type.String({ maxLength: 64, description: 'deploy again with this run\'s artifacts, byte for byte' })),
+    installer: Type.Optional(Type.Object({ kernel: Type.Optional(Type.String({ maxLength: 2048 })), initrd: Type.Optional(Type.String({ maxLength: 2048 })) }, Strict)),
   },
   Strict,
 );

@@ -14,6 +14,9 @@ import { verifyRunToken, type RunPrincipal } from '../runs/run-tokens.js';
 import { currentAttempt, recordStage } from './trace.js';
 import { FactsSchema } from './facts-schema.js';
 import { ErrorResponse } from '../api/schemas.js';
+import type { DeployService } from '../deploy/service.js';
+import type { ImageStore } from '../images/store.js';
+import { basename, dirname } from 'node:path';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -26,6 +29,8 @@ export interface AgentApiDeps {
   clock: Clock;
   engine: LifecycleEngine;
   inspection: InspectionService;
+  deploy: DeployService;
+  images: ImageStore;
   config: Pick<Config, 'afterInspection'>;
 }
 
@@ -75,14 +80,21 @@ export function agentRoutes(deps: AgentApiDeps) {
         const now = at();
         await trace(p, 'agent-hello', { agentVersion: (req.body as { agentVersion: string }).agentVersion });
         const m = await requireMachine(deps.store.db, deps.store.dialect, p.machineId);
+        const before = await getRun(deps.store.db, p.runId);
         if (['inspecting', 'deploying', 'wiping'].includes(m.state)) {
-          await deps.engine.act(p.machineId, 'installer-started', { actor: { kind: 'agent', name: `run:${p.runId}` }, runId: p.runId, reason: 'agent hello' });
+          const deadlineMs = deps.deploy.deadlineAfterHello(before);
+          await deps.engine.act(p.machineId, 'installer-started', {
+            actor: { kind: 'agent', name: `run:${p.runId}` },
+            runId: p.runId,
+            reason: 'agent hello',
+            ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+          });
         }
         await updateStep(deps.store.db, p.runId, 'power-on', 'succeeded', now);
         await updateStep(deps.store.db, p.runId, 'boot-installer', 'succeeded', now);
         await updateStep(deps.store.db, p.runId, 'agent-hello', 'succeeded', now);
         const run = await getRun(deps.store.db, p.runId);
-        return { machine: { id: m.id, name: m.name }, run: { id: run.id, kind: run.kind, params: run.params }, heartbeatSeconds: HEARTBEAT_SECONDS };
+        return { machine: { id: m.id, name: m.name }, run: { id: run.id, kind: run.kind, params: await deps.deploy.agentParams(run) }, heartbeatSeconds: HEARTBEAT_SECONDS };
       },
     );
 
@@ -152,11 +164,130 @@ export function agentRoutes(deps: AgentApiDeps) {
           tags: ['agent'],
           summary: 'The agent is alive; the answer says what to do next',
           security: [],
-          body: Type.Object({ step: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+          body: Type.Object(
+            {
+              step: Type.Optional(Type.String({ maxLength: 64 })),
+              progress: Type.Optional(
+                Type.Object(
+                  { bytesWritten: Type.Integer({ minimum: 0 }), totalBytes: Type.Integer({ minimum: 0 }), bytesPerSecond: Type.Number({ minimum: 0 }) },
+                  { additionalProperties: false },
+                ),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           response: { 200: Type.Object({ next: Type.String() }), ...errors },
         },
       },
-      async () => ({ next: 'wait' }),
+      async (req) => {
+        const body = req.body as { progress?: { bytesWritten: number; totalBytes: number; bytesPerSecond: number } };
+        if (body.progress) await deps.deploy.onProgress(req.run!, body.progress);
+        return { next: 'wait' };
+      },
+    );
+
+    app.post(
+      '/agent/v1/steps/:name',
+      {
+        ...route,
+        schema: {
+          tags: ['agent'],
+          summary: 'A deploy or wipe step started, succeeded or failed',
+          security: [],
+          params: Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }) }, { additionalProperties: false }),
+          body: Type.Object(
+            {
+              status: Type.String({ enum: ['running', 'succeeded', 'failed'] }),
+              message: Type.Optional(Type.String({ maxLength: 4096 })),
+              details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ next: Type.Optional(Type.String({ enum: ['poweroff', 'reboot', 'wait'] })) }), ...errors },
+        },
+      },
+      async (req) => {
+        const p = req.run!;
+        const { name } = req.params as { name: string };
+        const body = req.body as { status: 'running' | 'succeeded' | 'failed'; message?: string; details?: Record<string, unknown> };
+        const now = at();
+        await updateStep(deps.store.db, p.runId, name, body.status, now, body.message ?? null);
+        await trace(p, `step:${name}:${body.status}`, body.details ?? null);
+        if (body.message) await appendRunLog(deps.store.db, p.runId, [{ at: now, stream: 'step', line: `${name}: ${body.status}: ${body.message}` }]);
+        if (p.kind === 'wipe' && name === 'erase' && body.status === 'succeeded') {
+          await deps.engine.act(p.machineId, 'wipe-done', { actor: { kind: 'agent', name: `run:${p.runId}` }, runId: p.runId, reason: body.message ?? 'disks erased' });
+          return { next: 'poweroff' as const };
+        }
+        return {};
+      },
+    );
+
+    app.post(
+      '/agent/v1/boot-local',
+      {
+        ...route,
+        schema: {
+          tags: ['agent'],
+          summary: 'The image is written: boot the installed OS from now on',
+          security: [],
+          body: Type.Object({}, { additionalProperties: false }),
+          response: { 200: Type.Object({ next: Type.String({ enum: ['reboot'] }) }), ...errors },
+        },
+        preValidation: async (req) => {
+          req.body ??= {};
+        },
+      },
+      async (req) => {
+        await deps.deploy.bootLocal(req.run!);
+        return { next: 'reboot' as const };
+      },
+    );
+
+    app.get(
+      '/agent/v1/images/:name',
+      {
+        ...route,
+        schema: {
+          tags: ['agent'],
+          summary: "The deploy run's image (Range and ETag supported, for resuming)",
+          security: [],
+          params: Type.Object({ name: Type.String({ maxLength: 100 }) }, { additionalProperties: false }),
+        },
+      },
+      async (req, reply) => {
+        const p = req.run!;
+        const { name } = req.params as { name: string };
+        const run = await getRun(deps.store.db, p.runId);
+        if (run.kind !== 'deploy' || run.params.image !== name) throw new PlinthError('forbidden', `run ${p.runId} does not deploy image ${name}`);
+        const image = await deps.images.get(name);
+        await trace(p, 'image', req.headers.range ? { range: req.headers.range } : { bytes: image.sizeBytes });
+        const path = deps.images.path(image);
+        return reply.sendFile(basename(path), dirname(path), { highWaterMark: 1024 * 1024 } as object);
+      },
+    );
+
+    app.post(
+      '/agent/v1/installed',
+      {
+        config: { role: 'public' },
+        schema: {
+          tags: ['agent'],
+          summary: "The installed OS (or an installer's last step) reports in with its deploy's callback token",
+          security: [],
+          body: Type.Object(
+            { event: Type.String({ enum: ['installed', 'first-boot'] }), source: Type.Optional(Type.String({ maxLength: 64 })) },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ machine: Type.String(), state: Type.String() }), ...errors },
+        },
+      },
+      async (req) => {
+        const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+        const found = m ? await deps.deploy.runByCallback(m[1]!) : null;
+        if (!found) throw new PlinthError('unauthorized', 'callback token is unknown, or its deploy has ended');
+        const machine = await deps.deploy.installed(found.run, found.machine, (req.body as { event: string }).event, req.ip ?? null);
+        return { machine: machine.name, state: machine.state };
+      },
     );
 
     app.post(

@@ -9,6 +9,10 @@ import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import { recordStage } from './trace.js';
 import type { InstallerLocator } from './service.js';
+import type { DeployService } from '../deploy/service.js';
+import type { ImageStore } from '../images/store.js';
+import { getArtifact } from '../runs/runs.js';
+import { PlinthError } from '../core/errors.js';
 
 const IPXE = 'text/plain; charset=utf-8';
 
@@ -16,7 +20,7 @@ const IPXE = 'text/plain; charset=utf-8';
  * The boot endpoints machines call. They are public by nature (firmware cannot carry a
  * token) and hand out nothing secret except a run's own token inside that run's script.
  */
-export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator }) {
+export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator; deploy: DeployService; images: ImageStore }) {
   return async (app: FastifyInstance): Promise<void> => {
     // Serves files with Content-Length, Range, ETag / If-None-Match, streamed from disk.
     await app.register(fastifyStatic, { root: '/', serve: false, acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
@@ -69,6 +73,46 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
       // Large reads: fewer, bigger writes to the socket (measured: see bench/results/*-boot-storm.md).
       return reply.sendFile(basename(path), dirname(path), { highWaterMark: 1024 * 1024 } as object);
     };
+
+    app.get(
+      '/boot/artifacts/:token/:kind/:name',
+      {
+        config: { role: 'public' },
+        schema: {
+          tags: ['boot'],
+          summary: "A deploy's rendered artifact (preseed, kickstart, autoinstall, cloud-init), by the deploy's callback token",
+          security: [],
+          params: Type.Object({ token: Type.String({ maxLength: 128 }), kind: Type.String({ maxLength: 32 }), name: Type.String({ maxLength: 64 }) }),
+        },
+      },
+      async (req, reply) => {
+        const { token, kind, name } = req.params as { token: string; kind: string; name: string };
+        const found = await deps.deploy.runByCallback(token);
+        if (!found) throw new PlinthError('not_found', 'no active deploy has this callback token');
+        const artifact = await getArtifact(deps.store.db, found.run.id, `${kind}/${name}`);
+        await deps.deploy.artifactFetched(found.run, found.machine, `${kind}/${name}`);
+        return reply.type(artifact.contentType).header('etag', `"${artifact.sha256}"`).send(artifact.body);
+      },
+    );
+
+    app.get(
+      '/boot/files/:name',
+      {
+        config: { role: 'public' },
+        schema: {
+          tags: ['boot'],
+          summary: 'Kernels, initrds and ISOs from the image store, for installer-native deploys (Range supported)',
+          security: [],
+          params: Type.Object({ name: Type.String({ maxLength: 100 }) }),
+        },
+      },
+      async (req, reply) => {
+        const image = await deps.images.get((req.params as { name: string }).name);
+        if (image.kind === 'disk') throw new PlinthError('not_found', `image '${image.name}' is a disk image; disk images are served to their deploys only`);
+        const path = deps.images.path(image);
+        return reply.sendFile(basename(path), dirname(path), { highWaterMark: 1024 * 1024 } as object);
+      },
+    );
 
     app.get(
       '/boot/installer/:file',

@@ -184,6 +184,7 @@ export class BootService {
         decision,
       });
       await this.traceChain(trx, q.chain, machine.id, id, run?.id ?? null);
+      await trx.updateTable('machines').set({ boot_base_url: ctx.baseUrl }).where('id', '=', machine.id).execute();
       await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'machine-script', detail: { decision } });
       if (plan.kind === 'local') await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'local-boot', detail: { why: plan.why } });
       return id;

@@ -50,6 +50,10 @@ export function describeMachine(m: MachineView): string {
   } else {
     lines.push(['Facts', 'not inspected yet']);
   }
+  if (m.deployment?.image || m.deployment?.address) {
+    lines.push(['Deployed', `${m.deployment.image ?? '-'}${m.deployment.deployedAt ? ` (${m.deployment.deployedAt})` : ''}`]);
+    if (m.deployment.address) lines.push(['Address', `${m.deployment.address}  (ssh plinth@${m.deployment.address})`]);
+  }
   if (m.lastError) lines.push(['Last error', `[${m.lastError.code}] at ${m.lastError.stage}: ${m.lastError.message} (${m.lastError.at})`]);
   if (m.identityConflicts.length) {
     lines.push(['Conflicts', m.identityConflicts.map((c) => `${c.field} ${c.reported} (${c.kind}${c.recorded ? `, recorded ${c.recorded}` : ''}, machine ${c.machineId})`).join('; ')]);

@@ -22,9 +22,15 @@ import { registerApplianceDelete } from './appliance-delete.js';
 import { registerApplianceEnlist } from './appliance-enlist.js';
 import { registerManager } from './manager.js';
 import { registerLab } from './lab.js';
+import { registerMachineDeploy } from './machine-deploy.js';
+import { registerMachineRelease } from './machine-release.js';
+import { registerImageCommands } from './image.js';
+import { registerTemplateCommands } from './template.js';
+import { registerInstallerBuild } from './installer-build.js';
 import { registerTokenCreate } from './token-create.js';
 import { registerTokenList } from './token-list.js';
 import { registerTokenRevoke } from './token-revoke.js';
+import { MATCHING_GROUPS } from './matching-groups.js';
 
 /** Command groups: `plinth <noun> <verb>`, one file per verb. */
 const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[] = [
@@ -41,14 +47,20 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
       registerMachineEvents,
       registerMachineTrace,
       registerMachinePower,
+      registerMachineDeploy,
+      registerMachineRelease,
     ],
   },
   { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },
+  { noun: 'installer', description: 'the live installer machines network-boot into', verbs: [registerInstallerBuild] },
+  { noun: 'image', description: 'disk images and installer files', verbs: [registerImageCommands] },
+  { noun: 'template', description: 'templates and snippets for deploys', verbs: [registerTemplateCommands] },
   {
     noun: 'appliance',
     description: 'BMCs, hypervisors and labs that control machines',
     verbs: [registerApplianceRegister, registerApplianceList, registerApplianceShow, registerApplianceDelete, registerApplianceEnlist],
   },
+  ...MATCHING_GROUPS,
 ];
 
 /** Groups registered by later components (installer, images, providers…). */

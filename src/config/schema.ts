@@ -51,6 +51,18 @@ export const ConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    deploy: Type.Object(
+      {
+        defaultImage: Type.String({ default: 'debian-12', description: 'image deployed when neither the request nor the profile names one' }),
+        sshKeysFile: Type.String({
+          default: '',
+          description: 'site-wide SSH public keys put on every deployed machine (default DATA_DIR/authorized_keys, if present)',
+        }),
+        assumedWriteMBps: Type.Integer({ default: 20, minimum: 1, description: 'image write speed assumed before a deploy reports its own, for its deadline' }),
+        firstBootAllowance: Duration('20m', 'time allowed from the reboot after writing to the installed OS reporting in'),
+      },
+      { default: {} },
+    ),
     providers: Type.Object(
       {
         parallel: Type.Integer({ default: 64, minimum: 1, maximum: 10000, description: 'provider jobs this controller runs at once (across appliances)' }),

@@ -5,6 +5,7 @@ import type { MachinesTable } from '../store/schema.js';
 import type { Machine } from './machine.js';
 import type { CandidateMachine, Identity } from './identity.js';
 import { PlinthError } from '../core/errors.js';
+import { loadMatchRefs, matchOf, type MatchRefs } from '../profiles/machine-match.js';
 
 /**
  * Reading and writing machine rows (machines + machine_macs + machine_tags). Every function
@@ -12,7 +13,7 @@ import { PlinthError } from '../core/errors.js';
  */
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function rowToMachine(row: MachinesTable, macs: string[], tags: Record<string, string>): Machine {
+export function rowToMachine(row: MachinesTable, macs: string[], tags: Record<string, string>, matchRefs?: MatchRefs): Machine {
   return {
     id: row.id,
     name: row.name,
@@ -47,6 +48,8 @@ export function rowToMachine(row: MachinesTable, macs: string[], tags: Record<st
     lastError: fromJson(row.last_error, null),
     identityConflicts: fromJson(row.identity_conflicts, []),
     currentRunId: row.current_run_id,
+    match: matchOf(row, matchRefs),
+    deployment: { image: row.deployed_image, address: row.deployed_address, deployedAt: row.deployed_at },
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     version: Number(row.version),
@@ -68,7 +71,8 @@ async function macsAndTags(db: Db, ids: string[]) {
 
 export async function hydrate(db: Db, rows: MachinesTable[]): Promise<Machine[]> {
   const { macs, tags } = await macsAndTags(db, rows.map((r) => r.id));
-  return rows.map((r) => rowToMachine(r, macs.get(r.id) ?? [], tags.get(r.id) ?? {}));
+  const matchRefs = await loadMatchRefs(db, rows);
+  return rows.map((r) => rowToMachine(r, macs.get(r.id) ?? [], tags.get(r.id) ?? {}, matchRefs));
 }
 
 /**
@@ -178,7 +182,13 @@ const SUMMARY_COLUMNS = [
   'state_deadline', 'state_entered_at', 'last_stage', 'power_state', 'power_read_at', 'power_source', 'maintenance',
   'maintenance_reason', 'protected', 'owner', 'allocated_at', 'appliance_id', 'provider_ref', 'last_error',
   'identity_conflicts', 'current_run_id', 'created_at', 'updated_at', 'version', 'power_expected', 'power_drift',
+  'deployed_image', 'deployed_address', 'deployed_at', 'boot_base_url',
+  'profile_id', 'match_vars', 'match_spec_vars', 'pool_entry_id', 'match_error', 'matched_at', 'quota_held',
 ] as const satisfies readonly Exclude<keyof MachinesTable, 'facts'>[];
+// A column added to the machines table must be listed above: this line stops compiling otherwise.
+type UnlistedColumn = Exclude<Exclude<keyof MachinesTable, 'facts'>, (typeof SUMMARY_COLUMNS)[number]>;
+const everyColumnListed: [UnlistedColumn] extends [never] ? true : UnlistedColumn = true;
+void everyColumnListed;
 
 /** One page of machines ordered by name, after `cursor` (the last name of the previous page). */
 export async function listMachineRows(
@@ -187,9 +197,10 @@ export async function listMachineRows(
   filter: MachineFilter,
   page: { limit: number; after?: string; withFacts?: boolean },
 ): Promise<MachinesTable[]> {
-  let q = page.withFacts
-    ? db.selectFrom('machines').selectAll()
-    : db.selectFrom('machines').select([...SUMMARY_COLUMNS, sql<null>`null`.as('facts')]);
+  let q = db
+    .selectFrom('machines')
+    .select(SUMMARY_COLUMNS)
+    .select((eb) => (page.withFacts ? eb.ref('facts').as('facts') : sql<string | null>`null`.as('facts')));
   if (filter.states?.length) q = q.where('state', 'in', filter.states);
   if (filter.owner !== undefined) q = q.where('owner', '=', filter.owner);
   if (filter.maintenance !== undefined) q = q.where('maintenance', '=', filter.maintenance ? 1 : 0);

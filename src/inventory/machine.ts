@@ -22,6 +22,18 @@ export interface PowerInfo {
   drift: boolean;
 }
 
+/** What profile matching decided for a machine (docs/matching.md); null until it was matched. */
+export interface MachineMatch {
+  /** The profile it matched, or null when none did (see `error`). */
+  profile: string | null;
+  /** Its variables: the spec's, with the pool entry's fields when it holds one. */
+  vars: Record<string, unknown>;
+  poolEntry: { pool: string; id: string; position: number } | null;
+  matchedAt: string | null;
+  /** Why no profile was given (eDeploy's message), or null. */
+  error: string | null;
+}
+
 export interface Machine {
   id: string;
   name: string;
@@ -43,6 +55,9 @@ export interface Machine {
   lastError: LastError | null;
   identityConflicts: IdentityConflict[];
   currentRunId: string | null;
+  match: MachineMatch | null;
+  /** What a deployed machine runs and where to reach it. */
+  deployment: { image: string | null; address: string | null; deployedAt: string | null };
   createdAt: string;
   updatedAt: string;
   version: number;

@@ -25,6 +25,7 @@ import {
   type MachineFilter,
 } from './machine-rows.js';
 import { normalizeIdentity, normalizeUuid, isJunk, reconcileIdentity, type Identity, type ReportedIdentity } from './identity.js';
+import { releaseMatchOfDeletedMachine } from '../profiles/matching.js';
 
 export interface MachineInput {
   name?: string;
@@ -179,6 +180,17 @@ export class InventoryService {
       version: 1,
       power_expected: null,
       power_drift: 0,
+      deployed_image: null,
+      deployed_address: null,
+      deployed_at: null,
+      boot_base_url: null,
+      profile_id: null,
+      match_vars: null,
+      match_spec_vars: null,
+      pool_entry_id: null,
+      match_error: null,
+      matched_at: null,
+      quota_held: 0,
     };
     await insertMachineRow(trx, row, m.identity.macs, m.tags);
     await recordEvent(trx, {
@@ -277,6 +289,7 @@ export class InventoryService {
           details: { machine: m.name, state: m.state },
         });
       }
+      await releaseMatchOfDeletedMachine(trx, this.store.dialect, m.id);
       await trx.deleteFrom('machines').where('id', '=', m.id).execute();
       return m;
     });

@@ -34,6 +34,8 @@ export interface ActOptions {
   deadlineMs?: number;
   /** Agent reports must name the machine's current run. */
   runId?: string;
+  /** The id to give the run this transition starts (when the caller prepared work for it). */
+  newRunId?: string;
   /** More changes to make in the same transaction, after the transition is known to be allowed. */
   alsoInTransaction?: (trx: Db, machine: Machine, transition: Transition) => Promise<Partial<MachinesTable> | void>;
 }
@@ -185,6 +187,7 @@ export class LifecycleEngine {
     let run: Run | null = null;
     if (t.run) {
       run = await createRun(trx, {
+        ...(opts.newRunId ? { id: opts.newRunId } : {}),
         machineId: m.id,
         kind: t.run,
         params,

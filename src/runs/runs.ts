@@ -55,7 +55,7 @@ export interface RunLogLine {
 /** The steps a run of each kind goes through, in order. */
 export const PLANNED_STEPS: Record<RunKind, string[]> = {
   inspect: ['power-on', 'boot-installer', 'agent-hello', 'report-facts', 'match-profile'],
-  deploy: ['prepare', 'power-on', 'boot-installer', 'agent-hello', 'write-image', 'configure', 'reboot', 'first-boot'],
+  deploy: ['prepare', 'power-on', 'boot-installer', 'agent-hello', 'select-disk', 'write-image', 'grow-root', 'configure', 'reboot', 'first-boot'],
   wipe: ['power-on', 'boot-installer', 'agent-hello', 'erase', 'power-off'],
 };
 
@@ -80,10 +80,10 @@ function rowToRun(r: RunsTable): Run {
 
 export async function createRun(
   db: Db,
-  input: { machineId: string; kind: RunKind; params: Record<string, unknown>; createdBy: string; now: string; reusedFrom?: string | null },
+  input: { id?: string; machineId: string; kind: RunKind; params: Record<string, unknown>; createdBy: string; now: string; reusedFrom?: string | null },
 ): Promise<Run> {
   const row: RunsTable = {
-    id: newId(),
+    id: input.id ?? newId(),
     machine_id: input.machineId,
     kind: input.kind,
     status: 'pending',
@@ -98,6 +98,7 @@ export async function createRun(
     created_at: input.now,
     started_at: null,
     finished_at: null,
+    callback_hash: null,
   };
   await db.insertInto('runs').values(row).execute();
   return rowToRun(row);

@@ -36,6 +36,17 @@ export interface MachinesTable {
   version: number;
   power_expected: string | null;
   power_drift: number;
+  profile_id: string | null;
+  match_vars: string | null;
+  match_spec_vars: string | null;
+  pool_entry_id: string | null;
+  match_error: string | null;
+  matched_at: string | null;
+  quota_held: number;
+  deployed_image: string | null;
+  deployed_address: string | null;
+  deployed_at: string | null;
+  boot_base_url: string | null;
 }
 
 export interface MachineMacsTable {
@@ -75,6 +86,7 @@ export interface RunsTable {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  callback_hash: string | null;
 }
 
 export interface RunArtifactsTable {
@@ -177,6 +189,65 @@ export interface ManagersTable {
   address: string | null;
 }
 
+export interface ImagesTable {
+  id: string;
+  name: string;
+  kind: string;
+  file: string;
+  source_format: string;
+  size_bytes: number | string;
+  sha256: string;
+  firmware: string | null;
+  manifest: string | null;
+  created_at: string;
+}
+
+export interface TemplateOverridesTable {
+  id: string;
+  scope: string;
+  scope_key: string;
+  kind: string;
+  name: string;
+  body: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ProfilesTable {
+  id: string;
+  name: string;
+  position: number;
+  spec: string;
+  spec_source: string | null;
+  quota: number | null;
+  pool_id: string | null;
+  release_returns_entry: number;
+  deploy: string;
+  description: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PoolsTable {
+  id: string;
+  name: string;
+  model: string | null;
+  description: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PoolEntriesTable {
+  id: string;
+  pool_id: string;
+  position: number;
+  data: string;
+  original: string;
+  used: number;
+  machine_id: string | null;
+  allocated_at: string | null;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_macs: MachineMacsTable;
@@ -192,4 +263,9 @@ export interface Database {
   appliances: AppliancesTable;
   provider_jobs: ProviderJobsTable;
   managers: ManagersTable;
+  profiles: ProfilesTable;
+  pools: PoolsTable;
+  pool_entries: PoolEntriesTable;
+  images: ImagesTable;
+  template_overrides: TemplateOverridesTable;
 }

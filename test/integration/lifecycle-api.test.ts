@@ -12,6 +12,9 @@ describe.each(backends)('lifecycle on $name', (backend) => {
   const clock = new FakeClock('2026-03-01T12:00:00.000Z');
   beforeAll(async () => {
     t = await freshController(backend, {}, { clock });
+    // Deploys need an image in the store; its bytes do not matter here.
+    const { Readable } = await import('node:stream');
+    await t.controller.services.images.upload({ name: 'debian-12', kind: 'disk', body: Readable.from([Buffer.alloc(1 << 20, 1)]) });
   });
   afterAll(async () => t?.close());
   const engine = () => t.controller.services.engine;

@@ -39,6 +39,8 @@ export interface DeployDeps extends StepRunnerDeps {
   beforeReboot(): Promise<void>;
   /** Retry and buffer tuning for the download (tests make the pauses short). */
   download?: Pick<WriteImageOptions, 'backoffMs' | 'sleep' | 'idleTimeoutMs' | 'maxFruitlessAttempts' | 'bufferBytes'>;
+  /** Told how the image write progresses (the agent passes it on in its heartbeats). */
+  onProgress?: WriteImageOptions['onProgress'];
 }
 
 export interface DeployOutcome {
@@ -116,6 +118,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
       device,
       log: deps.log,
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
       ...deps.download,
     });
     return {

@@ -23,7 +23,8 @@ import {
 } from '../schemas.js';
 import { allowedActions } from '../../lifecycle/states.js';
 import { listEvents } from '../../lifecycle/events.js';
-import { listRuns } from '../../runs/runs.js';
+import { getRun, listRuns } from '../../runs/runs.js';
+import type { DeployRequest } from '../../deploy/service.js';
 import { readTrace } from '../../boot/trace.js';
 import { decodeCursor, pageOf } from '../../core/pagination.js';
 import type { Machine } from '../../inventory/machine.js';
@@ -34,7 +35,12 @@ export const presentMachine = (m: Machine) => ({ ...m, allowedActions: allowedAc
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
 
+const DEPLOY_FIELDS = ['image', 'imageUrl', 'method', 'sshKeys', 'rootDeviceHints', 'reuseRun', 'installer'] as const;
+
 function validateActionBody(action: string, body: ActionBodyType): void {
+  for (const f of DEPLOY_FIELDS) {
+    if (body[f] !== undefined && !['deploy', 'redeploy', 'retry'].includes(action)) throw validation(f, `only applies to deploy, redeploy and retry, not ${action}`);
+  }
   if (body.wipe !== undefined) {
     if (action !== 'release' && action !== 'wipe') throw validation('wipe', `only applies to release and wipe, not ${action}`);
     if (action === 'wipe' && body.wipe === 'none') throw validation('wipe', 'a wipe must be quick or full');
@@ -150,6 +156,14 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       const { machine, action } = req.params as { machine: string; action: string };
       const body = (req.body ?? {}) as ActionBodyType;
       validateActionBody(action, body);
+      const m = await s.inventory.get(machine);
+      const isDeploy = action === 'deploy' || action === 'redeploy' || (action === 'retry' && m.state === 'deploy-failed');
+      if (isDeploy) {
+        const { reason, wipe: _wipe, ...deployRequest } = body;
+        const r = await s.deploy.start(m.id, action as 'deploy' | 'redeploy' | 'retry', deployRequest as DeployRequest, operatorActor(req.principal), reason ?? null);
+        req.log.info({ machine: r.machine.name, action, from: r.from, to: r.machine.state, by: req.principal?.name }, 'transition');
+        return { machine: presentMachine(r.machine), run: r.run ?? (r.machine.currentRunId ? await getRun(s.store.db, r.machine.currentRunId) : null) };
+      }
       const params: Record<string, unknown> = {};
       if (body.wipe !== undefined) params.wipe = body.wipe;
       if (action === 'wipe' && params.wipe === undefined) params.wipe = 'quick';

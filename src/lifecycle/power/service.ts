@@ -75,7 +75,8 @@ export class PowerService {
     let expected: 'on' | 'off' | null = null;
     let spec: JobSpec | null = null;
     let runId: string | null = null;
-    if (r.run && isTransitional(m.state)) {
+    // A deploy whose preparation already failed is about to fail: don't power the machine on for it.
+    if (r.run && isTransitional(m.state) && !r.run.params.prepareError) {
       expected = 'on';
       const mode = PowerService.modeOf(m);
       spec = { kind: 'boot', ref: m.provider.ref ?? '', device: 'pxe', persistent: false, ...(mode ? { mode } : {}), then: 'reboot' };

@@ -74,6 +74,13 @@ export interface IpmiSimOptions {
   powerOn?: boolean;
   /** The chassis refuses boot device changes (the BMC answers an error; ipmitool still exits 0). */
   rejectBootDevice?: boolean;
+  /**
+   * A chassis_control script of the caller's (e.g. one that starts and stops a QEMU VM). It
+   * lives beside a `chassis/` directory and must keep `chassis/calls.log` and `chassis/boot`.
+   */
+  chassisScript?: string;
+  /** The BMC's system GUID, 32 hex digits (real BMCs report the host's SMBIOS UUID). */
+  guid?: string;
 }
 
 export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSimPeer> {
@@ -87,7 +94,7 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
   writeFileSync(join(chassis, 'power'), options.powerOn ? '1\n' : '0\n');
   if (options.rejectBootDevice) writeFileSync(join(chassis, 'reject-boot'), '');
   const script = join(dir, 'chassis.sh');
-  writeFileSync(script, CHASSIS_SCRIPT);
+  writeFileSync(script, options.chassisScript ?? CHASSIS_SCRIPT);
   chmodSync(script, 0o755);
   const port = await freeUdpPort();
   writeFileSync(
@@ -99,7 +106,7 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
       `    addr 127.0.0.1 ${port}`,
       '    priv_limit admin',
       '    allowed_auths_admin none md2 md5 straight',
-      '    guid a123456789abcdefa123456789abcdef',
+      `    guid ${options.guid ?? 'a123456789abcdefa123456789abcdef'}`,
       '  endlan',
       `  chassis_control "${script}"`,
       `  user 2 true "${username}" "${password}" admin 10 none md2 md5 straight`,
@@ -155,6 +162,15 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
       child.kill('SIGCONT');
       child.kill('SIGKILL');
       await exited;
+      // A caller's chassis may have started a machine: stop it with the BMC.
+      const pid = read('pid');
+      if (pid) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };

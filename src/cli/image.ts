@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import type { CommandRegistrar } from './context.js';
+import { ExitCode, UsageError } from './errors.js';
+import { Progress } from './progress.js';
+import { imageBuildCommand, DEFAULT_IMAGE_NAME } from '../images/builder/index.js';
+import { IMAGE_KINDS } from '../images/store.js';
+
+type ImageView = { name: string; kind: string; sourceFormat: string; sizeBytes: number; sha256: string; firmware: string[] | null; createdAt: string };
+
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+
+/** `plinth image build|upload|list|show|delete`. */
+export const registerImageCommands: CommandRegistrar = (image, ctx) => {
+  image
+    .command('build')
+    .description('build a bootable Debian 12 disk image (BIOS and UEFI, cloud-init) into the store; run on the controller host, as root')
+    .argument('[name]', 'image name', DEFAULT_IMAGE_NAME)
+    .option('--size <GiB>', 'disk image size in GiB', '3')
+    .option('--package <name>', 'extra Debian package (repeatable)', (v: string, p: string[] = []) => [...p, v], [])
+    .option('--post-install <script>', 'a script run inside the image after installation')
+    .option('--mirror <url>', 'Debian mirror')
+    .option('--refresh', 'rebuild the cached base system')
+    .option('--data-dir <dir>', 'the controller\'s data directory (PLINTH_DATA_DIR, default ./var)')
+    .option('--verbose', 'show the tools\' output')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, o: { size: string; package: string[]; postInstall?: string; mirror?: string; refresh?: boolean; dataDir?: string; verbose?: boolean; json?: boolean }) => {
+      const size = Number(o.size);
+      if (!Number.isFinite(size) || size <= 0) throw new UsageError(`--size: '${o.size}' must be a number of GiB`);
+      if (o.postInstall && !existsSync(o.postInstall)) throw new UsageError(`--post-install: ${o.postInstall} does not exist`);
+      const code = await imageBuildCommand({
+        name,
+        dataDir: resolve(o.dataDir ?? ctx.env.PLINTH_DATA_DIR ?? './var'),
+        sizeBytes: Math.round(size * 2 ** 30),
+        ...(o.package.length ? { extraPackages: o.package } : {}),
+        ...(o.postInstall ? { postInstallScript: resolve(o.postInstall) } : {}),
+        ...(o.mirror ? { mirror: o.mirror } : {}),
+        ...(o.refresh ? { refreshBase: true } : {}),
+        ...(o.verbose ? { verbose: true } : {}),
+        out: { line: (l) => ctx.out.error(l), error: (l) => ctx.out.error(l) },
+      });
+      if (code !== 0) throw new ExitCode(code);
+      const adopted = await ctx.client().request<ImageView>('POST', `/api/v1/images/${encodeURIComponent(name)}/adopt`);
+      if (o.json) ctx.out.json(adopted);
+      else ctx.out.line(`image ${adopted.name}: ${gib(adopted.sizeBytes)}, sha256 ${adopted.sha256}, firmware ${adopted.firmware?.join('+')}`);
+    });
+
+  image
+    .command('upload')
+    .description('upload a disk image (raw or qcow2) or an installer file, streamed, with its checksum verified')
+    .argument('<file>', 'the file')
+    .requiredOption('--name <name>', 'image name')
+    .option('--kind <kind>', `${IMAGE_KINDS.join('|')}`, 'disk')
+    .option('--format <format>', 'raw or qcow2 (detected when absent)')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { name: string; kind: string; format?: string; json?: boolean }) => {
+      if (!existsSync(file)) throw new UsageError(`${file}: no such file`);
+      if (!(IMAGE_KINDS as readonly string[]).includes(o.kind)) throw new UsageError(`--kind: '${o.kind}' must be one of ${IMAGE_KINDS.join(', ')}`);
+      if (o.format && o.format !== 'raw' && o.format !== 'qcow2') throw new UsageError(`--format: '${o.format}' must be raw or qcow2`);
+      const total = statSync(file).size;
+      const hash = createHash('sha256');
+      const checking = new Progress(`checksum ${basename(file)}`, total);
+      let seen = 0;
+      for await (const chunk of createReadStream(file, { highWaterMark: 4 * 2 ** 20 })) {
+        hash.update(chunk as Buffer);
+        checking.update((seen += (chunk as Buffer).length));
+      }
+      checking.done();
+      const sha256 = hash.digest('hex');
+      const uploading = new Progress(`upload   ${basename(file)}`, total);
+      let sent = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          uploading.update((sent += chunk.length));
+          cb(null, chunk);
+        },
+      });
+      const body = Readable.toWeb(createReadStream(file, { highWaterMark: 4 * 2 ** 20 }).pipe(counter)) as ReadableStream;
+      const client = ctx.client();
+      const q = new URLSearchParams({ name: o.name, kind: o.kind, sha256, ...(o.format ? { format: o.format } : {}) });
+      const res = await fetch(`${client.url}/api/v1/images?${q}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream', ...(client.authorization ? { authorization: client.authorization } : {}) },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      uploading.done();
+      const text = await res.text();
+      if (!res.ok) {
+        const message = (() => {
+          try {
+            return (JSON.parse(text) as { error: { message: string } }).error.message;
+          } catch {
+            return `HTTP ${res.status}`;
+          }
+        })();
+        throw new Error(message);
+      }
+      const img = JSON.parse(text) as ImageView;
+      if (o.json) ctx.out.json(img);
+      else ctx.out.line(`uploaded ${img.name} (${img.kind}, ${img.sourceFormat}→raw ${gib(img.sizeBytes)}), sha256 ${img.sha256}`);
+    });
+
+  image
+    .command('list')
+    .alias('ls')
+    .description('list the image store')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { items } = await ctx.client().request<{ items: ImageView[] }>('GET', '/api/v1/images');
+      if (o.json) return ctx.out.json(items);
+      ctx.out.table(items.map((i) => ({ ...i, size: gib(i.sizeBytes), firmware: i.firmware?.join('+') ?? null, sha256: i.sha256.slice(0, 16) })), ['name', 'kind', 'size', 'firmware', 'sha256', 'createdAt']);
+    });
+
+  image
+    .command('show')
+    .description('show one image')
+    .argument('<image>', 'name or id')
+    .option('--json', 'print JSON')
+    .action(async (key: string, o: { json?: boolean }) => {
+      const i = await ctx.client().request<ImageView>('GET', `/api/v1/images/${encodeURIComponent(key)}`);
+      if (o.json) return ctx.out.json(i);
+      for (const [k, v] of Object.entries({ name: i.name, kind: i.kind, size: gib(i.sizeBytes), from: i.sourceFormat, sha256: i.sha256, firmware: i.firmware?.join(', ') ?? '-', created: i.createdAt })) ctx.out.line(`${(k + ':').padEnd(10)} ${v}`);
+    });
+
+  image
+    .command('delete')
+    .alias('rm')
+    .description('delete an image no deployed machine runs')
+    .argument('<image>', 'name or id')
+    .action(async (key: string) => {
+      await ctx.client().request('DELETE', `/api/v1/images/${encodeURIComponent(key)}`);
+      ctx.out.line(`deleted ${key}`);
+    });
+};

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import type { CommandRegistrar } from './context.js';
+import { collect, parsePairs } from './context.js';
+import { UsageError } from './errors.js';
+import type { MachineView, RunView } from '../api/client.js';
+
+const HINT_NUMBERS = new Set(['sizeBytes', 'sizeGiB', 'minSizeBytes']);
+
+export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
+  machine
+    .command('deploy')
+    .description('install an OS on an available machine (or redeploy a deployed one)')
+    .argument('<machine>', 'name or id')
+    .option('--image <image>', 'image-store name (default: the profile\'s, else debian-12)')
+    .option('--image-url <url>', 'fetch the image from this mirror instead of the controller')
+    .option('--method <method>', 'image (default), preseed, kickstart or autoinstall')
+    .option('--ssh-key <file>', 'a public key file to authorise (repeatable)', collect, [])
+    .option('--root-device <key=value>', 'root device hint: name, sizeGiB, serial, wwn, model, vendor… (repeatable)', collect, [])
+    .option('--reuse-run <run>', 'deploy again with the artifacts of this run, byte for byte')
+    .option('--reason <text>', 'why (recorded in the history)')
+    .option('--json', 'print JSON')
+    .action(async (key: string, o: { image?: string; imageUrl?: string; method?: string; sshKey: string[]; rootDevice: string[]; reuseRun?: string; reason?: string; json?: boolean }) => {
+      if (o.method && !['image', 'preseed', 'kickstart', 'autoinstall'].includes(o.method)) throw new UsageError(`--method: '${o.method}' must be image, preseed, kickstart or autoinstall`);
+      const sshKeys = o.sshKey.flatMap((f) => {
+        let text: string;
+        try {
+          text = readFileSync(f, 'utf8');
+        } catch (e) {
+          throw new UsageError(`--ssh-key: cannot read ${f} (${(e as NodeJS.ErrnoException).code})`);
+        }
+        const keys = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+        if (keys.length === 0) throw new UsageError(`--ssh-key: ${f} holds no public key`);
+        return keys;
+      });
+      const hints = Object.fromEntries(Object.entries(parsePairs(o.rootDevice, '--root-device')).map(([k, v]) => [k, HINT_NUMBERS.has(k) ? Number(v) : v]));
+      const client = ctx.client();
+      const current = await client.getMachine(key);
+      const action = current.state === 'deployed' ? 'redeploy' : current.state === 'deploy-failed' ? 'retry' : 'deploy';
+      const r = await client.action(key, action, {
+        ...(o.image ? { image: o.image } : {}),
+        ...(o.imageUrl ? { imageUrl: o.imageUrl } : {}),
+        ...(o.method ? { method: o.method } : {}),
+        ...(sshKeys.length ? { sshKeys } : {}),
+        ...(Object.keys(hints).length ? { rootDeviceHints: hints } : {}),
+        ...(o.reuseRun ? { reuseRun: o.reuseRun } : {}),
+        ...(o.reason ? { reason: o.reason } : {}),
+      });
+      const m: MachineView = r.machine;
+      const run: RunView | null = r.run;
+      if (o.json) return ctx.out.json(r);
+      if (m.state === 'deploy-failed') throw new Error(`deploy of ${m.name} failed: [${m.lastError?.code}] ${m.lastError?.message}`);
+      ctx.out.line(`${m.name}: ${m.state}${run ? ` (run ${run.id})` : ''}`);
+    });
+};

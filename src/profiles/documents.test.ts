@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { readApplyBody, readPool, readProfile, readQuota } from './documents.js';
+import { readEdeployConfigDir } from './edeploy-dir.js';
+
+describe('profile and pool documents', () => {
+  it('reads quotas as counts or unlimited', () => {
+    expect([readQuota(undefined, 'q'), readQuota('unlimited', 'q'), readQuota('*', 'q'), readQuota(0, 'q'), readQuota(' 7 ', 'q')]).toEqual([null, null, null, 0, 7]);
+    for (const bad of [-1, 1.5, 'many', true]) expect(() => readQuota(bad, 'profiles[0].quota')).toThrow(/^profiles\[0\]\.quota: must be a whole number/);
+  });
+
+  it('reads specs as lines or as eDeploy text, numbers as strings, and names the bad value', () => {
+    expect(readProfile({ name: 'p', spec: [['cpu', 'logical', 'number', 8]] }, 'x').spec).toEqual([['cpu', 'logical', 'number', '8']]);
+    const text = "# -*- python -*-\n[('cpu', 'logical', 'number', '$n')]\n";
+    expect(readProfile({ name: 'p', specText: text }, 'x')).toMatchObject({ spec: [['cpu', 'logical', 'number', '$n']], specSource: text, quota: null, deploy: {} });
+    expect(() => readProfile({ name: 'p', spec: [['a', 'b', 'c', {}]] }, 'profiles[3]')).toThrow(/^profiles\[3\]\.spec\[0\]\[3\]: must be a string or a number$/);
+    expect(() => readProfile({ name: 'p', specText: "[('a', 'b')]" }, 'body')).toThrow(/^body\.specText: p\.specs:1:2: /);
+    expect(() => readProfile({ name: 'p' }, 'body')).toThrow(/^body\.spec: give the spec either/);
+  });
+
+  it('expands generate models and names the key of a bad one', () => {
+    expect(readPool({ name: 'p', generate: { hostname: 'n1-3', dns: { $const: ['a', 'b'] } } }, 'x').entries).toEqual([
+      { hostname: 'n1', dns: ['a', 'b'] },
+      { hostname: 'n2', dns: ['a', 'b'] },
+      { hostname: 'n3', dns: ['a', 'b'] },
+    ]);
+    expect(() => readPool({ name: 'p', generate: { ip: { $const: 1, x: 1 } } }, 'pools[1]')).toThrow(/^pools\[1\]\.generate\.ip: '\$const' must be the only key/);
+    expect(() => readApplyBody({ pools: [{ name: 'a', entries: [] }, { name: 'a', entries: [] }] })).toThrow(/^pools\[1\]\.name: 'a' appears twice/);
+  });
+
+  it('reads an eDeploy CONFIGDIR: state order and counts, specs text, CMDB models and lists', () => {
+    const { body, notes } = readEdeployConfigDir('/work/shared/fixtures/edeploy-config');
+    expect(body.profiles!.map((p) => [p.name, p.position, p.quota, p.pool])).toEqual([
+      ['hp', 10, 0, 'hp'],
+      ['vm', 20, 0, null],
+      ['vm-centos', 30, 0, 'vm-centos'],
+      ['kvm-test', 40, 0, 'kvm-test'],
+    ]);
+    expect(body.pools!.find((p) => p.name === 'kvm-test')!.generate).toMatchObject({ hostname: 'kvm1-3' });
+    expect(notes).toEqual(['kvm-test: kvm-test.configure not imported (deploys use the profile\'s deploy configuration and templates)']);
+  });
+});

@@ -1,0 +1,249 @@
+import type { Store, Db, Dialect } from '../store/database.js';
+import { fromJson, toJson } from '../store/database.js';
+import type { MachinesTable, PoolEntriesTable } from '../store/schema.js';
+import type { Clock } from '../core/clock.js';
+import { iso } from '../core/clock.js';
+import type { HwTuple } from '../core/facts.js';
+import { PlinthError } from '../core/errors.js';
+import type { Machine } from '../inventory/machine.js';
+import type { InspectionService } from '../inventory/inspection.js';
+import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
+import type { LifecycleEngine, TransitionResult } from '../lifecycle/engine.js';
+import { recordEvent } from '../lifecycle/events.js';
+import { isEdeployError, matchAll, type MatchResult } from '../matching/index.js';
+import { chooseEntry, freedData, isEligible, noMatchMessage, selectProfileFor, type Holding } from './allocation.js';
+import { claimEntry, entryFromRow, freeEntry, giveBackQuota, loadEntries, loadProfiles, lockPools, lockProfiles, takeQuota } from './rows.js';
+
+/**
+ * Matching against the database, at the end of every inspection, inside the inspection's
+ * transaction with the machine row locked:
+ * 1. profiles in order; the first whose spec matches and whose quota can be taken wins
+ *    (the quota is taken by a conditional update, so it is never overdrawn);
+ * 2. its pool gives the machine an entry (reused when it carries the machine's lookup
+ *    variables and no other machine holds it, else the first free one), written with a
+ *    conditional update so an entry held by another machine is never taken;
+ * 3. an exhausted pool gives the quota back and leaves the machine without a profile, with
+ *    eDeploy's message in `match_error` and an event.
+ * And around the lifecycle: a failed deploy gives the quota back (eDeploy's `failure=`),
+ * release gives the pool entry back when the profile says so, deleting a machine frees both.
+ *
+ * Lock order on PostgreSQL, so that concurrent inspections never deadlock: the machine row
+ * (the lifecycle engine), then profile rows, then pool rows in id order. A first match holds
+ * at most one profile lock (the quota it took); a re-inspection that holds a quota locks
+ * every profile it may touch up front, in id order.
+ */
+
+const ACTOR = 'system:matching';
+
+type MatchColumns = Pick<MachinesTable, 'profile_id' | 'match_vars' | 'match_spec_vars' | 'pool_entry_id' | 'match_error' | 'matched_at' | 'quota_held'>;
+
+function unmatched(at: string, error: string | null): MatchColumns {
+  return { profile_id: null, match_vars: null, match_spec_vars: null, pool_entry_id: null, match_error: error, matched_at: at, quota_held: 0 };
+}
+
+async function freeHeldEntry(trx: Db, row: PoolEntriesTable, machineId: string): Promise<void> {
+  const entry = entryFromRow(row);
+  await freeEntry(trx, entry, machineId, freedData(entry.original));
+}
+
+export class MatchingService {
+  private readonly store: Store;
+  private readonly clock: Clock;
+
+  constructor(deps: { store: Store; clock: Clock }) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+  }
+
+  /** Matches machines at the end of inspection and follows their deploys, releases and failures. */
+  attach(engine: LifecycleEngine, inspection: InspectionService): void {
+    inspection.onInspected((trx, machine, facts) => this.matchInTransaction(trx, machine, facts.hw));
+    engine.onTransitionInTransaction((trx, result) => this.afterTransition(trx, result));
+  }
+
+  /** Matches `machine` (whose row the caller has locked); returns the machine columns to write. */
+  async matchInTransaction(trx: Db, machine: Pick<Machine, 'id' | 'name' | 'state'>, hw: readonly HwTuple[]): Promise<MatchColumns> {
+    const at = iso(this.clock.now());
+    const dialect = this.store.dialect;
+    const row = await trx.selectFrom('machines').select(['profile_id', 'quota_held', 'pool_entry_id']).where('id', '=', machine.id).executeTakeFirstOrThrow();
+    const holding: Holding = { profileId: row.profile_id, quotaHeld: Boolean(row.quota_held) && row.profile_id !== null };
+    const oldEntry = row.pool_entry_id ? await trx.selectFrom('pool_entries').selectAll().where('id', '=', row.pool_entry_id).executeTakeFirst() : undefined;
+    const profiles = await loadProfiles(trx);
+    const event = (action: string, reason: string | null, details: Record<string, unknown>) =>
+      recordEvent(trx, { machineId: machine.id, at, actor: ACTOR, action, fromState: machine.state, toState: machine.state, reason, details });
+
+    const results = new Map<string, MatchResult>();
+    const matchOf = (p: { id: string; specs: (typeof profiles)[number]['specs'] }): MatchResult => {
+      let r = results.get(p.id);
+      if (!r) results.set(p.id, (r = matchAll(p.specs, hw)));
+      return r;
+    };
+    if (holding.quotaHeld && dialect === 'postgres') {
+      // This transaction may give its old quota back after taking a new one: lock every
+      // profile it may change, in id order, before changing any.
+      const touched = profiles.filter((p) => p.quota !== null && isEligible(p, holding) && matchOf(p).matched).map((p) => p.id);
+      await lockProfiles(trx, dialect, [...touched, holding.profileId]);
+    }
+
+    const selection = await selectProfileFor(profiles, hw, holding, (p) => takeQuota(trx, p.id), matchOf);
+    if (!selection.profile) {
+      if (holding.quotaHeld) await giveBackQuota(trx, holding.profileId!);
+      if (oldEntry) {
+        await lockPools(trx, dialect, [oldEntry.pool_id]);
+        await freeHeldEntry(trx, oldEntry, machine.id);
+      }
+      const error = noMatchMessage(selection.tried, profiles.length);
+      if (error) await event('match-failed', error, { tried: selection.tried });
+      return unmatched(at, error);
+    }
+
+    const profile = selection.profile;
+    const holdsQuota = selection.quota !== 'unlimited';
+    if (holding.quotaHeld && holding.profileId !== profile.id) await giveBackQuota(trx, holding.profileId!);
+    const specVars = selection.vars;
+
+    if (!profile.poolId) {
+      if (oldEntry) {
+        await lockPools(trx, dialect, [oldEntry.pool_id]);
+        await freeHeldEntry(trx, oldEntry, machine.id);
+      }
+      await event('match', `matched profile ${profile.name}`, { profile: profile.name, quota: selection.quota });
+      return { profile_id: profile.id, match_vars: toJson(specVars) ?? '{}', match_spec_vars: toJson(specVars) ?? '{}', pool_entry_id: null, match_error: null, matched_at: at, quota_held: holdsQuota ? 1 : 0 };
+    }
+
+    await lockPools(trx, dialect, [profile.poolId, oldEntry?.pool_id]);
+    const entries = await loadEntries(trx, profile.poolId);
+    const poolName = (await trx.selectFrom('pools').select('name').where('id', '=', profile.poolId).executeTakeFirst())?.name ?? profile.poolId;
+    let choice: ReturnType<typeof chooseEntry>;
+    try {
+      choice = chooseEntry(entries, machine.id, selection.vars, selection.cmdbVars);
+    } catch (e) {
+      if (!isEdeployError(e)) throw e;
+      // eDeploy aborted the whole resolution: the quota taken is given back, nothing is held.
+      if (holdsQuota) await giveBackQuota(trx, profile.id);
+      if (oldEntry) await freeHeldEntry(trx, oldEntry, machine.id);
+      await event('match-failed', e.message, { profile: profile.name, pool: poolName, lookup: Object.keys(selection.cmdbVars).length ? selection.cmdbVars : null });
+      return unmatched(at, e.message);
+    }
+    if (oldEntry && oldEntry.id !== choice.entry.id) await freeHeldEntry(trx, oldEntry, machine.id);
+    if (!(await claimEntry(trx, choice.entry.id, machine.id, choice.data, at))) {
+      // Unreachable while the pool lock is held; kept so a broken lock shows as an error, not a double allocation.
+      throw new PlinthError('conflict', `entry ${choice.entry.position} of pool ${poolName} is held by another machine; inspect ${machine.name} again`);
+    }
+    await event('match', `matched profile ${profile.name}, entry ${choice.entry.position} of pool ${poolName}`, {
+      profile: profile.name,
+      quota: selection.quota,
+      pool: poolName,
+      position: choice.entry.position,
+      reused: choice.reused,
+    });
+    return {
+      profile_id: profile.id,
+      match_vars: JSON.stringify(choice.data),
+      match_spec_vars: toJson(specVars) ?? '{}',
+      pool_entry_id: choice.entry.id,
+      match_error: null,
+      matched_at: at,
+      quota_held: holdsQuota ? 1 : 0,
+    };
+  }
+
+  private async afterTransition(trx: Db, result: TransitionResult): Promise<void> {
+    if (result.transition.action === 'release') await this.returnEntryOnRelease(trx, result);
+    if (result.transition.to === 'deploy-failed') await this.returnQuotaOnFailure(trx, result);
+  }
+
+  /** Release keeps the entry reserved for the machine (eDeploy), unless its profile says to give it back. */
+  private async returnEntryOnRelease(trx: Db, result: TransitionResult): Promise<void> {
+    const id = result.machine.id;
+    const row = await trx.selectFrom('machines').select(['profile_id', 'pool_entry_id', 'match_spec_vars']).where('id', '=', id).executeTakeFirstOrThrow();
+    if (!row.pool_entry_id || !row.profile_id) return;
+    const profile = await trx.selectFrom('profiles').select(['name', 'release_returns_entry']).where('id', '=', row.profile_id).executeTakeFirst();
+    if (!profile || !profile.release_returns_entry) return;
+    const entry = await trx.selectFrom('pool_entries').selectAll().where('id', '=', row.pool_entry_id).executeTakeFirst();
+    const at = iso(this.clock.now());
+    if (entry) {
+      await lockPools(trx, this.store.dialect, [entry.pool_id]);
+      await freeHeldEntry(trx, entry, id);
+    }
+    // The entry's fields (hostname, addresses) now belong to whoever takes it next.
+    await updateMachineRow(trx, id, { pool_entry_id: null, match_vars: row.match_spec_vars ?? '{}' }, at);
+    await recordEvent(trx, {
+      machineId: id,
+      at,
+      actor: ACTOR,
+      action: 'pool-entry-returned',
+      fromState: result.machine.state,
+      toState: result.machine.state,
+      reason: `released; profile ${profile.name} gives its pool entry back on release`,
+      details: entry ? { position: Number(entry.position), entry: fromJson(entry.data, null) } : null,
+    });
+    result.machine = await requireMachine(trx, this.store.dialect, id);
+  }
+
+  /** eDeploy's `failure=<profile>`: a machine that failed to deploy no longer counts against its profile. */
+  private async returnQuotaOnFailure(trx: Db, result: TransitionResult): Promise<void> {
+    const id = result.machine.id;
+    const row = await trx.selectFrom('machines').select(['profile_id', 'quota_held']).where('id', '=', id).executeTakeFirstOrThrow();
+    if (!row.profile_id || !row.quota_held) return;
+    const at = iso(this.clock.now());
+    await giveBackQuota(trx, row.profile_id);
+    await updateMachineRow(trx, id, { quota_held: 0 }, at);
+    const profile = await trx.selectFrom('profiles').select('name').where('id', '=', row.profile_id).executeTakeFirst();
+    await recordEvent(trx, {
+      machineId: id,
+      at,
+      actor: ACTOR,
+      action: 'quota-returned',
+      fromState: result.machine.state,
+      toState: result.machine.state,
+      reason: `deploy failed: one of profile ${profile?.name ?? row.profile_id}'s quota is given back`,
+      details: { profile: profile?.name ?? null },
+    });
+    result.machine = await requireMachine(trx, this.store.dialect, id);
+  }
+}
+
+export interface DeployQuota {
+  /** The machine's profile, or null when it has none. */
+  profile: string | null;
+  /** True when a quota was taken now; false when the machine already held one or the profile is unlimited. */
+  taken: boolean;
+}
+
+/**
+ * For the deploy of a machine whose quota was given back by an earlier failed deploy: takes
+ * one again, or refuses (409) when the profile has none left. A machine that holds its quota,
+ * has no profile, or whose profile is unlimited needs nothing. Call it inside the deploy's
+ * transaction (the machine row locked).
+ */
+export async function takeQuotaForDeploy(trx: Db, machine: { id: string }, at: string = new Date().toISOString()): Promise<DeployQuota> {
+  const row = await trx.selectFrom('machines').select(['name', 'state', 'profile_id', 'quota_held']).where('id', '=', machine.id).executeTakeFirstOrThrow();
+  if (!row.profile_id) return { profile: null, taken: false };
+  const profile = await trx.selectFrom('profiles').select(['id', 'name', 'quota']).where('id', '=', row.profile_id).executeTakeFirstOrThrow();
+  if (row.quota_held || profile.quota === null) return { profile: profile.name, taken: false };
+  if (!(await takeQuota(trx, profile.id))) {
+    throw new PlinthError(
+      'conflict',
+      `machine ${row.name} cannot be deployed as profile ${profile.name}: the profile has no quota left (this machine gave its share back when a deploy failed); raise the quota or inspect the machine again`,
+      { details: { machine: row.name, profile: profile.name, remaining: 0 } },
+    );
+  }
+  await updateMachineRow(trx, machine.id, { quota_held: 1 }, at);
+  await recordEvent(trx, { machineId: machine.id, at, actor: ACTOR, action: 'quota-taken', fromState: row.state, toState: row.state, reason: `deploy: one of profile ${profile.name}'s quota taken again`, details: { profile: profile.name } });
+  return { profile: profile.name, taken: true };
+}
+
+/**
+ * What a deleted machine held goes back: its quota to the profile and its pool entries to
+ * their pools. Call it in the delete's transaction, before the row goes.
+ */
+export async function releaseMatchOfDeletedMachine(trx: Db, dialect: Dialect, machineId: string): Promise<void> {
+  const row = await trx.selectFrom('machines').select(['profile_id', 'quota_held']).where('id', '=', machineId).executeTakeFirst();
+  if (!row) return;
+  if (row.profile_id && row.quota_held) await giveBackQuota(trx, row.profile_id);
+  const held = await trx.selectFrom('pool_entries').selectAll().where('machine_id', '=', machineId).execute();
+  if (held.length === 0) return;
+  await lockPools(trx, dialect, held.map((e) => e.pool_id));
+  for (const e of held) await freeHeldEntry(trx, e, machineId);
+}

@@ -1,0 +1,83 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildInstaller } from '../../src/installer/index.js';
+import { ensureBuilt, ROOT } from './plinth-process.js';
+import { sqliteBackend } from './backends.js';
+import { freshController } from './controller.js';
+import type { ControllerOptions } from '../../src/controller.js';
+
+/**
+ * Shared pieces of the end-to-end tests: the real installer (built once from Debian packages
+ * with the real agent, cached across test files and runs), and a real controller listening on
+ * loopback that QEMU guests reach as 10.0.2.2.
+ */
+export const E2E_DIR = process.env.PLINTH_E2E_DIR ?? '/tmp/plinth-e2e';
+
+let installer: Promise<{ kernel: string; initrd: string }> | null = null;
+
+export function sharedInstaller(): Promise<{ kernel: string; initrd: string }> {
+  installer ??= (async () => {
+    ensureBuilt();
+    const dataDir = join(E2E_DIR, 'installer');
+    mkdirSync(dataDir, { recursive: true });
+    const r = await buildInstaller({ dataDir, agentBundle: join(ROOT, 'dist', 'agent', 'agent.mjs'), log: () => undefined });
+    return { kernel: r.kernel, initrd: r.initramfs };
+  })();
+  return installer;
+}
+
+export async function e2eController(overrides: Record<string, unknown> = {}, opts: ControllerOptions = {}) {
+  const files = await sharedInstaller();
+  const t = await freshController(sqliteBackend, { listen: '127.0.0.1:0', ...overrides }, { installer: () => files, ...opts });
+  const url = await t.controller.listen();
+  const port = Number(new URL(url).port);
+  return { ...t, url, port, bootUrl: `http://10.0.2.2:${port}/boot.ipxe` };
+}
+
+/** Polls until `check` returns a value (not undefined), or fails with the last seen state. */
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, describe?: () => Promise<string>): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`${what}: not within ${Math.round(timeoutMs / 1000)} s${describe ? `; ${await describe()}` : ''}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+let image: Promise<{ dir: string; name: string }> | null = null;
+
+/**
+ * The Debian 12 image `plinth image build` makes, built once (2 GiB, to keep writes short
+ * under emulation) and reused while its recipe is unchanged: the builder caches the base
+ * system, and a finished image newer than the builder's sources is kept as is.
+ */
+export function sharedImage(): Promise<{ dir: string; name: string }> {
+  image ??= (async () => {
+    const { buildImage, imageFileName, manifestFileName } = await import('../../src/images/builder/index.js');
+    const { existsSync, statSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    const dir = join(E2E_DIR, 'images');
+    const name = 'debian-12-e2e';
+    const manifest = join(dir, manifestFileName(name));
+    const newestSource = Number(execFileSync('sh', ['-c', `find ${join(ROOT, 'src', 'images', 'builder')} -name '*.ts' -printf '%T@\\n' | sort -n | tail -1`], { encoding: 'utf8' }).trim()) * 1000;
+    if (!existsSync(manifest) || !existsSync(join(dir, imageFileName(name))) || statSync(manifest).mtimeMs < newestSource) {
+      await buildImage({ name, outputDir: dir, sizeBytes: 2 * 2 ** 30, cacheDir: join(E2E_DIR, 'image-cache'), log: () => undefined });
+    }
+    return { dir, name };
+  })();
+  return image;
+}
+
+/** Puts the shared image into a controller's store (hard links: no copy of gigabytes). */
+export async function adoptSharedImage(t: { config: { dataDir: string }; api: (m: string, p: string, b?: unknown) => Promise<{ statusCode: number; body: string }> }): Promise<string> {
+  const { dir, name } = await sharedImage();
+  const { imageFileName, manifestFileName, checksumFileName } = await import('../../src/images/builder/index.js');
+  const { linkSync, mkdirSync: mk, existsSync } = await import('node:fs');
+  const into = join(t.config.dataDir, 'images');
+  mk(into, { recursive: true });
+  for (const f of [imageFileName(name), manifestFileName(name), checksumFileName(name)]) if (!existsSync(join(into, f))) linkSync(join(dir, f), join(into, f));
+  const r = await t.api('POST', `/api/v1/images/${name}/adopt`);
+  if (r.statusCode !== 200) throw new Error(`adopt ${name}: ${r.body}`);
+  return name;
+}
