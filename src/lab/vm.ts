@@ -1,6 +1,6 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, copyFileSync, mkdirSync, openSync, readSync, closeSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { QmpClient } from './qmp.js';
 
@@ -146,6 +146,7 @@ export class Vm {
     mkdirSync(this.rt.dir, { recursive: true });
     for (const d of this.spec.disks ?? []) {
       if (!existsSync(d.path)) {
+        mkdirSync(dirname(d.path), { recursive: true });
         await execFileAsync('qemu-img', ['create', '-q', '-f', d.format ?? 'qcow2', d.path, String(d.sizeBytes ?? 4 * 2 ** 30)]);
       }
     }

@@ -202,3 +202,61 @@ describe('provider jobs across restarts and remote sites', () => {
     }
   }, 90_000);
 });
+
+describe('manual appliances and managers that vanish mid-job', () => {
+  const backend = backends[0]!;
+
+  it('asks the operator to power a manual machine on, and waits instead of failing it', async () => {
+    const t = await freshController(backend);
+    t.controller.power.start();
+    try {
+      await t.api('POST', '/api/v1/appliances', { name: 'by-hand', type: 'manual', address: 'rack 4' });
+      const a = (await t.api('GET', '/api/v1/appliances/by-hand')).json();
+      await t.api('POST', '/api/v1/machines', { name: 'rack4-07', provider: { applianceId: a.id, ref: 'rack4-07' } });
+      await t.api('POST', '/api/v1/machines/rack4-07/actions/inspect', {});
+      await new Promise((r) => setTimeout(r, 1000));
+      const m = (await t.api('GET', '/api/v1/machines/rack4-07')).json();
+      expect(m.state).toBe('inspecting');
+      const ev = (await t.api('GET', '/api/v1/machines/rack4-07/events')).json().items.at(-1);
+      expect(ev).toMatchObject({ actor: 'system:power', action: 'operator-action-required', reason: 'power on machine rack4-07 and make it boot from the network (PXE)' });
+      expect(await t.controller.services.store.db.selectFrom('provider_jobs').selectAll().execute()).toEqual([]);
+      const p = await t.api('POST', '/api/v1/machines/rack4-07/power', { action: 'on' });
+      expect(p.statusCode).toBe(422);
+      expect(p.json().error.message).toBe('power on failed: manual: no power control: power on machine rack4-07');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('hands a job claimed by a manager that died to the next manager once its lease ends', async () => {
+    const peer = await startRedfishPeer({ username: 'u', password: 'p', powerState: 'Off' });
+    const db = await backend.create();
+    const t = await startController(db, { providers: { lease: '2s', jobDeadline: '60s' } });
+    const url = await t.controller.listen();
+    t.controller.power.start();
+    try {
+      await t.api('POST', '/api/v1/appliances', { name: 'site-bmc', type: 'redfish', address: peer.url, username: 'u', password: 'p', site: 'dc2' });
+      const a = (await t.api('GET', '/api/v1/appliances/site-bmc')).json();
+      await t.api('POST', '/api/v1/machines', { name: 'dc2-01', provider: { applianceId: a.id, ref: peer.systemPath } });
+      const pending = t.api('POST', '/api/v1/machines/dc2-01/power', { action: 'on', waitSeconds: 60 });
+      // A manager claims the job and dies without a word.
+      await new Promise((r) => setTimeout(r, 300));
+      const claimed = await t.api('POST', '/api/v1/managers/dc2/claim', { version: 'dead', max: 10, waitSeconds: 5 });
+      expect(claimed.json().jobs).toHaveLength(1);
+      expect(peer.resets).toEqual([]);
+      // A new manager starts; after the lease it gets the job again and runs it.
+      const manager = new Manager({ url, token: t.adminToken, site: 'dc2', parallel: 2, registry: defaultRegistry(), log: createLogger('silent'), version: 'new', providerTimeoutMs: 5000 });
+      const running = manager.run();
+      const r = await pending;
+      manager.stop();
+      await running;
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json().job).toMatchObject({ status: 'succeeded', attempts: 2 });
+      expect(peer.resets).toEqual(['On']);
+    } finally {
+      await t.close();
+      await db.drop();
+      await peer.close();
+    }
+  }, 90_000);
+});

@@ -90,7 +90,24 @@ export class PowerService {
       expected = 'on';
     }
     if (expected) await trx.updateTable('machines').set({ power_expected: expected }).where('id', '=', m.id).execute();
-    if (spec && m.provider.applianceId) {
+    const type = m.provider.applianceId
+      ? (await trx.selectFrom('appliances').select('type').where('id', '=', m.provider.applianceId).executeTakeFirst())?.type
+      : undefined;
+    if (spec?.kind === 'boot' && type === 'manual') {
+      // A manual appliance switches nothing: ask the operator, and wait (the state's deadline still applies).
+      await recordEvent(trx, {
+        machineId: m.id,
+        at: iso(this.d.clock.now()),
+        actor: actorLabel(POWER_ACTOR),
+        action: 'operator-action-required',
+        fromState: m.state,
+        toState: m.state,
+        reason: `power on machine ${m.name} and make it boot from the network (PXE)`,
+        details: { run: runId },
+      });
+      return;
+    }
+    if (spec && m.provider.applianceId && type !== 'manual') {
       await enqueueJob(trx, {
         applianceId: m.provider.applianceId,
         site: await this.applianceSite(trx, m.provider.applianceId),
