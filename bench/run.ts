@@ -7,6 +7,7 @@ const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
   'boot-storm': () => import('./boot-storm.js'),
   matching: () => import('./matching.js'),
   providers: () => import('./providers.js'),
+  deploy: () => import('./deploy.js'),
 };
 
 const wanted = process.argv.slice(2);

@@ -1,0 +1,157 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, createReadStream, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LabDir, LabProvider } from '../src/lab/provider.js';
+import { Vm } from '../src/lab/vm.js';
+import { buildInstaller } from '../src/installer/index.js';
+import { adoptSharedImage, e2eController, E2E_DIR, sharedImage, waitFor } from '../test/support/e2e.js';
+import { freePort } from '../test/support/plinth-process.js';
+import { machineInfo, record, table, today } from './support.js';
+
+/**
+ * Deploy figures on a real lab VM (TCG): time per stage (power-on to agent, image write,
+ * first boot); the agent's image write against `curl | dd` of the same raw image onto the same
+ * kind of virtual disk in the same installer; 50 concurrent image downloads from the
+ * controller against nginx serving the same file, as a ratio.
+ */
+const GiB = 2 ** 30;
+const ctx = { timeoutMs: 10_000, log: { debug() {}, info() {}, warn() {} } };
+const secs = (a?: string | null, b?: string | null) => (a && b ? (Date.parse(b) - Date.parse(a)) / 1000 : NaN);
+
+async function stages() {
+  const t = await e2eController({ providers: { timeout: '60s' } });
+  t.controller.power.start();
+  try {
+    const image = await adoptSharedImage(t);
+    const lab = new LabDir(join(t.config.dataDir, 'lab'));
+    lab.write({
+      name: 'bench-1',
+      memoryMiB: 1024,
+      smbios: { serial: 'BENCH-1' },
+      disks: [{ path: join(lab.dir, 'disks', 'bench-1.qcow2'), sizeBytes: 6 * GiB }],
+      nics: [{ mac: '52:54:00:be:00:01', bootUrl: t.bootUrl }],
+      bootOrder: ['network', 'disk'],
+    });
+    await t.api('POST', '/api/v1/appliances', { name: 'lab', type: 'qemu', address: lab.dir });
+    await t.api('POST', '/api/v1/appliances/lab/enlist', { inspect: true });
+    const state = (s: string) => waitFor<any>(`bench-1 ${s}`, 20 * 60_000, async () => {
+      const m = (await t.api('GET', '/api/v1/machines/bench-1')).json();
+      if (m.state.endsWith('-failed')) throw new Error(JSON.stringify(m.lastError));
+      return m.state === s ? m : undefined;
+    });
+    await state('available');
+    const r = (await t.api('POST', '/api/v1/machines/bench-1/actions/deploy', { image })).json();
+    await state('deployed');
+    const run = (await t.api('GET', `/api/v1/runs/${r.run.id}`)).json();
+    const step = (n: string) => run.steps.find((s: any) => s.name === n);
+    const write = step('write-image');
+    const rows = {
+      powerOnToAgent: secs(run.createdAt, step('agent-hello').finishedAt),
+      imageWrite: secs(write.startedAt, write.finishedAt),
+      writeMBps: Math.round(Number((await t.api('GET', `/api/v1/images/${image}`)).json().sizeBytes) / 2 ** 20 / secs(write.startedAt, write.finishedAt)),
+      firstBoot: secs(step('reboot').startedAt, step('first-boot').finishedAt),
+      total: secs(run.createdAt, run.finishedAt),
+      image,
+    };
+    await new LabProvider({ address: lab.dir }).power.setPowerState('bench-1', 'off', ctx);
+    return { rows, t };
+  } catch (e) {
+    await t.close();
+    throw e;
+  }
+}
+
+/** curl | dd of the same image inside the same installer, onto the same kind of disk. */
+async function ddBaseline(imagePath: string): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-bench-dd-'));
+  const built = await buildInstaller({ dataDir: join(E2E_DIR, 'installer-dd'), agentBundle: new URL('./support/dd-agent.mjs', import.meta.url).pathname, log: () => undefined });
+  let result: { ok: boolean; seconds: number; out: string } | null = null;
+  const server = createServer((req, res) => {
+    if (req.url === '/image.raw') {
+      res.writeHead(200, { 'content-length': statSync(imagePath).size });
+      createReadStream(imagePath, { highWaterMark: 2 ** 20 }).pipe(res);
+    } else {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => ((result = JSON.parse(body)), res.end('{}')));
+    }
+  });
+  const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as { port: number }).port)));
+  const vm = new Vm(
+    {
+      name: 'dd',
+      memoryMiB: 1024,
+      disks: [{ path: join(dir, 'dd.qcow2'), sizeBytes: 6 * GiB }],
+      nics: [{ mac: '52:54:00:dd:00:01' }],
+      kernel: { kernel: built.kernel, initrd: built.initramfs, append: `plinth.url=http://10.0.2.2:${port} console=ttyS0` },
+    },
+    { dir },
+  );
+  await vm.start();
+  await vm.waitForExit(20 * 60_000);
+  server.close();
+  const r = result as { ok: boolean; seconds: number; out: string } | null;
+  if (!r?.ok) throw new Error(`dd baseline failed: ${r?.out ?? vm.serialOutput().slice(-1500)}`);
+  return statSync(imagePath).size / 2 ** 20 / r.seconds;
+}
+
+/** wrk's transfer rate (MiB/s) with 50 connections. */
+function wrk(url: string, headers: string[] = []): number {
+  const out = execFileSync('wrk', ['-t', '2', '-c', '50', '-d', '15s', '--timeout', '60s', ...headers.flatMap((h) => ['-H', h]), url], { encoding: 'utf8' });
+  const m = /Transfer\/sec:\s+([\d.]+)([KMG]?B)/.exec(out)!;
+  return Number(m[1]) * { B: 1 / 2 ** 20, KB: 1 / 1024, MB: 1, GB: 1024 }[m[2] as 'B']!;
+}
+
+async function downloads(t: Awaited<ReturnType<typeof e2eController>>, imagePath: string, image: string) {
+  // A deploy run that streams this image: its token is what the agent would send.
+  await t.api('POST', '/api/v1/machines', { name: 'dl-1', identity: { macs: ['52:54:00:be:00:99'] } });
+  const db = t.controller.services.store.db;
+  await db.updateTable('machines').set({ state: 'available' }).where('name', '=', 'dl-1').execute();
+  await t.api('POST', '/api/v1/machines/dl-1/actions/deploy', { image });
+  const script = await (await fetch(`${t.url}/boot/machine.ipxe?mac=52:54:00:be:00:99`)).text();
+  const token = /plinth\.token=(\S+)/.exec(script)![1]!;
+  const controller = wrk(`${t.url}/agent/v1/images/${image}`, [`Authorization: Bearer ${token}`]);
+  const ngDir = mkdtempSync(join(tmpdir(), 'plinth-bench-nginx-'));
+  mkdirSync(join(ngDir, 'www'));
+  chmodSync(ngDir, 0o755);
+  execFileSync('ln', [imagePath, join(ngDir, 'www', 'image.raw')]);
+  const port = await freePort();
+  writeFileSync(join(ngDir, 'nginx.conf'), `worker_processes auto; pid ${ngDir}/pid; error_log ${ngDir}/err.log; daemon off;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path ${ngDir}; proxy_temp_path ${ngDir}; fastcgi_temp_path ${ngDir}; uwsgi_temp_path ${ngDir}; scgi_temp_path ${ngDir};
+  server { listen 127.0.0.1:${port}; root ${ngDir}/www; } }`);
+  const nginx = spawn('nginx', ['-c', join(ngDir, 'nginx.conf')], { stdio: 'ignore' });
+  await waitFor('nginx', 10_000, async () => ((await fetch(`http://127.0.0.1:${port}/image.raw`, { method: 'HEAD' }).then((r) => r.ok, () => false)) ? true : undefined));
+  const ngx = wrk(`http://127.0.0.1:${port}/image.raw`);
+  nginx.kill();
+  return { controller: Math.round(controller), nginx: Math.round(ngx) };
+}
+
+export async function run(): Promise<string> {
+  const { dir, name } = await sharedImage();
+  const imagePath = join(dir, `${name}.raw`);
+  const { rows, t } = await stages();
+  let dl: { controller: number; nginx: number };
+  try {
+    dl = await downloads(t, imagePath, rows.image);
+  } finally {
+    await t.close();
+  }
+  const dd = Math.round(await ddBaseline(imagePath));
+  const md = `# Deploy — ${today()}\n\n${machineInfo()}. One lab VM (QEMU TCG, 1 vCPU, 1 GiB, virtio disk on qcow2), the ${(statSync(imagePath).size / GiB).toFixed(0)} GiB image from \`plinth image build\`, controller on SQLite on the same machine.\n\n` +
+    table(
+      [
+        { measure: 'power-on to agent hello', value: `${rows.powerOnToAgent.toFixed(1)} s` },
+        { measure: 'image write (HTTP download, sha256, write, fsync)', value: `${rows.imageWrite.toFixed(1)} s (${rows.writeMBps} MiB/s)` },
+        { measure: 'first boot (reboot to the installed OS reporting in)', value: `${rows.firstBoot.toFixed(1)} s` },
+        { measure: 'whole deploy (action to deployed)', value: `${rows.total.toFixed(1)} s` },
+        { measure: '`curl | dd bs=4M oflag=direct` of the same image, same VM kind', value: `${dd} MiB/s (agent / dd: ${Math.round((rows.writeMBps / dd) * 100)}%)` },
+        { measure: '50 concurrent image downloads: controller', value: `${dl.controller} MiB/s` },
+        { measure: '50 concurrent image downloads: nginx, same file', value: `${dl.nginx} MiB/s (controller / nginx: ${Math.round((dl.controller / dl.nginx) * 100)}%)` },
+      ],
+      ['measure', 'value'],
+    );
+  return record('deploy', md, { date: today(), machine: machineInfo(), ...rows, ddMBps: dd, downloads: dl });
+}
