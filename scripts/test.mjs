@@ -43,6 +43,19 @@ function ensurePostgres() {
 ensurePackages();
 ensurePostgres();
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+
+// The end-to-end tests boot VMs under emulation: they run one file at a time, after the rest,
+// and share the installer and image builds (kept in PLINTH_E2E_DIR across runs).
+const e2eDir = process.env.PLINTH_E2E_DIR ?? '/tmp/plinth-e2e';
+const env = {
+  ...process.env,
+  PLINTH_E2E_DIR: e2eDir,
+  PLINTH_TEST_INSTALLER_DATA_DIR: process.env.PLINTH_TEST_INSTALLER_DATA_DIR ?? `${e2eDir}/installer`,
+  PLINTH_IMAGE_TEST_CACHE: process.env.PLINTH_IMAGE_TEST_CACHE ?? `${e2eDir}/image-cache`,
+};
 const args = process.argv.slice(2);
-const r = spawnSync('npx', ['vitest', 'run', ...args], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const run = (vitestArgs) => spawnSync('npx', ['vitest', 'run', ...vitestArgs], { stdio: 'inherit', env }).status ?? 1;
+if (args.length > 0) process.exit(run(args));
+const fast = run(['src', 'test/integration']);
+const e2e = run(['test/e2e', '--no-file-parallelism']);
+process.exit(fast || e2e);
