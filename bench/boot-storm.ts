@@ -64,7 +64,7 @@ http {
 
 async function get(agent: Agent, url: string): Promise<{ ms: number; body: string }> {
   const t0 = performance.now();
-  const res = await request(url, { dispatcher: agent });
+  const res = await request(url, { dispatcher: agent, headers: { 'user-agent': 'iPXE/1.21.1+' } });
   const body = await res.body.text();
   if (res.statusCode !== 200) throw new Error(`${url}: HTTP ${res.statusCode}`);
   return { ms: performance.now() - t0, body };

@@ -15,6 +15,10 @@ import { getArtifact } from '../runs/runs.js';
 import { PlinthError } from '../core/errors.js';
 
 const IPXE = 'text/plain; charset=utf-8';
+const NOT_IPXE = `# Plinth: this is the iPXE entry point; it answers iPXE (User-Agent iPXE/...) only.
+# Other clients that follow the DHCP boot filename (an installer's DHCP preseeding) get this
+# empty file. To see the script iPXE gets: curl -A iPXE/1.0 <this URL>
+`;
 
 /**
  * The boot endpoints machines call. They are public by nature (firmware cannot carry a
@@ -33,7 +37,14 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
     app.get(
       '/boot.ipxe',
       { config: { role: 'public' }, schema: { tags: ['boot'], summary: 'The iPXE script DHCP points machines at', security: [] } },
-      async (req, reply) => reply.type(IPXE).send(await deps.boot.chain(ctx(req))),
+      async (req, reply) => {
+        const agent = req.headers['user-agent'];
+        // A DHCP boot filename that is a URL reaches more than iPXE: Debian's installer loads
+        // it as a preseed file, which an iPXE script would break. Such clients get a file of
+        // comments (an empty preseed), and no chain nonce is spent on them.
+        if (agent && !/\biPXE\//i.test(agent)) return reply.type(IPXE).send(NOT_IPXE);
+        return reply.type(IPXE).send(await deps.boot.chain(ctx(req)));
+      },
     );
 
     app.get(

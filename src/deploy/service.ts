@@ -120,8 +120,17 @@ export class DeployService {
       .filter((l) => l && !l.startsWith('#'));
   }
 
+  /**
+   * The address a machine reaches the controller at: `publicUrl`, else the address it last
+   * booted from; else (a machine that never network-booted) the listen address, which only
+   * works on the controller's own network, so it is said in the log.
+   */
   private baseUrl(m: Machine & { bootBaseUrl?: string | null }): string {
-    return (this.d.config.publicUrl || m.bootBaseUrl || `http://${this.d.config.listen.replace('0.0.0.0', '127.0.0.1')}`).replace(/\/+$/, '');
+    const url = this.d.config.publicUrl || m.bootBaseUrl;
+    if (url) return url.replace(/\/+$/, '');
+    const guess = `http://${this.d.config.listen.replace('0.0.0.0', '127.0.0.1')}`;
+    this.d.log.warn({ machine: m.name, url: guess }, 'this machine never network-booted and publicUrl is not set; its scripts point at the listen address');
+    return guess;
   }
 
   /** Starts a deploy (`deploy`, `redeploy`, or `retry` of a failed deploy). */

@@ -47,7 +47,7 @@ describe.each(backends)('boot service and agent API on $name', (backend) => {
   afterAll(async () => t?.close());
 
   const boot = async (path: string) => {
-    const r = await t.controller.app.inject({ method: 'GET', url: path, headers: { host: '10.0.2.2:7708' } });
+    const r = await t.controller.app.inject({ method: 'GET', url: path, headers: { host: '10.0.2.2:7708', 'user-agent': 'iPXE/1.21.1+ (g988d2)' } });
     expect(r.statusCode).toBe(200);
     expect(r.headers['content-type']).toMatch(/^text\/plain/);
     expect(r.body.startsWith('#!ipxe\n')).toBe(true);
@@ -63,6 +63,18 @@ describe.each(backends)('boot service and agent API on $name', (backend) => {
     for (const v of ['${uuid}', '${serial:uristring}', '${asset:uristring}', '${netX/mac}', '${net0/mac}', '${net7/mac}', '${buildarch}', '${platform}']) expect(s).toContain(v);
     expect(s).toMatch(/chain --autofree \$\{plinth-base\}\/boot\/machine\.ipxe\?.*&chain=[A-Za-z0-9_-]+&attempt=\$\{attempt\} && goto done \|\|/);
     expect(s).toMatch(/inc attempt[\s\S]*sleep \$\{attempt\}[\s\S]*goto retry/);
+  });
+
+  it('answers other clients that follow the DHCP boot filename (an installer preseeding from it) with comments only', async () => {
+    const before = await t.controller.services.store.db.selectFrom('boot_chains').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    const r = await t.controller.app.inject({ method: 'GET', url: '/boot.ipxe', headers: { host: '10.0.2.2:7708', 'user-agent': 'Wget' } });
+    expect(r.statusCode).toBe(200);
+    const lines = r.body.split('\n').filter((l) => l.trim() !== '');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(l.startsWith('#')).toBe(true);
+    expect(r.body).not.toContain('chain');
+    const after = await t.controller.services.store.db.selectFrom('boot_chains').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    expect(Number(after.n)).toBe(Number(before.n));
   });
 
   let firstToken = '';
