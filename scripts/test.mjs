@@ -1,30 +1,11 @@
 #!/usr/bin/env node
 // `npm test`: makes sure what the tests need is on the machine, builds, and runs every test.
-//  1. Debian packages the tests use (QEMU, iPXE, OVMF, OpenIPMI, debootstrap…): missing ones
-//     are installed with apt-get when running as root; otherwise the command says what to install.
+//  1. Debian packages the tests use (QEMU, iPXE, OVMF, OpenIPMI, debootstrap…; scripts/packages.json):
+//     missing ones are installed with apt-get when running as root; otherwise it says what to install.
 //  2. With CI=true, PostgreSQL must be up (the PostgreSQL tests never skip there): start it if down.
 //  3. Build (TypeScript and the agent bundle), then run vitest.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-
-const PACKAGES = JSON.parse(readFileSync(new URL('./test-packages.json', import.meta.url), 'utf8')).packages;
-
-function missingPackages() {
-  return PACKAGES.filter((p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout.trim() !== 'install ok installed');
-}
-
-function ensurePackages() {
-  const missing = missingPackages();
-  if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) {
-    console.error(`npm test needs these Debian packages: ${missing.join(' ')}\n  run as root: apt-get install -y ${missing.join(' ')}`);
-    process.exit(1);
-  }
-  console.log(`installing Debian packages: ${missing.join(' ')}`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
-}
+import { ensurePackages } from './packages.mjs';
 
 function ensurePostgres() {
   if (process.env.CI !== 'true') return;
@@ -40,7 +21,7 @@ function ensurePostgres() {
   }
 }
 
-ensurePackages();
+ensurePackages('npm test', 'test');
 ensurePostgres();
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
 

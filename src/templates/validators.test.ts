@@ -14,7 +14,7 @@ import { FIXTURES, fixtureContext, type FixtureName } from './test-fixtures.js';
  * The built-in templates checked by the programs that consume them, or their closest real
  * validators: cloud-init's schema and network renderer, netplan, debconf, pykickstart's
  * ksvalidator, the shell. A missing Debian tool skips its tests with a warning, except with
- * CI=true, where it fails the run (the packages are listed in scripts/test-packages.json).
+ * CI=true, where it fails the run (the packages are listed in scripts/packages.json).
  * pykickstart is not packaged in Debian, so ksvalidator runs only where it is installed.
  * iPXE has no validator: its scripts are covered by golden files only.
  */

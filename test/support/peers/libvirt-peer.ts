@@ -140,12 +140,18 @@ export async function startLibvirtDaemon(domains: TestDomain[] = TEST_DOMAINS, o
   // Everything libvirtd writes (state, definitions, default filters) lands in tmpfs
   // mounts private to its namespace: the host's libvirt configuration is neither read nor changed.
   const privateDirs = ['/etc/libvirt', '/run/libvirt', '/var/lib/libvirt', '/var/cache/libvirt'];
-  let qemuConf = '';
-  if (options.qemu) {
-    writeFileSync(join(dir, 'qemu.conf'), PRIVATE_QEMU_CONF);
-    qemuConf = ` && cp ${join(dir, 'qemu.conf')} /etc/libvirt/qemu.conf`;
-  }
-  const script = `${privateDirs.map((d) => `mkdir -p ${d} && mount -t tmpfs tmpfs ${d}`).join(' && ')}${qemuConf} && exec /usr/sbin/libvirtd -f ${conf}`;
+  // Always: libvirtd loads its QEMU driver whenever it is installed, even for test:///, and a
+  // driver that fails to initialise makes the whole daemon exit; the private qemu.conf keeps
+  // that driver away from the host's cgroups, security drivers and log daemon.
+  writeFileSync(join(dir, 'qemu.conf'), PRIVATE_QEMU_CONF);
+  const qemuConf = ` && cp ${join(dir, 'qemu.conf')} /etc/libvirt/qemu.conf`;
+  // The QEMU driver also resolves its built-in user 'libvirt-qemu' before it reads qemu.conf;
+  // where libvirt-daemon-system never created it, the namespace sees copies of passwd and
+  // group that have it.
+  const account = (file: string, line: string) =>
+    `{ grep -q '^libvirt-qemu:' /etc/${file} || { cp /etc/${file} ${dir}/${file} && echo '${line}' >> ${dir}/${file} && mount --bind ${dir}/${file} /etc/${file}; }; }`;
+  const accounts = `${account('passwd', 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin')} && ${account('group', 'libvirt-qemu:x:64055:')}`;
+  const script = `${privateDirs.map((d) => `mkdir -p ${d} && mount -t tmpfs tmpfs ${d}`).join(' && ')} && ${accounts}${qemuConf} && exec /usr/sbin/libvirtd -f ${conf}`;
   const daemon: ChildProcess = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
   let daemonErr = '';
   daemon.stderr?.on('data', (d: Buffer) => (daemonErr += d.toString()));
