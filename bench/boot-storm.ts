@@ -29,7 +29,11 @@ function artifacts(dir: string): { kernel: string; initrd: string; note: string 
   return { kernel, initrd, note: 'random files the size of a kernel (8 MiB) and an initramfs' };
 }
 
-async function startNginx(root: string, port: number): Promise<() => void> {
+/**
+ * nginx serving `root` on `port`; and, on `front.port`, the same nginx in front of a controller
+ * (`front.upstream`) that answers artifacts with X-Accel-Redirect into `front.dataDir`.
+ */
+async function startNginx(root: string, port: number, front: { port: number; upstream: string; dataDir: string }): Promise<() => void> {
   const dir = mkdtempSync(join(tmpdir(), 'plinth-nginx-'));
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
@@ -50,6 +54,11 @@ http {
   uwsgi_temp_path ${dir};
   scgi_temp_path ${dir};
   server { listen 127.0.0.1:${port}; root ${root}; }
+  server {
+    listen 127.0.0.1:${front.port};
+    location / { proxy_pass ${front.upstream}; proxy_set_header Host $http_host; proxy_buffering off; }
+    location /_plinth-data/ { internal; alias ${front.dataDir}/; }
+  }
 }
 `,
   );
@@ -85,29 +94,34 @@ interface StormResult {
   scriptRps: number;
   scriptP50ms: number;
   scriptP99ms: number;
-  controllerMiBps: number;
-  nginxMiBps: number;
+  controllerMiBps: number | '–';
+  nginxMiBps: number | '–';
   ratio: string;
+  frontedMiBps: number | '–';
+  frontedRatio: string;
 }
 
 const WRK_SECONDS = Number(process.env.BENCH_WRK_SECONDS ?? 10);
+const PACED_RATE = Number(process.env.BENCH_PACED_RATE ?? 200);
 
 /**
  * N machines at once fetch /boot.ipxe and their own script (each over its own connection);
  * then N clients download the initramfs from the controller (each request traced against a
  * boot attempt, as during a real boot) and from nginx, for the same time.
  */
-async function storm(base: string, nginxBase: string, n: number, mac: (i: number) => string, scenario: string): Promise<StormResult> {
+async function storm(base: string, nginxBase: string, frontBase: string, n: number, mac: (i: number) => string, scenario: string, arrivalsPerS = 0): Promise<StormResult> {
   const agent = new Agent({ connections: n, pipelining: 1, keepAliveTimeout: 60_000 });
   const lat: number[] = [];
   const initrdUrls: string[] = [];
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: n }, async (_, i) => {
+      // Paced: machine i arrives at i / arrivalsPerS seconds (as power-on through BMCs spreads them).
+      if (arrivalsPerS > 0) await new Promise((r) => setTimeout(r, (i / arrivalsPerS) * 1000));
       const chain = await get(agent, `${base}/boot.ipxe`);
       lat.push(chain.ms);
       const nonce = /&chain=([A-Za-z0-9_-]+)&/.exec(chain.body)![1];
-      const s = await get(agent, `${base}/boot/machine.ipxe?serial=STORM-${scenario}-${i}&mac=${mac(i)}&chain=${nonce}`);
+      const s = await get(agent, `${base}/boot/machine.ipxe?serial=STORM-${scenario.replace(/\W+/g, '')}-${i}&mac=${mac(i)}&chain=${nonce}`);
       lat.push(s.ms);
       const initrd = /initrd --name initrd\.img (\S+)/.exec(s.body)?.[1];
       if (!initrd) throw new Error(`machine ${i} was not sent to the installer:\n${s.body}`);
@@ -117,17 +131,21 @@ async function storm(base: string, nginxBase: string, n: number, mac: (i: number
   const scriptsS = (performance.now() - t0) / 1000;
   await agent.close();
   lat.sort((a, b) => a - b);
-  const controllerMiBps = wrk(initrdUrls[0]!, n, WRK_SECONDS);
-  const nginxMiBps = wrk(`${nginxBase}/initrd.img`, n, WRK_SECONDS);
+  const artifacts = arrivalsPerS === 0;
+  const controllerMiBps = artifacts ? wrk(initrdUrls[0]!, n, WRK_SECONDS) : NaN;
+  const nginxMiBps = artifacts ? wrk(`${nginxBase}/initrd.img`, n, WRK_SECONDS) : NaN;
+  const frontedMiBps = artifacts ? wrk(initrdUrls[0]!.replace(base, frontBase), n, WRK_SECONDS) : NaN;
   return {
     clients: n,
     scenario,
     scriptRps: Math.round((2 * n) / scriptsS),
     scriptP50ms: Math.round(percentile(lat, 50) * 10) / 10,
     scriptP99ms: Math.round(percentile(lat, 99) * 10) / 10,
-    controllerMiBps: Math.round(controllerMiBps),
-    nginxMiBps: Math.round(nginxMiBps),
-    ratio: `${Math.round((controllerMiBps / nginxMiBps) * 100)}%`,
+    controllerMiBps: artifacts ? Math.round(controllerMiBps) : '–',
+    nginxMiBps: artifacts ? Math.round(nginxMiBps) : '–',
+    ratio: artifacts ? `${Math.round((controllerMiBps / nginxMiBps) * 100)}%` : '–',
+    frontedMiBps: artifacts ? Math.round(frontedMiBps) : '–',
+    frontedRatio: artifacts ? `${Math.round((frontedMiBps / nginxMiBps) * 100)}%` : '–',
   };
 }
 
@@ -139,23 +157,37 @@ export async function run(): Promise<string> {
   for (const d of [dataDir, join(dataDir, 'boot'), join(dataDir, 'boot', 'installer')]) chmodSync(d, 0o755);
   const port = await freePort();
   const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `127.0.0.1:${port}`, PLINTH_LOG_LEVEL: 'warn' });
+  // A second controller on the same database and data directory, answering artifacts with
+  // X-Accel-Redirect for the nginx in front of it (docs/boot.md).
+  const accelPort = await freePort();
+  const accel = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `127.0.0.1:${accelPort}`, PLINTH_LOG_LEVEL: 'warn', PLINTH_ACCEL_REDIRECT: '/_plinth-data/' });
   const nginxPort = await freePort();
-  const stopNginx = await startNginx(join(dataDir, 'boot', 'installer'), nginxPort);
-  
+  const frontPort = await freePort();
+  const stopNginx = await startNginx(join(dataDir, 'boot', 'installer'), nginxPort, { port: frontPort, upstream: accel.url, dataDir });
+  const frontBase = `http://127.0.0.1:${frontPort}`;
+  const probe = await request(`${frontBase}/boot/installer/initrd.img`, { method: 'HEAD' });
+  if (probe.statusCode !== 200 || Number(probe.headers['content-length']) !== statSync(files.initrd).size) throw new Error(`nginx in front of the controller: HTTP ${probe.statusCode}`);
+  await probe.body.dump();
+
   const results: StormResult[] = [];
   const cpu0 = cpuSeconds(serve.child.pid!);
   try {
     for (const n of SIZES) {
       const mac = (i: number) => `02:${n.toString(16).padStart(2, '0').slice(-2)}:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
       // Unknown machines: every one is enrolled and sent to inspection on its first request.
-      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, n, mac, 'new'));
+      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, n, mac, 'new'));
       console.log(JSON.stringify(results.at(-1)));
       // The same machines again, now known and with their inspection pending (a mass re-boot).
-      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, n, mac, 'known'));
+      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, n, mac, 'known'));
+      console.log(JSON.stringify(results.at(-1)));
+      // New machines again, but arriving at PACED_RATE a second rather than all in the same instant.
+      const paced = (i: number) => mac(i).replace(/^02:/, '06:');
+      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, n, paced, `new, ${PACED_RATE}/s`, PACED_RATE));
       console.log(JSON.stringify(results.at(-1)));
     }
   } finally {
     stopNginx();
+    await accel.stop();
   }
   const mem = rssMiB(serve.child.pid!);
   const cpu = cpuSeconds(serve.child.pid!) - cpu0;
@@ -164,8 +196,8 @@ export async function run(): Promise<string> {
   const i = statSync(files.initrd).size;
   rmSync(dataDir, { recursive: true, force: true });
   let md = `# Boot storm — ${today()}\n\n${machineInfo()}. One controller (SQLite), artifacts: ${files.note}: kernel ${(k / 2 ** 20).toFixed(1)} MiB, initramfs ${(i / 2 ** 20).toFixed(1)} MiB.\n`;
-  md += `Scripts: N simulated machines at once each fetch /boot.ipxe and then their own script over their own connection; "new" machines are enrolled and sent to inspection by that request (several database writes each), "known" ones boot again with their inspection pending (a new boot attempt and run token each). Artifacts: wrk with N connections downloads the initramfs for ${WRK_SECONDS} s from the controller (every request traced against a boot attempt) and then from nginx (sendfile on, worker_processes auto) serving the same file. wrk, controller and nginx share the machine's cores.\n\n`;
-  md += table(results as unknown as Record<string, unknown>[], ['clients', 'scenario', 'scriptRps', 'scriptP50ms', 'scriptP99ms', 'controllerMiBps', 'nginxMiBps', 'ratio']);
+  md += `Scripts: N simulated machines at once each fetch /boot.ipxe and then their own script over their own connection; "new" machines are enrolled and sent to inspection by that request (several database writes each), "known" ones boot again with their inspection pending (a new boot attempt and run token each); "new, R/s" are new machines arriving R a second instead of all in the same instant (script figures only). Artifacts: wrk with N connections downloads the initramfs for ${WRK_SECONDS} s from the controller (every request traced against a boot attempt), then from nginx (sendfile on, worker_processes auto) serving the same file, then through that nginx in front of a second controller on the same data (PLINTH_ACCEL_REDIRECT: the controller traces and answers with X-Accel-Redirect, nginx sends the bytes; "fronted"). wrk, controller and nginx share the machine's cores.\n\n`;
+  md += table(results as unknown as Record<string, unknown>[], ['clients', 'scenario', 'scriptRps', 'scriptP50ms', 'scriptP99ms', 'controllerMiBps', 'nginxMiBps', 'ratio', 'frontedMiBps', 'frontedRatio']);
   md += `\nController peak RSS ${mem.peak} MiB, ${Math.round(cpu)} CPU-seconds over all runs.\n`;
   return record('boot-storm', md, { date: today(), machine: machineInfo(), kernelBytes: k, initrdBytes: i, results, peakRssMiB: mem.peak });
 }

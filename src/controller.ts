@@ -39,6 +39,7 @@ import { TemplateStore } from './deploy/template-store.js';
 import { DeployService } from './deploy/service.js';
 import { imageRoutes } from './api/routes/images.js';
 import { templateRoutes } from './api/routes/templates.js';
+import { fileSender } from './api/send-file.js';
 
 /**
  * The composition root: the only place that decides which store, clock and logger the
@@ -141,11 +142,12 @@ export async function createController(config: Config, opts: ControllerOptions =
     publicUrl: config.publicUrl,
   });
   boot.addPlanner(deploy.planner);
+  const sendFile = fileSender({ dataDir: config.dataDir, accelRedirect: config.accelRedirect });
   const app = await buildApp(services, {
     logger: log,
     extraRoutes: [
-      bootRoutes({ boot, store, clock, installer, deploy, images }),
-      agentRoutes({ store, clock, engine, inspection, deploy, images, config }),
+      bootRoutes({ boot, store, clock, installer, deploy, images, sendFile }),
+      agentRoutes({ store, clock, engine, inspection, deploy, images, config, sendFile }),
       applianceRoutes,
       powerRoutes,
       managerRoutes,

@@ -16,7 +16,7 @@ import { FactsSchema } from './facts-schema.js';
 import { ErrorResponse } from '../api/schemas.js';
 import type { DeployService } from '../deploy/service.js';
 import type { ImageStore } from '../images/store.js';
-import { basename, dirname } from 'node:path';
+import type { SendFile } from '../api/send-file.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,6 +32,7 @@ export interface AgentApiDeps {
   deploy: DeployService;
   images: ImageStore;
   config: Pick<Config, 'afterInspection'>;
+  sendFile: SendFile;
 }
 
 /** What the agent should do once a step is done. */
@@ -261,8 +262,7 @@ export function agentRoutes(deps: AgentApiDeps) {
         if (run.kind !== 'deploy' || run.params.image !== name) throw new PlinthError('forbidden', `run ${p.runId} does not deploy image ${name}`);
         const image = await deps.images.get(name);
         await trace(p, 'image', req.headers.range ? { range: req.headers.range } : { bytes: image.sizeBytes });
-        const path = deps.images.path(image);
-        return reply.sendFile(basename(path), dirname(path), { highWaterMark: 1024 * 1024 } as object);
+        return deps.sendFile(reply, deps.images.path(image));
       },
     );
 

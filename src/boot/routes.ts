@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { Type } from 'typebox';
@@ -13,6 +12,7 @@ import type { DeployService } from '../deploy/service.js';
 import type { ImageStore } from '../images/store.js';
 import { getArtifact } from '../runs/runs.js';
 import { PlinthError } from '../core/errors.js';
+import type { SendFile } from '../api/send-file.js';
 
 const IPXE = 'text/plain; charset=utf-8';
 const NOT_IPXE = `# Plinth: this is the iPXE entry point; it answers iPXE (User-Agent iPXE/...) only.
@@ -24,7 +24,7 @@ const NOT_IPXE = `# Plinth: this is the iPXE entry point; it answers iPXE (User-
  * The boot endpoints machines call. They are public by nature (firmware cannot carry a
  * token) and hand out nothing secret except a run's own token inside that run's script.
  */
-export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator; deploy: DeployService; images: ImageStore }) {
+export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator; deploy: DeployService; images: ImageStore; sendFile: SendFile }) {
   return async (app: FastifyInstance): Promise<void> => {
     // Serves files with Content-Length, Range, ETag / If-None-Match, streamed from disk.
     await app.register(fastifyStatic, { root: '/', serve: false, acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
@@ -81,8 +81,7 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
           });
         }
       }
-      // Large reads: fewer, bigger writes to the socket (measured: see bench/results/*-boot-storm.md).
-      return reply.sendFile(basename(path), dirname(path), { highWaterMark: 1024 * 1024 } as object);
+      return deps.sendFile(reply, path);
     };
 
     app.get(
@@ -120,8 +119,7 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
       async (req, reply) => {
         const image = await deps.images.get((req.params as { name: string }).name);
         if (image.kind === 'disk') throw new PlinthError('not_found', `image '${image.name}' is a disk image; disk images are served to their deploys only`);
-        const path = deps.images.path(image);
-        return reply.sendFile(basename(path), dirname(path), { highWaterMark: 1024 * 1024 } as object);
+        return deps.sendFile(reply, deps.images.path(image));
       },
     );
 

@@ -21,6 +21,11 @@ export const ConfigSchema = Type.Object(
       default: '',
       description: 'URL machines use to reach this controller (boot scripts, agents); default: the address each machine used (its Host header)',
     }),
+    accelRedirect: Type.String({
+      default: '',
+      description:
+        'internal location of a front nginx that serves DATA_DIR (e.g. /_plinth-data/): kernels, initramfs and images are answered with X-Accel-Redirect there, nginx sends the bytes; empty: the controller streams them',
+    }),
     logLevel: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
       { default: 'info', description: 'log level of the JSON logs on stdout' },
