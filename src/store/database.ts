@@ -62,6 +62,10 @@ export class Store {
     database.pragma('foreign_keys = ON');
     // Other controllers or CLI processes may hold the write lock briefly; wait for it.
     database.pragma('busy_timeout = 15000');
+    // Query-planner statistics: SQLite gathers none by itself. Its advice for long-lived
+    // connections: this at open (analyses, within a bound, the tables that need it), and
+    // `optimize` again at close.
+    database.pragma('optimize = 0x10002');
     return new Store(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), 'sqlite');
   }
 
@@ -114,6 +118,7 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.dialect === 'sqlite') await sql`pragma optimize`.execute(this.db).catch(() => undefined);
     await this.db.destroy();
   }
 }

@@ -5,6 +5,7 @@ import { boot } from './0002-boot.js';
 import { providers } from './0003-providers.js';
 import { matching } from './0004-matching.js';
 import { deploy } from './0005-deploy.js';
+import { search } from './0006-search.js';
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -19,6 +20,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0003-providers', providers],
   ['0004-matching', matching],
   ['0005-deploy', deploy],
+  ['0006-search', search],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
