@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { MACHINE_NAME_PATTERN } from '../core/ids.js';
 import { STATES, OPERATOR_ACTIONS } from '../lifecycle/states.js';
+import { SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
 
 /**
  * The API's schemas: the same objects validate requests (ajv), shape responses
@@ -194,7 +195,7 @@ export const ActionBody = Type.Object(
     image: Type.Optional(Type.String({ maxLength: 100, description: 'deploy: image-store name (default: the profile\'s, else deploy.defaultImage)' })),
     imageUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://', description: 'deploy: fetch the image from this mirror instead' })),
     method: Type.Optional(Type.String({ enum: ['image', 'preseed', 'kickstart', 'autoinstall'] })),
-    sshKeys: Type.Optional(Type.Array(Type.String({ minLength: 16, maxLength: 16384, pattern: '^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$' }), { maxItems: 100 })),
+    sshKeys: Type.Optional(Type.Array(Type.String({ minLength: 16, maxLength: 16384, pattern: SSH_KEY_PATTERN }), { maxItems: 100 })),
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
     reuseRun: Type.Optional(Type.String({ maxLength: 64, description: 'deploy again with this run\'s artifacts, byte for byte' })),
     installer: Type.Optional(Type.Object({ kernel: Type.Optional(Type.String({ maxLength: 2048 })), initrd: Type.Optional(Type.String({ maxLength: 2048 })) }, Strict)),

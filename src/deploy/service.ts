@@ -22,6 +22,7 @@ import type { PowerService } from '../lifecycle/power/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from './template-store.js';
 import { takeQuotaForDeploy } from '../profiles/matching.js';
+import type { RootDeviceHints } from '../agent/steps/protocol.js';
 
 /**
  * Deployment: from an `available` machine to an installed OS that reports in, by writing an
@@ -33,17 +34,6 @@ import { takeQuotaForDeploy } from '../profiles/matching.js';
  */
 export const DEPLOY_METHODS = ['image', 'preseed', 'kickstart', 'autoinstall'] as const;
 export type DeployMethod = (typeof DEPLOY_METHODS)[number];
-
-export interface RootDeviceHints {
-  name?: string;
-  sizeBytes?: number;
-  sizeGiB?: number;
-  minSizeBytes?: number;
-  serial?: string;
-  wwn?: string;
-  model?: string;
-  vendor?: string;
-}
 
 export interface DeployRequest {
   image?: string;

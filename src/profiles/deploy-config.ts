@@ -8,7 +8,7 @@ import Value from 'typebox/value';
  */
 const Strict = { additionalProperties: false } as const;
 /** One OpenSSH public key line, as deploy requests accept them. */
-const SSH_KEY_PATTERN = '^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$';
+export const SSH_KEY_PATTERN = '^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$';
 
 export const RootDeviceHintsSchema = Type.Object(
   {
