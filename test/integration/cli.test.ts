@@ -1,28 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqliteBackend } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
-import { runCli } from '../../src/cli/program.js';
-import type { Output } from '../../src/cli/output.js';
+import { inProcessCli as cli } from '../support/cli.js';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
-
-/** Runs `plinth ARGS` in-process against the test controller; returns exit code and output. */
-function cli(env: NodeJS.ProcessEnv) {
-  return async (...argv: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const out: Output = {
-      json: (v) => (stdout += JSON.stringify(v, null, 2) + '\n'),
-      table: (rows, cols) => (stdout += (rows.length ? cols.join(' ') + '\n' : '') + rows.map((r) => cols.map((c) => String(r[c] ?? '-')).join(' ')).join('\n') + '\n'),
-      line: (s) => (stdout += s + '\n'),
-      error: (s) => (stderr += s + '\n'),
-    };
-    const code = await runCli(argv, { env, out });
-    return { code, stdout, stderr };
-  };
-}
 
 describe('plinth CLI against a running controller', () => {
   let t: TC;

@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sqliteBackend } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
-import { runCli } from '../../src/cli/program.js';
-import type { Output } from '../../src/cli/output.js';
+import { inProcessCli as cli } from '../support/cli.js';
 import { bladeFacts, bootAndReport, injectHttp } from './matching-support.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
@@ -13,22 +12,6 @@ type TC = Awaited<ReturnType<typeof freshController>>;
 // The real eDeploy configuration and hardware lists (see /work/shared/fixtures/README.md).
 const F = '/work/shared/fixtures';
 const KVM_HW = `${F}/edeploy-hw/edeploy_test_vm-kvm-52-54-12-34-00-03.hw`;
-
-/** Runs `plinth ARGS` in-process; returns exit code and what it printed. */
-function cli(env: NodeJS.ProcessEnv) {
-  return async (...argv: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const out: Output = {
-      json: (v) => (stdout += JSON.stringify(v, null, 2) + '\n'),
-      table: (rows, cols) => (stdout += [cols.join(' '), ...rows.map((r) => cols.map((c) => String(r[c] ?? '-')).join(' '))].join('\n') + '\n'),
-      line: (s) => (stdout += s + '\n'),
-      error: (s) => (stderr += s + '\n'),
-    };
-    const code = await runCli(argv, { env, out });
-    return { code, stdout, stderr };
-  };
-}
 
 describe('matching commands that need no controller', () => {
   const run = cli({ PLINTH_URL: 'http://127.0.0.1:9', PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
