@@ -1,11 +1,11 @@
-import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync, existsSync, copyFileSync, statSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync, existsSync, copyFileSync, statSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { ensureBuilt, freePort, startServe, ROOT } from '../test/support/plinth-process.js';
-import { machineInfo, percentile, record, rssMiB, cpuSeconds, table, today } from './support.js';
+import { machineInfo, percentile, record, rssMiB, cpuSeconds, startNginx, table, today } from './support.js';
 
 /**
  * Boot storm: N simulated machines at once, each doing what iPXE does — fetch /boot.ipxe,
@@ -29,47 +29,12 @@ function artifacts(dir: string): { kernel: string; initrd: string; note: string 
   return { kernel, initrd, note: 'random files the size of a kernel (8 MiB) and an initramfs' };
 }
 
-/**
- * nginx serving `root` on `port`; and, on `front.port`, the same nginx in front of a controller
- * (`front.upstream`) that answers artifacts with X-Accel-Redirect into `front.dataDir`.
- */
-async function startNginx(root: string, port: number, front: { port: number; upstream: string; dataDir: string }): Promise<() => void> {
-  const dir = mkdtempSync(join(tmpdir(), 'plinth-nginx-'));
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `worker_processes auto;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000;
-  client_body_temp_path ${dir};
-  proxy_temp_path ${dir};
-  fastcgi_temp_path ${dir};
-  uwsgi_temp_path ${dir};
-  scgi_temp_path ${dir};
-  server { listen 127.0.0.1:${port}; root ${root}; }
-  server {
-    listen 127.0.0.1:${front.port};
-    location / { proxy_pass ${front.upstream}; proxy_set_header Host $http_host; proxy_buffering off; }
-    location /_plinth-data/ { internal; alias ${front.dataDir}/; }
-  }
-}
-`,
-  );
-  const child = spawn('nginx', ['-c', conf], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/vmlinuz`, { method: 'HEAD' }).then((r) => r.ok, () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return () => child.kill('SIGTERM');
-}
+/** nginx in front of a controller (`upstream`) that answers artifacts with X-Accel-Redirect into `dataDir`. */
+const frontServer = (port: number, upstream: string, dataDir: string) => `server {
+    listen 127.0.0.1:${port};
+    location / { proxy_pass ${upstream}; proxy_set_header Host $http_host; proxy_buffering off; }
+    location /_plinth-data/ { internal; alias ${dataDir}/; }
+  }`;
 
 async function get(agent: Agent, url: string): Promise<{ ms: number; body: string }> {
   const t0 = performance.now();
@@ -163,7 +128,7 @@ export async function run(): Promise<string> {
   const accel = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `127.0.0.1:${accelPort}`, PLINTH_LOG_LEVEL: 'warn', PLINTH_ACCEL_REDIRECT: '/_plinth-data/' });
   const nginxPort = await freePort();
   const frontPort = await freePort();
-  const stopNginx = await startNginx(join(dataDir, 'boot', 'installer'), nginxPort, { port: frontPort, upstream: accel.url, dataDir });
+  const stopNginx = await startNginx({ root: join(dataDir, 'boot', 'installer'), port: nginxPort, probe: 'vmlinuz', servers: frontServer(frontPort, accel.url, dataDir) });
   const frontBase = `http://127.0.0.1:${frontPort}`;
   const probe = await request(`${frontBase}/boot/installer/initrd.img`, { method: 'HEAD' });
   if (probe.statusCode !== 200 || Number(probe.headers['content-length']) !== statSync(files.initrd).size) throw new Error(`nginx in front of the controller: HTTP ${probe.statusCode}`);

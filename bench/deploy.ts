@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, createReadStream, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, mkdirSync, mkdtempSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { Vm } from '../src/lab/vm.js';
 import { buildInstaller } from '../src/installer/index.js';
 import { adoptSharedImage, e2eController, E2E_DIR, sharedImage, waitFor } from '../test/support/e2e.js';
 import { freePort } from '../test/support/plinth-process.js';
-import { machineInfo, record, table, today } from './support.js';
+import { machineInfo, record, startNginx, table, today } from './support.js';
 
 /**
  * Deploy figures on a real lab VM (TCG): time per stage (power-on to agent, image write,
@@ -133,14 +133,9 @@ async function downloads(t: Awaited<ReturnType<typeof e2eController>>, imagePath
   chmodSync(ngDir, 0o755);
   execFileSync('ln', [imagePath, join(ngDir, 'www', 'image.raw')]);
   const port = await freePort();
-  writeFileSync(join(ngDir, 'nginx.conf'), `worker_processes auto; pid ${ngDir}/pid; error_log ${ngDir}/err.log; daemon off;
-events { worker_connections 1024; }
-http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path ${ngDir}; proxy_temp_path ${ngDir}; fastcgi_temp_path ${ngDir}; uwsgi_temp_path ${ngDir}; scgi_temp_path ${ngDir};
-  server { listen 127.0.0.1:${port}; root ${ngDir}/www; } }`);
-  const nginx = spawn('nginx', ['-c', join(ngDir, 'nginx.conf')], { stdio: 'ignore' });
-  await waitFor('nginx', 10_000, async () => ((await fetch(`http://127.0.0.1:${port}/image.raw`, { method: 'HEAD' }).then((r) => r.ok, () => false)) ? true : undefined));
+  const stopNginx = await startNginx({ root: join(ngDir, 'www'), port, probe: 'image.raw' });
   const ngx = await downloadRate(`http://127.0.0.1:${port}/image.raw`);
-  nginx.kill();
+  stopNginx();
   return { controller: Math.round(controller), nginx: Math.round(ngx) };
 }
 

@@ -1,5 +1,6 @@
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { ROOT } from '../test/support/plinth-process.js';
@@ -83,4 +84,47 @@ export function record(suite: string, markdown: string, data: unknown): string {
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/**
+ * nginx as the reference file server (sendfile on, a worker per core) serving `root` on
+ * `port`, plus any further `servers` blocks; resolves once `probe` (a file under root)
+ * answers, and returns the function that stops it.
+ */
+export async function startNginx(opts: { root: string; port: number; probe: string; servers?: string }): Promise<() => void> {
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-nginx-'));
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes auto;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  client_body_temp_path ${dir};
+  proxy_temp_path ${dir};
+  fastcgi_temp_path ${dir};
+  uwsgi_temp_path ${dir};
+  scgi_temp_path ${dir};
+  server { listen 127.0.0.1:${opts.port}; root ${opts.root}; }
+  ${opts.servers ?? ''}
+}
+`,
+  );
+  const child = spawn('nginx', ['-c', conf], { stdio: 'ignore' });
+  for (let i = 0; ; i++) {
+    const ok = await fetch(`http://127.0.0.1:${opts.port}/${opts.probe}`, { method: 'HEAD' }).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (i >= 100) {
+      child.kill('SIGTERM');
+      throw new Error(`nginx did not serve ${opts.probe} within 10 s (see ${dir}/error.log)`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return () => child.kill('SIGTERM');
 }
