@@ -114,7 +114,11 @@ export function libvirtQemuUnavailable(): string | undefined {
 const PRIVATE_QEMU_CONF = ['user = "root"', 'group = "root"', 'dynamic_ownership = 0', 'remember_owner = 0', 'security_driver = "none"', 'namespaces = []', 'cgroup_controllers = []', 'stdio_handler = "file"', ''].join('\n');
 
 export interface LibvirtDaemonOptions {
-  /** Also serve qemu:///system through a private qemu.conf (TCG guests). */
+  /**
+   * The caller needs qemu:///system (TCG guests): refuse at once where libvirt's QEMU driver
+   * or QEMU is missing. (Wherever the driver is installed the daemon serves it, always with
+   * the private qemu.conf.)
+   */
   qemu?: boolean;
 }
 
