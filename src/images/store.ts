@@ -224,6 +224,18 @@ export class ImageStore {
   }
 
   /**
+   * In a deploy's own transaction: the image it was prepared from is still stored with those
+   * bytes, and its row stays locked until the deploy is recorded, so a delete or replace either
+   * sees the deploy (and is refused) or happened first (and the deploy is refused).
+   */
+  async hold(trx: Db, name: string, sha256: string): Promise<void> {
+    const row = await this.store.forUpdate(trx.selectFrom('images').select('sha256').where('name', '=', name)).executeTakeFirst();
+    if (row?.sha256 !== sha256) {
+      throw new PlinthError('conflict', `image ${name} was deleted or replaced while this deploy was prepared; deploy again`, { details: { image: name } });
+    }
+  }
+
+  /**
    * Stores an upload. `expectedSha256` (what the client computed of the bytes it sent) is
    * checked before anything is kept; qcow2 disk images are converted to raw, the form the
    * agent writes, and the raw image's checksum is what deploys verify. The bytes go to a temp

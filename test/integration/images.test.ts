@@ -77,8 +77,8 @@ describe.each(backends)('image store on $name', (backend) => {
     expect(ok(), what).toBe(true);
   }
 
-  /** A machine that booted, was inspected (8 GiB disk) and is now deploying `body`; an image deploy's agent said hello: its run token. */
-  async function deploying(name: string, mac: string, body: Record<string, unknown>): Promise<string> {
+  /** A machine that booted, was inspected (8 GiB disk) and (unless `body` is null) is now deploying `body`; an image deploy's agent said hello: its run token. */
+  async function deploying(name: string, mac: string, body: Record<string, unknown> | null): Promise<string> {
     const tokenIn = async () => /plinth\.token=(\S+)/.exec((await get(`/boot/machine.ipxe?mac=${mac}`)).bytes.toString())![1]!;
     const agent = (path: string, token: string, json: unknown) =>
       t.controller.app.inject({ method: 'POST', url: path, headers: { authorization: `Bearer ${token}` }, payload: json as object });
@@ -87,6 +87,7 @@ describe.each(backends)('image store on $name', (backend) => {
     expect((await agent('/agent/v1/facts', inspect, makeFacts({ serial: `SER-${name}`, macs: [mac], disks: [['vda', 8 * 2 ** 30]] }))).statusCode).toBe(200);
     const m = (await t.api('GET', `/api/v1/machines?q=${mac}`)).json().items[0];
     expect((await t.api('PATCH', `/api/v1/machines/${m.id}`, { name })).statusCode).toBe(200);
+    if (!body) return '';
     const d = await t.api('POST', `/api/v1/machines/${name}/actions/deploy`, body);
     expect(d.statusCode, d.body).toBe(200);
     expect(d.json().machine.state).toBe('deploying');
@@ -180,6 +181,25 @@ describe.each(backends)('image store on $name', (backend) => {
     expect(del.statusCode, del.body).toBe(409);
     expect(del.json().error.details).toMatchObject({ image: 'vmlinuz-12', machines: ['img-2'] });
     expect((await get('/boot/files/vmlinuz-12')).status).toBe(200);
+  });
+
+  it('a deploy prepared from an image deleted before the deploy is recorded is refused, not started without its bytes', async () => {
+    expect((await upload('short-lived', 'disk', disk)).status).toBe(201);
+    await deploying('img-3', '52:54:00:1a:00:03', null);
+    // The delete lands between the deploy's reading of the image and its transaction.
+    const images = t.controller.services.images;
+    const find = images.find.bind(images);
+    images.find = async (key: string) => {
+      const found = await find(key);
+      images.find = find;
+      expect((await t.api('DELETE', '/api/v1/images/short-lived')).statusCode).toBe(204);
+      return found;
+    };
+    const d = await t.api('POST', '/api/v1/machines/img-3/actions/deploy', { image: 'short-lived' });
+    images.find = find;
+    expect(d.statusCode, d.body).toBe(409);
+    expect(d.json().error.details).toMatchObject({ image: 'short-lived' });
+    expect((await t.api('GET', '/api/v1/machines/img-3')).json().state).toBe('available');
   });
 
   it('removes at start the temp files of uploads a crash cut short, and old version files no image names', async () => {
