@@ -122,6 +122,9 @@ export async function createController(config: Config, opts: ControllerOptions =
   });
   const enlister = new Enlister({ store, clock, inventory, engine, appliances, power });
   const images = new ImageStore(store, clock, config.dataDir);
+  // An upload cut short by a crash left its temp file; nothing else ever removes it.
+  const leftovers = await images.removeLeftovers();
+  if (leftovers.length) log.info({ files: leftovers }, `removed ${leftovers.length} leftover upload file(s) from the image store`);
   const templates = new TemplateStore(store, clock);
   const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config, log });
   deploy.profileLookup = lookupProfileDeploy;

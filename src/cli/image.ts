@@ -128,7 +128,7 @@ export const registerImageCommands: CommandRegistrar = (image, ctx) => {
   image
     .command('delete')
     .alias('rm')
-    .description('delete an image no deployed machine runs')
+    .description('delete an image no deployed machine runs and no running deploy uses')
     .argument('<image>', 'name or id')
     .action(async (key: string) => {
       await ctx.client().request('DELETE', `/api/v1/images/${encodeURIComponent(key)}`);

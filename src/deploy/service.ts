@@ -193,6 +193,7 @@ export class DeployService {
       params: { ...params, request: req },
       alsoInTransaction: async (trx) => {
         if (!params.prepareError) {
+          if (params.image && params.imageSha256) await this.d.images.hold(trx, params.image, params.imageSha256);
           // A machine that gave its profile's quota back when a deploy failed takes it again (or is refused).
           await takeQuotaForDeploy(trx, m, at);
           for (const a of artifacts) await putArtifact(trx, runId, { ...a, now: at });

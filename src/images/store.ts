@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import type { Store } from '../store/database.js';
+import type { Db, Store } from '../store/database.js';
 import { fromJson, toJson, uniqueViolation } from '../store/database.js';
 import type { ImagesTable } from '../store/schema.js';
 import type { Clock } from '../core/clock.js';
@@ -34,6 +34,8 @@ export interface Image {
   firmware: ('bios' | 'uefi')[] | null;
   manifest: Record<string, unknown> | null;
   createdAt: string;
+  /** Where the bytes are, relative to the store directory; internal, the API schema leaves it out. */
+  file: string;
 }
 
 const toImage = (r: ImagesTable): Image => ({
@@ -46,6 +48,7 @@ const toImage = (r: ImagesTable): Image => ({
   firmware: fromJson(r.firmware, null),
   manifest: fromJson(r.manifest, null),
   createdAt: r.created_at,
+  file: r.file,
 });
 
 export const IMAGE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$';
@@ -72,6 +75,72 @@ async function sha256File(path: string): Promise<string> {
 }
 
 const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]);
+
+/**
+ * Bytes live under per-version names, `_store/<id>`, referenced from the image's row: two
+ * images never share a file whatever their names and kinds, and replacing or racing an upload
+ * never touches bytes another row points to. (Image names start with a letter or digit, so
+ * `_store` cannot be one; rows written before this layout keep their old `file`.)
+ */
+const VERSIONS = '_store';
+/** Uploads are written to a temp file beside their final place, then renamed. */
+const TEMP_PREFIX = '.upload-';
+/**
+ * An unreferenced version file this old is a crash's leftover, not an upload between its
+ * rename and its commit (a few milliseconds, the file touched just before the rename), so
+ * another controller sharing the directory never loses an image being committed.
+ */
+const ORPHAN_AGE_MS = 60 * 60 * 1000;
+
+/** States in which a machine's current run may still fetch what it deploys. */
+const DEPLOYING = ['deploying', 'deploy-wait'] as const;
+
+/** Flushes a file, or a directory's entries, to disk. */
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Machines whose running deploy uses the image: a disk image named by the run, or a store
+ * file (kernel, initrd, ISO) its rendered installer artifacts point at (`/boot/files/NAME`).
+ * Deleting or replacing those bytes would fail the deploy mid-download.
+ */
+export async function machinesDeploying(db: Db, name: string): Promise<string[]> {
+  const runs = await db
+    .selectFrom('machines')
+    .innerJoin('runs', 'runs.id', 'machines.current_run_id')
+    .select(['machines.name as machine', 'runs.id as runId', 'runs.params as params'])
+    .where('machines.state', 'in', [...DEPLOYING])
+    .where('runs.kind', '=', 'deploy')
+    .orderBy('machines.name')
+    .execute();
+  const users = new Set<string>();
+  const native: typeof runs = [];
+  for (const r of runs) {
+    const p = fromJson<{ method?: string; image?: string | null }>(r.params, {});
+    if (p.image === name) users.add(r.machine);
+    else if (p.method && p.method !== 'image') native.push(r);
+  }
+  if (native.length) {
+    const ref = new RegExp(`/boot/files/${name.replace(/[.]/g, '\\.')}(?![A-Za-z0-9._-])`);
+    const byRun = new Map(native.map((r) => [r.runId, r.machine]));
+    const artifacts = await db.selectFrom('run_artifacts').select(['run_id', 'body']).where('run_id', 'in', [...byRun.keys()]).execute();
+    for (const a of artifacts) if (ref.test(a.body)) users.add(byRun.get(a.run_id)!);
+  }
+  return [...users].sort();
+}
+
+function inUse(image: string, machines: string[], doing: string): PlinthError {
+  const shown = machines.slice(0, 10);
+  return new PlinthError('conflict', `image ${image} is in use by ${shown.join(', ')}${machines.length > shown.length ? ', …' : ''}; ${doing}`, {
+    details: { image, machines },
+  });
+}
 
 export class ImageStore {
   readonly dir: string;
@@ -104,29 +173,80 @@ export class ImageStore {
 
   /** Where an image's bytes are (raw for disk images). */
   path(image: Image): string {
-    return join(this.dir, image.kind === 'disk' ? imageFileName(image.name) : image.name);
+    return join(this.dir, image.file);
   }
 
-  private async insert(row: ImagesTable): Promise<Image> {
+  /**
+   * Moves finished bytes to a fresh version name, durably: the data is flushed before the
+   * rename, the directory after it, so a crash leaves the file whole or absent. Touched first
+   * so that start-up cleanup never takes it for an old orphan while its row is committed.
+   */
+  private keep(tmp: string): string {
+    const file = `${VERSIONS}/${newId()}`;
+    fsyncPath(tmp);
+    const now = new Date();
+    utimesSync(tmp, now, now);
+    renameSync(tmp, join(this.dir, file));
+    fsyncPath(join(this.dir, VERSIONS));
+    return file;
+  }
+
+  /** Removes a version file after its row is gone, unless a row (an old one) still names it. */
+  private async forget(file: string): Promise<void> {
+    const still = await this.store.db.selectFrom('images').select('id').where('file', '=', file).executeTakeFirst();
+    if (!still) rmSync(join(this.dir, file), { force: true });
+  }
+
+  /**
+   * Commits a kept file as `row`: inserts it, or with `replace` points the existing image of
+   * that name at it, refused while a deploy fetches the old bytes. The file a row stops naming
+   * is removed only after the commit. On failure the caller still owns the new file.
+   */
+  private async commit(row: ImagesTable, replace: boolean): Promise<Image> {
+    let old: ImagesTable | undefined;
     try {
-      await this.store.db.insertInto('images').values(row).execute();
+      await this.store.transaction(async (trx) => {
+        old = replace ? await this.store.forUpdate(trx.selectFrom('images').selectAll().where('name', '=', row.name)).executeTakeFirst() : undefined;
+        if (old) {
+          const users = await machinesDeploying(trx, old.name);
+          if (users.length) throw inUse(old.name, users, 'replace it when their deploys end');
+          await trx.deleteFrom('images').where('id', '=', old.id).execute();
+          row = { ...row, id: old.id };
+        }
+        await trx.insertInto('images').values(row).execute();
+      });
     } catch (e) {
       if (uniqueViolation(e)) throw duplicate('name', row.name);
       throw e;
     }
+    if (old && old.file !== row.file) await this.forget(old.file);
     return toImage(row);
+  }
+
+  /**
+   * In a deploy's own transaction: the image it was prepared from is still stored with those
+   * bytes, and its row stays locked until the deploy is recorded, so a delete or replace either
+   * sees the deploy (and is refused) or happened first (and the deploy is refused).
+   */
+  async hold(trx: Db, name: string, sha256: string): Promise<void> {
+    const row = await this.store.forUpdate(trx.selectFrom('images').select('sha256').where('name', '=', name)).executeTakeFirst();
+    if (row?.sha256 !== sha256) {
+      throw new PlinthError('conflict', `image ${name} was deleted or replaced while this deploy was prepared; deploy again`, { details: { image: name } });
+    }
   }
 
   /**
    * Stores an upload. `expectedSha256` (what the client computed of the bytes it sent) is
    * checked before anything is kept; qcow2 disk images are converted to raw, the form the
-   * agent writes, and the raw image's checksum is what deploys verify.
+   * agent writes, and the raw image's checksum is what deploys verify. The bytes go to a temp
+   * file of their own and then to a version file of their own: a concurrent upload of the same
+   * name loses on the name's unique index and removes only what it wrote.
    */
   async upload(o: { name: string; kind: ImageKind; body: Readable; expectedSha256?: string; format?: 'raw' | 'qcow2' }): Promise<Image> {
     if (!NAME.test(o.name)) throw validation('name', `'${o.name}' must be letters, digits, '.', '_' or '-' (at most 100)`);
     if (await this.find(o.name)) throw duplicate('name', o.name);
-    mkdirSync(this.dir, { recursive: true });
-    const tmp = join(this.dir, `.upload-${newId()}`);
+    mkdirSync(join(this.dir, VERSIONS), { recursive: true });
+    const tmp = join(this.dir, VERSIONS, `${TEMP_PREFIX}${newId()}`);
     const h = hasher();
     try {
       await pipeline(o.body, h.stream, createWriteStream(tmp));
@@ -161,23 +281,16 @@ export class ImageStore {
         rmSync(tmp, { force: true });
         sha256 = await sha256File(finalTmp);
       }
-      const row: ImagesTable = {
-        id: newId(),
-        name: o.name,
-        kind: o.kind,
-        file: o.kind === 'disk' ? imageFileName(o.name) : o.name,
-        source_format: sourceFormat,
-        size_bytes: statSync(finalTmp).size,
-        sha256,
-        firmware: null,
-        manifest: null,
-        created_at: iso(this.clock.now()),
-      };
-      renameSync(finalTmp, join(this.dir, row.file));
+      const size = statSync(finalTmp).size;
+      const file = this.keep(finalTmp);
       try {
-        return await this.insert(row);
+        return await this.commit(
+          { id: newId(), name: o.name, kind: o.kind, file, source_format: sourceFormat, size_bytes: size, sha256, firmware: null, manifest: null, created_at: iso(this.clock.now()) },
+          false,
+        );
       } catch (e) {
-        rmSync(join(this.dir, row.file), { force: true });
+        // The loser of a race on the name removes its own version file, nothing else.
+        rmSync(join(this.dir, file), { force: true });
         throw e;
       }
     } finally {
@@ -186,7 +299,11 @@ export class ImageStore {
     }
   }
 
-  /** Registers an image `plinth image build` left in the store directory (NAME.raw, .sha256, .manifest.json). */
+  /**
+   * Registers an image `plinth image build` left in the store directory (NAME.raw, .sha256,
+   * .manifest.json), moving its bytes to a version file; an image of that name is replaced
+   * (refused while a deploy uses it).
+   */
   async adopt(name: string): Promise<Image> {
     if (!NAME.test(name)) throw validation('name', `'${name}' is not an image name`);
     const raw = join(this.dir, imageFileName(name));
@@ -198,43 +315,94 @@ export class ImageStore {
     const recorded = readFileSync(join(this.dir, checksumFileName(name)), 'utf8').split(/\s+/)[0]!;
     const actual = await sha256File(raw);
     if (actual !== recorded) throw new PlinthError('validation', `image ${name} does not match its recorded checksum (${actual} ≠ ${recorded})`, { status: 422 });
-    const existing = await this.find(name);
-    if (existing) await this.store.db.deleteFrom('images').where('id', '=', existing.id).execute();
-    return this.insert({
-      id: existing?.id ?? newId(),
-      name,
-      kind: 'disk',
-      file: imageFileName(name),
-      source_format: 'raw',
-      size_bytes: statSync(raw).size,
-      sha256: actual,
-      firmware: toJson(manifest.firmware ?? null),
-      manifest: JSON.stringify(manifest),
-      created_at: iso(this.clock.now()),
-    });
+    // Refuse early, before moving the build's output, when a deploy uses the image (commit checks again).
+    const users = await machinesDeploying(this.store.db, name);
+    if (users.length) throw inUse(name, users, 'adopt the new build when their deploys end');
+    // Before version files, a disk image's row named the build's output itself.
+    const other = await this.store.db.selectFrom('images').select('name').where('file', '=', imageFileName(name)).where('name', '!=', name).executeTakeFirst();
+    if (other) throw new PlinthError('conflict', `${imageFileName(name)} holds the bytes of image ${other.name}; delete that image first`, { details: { image: other.name } });
+    mkdirSync(join(this.dir, VERSIONS), { recursive: true });
+    const file = this.keep(raw);
+    let image: Image;
+    try {
+      image = await this.commit(
+        {
+          id: newId(),
+          name,
+          kind: 'disk',
+          file,
+          source_format: 'raw',
+          size_bytes: statSync(join(this.dir, file)).size,
+          sha256: actual,
+          firmware: toJson(manifest.firmware ?? null),
+          manifest: JSON.stringify(manifest),
+          created_at: iso(this.clock.now()),
+        },
+        true,
+      );
+    } catch (e) {
+      // Refused: the build's output goes back where the builder left it.
+      renameSync(join(this.dir, file), raw);
+      throw e;
+    }
+    // The row holds the checksum and the manifest now; adopting again needs a new build.
+    for (const f of [checksumFileName(name), manifestFileName(name)]) rmSync(join(this.dir, f), { force: true });
+    return image;
   }
 
-  /** Deletes an image no deployed machine runs. */
+  /** Deletes an image no deployed machine runs and no running deploy uses. */
   async delete(key: string): Promise<Image> {
     const image = await this.get(key);
-    const users = await this.store.db
-      .selectFrom('machines')
-      .select('name')
-      .where('deployed_image', '=', image.name)
-      .where('state', 'in', ['deployed', 'deploying', 'deploy-wait'])
-      .limit(5)
-      .execute();
-    if (users.length) {
-      throw new PlinthError('conflict', `image ${image.name} is deployed on ${users.map((u) => u.name).join(', ')}${users.length === 5 ? ', …' : ''}; release them first`, {
-        details: { image: image.name, machines: users.map((u) => u.name) },
-      });
-    }
-    await this.store.db.deleteFrom('images').where('id', '=', image.id).execute();
-    rmSync(this.path(image), { force: true });
-    if (image.kind === 'disk') {
+    await this.store.transaction(async (trx) => {
+      const row = await this.store.forUpdate(trx.selectFrom('images').select('id').where('id', '=', image.id)).executeTakeFirst();
+      if (!row) throw new PlinthError('not_found', `image '${key}' not found`, { details: { image: key } });
+      const deploying = await machinesDeploying(trx, image.name);
+      if (deploying.length) throw inUse(image.name, deploying, 'delete it when their deploys end');
+      const deployed = await trx
+        .selectFrom('machines')
+        .select('name')
+        .where('deployed_image', '=', image.name)
+        .where('state', 'in', ['deployed', ...DEPLOYING])
+        .orderBy('name')
+        .limit(11)
+        .execute();
+      if (deployed.length) throw inUse(image.name, deployed.map((u) => u.name), 'release them first');
+      await trx.deleteFrom('images').where('id', '=', image.id).execute();
+    });
+    await this.forget(image.file);
+    if (image.kind === 'disk' && image.file === imageFileName(image.name)) {
+      // A row from before version files: its build's checksum and manifest lie beside it.
       rmSync(join(this.dir, checksumFileName(image.name)), { force: true });
       rmSync(join(this.dir, manifestFileName(image.name)), { force: true });
     }
     return image;
+  }
+
+  /**
+   * At start: removes what a crash left behind, the temp files of interrupted uploads
+   * (beside the version files, and where older versions wrote them) and version files no row
+   * names that are older than ORPHAN_AGE_MS. Returns the names removed.
+   */
+  async removeLeftovers(now = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    const versions = join(this.dir, VERSIONS);
+    for (const dir of [this.dir, versions]) {
+      if (!existsSync(dir)) continue;
+      for (const f of readdirSync(dir)) {
+        if (!f.startsWith(TEMP_PREFIX)) continue;
+        rmSync(join(dir, f), { force: true });
+        removed.push(relative(this.dir, join(dir, f)));
+      }
+    }
+    if (existsSync(versions)) {
+      const named = new Set((await this.store.db.selectFrom('images').select('file').execute()).map((r) => r.file));
+      for (const f of readdirSync(versions)) {
+        const file = `${VERSIONS}/${f}`;
+        if (named.has(file) || now - statSync(join(versions, f)).mtimeMs < ORPHAN_AGE_MS) continue;
+        rmSync(join(versions, f), { force: true });
+        removed.push(file);
+      }
+    }
+    return removed;
   }
 }

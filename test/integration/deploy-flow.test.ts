@@ -218,6 +218,7 @@ describe.each(backends)('deployment on $name', (backend) => {
     const callback = /artifacts\/(plcb_[A-Za-z0-9_-]+)\//.exec(preseedUrl)![1]!;
     expect((await inject('POST', '/agent/v1/installed', { token: callback, body: { event: 'installed', source: 'preseed' } })).statusCode).toBe(200);
     expect((await machine('native-1')).state).toBe('deployed');
-    expect(existsSync(join(t.config.dataDir, 'images', 'tiny.raw'))).toBe(true);
+    const images = t.controller.services.images;
+    expect(existsSync(images.path(await images.get('tiny')))).toBe(true);
   });
 });

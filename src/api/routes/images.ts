@@ -86,7 +86,7 @@ export async function imageRoutes(app: FastifyInstance, s: AppServices): Promise
 
   app.delete(
     '/api/v1/images/:image',
-    { schema: { tags: ['images'], summary: 'Delete an image no deployed machine runs', params: Params, response: { 204: Type.Null(), ...errors } } },
+    { schema: { tags: ['images'], summary: 'Delete an image no deployed machine runs and no running deploy uses (409 names the machines)', params: Params, response: { 204: Type.Null(), ...errors } } },
     async (req, reply) => {
       const image = await s.images.delete((req.params as { image: string }).image);
       req.log.info({ image: image.name, by: req.principal?.name }, 'image deleted');
