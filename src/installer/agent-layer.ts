@@ -1,10 +1,11 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PlinthError } from '../core/errors.js';
 import { layerFileName, packCpio } from './cpio-archive.js';
-import { sha256File } from './digest.js';
+import { publishEntry, verifiedEntry } from '../build/cache.js';
+import { sha256File } from '../build/digest.js';
+import { makeScratchDir, removeScratchDir } from '../build/scratch.js';
 import { AGENT_PATH } from './init-script.js';
-import { makeScratchDir, removeScratchDir } from './scratch-dirs.js';
 import type { AgentLayerRecord } from './manifest.js';
 
 const AGENT_LAYER_RECORD = 'layer.json';
@@ -47,27 +48,17 @@ export async function buildAgentLayer(ctx: {
       buildMs: Date.now() - started,
       inputs: ctx.inputs,
     };
-    writeFileSync(join(out, AGENT_LAYER_RECORD), `${JSON.stringify(record, null, 2)}\n`);
     const final = join(ctx.cacheDir, 'agent', ctx.key);
-    mkdirSync(dirname(final), { recursive: true });
-    await removeScratchDir(final);
-    renameSync(out, final);
+    await publishEntry(out, final, AGENT_LAYER_RECORD, record);
     return { dir: final, record };
   } finally {
     await removeScratchDir(work);
   }
 }
 
+/** Reads a cached agent layer; null unless its file is there and intact. */
 export async function cachedAgentLayer(cacheDir: string, key: string): Promise<{ dir: string; record: AgentLayerRecord } | null> {
   const dir = join(cacheDir, 'agent', key);
-  const recordPath = join(dir, AGENT_LAYER_RECORD);
-  if (!existsSync(recordPath)) return null;
-  try {
-    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as AgentLayerRecord;
-    const path = join(dir, record.file);
-    if (!existsSync(path) || statSync(path).size !== record.bytes || (await sha256File(path)) !== record.sha256) return null;
-    return { dir, record };
-  } catch {
-    return null;
-  }
+  const record = await verifiedEntry<AgentLayerRecord>(dir, AGENT_LAYER_RECORD, (r) => [r]);
+  return record ? { dir, record } : null;
 }

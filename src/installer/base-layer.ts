@@ -6,13 +6,15 @@ import { createHash } from 'node:crypto';
 import { PlinthError } from '../core/errors.js';
 import { dependencyNames, findPackage, installedPackages } from './debian-index.js';
 import { layerFileName, packCpio } from './cpio-archive.js';
-import { sha256File } from './digest.js';
-import { findOnPath } from './host-tools.js';
+import { publishEntry, verifiedEntry } from '../build/cache.js';
+import { sha256File } from '../build/digest.js';
+import { findProgram } from '../build/host-tools.js';
+import { runTool, throwIfAborted } from '../build/process.js';
+import { makeScratchDir, removeScratchDir } from '../build/scratch.js';
 import { installerRootFiles, NODE_PATH } from './init-script.js';
 import { parseModulesDep, selectModules } from './kernel-modules.js';
 import { formatSeconds, formatSize } from './log-format.js';
-import { runCommand } from './run-command.js';
-import { makeScratchDir, removeScratchDir } from './scratch-dirs.js';
+import { installerTool } from './tools.js';
 import type { BaseLayerInputs, BaseLayerRecord, KernelRecord } from './manifest.js';
 
 export const BASE_LAYER_RECORD = 'layer.json';
@@ -40,11 +42,11 @@ export async function buildBaseLayer(ctx: BuildContext): Promise<{ dir: string; 
   try {
     const root = join(work, 'root');
     await debootstrap(ctx, root);
-    throwIfAborted(ctx.signal);
+    throwIfAborted(ctx.signal, 'installer build');
 
     const packages = installedPackages(readFileSync(join(root, 'var/lib/dpkg/status'), 'utf8'));
     const kernel = await installKernel(ctx, root, work);
-    throwIfAborted(ctx.signal);
+    throwIfAborted(ctx.signal, 'installer build');
 
     const pruned = pruneRoot(root, ctx.inputs.prunedPackages, ctx.inputs.prunedPaths);
     ctx.log(`pruned ${pruned.packages.length} packages' files (${pruned.packages.join(', ') || 'none'}) and ${pruned.paths.length} paths`);
@@ -84,12 +86,8 @@ export async function buildBaseLayer(ctx: BuildContext): Promise<{ dir: string; 
       nodeVersion,
       pruned,
     };
-    writeFileSync(join(out, BASE_LAYER_RECORD), `${JSON.stringify(record, null, 2)}\n`);
-
     const final = join(ctx.cacheDir, 'base', ctx.key);
-    mkdirSync(dirname(final), { recursive: true });
-    await removeScratchDir(final);
-    renameSync(out, final);
+    await publishEntry(out, final, BASE_LAYER_RECORD, record);
     return { dir: final, record };
   } finally {
     await removeScratchDir(work);
@@ -99,19 +97,8 @@ export async function buildBaseLayer(ctx: BuildContext): Promise<{ dir: string; 
 /** Reads a cached base layer; null unless its files are all there and intact. */
 export async function cachedBaseLayer(cacheDir: string, key: string): Promise<{ dir: string; record: BaseLayerRecord } | null> {
   const dir = join(cacheDir, 'base', key);
-  const recordPath = join(dir, BASE_LAYER_RECORD);
-  if (!existsSync(recordPath)) return null;
-  try {
-    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as BaseLayerRecord;
-    for (const artifact of [record, record.kernel]) {
-      const path = join(dir, artifact.file);
-      if (!existsSync(path) || statSync(path).size !== artifact.bytes) return null;
-      if ((await sha256File(path)) !== artifact.sha256) return null;
-    }
-    return { dir, record };
-  } catch {
-    return null;
-  }
+  const record = await verifiedEntry<BaseLayerRecord>(dir, BASE_LAYER_RECORD, (r) => [r, r.kernel]);
+  return record ? { dir, record } : null;
 }
 
 async function debootstrap(ctx: BuildContext, root: string): Promise<void> {
@@ -121,7 +108,7 @@ async function debootstrap(ctx: BuildContext, root: string): Promise<void> {
   const started = Date.now();
   let retrieved = 0;
   try {
-    await runCommand(
+    await runTool(
       'debootstrap',
       [
         '--variant=minbase',
@@ -134,14 +121,14 @@ async function debootstrap(ctx: BuildContext, root: string): Promise<void> {
         mirror,
       ],
       {
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...installerTool(ctx.signal),
         tailLines: 60,
         onLine: (line) => {
           // One line per package and step is noise in a build log; keep the stages.
           // "I: Retrieving <package> <version>"; the index files have no version.
           if (/^I: Retrieving \S+ \S+$/.test(line)) retrieved++;
           if (/^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) /.test(line)) return;
-          if (line.trim()) ctx.log(`debootstrap: ${line}`);
+          ctx.log(`debootstrap: ${line}`);
         },
       },
     );
@@ -184,7 +171,7 @@ async function installKernel(ctx: BuildContext, root: string, work: string): Pro
   }
 
   const extracted = join(work, 'kernel');
-  await runCommand('dpkg-deb', ['-x', debPath, extracted], ctx.signal ? { signal: ctx.signal } : {});
+  await runTool('dpkg-deb', ['-x', debPath, extracted], installerTool(ctx.signal));
   const releases = readdirSync(join(extracted, 'lib/modules'));
   const release = releases[0];
   if (!release || releases.length !== 1) throw new PlinthError('internal', `${imageName}: expected one module tree, found ${releases.join(', ') || 'none'}`);
@@ -193,7 +180,7 @@ async function installKernel(ctx: BuildContext, root: string, work: string): Pro
   // NOTE: Debian's image package has no modules.dep (its postinst runs depmod), so compute
   // it for the whole tree to find the dependencies of the modules kept.
   const fullTree = join(extracted, 'lib/modules', release);
-  await runCommand('depmod', ['-b', extracted, release], ctx.signal ? { signal: ctx.signal } : {});
+  await runTool('depmod', ['-b', extracted, release], installerTool(ctx.signal));
   const { modules, unmatchedRules } = selectModules(parseModulesDep(readFileSync(join(fullTree, 'modules.dep'), 'utf8')), ctx.inputs.moduleRules);
   if (unmatchedRules.length > 0) ctx.log(`kernel module rules that matched nothing in ${release}: ${unmatchedRules.join(', ')}`);
 
@@ -208,7 +195,7 @@ async function installKernel(ctx: BuildContext, root: string, work: string): Pro
   for (const file of ['modules.order', 'modules.builtin', 'modules.builtin.modinfo']) {
     if (existsSync(join(fullTree, file))) copyFileSync(join(fullTree, file), join(tree, file));
   }
-  await runCommand('depmod', ['-b', root, release], ctx.signal ? { signal: ctx.signal } : {});
+  await runTool('depmod', ['-b', root, release], installerTool(ctx.signal));
   ctx.log(`kernel ${release}: kept ${modules.length} modules (${formatSize(moduleBytes)})`);
 
   const kernelPath = join(work, KERNEL_FILE);
@@ -295,16 +282,16 @@ async function installNode(ctx: BuildContext, root: string): Promise<string> {
   mkdirSync(dirname(target), { recursive: true });
   copyFileSync(source, target);
   chmodSync(target, 0o755);
-  const strip = findOnPath('strip');
+  const strip = findProgram('strip');
   if (strip) {
     const before = statSync(target).size;
-    await runCommand(strip, ['--strip-all', target], ctx.signal ? { signal: ctx.signal } : {});
+    await runTool(strip, ['--strip-all', target], installerTool(ctx.signal));
     ctx.log(`node: stripped ${formatSize(before)} -> ${formatSize(statSync(target).size)}`);
   } else {
     ctx.log('node: binutils is not installed, copying the binary unstripped');
   }
 
-  const { stdout } = await runCommand('ldd', [source]);
+  const { stdout } = await runTool('ldd', [source], { ...installerTool(ctx.signal), stdout: 'capture' });
   for (const line of stdout.split('\n')) {
     // "libstdc++.so.6 => /lib/x86_64-linux-gnu/libstdc++.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
     const path = /=>\s*(\/\S+)/.exec(line)?.[1] ?? /^\s*(\/\S+)\s+\(/.exec(line)?.[1];
@@ -315,7 +302,7 @@ async function installNode(ctx: BuildContext, root: string): Promise<string> {
   }
 
   try {
-    const { stdout: version } = await runCommand('chroot', [root, NODE_PATH, '-p', 'process.version']);
+    const { stdout: version } = await runTool('chroot', [root, NODE_PATH, '-p', 'process.version'], { ...installerTool(ctx.signal), stdout: 'capture' });
     ctx.log(`node ${version.trim()} runs in the installer root`);
     return version.trim();
   } catch (e) {
@@ -332,10 +319,6 @@ async function ensureDeviceNodes(root: string): Promise<void> {
   ] as const) {
     const path = join(root, 'dev', name);
     if (existsSync(path)) continue;
-    await runCommand('mknod', ['-m', mode, path, 'c', String(major), String(minor)]);
+    await runTool('mknod', ['-m', mode, path, 'c', String(major), String(minor)], installerTool());
   }
-}
-
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new PlinthError('internal', 'installer build aborted');
 }

@@ -1,15 +1,17 @@
-import { createReadStream, createWriteStream, existsSync, copyFileSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, copyFileSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { PlinthError } from '../core/errors.js';
+import { supersededEntries } from '../build/cache.js';
+import { cacheKey, sha256File, sha256Text } from '../build/digest.js';
+import { ensureHostTools } from '../build/host-tools.js';
+import { acquireBuildLock } from '../build/lock.js';
+import { makeScratchDir, removeScratchDir } from '../build/scratch.js';
 import { buildAgentLayer, cachedAgentLayer } from './agent-layer.js';
 import { buildBaseLayer, cachedBaseLayer } from './base-layer.js';
 import { formatSeconds, formatSize } from './log-format.js';
-import { acquireBuildLock } from './build-lock.js';
 import { DEFAULT_MIRROR, DEFAULT_SUITE, INSTALLER_PACKAGES, PRUNED_PACKAGES, PRUNED_PATHS } from './contents.js';
 import { hostToolsForCompression, type InstallerCompression } from './cpio-archive.js';
-import { cacheKey, sha256File, sha256Text } from './digest.js';
-import { ensureHostTools, type HostTool } from './host-tools.js';
 import { installerRootFiles } from './init-script.js';
 import { INSTALLER_MODULE_RULES } from './kernel-modules.js';
 import {
@@ -22,7 +24,7 @@ import {
   type BaseLayerRecord,
   type InstallerManifest,
 } from './manifest.js';
-import { makeScratchDir, removeScratchDir } from './scratch-dirs.js';
+import { HOST_TOOLS } from './tools.js';
 
 /**
  * Bumped whenever the way layers are built changes, so that caches built by an older
@@ -72,17 +74,6 @@ export interface BuildInstallerResult {
   manifest: InstallerManifest;
 }
 
-/** Host programs the build runs, with the Debian package to install when one is missing. */
-const HOST_TOOLS: HostTool[] = [
-  { command: 'debootstrap', debianPackage: 'debootstrap' },
-  { command: 'dpkg-deb', debianPackage: 'dpkg' },
-  { command: 'depmod', debianPackage: 'kmod' },
-  { command: 'ldd', debianPackage: 'libc-bin' },
-  { command: 'chroot', debianPackage: 'coreutils' },
-  { command: 'mknod', debianPackage: 'coreutils' },
-  { command: 'umount', debianPackage: 'mount' },
-];
-
 /** How many superseded layers the cache keeps (besides the ones in use). */
 const KEEP_OLD_BASE_LAYERS = 1;
 const KEEP_OLD_AGENT_LAYERS = 3;
@@ -112,11 +103,7 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
   if (!existsSync(agentBundle) || !statSync(agentBundle).isFile()) {
     throw new PlinthError('validation', `agent bundle ${agentBundle} does not exist`);
   }
-  await ensureHostTools([...HOST_TOOLS, ...hostToolsForCompression(compression)], {
-    isRoot,
-    log,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  await ensureHostTools([...HOST_TOOLS, ...hostToolsForCompression(compression)], { log, signal: options.signal });
   if (!isRoot) {
     throw new PlinthError('forbidden', 'building the installer needs root (debootstrap, chroot and mknod)');
   }
@@ -124,7 +111,7 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
   const cacheDir = installerCacheDir(dataDir);
   const outDir = installerDir(dataDir);
   mkdirSync(cacheDir, { recursive: true });
-  const releaseLock = acquireBuildLock(join(cacheDir, 'build.lock'));
+  const releaseLock = acquireBuildLock(join(cacheDir, 'build.lock'), 'installer build');
   try {
     const baseInputs: BaseLayerInputs = {
       builderVersion: BUILDER_VERSION,
@@ -324,11 +311,5 @@ async function concatenate(parts: string[], output: string): Promise<{ bytes: nu
 /** Drops superseded layers, newest kept first; the layer in use is never removed. */
 async function pruneCache(cacheDir: string, kind: 'base' | 'agent', inUse: string, keep: number): Promise<void> {
   const dir = join(cacheDir, kind);
-  if (!existsSync(dir)) return;
-  const old = readdirSync(dir)
-    .filter((key) => key !== inUse)
-    .map((key) => ({ key, mtime: statSync(join(dir, key)).mtimeMs }))
-    .sort((a, b) => b.mtime - a.mtime)
-    .slice(keep);
-  for (const { key } of old) await removeScratchDir(join(dir, key));
+  for (const key of supersededEntries(dir, keep, { inUse })) await removeScratchDir(join(dir, key));
 }

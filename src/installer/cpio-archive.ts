@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, fstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { PlinthError } from '../core/errors.js';
-import { toolEnv } from './run-command.js';
-import type { HostTool } from './host-tools.js';
+import type { HostTool } from '../build/host-tools.js';
+import { startTool } from '../build/process.js';
+import { installerTool } from './tools.js';
 
 /**
  * initramfs layers are newc cpio archives, each compressed on its own: the kernel unpacks
@@ -35,13 +34,13 @@ export function compressorFor(compression: InstallerCompression): Compressor | n
       // NOTE: levels above 19 (--ultra) use windows of up to 128 MB, more than the
       // kernel's initramfs decompressor is guaranteed to handle; stay at 19 or below.
       if (level > 19) throw new PlinthError('validation', 'zstd levels above 19 are not safe for an initramfs');
-      return { command: 'zstd', args: ['-q', `-${level}`, '-T0', '-c'], extension: 'zst', tool: { command: 'zstd', debianPackage: 'zstd' } };
+      return { command: 'zstd', args: ['-q', `-${level}`, '-T0', '-c'], extension: 'zst', tool: { need: 'zstd', debianPackage: 'zstd' } };
     case 'gzip':
-      return { command: 'gzip', args: [`-${level}`, '-n', '-c'], extension: 'gz', tool: { command: 'gzip', debianPackage: 'gzip' } };
+      return { command: 'gzip', args: [`-${level}`, '-n', '-c'], extension: 'gz', tool: { need: 'gzip', debianPackage: 'gzip' } };
     case 'xz':
       // NOTE: the kernel's xz decoder only verifies CRC32 (xz defaults to CRC64), and one
       // thread keeps the stream to a single block.
-      return { command: 'xz', args: [`-${level}`, '--check=crc32', '-T1', '-c'], extension: 'xz', tool: { command: 'xz', debianPackage: 'xz-utils' } };
+      return { command: 'xz', args: [`-${level}`, '--check=crc32', '-T1', '-c'], extension: 'xz', tool: { need: 'xz', debianPackage: 'xz-utils' } };
     default:
       throw new PlinthError('validation', `unknown initramfs compression '${compression}'`);
   }
@@ -49,7 +48,7 @@ export function compressorFor(compression: InstallerCompression): Compressor | n
 
 export function hostToolsForCompression(compression: InstallerCompression): HostTool[] {
   const compressor = compressorFor(compression);
-  return [{ command: 'cpio', debianPackage: 'cpio' }, ...(compressor ? [compressor.tool] : [])];
+  return [{ need: 'cpio', debianPackage: 'cpio' }, ...(compressor ? [compressor.tool] : [])];
 }
 
 export function layerFileName(name: string, compression: InstallerCompression): string {
@@ -88,56 +87,34 @@ export async function packCpio(
 ): Promise<{ uncompressedBytes: number }> {
   const compressor = compressorFor(compression);
   const out = openSync(outputPath, 'w', 0o644);
-  const children: ChildProcess[] = [];
-  const onAbort = () => children.forEach((c) => c.kill('SIGTERM'));
-  signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const cpio = spawn('cpio', ['--null', '--create', '--format=newc', '--reproducible', '--quiet'], {
-      cwd: root,
-      env: toolEnv(),
-      stdio: ['pipe', compressor ? 'pipe' : out, 'pipe'],
-    });
-    children.push(cpio);
-    const exits: Promise<void>[] = [exitOf(cpio, 'cpio')];
-    let uncompressedBytes = 0;
-    const piping: Promise<void>[] = [];
-    if (compressor) {
-      const compress = spawn(compressor.command, compressor.args, { env: toolEnv(), stdio: ['pipe', out, 'pipe'] });
-      children.push(compress);
-      exits.push(exitOf(compress, compressor.command));
-      const counter = new Transform({
-        transform(chunk: Buffer, _encoding, done) {
-          uncompressedBytes += chunk.length;
-          done(null, chunk);
-        },
-      });
-      piping.push(pipeline(cpio.stdout!, counter, compress.stdin!));
-    }
     const list = listTree(root).join('\0') + '\0';
-    piping.push(
-      new Promise<void>((resolve, reject) => {
-        cpio.stdin!.on('error', reject);
-        cpio.stdin!.end(list, () => resolve());
-      }),
-    );
-    await Promise.all([...exits, ...piping]);
-    if (signal?.aborted) throw new PlinthError('internal', 'installer build aborted while packing an initramfs layer');
-    if (!compressor) uncompressedBytes = fstatSync(out).size;
+    const cpio = startTool('cpio', ['--null', '--create', '--format=newc', '--reproducible', '--quiet'], {
+      ...installerTool(signal),
+      cwd: root,
+      input: list,
+      stdout: compressor ? 'pipe' : out,
+    });
+    if (!compressor) {
+      await cpio.result;
+      return { uncompressedBytes: fstatSync(out).size };
+    }
+    let uncompressedBytes = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        uncompressedBytes += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const compress = startTool(compressor.command, compressor.args, {
+      ...installerTool(signal),
+      input: cpio.stdout!.pipe(counter),
+      stdout: out,
+    });
+    // The compressor has read all the counter passed on once it exits.
+    await Promise.all([cpio.result, compress.result]);
     return { uncompressedBytes };
   } finally {
-    signal?.removeEventListener('abort', onAbort);
     closeSync(out);
   }
-}
-
-function exitOf(child: ChildProcess, name: string): Promise<void> {
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
-  return new Promise((resolve, reject) => {
-    child.on('error', (e) => reject(new PlinthError('internal', `${name}: ${e.message}`, { cause: e })));
-    child.on('close', (code, sig) => {
-      if (code === 0) resolve();
-      else reject(new PlinthError('internal', `${name} failed (${code === null ? `signal ${sig}` : `status ${code}`}): ${stderr.trim()}`));
-    });
-  });
 }

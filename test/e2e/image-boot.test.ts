@@ -15,8 +15,10 @@ import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFile
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, type BuiltImage } from '../../src/images/builder/index.js';
-import { ensureHostTools, SEED_HOST_REQUIREMENTS } from '../../src/images/builder/host-tools.js';
-import { outputOf, TOOL_OUTPUT_PREFIX } from '../../src/images/builder/process.js';
+import { ensureHostTools } from '../../src/build/host-tools.js';
+import { outputOf } from '../../src/build/process.js';
+import { SEED_HOST_REQUIREMENTS } from '../../src/images/builder/host-tools.js';
+import { TOOL_OUTPUT_PREFIX } from '../../src/images/builder/process.js';
 import { Vm, type VmSpec } from '../../src/lab/vm.js';
 import { makeNoCloudSeedDisk } from '../support/image-seed.js';
 import { freePort, generateSshKey, ssh, sshWhenReady, type SshKey, type SshTarget } from '../support/image-ssh.js';

@@ -12,12 +12,13 @@
  *
  * The age limit is what lets security updates in: an older snapshot is rebuilt.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { supersededEntries } from '../../build/cache.js';
+import { cacheKey } from '../../build/digest.js';
 import { APT_OPTIONS, openChroot, type BlockNode, type Chroot } from './chroot.js';
 import { DEBIAN_ARCHIVE_KEYRING } from './host-tools.js';
-import { unmount } from './host-state.js';
+import { unmount } from '../../build/scratch.js';
 import { ARCHITECTURE, DEBIAN_SUITE, type ResolvedBuildOptions } from './options.js';
 import { runProcess } from './process.js';
 import type { Teardown } from './teardown.js';
@@ -91,11 +92,8 @@ export function baseInputs(options: Pick<ResolvedBuildOptions, 'mirror' | 'secur
   };
 }
 
-/** The snapshot key: a hash of the inputs, in a fixed key order so that equal inputs hash equally. */
-export function baseKey(inputs: BaseInputs): string {
-  const canonical = JSON.stringify(inputs, Object.keys(inputs).sort());
-  return createHash('sha256').update(canonical).digest('hex').slice(0, 24);
-}
+/** The snapshot key: a hash of the inputs, equal for equal inputs whatever their key order. */
+export const baseKey = (inputs: BaseInputs): string => cacheKey(inputs);
 
 /** APT sources of the image, in the deb822 format Debian 12 uses. */
 export function aptSources(mirror: string, securityMirror: string | null): string {
@@ -216,11 +214,7 @@ function removePartialSnapshots(dir: string, log: (line: string) => void): void 
 
 /** Keeps the newest few snapshots: each is several hundred MB. */
 function pruneSnapshots(dir: string, log: (line: string) => void): void {
-  const snapshots = readdirSync(dir)
-    .filter((f) => f.endsWith('.tar.zst'))
-    .map((f) => ({ f, mtime: statSync(join(dir, f)).mtimeMs }))
-    .sort((a, b) => b.mtime - a.mtime);
-  for (const { f } of snapshots.slice(SNAPSHOTS_KEPT)) {
+  for (const f of supersededEntries(dir, SNAPSHOTS_KEPT, { select: (name) => name.endsWith('.tar.zst') })) {
     log(`removing old base system snapshot ${f}`);
     rmSync(join(dir, f), { force: true });
     rmSync(join(dir, f.replace(/\.tar\.zst$/, '.json')), { force: true });

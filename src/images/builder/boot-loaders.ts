@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { PlinthError } from '../../core/errors.js';
 import type { Chroot } from './chroot.js';
 import { copyIntoFat, PARTITIONS, type LoopDisk } from './disk.js';
-import { unmount } from './host-state.js';
+import { unmount } from '../../build/scratch.js';
 import { runProcess } from './process.js';
 import type { Teardown } from './teardown.js';
 

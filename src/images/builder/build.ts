@@ -5,9 +5,14 @@
  * chroot, mounts and loop device are taken down and the partial file is deleted.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PlinthError } from '../../core/errors.js';
+import { sha256File } from '../../build/digest.js';
+import { ensureHostTools } from '../../build/host-tools.js';
+import { acquireBuildLock, ownerRecord } from '../../build/lock.js';
+import { throwIfAborted } from '../../build/process.js';
+import { makeScratchDir, removeScratchDir, unmount, unmountAllUnder } from '../../build/scratch.js';
 import { cachePaths, installBaseSystem } from './base-system.js';
 import { installBootLoaders } from './boot-loaders.js';
 import type { BlockNode } from './chroot.js';
@@ -23,21 +28,9 @@ import {
   partitionDisk,
   PARTITIONS,
 } from './disk.js';
-import { BUILD_HOST_REQUIREMENTS, ensureHostTools } from './host-tools.js';
-import {
-  detachLoopDevice,
-  killProcessesUsing,
-  loopDevicesBackedBy,
-  OWNER_FILE,
-  ownerAlive,
-  ownerRecord,
-  removeWorkDir,
-  sweepAbandonedBuilds,
-  unmount,
-  unmountAllUnder,
-  WORK_DIR_PREFIX,
-} from './host-state.js';
-import { manifestJson, readImageContents, sha256OfFile } from './manifest.js';
+import { BUILD_HOST_REQUIREMENTS } from './host-tools.js';
+import { detachLoopDevice, killProcessesUsing, loopDevicesBackedBy, OWNER_FILE, sweepAbandonedBuilds, WORK_DIR_PREFIX } from './host-state.js';
+import { manifestJson, readImageContents } from './manifest.js';
 import {
   ARCHITECTURE,
   DEBIAN_RELEASE,
@@ -48,7 +41,7 @@ import {
   type Firmware,
   type ImageManifest,
 } from './options.js';
-import { runProcess, throwIfAborted } from './process.js';
+import { IMAGE_BUILD, runProcess, TOOL_OUTPUT_PREFIX } from './process.js';
 import { Teardown, type Held } from './teardown.js';
 
 /** Bump when the image layout or configuration changes in a way consumers may care about. */
@@ -72,26 +65,8 @@ const elapsed = (since: number): string => {
  */
 function lockCache(cacheDir: string, teardown: Teardown): Held {
   const path = join(cacheDir, 'build.lock');
-  for (let attempt = 0; ; attempt++) {
-    try {
-      writeFileSync(path, ownerRecord(), { flag: 'wx' });
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
-      const owner = readFileSync(path, 'utf8');
-      if (ownerAlive(owner)) {
-        throw new PlinthError('conflict', `another image build (process ${owner.split(/\s/)[0]}) is using the cache ${cacheDir}`);
-      }
-      rmSync(path, { force: true });
-    }
-  }
-  return teardown.hold(`unlock ${path}`, async () => {
-    try {
-      if (readFileSync(path, 'utf8') === ownerRecord()) rmSync(path, { force: true });
-    } catch {
-      // Already gone.
-    }
-  });
+  const release = acquireBuildLock(path, IMAGE_BUILD);
+  return teardown.hold(`unlock ${path}`, async () => release());
 }
 
 export async function buildImage(input: BuildImageOptions): Promise<BuiltImage> {
@@ -99,13 +74,13 @@ export async function buildImage(input: BuildImageOptions): Promise<BuiltImage> 
   const { log, signal, name, outputDir, cacheDir } = options;
   const started = Date.now();
   const step = (text: string) => {
-    throwIfAborted(signal);
+    throwIfAborted(signal, IMAGE_BUILD);
     log(`[${elapsed(started)}] ${text}`);
   };
   const ctx = { log, signal };
 
   step(`building image ${name} (Debian ${DEBIAN_RELEASE} ${DEBIAN_SUITE}, ${Number((options.sizeBytes / 2 ** 30).toFixed(2))} GiB) in ${outputDir}`);
-  await ensureHostTools(BUILD_HOST_REQUIREMENTS, ctx);
+  await ensureHostTools(BUILD_HOST_REQUIREMENTS, { ...ctx, onToolLine: (line) => log(TOOL_OUTPUT_PREFIX + line) });
   if (!isRoot()) throw new PlinthError('forbidden', 'building an image needs root: it uses loop devices, mount and chroot');
   mkdirSync(outputDir, { recursive: true });
   mkdirSync(cacheDir, { recursive: true });
@@ -115,7 +90,7 @@ export async function buildImage(input: BuildImageOptions): Promise<BuiltImage> 
   try {
     lockCache(cacheDir, teardown);
     await sweepAbandonedBuilds(outputDir, log);
-    workDir = mkdtempSync(join(outputDir, `${WORK_DIR_PREFIX}${name}-`));
+    workDir = makeScratchDir(outputDir, `${WORK_DIR_PREFIX}${name}`);
     writeFileSync(join(workDir, OWNER_FILE), ownerRecord());
     const rawPath = join(workDir, imageFileName(name));
 
@@ -177,7 +152,7 @@ export async function buildImage(input: BuildImageOptions): Promise<BuiltImage> 
     await digHoles(rawPath, ctx);
 
     step('computing the checksum');
-    const sha256 = await sha256OfFile(rawPath, signal);
+    const sha256 = await sha256File(rawPath, signal);
     const stat = statSync(rawPath);
     const manifest: ImageManifest = {
       manifestVersion: 1,
@@ -213,7 +188,7 @@ export async function buildImage(input: BuildImageOptions): Promise<BuiltImage> 
     const manifestPath = join(outputDir, manifestFileName(name));
     writeFileSync(join(workDir, manifestFileName(name)), manifestJson(manifest));
     writeFileSync(join(workDir, checksumFileName(name)), `${sha256}  ${imageFileName(name)}\n`);
-    throwIfAborted(signal);
+    throwIfAborted(signal, IMAGE_BUILD);
     renameSync(rawPath, finalPath);
     renameSync(join(workDir, checksumFileName(name)), join(outputDir, checksumFileName(name)));
     renameSync(join(workDir, manifestFileName(name)), manifestPath);
@@ -236,5 +211,5 @@ async function removeLeftovers(workDir: string, log: (line: string) => void): Pr
   } catch (e) {
     log(`cleanup: ${(e as Error).message}`);
   }
-  removeWorkDir(workDir, log);
+  await removeScratchDir(workDir, log).catch((e: unknown) => log(`cleanup: ${(e as Error).message}`));
 }

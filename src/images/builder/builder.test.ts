@@ -7,11 +7,14 @@ import { checkGrubConfig, defaultCommandLine } from './boot-loaders.js';
 import { imageBuildCommand, imageBuilderPaths } from './command.js';
 import { CLOUD_INIT_CONFIG, fstab } from './configure.js';
 import { parsePartitionTable, sgdiskArguments, newDiskIdentity } from './disk.js';
-import { mountsUnder, ownerAlive, ownerRecord, parseMountPoints } from './host-state.js';
-import { BUILD_HOST_REQUIREMENTS, missingRequirements, missingToolsMessage } from './host-tools.js';
+import { missingTools, missingToolsMessage } from '../../build/host-tools.js';
+import { ownerAlive, ownerRecord } from '../../build/lock.js';
+import { commandLine } from '../../build/process.js';
+import { mountsUnder, parseMountPoints } from '../../build/scratch.js';
+import { BUILD_HOST_REQUIREMENTS } from './host-tools.js';
 import { parseDpkgQuery } from './manifest.js';
 import { DEFAULT_IMAGE_SIZE, DEFAULT_MIRROR, GiB, resolveBuildOptions, type BuildImageOptions } from './options.js';
-import { commandLine, runProcess } from './process.js';
+import { runProcess } from './process.js';
 import { Teardown } from './teardown.js';
 
 const base: BuildImageOptions = { name: 'debian-12', outputDir: '/tmp/out', cacheDir: '/tmp/cache', log: () => undefined };
@@ -162,7 +165,7 @@ describe('host state', () => {
 
 describe('host tools', () => {
   it('names the Debian packages of missing tools in one line', () => {
-    const missing = missingRequirements(BUILD_HOST_REQUIREMENTS, (name) => (['sgdisk', 'mcopy'].includes(name) ? null : `/usr/bin/${name}`));
+    const missing = missingTools(BUILD_HOST_REQUIREMENTS, (name) => (['sgdisk', 'mcopy'].includes(name) ? null : `/usr/bin/${name}`));
     expect(missingToolsMessage(missing)).toBe(
       'missing host tools: sgdisk (package gdisk), mcopy (package mtools); install with: apt-get install gdisk mtools',
     );

@@ -9,8 +9,10 @@
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PlinthError } from '../../core/errors.js';
-import { killProcessesUsing, unmount } from './host-state.js';
-import { runProcess, type RunOptions, type RunResult } from './process.js';
+import type { ToolResult } from '../../build/process.js';
+import { unmount } from '../../build/scratch.js';
+import { killProcessesUsing } from './host-state.js';
+import { runProcess, type RunOptions } from './process.js';
 import type { Held, Teardown } from './teardown.js';
 
 type Log = (line: string) => void;
@@ -43,7 +45,7 @@ const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 
 export interface Chroot {
   root: string;
-  run(args: string[], options?: Partial<RunOptions>): Promise<RunResult>;
+  run(args: string[], options?: Partial<RunOptions>): Promise<ToolResult>;
   /** Unmounts everything this chroot mounted and removes the build-only files. */
   held: Held;
 }

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { isPlinthError, messageOf } from '../../core/errors.js';
 import { buildImage } from './build.js';
 import { DEFAULT_IMAGE_NAME } from './options.js';
-import { outputOf, TOOL_OUTPUT_PREFIX } from './process.js';
+import { outputOf } from '../../build/process.js';
+import { TOOL_OUTPUT_PREFIX } from './process.js';
 
 /** Where images and the builder's cache live in a data directory. */
 export function imageBuilderPaths(dataDir: string): { outputDir: string; cacheDir: string } {

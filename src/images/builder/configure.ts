@@ -6,9 +6,10 @@
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APT_OPTIONS, type Chroot } from './chroot.js';
-import { unmount } from './host-state.js';
+import { unmount } from '../../build/scratch.js';
 import { isPlinthError, PlinthError } from '../../core/errors.js';
-import { outputOf, runProcess } from './process.js';
+import { outputOf } from '../../build/process.js';
+import { runProcess } from './process.js';
 import type { Teardown } from './teardown.js';
 
 export interface FilesystemIds {

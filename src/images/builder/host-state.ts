@@ -3,61 +3,15 @@
  * inside the chroot, its work directory) and how to take it all down again, including after
  * a build that was killed before it could clean up after itself.
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ownerAlive } from '../../build/lock.js';
+import { isUnder, removeScratchDir, unmountAllUnder } from '../../build/scratch.js';
 import { runProcess } from './process.js';
 
 type Log = (line: string) => void;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Decodes the octal escapes (`\040` for a space) of /proc/self/mountinfo paths. */
-export const unescapeMountPath = (text: string): string => text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-
-/** Mount points listed in a mountinfo text (field 5 of each line). */
-export function parseMountPoints(mountinfo: string): string[] {
-  return mountinfo
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((field): field is string => field !== undefined && field !== '')
-    .map(unescapeMountPath);
-}
-
-const isUnder = (path: string, dir: string): boolean => path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
-
-/** Mount points at or below `dir`, deepest first (the order they must be unmounted in). */
-export function mountsUnder(dir: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
-  const base = resolve(dir);
-  return parseMountPoints(mountinfo)
-    .filter((point) => isUnder(point, base))
-    .sort((a, b) => b.split('/').length - a.split('/').length || b.length - a.length);
-}
-
-/**
- * Unmounts one mount point. A chroot process that has not quite exited yet can keep it busy
- * for a moment, so it retries before falling back to a lazy unmount (which detaches it from
- * the tree at once and frees it when the last user goes).
- */
-export async function unmount(point: string, log: Log): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    if (!mountsUnder(point).includes(resolve(point))) return;
-    try {
-      await runProcess('umount', [point], { log });
-      return;
-    } catch (e) {
-      if (attempt >= 5) {
-        log(`umount ${point} still failing; detaching it lazily`);
-        await runProcess('umount', ['--lazy', point], { log });
-        return;
-      }
-      await sleep(attempt * 300);
-    }
-  }
-}
-
-export async function unmountAllUnder(dir: string, log: Log): Promise<void> {
-  for (const point of mountsUnder(dir)) await unmount(point, log);
-}
 
 /**
  * Processes that use anything at or below `dir`: chrooted into it, working in it, or holding
@@ -138,31 +92,6 @@ export async function detachLoopDevice(device: string, log: Log): Promise<void> 
   }
 }
 
-export const currentBootId = (): string => {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return 'unknown';
-  }
-};
-
-/** The owner record of a work directory or lock: which process holds it, since which boot. */
-export const ownerRecord = (): string => `${process.pid} ${currentBootId()}\n`;
-
-/** Whether the process an owner record names is still alive (a record from an earlier boot never is). */
-export function ownerAlive(record: string): boolean {
-  const [pidText, bootId] = record.trim().split(/\s+/);
-  const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0 || bootId !== currentBootId()) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export const WORK_DIR_PREFIX = '.image-build-';
 export const OWNER_FILE = 'owner';
 
@@ -183,20 +112,6 @@ export async function sweepAbandonedBuilds(outputDir: string, log: Log): Promise
     await killProcessesUsing(dir, log);
     await unmountAllUnder(dir, log);
     for (const device of loopDevicesBackedBy(dir)) await detachLoopDevice(device, log);
-    removeWorkDir(dir, log);
+    await removeScratchDir(dir, log).catch((e: unknown) => log(`cleanup: ${(e as Error).message}`));
   }
-}
-
-/**
- * Deletes a work directory, but never while anything is still mounted below it: a recursive
- * delete would walk into a bind-mounted package cache or /proc.
- */
-export function removeWorkDir(dir: string, log: Log): boolean {
-  const mounted = mountsUnder(dir);
-  if (mounted.length > 0) {
-    log(`not deleting ${dir}: still mounted below it: ${mounted.join(', ')}`);
-    return false;
-  }
-  rmSync(dir, { recursive: true, force: true });
-  return true;
 }

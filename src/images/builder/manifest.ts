@@ -3,8 +3,7 @@
  * manifest written beside it. Lists are sorted so that two builds of the same inputs differ
  * only where their contents do.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PlinthError } from '../../core/errors.js';
 import { defaultCommandLine } from './boot-loaders.js';
@@ -53,16 +52,6 @@ export async function readImageContents(chroot: Chroot, datasources: string[]): 
     },
     cloudInit: { version: versionOf('cloud-init'), datasources },
   };
-}
-
-export function sha256OfFile(path: string, signal?: AbortSignal): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    const stream = createReadStream(path, { highWaterMark: 4 * 1024 * 1024, ...(signal ? { signal } : {}) });
-    stream.on('data', (chunk) => hash.update(chunk));
-    stream.on('error', reject);
-    stream.on('end', () => resolve(hash.digest('hex')));
-  });
 }
 
 export const manifestJson = (manifest: ImageManifest): string => JSON.stringify(manifest, null, 2) + '\n';

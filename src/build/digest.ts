@@ -1,10 +1,13 @@
+/**
+ * Hashes for build caches: of files (streamed: layers, snapshots and images are tens of MB
+ * to GB), of texts, and of the inputs that decide what a cached artifact contains.
+ */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
-/** sha256 of a file, streamed (the base layer and the Node binary are tens of MB). */
-export async function sha256File(path: string): Promise<string> {
+export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20, ...(signal ? { signal } : {}) })) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
@@ -12,7 +15,10 @@ export function sha256Text(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** A stable cache key for a JSON-able description of inputs (key order does not matter). */
+/**
+ * A cache key for a JSON-able description of inputs: equal inputs give equal keys whatever
+ * the order of their object keys (undefined members count as absent).
+ */
 export function cacheKey(inputs: unknown): string {
   return sha256Text(stableJson(inputs)).slice(0, 24);
 }
