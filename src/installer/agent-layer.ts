@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { PlinthError } from '../core/errors.js';
 import { layerFileName, packCpio } from './cpio-archive.js';
 import { sha256File } from './digest.js';
-import { AGENT_PATH } from './init-script.js';
+import { AGENT_PATH, CA_BUNDLE_PATH } from './init-script.js';
 import { makeScratchDir, removeScratchDir } from './scratch-dirs.js';
 import type { AgentLayerRecord } from './manifest.js';
 
@@ -17,6 +17,8 @@ export async function buildAgentLayer(ctx: {
   cacheDir: string;
   key: string;
   agentBundle: string;
+  /** PEM certificates for the agent to trust (checked by the caller), or none. */
+  caBundle?: string | null;
   inputs: AgentLayerRecord['inputs'];
   signal?: AbortSignal;
 }): Promise<{ dir: string; record: AgentLayerRecord }> {
@@ -31,6 +33,7 @@ export async function buildAgentLayer(ctx: {
     if ((await sha256File(target)) !== ctx.inputs.agentSha256) {
       throw new PlinthError('conflict', `the agent bundle ${ctx.agentBundle} changed during the build; build again`);
     }
+    if (ctx.caBundle) writeFileSync(join(stage, CA_BUNDLE_PATH), ctx.caBundle, { mode: 0o644 });
 
     const out = join(work, 'out');
     mkdirSync(out);
