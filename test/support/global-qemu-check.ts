@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { killOwnedQemus, RUN_VARIABLE } from './qemu-processes.js';
+import { killOwnedQemus, ownedQemus, RUN_VARIABLE } from './qemu-processes.js';
 
 /**
  * vitest globalSetup: gives the run an id (inherited by the workers, which mark every process
@@ -9,7 +9,19 @@ import { killOwnedQemus, RUN_VARIABLE } from './qemu-processes.js';
  * daemonized: all end up here.
  */
 export function setup(): void {
-  process.env[RUN_VARIABLE] ??= `run-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const run = (process.env[RUN_VARIABLE] ??= `run-${process.pid}-${randomBytes(4).toString('hex')}`);
+  // When vitest itself goes down (a worker died: "Channel closed"; Ctrl-C) teardown is not
+  // called, but the process still exits: kill what the run left, synchronously. First in
+  // line, because another exit listener throwing there would skip the ones after it.
+  process.prependOnceListener('exit', () => {
+    for (const p of ownedQemus(`${run}:`)) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
 }
 
 export async function teardown(): Promise<void> {
