@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
 import type { CommandRegistrar } from './context.js';
 import { ExitCode, UsageError } from './errors.js';
 import { installerBuildCommand } from '../installer/index.js';
@@ -17,9 +18,11 @@ export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
     .option('--force', 'rebuild even when nothing changed')
     .option('--mirror <url>', 'Debian mirror (default http://deb.debian.org/debian)')
     .option('--ca-bundle <file>', 'PEM CA certificates the installer agent trusts when the controller serves HTTPS with a private CA')
-    .action(async (o: { dataDir?: string; force?: boolean; mirror?: string; caBundle?: string }) => {
-      if (!existsSync(AGENT_BUNDLE)) throw new UsageError(`the agent bundle ${AGENT_BUNDLE} is missing; run npm run build`);
+    // NOTE: the program's own --ca-bundle takes the flag wherever it is written; read both.
+    .action(async (o: { dataDir?: string; force?: boolean; mirror?: string; caBundle?: string }, cmd: Command) => {
+      o.caBundle ??= cmd.optsWithGlobals<{ caBundle?: string }>().caBundle;
       const caBundle = caBundleFrom(o.caBundle, '--ca-bundle');
+      if (!existsSync(AGENT_BUNDLE)) throw new UsageError(`the agent bundle ${AGENT_BUNDLE} is missing; run npm run build`);
       const code = await installerBuildCommand({
         dataDir: resolve(o.dataDir ?? ctx.env.PLINTH_DATA_DIR ?? './var'),
         agentBundle: AGENT_BUNDLE,

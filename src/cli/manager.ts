@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import type { CommandRegistrar } from './context.js';
 import { positiveInt } from './context.js';
 import { UsageError } from './errors.js';
@@ -19,7 +20,9 @@ export const registerManager: CommandRegistrar = (program, ctx) => {
     .option('--provider-timeout <duration>', 'time limit of one provider call', '60s')
     .option('--log-level <level>', 'log level', 'info')
     .option('--ca-bundle <file>', "PEM CA certificates to trust for an HTTPS controller, besides the system's (PLINTH_CA_BUNDLE)")
-    .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; logLevel: string; caBundle?: string }) => {
+    // NOTE: the program's own --ca-bundle takes the flag wherever it is written; read both.
+    .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; logLevel: string; caBundle?: string }, cmd: Command) => {
+      o.caBundle ??= cmd.optsWithGlobals<{ caBundle?: string }>().caBundle;
       const token = o.token ?? ctx.env.PLINTH_TOKEN;
       if (!token) throw new UsageError('--token or PLINTH_TOKEN is required');
       const ca = o.caBundle ? caBundleFrom(o.caBundle, '--ca-bundle') : caBundleFrom(ctx.env.PLINTH_CA_BUNDLE, 'PLINTH_CA_BUNDLE');

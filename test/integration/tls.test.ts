@@ -8,11 +8,12 @@ import { backends, sqliteBackend } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
 import { inProcessCli } from '../support/cli.js';
 import { loadConfig } from '../../src/config/load.js';
-import { createController } from '../../src/controller.js';
 import { createLogger } from '../../src/core/logger.js';
 import { buildAgentLayer } from '../../src/installer/agent-layer.js';
 import { CA_BUNDLE_PATH } from '../../src/installer/init-script.js';
 import { readCaBundle } from '../../src/config/tls.js';
+import { Manager } from '../../src/manager/manager.js';
+import { createController, defaultRegistry } from '../../src/controller.js';
 
 /**
  * Real TLS: a private CA and a server certificate for 127.0.0.1 made with the openssl CLI
@@ -111,6 +112,40 @@ describe.each(backends)('HTTPS controller with a plain-HTTP boot listener on $na
     const env = await cli({ PLINTH_CA_BUNDLE: join(dir, 'missing.pem') })('machine', 'list');
     expect(env.code).toBe(2);
     expect(env.stderr).toMatch(/PLINTH_CA_BUNDLE: cannot read/);
+  });
+
+  it('a remote manager reaches the HTTPS controller with the CA bundle, and not without it', async () => {
+    const warnings: string[] = [];
+    const log = { info: () => undefined, debug: () => undefined, warn: (f: { err?: string }) => void warnings.push(String(f.err)), child: () => log };
+    const manager = (site: string, ca: string | null) =>
+      new Manager({ url, token: t.adminToken, site, parallel: 1, registry: defaultRegistry(), log: log as never, version: 'test', providerTimeoutMs: 1000, ca });
+    const seen = async () => (await t.api('GET', '/api/v1/managers')).json().items.map((m: { site: string }) => m.site);
+
+    const trusted = manager(`tls-site-${backend.name}`, readCaBundle(pki.ca));
+    const running = trusted.run();
+    while (!(await seen()).includes(`tls-site-${backend.name}`)) await new Promise((r) => setTimeout(r, 50));
+    trusted.stop();
+    await running;
+
+    const untrusted = manager(`untrusted-site-${backend.name}`, null);
+    const failing = untrusted.run();
+    while (warnings.length === 0) await new Promise((r) => setTimeout(r, 50));
+    untrusted.stop();
+    await failing;
+    expect(warnings[0]).toMatch(/not trusted/);
+    expect(await seen()).not.toContain(`untrusted-site-${backend.name}`);
+  });
+
+  it('the manager and the installer build refuse a CA bundle that is not one', async () => {
+    const manager = await cli({ PLINTH_TOKEN: 'x' })('manager', '--controller', url, '--site', 's1', '--ca-bundle', pki.notPem);
+    expect(manager.code).toBe(2);
+    expect(manager.stderr).toMatch(/--ca-bundle: .*no PEM certificate/);
+    const managerEnv = await cli({ PLINTH_TOKEN: 'x', PLINTH_CA_BUNDLE: pki.notPem })('manager', '--controller', url, '--site', 's1');
+    expect(managerEnv.code).toBe(2);
+    expect(managerEnv.stderr).toMatch(/PLINTH_CA_BUNDLE: .*no PEM certificate/);
+    const build = await cli({})('installer', 'build', '--data-dir', join(dir, 'never-built'), '--ca-bundle', pki.notPem);
+    expect(build.code).toBe(2);
+    expect(build.stderr).toMatch(/--ca-bundle: .*no PEM certificate/);
   });
 
   it('the boot listener hands iPXE scripts whose URLs are the boot URL, and the agent the HTTPS URL', async () => {
