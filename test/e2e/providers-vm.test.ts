@@ -65,9 +65,11 @@ describe('providers driving real VMs', () => {
     t.controller.power.start();
   });
   afterAll(async () => {
-    await redfishVm?.stop();
-    await bmc?.close();
+    // Controller, then the peers, then the VM: nothing left can power a VM on again.
+    await t?.controller.close();
     await redfish?.close();
+    await bmc?.close();
+    await redfishVm?.stop();
     await t?.close();
   });
 
