@@ -6,6 +6,10 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Every QEMU a test starts is marked with the run and file; each file kills and reports
+    // what it left running, and the run fails if any survived to the end (docs/testing.md).
+    globalSetup: ['test/support/global-qemu-check.ts'],
+    setupFiles: ['test/support/qemu-cleanup.ts'],
     // Two cores: test files run two at a time; end-to-end files serialise themselves.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     reporters: process.env.CI ? ['default'] : ['default'],

@@ -40,6 +40,9 @@ import { DeployService } from './deploy/service.js';
 import { imageRoutes } from './api/routes/images.js';
 import { templateRoutes } from './api/routes/templates.js';
 import { fileSender } from './api/send-file.js';
+import { bootListener, serverTls } from './config/tls.js';
+import { createBootListener } from './api/boot-listener.js';
+import type { Server } from 'node:http';
 
 /**
  * The composition root: the only place that decides which store, clock and logger the
@@ -57,6 +60,8 @@ export interface Controller {
   log: Logger;
   /** The address it listens on once `listen()` resolved. */
   url: string | null;
+  /** The plain-HTTP boot listener's address once `listen()` resolved, when `tls.bootHttpListen` is set. */
+  bootUrl: string | null;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -95,6 +100,13 @@ export function databaseUrl(config: Config): string {
 
 export async function createController(config: Config, opts: ControllerOptions = {}): Promise<Controller> {
   const log = opts.logger ?? createLogger(config.logLevel);
+  // Checked before anything is opened: a bad path or a half-set boot listener stops here.
+  const tls = serverTls(config);
+  const bootHttp = bootListener(config);
+  // Firmware, OS installers and installed OSes fetch from the boot URL (plain HTTP when a
+  // boot listener is set); only the installer's agent, which trusts the CA bundle built
+  // into it, is sent to `publicUrl`.
+  const machineConfig: Config = bootHttp ? { ...config, publicUrl: bootHttp.publicUrl } : config;
   const clock = opts.clock ?? systemClock;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const store = await Store.open({ url: databaseUrl(config) });
@@ -126,7 +138,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   const leftovers = await images.removeLeftovers();
   if (leftovers.length) log.info({ files: leftovers }, `removed ${leftovers.length} leftover upload file(s) from the image store`);
   const templates = new TemplateStore(store, clock);
-  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config, log });
+  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config: machineConfig, log });
   deploy.profileLookup = lookupProfileDeploy;
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, images, templates };
@@ -142,12 +154,14 @@ export async function createController(config: Config, opts: ControllerOptions =
     log,
     installer,
     kernelArgs: config.installerKernelArgs,
-    publicUrl: config.publicUrl,
+    publicUrl: machineConfig.publicUrl,
+    agentUrl: config.publicUrl.replace(/\/+$/, ''),
   });
   boot.addPlanner(deploy.planner);
   const sendFile = fileSender({ dataDir: config.dataDir, accelRedirect: config.accelRedirect });
   const app = await buildApp(services, {
     logger: log,
+    https: tls,
     extraRoutes: [
       bootRoutes({ boot, store, clock, installer, deploy, images, sendFile }),
       agentRoutes({ store, clock, engine, inspection, deploy, images, config, sendFile }),
@@ -173,6 +187,7 @@ export async function createController(config: Config, opts: ControllerOptions =
         log: (event, fields) => log.debug(fields, event),
       })
     : null;
+  let bootServer: Server | null = null;
   let closed = false;
   const controller: Controller = {
     app,
@@ -184,10 +199,23 @@ export async function createController(config: Config, opts: ControllerOptions =
     sweeper,
     log,
     url: null,
+    bootUrl: null,
     async listen() {
       const { host, port } = parseListen(config.listen);
       const address = await app.listen({ host, port });
       controller.url = address;
+      if (bootHttp) {
+        const server = createBootListener(app);
+        const b = parseListen(bootHttp.listen);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(b.port, b.host, () => resolve());
+        });
+        bootServer = server;
+        const a = server.address() as { address: string; port: number; family: string };
+        controller.bootUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+        log.info({ address: controller.bootUrl, publicUrl: bootHttp.publicUrl }, 'boot listener (plain HTTP, public boot endpoints only) listening');
+      }
       if (tftp) {
         const t = await tftp.start();
         log.info({ host: t.host, port: t.port, root: config.tftp.root }, 'TFTP server listening');
@@ -206,6 +234,14 @@ export async function createController(config: Config, opts: ControllerOptions =
       await power.stop();
       await registry.closeAll().catch(() => undefined);
       await tftp?.stop();
+      if (bootServer) {
+        const server = bootServer;
+        const closing = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const cut = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        await closing;
+        clearTimeout(cut);
+      }
       // In-flight requests get a grace period; then connections still open (a client that
       // vanished mid-request, a kept-alive socket) are cut so shutdown never hangs.
       const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);

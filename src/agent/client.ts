@@ -25,6 +25,11 @@ export interface AgentClientOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/**
+ * HTTPS with a private CA needs nothing here: the installer's /init sets NODE_EXTRA_CA_CERTS
+ * to the bundle `plinth installer build --ca-bundle` put in the initramfs, which Node's fetch
+ * (this client, and the image download) trusts besides its public roots.
+ */
 export class AgentClient {
   private readonly o: Required<AgentClientOptions>;
   constructor(o: AgentClientOptions) {

@@ -28,6 +28,8 @@ export interface BuildAppOptions {
   logger: FastifyServerOptions['loggerInstance'] | false;
   /** More route groups (boot service, agent API…) registered by later components. */
   extraRoutes?: RouteRegistrar[];
+  /** Certificate and key (PEM) to serve HTTPS; absent: plain HTTP. */
+  https?: { cert: string; key: string } | null;
 }
 
 /**
@@ -42,6 +44,7 @@ export async function buildApp(services: AppServices, options: BuildAppOptions):
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },
+    ...(options.https ? { https: options.https } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const bodyAjv = makeAjv({ coerceTypes: false });

@@ -1,5 +1,7 @@
 import type { Static } from 'typebox';
 import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
+import { rootCertificates } from 'node:tls';
+import { Agent, type Dispatcher } from 'undici';
 import { PlinthError, type ErrorCode } from '../core/errors.js';
 
 export type MachineView = Static<typeof MachineSchema>;
@@ -26,7 +28,12 @@ export interface ClientOptions {
   url: string;
   token?: string | null;
   timeoutMs?: number;
+  /** PEM certificates of a private CA to trust besides the system's (HTTPS controllers). */
+  ca?: string | null;
 }
+
+/** Certificate verification failures, as Node names them: the remedy is a CA bundle, not a restart. */
+const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
 
 /**
  * The typed client of the REST API, used by the CLI, the web UI and tests. It speaks HTTP
@@ -36,6 +43,7 @@ export class PlinthClient {
   readonly url: string;
   private readonly token: string | null;
   private readonly timeoutMs: number;
+  private readonly dispatcher: Dispatcher | null;
 
   /** The Authorization header value, for requests the typed methods don't cover (streamed uploads). */
   get authorization(): string | null {
@@ -46,6 +54,19 @@ export class PlinthClient {
     this.url = opts.url.replace(/\/+$/, '');
     this.token = opts.token ?? null;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    // The private CA is added to the public roots, not put in their place: a controller
+    // behind a publicly trusted front keeps working with the same settings.
+    this.dispatcher = opts.ca ? new Agent({ connect: { ca: [...rootCertificates, opts.ca] } }) : null;
+  }
+
+  /** fetch with this client's trust settings, for requests the typed methods don't cover (streamed uploads). */
+  fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
+    return fetch(url, (this.dispatcher ? { ...init, dispatcher: this.dispatcher } : init) as RequestInit);
+  }
+
+  /** Closes the connections kept for a private CA (the global pool needs nothing). */
+  async close(): Promise<void> {
+    await this.dispatcher?.close();
   }
 
   async request<T>(
@@ -65,7 +86,7 @@ export class PlinthClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(u, {
+      res = await this.fetch(u, {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -75,6 +96,9 @@ export class PlinthClient {
       // undici wraps the socket error, sometimes in an AggregateError (one per address tried).
       const c = (e as { cause?: { code?: string; message?: string; errors?: { code?: string }[] } }).cause;
       const cause = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (e as Error).message;
+      if (UNTRUSTED_CERTIFICATE.test(cause)) {
+        throw new PlinthError('unavailable', `the certificate of ${this.url} is not trusted (${cause}); give its CA with --ca-bundle or PLINTH_CA_BUNDLE`, { cause: e });
+      }
       throw new PlinthError('unavailable', `cannot reach the controller at ${this.url} (${cause}); is it running? (set PLINTH_URL or --url)`, { cause: e });
     }
     if (res.status === 204) return undefined as T;

@@ -59,6 +59,8 @@ export interface BootServiceDeps {
   installer: InstallerLocator;
   kernelArgs: string;
   publicUrl: string;
+  /** plinth.url for the installer's agent when it differs from `publicUrl` (a plain-HTTP boot listener in front of HTTPS). */
+  agentUrl?: string;
 }
 
 const CHAIN_TTL_MS = 10 * 60_000;
@@ -202,7 +204,7 @@ export class BootService {
         runKind: run!.kind,
         kernelUrl: `${ctx.baseUrl}/boot/installer/vmlinuz?attempt=${attemptId}`,
         initrdUrl: `${ctx.baseUrl}/boot/installer/initrd.img?attempt=${attemptId}`,
-        cmdline: `plinth.url=${ctx.baseUrl} plinth.run=${run!.id} plinth.token=${token} ${this.deps.kernelArgs}`.trim(),
+        cmdline: `plinth.url=${this.deps.agentUrl || ctx.baseUrl} plinth.run=${run!.id} plinth.token=${token} ${this.deps.kernelArgs}`.trim(),
       });
     }
     return { script, machine, decision };

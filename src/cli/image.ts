@@ -80,7 +80,7 @@ export const registerImageCommands: CommandRegistrar = (image, ctx) => {
       const body = Readable.toWeb(createReadStream(file, { highWaterMark: 4 * 2 ** 20 }).pipe(counter)) as ReadableStream;
       const client = ctx.client();
       const q = new URLSearchParams({ name: o.name, kind: o.kind, sha256, ...(o.format ? { format: o.format } : {}) });
-      const res = await fetch(`${client.url}/api/v1/images?${q}`, {
+      const res = await client.fetch(`${client.url}/api/v1/images?${q}`, {
         method: 'POST',
         headers: { 'content-type': 'application/octet-stream', ...(client.authorization ? { authorization: client.authorization } : {}) },
         body,

@@ -1,6 +1,8 @@
+import type { Command } from 'commander';
 import type { CommandRegistrar } from './context.js';
 import { positiveInt } from './context.js';
 import { UsageError } from './errors.js';
+import { caBundleFrom } from './connect.js';
 import { Manager } from '../manager/manager.js';
 import { defaultRegistry } from '../controller.js';
 import { createLogger } from '../core/logger.js';
@@ -17,9 +19,13 @@ export const registerManager: CommandRegistrar = (program, ctx) => {
     .option('--parallel <n>', 'jobs at once', '32')
     .option('--provider-timeout <duration>', 'time limit of one provider call', '60s')
     .option('--log-level <level>', 'log level', 'info')
-    .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; logLevel: string }) => {
+    .option('--ca-bundle <file>', "PEM CA certificates to trust for an HTTPS controller, besides the system's (PLINTH_CA_BUNDLE)")
+    // NOTE: the program's own --ca-bundle takes the flag wherever it is written; read both.
+    .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; logLevel: string; caBundle?: string }, cmd: Command) => {
+      o.caBundle ??= cmd.optsWithGlobals<{ caBundle?: string }>().caBundle;
       const token = o.token ?? ctx.env.PLINTH_TOKEN;
       if (!token) throw new UsageError('--token or PLINTH_TOKEN is required');
+      const ca = o.caBundle ? caBundleFrom(o.caBundle, '--ca-bundle') : caBundleFrom(ctx.env.PLINTH_CA_BUNDLE, 'PLINTH_CA_BUNDLE');
       let timeoutMs: number;
       try {
         timeoutMs = parseDuration(o.providerTimeout);
@@ -35,6 +41,7 @@ export const registerManager: CommandRegistrar = (program, ctx) => {
         log: createLogger(o.logLevel),
         version: '0.1.0',
         providerTimeoutMs: timeoutMs,
+        ca,
       });
       process.once('SIGTERM', () => m.stop());
       process.once('SIGINT', () => m.stop());

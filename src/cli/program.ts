@@ -85,7 +85,7 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
     env,
     out,
     client() {
-      client ??= clientFor(resolveConnection(program.opts<{ url?: string; token?: string }>(), env));
+      client ??= clientFor(resolveConnection(program.opts<{ url?: string; token?: string; caBundle?: string }>(), env));
       return client;
     },
   };
@@ -93,6 +93,7 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
     .description('Plinth: provisioning for bare-metal servers and virtual machines')
     .option('--url <url>', 'controller URL (PLINTH_URL, default http://127.0.0.1:7708)')
     .option('--token <token>', 'API token (PLINTH_TOKEN, default ./var/admin.token)')
+    .option('--ca-bundle <file>', "PEM CA certificates to trust for an HTTPS controller, besides the system's (PLINTH_CA_BUNDLE)")
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => out.line(s.trimEnd()), writeErr: (s) => out.error(s.trimEnd()) });

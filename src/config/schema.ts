@@ -48,6 +48,22 @@ export const ConfigSchema = Type.Object(
       default: 'poweroff',
       description: 'what the installer does once inspection is done: power the machine off, or reboot (to local disk)',
     }),
+    tls: Type.Object(
+      {
+        cert: Type.String({ default: '', description: 'PEM certificate (chain) file: with `tls.key`, the controller serves HTTPS on `listen`; empty: plain HTTP' }),
+        key: Type.String({ default: '', description: 'PEM private key file of `tls.cert`' }),
+        bootHttpListen: Type.String({
+          default: '',
+          description:
+            'host:port of a plain-HTTP listener serving only the public boot endpoints, for firmware that cannot do HTTPS with this certificate (iPXE); needs `tls.bootPublicUrl` and `publicUrl`',
+        }),
+        bootPublicUrl: Type.String({
+          default: '',
+          description: 'http:// URL machines reach `tls.bootHttpListen` at: boot scripts, kernels, installer seeds and phone-home use it; the installer agent keeps `publicUrl`',
+        }),
+      },
+      { default: {} },
+    ),
     tftp: Type.Object(
       {
         enabled: Type.Boolean({ default: false, description: 'serve the iPXE binaries over TFTP for PXE ROMs that must chain-load iPXE' }),

@@ -1,11 +1,11 @@
-import { copyFileSync, mkdirSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PlinthError } from '../core/errors.js';
 import { layerFileName, packCpio } from './cpio-archive.js';
 import { publishEntry, verifiedEntry } from '../build/cache.js';
 import { sha256File } from '../build/digest.js';
 import { makeScratchDir, removeScratchDir } from '../build/scratch.js';
-import { AGENT_PATH } from './init-script.js';
+import { AGENT_PATH, CA_BUNDLE_PATH } from './init-script.js';
 import type { AgentLayerRecord } from './manifest.js';
 
 const AGENT_LAYER_RECORD = 'layer.json';
@@ -18,6 +18,8 @@ export async function buildAgentLayer(ctx: {
   cacheDir: string;
   key: string;
   agentBundle: string;
+  /** PEM certificates for the agent to trust (checked by the caller), or none. */
+  caBundle?: string | null;
   inputs: AgentLayerRecord['inputs'];
   signal?: AbortSignal;
 }): Promise<{ dir: string; record: AgentLayerRecord }> {
@@ -32,6 +34,7 @@ export async function buildAgentLayer(ctx: {
     if ((await sha256File(target)) !== ctx.inputs.agentSha256) {
       throw new PlinthError('conflict', `the agent bundle ${ctx.agentBundle} changed during the build; build again`);
     }
+    if (ctx.caBundle) writeFileSync(join(stage, CA_BUNDLE_PATH), ctx.caBundle, { mode: 0o644 });
 
     const out = join(work, 'out');
     mkdirSync(out);

@@ -5,6 +5,8 @@ import { formatSeconds, formatSize } from './log-format.js';
 export interface InstallerBuildCommandOptions {
   dataDir: string;
   agentBundle: string;
+  /** PEM CA certificates for the agent to trust. */
+  caBundle?: string | null;
   force?: boolean;
   mirror?: string;
   compression?: BuildInstallerOptions['compression'];
@@ -27,6 +29,7 @@ export async function installerBuildCommand(options: InstallerBuildCommandOption
     const result = await buildInstaller({
       dataDir: options.dataDir,
       agentBundle: options.agentBundle,
+      ...(options.caBundle ? { caBundle: options.caBundle } : {}),
       ...(options.force !== undefined ? { force: options.force } : {}),
       ...(options.mirror !== undefined ? { mirror: options.mirror } : {}),
       ...(options.compression !== undefined ? { compression: options.compression } : {}),

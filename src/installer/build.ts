@@ -47,6 +47,8 @@ export interface BuildInstallerOptions {
   dataDir: string;
   /** Path of the agent's single-file JS bundle; it runs as `node /opt/plinth/agent.mjs`. */
   agentBundle: string;
+  /** PEM CA certificates the agent trusts for an HTTPS controller (read with readCaBundle). */
+  caBundle?: string | null;
   /** Debian mirror; default http://deb.debian.org/debian. */
   mirror?: string;
   /** Debian suite; default bookworm. */
@@ -132,6 +134,8 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
       builderVersion: BUILDER_VERSION,
       agentSha256: await sha256File(agentBundle),
       compression,
+      // Only present with a bundle, so that installers built without one keep their cache key.
+      ...(options.caBundle ? { caBundleSha256: sha256Text(options.caBundle) } : {}),
     };
     const agentKey = cacheKey(agentInputs);
 
@@ -166,6 +170,7 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
         cacheDir,
         key: agentKey,
         agentBundle,
+        caBundle: options.caBundle ?? null,
         inputs: agentInputs,
         ...(options.signal ? { signal: options.signal } : {}),
       });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DHCP_EVENT_SCRIPT, INIT_SCRIPT, installerRootFiles } from './init-script.js';
+import { CA_BUNDLE_PATH, DHCP_EVENT_SCRIPT, INIT_SCRIPT, installerRootFiles } from './init-script.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'plinth-init-script-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,6 +23,11 @@ describe('installer init scripts', () => {
     // The template literal must not have swallowed a shell expansion.
     expect(INIT_SCRIPT).toContain('${word#plinth.url=}');
     expect(INIT_SCRIPT).toContain('node "$AGENT"');
+  });
+
+  it('hands a CA bundle built into the installer to the agent', () => {
+    expect(INIT_SCRIPT).toContain(`CA_BUNDLE=${CA_BUNDLE_PATH}`);
+    expect(INIT_SCRIPT).toContain('export NODE_EXTRA_CA_CERTS="$CA_BUNDLE"');
   });
 
   it('ships /init as an executable', () => {

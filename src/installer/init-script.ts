@@ -14,6 +14,13 @@
  */
 
 export const AGENT_PATH = '/opt/plinth/agent.mjs';
+/**
+ * The CA bundle given to `plinth installer build --ca-bundle` (Butterknife shipped its web
+ * server's bundle in its image the same way). It travels in the agent layer, so changing it
+ * re-packs only that layer; /init hands it to Node as NODE_EXTRA_CA_CERTS, so the agent's
+ * fetch trusts an HTTPS controller signed by a private CA, on top of Node's public roots.
+ */
+export const CA_BUNDLE_PATH = '/opt/plinth/ca-bundle.pem';
 export const NODE_PATH = '/usr/local/bin/node';
 export const DHCP_EVENT_PATH = '/usr/lib/plinth/dhcp-event';
 
@@ -29,6 +36,7 @@ umask 022
 set -f
 
 AGENT=${AGENT_PATH}
+CA_BUNDLE=${CA_BUNDLE_PATH}
 STATE=/run/plinth
 CONSOLES=/dev/console
 
@@ -280,6 +288,10 @@ main() {
     rescue_shell_forever "no agent at $AGENT; shell on $(shell_tty)"
   fi
   say "controller $PLINTH_URL"
+  if [ -f "$CA_BUNDLE" ]; then
+    export NODE_EXTRA_CA_CERTS="$CA_BUNDLE"
+    say "trusting the CA bundle $CA_BUNDLE for HTTPS"
+  fi
 
   attempt=0
   backoff=1

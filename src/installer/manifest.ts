@@ -61,7 +61,8 @@ export interface KernelRecord extends ArtifactRecord {
 
 export interface AgentLayerRecord extends LayerRecord {
   name: 'agent';
-  inputs: { builderVersion: string; agentSha256: string; compression: InstallerCompression };
+  /** caBundleSha256: of the CA bundle placed beside the agent (absent: none). */
+  inputs: { builderVersion: string; agentSha256: string; compression: InstallerCompression; caBundleSha256?: string };
 }
 
 /**

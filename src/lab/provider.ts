@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { QmpClient } from './qmp.js';
-import { qemuArgs, Vm, vmPaths, type VmSpec } from './vm.js';
+import { qemuCommand, Vm, vmPaths, type VmSpec } from './vm.js';
 import {
   ProviderError,
   type BootDevice,
@@ -101,7 +101,11 @@ export class LabProvider implements Provider {
   readonly power: PowerInterface;
   readonly management: ManagementInterface;
 
-  constructor(endpoint: Endpoint) {
+  /** `launcher`: a command put in front of QEMU (tests: `setpriv --pdeathsig KILL --`, see VmRuntime). */
+  constructor(
+    endpoint: Endpoint,
+    private readonly options: { launcher?: string[] } = {},
+  ) {
     this.lab = new LabDir(endpoint.address);
     const self = this;
     this.power = {
@@ -166,13 +170,15 @@ export class LabProvider implements Provider {
     const override = this.lab.bootOverride(spec.name);
     const effective: VmSpec = override ? { ...spec, bootOrder: orderFor(override.device) } : spec;
     if (override && !override.persistent) this.lab.setBootOverride(spec.name, null);
-    const vm = new Vm(effective, { dir: this.lab.runDir });
+    const rt = { dir: this.lab.runDir, ...(this.options.launcher ? { launcher: this.options.launcher } : {}) };
+    const vm = new Vm(effective, rt);
     await vm.prepare();
     const paths = vm.paths;
     rmSync(paths.qmp, { force: true });
     const out = openSync(join(this.lab.runDir, `${spec.name}.qemu.log`), 'a');
     try {
-      const child = spawn('qemu-system-x86_64', [...qemuArgs(effective, { dir: this.lab.runDir }), '-pidfile', join(this.lab.runDir, `${spec.name}.pid`)], {
+      const [program, args] = qemuCommand(effective, rt, ['-pidfile', join(this.lab.runDir, `${spec.name}.pid`)]);
+      const child = spawn(program, args, {
         detached: true,
         stdio: ['ignore', out, out],
       });

@@ -48,6 +48,17 @@ export interface VmRuntime {
   /** Directory for the QMP socket, serial log and UEFI variable store. */
   dir: string;
   qemuBinary?: string;
+  /**
+   * Command put in front of QEMU, e.g. `setpriv --pdeathsig KILL --`: tests use it so that
+   * QEMU dies with the process that started it, even when that one is killed.
+   */
+  launcher?: string[];
+}
+
+/** The program and arguments that start QEMU for `spec` (with the runtime's launcher in front). */
+export function qemuCommand(spec: VmSpec, rt: VmRuntime, extra: string[] = []): [string, string[]] {
+  const argv = [...(rt.launcher ?? []), rt.qemuBinary ?? 'qemu-system-x86_64', ...qemuArgs(spec, rt), ...extra];
+  return [argv[0]!, argv.slice(1)];
 }
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -157,9 +168,8 @@ export class Vm {
   async start(): Promise<void> {
     if (this.running) return;
     await this.prepare();
-    const child = spawn(this.rt.qemuBinary ?? 'qemu-system-x86_64', qemuArgs(this.spec, this.rt), {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const [program, args] = qemuCommand(this.spec, this.rt);
+    const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr = (this.stderr + d).slice(-4000)));
     this.exitPromise = new Promise((resolve) => child.on('exit', (code) => resolve(code)));

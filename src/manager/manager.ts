@@ -20,6 +20,8 @@ export interface ManagerOptions {
   log: Logger;
   version: string;
   providerTimeoutMs: number;
+  /** PEM CA bundle to trust for an HTTPS controller, besides the system's. */
+  ca?: string | null;
 }
 
 interface ClaimedJob {
@@ -36,7 +38,7 @@ export class Manager {
   private inFlight = 0;
 
   constructor(private readonly o: ManagerOptions) {
-    this.client = new PlinthClient({ url: o.url, token: o.token, timeoutMs: 60_000 });
+    this.client = new PlinthClient({ url: o.url, token: o.token, timeoutMs: 60_000, ca: o.ca ?? null });
   }
 
   /** Stops claiming at once (an open long poll is cut); jobs under way finish and report. */
@@ -77,6 +79,7 @@ export class Manager {
       }
     }
     while (this.inFlight > 0) await new Promise((r) => setTimeout(r, 50));
+    await this.client.close();
     this.o.log.info({ site: this.o.site }, 'manager stopped');
   }
 

@@ -103,8 +103,14 @@ describe('deploying real VMs', () => {
   }, 20 * 60_000);
 
   afterAll(async () => {
-    const p = new LabProvider({ address: lab.dir });
-    for (const n of lab.names()) await p.power.setPowerState(n, 'off', ctx).catch(() => undefined);
+    // The controller stops first: a power job still queued (a redeploy's power-on behind an
+    // abort) would otherwise start a VM again after it was switched off here, and the lab
+    // directory goes with the controller's data directory.
+    await t?.controller.close();
+    if (lab) {
+      const p = new LabProvider({ address: lab.dir });
+      for (const n of lab.names()) await p.power.setPowerState(n, 'off', ctx).catch(() => undefined);
+    }
     mirror?.close();
     await t?.close();
   });

@@ -20,6 +20,7 @@ import { outputOf } from '../../src/build/process.js';
 import { SEED_HOST_REQUIREMENTS } from '../../src/images/builder/host-tools.js';
 import { TOOL_OUTPUT_PREFIX } from '../../src/images/builder/process.js';
 import { Vm, type VmSpec } from '../../src/lab/vm.js';
+import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { makeNoCloudSeedDisk } from '../support/image-seed.js';
 import { freePort, generateSshKey, ssh, sshWhenReady, type SshKey, type SshTarget } from '../support/image-ssh.js';
 
@@ -151,7 +152,7 @@ describe('plinth image build: a Debian 12 image that boots on BIOS and UEFI', ()
             '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
           ];
         }
-        const vm = new Vm(spec, { dir });
+        const vm = new Vm(spec, { dir, launcher: TEST_QEMU_LAUNCHER });
         vms.push(vm);
         const started = Date.now();
         await vm.start();

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildInstaller, installerArtifacts, type BuildInstallerResult } from '../../src/installer/index.js';
 import { Vm } from '../../src/lab/vm.js';
+import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { InstallerReportServer } from '../support/installer-report-server.js';
 import { testAgentSource, type TestAgentReport } from '../support/installer-test-agent.js';
 
@@ -163,7 +164,7 @@ describe.skipIf(!isRoot)('installer: build from Debian packages and boot in QEMU
           ].join(' '),
         },
       },
-      { dir: vmDir },
+      { dir: vmDir, launcher: TEST_QEMU_LAUNCHER },
     );
     const consoleTail = () => `console tail:\n${vm!.serialOutput().slice(-3000)}`;
 

@@ -3,6 +3,7 @@ import { createReadStream, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Vm, type VmSpec } from '../../src/lab/vm.js';
+import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { e2eController, waitFor } from '../support/e2e.js';
 
 /**
@@ -37,7 +38,7 @@ describe('deploying with the Debian installer', () => {
   });
 
   it('boots the distribution installer with the run\'s iPXE script, and the installer fetches its preseed', async () => {
-    vm = new Vm(spec, { dir });
+    vm = new Vm(spec, { dir, launcher: TEST_QEMU_LAUNCHER });
     await vm.start();
     await vm.waitForExit(8 * 60_000);
     const m = (await t.api('GET', '/api/v1/machines?q=52:54:00:d1:00:01')).json().items[0];
@@ -46,7 +47,7 @@ describe('deploying with the Debian installer', () => {
     const r = await t.api('POST', `/api/v1/machines/${m.id}/actions/deploy`, { method: 'preseed', installer: { kernel: 'd-i-linux', initrd: 'd-i-initrd' } });
     expect(r.statusCode, r.body).toBe(200);
     const runId = r.json().run.id;
-    vm = new Vm({ ...spec, name: 'di-vm-install' }, { dir });
+    vm = new Vm({ ...spec, name: 'di-vm-install' }, { dir, launcher: TEST_QEMU_LAUNCHER });
     await vm.start();
     const trace = await waitFor<any>('preseed fetched', 10 * 60_000, async () => {
       const tr = (await t.api('GET', `/api/v1/machines/${m.id}/trace?attempts=1`)).json();

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Vm, type VmSpec } from '../../src/lab/vm.js';
+import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { e2eController, waitFor } from '../support/e2e.js';
 
 /**
@@ -55,7 +56,7 @@ describe('network boot and inspection of real VMs', () => {
 
   const machineByMac = async (mac: string) => (await t.api('GET', `/api/v1/machines?q=${mac}&include=facts`)).json().items as any[];
   const boot = async (spec: VmSpec) => {
-    const vm = new Vm(spec, { dir: vmDir });
+    const vm = new Vm(spec, { dir: vmDir, launcher: TEST_QEMU_LAUNCHER });
     vms.push(vm);
     await vm.start();
     return vm;

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { qemuArgs, Vm, type VmSpec } from '../../src/lab/vm.js';
+import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { e2eController, waitFor } from '../support/e2e.js';
 import { startIpmiSim, type IpmiSimPeer } from '../support/peers/ipmi-sim.js';
 import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
@@ -64,9 +65,11 @@ describe('providers driving real VMs', () => {
     t.controller.power.start();
   });
   afterAll(async () => {
-    await redfishVm?.stop();
-    await bmc?.close();
+    // Controller, then the peers, then the VM: nothing left can power a VM on again.
+    await t?.controller.close();
     await redfish?.close();
+    await bmc?.close();
+    await redfishVm?.stop();
     await t?.close();
   });
 
@@ -123,7 +126,7 @@ describe('providers driving real VMs', () => {
           await redfishVm?.stop();
           redfishVm = null;
           if (state === 'On') {
-            const vm = new Vm({ ...spec, bootOrder: detail.bootTarget === 'Pxe' ? ['network', 'disk'] : ['disk', 'network'] }, { dir: join(dir, 'run') });
+            const vm = new Vm({ ...spec, bootOrder: detail.bootTarget === 'Pxe' ? ['network', 'disk'] : ['disk', 'network'] }, { dir: join(dir, 'run'), launcher: TEST_QEMU_LAUNCHER });
             redfishVm = vm;
             await vm.start();
             // When the guest powers itself off, so does the system the service describes.

@@ -5,6 +5,9 @@ import { ensureBuilt, ROOT } from './plinth-process.js';
 import { sqliteBackend } from './backends.js';
 import { freshController } from './controller.js';
 import type { ControllerOptions } from '../../src/controller.js';
+import { BUILTIN_PROVIDER_FACTORIES, ProviderRegistry } from '../../src/providers/registry.js';
+import { LabProvider } from '../../src/lab/provider.js';
+import { TEST_QEMU_LAUNCHER } from './qemu-processes.js';
 
 /**
  * Shared pieces of the end-to-end tests: the real installer (built once from Debian packages
@@ -26,9 +29,16 @@ export function sharedInstaller(): Promise<{ kernel: string; initrd: string }> {
   return installer;
 }
 
+/** The controller's providers, with lab QEMU started so that it dies with the test worker. */
+export function testRegistry(): ProviderRegistry {
+  const registry = new ProviderRegistry(BUILTIN_PROVIDER_FACTORIES);
+  registry.register('qemu', (endpoint) => new LabProvider(endpoint, { launcher: TEST_QEMU_LAUNCHER }));
+  return registry;
+}
+
 export async function e2eController(overrides: Record<string, unknown> = {}, opts: ControllerOptions = {}) {
   const files = await sharedInstaller();
-  const t = await freshController(sqliteBackend, { listen: '127.0.0.1:0', ...overrides }, { installer: () => files, ...opts });
+  const t = await freshController(sqliteBackend, { listen: '127.0.0.1:0', ...overrides }, { installer: () => files, registry: testRegistry(), ...opts });
   const url = await t.controller.listen();
   const port = Number(new URL(url).port);
   return { ...t, url, port, bootUrl: `http://10.0.2.2:${port}/boot.ipxe` };
