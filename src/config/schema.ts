@@ -69,6 +69,13 @@ export const ConfigSchema = Type.Object(
         enabled: Type.Boolean({ default: false, description: 'serve the iPXE binaries over TFTP for PXE ROMs that must chain-load iPXE' }),
         listen: Type.String({ default: '0.0.0.0:69', description: 'host:port of the TFTP server' }),
         root: Type.String({ default: '/usr/lib/ipxe', description: "directory served (Debian's ipxe package: undionly.kpxe, ipxe.efi)" }),
+        maxTransfers: Type.Integer({
+          default: 128,
+          minimum: 1,
+          maximum: 10000,
+          description: 'TFTP transfers under way at once (each holds a socket and a file); a read request beyond them is answered with an ERROR',
+        }),
+        transferTimeout: Duration('5m', 'total lifetime of one TFTP transfer, whatever block timeout its client negotiates'),
       },
       { default: {} },
     ),

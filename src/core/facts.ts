@@ -3,6 +3,20 @@
  * eDeploy's list of 4-tuples `[category, name, attribute, value]` so that eDeploy specs match
  * them unchanged. Values in `hw` are strings (eDeploy semantics note, decision 8).
  */
+/*
+ * What a machine may report in the fields that reach rendered formats. Facts come from
+ * whoever holds a run token on the provisioning network, and disk and NIC names end up on
+ * preseed lines, kickstart commands and kernel command lines: they are checked when they
+ * arrive (src/boot/facts-schema.ts) and again where they are used (src/templates/context.ts).
+ */
+
+/** A kernel block device name as lsblk reports it (sda, nvme0n1, cciss/c0d0): no spaces, quotes or `..`. */
+export const DISK_NAME_PATTERN = '^(?!.*\\.\\.)[A-Za-z0-9][A-Za-z0-9._:+/-]{0,127}$';
+/** A kernel network interface name (IFNAMSIZ: at most 15 characters). */
+export const NIC_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,15}$';
+/** Any other reported text (serials, models, hw values…): one line, no control characters. */
+export const FACT_TEXT_PATTERN = '^[^\\u0000-\\u001f\\u007f]*$';
+
 export interface SystemFacts {
   uuid: string | null;
   serial: string | null;

@@ -1,6 +1,6 @@
 import { isIP, isIPv4 } from 'node:net';
 import { validation } from '../core/errors.js';
-import type { Facts } from '../core/facts.js';
+import { DISK_NAME_PATTERN, NIC_NAME_PATTERN, type Facts } from '../core/facts.js';
 import { normalizeMac } from '../core/mac.js';
 import type { Identity } from '../inventory/identity.js';
 import type { RunKind } from '../lifecycle/states.js';
@@ -262,7 +262,9 @@ function hostnameOf(vars: Record<string, unknown>, machineName: string): { hostn
   return { hostname, domain };
 }
 
-const NIC_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+// A NIC name the facts did not validate (stored before they were) is not used: the NIC gets an id.
+const NIC_NAME = new RegExp(NIC_NAME_PATTERN);
+const DISK_NAME = new RegExp(DISK_NAME_PATTERN);
 
 function nicsOf(facts: Facts | null, identity: Identity): RenderNic[] {
   const nics: RenderNic[] = [];
@@ -340,6 +342,8 @@ function listOf(field: string, value: unknown): string[] {
 /** vars.disk (a name or /dev path) when given; else the first disk that is not removable; else the first disk. */
 function rootDisk(facts: Facts | null, vars: Record<string, unknown>): RenderDisk | null {
   const disks = facts?.disks ?? [];
+  // Checked again here, not only on arrival: facts stored before that check still reach templates.
+  disks.forEach((d, i) => checked(`machine.facts.disks[${i}].name`, d.name, DISK_NAME, 'a kernel disk name (letters, digits, . _ : + / -)'));
   const removable = new Set((facts?.hw ?? []).filter(([c, , a, v]) => c === 'disk' && a === 'removable' && v === '1').map(([, name]) => name));
   const wanted = vars['disk'];
   if (wanted !== undefined && wanted !== null && wanted !== '') {

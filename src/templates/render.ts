@@ -2,7 +2,7 @@ import { Liquid, LiquidError, type FS, type FilterImplOptions } from 'liquidjs';
 import { PlinthError, notFound } from '../core/errors.js';
 import { BUILTIN } from './builtin/index.js';
 import type { RenderContext } from './context.js';
-import { PLINTH_FILTERS, refuseClock } from './filters.js';
+import { FormatRefusal, PLINTH_FILTERS, refuseClock } from './filters.js';
 import { isTemplateKind, isTemplateName, TEMPLATE_KINDS, type TemplateKind } from './kinds.js';
 import { SnippetFs, SnippetRefusal, SnippetResolver, SourceFailure } from './snippet-fs.js';
 import type { TemplateOrigin, TemplateScope, TemplateSource } from './source.js';
@@ -157,7 +157,8 @@ function asTemplateError(e: unknown, kind: TemplateKind, name: string, namesBySo
   const [line, column] = token.getPosition();
   const file = token.file ?? namesBySource.get(token.input) ?? name;
   // Liquid's wrapped error carries the plain reason (undefined variable, refused snippet or filter input…).
-  const reason = original !== undefined ? original.message : withoutLocation(e.message);
+  // A refused value is named by the expression that produced it, as well as by its text.
+  const reason = original instanceof FormatRefusal ? `${original.message} (in ${token.getText()})` : original !== undefined ? original.message : withoutLocation(e.message);
   return new TemplateError(reason, { template: `${kind}/${name}`, snippet: file === name ? undefined : `${kind}/${file}`, line: line ?? null, column: column ?? null }, { cause: e });
 }
 

@@ -7,7 +7,7 @@ import type { BuiltinKind } from '../kinds.js';
  */
 
 const USER_DATA = `#cloud-config
-# Plinth: Ubuntu autoinstall for {{ machine.name }} (run {{ run.id }}).
+# Plinth: Ubuntu autoinstall for {{ machine.name | line }} (run {{ run.id | line }}).
 autoinstall:
   version: 1
 {% include 'localization' -%}
@@ -20,15 +20,15 @@ autoinstall:
 {% include 'late-commands' -%}
 `;
 
-const META_DATA = `# Plinth: instance data of {{ machine.name }} for the Ubuntu installer.
-instance-id: {{ run.id | json }}
-local-hostname: {{ hostname | json }}
+const META_DATA = `# Plinth: instance data of {{ machine.name | line }} for the Ubuntu installer.
+instance-id: {{ run.id | yaml }}
+local-hostname: {{ hostname | yaml }}
 `;
 
-const LOCALIZATION = `  locale: {{ os.locale | json }}
+const LOCALIZATION = `  locale: {{ os.locale | yaml }}
   keyboard:
-    layout: {{ os.keyboard | json }}
-  timezone: {{ os.timezone | json }}
+    layout: {{ os.keyboard | yaml }}
+  timezone: {{ os.timezone | yaml }}
 `;
 
 // Without a mirror, subiquity picks Ubuntu's archive (or a country mirror) itself.
@@ -36,7 +36,7 @@ const MIRROR = `{% if os.mirror -%}
   apt:
     primary:
       - arches: [default]
-        uri: {{ os.mirror | json }}
+        uri: {{ os.mirror | yaml }}
 {% endif -%}
 `;
 
@@ -50,23 +50,23 @@ const NETWORK = `  network:
 {% else -%}
     ethernets:
 {% for nic in network.nics -%}
-      {{ nic.id | json }}:
+      {{ nic.id | yaml }}:
         match:
-          macaddress: {{ nic.mac | json }}
+          macaddress: {{ nic.mac | yaml }}
 {% if nic.name -%}
-        set-name: {{ nic.name | json }}
+        set-name: {{ nic.name | yaml }}
 {% endif -%}
 {% if nic.static -%}
-        addresses: [{{ nic.static.cidr | json }}]
+        addresses: [{{ nic.static.cidr | yaml }}]
 {% if nic.static.gateway -%}
         routes:
           - to: default
-            via: {{ nic.static.gateway | json }}
+            via: {{ nic.static.gateway | yaml }}
 {% endif -%}
 {% if nic.static.dns.size > 0 or nic.static.search.size > 0 -%}
         nameservers:
-          addresses: {{ nic.static.dns | json }}
-          search: {{ nic.static.search | json }}
+          addresses: {{ nic.static.dns | yaml }}
+          search: {{ nic.static.search | yaml }}
 {% endif -%}
 {% else -%}
         dhcp4: true
@@ -81,8 +81,8 @@ const NETWORK = `  network:
 // subiquity requires a password hash for the first user; "!" is one that matches no password,
 // so the account is reached with SSH keys only (and sudo is opened in late-commands).
 const USERS = `  identity:
-    hostname: {{ hostname | json }}
-    username: {{ os.user | json }}
+    hostname: {{ hostname | yaml }}
+    username: {{ os.user | yaml }}
     realname: ""
     password: "!"
 `;
@@ -90,7 +90,7 @@ const USERS = `  identity:
 const SSH_KEYS = `  ssh:
     install-server: true
     allow-pw: false
-    authorized-keys: {{ ssh.authorizedKeys | json }}
+    authorized-keys: {{ ssh.authorizedKeys | yaml }}
 `;
 
 // The chosen disk by its serial when it reported one (udev's ID_SERIAL ends with it), else by
@@ -101,15 +101,15 @@ const STORAGE = `  storage:
 {% if disk -%}
       match:
 {% if disk.serial -%}
-        serial: {{ '*' | append: disk.serial | json }}
+        serial: {{ '*' | append: disk.serial | yaml }}
 {% else -%}
-        path: {{ disk.path | json }}
+        path: {{ disk.path | yaml }}
 {% endif -%}
 {% endif -%}
 `;
 
 const PACKAGES = `{% if os.packages.size > 0 -%}
-  packages: {{ os.packages | json }}
+  packages: {{ os.packages | yaml }}
 {% endif -%}
 `;
 

@@ -7,25 +7,25 @@ import type { BuiltinKind } from '../kinds.js';
  */
 
 const USER_DATA = `#cloud-config
-# Plinth: first-boot configuration of {{ machine.name }} (run {{ run.id }}).
+# Plinth: first-boot configuration of {{ machine.name | line }} (run {{ run.id | line }}).
 {% include 'hostname' -%}
 {% include 'users' -%}
 {% include 'packages' -%}
 {% include 'report-completion' -%}
 `;
 
-const META_DATA = `# Plinth: instance data of {{ machine.name }}. A new run is a new instance: cloud-init runs its first-boot modules again.
-instance-id: {{ run.id | json }}
-local-hostname: {{ hostname | json }}
+const META_DATA = `# Plinth: instance data of {{ machine.name | line }}. A new run is a new instance: cloud-init runs its first-boot modules again.
+instance-id: {{ run.id | yaml }}
+local-hostname: {{ hostname | yaml }}
 `;
 
-const NETWORK_CONFIG = `# Plinth: network configuration of {{ machine.name }} (cloud-init network config version 2).
+const NETWORK_CONFIG = `# Plinth: network configuration of {{ machine.name | line }} (cloud-init network config version 2).
 {% include 'network' -%}
 `;
 
-const HOSTNAME = `hostname: {{ hostname | json }}
+const HOSTNAME = `hostname: {{ hostname | yaml }}
 {% if fqdn -%}
-fqdn: {{ fqdn | json }}
+fqdn: {{ fqdn | yaml }}
 {% endif -%}
 prefer_fqdn_over_hostname: false
 manage_etc_hosts: true
@@ -36,14 +36,14 @@ manage_etc_hosts: true
 // (there is no distribution default user here to receive them instead).
 const USERS = `ssh_pwauth: false
 users:
-  - name: {{ os.user | json }}
+  - name: {{ os.user | yaml }}
     shell: /bin/bash
     lock_passwd: true
     sudo: "ALL=(ALL) NOPASSWD:ALL"
-    ssh_authorized_keys: {{ ssh.authorizedKeys | json }}
+    ssh_authorized_keys: {{ ssh.authorizedKeys | yaml }}
 {% if ssh.rootLogin -%}
 disable_root: false
-ssh_authorized_keys: {{ ssh.authorizedKeys | json }}
+ssh_authorized_keys: {{ ssh.authorizedKeys | yaml }}
 {% else -%}
 disable_root: true
 {% endif -%}
@@ -51,7 +51,7 @@ disable_root: true
 
 const PACKAGES = `{% if os.packages.size > 0 -%}
 package_update: true
-packages: {{ os.packages | json }}
+packages: {{ os.packages | yaml }}
 {% endif -%}
 `;
 
@@ -63,7 +63,7 @@ const REPORT_COMPLETION = `write_files:
     permissions: "0700"
     content: |
       #!/bin/sh
-      # Plinth: tells the controller that {{ machine.name }} booted its installed system (run {{ run.id }}).
+      # Plinth: tells the controller that {{ machine.name | line }} booted its installed system (run {{ run.id | line }}).
       # Retries for up to ten minutes, then gives up: the controller's deadline reports the failure.
       url={{ controller.phoneHomeUrl | shell_quote }}
       token={{ token | shell_quote }}
@@ -101,21 +101,21 @@ ethernets: {}
 {% else -%}
 ethernets:
 {% for nic in network.nics -%}
-  {{ nic.id | json }}:
+  {{ nic.id | yaml }}:
     match:
-      macaddress: {{ nic.mac | json }}
+      macaddress: {{ nic.mac | yaml }}
 {% if nic.name -%}
-    set-name: {{ nic.name | json }}
+    set-name: {{ nic.name | yaml }}
 {% endif -%}
 {% if nic.static -%}
-    addresses: [{{ nic.static.cidr | json }}]
+    addresses: [{{ nic.static.cidr | yaml }}]
 {% if nic.static.gateway -%}
-    gateway4: {{ nic.static.gateway | json }}
+    gateway4: {{ nic.static.gateway | yaml }}
 {% endif -%}
 {% if nic.static.dns.size > 0 or nic.static.search.size > 0 -%}
     nameservers:
-      addresses: {{ nic.static.dns | json }}
-      search: {{ nic.static.search | json }}
+      addresses: {{ nic.static.dns | yaml }}
+      search: {{ nic.static.search | yaml }}
 {% endif -%}
 {% else -%}
     dhcp4: true

@@ -13,7 +13,7 @@ import type { BuiltinKind } from '../kinds.js';
 const RETRY = `set attempt:int32 0
 :load
 inc attempt
-echo Plinth: {{ machine.name }}: loading the installer (attempt \${attempt})
+echo Plinth: {{ machine.name | ipxe }}: loading the installer (attempt \${attempt})
 kernel \${kernel-url} initrd=\${initrd-name} \${args} || goto load-failed
 initrd --name \${initrd-name} \${initrd-url} || goto load-failed
 boot || goto load-failed
@@ -28,56 +28,56 @@ goto load
 
 // Arguments after "---" are also given to the installed system's kernel by the Debian installer.
 const DEBIAN_INSTALLER = `#!ipxe
-# Plinth: {{ machine.name }} boots the Debian installer (run {{ run.id }}).
+# Plinth: {{ machine.name | line }} boots the Debian installer (run {{ run.id | line }}).
 {% assign arch = machine.architecture | debian_arch -%}
 {% assign mirror = os.mirror | default: 'http://deb.debian.org/debian' -%}
-{% capture netboot %}{{ mirror }}/dists/{{ os.suite | default: 'bookworm' }}/main/installer-{{ arch }}/current/images/netboot/debian-installer/{{ arch }}{% endcapture -%}
+{% capture netboot %}{{ mirror | ipxe }}/dists/{{ os.suite | default: 'bookworm' | ipxe }}/main/installer-{{ arch | ipxe }}/current/images/netboot/debian-installer/{{ arch | ipxe }}{% endcapture -%}
 {% capture extra %}{% include 'kernel-args' %}{% endcapture -%}
-set kernel-url {% if os.kernelUrl %}{{ os.kernelUrl }}{% else %}{{ netboot }}/linux{% endif %}
-set initrd-url {% if os.initrdUrl %}{{ os.initrdUrl }}{% else %}{{ netboot }}/initrd.gz{% endif %}
+set kernel-url {% if os.kernelUrl %}{{ os.kernelUrl | ipxe }}{% else %}{{ netboot | ipxe }}/linux{% endif %}
+set initrd-url {% if os.initrdUrl %}{{ os.initrdUrl | ipxe }}{% else %}{{ netboot | ipxe }}/initrd.gz{% endif %}
 set initrd-name initrd.gz
-set args auto=true priority=critical url={{ controller.artifactsUrl }}/preseed/preseed.cfg
-set args \${args} netcfg/choose_interface={% if network.primary %}{{ network.primary.mac }}{% else %}auto{% endif %} hostname={{ hostname }}{% if domain %} domain={{ domain }}{% endif %}
+set args auto=true priority=critical url={{ controller.artifactsUrl | cmdline }}/preseed/preseed.cfg
+set args \${args} netcfg/choose_interface={% if network.primary %}{{ network.primary.mac | cmdline }}{% else %}auto{% endif %} hostname={{ hostname | cmdline }}{% if domain %} domain={{ domain | cmdline }}{% endif %}
 {% if network.static -%}
-set args \${args} netcfg/disable_autoconfig=true netcfg/get_ipaddress={{ network.static.address }} netcfg/get_netmask={{ network.static.netmask }}{% if network.static.gateway %} netcfg/get_gateway={{ network.static.gateway }}{% endif %}{% if network.static.dns.size > 0 %} netcfg/get_nameservers={{ network.static.dns.first }}{% endif %} netcfg/confirm_static=true
+set args \${args} netcfg/disable_autoconfig=true netcfg/get_ipaddress={{ network.static.address | cmdline }} netcfg/get_netmask={{ network.static.netmask | cmdline }}{% if network.static.gateway %} netcfg/get_gateway={{ network.static.gateway | cmdline }}{% endif %}{% if network.static.dns.size > 0 %} netcfg/get_nameservers={{ network.static.dns.first | cmdline }}{% endif %} netcfg/confirm_static=true
 {% endif -%}
-set args \${args} --- {{ extra | strip }}
+set args \${args} --- {{ extra | strip | cmdline }}
 ${RETRY}`;
 
 const ANACONDA = `#!ipxe
-# Plinth: {{ machine.name }} boots Anaconda (run {{ run.id }}).
+# Plinth: {{ machine.name | line }} boots Anaconda (run {{ run.id | line }}).
 {% assign tree = os.mirror | required: 'os.mirror (the installation tree URL)' -%}
 {% capture extra %}{% include 'kernel-args' %}{% endcapture -%}
-set kernel-url {% if os.kernelUrl %}{{ os.kernelUrl }}{% else %}{{ tree }}/images/pxeboot/vmlinuz{% endif %}
-set initrd-url {% if os.initrdUrl %}{{ os.initrdUrl }}{% else %}{{ tree }}/images/pxeboot/initrd.img{% endif %}
+set kernel-url {% if os.kernelUrl %}{{ os.kernelUrl | ipxe }}{% else %}{{ tree | ipxe }}/images/pxeboot/vmlinuz{% endif %}
+set initrd-url {% if os.initrdUrl %}{{ os.initrdUrl | ipxe }}{% else %}{{ tree | ipxe }}/images/pxeboot/initrd.img{% endif %}
 set initrd-name initrd.img
-set args inst.repo={{ tree }} inst.ks={{ controller.artifactsUrl }}/kickstart/ks.cfg inst.text
+set args inst.repo={{ tree | cmdline }} inst.ks={{ controller.artifactsUrl | cmdline }}/kickstart/ks.cfg inst.text
 {% if network.static -%}
-set args \${args} ip={{ network.static.address }}::{{ network.static.gateway }}:{{ network.static.netmask }}:{{ hostname }}:{{ network.primary.name }}:none{% for server in network.static.dns %} nameserver={{ server }}{% endfor %}
+set args \${args} ip={{ network.static.address | cmdline }}::{{ network.static.gateway | cmdline }}:{{ network.static.netmask | cmdline }}:{{ hostname | cmdline }}:{{ network.primary.name | cmdline }}:none{% for server in network.static.dns %} nameserver={{ server | cmdline }}{% endfor %}
 {% else -%}
 set args \${args} ip=dhcp
 {% endif -%}
-set args \${args} {{ extra | strip }}
+set args \${args} {{ extra | strip | cmdline }}
 ${RETRY}`;
 
 // The live server ISO's kernel and initrd; the installer downloads the ISO itself (url=) and
 // reads the NoCloud seed; cloud-config-url=/dev/null stops it from fetching the ISO a second time.
 const UBUNTU_AUTOINSTALL = `#!ipxe
-# Plinth: {{ machine.name }} boots the Ubuntu Server installer (run {{ run.id }}).
+# Plinth: {{ machine.name | line }} boots the Ubuntu Server installer (run {{ run.id | line }}).
 {% capture extra %}{% include 'kernel-args' %}{% endcapture -%}
-set kernel-url {{ os.kernelUrl | required: 'os.kernelUrl (casper/vmlinuz of the live server ISO)' }}
-set initrd-url {{ os.initrdUrl | required: 'os.initrdUrl (casper/initrd of the live server ISO)' }}
+set kernel-url {{ os.kernelUrl | required: 'os.kernelUrl (casper/vmlinuz of the live server ISO)' | ipxe }}
+set initrd-url {{ os.initrdUrl | required: 'os.initrdUrl (casper/initrd of the live server ISO)' | ipxe }}
 set initrd-name initrd
-set args url={{ os.isoUrl | required: 'os.isoUrl (the live server ISO)' }} autoinstall ds=nocloud-net;s={{ controller.artifactsUrl }}/autoinstall/ cloud-config-url=/dev/null
+set args url={{ os.isoUrl | required: 'os.isoUrl (the live server ISO)' | cmdline }} autoinstall ds=nocloud-net;s={{ controller.artifactsUrl | cmdline }}/autoinstall/ cloud-config-url=/dev/null
 {% if network.static -%}
-set args \${args} ip={{ network.static.address }}::{{ network.static.gateway }}:{{ network.static.netmask }}:{{ hostname }}:{{ network.primary.name }}:none:{{ network.static.dns[0] | default: '' }}:{{ network.static.dns[1] | default: '' }}
+set args \${args} ip={{ network.static.address | cmdline }}::{{ network.static.gateway | cmdline }}:{{ network.static.netmask | cmdline }}:{{ hostname | cmdline }}:{{ network.primary.name | cmdline }}:none:{{ network.static.dns[0] | default: '' | cmdline }}:{{ network.static.dns[1] | default: '' | cmdline }}
 {% else -%}
 set args \${args} ip=dhcp
 {% endif -%}
-set args \${args} {{ extra | strip }}
+set args \${args} {{ extra | strip | cmdline }}
 ${RETRY}`;
 
-const KERNEL_ARGS = `{{ os.console }}`;
+const KERNEL_ARGS = `{{ os.console | cmdline }}`;
 
 const GIVE_UP = `echo Plinth: could not load the installer, rebooting in 30 seconds
 sleep 30

@@ -5,7 +5,7 @@ import type { BuiltinKind } from '../kinds.js';
  * shell, so quoted arguments use `json` (a double-quoted string) or `shell_quote`.
  */
 
-const KICKSTART = `# Plinth: Anaconda kickstart for {{ machine.name }} (run {{ run.id }}).
+const KICKSTART = `# Plinth: Anaconda kickstart for {{ machine.name | line }} (run {{ run.id | line }}).
 text
 {% include 'localization' -%}
 {% include 'source' -%}
@@ -20,65 +20,65 @@ reboot
 {% include 'report-completion' -%}
 `;
 
-const LOCALIZATION = `lang {{ os.locale }}
-keyboard --vckeymap={{ os.keyboard }} --xlayouts={{ os.keyboard }}
-timezone {{ os.timezone }} --utc
+const LOCALIZATION = `lang {{ os.locale | kickstart }}
+keyboard --vckeymap={{ os.keyboard | kickstart }} --xlayouts={{ os.keyboard | kickstart }}
+timezone {{ os.timezone | kickstart }} --utc
 `;
 
 // Without a mirror, Anaconda installs from the tree its kernel was given (inst.repo).
 const SOURCE = `{% if os.mirror -%}
-url --url={{ os.mirror | json }}
+url --url={{ os.mirror | kickstart }}
 {% endif -%}
 `;
 
 // Matched by MAC: the names Anaconda gives NICs need not be the names seen at inspection.
 const NETWORK = `{% for nic in network.nics -%}
 {% if nic.static -%}
-network --device={{ nic.mac }} --bootproto=static --ip={{ nic.static.address }} --netmask={{ nic.static.netmask }}{% if nic.static.gateway %} --gateway={{ nic.static.gateway }}{% endif %}{% if nic.static.dns.size > 0 %} --nameserver={{ nic.static.dns | join: ',' }}{% endif %}{% if nic.static.search.size > 0 %} --ipv4-dns-search={{ nic.static.search | join: ',' }}{% endif %} --onboot=yes{% if nic.primary %} --activate{% endif %}
+network --device={{ nic.mac | kickstart }} --bootproto=static --ip={{ nic.static.address | kickstart }} --netmask={{ nic.static.netmask | kickstart }}{% if nic.static.gateway %} --gateway={{ nic.static.gateway | kickstart }}{% endif %}{% if nic.static.dns.size > 0 %} --nameserver={{ nic.static.dns | join: ',' | kickstart }}{% endif %}{% if nic.static.search.size > 0 %} --ipv4-dns-search={{ nic.static.search | join: ',' | kickstart }}{% endif %} --onboot=yes{% if nic.primary %} --activate{% endif %}
 {% else -%}
-network --device={{ nic.mac }} --bootproto=dhcp --onboot=yes{% if nic.primary %} --activate{% endif %}
+network --device={{ nic.mac | kickstart }} --bootproto=dhcp --onboot=yes{% if nic.primary %} --activate{% endif %}
 {% endif -%}
 {% endfor -%}
-network --hostname={% if fqdn %}{{ fqdn }}{% else %}{{ hostname }}{% endif %}
+network --hostname={% if fqdn %}{{ fqdn | kickstart }}{% else %}{{ hostname | kickstart }}{% endif %}
 `;
 
 const USERS = `rootpw --lock
-user --name={{ os.user }} --groups=wheel --lock
+user --name={{ os.user | kickstart }} --groups=wheel --lock
 `;
 
 // A %post section rather than sshkey commands: kickstart takes one sshkey per user, and a
 // machine may be given several keys. restorecon: files written here need their SELinux labels.
 const SSH_KEYS = `%post --erroronfail
-install -d -m 0700 -o {{ os.user }} -g {{ os.user }} /home/{{ os.user }}/.ssh
-printf '%s\\n' {{ ssh.authorizedKeys | shell_quote }} > /home/{{ os.user }}/.ssh/authorized_keys
-chown {{ os.user }}:{{ os.user }} /home/{{ os.user }}/.ssh/authorized_keys
-chmod 0600 /home/{{ os.user }}/.ssh/authorized_keys
+install -d -m 0700 -o {{ os.user | shell_word }} -g {{ os.user | shell_word }} /home/{{ os.user | shell_word }}/.ssh
+printf '%s\\n' {{ ssh.authorizedKeys | shell_quote }} > /home/{{ os.user | shell_word }}/.ssh/authorized_keys
+chown {{ os.user | shell_word }}:{{ os.user | shell_word }} /home/{{ os.user | shell_word }}/.ssh/authorized_keys
+chmod 0600 /home/{{ os.user | shell_word }}/.ssh/authorized_keys
 {% if ssh.rootLogin -%}
 install -d -m 0700 /root/.ssh
-cp /home/{{ os.user }}/.ssh/authorized_keys /root/.ssh/authorized_keys
+cp /home/{{ os.user | shell_word }}/.ssh/authorized_keys /root/.ssh/authorized_keys
 chmod 0600 /root/.ssh/authorized_keys
 {% endif -%}
-restorecon -R /home/{{ os.user }}/.ssh{% if ssh.rootLogin %} /root/.ssh{% endif %} || true
+restorecon -R /home/{{ os.user | shell_word }}/.ssh{% if ssh.rootLogin %} /root/.ssh{% endif %} || true
 %end
 `;
 
 // The chosen disk by its WWN link when it has one: sda and sdb may swap between boots.
 const STORAGE = `zerombr
 {% if disk -%}
-ignoredisk --only-use={{ disk.stablePath }}
-clearpart --all --initlabel --drives={{ disk.stablePath }}
+ignoredisk --only-use={{ disk.stablePath | kickstart }}
+clearpart --all --initlabel --drives={{ disk.stablePath | kickstart }}
 {% else -%}
 clearpart --all --initlabel
 {% endif -%}
 autopart
-bootloader --append={{ os.console | json }}
+bootloader --append={{ os.console | kickstart }}
 `;
 
 const PACKAGES = `%packages
 @^minimal-environment
 openssh-server
 {% for package in os.packages -%}
-{{ package }}
+{{ package | kickstart }}
 {% endfor -%}
 %end
 `;
@@ -95,7 +95,7 @@ chmod 0440 /etc/sudoers.d/90-plinth
 // curl retries refused connections, timeouts and 5xx answers; not --retry-all-errors, which the
 // curl of older installers (RHEL 8, Ubuntu 20.04) does not know.
 const REPORT_COMPLETION = `%post --nochroot
-# Plinth: tell the controller the installation of {{ machine.name }} finished (run {{ run.id }}).
+# Plinth: tell the controller the installation of {{ machine.name | line }} finished (run {{ run.id | line }}).
 curl -fsS --max-time 30 --retry 60 --retry-delay 10 --retry-connrefused -X POST \\
   -H {{ 'Authorization: Bearer ' | append: token | shell_quote }} -H 'Content-Type: application/json' \\
   --data '{"event":"installed","source":"kickstart"}' {{ controller.phoneHomeUrl | shell_quote }} \\

@@ -6,7 +6,7 @@ import type { BuiltinKind } from '../kinds.js';
  */
 
 const DEFAULT = `#!/bin/sh
-# Plinth: an example step script for {{ machine.name }} (run {{ run.id }}).
+# Plinth: an example step script for {{ machine.name | line }} (run {{ run.id | line }}).
 set -eu
 printf 'Plinth: this is %s (%s run %s)\\n' {{ machine.name | shell_quote }} {{ run.kind | shell_quote }} {{ run.id | shell_quote }}
 exit 0
