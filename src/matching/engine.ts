@@ -119,7 +119,7 @@ export interface EntryChoice {
   reused: boolean;
 }
 
-export type Allocation<P extends EngineProfile> =
+export type MatchOutcome<P extends EngineProfile> =
   /** No profile matched (or none had quota left): the machine holds nothing. */
   | { profile: null; tried: string[] }
   | {
@@ -155,7 +155,7 @@ export interface EngineOptions extends MatchOptions {
 }
 
 /** Matches `machine` against `profiles` (in the order they are tried), through `ledger`. */
-export async function allocate<P extends EngineProfile>(machine: MachineToMatch, profiles: readonly P[], ledger: Ledger, options: EngineOptions = {}): Promise<Allocation<P>> {
+export async function allocate<P extends EngineProfile>(machine: MachineToMatch, profiles: readonly P[], ledger: Ledger, options: EngineOptions = {}): Promise<MatchOutcome<P>> {
   const steps = allocation(machine, profiles, ledger.lockProfiles !== undefined, options);
   let step = steps.next();
   while (!step.done) step = steps.next(await perform(ledger, step.value));
@@ -163,7 +163,7 @@ export async function allocate<P extends EngineProfile>(machine: MachineToMatch,
 }
 
 /** `allocate` over a ledger that answers at once. */
-export function allocateSync<P extends EngineProfile>(machine: MachineToMatch, profiles: readonly P[], ledger: SyncLedger, options: EngineOptions = {}): Allocation<P> {
+export function allocateSync<P extends EngineProfile>(machine: MachineToMatch, profiles: readonly P[], ledger: SyncLedger, options: EngineOptions = {}): MatchOutcome<P> {
   const steps = allocation(machine, profiles, ledger.lockProfiles !== undefined, options);
   let step = steps.next();
   while (!step.done) step = steps.next(perform(ledger, step.value));
@@ -172,7 +172,7 @@ export function allocateSync<P extends EngineProfile>(machine: MachineToMatch, p
 
 const NO_MATCH: MatchResult = { matched: false, vars: {}, cmdbVars: {}, limitReached: false };
 
-function* allocation<P extends EngineProfile>(machine: MachineToMatch, profiles: readonly P[], locksProfiles: boolean, options: EngineOptions): Steps<Allocation<P>> {
+function* allocation<P extends EngineProfile>(machine: MachineToMatch, profiles: readonly P[], locksProfiles: boolean, options: EngineOptions): Steps<MatchOutcome<P>> {
   const { holding } = machine;
   const matches = options.matches ?? new Map<string, MatchResult>();
   const matchOf = (p: P): MatchResult => {
@@ -184,7 +184,7 @@ function* allocation<P extends EngineProfile>(machine: MachineToMatch, profiles:
     return r;
   };
   const holds = (p: P) => holding.quotaHeld && holding.profileId === p.id;
-  const eligible = (p: P, left: number | null) => left === null || left > 0 || holds(p);
+  const eligible = (p: P, left: number | null) => isEligible(p, left, holding);
 
   if (holding.quotaHeld && locksProfiles) {
     // This machine may give its old quota back after taking a new one: every profile it
@@ -246,6 +246,11 @@ function* allocation<P extends EngineProfile>(machine: MachineToMatch, profiles:
   yield* freeOld(choice.entry.id);
   yield* call('claimEntry', choice.entry, machine.id, choice.data);
   return { ...matched, entry: choice, failure: null };
+}
+
+/** True when eDeploy would try the profile at all for this machine: quota left, or the machine holds one of it. */
+export function isEligible(profile: { id: string }, remaining: number | null, holding: Holding): boolean {
+  return remaining === null || remaining > 0 || (holding.quotaHeld && holding.profileId === profile.id);
 }
 
 /**
