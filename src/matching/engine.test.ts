@@ -44,6 +44,12 @@ describe('chooseEntry', () => {
     expect(chooseEntry(entries, 'new', {}, {}).entry.position).toBe(2);
   });
 
+  it("gives an anonymous machine (eDeploy's state-file mode, no holders recorded) eDeploy's rule unchanged", () => {
+    const entries = [entry(0, { hostname: 'a', used: 1 }), entry(1, { hostname: 'b' })];
+    expect(chooseEntry(entries, null, {}, {})).toMatchObject({ entry: { position: 0 }, reused: true });
+    expect(chooseEntry(entries, 'me', {}, {})).toMatchObject({ entry: { position: 1 } });
+  });
+
   it('frees an entry back to its original content without a used mark', () => {
     expect(freedData({ hostname: 'a', used: 1, ip: '10.0.0.1' })).toEqual({ hostname: 'a', ip: '10.0.0.1' });
   });
