@@ -65,15 +65,9 @@ export interface SelectOptions extends MatchOptions {
 type Specs = (profile: string) => SpecInput | null | undefined;
 type Cmdbs = (profile: string) => readonly CmdbEntry[] | null | undefined;
 
-/**
- * One machine through the matching engine over `state` and the files' pools, in memory:
- * each entry of `state` is a profile (its position is its id, so a name listed twice keeps
- * two counts, as in eDeploy), whose pool is the CMDB of its name. Counts and specs are read
- * when the engine reaches them. Throws eDeploy's errors when nothing matches or the pool
- * cannot serve the machine.
- */
-function resolveState(state: readonly StateEntry[], hw: readonly HwTuple[], specsFor: Specs, cmdbFor: Cmdbs | null, options: SelectOptions) {
-  const profiles: EngineProfile[] = state.map((entry, index) => ({
+/** `state` as the engine's profiles: an entry's position is its id (a name listed twice keeps two counts, as in eDeploy). */
+function stateProfiles(state: readonly StateEntry[], specsFor: Specs, withPools: boolean): EngineProfile[] {
+  return state.map((entry, index) => ({
     id: String(index),
     name: entry.profile,
     get quota() {
@@ -83,8 +77,23 @@ function resolveState(state: readonly StateEntry[], hw: readonly HwTuple[], spec
     get specs() {
       return specsFor(entry.profile) ?? null;
     },
-    poolId: cmdbFor ? entry.profile : null,
+    poolId: withPools ? entry.profile : null,
   }));
+}
+
+/** `state` with the counts the ledger changed, as ints (as eDeploy wrote them). */
+function stateAfter(state: readonly StateEntry[], profiles: readonly EngineProfile[], ledger: MemoryLedger, changed: ReadonlySet<string>): StateEntry[] {
+  return state.map((e, i) => (changed.has(String(i)) ? { profile: e.profile, count: ledger.remaining(profiles[i]!)! } : { ...e }));
+}
+
+/**
+ * One machine through the matching engine over `state` and the files' pools, in memory:
+ * each profile's pool is the CMDB of its name. Counts and specs are read
+ * when the engine reaches them. Throws eDeploy's errors when nothing matches or the pool
+ * cannot serve the machine.
+ */
+function resolveState(state: readonly StateEntry[], hw: readonly HwTuple[], specsFor: Specs, cmdbFor: Cmdbs | null, options: SelectOptions) {
+  const profiles = stateProfiles(state, specsFor, cmdbFor !== null);
   const ledger = new MemoryLedger(profiles, (pool) => {
     const list = cmdbFor?.(pool);
     // No CMDB, or an empty one, means no pool in eDeploy.
@@ -96,9 +105,7 @@ function resolveState(state: readonly StateEntry[], hw: readonly HwTuple[], spec
   if (!a.profile) throw noMatchError(a.tried, { stateFile: options.stateFile ?? 'state', configDir: options.configDir ?? '.' });
   if (a.failure) throw a.failure;
   const index = Number(a.profile.id);
-  const next = state.map((e) => ({ ...e }));
-  // The count becomes an int, as eDeploy wrote it.
-  if (a.quota === 'taken') next[index] = { profile: a.profile.name, count: ledger.remaining(a.profile)! };
+  const next = stateAfter(state, profiles, ledger, new Set(a.quota === 'taken' ? [a.profile.id] : []));
   const pool = a.entry && a.profile.poolId !== null ? ledger.entries(a.profile.poolId) : null;
   return { a, index, state: next, pool };
 }
@@ -115,13 +122,12 @@ export function selectProfile(state: readonly StateEntry[], hw: readonly HwTuple
 
 /** eDeploy's `failed_profile`: gives one back to the first entry named `profile`, unless it is `'*'`. */
 export function failProfile(state: readonly StateEntry[], profile: string): { changed: boolean; state: StateEntry[] } {
-  const next = state.map((e) => ({ ...e }));
-  const index = next.findIndex((e) => e.profile === profile);
-  if (index < 0) return { changed: false, state: next };
-  const quota = quotaOf(next[index]!.count, profile);
-  if (quota.unlimited) return { changed: false, state: next };
-  next[index] = { profile, count: quota.remaining + 1 };
-  return { changed: true, state: next };
+  const profiles = stateProfiles(state, () => null, false);
+  const ledger = new MemoryLedger(profiles, () => null);
+  const target = profiles.find((p) => p.name === profile);
+  const changed = target !== undefined && ledger.remaining(target) !== null;
+  if (changed) ledger.returnQuota(target.id);
+  return { changed, state: stateAfter(state, profiles, ledger, new Set(changed ? [target.id] : [])) };
 }
 
 export interface Resolution {
