@@ -3,12 +3,12 @@ import type { Store, Db, Dialect } from '../store/database.js';
 import { fromJson } from '../store/database.js';
 import type { PoolEntriesTable, PoolsTable } from '../store/schema.js';
 import type { Clock } from '../core/clock.js';
-import { PlinthError, notFound, validation } from '../core/errors.js';
+import { PlinthError, notFound } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { isEntryUsed, type PyDict } from '../matching/index.js';
 import { readApplyBody, readPool, type PoolDraft } from './documents.js';
 import type { PoolEntryView, PoolInputBody, PoolView } from './schemas.js';
-import { lockForUpdate, writeTransaction, type ApplyOutcome, type Outcome } from './writes.js';
+import { lockForUpdate, putNamed, writeTransaction, type ApplyOutcome, type Outcome } from './writes.js';
 
 /**
  * Pools as the API and the CLI see them: reading them and their entries, applying pool
@@ -159,12 +159,13 @@ export class PoolService {
   }
 
   async putPool(name: string, body: PoolInputBody): Promise<{ pool: PoolView; outcome: Outcome }> {
-    if (body.name !== name) throw validation('name', `'${body.name}' differs from the pool named in the path ('${name}')`);
-    const draft = readPool(body, 'body');
-    return writeTransaction(this.store, this.clock, async (trx, at) => {
-      const r = await upsertPool(trx, this.store.dialect, draft, 'body', at);
-      return { pool: await this.getPool(name, trx), outcome: r.outcome };
+    const dialect = this.store.dialect;
+    const r = await putNamed(this.store, this.clock, 'pool', name, body, {
+      read: readPool,
+      upsert: (trx, draft, at) => upsertPool(trx, dialect, draft, 'body', at),
+      view: (trx) => this.getPool(name, trx),
     });
+    return { pool: r.view, outcome: r.outcome };
   }
 
   /**

@@ -8,7 +8,7 @@ import { readApplyBody, readProfile, type ProfileDraft } from './documents.js';
 import { upsertPool } from './pool-service.js';
 import { heldCounts, toLoadedProfile } from './rows.js';
 import type { ApplyBodyType, ProfileInputBody, ProfileView } from './schemas.js';
-import { lockForUpdate, poolNames, writeTransaction, type ApplyOutcome, type Outcome } from './writes.js';
+import { lockForUpdate, poolNames, putNamed, writeTransaction, type ApplyOutcome, type Outcome } from './writes.js';
 
 /**
  * Profiles as the API and the CLI see them: reading, applying documents (pools then
@@ -115,12 +115,13 @@ export class ProfileService {
   }
 
   async putProfile(name: string, body: ProfileInputBody): Promise<{ profile: ProfileView; outcome: Outcome }> {
-    if (body.name !== name) throw validation('name', `'${body.name}' differs from the profile named in the path ('${name}')`);
-    const draft = readProfile(body, 'body');
-    return writeTransaction(this.store, this.clock, async (trx, at) => {
-      const r = await upsertProfile(trx, this.store.dialect, draft, 'body', at);
-      return { profile: await this.getProfile(name, trx), outcome: r.outcome };
+    const dialect = this.store.dialect;
+    const r = await putNamed(this.store, this.clock, 'profile', name, body, {
+      read: readProfile,
+      upsert: (trx, draft, at) => upsertProfile(trx, dialect, draft, 'body', at),
+      view: (trx) => this.getProfile(name, trx),
     });
+    return { profile: r.view, outcome: r.outcome };
   }
 
   /**

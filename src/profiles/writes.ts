@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
-import { PlinthError } from '../core/errors.js';
+import { PlinthError, validation } from '../core/errors.js';
 import type { Db, Dialect, Store } from '../store/database.js';
 import { uniqueViolation } from '../store/database.js';
 
@@ -35,6 +35,26 @@ export async function writeTransaction<T>(store: Store, clock: Clock, fn: (trx: 
     }
     throw e;
   }
+}
+
+/**
+ * Creates or replaces one profile or pool named in the path, in its own transaction, and
+ * returns it as read back. A body naming another one is refused before anything is read.
+ */
+export async function putNamed<B extends { name: string }, D, V>(
+  store: Store,
+  clock: Clock,
+  what: 'profile' | 'pool',
+  name: string,
+  body: B,
+  steps: { read: (body: B, field: string) => D; upsert: (trx: Db, draft: D, at: string) => Promise<{ outcome: Outcome }>; view: (trx: Db) => Promise<V> },
+): Promise<{ view: V; outcome: Outcome }> {
+  if (body.name !== name) throw validation('name', `'${body.name}' differs from the ${what} named in the path ('${name}')`);
+  const draft = steps.read(body, 'body');
+  return writeTransaction(store, clock, async (trx, at) => {
+    const { outcome } = await steps.upsert(trx, draft, at);
+    return { view: await steps.view(trx), outcome };
+  });
 }
 
 /** Locks the rows read (PostgreSQL; SQLite's write transaction already excludes other writers). */
