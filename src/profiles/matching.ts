@@ -16,7 +16,8 @@ import { SqlLedger } from './sql-ledger.js';
 
 /**
  * Matching against the database, at the end of every inspection, inside the inspection's
- * transaction with the machine row locked:
+ * transaction with the machine row locked: the matching engine (matching/engine.ts) over the
+ * SQL ledger (sql-ledger.ts), whose outcome becomes the machine's columns and an event:
  * 1. profiles in order; the first whose spec matches and whose quota can be taken wins
  *    (the quota is taken by a conditional update, so it is never overdrawn);
  * 2. its pool gives the machine an entry (reused when it carries the machine's lookup
