@@ -2,8 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../src/store/database.js';
-import { compileSpecs } from '../src/matching/index.js';
-import { selectProfileFor, type ProfileCandidate } from '../src/profiles/allocation.js';
+import { allocateSync, compileSpecs, MemoryLedger, type EngineProfile } from '../src/matching/index.js';
 import { pgAvailable, postgresBackend } from '../test/support/backends.js';
 import { ensureBuilt, freePort, startServe } from '../test/support/plinth-process.js';
 import { bladeFacts, bladeHw, bootAndReport, fetchHttp } from '../test/integration/matching-support.js';
@@ -51,17 +50,19 @@ function profileSpec(k: number): string[][] {
 const profileName = (k: number) => `p${String(k).padStart(2, '0')}`;
 
 async function matchAlone() {
-  const profiles: ProfileCandidate[] = Array.from({ length: PROFILES }, (_, k) => ({ id: String(k), name: profileName(k), quota: null, specs: compileSpecs(profileSpec(k)) }));
+  const profiles: EngineProfile[] = Array.from({ length: PROFILES }, (_, k) => ({ id: String(k), name: profileName(k), quota: null, specs: compileSpecs(profileSpec(k)), poolId: null }));
+  const ledger = new MemoryLedger(profiles, () => null);
+  const select = (hw: ReturnType<typeof bladeHw>) => allocateSync({ id: 'bench', hw, holding: { profileId: null, quotaHeld: false }, entry: null }, profiles, ledger);
   const lines = bladeHw(1).length;
   // Warm up first: the figures are for a controller that has been running a while.
-  for (let i = 0; i < 200; i++) await selectProfileFor(profiles, bladeHw(MATCH_MACHINES + i), { profileId: null, quotaHeld: false }, () => true);
+  for (let i = 0; i < 200; i++) select(bladeHw(MATCH_MACHINES + i));
   const times: number[] = [];
   let wrong = 0;
   const started = performance.now();
   for (let i = 0; i < MATCH_MACHINES; i++) {
     const hw = bladeHw(i);
     const t0 = performance.now();
-    const sel = await selectProfileFor(profiles, hw, { profileId: null, quotaHeld: false }, () => true);
+    const sel = select(hw);
     times.push(performance.now() - t0);
     if (sel.profile?.name !== profileName(i % PROFILES)) wrong++;
   }

@@ -30,7 +30,9 @@ import { powerRoutes } from './api/routes/power.js';
 import { managerRoutes } from './api/routes/managers.js';
 import { newId } from './core/ids.js';
 import { MatchingService } from './profiles/matching.js';
-import { ProfileService } from './profiles/service.js';
+import { ProfileService } from './profiles/profile-service.js';
+import { PoolService } from './profiles/pool-service.js';
+import { MatchPreviewService } from './profiles/preview-service.js';
 import { profileRoutes } from './api/routes/profiles.js';
 import { poolRoutes } from './api/routes/pools.js';
 import { lookupProfileDeploy } from './profiles/deploy-lookup.js';
@@ -145,6 +147,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   const inspection = new InspectionService(engine, inventory);
   new MatchingService({ store, clock }).attach(engine, inspection);
   const profiles = new ProfileService(store, clock);
+  const pools = new PoolService(store, clock);
   const installer = opts.installer ?? defaultInstallerLocator(config.dataDir);
   const boot = new BootService({
     store,
@@ -168,8 +171,8 @@ export async function createController(config: Config, opts: ControllerOptions =
       applianceRoutes,
       powerRoutes,
       managerRoutes,
-      profileRoutes(profiles),
-      poolRoutes(profiles),
+      profileRoutes(profiles, new MatchPreviewService(store)),
+      poolRoutes(pools),
       imageRoutes,
       templateRoutes,
       ...(opts.extraRoutes ?? []),

@@ -2,7 +2,7 @@ import type { CommandRegistrar } from './context.js';
 import { ExitCode } from './errors.js';
 import { isSourceError } from '../matching/index.js';
 import { readEdeployConfigDir } from '../profiles/edeploy-dir.js';
-import type { ApplyOutcome } from '../profiles/service.js';
+import type { ApplyOutcome } from '../profiles/writes.js';
 import { printApplyOutcome } from './profile-apply.js';
 
 export const registerEdeployImport: CommandRegistrar = (edeploy, ctx) => {

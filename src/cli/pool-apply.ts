@@ -1,7 +1,7 @@
 import type { CommandRegistrar } from './context.js';
 import { readDocumentFile, reportDocumentError } from './profile-documents.js';
 import { printApplyOutcome } from './profile-apply.js';
-import type { ApplyOutcome } from '../profiles/service.js';
+import type { ApplyOutcome } from '../profiles/writes.js';
 
 export const registerPoolApply: CommandRegistrar = (pool, ctx) => {
   pool

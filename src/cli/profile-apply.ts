@@ -1,6 +1,6 @@
 import type { CommandRegistrar } from './context.js';
 import { readDocumentFile, reportDocumentError } from './profile-documents.js';
-import type { ApplyOutcome } from '../profiles/service.js';
+import type { ApplyOutcome } from '../profiles/writes.js';
 
 export function printApplyOutcome(out: { line(s: string): void }, r: ApplyOutcome): void {
   for (const p of r.pools) out.line(`pool ${p.name}: ${p.outcome} (${p.entries} entr${p.entries === 1 ? 'y' : 'ies'})`);

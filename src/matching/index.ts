@@ -21,6 +21,11 @@ export type { GenerateOptions } from './generate.js';
 export { allocateEntry, entryIncludes, isEntryUsed } from './cmdb.js';
 export type { Allocation, CmdbEntry } from './cmdb.js';
 
+// The matching engine and its in-memory ledger
+export { allocate, allocateSync, chooseEntry, isEligible, freedData, noMatchError, noMatchMessage, PROFILES_LABEL } from './engine.js';
+export type { MatchOutcome, EngineOptions, EngineProfile, EntryChoice, EntryRef, EntryState, Holding, Ledger, LedgerOps, MachineToMatch, QuotaOutcome, SyncLedger } from './engine.js';
+export { MemoryLedger } from './memory-ledger.js';
+
 // Profiles and state
 export { selectProfile, failProfile, resolveProfile, quotaOf } from './profiles.js';
 export type { StateEntry, StateCount, Quota, ProfileMatch, Resolution, SelectOptions } from './profiles.js';

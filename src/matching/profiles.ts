@@ -1,15 +1,17 @@
 import type { HwTuple } from '../core/facts.js';
 import { validation } from '../core/errors.js';
-import { allocateEntry, type CmdbEntry } from './cmdb.js';
-import { noProfileMatched, noRoleAvailable } from './edeploy-errors.js';
-import { matchAll, type MatchOptions } from './matcher.js';
+import type { CmdbEntry } from './cmdb.js';
+import { allocateSync, noMatchError, type EngineProfile } from './engine.js';
+import type { MatchOptions } from './matcher.js';
+import { MemoryLedger } from './memory-ledger.js';
 import { parsePyInt } from './python-numbers.js';
-import type { PyDict } from './python-values.js';
+import { cloneValue, type PyDict } from './python-values.js';
 import type { SpecInput } from './spec-rules.js';
 
 /**
  * Profile selection over eDeploy's `state` (an ordered list of `(profile, count)`), as
- * `State.find_match` and `State.failed_profile` did, over plain data:
+ * `State.find_match` and `State.failed_profile` did, over plain data (the matching engine,
+ * engine.ts, over an in-memory ledger):
  * - profiles are tried in order; a count of `'*'` is unlimited, an int or numeric string is
  *   a quota, and a profile whose quota is 0 (or less) is not tried;
  * - the first profile whose specs match wins, and its quota is decremented at once, when
@@ -60,50 +62,72 @@ export interface SelectOptions extends MatchOptions {
   configDir?: string;
 }
 
+type Specs = (profile: string) => SpecInput | null | undefined;
+type Cmdbs = (profile: string) => readonly CmdbEntry[] | null | undefined;
+
+/** `state` as the engine's profiles: an entry's position is its id (a name listed twice keeps two counts, as in eDeploy). */
+function stateProfiles(state: readonly StateEntry[], specsFor: Specs, withPools: boolean): EngineProfile[] {
+  return state.map((entry, index) => ({
+    id: String(index),
+    name: entry.profile,
+    get quota() {
+      const q = quotaOf(entry.count, entry.profile);
+      return q.unlimited ? null : q.remaining;
+    },
+    get specs() {
+      return specsFor(entry.profile) ?? null;
+    },
+    poolId: withPools ? entry.profile : null,
+  }));
+}
+
+/** `state` with the counts the ledger changed, as ints (as eDeploy wrote them). */
+function stateAfter(state: readonly StateEntry[], profiles: readonly EngineProfile[], ledger: MemoryLedger, changed: ReadonlySet<string>): StateEntry[] {
+  return state.map((e, i) => (changed.has(String(i)) ? { profile: e.profile, count: ledger.remaining(profiles[i]!)! } : { ...e }));
+}
+
+/**
+ * One machine through the matching engine over `state` and the files' pools, in memory:
+ * each profile's pool is the CMDB of its name. Counts and specs are read
+ * when the engine reaches them. Throws eDeploy's errors when nothing matches or the pool
+ * cannot serve the machine.
+ */
+function resolveState(state: readonly StateEntry[], hw: readonly HwTuple[], specsFor: Specs, cmdbFor: Cmdbs | null, options: SelectOptions) {
+  const profiles = stateProfiles(state, specsFor, cmdbFor !== null);
+  const ledger = new MemoryLedger(profiles, (pool) => {
+    const list = cmdbFor?.(pool);
+    // No CMDB, or an empty one, means no pool in eDeploy.
+    if (!list || list.length === 0) return null;
+    return list.map((data, i) => ({ id: String(i), position: i, data, original: data, machineId: null }));
+  });
+  const machine = { id: null, hw, holding: { profileId: null, quotaHeld: false }, entry: null };
+  const a = allocateSync(machine, profiles, ledger, options);
+  if (!a.profile) throw noMatchError(a.tried, { stateFile: options.stateFile ?? 'state', configDir: options.configDir ?? '.' });
+  if (a.failure) throw a.failure;
+  const index = Number(a.profile.id);
+  const next = stateAfter(state, profiles, ledger, new Set(a.quota === 'taken' ? [a.profile.id] : []));
+  const pool = a.entry && a.profile.poolId !== null ? ledger.entries(a.profile.poolId) : null;
+  return { a, index, state: next, pool };
+}
+
 /**
  * Finds the profile for a machine. `specsFor` returns a profile's spec list, or null when it
  * has none (such a profile never matches, as eDeploy's `<unknown>` spec). Throws
  * EdeployError with eDeploy's messages when nothing matches.
  */
-export function selectProfile(
-  state: readonly StateEntry[],
-  hw: readonly HwTuple[],
-  specsFor: (profile: string) => SpecInput | null | undefined,
-  options: SelectOptions = {},
-): ProfileMatch {
-  const tried: string[] = [];
-  for (const [index, entry] of state.entries()) {
-    const quota = quotaOf(entry.count, entry.profile);
-    if (!quota.unlimited && quota.remaining <= 0) continue;
-    tried.push(entry.profile);
-    const specs = specsFor(entry.profile);
-    if (!specs) continue;
-    const result = matchAll(specs, hw, options);
-    if (!result.matched) continue;
-    const next = state.map((e) => ({ ...e }));
-    if (!quota.unlimited) next[index] = { profile: entry.profile, count: quota.remaining - 1 };
-    return {
-      index,
-      profile: entry.profile,
-      vars: result.vars,
-      cmdbVars: result.cmdbVars,
-      forced: Object.keys(result.cmdbVars).length > 0,
-      state: next,
-    };
-  }
-  if (tried.length === 0) throw noRoleAvailable(options.stateFile ?? 'state');
-  throw noProfileMatched(options.configDir ?? '.', tried);
+export function selectProfile(state: readonly StateEntry[], hw: readonly HwTuple[], specsFor: Specs, options: SelectOptions = {}): ProfileMatch {
+  const { a, index, state: next } = resolveState(state, hw, specsFor, null, options);
+  return { index, profile: a.profile.name, vars: a.vars, cmdbVars: a.cmdbVars, forced: Object.keys(a.cmdbVars).length > 0, state: next };
 }
 
 /** eDeploy's `failed_profile`: gives one back to the first entry named `profile`, unless it is `'*'`. */
 export function failProfile(state: readonly StateEntry[], profile: string): { changed: boolean; state: StateEntry[] } {
-  const next = state.map((e) => ({ ...e }));
-  const index = next.findIndex((e) => e.profile === profile);
-  if (index < 0) return { changed: false, state: next };
-  const quota = quotaOf(next[index]!.count, profile);
-  if (quota.unlimited) return { changed: false, state: next };
-  next[index] = { profile, count: quota.remaining + 1 };
-  return { changed: true, state: next };
+  const profiles = stateProfiles(state, () => null, false);
+  const ledger = new MemoryLedger(profiles, () => null);
+  const target = profiles.find((p) => p.name === profile);
+  const changed = target !== undefined && ledger.remaining(target) !== null;
+  if (changed) ledger.returnQuota(target.id);
+  return { changed, state: stateAfter(state, profiles, ledger, new Set(changed ? [target.id] : [])) };
 }
 
 export interface Resolution {
@@ -123,22 +147,15 @@ export interface Resolution {
 export function resolveProfile(
   state: readonly StateEntry[],
   hw: readonly HwTuple[],
-  sources: {
-    specs: (profile: string) => SpecInput | null | undefined;
-    cmdb: (profile: string) => readonly CmdbEntry[] | null | undefined;
-  },
+  sources: { specs: Specs; cmdb: Cmdbs },
   options: SelectOptions = {},
 ): Resolution {
-  const match = selectProfile(state, hw, sources.specs, options);
-  const pool = sources.cmdb(match.profile);
-  if (!pool || pool.length === 0) {
-    return { profile: match.profile, vars: { ...match.vars }, state: match.state, cmdb: null };
-  }
-  const allocation = allocateEntry(pool, match.vars, match.cmdbVars);
+  const { a, state: next, pool } = resolveState(state, hw, sources.specs, sources.cmdb, options);
+  if (!a.entry || !pool) return { profile: a.profile.name, vars: { ...a.vars }, state: next, cmdb: null };
   return {
-    profile: match.profile,
-    vars: allocation.vars,
-    state: match.state,
-    cmdb: { entries: allocation.entries, index: allocation.index, reused: allocation.reused },
+    profile: a.profile.name,
+    vars: cloneValue(a.entry.data) as PyDict,
+    state: next,
+    cmdb: { entries: pool.map((e) => e.data), index: a.entry.entry.position, reused: a.entry.reused },
   };
 }

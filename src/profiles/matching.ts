@@ -1,6 +1,6 @@
 import type { Store, Db, Dialect } from '../store/database.js';
 import { fromJson, toJson } from '../store/database.js';
-import type { MachinesTable, PoolEntriesTable } from '../store/schema.js';
+import type { MachinesTable } from '../store/schema.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import type { HwTuple } from '../core/facts.js';
@@ -10,13 +10,14 @@ import type { InspectionService } from '../inventory/inspection.js';
 import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import type { LifecycleEngine, TransitionResult } from '../lifecycle/engine.js';
 import { recordEvent } from '../lifecycle/events.js';
-import { isEdeployError, matchAll, type MatchResult } from '../matching/index.js';
-import { chooseEntry, freedData, isEligible, noMatchMessage, selectProfileFor, type Holding } from './allocation.js';
-import { claimEntry, entryFromRow, freeEntry, giveBackQuota, loadEntries, loadProfiles, lockPools, lockProfiles, takeQuota } from './rows.js';
+import { allocate, noMatchMessage } from '../matching/index.js';
+import { freeHeldEntry, giveBackQuota, loadProfiles, lockPools, takeQuota } from './rows.js';
+import { SqlLedger } from './sql-ledger.js';
 
 /**
  * Matching against the database, at the end of every inspection, inside the inspection's
- * transaction with the machine row locked:
+ * transaction with the machine row locked: the matching engine (matching/engine.ts) over the
+ * SQL ledger (sql-ledger.ts), whose outcome becomes the machine's columns and an event:
  * 1. profiles in order; the first whose spec matches and whose quota can be taken wins
  *    (the quota is taken by a conditional update, so it is never overdrawn);
  * 2. its pool gives the machine an entry (reused when it carries the machine's lookup
@@ -41,11 +42,6 @@ function unmatched(at: string, error: string | null): MatchColumns {
   return { profile_id: null, match_vars: null, match_spec_vars: null, pool_entry_id: null, match_error: error, matched_at: at, quota_held: 0 };
 }
 
-async function freeHeldEntry(trx: Db, row: PoolEntriesTable, machineId: string): Promise<void> {
-  const entry = entryFromRow(row);
-  await freeEntry(trx, entry, machineId, freedData(entry.original));
-}
-
 export class MatchingService {
   private readonly store: Store;
   private readonly clock: Clock;
@@ -64,88 +60,49 @@ export class MatchingService {
   /** Matches `machine` (whose row the caller has locked); returns the machine columns to write. */
   async matchInTransaction(trx: Db, machine: Pick<Machine, 'id' | 'name' | 'state'>, hw: readonly HwTuple[]): Promise<MatchColumns> {
     const at = iso(this.clock.now());
-    const dialect = this.store.dialect;
     const row = await trx.selectFrom('machines').select(['profile_id', 'quota_held', 'pool_entry_id']).where('id', '=', machine.id).executeTakeFirstOrThrow();
-    const holding: Holding = { profileId: row.profile_id, quotaHeld: Boolean(row.quota_held) && row.profile_id !== null };
-    const oldEntry = row.pool_entry_id ? await trx.selectFrom('pool_entries').selectAll().where('id', '=', row.pool_entry_id).executeTakeFirst() : undefined;
+    const oldEntry = row.pool_entry_id ? await trx.selectFrom('pool_entries').select(['id', 'pool_id']).where('id', '=', row.pool_entry_id).executeTakeFirst() : undefined;
     const profiles = await loadProfiles(trx);
     const event = (action: string, reason: string | null, details: Record<string, unknown>) =>
       recordEvent(trx, { machineId: machine.id, at, actor: ACTOR, action, fromState: machine.state, toState: machine.state, reason, details });
 
-    const results = new Map<string, MatchResult>();
-    const matchOf = (p: { id: string; specs: (typeof profiles)[number]['specs'] }): MatchResult => {
-      let r = results.get(p.id);
-      if (!r) results.set(p.id, (r = matchAll(p.specs, hw)));
-      return r;
-    };
-    if (holding.quotaHeld && dialect === 'postgres') {
-      // This transaction may give its old quota back after taking a new one: lock every
-      // profile it may change, in id order, before changing any.
-      const touched = profiles.filter((p) => p.quota !== null && isEligible(p, holding) && matchOf(p).matched).map((p) => p.id);
-      await lockProfiles(trx, dialect, [...touched, holding.profileId]);
-    }
-
-    const selection = await selectProfileFor(profiles, hw, holding, (p) => takeQuota(trx, p.id), matchOf);
-    if (!selection.profile) {
-      if (holding.quotaHeld) await giveBackQuota(trx, holding.profileId!);
-      if (oldEntry) {
-        await lockPools(trx, dialect, [oldEntry.pool_id]);
-        await freeHeldEntry(trx, oldEntry, machine.id);
-      }
-      const error = noMatchMessage(selection.tried, profiles.length);
-      if (error) await event('match-failed', error, { tried: selection.tried });
+    const a = await allocate(
+      {
+        id: machine.id,
+        hw,
+        holding: { profileId: row.profile_id, quotaHeld: Boolean(row.quota_held) && row.profile_id !== null },
+        entry: oldEntry ? { id: oldEntry.id, poolId: oldEntry.pool_id } : null,
+      },
+      profiles,
+      new SqlLedger(trx, this.store.dialect, at, machine.name),
+    );
+    if (!a.profile) {
+      const error = noMatchMessage(a.tried, profiles.length);
+      if (error) await event('match-failed', error, { tried: a.tried });
       return unmatched(at, error);
     }
 
-    const profile = selection.profile;
-    const holdsQuota = selection.quota !== 'unlimited';
-    if (holding.quotaHeld && holding.profileId !== profile.id) await giveBackQuota(trx, holding.profileId!);
-    const specVars = selection.vars;
-
-    if (!profile.poolId) {
-      if (oldEntry) {
-        await lockPools(trx, dialect, [oldEntry.pool_id]);
-        await freeHeldEntry(trx, oldEntry, machine.id);
-      }
-      await event('match', `matched profile ${profile.name}`, { profile: profile.name, quota: selection.quota });
-      return { profile_id: profile.id, match_vars: toJson(specVars) ?? '{}', match_spec_vars: toJson(specVars) ?? '{}', pool_entry_id: null, match_error: null, matched_at: at, quota_held: holdsQuota ? 1 : 0 };
+    const profile = a.profile;
+    const specVars = a.vars;
+    const poolName = profile.poolId ? ((await trx.selectFrom('pools').select('name').where('id', '=', profile.poolId).executeTakeFirst())?.name ?? profile.poolId) : null;
+    if (a.failure) {
+      await event('match-failed', a.failure.message, { profile: profile.name, pool: poolName, lookup: Object.keys(a.cmdbVars).length ? a.cmdbVars : null });
+      return unmatched(at, a.failure.message);
     }
-
-    await lockPools(trx, dialect, [profile.poolId, oldEntry?.pool_id]);
-    const entries = await loadEntries(trx, profile.poolId);
-    const poolName = (await trx.selectFrom('pools').select('name').where('id', '=', profile.poolId).executeTakeFirst())?.name ?? profile.poolId;
-    let choice: ReturnType<typeof chooseEntry>;
-    try {
-      choice = chooseEntry(entries, machine.id, selection.vars, selection.cmdbVars);
-    } catch (e) {
-      if (!isEdeployError(e)) throw e;
-      // eDeploy aborted the whole resolution: the quota taken is given back, nothing is held.
-      if (holdsQuota) await giveBackQuota(trx, profile.id);
-      if (oldEntry) await freeHeldEntry(trx, oldEntry, machine.id);
-      await event('match-failed', e.message, { profile: profile.name, pool: poolName, lookup: Object.keys(selection.cmdbVars).length ? selection.cmdbVars : null });
-      return unmatched(at, e.message);
+    const matched = { profile_id: profile.id, match_spec_vars: toJson(specVars) ?? '{}', match_error: null, matched_at: at, quota_held: a.quota !== 'unlimited' ? 1 : 0 };
+    if (!a.entry) {
+      await event('match', `matched profile ${profile.name}`, { profile: profile.name, quota: a.quota });
+      return { ...matched, match_vars: toJson(specVars) ?? '{}', pool_entry_id: null };
     }
-    if (oldEntry && oldEntry.id !== choice.entry.id) await freeHeldEntry(trx, oldEntry, machine.id);
-    if (!(await claimEntry(trx, choice.entry.id, machine.id, choice.data, at))) {
-      // Unreachable while the pool lock is held; kept so a broken lock shows as an error, not a double allocation.
-      throw new PlinthError('conflict', `entry ${choice.entry.position} of pool ${poolName} is held by another machine; inspect ${machine.name} again`);
-    }
-    await event('match', `matched profile ${profile.name}, entry ${choice.entry.position} of pool ${poolName}`, {
+    const { entry, data, reused } = a.entry;
+    await event('match', `matched profile ${profile.name}, entry ${entry.position} of pool ${poolName}`, {
       profile: profile.name,
-      quota: selection.quota,
+      quota: a.quota,
       pool: poolName,
-      position: choice.entry.position,
-      reused: choice.reused,
+      position: entry.position,
+      reused,
     });
-    return {
-      profile_id: profile.id,
-      match_vars: JSON.stringify(choice.data),
-      match_spec_vars: toJson(specVars) ?? '{}',
-      pool_entry_id: choice.entry.id,
-      match_error: null,
-      matched_at: at,
-      quota_held: holdsQuota ? 1 : 0,
-    };
+    return { ...matched, match_vars: JSON.stringify(data), pool_entry_id: entry.id };
   }
 
   private async afterTransition(trx: Db, result: TransitionResult): Promise<void> {

@@ -3,8 +3,7 @@ import type { HwTuple } from '../core/facts.js';
 import type { Db, Dialect } from '../store/database.js';
 import { fromJson } from '../store/database.js';
 import type { PoolEntriesTable, ProfilesTable } from '../store/schema.js';
-import { compileSpecs, isEntryUsed, type CompiledSpec, type PyDict } from '../matching/index.js';
-import type { EntryState, ProfileCandidate } from './allocation.js';
+import { compileSpecs, freedData, isEntryUsed, type CompiledSpec, type EngineProfile, type EntryState, type PyDict } from '../matching/index.js';
 import type { DeployConfig } from './deploy-config.js';
 
 /**
@@ -14,7 +13,8 @@ import type { DeployConfig } from './deploy-config.js';
  * entry held by one machine is never written for another.
  */
 
-export interface LoadedProfile extends ProfileCandidate {
+export interface LoadedProfile extends EngineProfile {
+  specs: CompiledSpec[];
   position: number;
   poolId: string | null;
   releaseReturnsEntry: boolean;
@@ -149,6 +149,12 @@ export async function freeEntry(db: Db, entry: { id: string; original: PyDict },
     .where('id', '=', entry.id)
     .where('machine_id', '=', machineId)
     .execute();
+}
+
+/** Frees an entry row held by `machineId` (its pool locked by the caller). */
+export async function freeHeldEntry(db: Db, row: Pick<PoolEntriesTable, 'id' | 'position' | 'data' | 'original' | 'machine_id'>, machineId: string): Promise<void> {
+  const entry = entryFromRow(row);
+  await freeEntry(db, entry, machineId, freedData(entry.original));
 }
 
 /** Machines counting against each profile's quota. */

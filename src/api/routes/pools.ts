@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { ErrorResponse, Limit } from '../schemas.js';
-import type { ProfileService } from '../../profiles/service.js';
+import type { PoolService } from '../../profiles/pool-service.js';
 import { ApplyResult, PoolEntrySchema, PoolInput, PoolName, PoolSchema, type PoolInputBody } from '../../profiles/schemas.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse };
@@ -9,12 +9,12 @@ const Params = Type.Object({ pool: PoolName }, { additionalProperties: false });
 const DOCUMENT_LIMIT = 64 * 1024 * 1024;
 
 /** Pools: eDeploy's CMDB, entries handed to matched machines (docs/matching.md). */
-export function poolRoutes(profiles: ProfileService) {
+export function poolRoutes(pools: PoolService) {
   return async (app: FastifyInstance): Promise<void> => {
     app.get(
       '/api/v1/pools',
       { schema: { tags: ['pools'], summary: 'Every pool with its entry counts', response: { 200: Type.Object({ items: Type.Array(PoolSchema) }), ...errors } } },
-      async () => ({ items: await profiles.listPools() }),
+      async () => ({ items: await pools.listPools() }),
     );
 
     app.post(
@@ -29,7 +29,7 @@ export function poolRoutes(profiles: ProfileService) {
         },
       },
       async (req) => {
-        const r = await profiles.apply({ pools: (req.body as { pools: PoolInputBody[] }).pools });
+        const r = await pools.apply((req.body as { pools: PoolInputBody[] }).pools);
         req.log.info({ pools: r.pools.map((p) => `${p.name}:${p.outcome}`), by: req.principal?.name }, 'pools applied');
         return r;
       },
@@ -38,7 +38,7 @@ export function poolRoutes(profiles: ProfileService) {
     app.get(
       '/api/v1/pools/:pool',
       { schema: { tags: ['pools'], summary: 'One pool', params: Params, response: { 200: PoolSchema, ...errors } } },
-      async (req) => profiles.getPool((req.params as { pool: string }).pool),
+      async (req) => pools.getPool((req.params as { pool: string }).pool),
     );
 
     app.get(
@@ -54,7 +54,7 @@ export function poolRoutes(profiles: ProfileService) {
       },
       async (req) => {
         const q = req.query as { limit?: number; cursor?: string };
-        return profiles.listEntries((req.params as { pool: string }).pool, { limit: q.limit ?? 100, ...(q.cursor !== undefined ? { after: Number(q.cursor) } : {}) });
+        return pools.listEntries((req.params as { pool: string }).pool, { limit: q.limit ?? 100, ...(q.cursor !== undefined ? { after: Number(q.cursor) } : {}) });
       },
     );
 
@@ -65,7 +65,7 @@ export function poolRoutes(profiles: ProfileService) {
         schema: { tags: ['pools'], summary: 'Create or replace one pool', params: Params, body: PoolInput, response: { 200: PoolSchema, 201: PoolSchema, ...errors } },
       },
       async (req, reply) => {
-        const r = await profiles.putPool((req.params as { pool: string }).pool, req.body as PoolInputBody);
+        const r = await pools.putPool((req.params as { pool: string }).pool, req.body as PoolInputBody);
         return reply.status(r.outcome === 'created' ? 201 : 200).send(r.pool);
       },
     );
@@ -82,7 +82,7 @@ export function poolRoutes(profiles: ProfileService) {
         },
       },
       async (req, reply) => {
-        const p = await profiles.deletePool((req.params as { pool: string }).pool, { force: (req.query as { force?: boolean }).force ?? false });
+        const p = await pools.deletePool((req.params as { pool: string }).pool, { force: (req.query as { force?: boolean }).force ?? false });
         req.log.info({ pool: p.name, by: req.principal?.name }, 'pool deleted');
         return reply.status(204).send();
       },

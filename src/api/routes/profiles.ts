@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { ErrorResponse } from '../schemas.js';
-import type { ProfileService } from '../../profiles/service.js';
+import type { ProfileService } from '../../profiles/profile-service.js';
+import type { MatchPreviewService } from '../../profiles/preview-service.js';
 import {
   ApplyBody,
   ApplyResult,
@@ -23,7 +24,7 @@ const Force = Type.Object({ force: Type.Optional(Type.Boolean({ description: 'de
 const DOCUMENT_LIMIT = 64 * 1024 * 1024;
 
 /** Profiles: eDeploy specs with an order, a quota, a pool and a deploy configuration (docs/matching.md). */
-export function profileRoutes(profiles: ProfileService) {
+export function profileRoutes(profiles: ProfileService, preview: MatchPreviewService) {
   return async (app: FastifyInstance): Promise<void> => {
     app.get(
       '/api/v1/profiles',
@@ -64,7 +65,7 @@ export function profileRoutes(profiles: ProfileService) {
           req.body ??= {};
         },
       },
-      async (req) => profiles.simulate(req.body as SimulateBodyType),
+      async (req) => preview.simulate(req.body as SimulateBodyType),
     );
 
     app.get(
@@ -77,7 +78,7 @@ export function profileRoutes(profiles: ProfileService) {
           response: { 200: ExplanationSchema, ...errors },
         },
       },
-      async (req) => profiles.explain((req.params as { machine: string }).machine),
+      async (req) => preview.explain((req.params as { machine: string }).machine),
     );
 
     app.get(
