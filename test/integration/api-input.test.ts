@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from '../support/backends.js';
+import { freshController, snapshot } from '../support/controller.js';
+
+type TC = Awaited<ReturnType<typeof freshController>>;
+
+/**
+ * Hostile or careless API input: every request below must be refused with a 4xx that names
+ * the field, and must write nothing, on both databases.
+ */
+describe.each(backends)('API input on $name', (backend) => {
+  let t: TC;
+  let bmc: string;
+  let hypervisor: string;
+  beforeAll(async () => {
+    t = await freshController(backend);
+    bmc = (await t.api('POST', '/api/v1/appliances', { name: 'bmc-a', type: 'redfish', address: 'https://10.0.0.5', username: 'root', password: 'calvin' })).json().id;
+    hypervisor = (await t.api('POST', '/api/v1/appliances', { name: 'virt-a', type: 'libvirt', address: 'qemu+ssh://root@10.0.0.6/system' })).json().id;
+    await t.api('POST', '/api/v1/machines', { name: 'linked', provider: { applianceId: bmc, ref: '/redfish/v1/Systems/1' } });
+  });
+  afterAll(async () => t?.close());
+
+  async function refused(method: string, path: string, body: unknown, field: string, status = 400) {
+    const before = await snapshot(t.controller);
+    const res = await t.api(method, path, body);
+    expect(res.statusCode, res.body).toBe(status);
+    const err = res.json().error;
+    expect(err.details?.field, res.body).toBe(field);
+    expect(err.message).toContain(field);
+    expect(await snapshot(t.controller)).toBe(before);
+    return err;
+  }
+
+  describe('a provider reference cannot point a BMC call at another host', () => {
+    const foreign = ['http://elsewhere.example/redfish/v1/Systems/1', 'https://10.0.0.5:8443/redfish/v1/Systems/1', 'http://10.0.0.5/redfish/v1/Systems/1', '//elsewhere.example/x', '/\\elsewhere.example/x'];
+
+    it('refuses it at create', async () => {
+      for (const ref of foreign) await refused('POST', '/api/v1/machines', { name: 'stolen', provider: { applianceId: bmc, ref } }, 'provider.ref');
+    });
+
+    it('refuses it at update, alone or with a new appliance', async () => {
+      for (const ref of foreign) await refused('PATCH', '/api/v1/machines/linked', { provider: { ref } }, 'provider.ref');
+      const bare = (await t.api('POST', '/api/v1/machines', { name: 'bare', provider: { ref: 'http://elsewhere.example/x' } })).json();
+      // The reference alone names no endpoint yet; linking it to an appliance checks it there.
+      await refused('PATCH', `/api/v1/machines/${bare.name}`, { provider: { applianceId: bmc } }, 'provider.ref');
+      await t.api('DELETE', `/api/v1/machines/${bare.name}`);
+    });
+
+    it('accepts paths and absolute links on the appliance itself', async () => {
+      for (const ref of ['/redfish/v1/Systems/2', 'https://10.0.0.5/redfish/v1/Systems/2', 'https://10.0.0.5:443/redfish/v1/Systems/2', 'System.Embedded.1']) {
+        const r = await t.api('PATCH', '/api/v1/machines/linked', { provider: { ref } });
+        expect(r.statusCode, r.body).toBe(200);
+        expect(r.json().provider).toEqual({ applianceId: bmc, ref });
+      }
+    });
+
+    it('refuses a URL or an option as the reference of a tool-driven appliance', async () => {
+      await refused('POST', '/api/v1/machines', { name: 'virt-x', provider: { applianceId: hypervisor, ref: 'qemu+ssh://root@elsewhere/system' } }, 'provider.ref');
+      await refused('POST', '/api/v1/machines', { name: 'virt-x', provider: { applianceId: hypervisor, ref: '--connect=qemu:///system' } }, 'provider.ref');
+      expect((await t.api('POST', '/api/v1/machines', { name: 'virt-ok', provider: { applianceId: hypervisor, ref: 'vm-7' } })).statusCode).toBe(201);
+    });
+  });
+
+  it('refuses an appliance that does not exist, naming provider.applianceId', async () => {
+    await refused('POST', '/api/v1/machines', { name: 'ghost', provider: { applianceId: 'no-such-appliance' } }, 'provider.applianceId');
+    await refused('PATCH', '/api/v1/machines/linked', { provider: { applianceId: 'no-such-appliance' } }, 'provider.applianceId');
+    await refused('PATCH', '/api/v1/machines/linked', { provider: { applianceId: 'bmc-a' } }, 'provider.applianceId');
+  });
+});
