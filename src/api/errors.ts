@@ -11,6 +11,8 @@ interface AjvError {
   keyword: string;
   message?: string;
   params: Record<string, unknown>;
+  /** Set when a key of an object broke `propertyNames` (tag keys): the value's path names the object. */
+  propertyName?: string;
 }
 
 /** `/identity/macs/0` → `identity.macs[0]` */
@@ -45,6 +47,7 @@ export function describeValidation(errors: AjvError[], context: string | undefin
       problem = 'must not be empty';
       break;
   }
+  if (e.propertyName !== undefined) problem = `key '${e.propertyName.slice(0, 80)}' ${problem}`;
   const where = PART[context ?? 'body'] ?? context ?? 'body';
   const label = field || where;
   return { field: label, message: field ? `${label}: ${problem}` : `${where}: ${problem}` };

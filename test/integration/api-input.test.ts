@@ -66,4 +66,66 @@ describe.each(backends)('API input on $name', (backend) => {
     await refused('PATCH', '/api/v1/machines/linked', { provider: { applianceId: 'no-such-appliance' } }, 'provider.applianceId');
     await refused('PATCH', '/api/v1/machines/linked', { provider: { applianceId: 'bmc-a' } }, 'provider.applianceId');
   });
+
+  describe('tags are checked key and value, never a 500', () => {
+    const shapes: Array<[Record<string, unknown>, string]> = [
+      [{ 'bad key': 'v' }, 'tags'],
+      [{ 'bad key': 5 }, 'tags'],
+      [{ 'bad key': { nested: true } }, 'tags'],
+      [{ 'bad key': null }, 'tags'],
+      [{ '': 'v' }, 'tags'],
+      [{ '-lead': 'v' }, 'tags'],
+      [{ ['k'.repeat(64)]: 'v' }, 'tags'],
+      [{ rack: 5 }, 'tags.rack'],
+      [{ rack: ['r1'] }, 'tags.rack'],
+      [{ rack: 'v'.repeat(256) }, 'tags.rack'],
+    ];
+
+    it('at create', async () => {
+      for (const [tags, field] of shapes) await refused('POST', '/api/v1/machines', { name: 'tagged', tags }, field);
+    });
+
+    it('at update', async () => {
+      for (const [tags, field] of shapes) await refused('PATCH', '/api/v1/machines/linked', { tags }, field);
+    });
+
+    it('names the offending key', async () => {
+      const err = await refused('POST', '/api/v1/machines', { tags: { 'bad key': 5 } }, 'tags');
+      expect(err.message).toContain("key 'bad key'");
+    });
+  });
+
+  describe('a NUL character in any string is a 400 naming the field, on both databases', () => {
+    const N = '\u0000';
+    const writes: Array<[string, string, unknown, string]> = [
+      ['POST', '/api/v1/machines', { name: 'nul', identity: { serial: `CZ${N}1` } }, 'identity.serial'],
+      ['POST', '/api/v1/machines', { name: 'nul', identity: { macs: ['52:54:00:aa:00:09', `52:54${N}`] } }, 'identity.macs[1]'],
+      ['POST', '/api/v1/machines', { name: 'nul', tags: { rack: `r${N}1` } }, 'tags.rack'],
+      ['POST', '/api/v1/machines', { name: 'nul', tags: { [`ra${N}ck`]: 'r1' } }, 'tags'],
+      ['POST', '/api/v1/machines', { name: 'nul', owner: `team${N}` }, 'owner'],
+      ['POST', '/api/v1/machines', { name: `n${N}ul` }, 'name'],
+      ['PATCH', '/api/v1/machines/linked', { maintenance: true, maintenanceReason: `disk${N}` }, 'maintenanceReason'],
+      ['PATCH', '/api/v1/machines/linked', { provider: { ref: `/redfish/v1/Systems/1${N}` } }, 'provider.ref'],
+      ['POST', '/api/v1/tokens', { name: `ci${N}`, role: 'reader' }, 'name'],
+      ['POST', '/api/v1/appliances', { name: 'bmc-nul', type: 'redfish', address: 'https://10.0.0.7', password: `cal${N}vin` }, 'password'],
+      ['POST', '/api/v1/machines/linked/actions/inspect', { reason: `because${N}` }, 'reason'],
+    ];
+
+    it('in request bodies, writing nothing', async () => {
+      const appliances = (await t.api('GET', '/api/v1/appliances')).json().items.length;
+      for (const [method, path, body, field] of writes) {
+        const err = await refused(method, path, body, field);
+        expect(err.details.in).toBe('body');
+      }
+      expect((await t.api('GET', '/api/v1/appliances')).json().items).toHaveLength(appliances);
+    });
+
+    it('in path parameters and query strings', async () => {
+      const path = await refused('GET', '/api/v1/machines/linked%00', undefined, 'machine');
+      expect(path.details.in).toBe('params');
+      const query = await refused('GET', '/api/v1/machines?q=a%00b', undefined, 'q');
+      expect(query.details.in).toBe('querystring');
+      await refused('DELETE', '/api/v1/machines/linked%00', undefined, 'machine');
+    });
+  });
 });
