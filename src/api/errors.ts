@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { PlinthError } from '../core/errors.js';
+import { nulRefused } from '../store/database.js';
 
 /**
  * The one place errors become HTTP responses: `{ "error": { "code", "message", "details" } }`.
@@ -79,6 +80,9 @@ export function handleError(err: FastifyError & { validation?: AjvError[]; valid
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
     if (err instanceof SyntaxError) return reply.status(400).send(errorBody('validation', `body: not valid JSON (${err.message})`));
     return reply.status(err.statusCode).send(errorBody('bad_request', err.message));
+  }
+  if (nulRefused(err)) {
+    return reply.status(400).send(errorBody('validation', 'body: a value contains a NUL character, which cannot be stored'));
   }
   req.log.error({ err }, 'unhandled error');
   return reply.status(500).send(errorBody('internal', 'internal error; see the controller log'));

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from '../support/backends.js';
 import { freshController, snapshot } from '../support/controller.js';
+import { nulRefused } from '../../src/store/database.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 
@@ -126,6 +127,18 @@ describe.each(backends)('API input on $name', (backend) => {
       const query = await refused('GET', '/api/v1/machines?q=a%00b', undefined, 'q');
       expect(query.details.in).toBe('querystring');
       await refused('DELETE', '/api/v1/machines/linked%00', undefined, 'machine');
+    });
+
+    it('is recognised when the database itself refuses it (paths outside /api map it to a 400)', async () => {
+      const db = t.controller.services.store.db;
+      const write = db.updateTable('machines').set({ owner: `x${N}y` }).where('name', '=', 'linked').execute();
+      if (backend.name === 'postgres') {
+        const err = await write.then(() => null, (e: unknown) => e);
+        expect(nulRefused(err)).toBe(true);
+      } else {
+        await write;
+        await db.updateTable('machines').set({ owner: null }).where('name', '=', 'linked').execute();
+      }
     });
   });
 });
