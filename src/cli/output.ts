@@ -24,3 +24,28 @@ export function streamOutput(stdout: NodeJS.WritableStream = process.stdout, std
     error: (t) => stderr.write(t + '\n'),
   };
 }
+
+/**
+ * Resolves once everything written to `stream` so far has left the process. Writes to a pipe
+ * are queued when the reader is slower than the writer (a listing larger than the pipe's
+ * 64 KiB buffer): exiting before this resolves loses the tail of the output.
+ */
+export function flushed(stream: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    if ((stream as { destroyed?: boolean }).destroyed) return resolve();
+    // The callback of an empty write runs after every earlier write, or with the error that ended the stream.
+    stream.write('', () => resolve());
+  });
+}
+
+/**
+ * A reader that goes away (`plinth machine list | head`) makes further writes fail with
+ * EPIPE: that is the reader's choice, not an error of the command, so the process ends
+ * quietly with `code` instead of printing a stack trace.
+ */
+export function exitQuietlyOnEpipe(stream: NodeJS.WritableStream, exit: () => void): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') exit();
+    else throw err;
+  });
+}
