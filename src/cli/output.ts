@@ -11,26 +11,21 @@ export interface Output {
  * and title sequences; CR and BS overwrite what is shown), DEL, C1 controls (U+009B is a
  * one-character CSI) and the bidirectional overrides that reorder a line. Names, serials,
  * facts and errors come from machines and from anyone on the provisioning network: they are
- * printed as visible escapes (`\x1b`), never passed to the terminal.
+ * printed as visible escapes, never passed to the terminal.
  */
-const BEYOND_C0 = '\\u007f-\\u009f\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069';
-const UNSAFE = new RegExp(`[\\u0000-\\u001f${BEYOND_C0}]`, 'g');
-/** JSON.stringify escapes C0 already. */
-const UNSAFE_IN_JSON = new RegExp(`[${BEYOND_C0}]`, 'g');
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 const hex = (c: string, width: number) => c.charCodeAt(0).toString(16).padStart(width, '0');
 
-/** `text` with every terminal control shown as an escape; characters in `keep` (a line break in a multi-line page) pass. */
-export function terminalText(text: string, keep = ''): string {
-  return text.replace(UNSAFE, (c) => (keep.includes(c) ? c : (NAMED[c] ?? (c < '\u0100' ? `\\x${hex(c, 2)}` : `\\u{${hex(c, 4)}}`))));
-}
-
 /**
- * JSON that is safe on a terminal and still the same value: JSON.stringify escapes C0 but
- * leaves DEL, C1 and the bidirectional controls raw; they can only occur inside strings.
+ * `text` with every terminal control shown as an escape; characters in `keep` (the line
+ * breaks of a multi-line page) pass. C0 controls print as `\x1b`; the others as `\u009b`,
+ * which is also a JSON escape of the same character: JSON.stringify leaves DEL, C1 and the
+ * bidi controls raw (and escapes C0 itself), so a JSON document passed through here is still
+ * the same JSON value.
  */
-export function terminalJson(value: unknown): string {
-  return JSON.stringify(value, null, 2).replace(UNSAFE_IN_JSON, (c) => `\\u${hex(c, 4)}`);
+export function terminalText(text: string, keep = ''): string {
+  return text.replace(UNSAFE, (c) => (keep.includes(c) ? c : (NAMED[c] ?? (c < ' ' ? `\\x${hex(c, 2)}` : `\\u${hex(c, 4)}`))));
 }
 
 const cell = (v: unknown): string => terminalText(v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
@@ -45,7 +40,7 @@ export function formatTable(rows: Record<string, unknown>[], columns: string[]):
 
 export function streamOutput(stdout: NodeJS.WritableStream = process.stdout, stderr: NodeJS.WritableStream = process.stderr): Output {
   return {
-    json: (v) => stdout.write(terminalJson(v) + '\n'),
+    json: (v) => stdout.write(terminalText(JSON.stringify(v, null, 2), '\n') + '\n'),
     table: (rows, columns) => stdout.write(formatTable(rows, columns)),
     // Lines keep their breaks and tabs (pages, rendered templates); every other control is shown escaped.
     line: (t) => stdout.write(terminalText(t, '\n\t') + '\n'),

@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { sqliteBackend } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
 import { runCli } from '../../src/cli/program.js';
-import { streamOutput } from '../../src/cli/output.js';
+import { streamOutput, terminalText } from '../../src/cli/output.js';
 import { toJson } from '../../src/store/database.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
@@ -46,7 +46,7 @@ describe('the CLI shows values from machines without handing escape codes to the
     expect(code).toBe(0);
     expect(text).not.toMatch(CONTROLS);
     expect(text).toContain('SN\\x1b[2J\\x1b]0;pwned\\x07-1');
-    expect(text).toContain('sda\\x9b31m\\u{202e}\\nState:    available');
+    expect(text).toContain('sda\\u009b31m\\u202e\\nState:    available');
     expect(text.match(/^State:/gm)).toHaveLength(1);
   });
 
@@ -65,5 +65,12 @@ describe('the CLI shows values from machines without handing escape codes to the
     expect(m.identity.serial).toBe(ESC_SERIAL);
     expect(m.tags.note).toBe('x\u001b[5my');
     expect(m.facts.disks[0].name).toBe(DISK);
+  });
+
+  it('keeps JSON printed as lines (local matching commands) the same JSON value', () => {
+    const value = { serial: ESC_SERIAL, disk: DISK, del: 'a\u007fb' };
+    const printed = terminalText(JSON.stringify(value, null, 2), '\n\t');
+    expect(printed).not.toMatch(CONTROLS);
+    expect(JSON.parse(printed)).toEqual(value);
   });
 });
