@@ -82,7 +82,7 @@ export function handleError(err: FastifyError & { validation?: AjvError[]; valid
     return reply.status(err.statusCode).send(errorBody('bad_request', err.message));
   }
   if (nulRefused(err)) {
-    return reply.status(400).send(errorBody('validation', 'body: a value contains a NUL character, which cannot be stored'));
+    return reply.status(400).send(errorBody('validation', 'request: a value contains a NUL character, which cannot be stored'));
   }
   req.log.error({ err }, 'unhandled error');
   return reply.status(500).send(errorBody('internal', 'internal error; see the controller log'));
