@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { roleAtLeast } from '../auth/tokens.js';
 import type { AppServices } from './context.js';
 import { errorBody } from './errors.js';
+import { registerNulRefusal } from './nul.js';
 
 /**
  * Bearer-token authentication and role checks for every route. Routes say what they need in
@@ -9,6 +10,8 @@ import { errorBody } from './errors.js';
  */
 export function registerAuth(app: FastifyInstance, services: AppServices): void {
   app.decorateRequest('principal', null);
+  // Input hygiene every route shares runs once the caller is known (preValidation, after this onRequest).
+  registerNulRefusal(app);
   app.addHook('onRequest', async (req, reply) => {
     const cfg = req.routeOptions.config;
     // The interactive API docs are static pages registered by a plugin: public like the document they show.

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { PlinthError } from '../core/errors.js';
+import { nulRefused } from '../store/database.js';
 
 /**
  * The one place errors become HTTP responses: `{ "error": { "code", "message", "details" } }`.
@@ -11,6 +12,8 @@ interface AjvError {
   keyword: string;
   message?: string;
   params: Record<string, unknown>;
+  /** Set when a key of an object broke `propertyNames` (tag keys): the value's path names the object. */
+  propertyName?: string;
 }
 
 /** `/identity/macs/0` → `identity.macs[0]` */
@@ -45,6 +48,7 @@ export function describeValidation(errors: AjvError[], context: string | undefin
       problem = 'must not be empty';
       break;
   }
+  if (e.propertyName !== undefined) problem = `key '${e.propertyName.slice(0, 80)}' ${problem}`;
   const where = PART[context ?? 'body'] ?? context ?? 'body';
   const label = field || where;
   return { field: label, message: field ? `${label}: ${problem}` : `${where}: ${problem}` };
@@ -76,6 +80,9 @@ export function handleError(err: FastifyError & { validation?: AjvError[]; valid
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
     if (err instanceof SyntaxError) return reply.status(400).send(errorBody('validation', `body: not valid JSON (${err.message})`));
     return reply.status(err.statusCode).send(errorBody('bad_request', err.message));
+  }
+  if (nulRefused(err)) {
+    return reply.status(400).send(errorBody('validation', 'request: a value contains a NUL character, which cannot be stored'));
   }
   req.log.error({ err }, 'unhandled error');
   return reply.status(500).send(errorBody('internal', 'internal error; see the controller log'));

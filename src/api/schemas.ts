@@ -24,6 +24,13 @@ export const ErrorResponse = Type.Object(
 
 const TagKey = Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]*$' });
 const TagValue = Type.String({ maxLength: 255 });
+/**
+ * A tag map. A Record alone becomes `patternProperties`, which lets a key that misses the
+ * pattern through with any value (a number or an object then failed in the database with a
+ * 500): every key must be a TagKey (`propertyNames`) and nothing else is allowed.
+ */
+const Tags = <V extends TSchema>(value: V, options: { description?: string } = {}) =>
+  Type.Record(TagKey, value, { ...options, additionalProperties: false, propertyNames: TagKey });
 export const MachineName = Type.String({ pattern: MACHINE_NAME_PATTERN, maxLength: 63, description: 'hostname label: a-z, 0-9, hyphens' });
 
 export const IdentityInput = Type.Object(
@@ -50,7 +57,7 @@ export const MachineCreate = Type.Object(
   {
     name: Type.Optional(MachineName),
     identity: Type.Optional(IdentityInput),
-    tags: Type.Optional(Type.Record(TagKey, TagValue)),
+    tags: Type.Optional(Tags(TagValue)),
     owner: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 128 }))),
     maintenance: Type.Optional(Type.Boolean()),
     maintenanceReason: Type.Optional(Nullable(Type.String({ maxLength: 1024 }))),
@@ -65,7 +72,7 @@ export const MachinePatch = Type.Object(
   {
     name: Type.Optional(MachineName),
     identity: Type.Optional(IdentityInput),
-    tags: Type.Optional(Type.Record(TagKey, Nullable(TagValue), { description: 'merged; null removes a key' })),
+    tags: Type.Optional(Tags(Nullable(TagValue), { description: 'merged; null removes a key' })),
     owner: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 128 }))),
     maintenance: Type.Optional(Type.Boolean()),
     maintenanceReason: Type.Optional(Nullable(Type.String({ maxLength: 1024 }))),

@@ -12,6 +12,7 @@ import { findIdentityCandidates, requireMachine, updateMachineRow } from '../inv
 import { normalizeIdentity, resolveIdentity } from '../inventory/identity.js';
 import type { DiscoveredSystem } from '../providers/types.js';
 import type { ApplianceService } from './service.js';
+import { checkProviderRef } from './provider-link.js';
 
 export interface EnlistEntry {
   system: DiscoveredSystem;
@@ -27,6 +28,17 @@ export interface EnlistEntry {
  * matched and linked, never duplicated; one already linked elsewhere is a conflict. With
  * `inspect`, each machine is sent to inspection (which powers it on through the appliance).
  */
+/** Why a discovered system's reference cannot be linked, or null when it can. */
+function refOffEndpoint(appliance: { type: string; address: string }, ref: string): string | null {
+  try {
+    checkProviderRef(appliance, ref);
+    return null;
+  } catch (e) {
+    if (e instanceof PlinthError) return e.message;
+    throw e;
+  }
+}
+
 export class Enlister {
   constructor(
     private readonly d: {
@@ -57,7 +69,12 @@ export class Enlister {
       systems = systems.filter((s) => o.systems!.includes(s.ref) || (s.name !== undefined && o.systems!.includes(s.name)));
     }
     const out: EnlistEntry[] = [];
-    for (const system of systems) out.push(await this.enlistOne(appliance.id, appliance.name, system, o.actor));
+    for (const system of systems) {
+      // The device's own answer names the references: one that leaves its endpoint is not linked.
+      const offEndpoint = refOffEndpoint(appliance, system.ref);
+      if (offEndpoint) out.push({ system, outcome: 'conflict', machine: null, note: offEndpoint, inspecting: false });
+      else out.push(await this.enlistOne(appliance.id, appliance.name, system, o.actor));
+    }
     if (o.inspect) {
       for (const e of out) {
         if (!e.machine || !['enrolled', 'available'].includes(e.machine.state)) continue;

@@ -6,7 +6,7 @@ import { uniqueViolation } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import { newId, newSecret } from '../core/ids.js';
-import { PlinthError, duplicate } from '../core/errors.js';
+import { PlinthError, duplicate, validation } from '../core/errors.js';
 
 /**
  * API bearer tokens. A token is 32 random bytes; only its SHA-256 is stored (a fast hash is
@@ -58,6 +58,16 @@ const toToken = (r: Row): ApiToken => ({
   revokedAt: r.revoked_at,
 });
 
+/**
+ * An expiry as a UTC ISO instant, so every reader sees one form. The schema's date-time
+ * format admits values Date cannot hold (a leap second `23:59:60`): those are refused.
+ */
+function expiryInstant(text: string): string {
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw validation('expiresAt', `'${text}' is not a date-time this controller can compare`);
+  return iso(new Date(t));
+}
+
 const COLUMNS = ['id', 'name', 'role', 'created_at', 'created_by', 'last_used_at', 'expires_at', 'revoked_at'] as const;
 
 export class TokenService {
@@ -77,7 +87,7 @@ export class TokenService {
       created_at: now,
       created_by: createdBy,
       last_used_at: null,
-      expires_at: input.expiresAt ?? null,
+      expires_at: input.expiresAt ? expiryInstant(input.expiresAt) : null,
       revoked_at: null,
     };
     try {
@@ -97,7 +107,9 @@ export class TokenService {
     if (!row || !timingSafeEqual(Buffer.from(row.token_hash), Buffer.from(hash))) return null;
     const now = this.clock.now();
     if (row.revoked_at) return null;
-    if (row.expires_at && row.expires_at <= iso(now)) return null;
+    // Instants, not text: '…T01:00+14:00' sorts after '…T12:00Z' although it is earlier.
+    // A value that does not parse counts as expired (NaN compares false).
+    if (row.expires_at && !(Date.parse(row.expires_at) > now.getTime())) return null;
     if (!row.last_used_at || now.getTime() - new Date(row.last_used_at).getTime() > LAST_USED_GRANULARITY_MS) {
       await this.store.db.updateTable('api_tokens').set({ last_used_at: iso(now) }).where('id', '=', row.id).execute();
       row.last_used_at = iso(now);

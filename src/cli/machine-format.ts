@@ -1,4 +1,5 @@
 import type { MachineView } from '../api/client.js';
+import { terminalText } from './output.js';
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(bytes >= 2 ** 34 ? 0 : 1)} GiB`;
 
@@ -61,5 +62,6 @@ export function describeMachine(m: MachineView): string {
   if (m.currentRunId) lines.push(['Current run', m.currentRunId]);
   lines.push(['Allowed', m.allowedActions.join(', ') || '-']);
   const w = Math.max(...lines.map(([k]) => k.length)) + 1;
-  return lines.map(([k, v]) => `${(k + ':').padEnd(w)} ${v}`).join('\n');
+  // Each value escaped on its own: a line break in a serial or a disk name cannot forge a line of the page.
+  return lines.map(([k, v]) => `${(k + ':').padEnd(w)} ${terminalText(v)}`).join('\n');
 }

@@ -26,6 +26,7 @@ import {
 } from './machine-rows.js';
 import { normalizeIdentity, normalizeUuid, isJunk, reconcileIdentity, type Identity, type ReportedIdentity } from './identity.js';
 import { releaseMatchOfDeletedMachine } from '../profiles/matching.js';
+import { checkProviderLink } from '../appliances/provider-link.js';
 
 export interface MachineInput {
   name?: string;
@@ -133,6 +134,7 @@ export class InventoryService {
       try {
         return await this.store.transaction(async (trx) => {
           await this.assertIdentityFree(trx, identity, null);
+          await checkProviderLink(trx, { applianceId: input.provider?.applianceId ?? null, ref: input.provider?.ref ?? null });
           return this.insert(trx, { name, identity, tags, input, actor, state: opts.state ?? 'enrolled' });
         });
       } catch (e) {
@@ -239,6 +241,10 @@ export class InventoryService {
           changed.push('tags');
         }
         if (patch.provider !== undefined) {
+          // The link as it will be: either half may change alone, and both are checked together.
+          const applianceId = patch.provider.applianceId !== undefined ? patch.provider.applianceId : m.provider.applianceId;
+          const ref = patch.provider.ref !== undefined ? patch.provider.ref : m.provider.ref;
+          await checkProviderLink(trx, { applianceId, ref });
           if (patch.provider.applianceId !== undefined) changes.appliance_id = patch.provider.applianceId;
           if (patch.provider.ref !== undefined) changes.provider_ref = patch.provider.ref;
           changed.push('provider');

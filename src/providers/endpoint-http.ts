@@ -10,6 +10,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { callDeadline, isTimeoutAbort } from './call-deadline.js';
+import { onEndpoint } from './endpoint-origin.js';
 import { ProviderError, type ProviderContext, type ProviderFailure } from './types.js';
 
 export interface EndpointHttpOptions {
@@ -104,9 +105,22 @@ export class EndpointHttpClient {
     });
   }
 
-  /** Absolute URL for a path or an absolute `@odata.id`-style link on this endpoint. */
+  /**
+   * Absolute URL for a path or an absolute `@odata.id`-style link on this endpoint. A link to
+   * any other origin is refused before a byte is sent: every request carries the appliance's
+   * credentials, and neither a machine's reference nor a link in a device's answer may
+   * redirect them (defence in depth behind the API's check of `provider.ref`).
+   */
   url(pathOrUrl: string): URL {
-    return new URL(pathOrUrl, this.baseUrl);
+    const target = onEndpoint(this.baseUrl, pathOrUrl);
+    if (!target) {
+      throw new ProviderError(
+        this.options.provider,
+        'protocol',
+        `refusing to send a request to '${pathOrUrl.slice(0, 200)}': only the appliance's endpoint ${this.baseUrl.origin} is reached`,
+      );
+    }
+    return target;
   }
 
   /**

@@ -139,6 +139,16 @@ export function uniqueViolation(e: unknown): string | null {
   return null;
 }
 
+/**
+ * True when PostgreSQL refused a NUL character (U+0000): `22021` in text, `22P05` in jsonb.
+ * The API refuses NUL before any handler runs (api/nul.ts); this catches what other paths
+ * let through, so it is a client error rather than a 500.
+ */
+export function nulRefused(e: unknown): boolean {
+  const code = (e as { code?: string })?.code;
+  return code === '22021' || code === '22P05';
+}
+
 /** Parses a JSON text column (PostgreSQL may hand back parsed values for json types). */
 export function fromJson<T>(value: string | null | undefined, fallback: T): T {
   if (value === null || value === undefined) return fallback;

@@ -111,4 +111,33 @@ describe.each(backends)('authentication and roles on $name', (backend) => {
     const fresh = (await t.api('POST', '/api/v1/tokens', { name: 'new', role: 'reader', expiresAt: future })).json().token;
     expect((await t.api('GET', '/api/v1/whoami', undefined, fresh)).json()).toMatchObject({ name: 'new', role: 'reader' });
   });
+
+  it('compares expiry as instants whatever offset it was written with', async () => {
+    // The same instant written in another offset: +14:00 text sorts after today's UTC text
+    // although the instant is an hour ago; -12:00 text sorts before it although it is ahead.
+    const inOffset = (d: Date, hours: number) => {
+      const local = new Date(d.getTime() + hours * 3_600_000).toISOString().slice(0, 19);
+      const sign = hours < 0 ? '-' : '+';
+      return `${local}${sign}${String(Math.abs(hours)).padStart(2, '0')}:00`;
+    };
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    const expired = (await t.api('POST', '/api/v1/tokens', { name: 'kiribati', role: 'admin', expiresAt: inOffset(hourAgo, 14) })).json();
+    expect(expired.record.expiresAt).toBe(new Date(Math.floor(hourAgo.getTime() / 1000) * 1000).toISOString());
+    expect((await t.api('GET', '/api/v1/whoami', undefined, expired.token)).statusCode).toBe(401);
+    const inAnHour = new Date(Date.now() + 3_600_000);
+    const live = (await t.api('POST', '/api/v1/tokens', { name: 'baker', role: 'reader', expiresAt: inOffset(inAnHour, -12) })).json().token;
+    expect((await t.api('GET', '/api/v1/whoami', undefined, live)).json()).toMatchObject({ name: 'baker' });
+    // A row written before expiries were stored in UTC is compared as an instant too.
+    const legacy = (await t.api('POST', '/api/v1/tokens', { name: 'legacy', role: 'admin' })).json();
+    await t.controller.services.store.db.updateTable('api_tokens').set({ expires_at: inOffset(hourAgo, 14) }).where('name', '=', 'legacy').execute();
+    expect((await t.api('GET', '/api/v1/whoami', undefined, legacy.token)).statusCode).toBe(401);
+  });
+
+  it('refuses an expiry it cannot hold with a 400 naming expiresAt', async () => {
+    const before = await snapshot(t.controller);
+    const r = await t.api('POST', '/api/v1/tokens', { name: 'leap', role: 'admin', expiresAt: '2030-06-30T23:59:60Z' });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().error.details.field).toBe('expiresAt');
+    expect(await snapshot(t.controller)).toBe(before);
+  });
 });
