@@ -14,6 +14,8 @@ import { buildApp, type RouteRegistrar } from './api/app.js';
 import type { AppServices } from './api/context.js';
 import { InspectionService } from './inventory/inspection.js';
 import { BootService, type InstallerLocator } from './boot/service.js';
+import { EnrolmentGate } from './boot/enrolment.js';
+import { TICKET_KEY_PURPOSE } from './runs/run-tokens.js';
 import { bootRoutes } from './boot/routes.js';
 import { agentRoutes } from './boot/agent-api.js';
 import { existsSync } from 'node:fs';
@@ -109,6 +111,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   const secrets = SecretBox.load(config.secretKey, config.dataDir);
   if (secrets.created) log.info({ path: secrets.created }, `secret key for credentials at rest created at ${secrets.created}`);
   const appliances = new ApplianceService(store, clock, secrets.box);
+  const ticketKey = secrets.box.deriveKey(TICKET_KEY_PURPOSE);
   const registry = opts.registry ?? defaultRegistry();
   const power = new PowerService({
     store,
@@ -123,7 +126,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   const enlister = new Enlister({ store, clock, inventory, engine, appliances, power });
   const images = new ImageStore(store, clock, config.dataDir);
   const templates = new TemplateStore(store, clock);
-  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config, log });
+  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config, log, secrets: secrets.box });
   deploy.profileLookup = lookupProfileDeploy;
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, images, templates };
@@ -140,6 +143,9 @@ export async function createController(config: Config, opts: ControllerOptions =
     installer,
     kernelArgs: config.installerKernelArgs,
     publicUrl: config.publicUrl,
+    listen: config.listen,
+    ticketKey,
+    enrolment: new EnrolmentGate(config.enrolment, clock),
   });
   boot.addPlanner(deploy.planner);
   const sendFile = fileSender({ dataDir: config.dataDir, accelRedirect: config.accelRedirect });
@@ -147,7 +153,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     logger: log,
     extraRoutes: [
       bootRoutes({ boot, store, clock, installer, deploy, images, sendFile }),
-      agentRoutes({ store, clock, engine, inspection, deploy, images, config, sendFile }),
+      agentRoutes({ store, clock, engine, inspection, deploy, images, config, sendFile, ticketKey }),
       applianceRoutes,
       powerRoutes,
       managerRoutes,

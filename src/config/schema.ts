@@ -19,7 +19,8 @@ export const ConfigSchema = Type.Object(
     }),
     publicUrl: Type.String({
       default: '',
-      description: 'URL machines use to reach this controller (boot scripts, agents); default: the address each machine used (its Host header)',
+      description:
+        "URL machines use to reach this controller (boot scripts, agents, seeds, callbacks); default: the controller's local address of the connection each boot request came in on (never the request's Host header)",
     }),
     accelRedirect: Type.String({
       default: '',
@@ -53,6 +54,25 @@ export const ConfigSchema = Type.Object(
         enabled: Type.Boolean({ default: false, description: 'serve the iPXE binaries over TFTP for PXE ROMs that must chain-load iPXE' }),
         listen: Type.String({ default: '0.0.0.0:69', description: 'host:port of the TFTP server' }),
         root: Type.String({ default: '/usr/lib/ipxe', description: "directory served (Debian's ipxe package: undionly.kpxe, ipxe.efi)" }),
+      },
+      { default: {} },
+    ),
+    enrolment: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'enrol unknown machines that network-boot (false: they are told so and boot locally)' }),
+        ratePerSecond: Type.Number({ default: 10, exclusiveMinimum: 0, maximum: 10000, description: 'enrolments of unknown machines per second, per controller, after the burst' }),
+        burst: Type.Integer({ default: 200, minimum: 1, maximum: 100000, description: 'unknown machines enrolled at once before the rate applies' }),
+      },
+      { default: {} },
+    ),
+    agent: Type.Object(
+      {
+        logLimit: Type.Integer({
+          default: 64 * 1024 * 1024,
+          minimum: 65536,
+          maximum: 1024 * 1024 * 1024,
+          description: 'bytes of installer log one run may store (lines and step messages); beyond it the agent gets 413',
+        }),
       },
       { default: {} },
     ),
