@@ -57,7 +57,7 @@ export function agentRoutes(deps: AgentApiDeps) {
     const authenticate = async (req: FastifyRequest) => {
       const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
       const principal = m ? await verifyRunToken(deps.store.db, deps.ticketKey, m[1]!) : null;
-      if (!principal) throw new PlinthError('unauthorized', 'run token is unknown, was never this run\'s claimed token, or its run has ended');
+      if (!principal) throw new PlinthError('unauthorized', 'run token is unknown, superseded, or its run has ended');
       req.run = principal;
     };
     const at = () => iso(deps.clock.now());
