@@ -229,9 +229,10 @@ export function agentRoutes(deps: AgentApiDeps) {
         const { name } = req.params as { name: string };
         const body = req.body as { status: 'running' | 'succeeded' | 'failed'; message?: string; details?: Record<string, unknown> };
         const now = at();
+        // The message first: beyond the log budget the report is refused before it changes anything.
+        if (body.message) await storeLog(p.runId, [{ at: now, stream: 'step', line: `${name}: ${body.status}: ${body.message}` }]);
         await updateStep(deps.store.db, p.runId, name, body.status, now, body.message ?? null);
         await trace(p, `step:${name}:${body.status}`, body.details ?? null);
-        if (body.message) await storeLog(p.runId, [{ at: now, stream: 'step', line: `${name}: ${body.status}: ${body.message}` }]);
         if (p.kind === 'wipe' && name === 'erase' && body.status === 'succeeded') {
           await deps.engine.act(p.machineId, 'wipe-done', { actor: { kind: 'agent', name: `run:${p.runId}` }, runId: p.runId, reason: body.message ?? 'disks erased' });
           return { next: 'poweroff' as const };
