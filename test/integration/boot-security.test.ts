@@ -11,7 +11,7 @@ import { makeFacts } from '../support/facts.js';
 import { FakeClock } from '../../src/core/clock.js';
 import { createLogger } from '../../src/core/logger.js';
 import { CALLBACK_PLACEHOLDER } from '../../src/deploy/service.js';
-import { rearmRun } from '../../src/runs/run-tokens.js';
+import { startRedfishPeer } from '../support/peers/redfish-server.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -75,6 +75,7 @@ describe.each(backends)('boot security on $name', (backend) => {
 
   describe('a boot request carrying only a MAC cannot take over a machine in a run', () => {
     const h = harness();
+    let genuineTicket = '';
 
     it('gives no ticket once the genuine installer has claimed the run, and the genuine token keeps working', async () => {
       await h.inspected('victim', '52:54:00:a4:00:01');
@@ -101,19 +102,35 @@ describe.each(backends)('boot security on $name', (backend) => {
       // The genuine agent was not unseated by any of it.
       const step = await h.agent(genuine, '/agent/v1/steps/erase', { status: 'running' });
       expect(step.statusCode, step.body).toBe(200);
+      genuineTicket = genuine;
     });
 
-    it('re-arms only when the controller restarts the machine: a new epoch, the old token dead', async () => {
-      const m = await h.machine('victim');
-      const before = ticketIn(await h.boot('mac=52:54:00:a4:00:01'));
-      expect(before).toBeUndefined();
-      await rearmRun(h.t.controller.services.store.db, m.currentRunId);
-      const fresh = ticketIn(await h.boot('mac=52:54:00:a4:00:01'))!;
-      expect(fresh).toMatch(new RegExp(`^plrun_${m.currentRunId}\\.1\\.`));
-      expect((await h.agent(fresh, '/agent/v1/hello', { agentVersion: 't' })).statusCode).toBe(200);
-      const done = await h.agent(fresh, '/agent/v1/steps/erase', { status: 'succeeded', message: 'vda: full' });
-      expect(done.json()).toEqual({ next: 'poweroff' });
-      expect((await h.machine('victim')).state).toBe('available');
+    it('re-arms only when the controller itself restarts the machine: a new epoch, the old token dead', async () => {
+      const peer = await startRedfishPeer({ username: 'u', password: 'p', powerState: 'On' });
+      h.t.controller.power.start();
+      try {
+        const a = await h.t.api('POST', '/api/v1/appliances', { name: 'bmc', type: 'redfish', address: peer.url, username: 'u', password: 'p' });
+        expect(a.statusCode, a.body).toBe(201);
+        const linked = await h.t.api('PATCH', '/api/v1/machines/victim', { provider: { applianceId: a.json().id, ref: peer.systemPath } });
+        expect(linked.statusCode, linked.body).toBe(200);
+        const held = (await h.machine('victim')).currentRunId as string;
+        expect(ticketIn(await h.boot('mac=52:54:00:a4:00:01'))).toBeUndefined();
+        expect((await h.agent(genuineTicket, '/agent/v1/heartbeat', {})).statusCode).toBe(200);
+
+        const cycle = await h.t.api('POST', '/api/v1/machines/victim/power', { action: 'cycle' });
+        expect(cycle.statusCode, cycle.body).toBe(200);
+        expect((await h.agent(genuineTicket, '/agent/v1/heartbeat', {})).statusCode).toBe(401);
+        const fresh = ticketIn(await h.boot('mac=52:54:00:a4:00:01'))!;
+        expect(fresh).toMatch(new RegExp(`^plrun_${held}\\.1\\.`));
+        expect((await h.agent(fresh, '/agent/v1/hello', { agentVersion: 't' })).statusCode).toBe(200);
+        const done = await h.agent(fresh, '/agent/v1/steps/erase', { status: 'succeeded', message: 'vda: full' });
+        expect(done.json()).toEqual({ next: 'poweroff' });
+        expect((await h.machine('victim')).state).toBe('available');
+      } finally {
+        await h.t.controller.power.stop();
+        await h.t.api('PATCH', '/api/v1/machines/victim', { provider: { applianceId: null, ref: null } });
+        await peer.close();
+      }
     });
 
     it('an operator retry is a new run: the failed run\'s token is dead, the new one is claimable', async () => {
