@@ -281,6 +281,31 @@ describe.each(backends)('boot security on $name', (backend) => {
     });
   });
 
+  describe('identity conflicts cannot grow without bound', () => {
+    const h = harness();
+
+    it('keeps one record per field, kind and other machine, and at most 32 per machine', async () => {
+      const { inventory, store } = h.t.controller.services;
+      await h.t.api('POST', '/api/v1/machines', { name: 'target', identity: { macs: ['52:54:00:ad:00:01'] } });
+      const m = await inventory.get('target');
+      const report = (n: number, field: string) =>
+        Array.from({ length: n }, (_, i) => ({ field, kind: 'mismatch', reported: `value-${i}`, recorded: 'x', machineId: m.id }) as (typeof m.identityConflicts)[number]);
+      const record = async (conflicts: typeof m.identityConflicts) => {
+        const current = await inventory.get('target');
+        await store.transaction((trx) => inventory.recordConflicts(trx, current, conflicts, { kind: 'system', name: 'test' }));
+      };
+      await record(report(50, 'serial'));
+      await record(report(50, 'serial'));
+      expect((await inventory.get('target')).identityConflicts).toHaveLength(1);
+      for (let i = 0; i < 40; i++) {
+        await record([{ field: 'systemUuid', kind: 'other-machine', reported: `uuid-${i}`, machineId: `other-${i}` } as (typeof m.identityConflicts)[number]]);
+      }
+      expect((await inventory.get('target')).identityConflicts).toHaveLength(32);
+      const events = (await h.t.api('GET', '/api/v1/machines/target/events?limit=100')).json().items.filter((e: any) => e.action === 'identity-conflict');
+      expect(events).toHaveLength(32);
+    });
+  });
+
   describe('enrolment switched off', () => {
     const h = harness({ enrolment: { enabled: false } });
 
