@@ -100,9 +100,9 @@ exit
 }
 
 /** When the controller cannot decide right now (database unreachable, enrolment paused…): wait and ask again. */
-export function retryLaterScript(baseUrl: string, why: string, seconds = 15): string {
+export function retryLaterScript(baseUrl: string, why: string, seconds = 15, title = 'the controller could not answer'): string {
   return `#!ipxe
-# Plinth: the controller could not answer; this script asks again.
+# Plinth: ${title}; this script asks again.
 echo Plinth: ${ipxeSafe(why)}; asking again in ${seconds} seconds
 sleep ${seconds}
 chain --autofree ${baseUrl}/boot.ipxe || exit
@@ -115,7 +115,7 @@ chain --autofree ${baseUrl}/boot.ipxe || exit
  * the controller re-arms the run (its own power cycle, a retry) or the run's deadline fails it.
  */
 export function claimedScript(baseUrl: string, machineName: string): string {
-  return retryLaterScript(baseUrl, `${machineName}: its run is already held by the installer that claimed it`, 60);
+  return retryLaterScript(baseUrl, `${machineName}: its run is already held by the installer that claimed it`, 60, 'this run is claimed: no ticket for a boot request');
 }
 
 /** For an unknown machine the controller does not enrol (enrolment switched off): say why, then boot locally. */

@@ -187,7 +187,7 @@ export class BootService {
     const found = await this.findOrEnrol(identity);
     if ('refused' in found) {
       this.deps.log.warn({ identity, why: found.refused }, 'unknown machine not enrolled');
-      const script = this.deps.enrolment.isEnabled() ? retryLaterScript(ctx.baseUrl, found.refused, 60) : notEnrolledScript(found.refused);
+      const script = this.deps.enrolment.isEnabled() ? retryLaterScript(ctx.baseUrl, found.refused, 60, 'enrolment is paused') : notEnrolledScript(found.refused);
       return { script, machine: null, decision: 'not-enrolled' };
     }
     let { machine } = found;
