@@ -14,6 +14,8 @@ import { buildApp, type RouteRegistrar } from './api/app.js';
 import type { AppServices } from './api/context.js';
 import { InspectionService } from './inventory/inspection.js';
 import { BootService, type InstallerLocator } from './boot/service.js';
+import { EnrolmentGate } from './boot/enrolment.js';
+import { TICKET_KEY_PURPOSE } from './runs/run-tokens.js';
 import { bootRoutes } from './boot/routes.js';
 import { agentRoutes } from './boot/agent-api.js';
 import { existsSync } from 'node:fs';
@@ -123,6 +125,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   const secrets = SecretBox.load(config.secretKey, config.dataDir);
   if (secrets.created) log.info({ path: secrets.created }, `secret key for credentials at rest created at ${secrets.created}`);
   const appliances = new ApplianceService(store, clock, secrets.box);
+  const ticketKey = secrets.box.deriveKey(TICKET_KEY_PURPOSE);
   const registry = opts.registry ?? defaultRegistry();
   const power = new PowerService({
     store,
@@ -140,7 +143,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   const leftovers = await images.removeLeftovers();
   if (leftovers.length) log.info({ files: leftovers }, `removed ${leftovers.length} leftover upload file(s) from the image store`);
   const templates = new TemplateStore(store, clock);
-  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config: machineConfig, log });
+  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config: machineConfig, log, secrets: secrets.box });
   deploy.profileLookup = lookupProfileDeploy;
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, images, templates };
@@ -159,6 +162,9 @@ export async function createController(config: Config, opts: ControllerOptions =
     kernelArgs: config.installerKernelArgs,
     publicUrl: machineConfig.publicUrl,
     agentUrl: config.publicUrl.replace(/\/+$/, ''),
+    listen: config.listen,
+    ticketKey,
+    enrolment: new EnrolmentGate(config.enrolment, clock),
   });
   boot.addPlanner(deploy.planner);
   const sendFile = fileSender({ dataDir: config.dataDir, accelRedirect: config.accelRedirect });
@@ -167,7 +173,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     https: tls,
     extraRoutes: [
       bootRoutes({ boot, store, clock, installer, deploy, images, sendFile }),
-      agentRoutes({ store, clock, engine, inspection, deploy, images, config, sendFile }),
+      agentRoutes({ store, clock, engine, inspection, deploy, images, config, sendFile, ticketKey }),
       applianceRoutes,
       powerRoutes,
       managerRoutes,

@@ -3,6 +3,7 @@ export interface AgentConfig {
   /** Controller base URL as this machine reaches it. */
   url: string;
   runId: string;
+  /** The run's ticket, used as is: the agent's first call with it claims the run for this installer. */
   token: string;
   debug: boolean;
 }

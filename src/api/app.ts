@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -7,6 +7,7 @@ import addFormatsModule from 'ajv-formats';
 import type { AppServices } from './context.js';
 import { registerAuth } from './auth.js';
 import { handleError, errorBody } from './errors.js';
+import { redactSecrets } from '../core/redact.js';
 import { machineRoutes } from './routes/machines.js';
 import { runRoutes } from './routes/runs.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -22,6 +23,17 @@ function makeAjv(options: AjvOptions): Ajv {
   const ajv = new Ajv({ useDefaults: true, removeAdditional: false, allErrors: false, strict: false, ...options });
   addFormats(ajv);
   return ajv;
+}
+
+/** What the request log says about a request (Fastify's default fields), with secrets in the URL redacted. */
+function requestForLog(req: FastifyRequest) {
+  return {
+    method: req.method,
+    url: redactSecrets(req.url),
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
 }
 
 export interface BuildAppOptions {
@@ -45,6 +57,8 @@ export async function buildApp(services: AppServices, options: BuildAppOptions):
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },
     ...(options.https ? { https: options.https } : {}),
+    // Boot and artifact URLs carry run tickets and callback secrets: request log lines show them redacted.
+    childLoggerFactory: (logger, bindings, opts) => logger.child(bindings, { ...opts, serializers: { ...opts.serializers, req: requestForLog } }),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const bodyAjv = makeAjv({ coerceTypes: false });

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PlinthError } from '../core/errors.js';
@@ -29,6 +29,15 @@ export class SecretBox {
     writeFileSync(path, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
     chmodSync(path, 0o600);
     return { box: SecretBox.fromKey(readFileSync(path, 'utf8')), created: path };
+  }
+
+  /**
+   * A key for one purpose (signing run tickets…), derived from the secret key so that no
+   * second secret has to be kept, and so that a value made for one purpose is worthless for
+   * another. Controllers sharing a database share the key, so they derive the same one.
+   */
+  deriveKey(purpose: string): Buffer {
+    return createHmac('sha256', this.key).update(`plinth:${purpose}`).digest();
   }
 
   encrypt(plaintext: string): string {

@@ -9,7 +9,8 @@ import type { Config } from '../config/schema.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
 import type { InspectionService } from '../inventory/inspection.js';
 import { requireMachine } from '../inventory/machine-rows.js';
-import { appendRunLog, getRun, updateStep } from '../runs/runs.js';
+import { appendRunLogWithin, getRun, updateStep } from '../runs/runs.js';
+import { redactSecrets } from '../core/redact.js';
 import { verifyRunToken, type RunPrincipal } from '../runs/run-tokens.js';
 import { currentAttempt, recordStage } from './trace.js';
 import { FactsSchema } from './facts-schema.js';
@@ -31,8 +32,10 @@ export interface AgentApiDeps {
   inspection: InspectionService;
   deploy: DeployService;
   images: ImageStore;
-  config: Pick<Config, 'afterInspection'>;
+  config: Pick<Config, 'afterInspection' | 'agent'>;
   sendFile: SendFile;
+  /** Verifies run tickets (see runs/run-tokens.ts). */
+  ticketKey: Buffer;
 }
 
 /** What the agent should do once a step is done. */
@@ -42,15 +45,18 @@ const HEARTBEAT_SECONDS = 15;
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse };
 
 /**
- * The API the installer's agent speaks, authenticated with its per-run token (never an API
- * token): hello, facts, log lines, heartbeats, failure reports.
+ * The API the installer's agent speaks, authenticated with its run ticket (never an API
+ * token): hello, facts, log lines, heartbeats, failure reports. The first call with a valid
+ * ticket claims the run; from then on only that ticket works. The token is checked when the
+ * request arrives (onRequest), before its body is read: an unauthenticated client cannot make
+ * the controller parse megabytes of JSON.
  */
 export function agentRoutes(deps: AgentApiDeps) {
   return async (app: FastifyInstance): Promise<void> => {
     app.decorateRequest('run', null);
     const authenticate = async (req: FastifyRequest) => {
       const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-      const principal = m ? await verifyRunToken(deps.store.db, m[1]!) : null;
+      const principal = m ? await verifyRunToken(deps.store.db, deps.ticketKey, m[1]!) : null;
       if (!principal) throw new PlinthError('unauthorized', 'run token is unknown, superseded, or its run has ended');
       req.run = principal;
     };
@@ -59,7 +65,14 @@ export function agentRoutes(deps: AgentApiDeps) {
       const attemptId = await currentAttempt(deps.store.db, p.machineId, p.runId);
       await recordStage(deps.store.db, { machineId: p.machineId, attemptId, runId: p.runId, at: at(), stage, detail });
     };
-    const route = { config: { role: 'public' as const }, preHandler: authenticate };
+    const route = { config: { role: 'public' as const }, onRequest: authenticate };
+    /** Stores installer output within the run's budget (agent.logLimit), secrets redacted. */
+    const storeLog = async (runId: string, lines: { at: string; stream: string; line: string }[]) => {
+      const redacted = lines.map((l) => ({ ...l, line: redactSecrets(l.line) }));
+      if (!(await appendRunLogWithin(deps.store.db, runId, redacted, deps.config.agent.logLimit))) {
+        throw new PlinthError('payload_too_large', `run ${runId} has used its installer log budget (agent.logLimit, ${deps.config.agent.logLimit} bytes)`, { details: { field: 'lines', limit: deps.config.agent.logLimit } });
+      }
+    };
 
     app.post(
       '/agent/v1/hello',
@@ -152,7 +165,7 @@ export function agentRoutes(deps: AgentApiDeps) {
       async (req) => {
         const { lines } = req.body as { lines: { at?: string; stream?: string; line: string }[] };
         const now = at();
-        await appendRunLog(deps.store.db, req.run!.runId, lines.map((l) => ({ at: l.at ?? now, stream: l.stream ?? 'agent', line: l.line })));
+        await storeLog(req.run!.runId, lines.map((l) => ({ at: l.at ?? now, stream: l.stream ?? 'agent', line: l.line })));
         return { stored: lines.length };
       },
     );
@@ -170,7 +183,11 @@ export function agentRoutes(deps: AgentApiDeps) {
               step: Type.Optional(Type.String({ maxLength: 64 })),
               progress: Type.Optional(
                 Type.Object(
-                  { bytesWritten: Type.Integer({ minimum: 0 }), totalBytes: Type.Integer({ minimum: 0 }), bytesPerSecond: Type.Number({ minimum: 0 }) },
+                  {
+                    bytesWritten: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+                    totalBytes: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+                    bytesPerSecond: Type.Number({ minimum: 0, maximum: 1e12 }),
+                  },
                   { additionalProperties: false },
                 ),
               ),
@@ -212,9 +229,10 @@ export function agentRoutes(deps: AgentApiDeps) {
         const { name } = req.params as { name: string };
         const body = req.body as { status: 'running' | 'succeeded' | 'failed'; message?: string; details?: Record<string, unknown> };
         const now = at();
+        // The message first: beyond the log budget the report is refused before it changes anything.
+        if (body.message) await storeLog(p.runId, [{ at: now, stream: 'step', line: `${name}: ${body.status}: ${body.message}` }]);
         await updateStep(deps.store.db, p.runId, name, body.status, now, body.message ?? null);
         await trace(p, `step:${name}:${body.status}`, body.details ?? null);
-        if (body.message) await appendRunLog(deps.store.db, p.runId, [{ at: now, stream: 'step', line: `${name}: ${body.status}: ${body.message}` }]);
         if (p.kind === 'wipe' && name === 'erase' && body.status === 'succeeded') {
           await deps.engine.act(p.machineId, 'wipe-done', { actor: { kind: 'agent', name: `run:${p.runId}` }, runId: p.runId, reason: body.message ?? 'disks erased' });
           return { next: 'poweroff' as const };
@@ -270,6 +288,11 @@ export function agentRoutes(deps: AgentApiDeps) {
       '/agent/v1/installed',
       {
         config: { role: 'public' },
+        // The callback secret is checked before the body is read, like the run token above.
+        onRequest: async (req) => {
+          const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+          if (!m || !(await deps.deploy.runByCallback(m[1]!))) throw new PlinthError('unauthorized', 'callback token is unknown, or its deploy has ended');
+        },
         schema: {
           tags: ['agent'],
           summary: "The installed OS (or an installer's last step) reports in with its deploy's callback token",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { expectGolden } from '../../test/support/golden.js';
-import { chainScript, installerScript, ipxeUrl, localBootScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
+import { chainScript, claimedScript, installerScript, ipxeUrl, localBootScript, notEnrolledScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
 
 describe('iPXE scripts', () => {
   it('chain script', () => expectGolden('ipxe/chain.ipxe', chainScript('http://10.0.2.2:7708', 'n0nce')));
@@ -26,6 +26,8 @@ describe('iPXE scripts', () => {
       expect(script).not.toMatch(/^chain http:\/\/attacker/m);
     }
   });
+  it('claimed-run script: no ticket, wait and ask again', () => expectGolden('ipxe/claimed.ipxe', claimedScript('http://10.0.2.2:7708', 'brisk-heron-3f7a')));
+  it('not-enrolled script', () => expectGolden('ipxe/not-enrolled.ipxe', notEnrolledScript('this controller does not enrol unknown machines')));
   it('keeps machine-chosen text from breaking the script', () =>
     expectGolden('ipxe/local-hostile-name.ipxe', localBootScript('x${reboot}&&', 'why || goto x')));
 });

@@ -98,9 +98,9 @@ exit
 }
 
 /** For a request the boot service could not tie to a machine: say why, then boot locally. */
-export function unidentifiedScript(why: string): string {
+export function unidentifiedScript(why: string, title = 'this machine could not be identified'): string {
   return `#!ipxe
-# Plinth: this machine could not be identified.
+# Plinth: ${title}.
 echo Plinth: ${ipxeSafe(why)}
 echo Plinth: booting from local disk in 30 seconds
 sleep 30
@@ -108,12 +108,26 @@ exit
 `;
 }
 
-/** When the controller cannot decide right now (database unreachable…): wait and ask again. */
-export function retryLaterScript(baseUrl: string, why: string): string {
+/** When the controller cannot decide right now (database unreachable, enrolment paused…): wait and ask again. */
+export function retryLaterScript(baseUrl: string, why: string, seconds = 15, title = 'the controller could not answer'): string {
   return `#!ipxe
-# Plinth: the controller could not answer; this script asks again.
-echo Plinth: ${ipxeSafe(why)}; asking again in 15 seconds
-sleep 15
+# Plinth: ${title}; this script asks again.
+echo Plinth: ${ipxeSafe(why)}; asking again in ${seconds} seconds
+sleep ${seconds}
 chain --autofree ${ipxeUrl(baseUrl)}/boot.ipxe || exit
 `;
+}
+
+/**
+ * For a machine whose run an installer has already claimed: no ticket (a boot request with
+ * the machine's identity is all an impostor needs to send), just wait and ask again, until
+ * the controller re-arms the run (its own power cycle, a retry) or the run's deadline fails it.
+ */
+export function claimedScript(baseUrl: string, machineName: string): string {
+  return retryLaterScript(baseUrl, `${machineName}: its run is already held by the installer that claimed it`, 60, 'this run is claimed: no ticket for a boot request');
+}
+
+/** For an unknown machine the controller does not enrol (enrolment switched off): say why, then boot locally. */
+export function notEnrolledScript(why: string): string {
+  return unidentifiedScript(why, 'this machine is not enrolled');
 }

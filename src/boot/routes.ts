@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { Type } from 'typebox';
-import type { BootService, BootQuery } from './service.js';
+import { badBootQueryField, type BootService, type BootQuery } from './service.js';
+import { unidentifiedScript } from './ipxe.js';
 import type { Store } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
@@ -10,7 +11,6 @@ import { recordStage } from './trace.js';
 import type { InstallerLocator } from './service.js';
 import type { DeployService } from '../deploy/service.js';
 import type { ImageStore } from '../images/store.js';
-import { getArtifact } from '../runs/runs.js';
 import { PlinthError } from '../core/errors.js';
 import type { SendFile } from '../api/send-file.js';
 
@@ -22,7 +22,9 @@ const NOT_IPXE = `# Plinth: this is the iPXE entry point; it answers iPXE (User-
 
 /**
  * The boot endpoints machines call. They are public by nature (firmware cannot carry a
- * token) and hand out nothing secret except a run's own token inside that run's script.
+ * token). What they hand out may reach anyone who sends a machine's identity: a run's ticket
+ * (until an installer claims the run), scripts, public files. URLs in scripts come from
+ * configuration or the connection's local address, never from the Host header.
  */
 export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator; deploy: DeployService; images: ImageStore; sendFile: SendFile }) {
   return async (app: FastifyInstance): Promise<void> => {
@@ -30,7 +32,7 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
     await app.register(fastifyStatic, { root: '/', serve: false, acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
 
     const ctx = (req: FastifyRequest) => ({
-      baseUrl: deps.boot.baseUrl(req.headers.host, req.protocol),
+      baseUrl: deps.boot.baseUrl({ protocol: req.protocol, localAddress: req.socket.localAddress, localPort: req.socket.localPort }),
       remoteAddr: req.ip ?? null,
     });
 
@@ -55,12 +57,14 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
           tags: ['boot'],
           summary: "A machine's own boot script, decided from its lifecycle",
           security: [],
-          querystring: Type.Object({}, { additionalProperties: Type.String({ maxLength: 512 }) }),
+          querystring: Type.Object({}, { additionalProperties: Type.String({ maxLength: 128 }) }),
         },
-        // iPXE never sees JSON: even a malformed request gets a script.
+        // iPXE never sees JSON: even a malformed request gets a script (checked below).
         attachValidation: true,
       },
       async (req, reply) => {
+        const bad = badBootQueryField(req.query as Record<string, unknown>);
+        if (bad) return reply.status(400).type(IPXE).send(unidentifiedScript(`boot parameter ${bad.field} ${bad.why}`));
         const { script } = await deps.boot.machineScript(req.query as BootQuery, ctx(req));
         return reply.type(IPXE).send(script);
       },
@@ -99,7 +103,7 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
         const { token, kind, name } = req.params as { token: string; kind: string; name: string };
         const found = await deps.deploy.runByCallback(token);
         if (!found) throw new PlinthError('not_found', 'no active deploy has this callback token');
-        const artifact = await getArtifact(deps.store.db, found.run.id, `${kind}/${name}`);
+        const artifact = await deps.deploy.deliverArtifact(found.run, `${kind}/${name}`);
         await deps.deploy.artifactFetched(found.run, found.machine, `${kind}/${name}`);
         return reply.type(artifact.contentType).header('etag', `"${artifact.sha256}"`).send(artifact.body);
       },

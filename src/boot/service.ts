@@ -12,8 +12,10 @@ import { findIdentityCandidates, requireMachine } from '../inventory/machine-row
 import { hasAnyIdentity, normalizeIdentity, resolveIdentity, type Identity } from '../inventory/identity.js';
 import { isTransitional } from '../lifecycle/states.js';
 import { getRun, type Run } from '../runs/runs.js';
-import { mintRunToken } from '../runs/run-tokens.js';
-import { chainScript, installerScript, localBootScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
+import { claimRun, mintTicket, runClaim } from '../runs/run-tokens.js';
+import { chainScript, claimedScript, installerScript, localBootScript, notEnrolledScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
+import { controllerBaseUrl } from './base-url.js';
+import type { EnrolmentGate } from './enrolment.js';
 import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from './trace.js';
 
 export const BOOT_ACTOR: Actor = { kind: 'system', name: 'boot-service' };
@@ -32,8 +34,28 @@ export interface BootQuery {
   [macN: string]: string | undefined;
 }
 
+/** The query parameters the chain script sends (see IDENTITY_QUERY), and how long each may be. */
+const BOOT_QUERY_KEYS = new Set(['uuid', 'serial', 'asset', 'manufacturer', 'product', 'mac', ...Array.from({ length: 8 }, (_, i) => `mac${i}`), 'arch', 'platform', 'chain', 'attempt']);
+export const BOOT_QUERY_MAX_LENGTH = 128;
+
+/**
+ * The first parameter of a boot request that is not one iPXE sends, or whose value is too long
+ * or carries control characters (they would reach the inventory, the trace and terminals), or
+ * null when all are fine. Such a request is answered without touching the inventory.
+ */
+export function badBootQueryField(q: Record<string, unknown>): { field: string; why: string } | null {
+  for (const [k, v] of Object.entries(q)) {
+    if (!BOOT_QUERY_KEYS.has(k)) return { field: k.slice(0, 32), why: 'is not a boot parameter' };
+    if (typeof v !== 'string') return { field: k, why: 'is given more than once' };
+    if (v.length > BOOT_QUERY_MAX_LENGTH) return { field: k, why: `is longer than ${BOOT_QUERY_MAX_LENGTH} characters` };
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(v)) return { field: k, why: 'contains control characters' };
+  }
+  return null;
+}
+
 export interface BootContext {
-  /** Base URL the machine reached the controller at (or the configured public URL). */
+  /** The configured public URL, or the controller's address on the connection (never the Host header). */
   baseUrl: string;
   remoteAddr: string | null;
 }
@@ -45,7 +67,8 @@ export type InstallerLocator = () => { kernel: string; initrd: string } | null;
 export type BootPlan =
   | { kind: 'installer' }
   | { kind: 'local'; why: string }
-  | { kind: 'script'; decision: string; render: (ctx: { baseUrl: string; attemptId: string; token: () => Promise<string> }) => string };
+  /** A script with no agent behind it (a distribution's installer): handing it out claims the run. */
+  | { kind: 'script'; decision: string; render: (ctx: { baseUrl: string; attemptId: string }) => string };
 
 /** Lets the deploy component choose what a machine boots during its run (e.g. local disk after the image is written). */
 export type BootPlanner = (machine: Machine, run: Run) => Promise<BootPlan | null>;
@@ -61,6 +84,11 @@ export interface BootServiceDeps {
   publicUrl: string;
   /** plinth.url for the installer's agent when it differs from `publicUrl` (a plain-HTTP boot listener in front of HTTPS). */
   agentUrl?: string;
+  /** host:port the controller listens on, the base URL of requests without a socket address. */
+  listen: string;
+  /** Signs run tickets (SecretBox.deriveKey(TICKET_KEY_PURPOSE)). */
+  ticketKey: Buffer;
+  enrolment: EnrolmentGate;
 }
 
 const CHAIN_TTL_MS = 10 * 60_000;
@@ -68,7 +96,8 @@ const CHAIN_TTL_MS = 10 * 60_000;
 /**
  * The boot service decides, from the lifecycle, what a network-booting machine runs: an
  * unknown machine is enrolled on the spot and sent to the installer for inspection; a machine
- * with pending work boots the installer with a fresh per-run token; anything else boots from
+ * with pending work boots the installer with a ticket for its run (until an installer claims
+ * the run; then a boot request gets no ticket, only a script that waits); anything else boots from
  * its local disk. It always answers with an iPXE script, never with an error page.
  */
 export class BootService {
@@ -79,9 +108,8 @@ export class BootService {
     this.planners.push(p);
   }
 
-  baseUrl(hostHeader: string | undefined, protocol: string): string {
-    if (this.deps.publicUrl) return this.deps.publicUrl.replace(/\/+$/, '');
-    return `${protocol}://${hostHeader ?? '127.0.0.1:7708'}`;
+  baseUrl(conn: { protocol: string; localAddress: string | undefined; localPort: number | undefined }): string {
+    return controllerBaseUrl(this.deps.publicUrl, conn, this.deps.listen);
   }
 
   async chain(ctx: BootContext): Promise<string> {
@@ -118,17 +146,26 @@ export class BootService {
     }
   }
 
-  /** Finds the machine for a report, enrolling it when unknown (retrying once if a concurrent request enrolled it first). */
-  private async findOrEnrol(identity: Identity): Promise<{ machine: Machine; enrolled: boolean }> {
+  /**
+   * Finds the machine a boot request names, enrolling it when unknown (retrying if a
+   * concurrent request enrolled it first). A boot request never adds identity to a known
+   * machine (its MACs, serial… come from anyone who can send a request; only inspection facts
+   * teach the inventory), and enrolment passes the gate (switch, rate) or is refused.
+   */
+  private async findOrEnrol(identity: Identity): Promise<{ machine: Machine } | { refused: string }> {
     for (let attempt = 0; ; attempt++) {
       try {
+        const known = await this.deps.store.transaction(async (trx) => {
+          const r = resolveIdentity(identity, await findIdentityCandidates(trx, identity));
+          return r.machineId ? requireMachine(trx, this.deps.store.dialect, r.machineId) : null;
+        });
+        if (known) return { machine: known };
+        const refused = this.deps.enrolment.admit();
+        if (refused) return { refused };
         return await this.deps.store.transaction(async (trx) => {
-          const candidates = await findIdentityCandidates(trx, identity);
-          const r = resolveIdentity(identity, candidates);
-          if (r.machineId) {
-            const m = await requireMachine(trx, this.deps.store.dialect, r.machineId, { lock: true });
-            return { machine: await this.deps.inventory.absorbIdentity(trx, m, identity, BOOT_ACTOR), enrolled: false };
-          }
+          // Re-resolved inside the writing transaction: another request may have enrolled it meanwhile.
+          const r = resolveIdentity(identity, await findIdentityCandidates(trx, identity));
+          if (r.machineId) return { machine: await requireMachine(trx, this.deps.store.dialect, r.machineId) };
           const m = await this.deps.inventory.insert(trx, {
             name: readableName(),
             identity,
@@ -138,7 +175,7 @@ export class BootService {
             state: 'enrolled',
             reason: 'network-booted unannounced',
           });
-          return { machine: m, enrolled: true };
+          return { machine: m };
         });
       } catch (e) {
         if (uniqueViolation(e) && attempt < 3) continue;
@@ -149,7 +186,13 @@ export class BootService {
 
   private async decide(identity: Identity, q: BootQuery, ctx: BootContext) {
     const { store, clock, engine } = this.deps;
-    let { machine } = await this.findOrEnrol(identity);
+    const found = await this.findOrEnrol(identity);
+    if ('refused' in found) {
+      this.deps.log.warn({ identity, why: found.refused }, 'unknown machine not enrolled');
+      const script = this.deps.enrolment.isEnabled() ? retryLaterScript(ctx.baseUrl, found.refused, 60, 'enrolment is paused') : notEnrolledScript(found.refused);
+      return { script, machine: null, decision: 'not-enrolled' };
+    }
+    let { machine } = found;
     if (machine.state === 'enrolled' && !machine.maintenance) {
       try {
         machine = (await engine.act(machine.id, 'inspect', { actor: BOOT_ACTOR, reason: 'network-booted while enrolled' })).machine;
@@ -171,8 +214,18 @@ export class BootService {
       }
     }
     const installer = plan.kind === 'installer' ? this.deps.installer() : null;
-    const decision =
-      plan.kind === 'installer' ? (installer ? 'installer' : 'installer-missing') : plan.kind === 'local' ? 'local' : plan.decision;
+    // A run an installer already holds hands out nothing more to a mere boot request.
+    const claim = run && plan.kind !== 'local' ? await runClaim(store.db, run.id) : null;
+    const claimed = claim?.claimed ?? false;
+    const decision = claimed
+      ? 'claimed'
+      : plan.kind === 'installer'
+        ? installer
+          ? 'installer'
+          : 'installer-missing'
+        : plan.kind === 'local'
+          ? 'local'
+          : plan.decision;
     const at = iso(clock.now());
     const attemptId = await store.transaction(async (trx) => {
       const id = await startAttempt(trx, {
@@ -186,6 +239,7 @@ export class BootService {
         decision,
       });
       await this.traceChain(trx, q.chain, machine.id, id, run?.id ?? null);
+      // The controller's own address on this connection (never the Host header): where a deploy's seeds point when publicUrl is unset.
       await trx.updateTable('machines').set({ boot_base_url: ctx.baseUrl }).where('id', '=', machine.id).execute();
       await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'machine-script', detail: { decision } });
       if (plan.kind === 'local') await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'local-boot', detail: { why: plan.why } });
@@ -193,18 +247,22 @@ export class BootService {
     });
     let script: string;
     if (plan.kind === 'local') script = localBootScript(machine.name, plan.why);
-    else if (plan.kind === 'script') script = plan.render({ baseUrl: ctx.baseUrl, attemptId, token: () => mintRunToken(store.db, run!.id) });
-    else if (!installer) {
+    else if (claimed || !claim) script = claimedScript(ctx.baseUrl, machine.name);
+    else if (plan.kind === 'script') {
+      // No agent will claim the run: handing the script out does, once.
+      const won = await claimRun(store.db, run!.id, claim.epoch, mintTicket(this.deps.ticketKey, run!.id, claim.epoch));
+      script = won ? plan.render({ baseUrl: ctx.baseUrl, attemptId }) : claimedScript(ctx.baseUrl, machine.name);
+    } else if (!installer) {
       this.deps.log.error({ machine: machine.name }, 'the installer is not built: run `plinth installer build`');
       script = retryLaterScript(ctx.baseUrl, 'the installer is not built on the controller (plinth installer build)');
     } else {
-      const token = await mintRunToken(store.db, run!.id);
+      const ticket = mintTicket(this.deps.ticketKey, run!.id, claim.epoch);
       script = installerScript({
         machineName: machine.name,
         runKind: run!.kind,
         kernelUrl: `${ctx.baseUrl}/boot/installer/vmlinuz?attempt=${attemptId}`,
         initrdUrl: `${ctx.baseUrl}/boot/installer/initrd.img?attempt=${attemptId}`,
-        cmdline: `plinth.url=${this.deps.agentUrl || ctx.baseUrl} plinth.run=${run!.id} plinth.token=${token} ${this.deps.kernelArgs}`.trim(),
+        cmdline: `plinth.url=${this.deps.agentUrl || ctx.baseUrl} plinth.run=${run!.id} plinth.token=${ticket} ${this.deps.kernelArgs}`.trim(),
       });
     }
     return { script, machine, decision };

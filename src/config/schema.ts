@@ -19,7 +19,8 @@ export const ConfigSchema = Type.Object(
     }),
     publicUrl: Type.String({
       default: '',
-      description: 'URL machines use to reach this controller (boot scripts, agents); default: the address each machine used (its Host header)',
+      description:
+        "URL machines use to reach this controller (boot scripts, agents, seeds, callbacks); default: the controller's local address of the connection each boot request came in on (never the request's Host header)",
     }),
     accelRedirect: Type.String({
       default: '',
@@ -76,6 +77,25 @@ export const ConfigSchema = Type.Object(
           description: 'TFTP transfers under way at once (each holds a socket and a file); a read request beyond them is answered with an ERROR',
         }),
         transferTimeout: Duration('5m', 'total lifetime of one TFTP transfer, whatever block timeout its client negotiates'),
+      },
+      { default: {} },
+    ),
+    enrolment: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'enrol unknown machines that network-boot (false: they are told so and boot locally)' }),
+        ratePerSecond: Type.Number({ default: 10, exclusiveMinimum: 0, maximum: 10000, description: 'enrolments of unknown machines per second, per controller, after the burst' }),
+        burst: Type.Integer({ default: 200, minimum: 1, maximum: 100000, description: 'unknown machines enrolled at once before the rate applies' }),
+      },
+      { default: {} },
+    ),
+    agent: Type.Object(
+      {
+        logLimit: Type.Integer({
+          default: 64 * 1024 * 1024,
+          minimum: 65536,
+          maximum: 1024 * 1024 * 1024,
+          description: 'bytes of installer log one run may store (lines and step messages); beyond it the agent gets 413',
+        }),
       },
       { default: {} },
     ),

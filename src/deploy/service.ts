@@ -22,6 +22,7 @@ import type { PowerService } from '../lifecycle/power/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from './template-store.js';
 import { takeQuotaForDeploy } from '../profiles/matching.js';
+import type { SecretBox } from '../auth/secrets.js';
 import type { RootDeviceHints } from '../agent/steps/protocol.js';
 
 /**
@@ -33,6 +34,15 @@ import type { RootDeviceHints } from '../agent/steps/protocol.js';
  * with `reuseRun` hands out byte-identical artifacts.
  */
 export const DEPLOY_METHODS = ['image', 'preseed', 'kickstart', 'autoinstall'] as const;
+
+/**
+ * What rendered artifacts carry where the run's callback secret goes. The secret is minted
+ * per run and sealed on the run row; it replaces this placeholder only on the way to the
+ * machine (its native installer's script and artifacts, the agent's hello). Stored artifacts
+ * never contain it — readers see the placeholder, and `--reuse-run` copies them byte for byte
+ * while the new run gets its own secret.
+ */
+export const CALLBACK_PLACEHOLDER = 'plcb_run-secret-placeholder';
 export type DeployMethod = (typeof DEPLOY_METHODS)[number];
 
 export interface DeployRequest {
@@ -90,6 +100,8 @@ export interface DeployServiceDeps {
   config: Config;
   log: Logger;
   profileLookup?: ProfileLookup;
+  /** Seals each run's callback secret. */
+  secrets: SecretBox;
 }
 
 export class DeployService {
@@ -111,8 +123,9 @@ export class DeployService {
   }
 
   /**
-   * The address a machine reaches the controller at: `publicUrl`, else the address it last
-   * booted from; else (a machine that never network-booted) the listen address, which only
+   * The address a machine reaches the controller at: `publicUrl`, else the controller's
+   * address on the connection the machine last network-booted through (never a Host header);
+   * else (a machine that never network-booted) the listen address, which only
    * works on the controller's own network, so it is said in the log.
    */
   private baseUrl(m: Machine & { bootBaseUrl?: string | null }): string {
@@ -156,7 +169,9 @@ export class DeployService {
       prepareError: null,
     };
     let artifacts: { name: string; contentType: string; body: string }[] = [];
-    let callbackHash: string | null = null;
+    // Every run its own callback secret, a reused run's artifacts included: the old one dies with its run.
+    const secret = newSecret('plcb');
+    const callbackHash = sha(secret);
     try {
       if (method === 'image') {
         const name = req.image ?? profile.deploy?.image ?? this.d.config.deploy.defaultImage;
@@ -170,13 +185,10 @@ export class DeployService {
       if (reused) {
         const names = await listArtifacts(store.db, reused.id);
         for (const a of names) artifacts.push({ name: a.name, contentType: a.contentType, body: (await getArtifact(store.db, reused.id, a.name)).body });
-        callbackHash = (await store.db.selectFrom('runs').select('callback_hash').where('id', '=', reused.id).executeTakeFirstOrThrow()).callback_hash;
       } else {
-        const secret = newSecret('plcb');
-        callbackHash = sha(secret);
         const sshKeys = [...this.siteKeys(), ...(profile.deploy?.sshKeys ?? []), ...(req.sshKeys ?? [])];
         params.sshKeyCount = sshKeys.length;
-        artifacts = await this.render(m, bootBaseUrl, profile, method, runId, secret, sshKeys, req);
+        artifacts = await this.render(m, bootBaseUrl, profile, method, runId, sshKeys, req);
       }
     } catch (e) {
       params.prepareError = {
@@ -197,7 +209,7 @@ export class DeployService {
           // A machine that gave its profile's quota back when a deploy failed takes it again (or is refused).
           await takeQuotaForDeploy(trx, m, at);
           for (const a of artifacts) await putArtifact(trx, runId, { ...a, now: at });
-          await trx.updateTable('runs').set({ callback_hash: callbackHash }).where('id', '=', runId).execute();
+          await trx.updateTable('runs').set({ callback_hash: callbackHash, callback_sealed: this.d.secrets.encrypt(secret) }).where('id', '=', runId).execute();
         }
         await updateStep(trx, runId, 'prepare', params.prepareError ? 'failed' : 'succeeded', at, params.prepareError?.message ?? `${method}${params.image ? ` ${params.image}` : ''}, ${artifacts.length} artifact(s)${reused ? ` reused from run ${reused.id}` : ''}`);
       },
@@ -229,7 +241,6 @@ export class DeployService {
     profile: ProfileDeploy,
     method: DeployMethod,
     runId: string,
-    secret: string,
     sshKeys: string[],
     req: DeployRequest,
   ): Promise<{ name: string; contentType: string; body: string }[]> {
@@ -242,7 +253,7 @@ export class DeployService {
       vars: profile.vars,
       run: { id: runId, kind: 'deploy' },
       controller: { baseUrl, imageUrl: null },
-      token: secret,
+      token: CALLBACK_PLACEHOLDER,
       ssh: { deployKeys: sshKeys },
       os: {
         ...(fileUrl(installer?.kernel) ? { kernelUrl: fileUrl(installer?.kernel)! } : {}),
@@ -286,7 +297,8 @@ export class DeployService {
     if (run.kind === 'wipe') return { mode: run.params.wipe === 'full' ? 'full' : 'quick' };
     if (run.kind !== 'deploy') return run.params;
     const p = run.params as DeployRunParams;
-    const artifact = async (name: string) => (await getArtifact(this.d.store.db, run.id, name)).body;
+    const secret = await this.callbackSecret(run.id);
+    const artifact = async (name: string) => withCallbackSecret((await getArtifact(this.d.store.db, run.id, name)).body, secret);
     return {
       image: {
         url: p.imageUrl ?? `/agent/v1/images/${encodeURIComponent(p.image ?? '')}`,
@@ -312,11 +324,25 @@ export class DeployService {
   }
 
   /** As the write progresses, the deadline follows the throughput observed so far. */
+  /**
+   * As the write progresses, the deadline follows the throughput observed so far — within a
+   * bound: never further than the deploy-wait deadline a fresh hello would get for this image
+   * (twice the write at the assumed speed plus the first boot), counted from now. A slow or
+   * lying agent cannot push the deadline out to any date it likes; inconsistent numbers are
+   * refused (400) and change nothing.
+   */
   async onProgress(p: RunPrincipal, progress: { bytesWritten: number; totalBytes: number; bytesPerSecond: number }): Promise<void> {
-    if (p.kind !== 'deploy' || progress.bytesPerSecond <= 0) return;
+    if (progress.bytesWritten > progress.totalBytes) throw validation('progress.bytesWritten', 'is larger than progress.totalBytes');
+    if (p.kind !== 'deploy') return;
+    const run = await getRun(this.d.store.db, p.runId);
+    const size = (run.params as DeployRunParams).imageSize;
+    if (size !== null && size !== undefined && progress.totalBytes !== Number(size)) throw validation('progress.totalBytes', `is not the size of the run's image (${size} bytes)`);
+    if (progress.bytesPerSecond <= 0) return;
+    const now = this.d.clock.now().getTime();
     const remainingMs = ((progress.totalBytes - progress.bytesWritten) / progress.bytesPerSecond) * 2000;
-    const until = this.d.clock.now().getTime() + remainingMs + parseDuration(this.d.config.deploy.firstBootAllowance);
-    await this.d.engine.extendDeadline(p.machineId, p.runId, until);
+    const wanted = now + remainingMs + parseDuration(this.d.config.deploy.firstBootAllowance);
+    const bound = now + (this.deadlineAfterHello(run) ?? 0);
+    await this.d.engine.extendDeadline(p.machineId, p.runId, Math.min(wanted, bound));
   }
 
   /** Boot plans during deploys: local disk once the image is written, the distribution's installer for native methods. */
@@ -328,9 +354,23 @@ export class DeployService {
     if (p.method === 'image' || p.prepareError) return null;
     const name = `ipxe/${IPXE_TEMPLATE[p.method]}`;
     const body = (await getArtifact(this.d.store.db, run.id, name)).body;
-    const plan: BootPlan = { kind: 'script', decision: `${p.method}-installer`, render: () => body };
+    const secret = await this.callbackSecret(run.id);
+    const plan: BootPlan = { kind: 'script', decision: `${p.method}-installer`, render: () => withCallbackSecret(body, secret) };
     return plan;
   };
+
+  /** The run's own callback secret (unsealed), for delivery to its machine only. */
+  private async callbackSecret(runId: string): Promise<string | null> {
+    const row = await this.d.store.db.selectFrom('runs').select('callback_sealed').where('id', '=', runId).executeTakeFirst();
+    return row?.callback_sealed ? this.d.secrets.decrypt(row.callback_sealed) : null;
+  }
+
+  /** An artifact as its machine's installer fetches it (by the callback secret in its URL): with the secret in place. */
+  async deliverArtifact(run: Run, name: string): Promise<{ contentType: string; body: string; sha256: string }> {
+    const a = await getArtifact(this.d.store.db, run.id, name);
+    const body = withCallbackSecret(a.body, await this.callbackSecret(run.id));
+    return { contentType: a.contentType, body, sha256: sha(body) };
+  }
 
   /** The agent asks to boot from disk next: set it through the appliance and remember it for the boot service. */
   async bootLocal(p: RunPrincipal): Promise<void> {
@@ -369,7 +409,9 @@ export class DeployService {
     if (machine.state === 'deploying') await this.d.engine.act(machine.id, 'installer-started', { actor, runId: run.id, reason: `installed OS reported ${event}` });
     const profile = await this.profileLookup(this.d.store.db, machine);
     const primary = machine.facts?.nics.find((n) => n.link && n.ipv4.length)?.ipv4[0] ?? null;
-    const address = (typeof profile.vars.ip === 'string' ? profile.vars.ip : null) ?? primary ?? (remoteAddr && !remoteAddr.startsWith('127.') ? remoteAddr : null);
+    const configured = (typeof profile.vars.ip === 'string' ? profile.vars.ip : null) ?? primary ?? (remoteAddr && !remoteAddr.startsWith('127.') ? remoteAddr : null);
+    // Facts and profile variables give addresses in CIDR form (10.0.0.5/24): the machine is reached at the address alone.
+    const address = configured ? configured.replace(/\/\d{1,3}$/, '') : null;
     const r = await this.d.engine.act(machine.id, 'deploy-done', {
       actor,
       runId: run.id,
@@ -393,4 +435,9 @@ export class DeployService {
   async machineOf(id: string): Promise<Machine> {
     return requireMachine(this.d.store.db, this.d.store.dialect, id);
   }
+}
+
+/** An artifact's body with the run's callback secret in place of the placeholder. */
+function withCallbackSecret(body: string, secret: string | null): string {
+  return secret ? body.replaceAll(CALLBACK_PLACEHOLDER, secret) : body;
 }

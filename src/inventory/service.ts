@@ -80,6 +80,9 @@ function operatorIdentity(input: ReportedIdentity | undefined, prefix = 'identit
 }
 
 /** Inventory operations outside the lifecycle: create, read, list, update, delete. */
+/** Identity conflicts kept per machine (the first ones say what is wrong; more say nothing new). */
+const MAX_CONFLICTS = 32;
+
 export class InventoryService {
   constructor(
     private readonly store: Store,
@@ -322,10 +325,20 @@ export class InventoryService {
     return r.conflicts.length ? requireMachine(trx, this.store.dialect, m.id) : updated;
   }
 
-  /** Records identity conflicts found while resolving a report (deduplicated). */
+  /**
+   * Records identity conflicts found while resolving a report: one per (field, kind, other
+   * machine) — a report that keeps sending new values for the same field adds nothing — and
+   * at most MAX_CONFLICTS per machine, so reports cannot grow the row or the event log.
+   */
   async recordConflicts(trx: Db, m: Machine, conflicts: Machine['identityConflicts'], actor: Actor): Promise<void> {
-    const seen = new Set(m.identityConflicts.map((c) => JSON.stringify(c)));
-    const fresh = conflicts.filter((c) => !seen.has(JSON.stringify(c)));
+    const key = (c: Machine['identityConflicts'][number]) => `${c.field}\u0000${c.kind}\u0000${c.machineId ?? ''}`;
+    const seen = new Set(m.identityConflicts.map(key));
+    const fresh: Machine['identityConflicts'] = [];
+    for (const c of conflicts) {
+      if (seen.has(key(c)) || m.identityConflicts.length + fresh.length >= MAX_CONFLICTS) continue;
+      seen.add(key(c));
+      fresh.push(c);
+    }
     if (fresh.length === 0) return;
     const at = iso(this.clock.now());
     await updateMachineRow(trx, m.id, { identity_conflicts: toJson([...m.identityConflicts, ...fresh]) }, at);

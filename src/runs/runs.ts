@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Db } from '../store/database.js';
 import { fromJson, toJson } from '../store/database.js';
 import type { RunsTable } from '../store/schema.js';
@@ -99,6 +100,9 @@ export async function createRun(
     started_at: null,
     finished_at: null,
     callback_hash: null,
+    token_epoch: 0,
+    log_bytes: 0,
+    callback_sealed: null,
   };
   await db.insertInto('runs').values(row).execute();
   return rowToRun(row);
@@ -179,6 +183,24 @@ export async function appendRunLog(db: Db, runId: string, lines: { at: string; s
     .insertInto('run_logs')
     .values(lines.map((l) => ({ run_id: runId, at: l.at, stream: l.stream, line: l.line })))
     .execute();
+}
+
+/**
+ * Appends installer output within the run's log budget: the bytes are reserved on the run
+ * row by a conditional update first (so concurrent batches cannot overshoot together), and
+ * nothing is stored when the batch would pass `limit`. False: refused.
+ */
+export async function appendRunLogWithin(db: Db, runId: string, lines: { at: string; stream: string; line: string }[], limit: number): Promise<boolean> {
+  const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l.line) + Buffer.byteLength(l.stream), 0);
+  const r = await db
+    .updateTable('runs')
+    .set({ log_bytes: sql<number>`log_bytes + ${bytes}` })
+    .where('id', '=', runId)
+    .where(sql<number>`log_bytes + ${bytes}`, '<=', limit)
+    .executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) return false;
+  await appendRunLog(db, runId, lines);
+  return true;
 }
 
 export async function readRunLog(db: Db, runId: string, page: { limit: number; after?: number }): Promise<RunLogLine[]> {

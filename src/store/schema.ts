@@ -87,6 +87,10 @@ export interface RunsTable {
   started_at: string | null;
   finished_at: string | null;
   callback_hash: string | null;
+  token_epoch: number;
+  /** bigint: PostgreSQL hands it back as text, read it with Number(). */
+  log_bytes: number | string;
+  callback_sealed: string | null;
 }
 
 export interface RunArtifactsTable {

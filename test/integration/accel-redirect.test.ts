@@ -19,7 +19,7 @@ describe.each(backends)('artifacts through a front nginx (X-Accel-Redirect) on $
   writeFileSync(join(outside, 'initrd.img'), randomBytes(1000));
   beforeAll(async () => {
     let dataDir = '';
-    t = await freshController(backend, { accelRedirect: '/_plinth-data' }, {
+    t = await freshController(backend, { accelRedirect: '/_plinth-data', publicUrl: 'http://10.0.2.2:7708' }, {
       installer: () => (inside ? { kernel: join(dataDir, 'boot', 'installer', 'vmlinuz'), initrd: join(dataDir, 'boot', 'installer', 'initrd.img') } : { kernel: join(outside, 'vmlinuz'), initrd: join(outside, 'initrd.img') }),
     });
     dataDir = t.db.dataDir;

@@ -58,6 +58,26 @@ describe('agent against a running controller', () => {
     expect(stages).toEqual(['machine-script', 'agent-hello', 'facts']);
   });
 
+  it('keeps its run when someone boots with its identity while it works', async () => {
+    const config = await bootMachine('52:54:00:a6:00:05', 'AGENT-5');
+    let impostorScript = '';
+    const outcome = await runAgent({
+      config,
+      version: 'test',
+      inspect: async () => {
+        // Mid-run, another client sends this machine's identity to the boot endpoint.
+        impostorScript = await (await fetch(`${url}/boot/machine.ipxe?serial=AGENT-5&mac=52:54:00:a6:00:05`)).text();
+        return makeFacts({ serial: 'AGENT-5', macs: ['52:54:00:a6:00:05'] });
+      },
+      power: { poweroff: async () => undefined, reboot: async () => undefined },
+      console: () => undefined,
+    });
+    expect(impostorScript).not.toContain('plinth.token=');
+    expect(impostorScript).toContain('already held by the installer that claimed it');
+    expect(outcome).toEqual({ result: 'done', next: 'poweroff' });
+    expect((await t.api('GET', '/api/v1/machines?q=AGENT-5')).json().items[0].state).toBe('available');
+  });
+
   it('reports an inspection that fails, and the machine lands in inspect-failed', async () => {
     const config = await bootMachine('52:54:00:a6:00:02', 'AGENT-2');
     const outcome = await runAgent({

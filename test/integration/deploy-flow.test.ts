@@ -8,6 +8,7 @@ import { backends } from '../support/backends.js';
 import { freshController, snapshot } from '../support/controller.js';
 import { makeFacts } from '../support/facts.js';
 import { FakeClock } from '../../src/core/clock.js';
+import { CALLBACK_PLACEHOLDER } from '../../src/deploy/service.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -26,7 +27,7 @@ describe.each(backends)('deployment on $name', (backend) => {
   writeFileSync(join(dir, 'initrd.img'), 'initrd');
   const image = randomBytes(3 * 2 ** 20);
   beforeAll(async () => {
-    t = await freshController(backend, {}, { clock, installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
+    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708' }, { clock, installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
   });
   afterAll(async () => t?.close());
 
@@ -78,6 +79,7 @@ describe.each(backends)('deployment on $name', (backend) => {
   });
 
   let deployRun = '';
+  let firstCallback = '';
   it('deploys: renders the seed, boots the installer, serves the image with Range, then the installed OS reports in', async () => {
     await inspected('web-1', '52:54:00:de:00:01');
     const r = await t.api('POST', '/api/v1/machines/web-1/actions/deploy', { image: 'tiny', sshKeys: [KEY] });
@@ -90,13 +92,18 @@ describe.each(backends)('deployment on $name', (backend) => {
     expect(userData).toMatch(/^#cloud-config/);
     expect(userData).toContain('hostname: "web-1"');
     expect(userData).toContain(KEY);
+    // Stored artifacts carry a placeholder; the run's callback secret reaches the machine only.
+    expect(userData).toContain(CALLBACK_PLACEHOLDER);
+    expect(userData.replaceAll(CALLBACK_PLACEHOLDER, '')).not.toMatch(/plcb_/);
 
     const script = await bootScript('52:54:00:de:00:01');
     expect(script).toContain('booting the installer (deploy)');
     const token = tokenIn(script);
     const hello = (await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).json();
     expect(hello.run.params.image).toEqual({ url: '/agent/v1/images/tiny', sha256: sha(image), sizeBytes: image.length, format: 'raw' });
-    expect(hello.run.params.seed.userData).toBe(userData);
+    const callback = /plcb_[A-Za-z0-9_-]+/.exec(hello.run.params.seed.userData)![0];
+    expect(callback).not.toBe(CALLBACK_PLACEHOLDER);
+    expect(hello.run.params.seed.userData).toBe(userData.replaceAll(CALLBACK_PLACEHOLDER, callback));
     const m = await machine('web-1');
     expect(m.state).toBe('deploy-wait');
     // 3 MiB at the assumed 20 MB/s is nothing: the configured hour stands.
@@ -107,9 +114,11 @@ describe.each(backends)('deployment on $name', (backend) => {
     expect(Buffer.compare(part.rawPayload, image.subarray(2 ** 20))).toBe(0);
     expect((await inject('GET', '/agent/v1/images/tiny-q', { token })).statusCode).toBe(403);
 
-    await inject('POST', '/agent/v1/heartbeat', { token, body: { step: 'write-image', progress: { bytesWritten: 1e9, totalBytes: 101e9, bytesPerSecond: 50e6 } } });
-    // 100 GB left at 50 MB/s, twice, plus the first boot: later than the configured hour.
-    expect((await machine('web-1')).stateDeadline).toBe(new Date(Date.parse('2026-07-01T10:00:00.000Z') + 4000e3 + 20 * 60e3).toISOString());
+    clock.advance(10 * 60e3);
+    const beat = await inject('POST', '/agent/v1/heartbeat', { token, body: { step: 'write-image', progress: { bytesWritten: 2 ** 20, totalBytes: image.length, bytesPerSecond: 2000 } } });
+    expect(beat.statusCode, beat.body).toBe(200);
+    // 2 MiB left at 2 kB/s, twice, plus the first boot: the deadline follows the observed throughput.
+    expect((await machine('web-1')).stateDeadline).toBe(new Date(Date.parse('2026-07-01T10:10:00.000Z') + 2 * 2 ** 20 + 20 * 60e3).toISOString());
 
     for (const step of ['select-disk', 'write-image', 'grow-root', 'configure']) {
       for (const status of ['running', 'succeeded']) {
@@ -122,7 +131,7 @@ describe.each(backends)('deployment on $name', (backend) => {
     expect(local).toContain('its image is written; booting the installed OS');
     expect(local).toMatch(/\nexit\n$/);
 
-    const callback = /Bearer (plcb_[A-Za-z0-9_-]+)/.exec(userData)?.[1] ?? /plcb_[A-Za-z0-9_-]+/.exec(userData)![0];
+    firstCallback = callback;
     const reported = await inject('POST', '/agent/v1/installed', { token: callback, body: { event: 'first-boot', source: 'cloud-init' } });
     expect(reported.statusCode, reported.body).toBe(200);
     const done = await machine('web-1');
@@ -147,15 +156,18 @@ describe.each(backends)('deployment on $name', (backend) => {
     expect((await t.api('DELETE', '/api/v1/images/tiny')).statusCode).toBe(409);
   });
 
-  it('redeploys with --reuse-run: byte-identical artifacts, and their callback still works', async () => {
+  it('redeploys with --reuse-run: byte-identical artifacts, with a callback secret of its own', async () => {
     const old = (await t.api('GET', `/api/v1/runs/${deployRun}/artifacts`)).json().items;
     const r = await t.api('POST', '/api/v1/machines/web-1/actions/redeploy', { reuseRun: deployRun });
     expect(r.statusCode, r.body).toBe(200);
     expect(r.json().run.reusedFrom).toBe(deployRun);
     const now = (await t.api('GET', `/api/v1/runs/${r.json().run.id}/artifacts`)).json().items;
     expect(now.map((a: any) => [a.name, a.sha256])).toEqual(old.map((a: any) => [a.name, a.sha256]));
-    const userData = (await t.api('GET', `/api/v1/runs/${r.json().run.id}/artifacts/cloud-init%2Fuser-data`)).body;
-    const callback = /plcb_[A-Za-z0-9_-]+/.exec(userData)![0];
+    const token = tokenIn(await bootScript('52:54:00:de:00:01'));
+    const hello = (await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).json();
+    const callback = /plcb_[A-Za-z0-9_-]+/.exec(hello.run.params.seed.userData)![0];
+    expect(callback).not.toBe(firstCallback);
+    expect((await inject('POST', '/agent/v1/installed', { token: firstCallback, body: { event: 'first-boot' } })).statusCode).toBe(401);
     expect((await inject('POST', '/agent/v1/installed', { token: callback, body: { event: 'first-boot' } })).statusCode).toBe(200);
     expect((await machine('web-1')).state).toBe('deployed');
     const bad = await t.api('POST', '/api/v1/machines/web-1/actions/redeploy', { reuseRun: 'nope' });
@@ -211,11 +223,14 @@ describe.each(backends)('deployment on $name', (backend) => {
     expect(preseedUrl).toMatch(/^http:\/\/10\.0\.2\.2:7708\/boot\/artifacts\/plcb_[A-Za-z0-9_-]+\/preseed\/preseed\.cfg$/);
     const preseed = await inject('GET', new URL(preseedUrl).pathname);
     expect(preseed.statusCode).toBe(200);
-    expect(preseed.body).toBe((await t.api('GET', `/api/v1/runs/${runId}/artifacts/preseed%2Fpreseed.cfg`)).body);
+    const callback = /artifacts\/(plcb_[A-Za-z0-9_-]+)\//.exec(preseedUrl)![1]!;
+    expect(callback).not.toBe(CALLBACK_PLACEHOLDER);
+    expect(preseed.body).toBe((await t.api('GET', `/api/v1/runs/${runId}/artifacts/preseed%2Fpreseed.cfg`)).body.replaceAll(CALLBACK_PLACEHOLDER, callback));
     expect((await machine('native-1')).state).toBe('deploy-wait');
     const stages = (await t.api('GET', '/api/v1/machines/native-1/trace?attempts=1')).json().attempts[0].stages.map((s: any) => [s.stage, s.detail?.name]);
     expect(stages).toEqual([['machine-script', undefined], ['artifact', 'preseed/preseed.cfg']]);
-    const callback = /artifacts\/(plcb_[A-Za-z0-9_-]+)\//.exec(preseedUrl)![1]!;
+    // The script went out once: the run is claimed, a second boot request gets no secret.
+    expect(await bootScript('52:54:00:de:00:04')).not.toMatch(/plcb_/);
     expect((await inject('POST', '/agent/v1/installed', { token: callback, body: { event: 'installed', source: 'preseed' } })).statusCode).toBe(200);
     expect((await machine('native-1')).state).toBe('deployed');
     const images = t.controller.services.images;

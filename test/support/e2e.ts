@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildInstaller } from '../../src/installer/index.js';
-import { ensureBuilt, ROOT } from './plinth-process.js';
+import { ensureBuilt, freePort, ROOT } from './plinth-process.js';
 import { sqliteBackend } from './backends.js';
 import { freshController } from './controller.js';
 import type { ControllerOptions } from '../../src/controller.js';
@@ -38,7 +38,14 @@ export function testRegistry(): ProviderRegistry {
 
 export async function e2eController(overrides: Record<string, unknown> = {}, opts: ControllerOptions = {}) {
   const files = await sharedInstaller();
-  const t = await freshController(sqliteBackend, { listen: '127.0.0.1:0', ...overrides }, { installer: () => files, registry: testRegistry(), ...opts });
+  // Guests reach the loopback listener as 10.0.2.2, an address the controller never sees on its
+  // sockets (QEMU's user network connects from the host's loopback), so it is the configured publicUrl.
+  const listenPort = await freePort();
+  const t = await freshController(
+    sqliteBackend,
+    { listen: `127.0.0.1:${listenPort}`, publicUrl: `http://10.0.2.2:${listenPort}`, ...overrides },
+    { installer: () => files, registry: testRegistry(), ...opts },
+  );
   const url = await t.controller.listen();
   const port = Number(new URL(url).port);
   return { ...t, url, port, bootUrl: `http://10.0.2.2:${port}/boot.ipxe` };

@@ -4,6 +4,7 @@ import { fromJson, toJson } from '../../store/database.js';
 import type { ProviderJobsTable } from '../../store/schema.js';
 import { newId } from '../../core/ids.js';
 import { iso } from '../../core/clock.js';
+import { rearmRun } from '../../runs/run-tokens.js';
 import type { BootDevice, BootMode, DiscoveredSystem, PowerState, PowerTarget } from '../../providers/types.js';
 
 /**
@@ -64,10 +65,20 @@ export const rowToJob = (r: Selectable<ProviderJobsTable>): ProviderJob => ({
   finishedAt: r.finished_at,
 });
 
+/** Jobs after which the machine boots afresh (and network-boots, during a run). */
+const restartsMachine = (spec: JobSpec): boolean =>
+  (spec.kind === 'power' && (spec.target === 'on' || spec.target === 'reboot')) || (spec.kind === 'boot' && spec.then !== 'none');
+
 export async function enqueueJob(
   db: Db,
   j: { applianceId: string; site: string | null; machineId?: string | null; runId?: string | null; spec: JobSpec; now: Date; deadlineMs: number },
 ): Promise<string> {
+  if (j.machineId && restartsMachine(j.spec)) {
+    // The controller itself restarts the machine: its run may be claimed again by the installer
+    // that boots next (a new ticket epoch); the installer that held it is gone with the reboot.
+    const m = await db.selectFrom('machines').select('current_run_id').where('id', '=', j.machineId).executeTakeFirst();
+    if (m?.current_run_id) await rearmRun(db, m.current_run_id);
+  }
   const id = newId();
   await db
     .insertInto('provider_jobs')

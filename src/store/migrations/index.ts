@@ -6,6 +6,7 @@ import { providers } from './0003-providers.js';
 import { matching } from './0004-matching.js';
 import { deploy } from './0005-deploy.js';
 import { search } from './0006-search.js';
+import { runClaims } from './0007-run-claims.js';
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -21,6 +22,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0004-matching', matching],
   ['0005-deploy', deploy],
   ['0006-search', search],
+  ['0007-run-claims', runClaims],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
