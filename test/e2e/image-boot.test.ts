@@ -183,6 +183,8 @@ describe('plinth image build: a Debian 12 image that boots on BIOS and UEFI', ()
           const facts = await ssh(
             target,
             [
+              // A busy host finishes the first boot late: wait for it (cloud-init, the mounts) before reading it.
+              'cloud-init status --wait >/dev/null 2>&1; systemctl is-system-running --wait >/dev/null 2>&1',
               'cloud-init status | sed -n "s/^status: //p"',
               'cat /etc/machine-id',
               'findmnt --bytes --noheadings --output SIZE /',
@@ -192,8 +194,9 @@ describe('plinth image build: a Debian 12 image that boots on BIOS and UEFI', ()
               'test -d /sys/firmware/efi && echo uefi || echo bios',
               'findmnt --noheadings --output FSTYPE /boot/efi',
             ].join('; '),
+            10 * 60_000,
           );
-          expect(facts.exitCode, facts.stderr).toBe(0);
+          expect(facts.exitCode, `${facts.stderr}\n${facts.stdout}`).toBe(0);
           const [status, machineId, rootBytes, rootPasswordState, aptLists, postInstall, firmware, espType] = facts.stdout.split('\n');
           expect(status).toBe('done');
           expect(machineId).toMatch(/^[0-9a-f]{32}$/);
