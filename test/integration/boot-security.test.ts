@@ -392,7 +392,12 @@ describe.each(backends)('boot security on $name', (backend) => {
 
     it('records the deployed address without its prefix length', async () => {
       const facts = makeFacts({ serial: 'SER-cidr', macs: ['52:54:00:a7:00:02'] });
-      facts.nics[0]!.ipv4 = ['10.0.2.15/24'];
+      // Addresses in CIDR form come from profile variables (a pool's entries); facts carry plain addresses.
+      const applied = await h.t.api('POST', '/api/v1/profiles/apply', {
+        pools: [{ name: 'cidr', entries: [{ ip: '10.0.2.15/24' }] }],
+        profiles: [{ name: 'cidr', spec: [['system', 'product', 'serial', 'SER-cidr']], pool: 'cidr' }],
+      });
+      expect(applied.statusCode, applied.body).toBe(200);
       await h.uploadImage('tiny', randomBytes(2 ** 20));
       await h.inspected('cidr', '52:54:00:a7:00:02', facts);
       await h.t.api('POST', '/api/v1/machines/cidr/actions/deploy', { image: 'tiny' });
