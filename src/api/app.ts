@@ -1,20 +1,21 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type Options as AjvOptions } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import type { AppServices } from './context.js';
+import type { App, AppServices } from './context.js';
 import { registerAuth } from './auth.js';
-import { handleError, errorBody } from './errors.js';
+import { handleError } from './errors.js';
+import { PlinthError } from '../core/errors.js';
 import { redactSecrets } from '../core/redact.js';
 import { machineRoutes } from './routes/machines.js';
 import { runRoutes } from './routes/runs.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { metaRoutes } from './routes/meta.js';
 
-export type App = FastifyInstance;
-export type RouteRegistrar = (app: FastifyInstance, services: AppServices) => void | Promise<void>;
+export type { App };
+export type RouteRegistrar = (app: App, services: AppServices) => void | Promise<void>;
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
@@ -49,7 +50,7 @@ export interface BuildAppOptions {
  * the OpenAPI document. Bodies are validated strictly (no type coercion, unknown fields
  * rejected); query strings and path parameters are coerced from text.
  */
-export async function buildApp(services: AppServices, options: BuildAppOptions): Promise<FastifyInstance> {
+export async function buildApp(services: AppServices, options: BuildAppOptions): Promise<App> {
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: services.config.bodyLimit,
@@ -67,8 +68,8 @@ export async function buildApp(services: AppServices, options: BuildAppOptions):
     (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
   );
   app.setErrorHandler(handleError);
-  app.setNotFoundHandler((req, reply) => {
-    reply.status(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler(async (req) => {
+    throw new PlinthError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`);
   });
 
   await app.register(swagger, {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { roleAtLeast } from '../auth/tokens.js';
 import type { AppServices } from './context.js';
-import { errorBody } from './errors.js';
+import { PlinthError } from '../core/errors.js';
 import { registerNulRefusal } from './nul.js';
 
 /**
@@ -12,6 +12,7 @@ export function registerAuth(app: FastifyInstance, services: AppServices): void 
   app.decorateRequest('principal', null);
   // Input hygiene every route shares runs once the caller is known (preValidation, after this onRequest).
   registerNulRefusal(app);
+  // Refusals are thrown: the error handler answers them (the challenge header set here stays).
   app.addHook('onRequest', async (req, reply) => {
     const cfg = req.routeOptions.config;
     // The interactive API docs are static pages registered by a plugin: public like the document they show.
@@ -21,23 +22,17 @@ export function registerAuth(app: FastifyInstance, services: AppServices): void 
     const header = req.headers.authorization;
     const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
     if (!m) {
-      return reply
-        .status(401)
-        .header('www-authenticate', 'Bearer realm="plinth"')
-        .send(errorBody('unauthorized', header ? 'Authorization header must be "Bearer <token>"' : 'missing bearer token (Authorization: Bearer <token>)'));
+      reply.header('www-authenticate', 'Bearer realm="plinth"');
+      throw new PlinthError('unauthorized', header ? 'Authorization header must be "Bearer <token>"' : 'missing bearer token (Authorization: Bearer <token>)');
     }
     const token = await services.tokens.verify(m[1]!);
     if (!token) {
-      return reply
-        .status(401)
-        .header('www-authenticate', 'Bearer realm="plinth", error="invalid_token"')
-        .send(errorBody('unauthorized', 'token is unknown, revoked or expired'));
+      reply.header('www-authenticate', 'Bearer realm="plinth", error="invalid_token"');
+      throw new PlinthError('unauthorized', 'token is unknown, revoked or expired');
     }
     req.principal = { tokenId: token.id, name: token.name, role: token.role };
     if (!roleAtLeast(token.role, need)) {
-      return reply
-        .status(403)
-        .send(errorBody('forbidden', `token '${token.name}' has role ${token.role}; this needs ${need}`, { role: token.role, required: need }));
+      throw new PlinthError('forbidden', `token '${token.name}' has role ${token.role}; this needs ${need}`, { details: { role: token.role, required: need } });
     }
   });
 }

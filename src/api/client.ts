@@ -18,9 +18,12 @@ export interface PageView<T> {
 
 /** An error answered by the controller, carrying its code, status and details. */
 export class ApiError extends PlinthError {
+  /** The HTTP status the controller answered with. */
+  readonly status: number;
   constructor(status: number, code: string, message: string, details?: Record<string, unknown>) {
-    super(code as ErrorCode, message, { status, ...(details ? { details } : {}) });
+    super(code as ErrorCode, message, details ? { details } : {});
     this.name = 'ApiError';
+    this.status = status;
   }
 }
 

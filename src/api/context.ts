@@ -1,3 +1,11 @@
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Store } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../config/schema.js';
@@ -27,6 +35,19 @@ export interface AppServices {
   images: ImageStore;
   templates: TemplateStore;
 }
+
+/**
+ * The application as route modules see it: Fastify with the TypeBox type provider, so a
+ * handler's `req.body`, `req.params`, `req.query` and `req.headers` are typed from the route's
+ * schema and no route casts what the validator has already checked.
+ */
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression<RawServerDefault>,
+  RawReplyDefaultExpression<RawServerDefault>,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
 
 export interface Principal {
   tokenId: string;

@@ -1,6 +1,34 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { PlinthError } from '../core/errors.js';
+import { PlinthError, type ErrorCode } from '../core/errors.js';
 import { nulRefused } from '../store/database.js';
+
+/**
+ * The HTTP status of every error code, and the only place one is chosen: services throw
+ * `PlinthError`s that say what went wrong, routes let them through, and this table decides
+ * how HTTP reports it. A `Record` over `ErrorCode`, so a new code cannot miss its status.
+ */
+const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  validation: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  duplicate: 409,
+  invalid_transition: 409,
+  protected: 409,
+  maintenance: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unsupported: 422,
+  checksum_mismatch: 422,
+  provider_failed: 502,
+  unavailable: 503,
+  timeout: 504,
+  internal: 500,
+};
+
+export const httpStatus = (code: ErrorCode): number => STATUS[code];
 
 /**
  * The one place errors become HTTP responses: `{ "error": { "code", "message", "details" } }`.
@@ -60,8 +88,9 @@ export function errorBody(code: string, message: string, details?: Record<string
 
 export function handleError(err: FastifyError & { validation?: AjvError[]; validationContext?: string }, req: FastifyRequest, reply: FastifyReply) {
   if (err instanceof PlinthError) {
-    if (err.status >= 500) req.log.error({ err }, err.message);
-    return reply.status(err.status).send(errorBody(err.code, err.message, err.details));
+    const status = STATUS[err.code] ?? 500;
+    if (status >= 500) req.log.error({ err }, err.message);
+    return reply.status(status).send(errorBody(err.code, err.message, err.details));
   }
   if (err.validation) {
     const { field, message } = describeValidation(err.validation, err.validationContext);

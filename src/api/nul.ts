@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { errorBody } from './errors.js';
+import { PlinthError } from '../core/errors.js';
 
 /**
  * No NUL character in any string of an API request. PostgreSQL cannot store U+0000 in text
@@ -45,14 +45,14 @@ const PARTS = [
 
 /** Refuses, with a 400 naming the field, every `/api/` request carrying a NUL character. */
 export function registerNulRefusal(app: FastifyInstance): void {
-  app.addHook('preValidation', async (req, reply) => {
+  app.addHook('preValidation', async (req) => {
     if (!req.url.startsWith('/api/')) return;
     for (const [part, label, read] of PARTS) {
       const found = findNul(read(req));
       if (!found) continue;
       const field = found.field || label;
       const problem = found.inKey ? 'a key contains a NUL character' : 'must not contain a NUL character';
-      return reply.status(400).send(errorBody('validation', `${field}: ${problem}`, { field, in: part }));
+      throw new PlinthError('validation', `${field}: ${problem}`, { details: { field, in: part } });
     }
   });
 }

@@ -11,6 +11,15 @@ const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Timestamp = Type.String({ format: 'date-time' });
 const Strict = { additionalProperties: false } as const;
 
+/**
+ * A string from a fixed list. The schema stays `{ type: 'string', enum }`, so a value of the
+ * wrong type is still reported as such, while handlers see the union of the values instead
+ * of `string` and need no cast.
+ */
+export function StringEnum<const T extends readonly string[]>(values: T, options: Parameters<typeof Type.String>[0] = {}) {
+  return Type.Unsafe<T[number]>(Type.String({ ...options, enum: [...values] }));
+}
+
 export const ErrorResponse = Type.Object(
   {
     error: Type.Object({

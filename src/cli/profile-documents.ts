@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Scalar, type Node as YamlNode } from 'yaml';
 import { PlinthError } from '../core/errors.js';
+import { ApiError } from '../api/client.js';
 import type { Output } from './output.js';
 import { ExitCode } from './errors.js';
 
@@ -114,5 +115,7 @@ export function reportDocumentError(out: Output, doc: LoadedDocument, e: unknown
   const field = typeof e.details?.field === 'string' ? e.details.field : null;
   const at = field ? doc.locate(field) : null;
   out.error(`plinth: ${at ? `${doc.file}:${at.line}:${at.column}: ` : `${doc.file}: `}${e.message}`);
-  throw new ExitCode(e.status === 400 ? 2 : 1);
+  // The controller refused the document (400), or a check here did before sending it.
+  const rejected = e instanceof ApiError ? e.status === 400 : e.code === 'validation' || e.code === 'bad_request';
+  throw new ExitCode(rejected ? 2 : 1);
 }

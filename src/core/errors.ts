@@ -1,8 +1,8 @@
 /**
  * One error hierarchy for the whole project. Every error a caller may act on carries a
- * stable `code` (machine-readable, documented), the HTTP status it maps to, `details` for
- * the client and an optional `cause`. The HTTP mapping happens in exactly one place
- * (api/errors.ts); the CLI prints `message`.
+ * stable `code` (machine-readable, documented), `details` for the client and an optional
+ * `cause`. Codes say what went wrong, not how a transport reports it: the HTTP status of
+ * each code is decided in exactly one place (api/errors.ts); the CLI prints `message`.
  */
 export type ErrorCode =
   | 'bad_request'
@@ -16,39 +16,24 @@ export type ErrorCode =
   | 'protected'
   | 'maintenance'
   | 'payload_too_large'
+  | 'unsupported_media_type'
   | 'unsupported'
+  /** Bytes that do not match the checksum recorded or announced for them. */
+  | 'checksum_mismatch'
+  /** The appliance or provider behind the request failed or did not answer in time. */
+  | 'provider_failed'
   | 'unavailable'
   | 'timeout'
   | 'internal';
 
-const STATUS: Record<ErrorCode, number> = {
-  bad_request: 400,
-  validation: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  duplicate: 409,
-  invalid_transition: 409,
-  protected: 409,
-  maintenance: 409,
-  payload_too_large: 413,
-  unsupported: 422,
-  unavailable: 503,
-  timeout: 504,
-  internal: 500,
-};
-
 export class PlinthError extends Error {
   readonly code: ErrorCode;
-  readonly status: number;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { details?: Record<string, unknown>; cause?: unknown; status?: number } = {}) {
+  constructor(code: ErrorCode, message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'PlinthError';
     this.code = code;
-    this.status = options.status ?? STATUS[code];
     this.details = options.details;
   }
 }

@@ -252,8 +252,7 @@ export class ImageStore {
       await pipeline(o.body, h.stream, createWriteStream(tmp));
       const uploadedSha = h.digest();
       if (o.expectedSha256 && o.expectedSha256.toLowerCase() !== uploadedSha) {
-        throw new PlinthError('validation', `sha256: the upload's checksum is ${uploadedSha}, not ${o.expectedSha256} (transfer damaged?)`, {
-          status: 422,
+        throw new PlinthError('checksum_mismatch', `sha256: the upload's checksum is ${uploadedSha}, not ${o.expectedSha256} (transfer damaged?)`, {
           details: { field: 'sha256', expected: o.expectedSha256, actual: uploadedSha },
         });
       }
@@ -314,7 +313,7 @@ export class ImageStore {
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
     const recorded = readFileSync(join(this.dir, checksumFileName(name)), 'utf8').split(/\s+/)[0]!;
     const actual = await sha256File(raw);
-    if (actual !== recorded) throw new PlinthError('validation', `image ${name} does not match its recorded checksum (${actual} ≠ ${recorded})`, { status: 422 });
+    if (actual !== recorded) throw new PlinthError('checksum_mismatch', `image ${name} does not match its recorded checksum (${actual} ≠ ${recorded})`);
     // Refuse early, before moving the build's output, when a deploy uses the image (commit checks again).
     const users = await machinesDeploying(this.store.db, name);
     if (users.length) throw inUse(name, users, 'adopt the new build when their deploys end');

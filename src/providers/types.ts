@@ -4,7 +4,7 @@
  * elsewhere. A provider gets everything through its arguments and a ProviderContext; it
  * never reaches into the store or the API. Only lifecycle/ calls providers.
  */
-import { PlinthError } from '../core/errors.js';
+import { PlinthError, type ErrorCode } from '../core/errors.js';
 
 export type PowerState = 'on' | 'off' | 'unknown';
 export type PowerTarget = 'on' | 'off' | 'soft-off';
@@ -118,15 +118,22 @@ export type ProviderFactory = (endpoint: Endpoint) => Provider;
  */
 export type ProviderFailure = 'auth' | 'timeout' | 'unreachable' | 'transient' | 'unsupported' | 'not-found' | 'protocol';
 
+/**
+ * What a provider failure means to a caller of the API: the thing asked of the appliance is
+ * unsupported, the system is not there, or the appliance failed (refused the credentials,
+ * answered badly, timed out, was unreachable).
+ */
+export function providerErrorCode(failure: ProviderFailure): ErrorCode {
+  if (failure === 'unsupported') return 'unsupported';
+  if (failure === 'not-found') return 'not_found';
+  return 'provider_failed';
+}
+
 export class ProviderError extends PlinthError {
   readonly provider: string;
   readonly failure: ProviderFailure;
   constructor(provider: string, failure: ProviderFailure, message: string, cause?: unknown) {
-    super(failure === 'unsupported' ? 'unsupported' : failure === 'timeout' ? 'timeout' : 'unavailable', `${provider}: ${message}`, {
-      cause,
-      details: { provider, failure },
-      status: failure === 'unsupported' ? 422 : failure === 'auth' ? 502 : failure === 'not-found' ? 404 : 502,
-    });
+    super(providerErrorCode(failure), `${provider}: ${message}`, { cause, details: { provider, failure } });
     this.name = 'ProviderError';
     this.provider = provider;
     this.failure = failure;

@@ -1,15 +1,13 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { AppServices } from '../context.js';
+import type { App, AppServices } from '../context.js';
 import { operatorActor } from '../context.js';
 import { ApplianceCreate, ApplianceSchema, ErrorResponse, MachineSchema } from '../schemas.js';
 import { presentMachine } from './machines.js';
-import type { ApplianceInput } from '../../appliances/service.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse };
 const Params = Type.Object({ appliance: Type.String() }, { additionalProperties: false });
 
-export async function applianceRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
+export async function applianceRoutes(app: App, s: AppServices): Promise<void> {
   app.get(
     '/api/v1/appliances',
     { schema: { tags: ['appliances'], summary: 'BMCs, hypervisors and labs Plinth controls machines through', response: { 200: Type.Object({ items: Type.Array(ApplianceSchema) }), ...errors } } },
@@ -23,7 +21,7 @@ export async function applianceRoutes(app: FastifyInstance, s: AppServices): Pro
       schema: { tags: ['appliances'], summary: 'Register an appliance; its password is stored encrypted and never returned', body: ApplianceCreate, response: { 201: ApplianceSchema, ...errors } },
     },
     async (req, reply) => {
-      const a = await s.appliances.register(req.body as ApplianceInput);
+      const a = await s.appliances.register(req.body);
       req.log.info({ appliance: a.name, type: a.type, by: req.principal?.name }, 'appliance registered');
       return reply.status(201).send(a);
     },
@@ -32,16 +30,16 @@ export async function applianceRoutes(app: FastifyInstance, s: AppServices): Pro
   app.get(
     '/api/v1/appliances/:appliance',
     { schema: { tags: ['appliances'], summary: 'One appliance (never its password)', params: Params, response: { 200: ApplianceSchema, ...errors } } },
-    async (req) => s.appliances.get((req.params as { appliance: string }).appliance),
+    async (req) => s.appliances.get(req.params.appliance),
   );
 
   app.delete(
     '/api/v1/appliances/:appliance',
     { config: { role: 'admin' }, schema: { tags: ['appliances'], summary: 'Delete an appliance that controls no machine', params: Params, response: { 204: Type.Null(), ...errors } } },
     async (req, reply) => {
-      const a = await s.appliances.delete((req.params as { appliance: string }).appliance);
+      const a = await s.appliances.delete(req.params.appliance);
       req.log.info({ appliance: a.name, by: req.principal?.name }, 'appliance deleted');
-      return reply.status(204).send();
+      return reply.status(204).send(null);
     },
   );
 
@@ -80,8 +78,8 @@ export async function applianceRoutes(app: FastifyInstance, s: AppServices): Pro
       },
     },
     async (req) => {
-      const body = req.body as { inspect?: boolean; systems?: string[]; waitSeconds?: number };
-      const items = await s.enlister.enlist((req.params as { appliance: string }).appliance, {
+      const body = req.body;
+      const items = await s.enlister.enlist(req.params.appliance, {
         inspect: body.inspect ?? false,
         ...(body.systems ? { systems: body.systems } : {}),
         waitMs: (body.waitSeconds ?? 120) * 1000,

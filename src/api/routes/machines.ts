@@ -1,6 +1,5 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { AppServices } from '../context.js';
+import type { App, AppServices } from '../context.js';
 import { operatorActor } from '../context.js';
 import {
   ActionBody,
@@ -18,8 +17,6 @@ import {
   RunSchema,
   BootAttemptSchema,
   type ActionBodyType,
-  type MachineCreateBody,
-  type MachinePatchBody,
 } from '../schemas.js';
 import { allowedActions } from '../../lifecycle/states.js';
 import { listEvents } from '../../lifecycle/events.js';
@@ -47,7 +44,7 @@ function validateActionBody(action: string, body: ActionBodyType): void {
   }
 }
 
-export async function machineRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
+export async function machineRoutes(app: App, s: AppServices): Promise<void> {
   app.get(
     '/api/v1/machines',
     {
@@ -59,16 +56,7 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       },
     },
     async (req) => {
-      const q = req.query as {
-        state?: string[];
-        tag?: string[];
-        owner?: string;
-        q?: string;
-        maintenance?: boolean;
-        include?: string[];
-        limit?: number;
-        cursor?: string;
-      };
+      const q = req.query;
       const filter: MachineFilter = {};
       if (q.state) filter.states = q.state;
       if (q.tag) {
@@ -95,7 +83,7 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       schema: { tags: ['machines'], summary: 'Enroll a machine', body: MachineCreate, response: { 201: MachineSchema, ...errors } },
     },
     async (req, reply) => {
-      const body = req.body as MachineCreateBody;
+      const body = req.body;
       const m = await s.inventory.create(body, operatorActor(req.principal));
       req.log.info({ machine: m.name, id: m.id, by: req.principal?.name }, 'machine enrolled');
       return reply.status(201).send(presentMachine(m));
@@ -105,7 +93,7 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
   app.get(
     '/api/v1/machines/:machine',
     { schema: { tags: ['machines'], summary: 'One machine, with its facts', params: MachineParams, response: { 200: MachineSchema, ...errors } } },
-    async (req) => presentMachine(await s.inventory.get((req.params as { machine: string }).machine)),
+    async (req) => presentMachine(await s.inventory.get(req.params.machine)),
   );
 
   app.patch(
@@ -120,7 +108,7 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       },
     },
     async (req) => {
-      const m = await s.inventory.update((req.params as { machine: string }).machine, req.body as MachinePatchBody, operatorActor(req.principal));
+      const m = await s.inventory.update(req.params.machine, req.body, operatorActor(req.principal));
       return presentMachine(m);
     },
   );
@@ -131,9 +119,9 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       schema: { tags: ['machines'], summary: 'Delete a machine and its history', params: MachineParams, response: { 204: Type.Null(), ...errors } },
     },
     async (req, reply) => {
-      const m = await s.inventory.delete((req.params as { machine: string }).machine);
+      const m = await s.inventory.delete(req.params.machine);
       req.log.info({ machine: m.name, id: m.id, by: req.principal?.name }, 'machine deleted');
-      return reply.status(204).send();
+      return reply.status(204).send(null);
     },
   );
 
@@ -153,7 +141,7 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       },
     },
     async (req) => {
-      const { machine, action } = req.params as { machine: string; action: string };
+      const { machine, action } = req.params;
       const body = (req.body ?? {}) as ActionBodyType;
       validateActionBody(action, body);
       const m = await s.inventory.get(machine);
@@ -190,8 +178,8 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       },
     },
     async (req) => {
-      const m = await s.inventory.get((req.params as { machine: string }).machine);
-      const q = req.query as { limit?: number; cursor?: string };
+      const m = await s.inventory.get(req.params.machine);
+      const q = req.query;
       const limit = q.limit ?? 100;
       let after: number | undefined;
       if (q.cursor) {
@@ -215,8 +203,8 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       },
     },
     async (req) => {
-      const m = await s.inventory.get((req.params as { machine: string }).machine);
-      const { attempts } = req.query as { attempts?: number };
+      const m = await s.inventory.get(req.params.machine);
+      const { attempts } = req.query;
       return { machine: m.name, lastStage: m.lastStage, attempts: await readTrace(s.store.db, m.id, attempts ?? 10) };
     },
   );
@@ -233,8 +221,8 @@ export async function machineRoutes(app: FastifyInstance, s: AppServices): Promi
       },
     },
     async (req) => {
-      const m = await s.inventory.get((req.params as { machine: string }).machine);
-      const q = req.query as { limit?: number; cursor?: string };
+      const m = await s.inventory.get(req.params.machine);
+      const q = req.query;
       const limit = q.limit ?? 100;
       let before: { createdAt: string; id: string } | undefined;
       if (q.cursor) {

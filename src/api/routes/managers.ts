@@ -1,6 +1,5 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { AppServices } from '../context.js';
+import type { App, AppServices } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
 import { iso, parseDuration } from '../../core/clock.js';
 import { claimJobs } from '../../lifecycle/power/jobs.js';
@@ -13,7 +12,7 @@ const Site = Type.Object({ site: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9.
  * site — with the appliance's credentials, so these routes need an admin token — and report
  * results. A claim is also the manager's heartbeat.
  */
-export async function managerRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
+export async function managerRoutes(app: App, s: AppServices): Promise<void> {
   const leaseMs = parseDuration(s.config.providers.lease);
   // Long polls end when the controller shuts down, so that in-flight requests finish promptly.
   let closing = false;
@@ -54,8 +53,8 @@ export async function managerRoutes(app: FastifyInstance, s: AppServices): Promi
       },
     },
     async (req, reply) => {
-      const { site } = req.params as { site: string };
-      const body = req.body as { version: string; max: number; waitSeconds?: number };
+      const { site } = req.params;
+      const body = req.body;
       // A manager that hung up must not be handed jobs it will never see.
       let gone = false;
       reply.raw.on('close', () => (gone = !reply.raw.writableFinished));
@@ -103,8 +102,8 @@ export async function managerRoutes(app: FastifyInstance, s: AppServices): Promi
       },
     },
     async (req) => {
-      const { site, job } = req.params as { site: string; job: string };
-      const body = req.body as { status: 'succeeded'; result: Record<string, unknown> } | { status: 'failed'; error: { failure: string; message: string; step?: string } };
+      const { site, job } = req.params;
+      const body = req.body;
       const accepted = await s.power.complete(job, `manager:${site}`, body.status === 'succeeded' ? { status: 'succeeded', result: body.result } : { status: 'failed', error: body.error });
       return { accepted };
     },

@@ -1,23 +1,22 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { AppServices } from '../context.js';
-import { errorBody } from '../errors.js';
+import type { App, AppServices } from '../context.js';
+import { PlinthError, messageOf } from '../../core/errors.js';
 import { STATES, TRANSITIONS, TRANSITIONAL, FAILED_STATE } from '../../lifecycle/states.js';
 
-export async function metaRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
+export async function metaRoutes(app: App, s: AppServices): Promise<void> {
   app.get(
     '/healthz',
     {
       config: { role: 'public' },
       schema: { tags: ['meta'], summary: 'Answers 200 when the database is reachable', security: [] },
     },
-    async (_req, reply) => {
+    async () => {
       try {
         await s.store.ping();
-        return { status: 'ok', database: s.store.dialect };
       } catch (e) {
-        return reply.status(503).send(errorBody('unavailable', `database unreachable: ${(e as Error).message}`));
+        throw new PlinthError('unavailable', `database unreachable: ${messageOf(e)}`, { cause: e });
       }
+      return { status: 'ok', database: s.store.dialect };
     },
   );
 

@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
+import type { App } from '../context.js';
 import { ErrorResponse, Limit } from '../schemas.js';
 import type { PoolService } from '../../profiles/pool-service.js';
-import { ApplyResult, PoolEntrySchema, PoolInput, PoolName, PoolSchema, type PoolInputBody } from '../../profiles/schemas.js';
+import { ApplyResult, PoolEntrySchema, PoolInput, PoolName, PoolSchema } from '../../profiles/schemas.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse };
 const Params = Type.Object({ pool: PoolName }, { additionalProperties: false });
@@ -10,7 +10,7 @@ const DOCUMENT_LIMIT = 64 * 1024 * 1024;
 
 /** Pools: eDeploy's CMDB, entries handed to matched machines (docs/matching.md). */
 export function poolRoutes(pools: PoolService) {
-  return async (app: FastifyInstance): Promise<void> => {
+  return async (app: App): Promise<void> => {
     app.get(
       '/api/v1/pools',
       { schema: { tags: ['pools'], summary: 'Every pool with its entry counts', response: { 200: Type.Object({ items: Type.Array(PoolSchema) }), ...errors } } },
@@ -29,7 +29,7 @@ export function poolRoutes(pools: PoolService) {
         },
       },
       async (req) => {
-        const r = await pools.apply((req.body as { pools: PoolInputBody[] }).pools);
+        const r = await pools.apply(req.body.pools);
         req.log.info({ pools: r.pools.map((p) => `${p.name}:${p.outcome}`), by: req.principal?.name }, 'pools applied');
         return r;
       },
@@ -38,7 +38,7 @@ export function poolRoutes(pools: PoolService) {
     app.get(
       '/api/v1/pools/:pool',
       { schema: { tags: ['pools'], summary: 'One pool', params: Params, response: { 200: PoolSchema, ...errors } } },
-      async (req) => pools.getPool((req.params as { pool: string }).pool),
+      async (req) => pools.getPool(req.params.pool),
     );
 
     app.get(
@@ -53,8 +53,8 @@ export function poolRoutes(pools: PoolService) {
         },
       },
       async (req) => {
-        const q = req.query as { limit?: number; cursor?: string };
-        return pools.listEntries((req.params as { pool: string }).pool, { limit: q.limit ?? 100, ...(q.cursor !== undefined ? { after: Number(q.cursor) } : {}) });
+        const q = req.query;
+        return pools.listEntries(req.params.pool, { limit: q.limit ?? 100, ...(q.cursor !== undefined ? { after: Number(q.cursor) } : {}) });
       },
     );
 
@@ -65,7 +65,7 @@ export function poolRoutes(pools: PoolService) {
         schema: { tags: ['pools'], summary: 'Create or replace one pool', params: Params, body: PoolInput, response: { 200: PoolSchema, 201: PoolSchema, ...errors } },
       },
       async (req, reply) => {
-        const r = await pools.putPool((req.params as { pool: string }).pool, req.body as PoolInputBody);
+        const r = await pools.putPool(req.params.pool, req.body);
         return reply.status(r.outcome === 'created' ? 201 : 200).send(r.pool);
       },
     );
@@ -82,9 +82,9 @@ export function poolRoutes(pools: PoolService) {
         },
       },
       async (req, reply) => {
-        const p = await pools.deletePool((req.params as { pool: string }).pool, { force: (req.query as { force?: boolean }).force ?? false });
+        const p = await pools.deletePool(req.params.pool, { force: req.query.force ?? false });
         req.log.info({ pool: p.name, by: req.principal?.name }, 'pool deleted');
-        return reply.status(204).send();
+        return reply.status(204).send(null);
       },
     );
   };

@@ -1,8 +1,7 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { AppServices } from '../context.js';
+import type { App, AppServices } from '../context.js';
 import { operatorActor } from '../context.js';
-import { ErrorResponse, JobSchema, MachineParams, MachineSchema } from '../schemas.js';
+import { ErrorResponse, JobSchema, MachineParams, MachineSchema, StringEnum } from '../schemas.js';
 import { presentMachine } from './machines.js';
 import { PlinthError } from '../../core/errors.js';
 import { getJob, type ProviderJob } from '../../lifecycle/power/jobs.js';
@@ -13,9 +12,8 @@ const PowerResult = Type.Object({ job: JobSchema, machine: MachineSchema });
 /** Turns a failed or unfinished job into the error an API caller should see. */
 function raiseUnlessDone(job: ProviderJob, what: string): void {
   if (job.status === 'failed') {
-    const e = job.error as { failure?: string; message?: string } | null;
-    throw new PlinthError(e?.failure === 'unsupported' ? 'unsupported' : 'unavailable', `${what} failed: ${e?.message ?? 'unknown error'}`, {
-      status: e?.failure === 'unsupported' ? 422 : 502,
+    const e = job.error;
+    throw new PlinthError(e?.failure === 'unsupported' ? 'unsupported' : 'provider_failed', `${what} failed: ${e?.message ?? 'unknown error'}`, {
       details: { job: job.id, failure: e?.failure },
     });
   }
@@ -24,7 +22,7 @@ function raiseUnlessDone(job: ProviderJob, what: string): void {
   }
 }
 
-export async function powerRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
+export async function powerRoutes(app: App, s: AppServices): Promise<void> {
   app.post(
     '/api/v1/machines/:machine/power',
     {
@@ -34,7 +32,7 @@ export async function powerRoutes(app: FastifyInstance, s: AppServices): Promise
         params: MachineParams,
         body: Type.Object(
           {
-            action: Type.String({ enum: ['on', 'off', 'soft-off', 'cycle'] }),
+            action: StringEnum(['on', 'off', 'soft-off', 'cycle']),
             waitSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 600, default: 60 })),
           },
           { additionalProperties: false },
@@ -43,8 +41,8 @@ export async function powerRoutes(app: FastifyInstance, s: AppServices): Promise
       },
     },
     async (req) => {
-      const { machine } = req.params as { machine: string };
-      const body = req.body as { action: 'on' | 'off' | 'soft-off' | 'cycle'; waitSeconds?: number };
+      const { machine } = req.params;
+      const body = req.body;
       const target = body.action === 'cycle' ? 'reboot' : body.action;
       const job = await s.power.enqueueForMachine(machine, (m) => ({ kind: 'power', ref: m.provider.ref ?? '', target }), {
         actor: operatorActor(req.principal),
@@ -68,9 +66,9 @@ export async function powerRoutes(app: FastifyInstance, s: AppServices): Promise
       },
     },
     async (req) => {
-      const { machine } = req.params as { machine: string };
+      const { machine } = req.params;
       const job = await s.power.enqueueForMachine(machine, (m) => ({ kind: 'status', ref: m.provider.ref ?? '' }));
-      const done = await s.power.wait(job.id, ((req.query as { waitSeconds?: number }).waitSeconds ?? 60) * 1000);
+      const done = await s.power.wait(job.id, (req.query.waitSeconds ?? 60) * 1000);
       raiseUnlessDone(done, 'power status');
       return { job: done, machine: presentMachine(await s.inventory.get(machine)) };
     },
@@ -80,8 +78,8 @@ export async function powerRoutes(app: FastifyInstance, s: AppServices): Promise
     '/api/v1/jobs/:job',
     { schema: { tags: ['power'], summary: 'One provider job', params: Type.Object({ job: Type.String() }, { additionalProperties: false }), response: { 200: JobSchema, ...errors } } },
     async (req) => {
-      const job = await getJob(s.store.db, (req.params as { job: string }).job);
-      if (!job) throw new PlinthError('not_found', `job '${(req.params as { job: string }).job}' not found`);
+      const job = await getJob(s.store.db, req.params.job);
+      if (!job) throw new PlinthError('not_found', `job '${req.params.job}' not found`);
       return job;
     },
   );

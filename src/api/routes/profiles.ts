@@ -1,5 +1,5 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
+import type { App } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
 import type { ProfileService } from '../../profiles/profile-service.js';
 import type { MatchPreviewService } from '../../profiles/preview-service.js';
@@ -12,9 +12,6 @@ import {
   ProfileSchema,
   SimulateBody,
   SimulationSchema,
-  type ApplyBodyType,
-  type ProfileInputBody,
-  type SimulateBodyType,
 } from '../../profiles/schemas.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse };
@@ -25,7 +22,7 @@ const DOCUMENT_LIMIT = 64 * 1024 * 1024;
 
 /** Profiles: eDeploy specs with an order, a quota, a pool and a deploy configuration (docs/matching.md). */
 export function profileRoutes(profiles: ProfileService, preview: MatchPreviewService) {
-  return async (app: FastifyInstance): Promise<void> => {
+  return async (app: App): Promise<void> => {
     app.get(
       '/api/v1/profiles',
       { schema: { tags: ['profiles'], summary: 'Every profile, in the order machines are matched against them', response: { 200: Type.Object({ items: Type.Array(ProfileSchema) }), ...errors } } },
@@ -44,7 +41,7 @@ export function profileRoutes(profiles: ProfileService, preview: MatchPreviewSer
         },
       },
       async (req) => {
-        const r = await profiles.apply(req.body as ApplyBodyType);
+        const r = await profiles.apply(req.body);
         req.log.info({ profiles: r.profiles.map((p) => `${p.name}:${p.outcome}`), pools: r.pools.map((p) => `${p.name}:${p.outcome}`), by: req.principal?.name }, 'profiles applied');
         return r;
       },
@@ -65,7 +62,7 @@ export function profileRoutes(profiles: ProfileService, preview: MatchPreviewSer
           req.body ??= {};
         },
       },
-      async (req) => preview.simulate(req.body as SimulateBodyType),
+      async (req) => preview.simulate(req.body),
     );
 
     app.get(
@@ -78,13 +75,13 @@ export function profileRoutes(profiles: ProfileService, preview: MatchPreviewSer
           response: { 200: ExplanationSchema, ...errors },
         },
       },
-      async (req) => preview.explain((req.params as { machine: string }).machine),
+      async (req) => preview.explain(req.params.machine),
     );
 
     app.get(
       '/api/v1/profiles/:profile',
       { schema: { tags: ['profiles'], summary: 'One profile', params: Params, response: { 200: ProfileSchema, ...errors } } },
-      async (req) => profiles.getProfile((req.params as { profile: string }).profile),
+      async (req) => profiles.getProfile(req.params.profile),
     );
 
     app.put(
@@ -94,7 +91,7 @@ export function profileRoutes(profiles: ProfileService, preview: MatchPreviewSer
         schema: { tags: ['profiles'], summary: 'Create or replace one profile', params: Params, body: ProfileInput, response: { 200: ProfileSchema, 201: ProfileSchema, ...errors } },
       },
       async (req, reply) => {
-        const r = await profiles.putProfile((req.params as { profile: string }).profile, req.body as ProfileInputBody);
+        const r = await profiles.putProfile(req.params.profile, req.body);
         return reply.status(r.outcome === 'created' ? 201 : 200).send(r.profile);
       },
     );
@@ -103,9 +100,9 @@ export function profileRoutes(profiles: ProfileService, preview: MatchPreviewSer
       '/api/v1/profiles/:profile',
       { schema: { tags: ['profiles'], summary: 'Delete a profile (refused while machines have it, unless force)', params: Params, querystring: Force, response: { 204: Type.Null(), ...errors } } },
       async (req, reply) => {
-        const p = await profiles.deleteProfile((req.params as { profile: string }).profile, { force: (req.query as { force?: boolean }).force ?? false });
+        const p = await profiles.deleteProfile(req.params.profile, { force: req.query.force ?? false });
         req.log.info({ profile: p.name, by: req.principal?.name }, 'profile deleted');
-        return reply.status(204).send();
+        return reply.status(204).send(null);
       },
     );
   };

@@ -1,17 +1,16 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { AppServices } from '../context.js';
+import type { App, AppServices } from '../context.js';
 import { ArtifactSchema, ErrorResponse, RunLogLine, RunSchema } from '../schemas.js';
 import { getArtifact, getRun, listArtifacts, readRunLog } from '../../runs/runs.js';
 
 const RunParams = Type.Object({ run: Type.String() }, { additionalProperties: false });
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse };
 
-export async function runRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
+export async function runRoutes(app: App, s: AppServices): Promise<void> {
   app.get(
     '/api/v1/runs/:run',
     { schema: { tags: ['runs'], summary: 'One run: steps, status, timestamps', params: RunParams, response: { 200: RunSchema, ...errors } } },
-    async (req) => getRun(s.store.db, (req.params as { run: string }).run),
+    async (req) => getRun(s.store.db, req.params.run),
   );
 
   app.get(
@@ -29,8 +28,8 @@ export async function runRoutes(app: FastifyInstance, s: AppServices): Promise<v
       },
     },
     async (req) => {
-      const run = await getRun(s.store.db, (req.params as { run: string }).run);
-      const q = req.query as { after?: number; limit?: number };
+      const run = await getRun(s.store.db, req.params.run);
+      const q = req.query;
       return { items: await readRunLog(s.store.db, run.id, { limit: q.limit ?? 1000, ...(q.after !== undefined ? { after: q.after } : {}) }) };
     },
   );
@@ -41,7 +40,7 @@ export async function runRoutes(app: FastifyInstance, s: AppServices): Promise<v
       schema: { tags: ['runs'], summary: 'Rendered artifacts kept with a run', params: RunParams, response: { 200: Type.Object({ items: Type.Array(ArtifactSchema) }), ...errors } },
     },
     async (req) => {
-      const run = await getRun(s.store.db, (req.params as { run: string }).run);
+      const run = await getRun(s.store.db, req.params.run);
       return { items: await listArtifacts(s.store.db, run.id) };
     },
   );
@@ -56,7 +55,7 @@ export async function runRoutes(app: FastifyInstance, s: AppServices): Promise<v
       },
     },
     async (req, reply) => {
-      const { run, name } = req.params as { run: string; name: string };
+      const { run, name } = req.params;
       const a = await getArtifact(s.store.db, run, name);
       return reply.header('content-type', a.contentType).header('etag', `"${a.sha256}"`).send(a.body);
     },

@@ -1,15 +1,14 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { AppServices } from '../context.js';
-import { ErrorResponse } from '../schemas.js';
-import { TEMPLATE_KINDS, type TemplateKind } from '../../templates/index.js';
+import type { App, AppServices } from '../context.js';
+import { ErrorResponse, StringEnum } from '../schemas.js';
+import { TEMPLATE_KINDS } from '../../templates/index.js';
 import type { OverrideScope } from '../../deploy/template-store.js';
 import { validation } from '../../core/errors.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
 const Override = Type.Object({
   id: Type.String(),
-  scope: Type.String({ enum: ['site', 'profile', 'machine'] }),
+  scope: StringEnum(['site', 'profile', 'machine']),
   owner: Type.Union([Type.String(), Type.Null()]),
   kind: Type.String(),
   name: Type.String(),
@@ -18,14 +17,14 @@ const Override = Type.Object({
 });
 const ScopeQuery = Type.Object(
   {
-    scope: Type.Optional(Type.String({ enum: ['site', 'profile', 'machine'], default: 'site' })),
+    scope: Type.Optional(StringEnum(['site', 'profile', 'machine'], { default: 'site' })),
     owner: Type.Optional(Type.String({ maxLength: 128, description: 'the profile name or machine name/id for profile and machine scopes' })),
   },
   { additionalProperties: false },
 );
-const KindName = Type.Object({ kind: Type.String({ enum: [...TEMPLATE_KINDS] }), name: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
+const KindName = Type.Object({ kind: StringEnum([...TEMPLATE_KINDS]), name: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
 
-export async function templateRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
+export async function templateRoutes(app: App, s: AppServices): Promise<void> {
   const scopeOf = async (q: { scope?: string; owner?: string }): Promise<OverrideScope> => {
     const scope = q.scope ?? 'site';
     if (scope === 'site') return { scope: 'site' };
@@ -40,11 +39,11 @@ export async function templateRoutes(app: FastifyInstance, s: AppServices): Prom
       schema: {
         tags: ['templates'],
         summary: 'Stored template and snippet overrides (built-ins are in docs/templates.md)',
-        querystring: Type.Object({ kind: Type.Optional(Type.String({ enum: [...TEMPLATE_KINDS] })) }, { additionalProperties: false }),
+        querystring: Type.Object({ kind: Type.Optional(StringEnum([...TEMPLATE_KINDS])) }, { additionalProperties: false }),
         response: { 200: Type.Object({ items: Type.Array(Override) }), ...errors },
       },
     },
-    async (req) => ({ items: await s.templates.list(req.query as { kind?: string }) }),
+    async (req) => ({ items: await s.templates.list(req.query) }),
   );
 
   app.put(
@@ -60,8 +59,8 @@ export async function templateRoutes(app: FastifyInstance, s: AppServices): Prom
       },
     },
     async (req) => {
-      const { kind, name } = req.params as { kind: string; name: string };
-      return s.templates.put(await scopeOf(req.query as { scope?: string; owner?: string }), kind, name, (req.body as { body: string }).body);
+      const { kind, name } = req.params;
+      return s.templates.put(await scopeOf(req.query), kind, name, req.body.body);
     },
   );
 
@@ -69,9 +68,9 @@ export async function templateRoutes(app: FastifyInstance, s: AppServices): Prom
     '/api/v1/templates/:kind/:name',
     { schema: { tags: ['templates'], summary: 'Remove an override', params: KindName, querystring: ScopeQuery, response: { 204: Type.Null(), ...errors } } },
     async (req, reply) => {
-      const { kind, name } = req.params as { kind: string; name: string };
-      await s.templates.delete(await scopeOf(req.query as { scope?: string; owner?: string }), kind, name);
-      return reply.status(204).send();
+      const { kind, name } = req.params;
+      await s.templates.delete(await scopeOf(req.query), kind, name);
+      return reply.status(204).send(null);
     },
   );
 
@@ -81,14 +80,14 @@ export async function templateRoutes(app: FastifyInstance, s: AppServices): Prom
       schema: {
         tags: ['templates'],
         summary: 'Preview what a deploy of a machine would receive (nothing is stored)',
-        params: Type.Object({ kind: Type.String({ enum: [...TEMPLATE_KINDS] }) }, { additionalProperties: false }),
+        params: Type.Object({ kind: StringEnum([...TEMPLATE_KINDS]) }, { additionalProperties: false }),
         body: Type.Object({ machine: Type.String(), name: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
         response: { 200: Type.Object({ artifacts: Type.Record(Type.String(), Type.String()) }), ...errors },
       },
     },
     async (req) => {
-      const { kind } = req.params as { kind: TemplateKind };
-      const body = req.body as { machine: string; name?: string };
+      const { kind } = req.params;
+      const body = req.body;
       return { artifacts: await s.deploy.preview(body.machine, kind, body.name ?? null) };
     },
   );

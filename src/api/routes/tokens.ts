@@ -1,12 +1,11 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { AppServices } from '../context.js';
-import { ErrorResponse, TokenCreate, TokenSchema, type TokenCreateBody } from '../schemas.js';
+import type { App, AppServices } from '../context.js';
+import { ErrorResponse, TokenCreate, TokenSchema } from '../schemas.js';
 import type { Role } from '../../auth/tokens.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
 
-export async function tokenRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
+export async function tokenRoutes(app: App, s: AppServices): Promise<void> {
   app.get(
     '/api/v1/tokens',
     {
@@ -28,7 +27,7 @@ export async function tokenRoutes(app: FastifyInstance, s: AppServices): Promise
       },
     },
     async (req, reply) => {
-      const body = req.body as TokenCreateBody;
+      const body = req.body;
       const created = await s.tokens.create({ name: body.name, role: body.role as Role, expiresAt: body.expiresAt ?? null }, req.principal?.name ?? null);
       req.log.info({ token: body.name, role: body.role, by: req.principal?.name }, 'token created');
       return reply.status(201).send(created);
@@ -47,7 +46,7 @@ export async function tokenRoutes(app: FastifyInstance, s: AppServices): Promise
       },
     },
     async (req) => {
-      const t = await s.tokens.revoke((req.params as { token: string }).token);
+      const t = await s.tokens.revoke(req.params.token);
       req.log.info({ token: t.name, by: req.principal?.name }, 'token revoked');
       return t;
     },
