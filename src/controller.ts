@@ -41,6 +41,7 @@ import { lookupProfileDeploy } from './profiles/deploy-lookup.js';
 import { ImageStore } from './images/store.js';
 import { TemplateStore } from './deploy/template-store.js';
 import { DeployService } from './deploy/service.js';
+import { OperatorActions } from './deploy/operator-actions.js';
 import { imageRoutes } from './api/routes/images.js';
 import { templateRoutes } from './api/routes/templates.js';
 import { fileSender } from './api/send-file.js';
@@ -146,7 +147,8 @@ export async function createController(config: Config, opts: ControllerOptions =
   const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config: machineConfig, log, secrets: secrets.box });
   deploy.profileLookup = lookupProfileDeploy;
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
-  const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, images, templates };
+  const actions = new OperatorActions({ store, inventory, engine, deploy });
+  const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, actions, images, templates };
   const inspection = new InspectionService(engine, inventory);
   new MatchingService({ store, clock }).attach(engine, inspection);
   const profiles = new ProfileService(store, clock);

@@ -17,6 +17,7 @@ import type { ApplianceService } from '../appliances/service.js';
 import type { Enlister } from '../appliances/enlist.js';
 import type { PowerService } from '../lifecycle/power/service.js';
 import type { DeployService } from '../deploy/service.js';
+import type { OperatorActions } from '../deploy/operator-actions.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from '../deploy/template-store.js';
 
@@ -32,6 +33,7 @@ export interface AppServices {
   enlister: Enlister;
   power: PowerService;
   deploy: DeployService;
+  actions: OperatorActions;
   images: ImageStore;
   templates: TemplateStore;
 }

@@ -186,7 +186,7 @@ export const MachineListQuery = Type.Object(
 export const MachineParams = Type.Object({ machine: Type.String({ description: 'machine id or name' }) }, Strict);
 
 export const ActionParams = Type.Object(
-  { machine: Type.String({ description: 'machine id or name' }), action: Type.String({ enum: [...OPERATOR_ACTIONS] }) },
+  { machine: Type.String({ description: 'machine id or name' }), action: StringEnum(OPERATOR_ACTIONS) },
   Strict,
 );
 
@@ -207,10 +207,10 @@ export const RootDeviceHintsSchema = Type.Object(
 export const ActionBody = Type.Object(
   {
     reason: Type.Optional(Type.String({ maxLength: 1024 })),
-    wipe: Type.Optional(Type.String({ enum: ['none', 'quick', 'full'], description: 'release and wipe: how to erase the disks' })),
+    wipe: Type.Optional(StringEnum(['none', 'quick', 'full'], { description: 'release and wipe: how to erase the disks' })),
     image: Type.Optional(Type.String({ maxLength: 100, description: 'deploy: image-store name (default: the profile\'s, else deploy.defaultImage)' })),
     imageUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://', description: 'deploy: fetch the image from this mirror instead' })),
-    method: Type.Optional(Type.String({ enum: ['image', 'preseed', 'kickstart', 'autoinstall'] })),
+    method: Type.Optional(StringEnum(['image', 'preseed', 'kickstart', 'autoinstall'])),
     sshKeys: Type.Optional(Type.Array(Type.String({ minLength: 16, maxLength: 16384, pattern: SSH_KEY_PATTERN }), { maxItems: 100 })),
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
     reuseRun: Type.Optional(Type.String({ maxLength: 64, description: 'deploy again with this run\'s artifacts, byte for byte' })),

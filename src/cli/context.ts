@@ -35,6 +35,13 @@ export function onOff(value: string | undefined, flag: string): boolean | undefi
   throw new UsageError(`${flag}: '${value}' must be on or off`);
 }
 
+/** An option that takes one of a few words, typed as that word (the API's schema says the same). */
+export function oneOf<const T extends string>(value: string, flag: string, values: readonly T[]): T {
+  const found = values.find((v) => v === value);
+  if (found === undefined) throw new UsageError(`${flag}: '${value}' must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}`);
+  return found;
+}
+
 export function positiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag}: '${value}' must be a positive whole number`);

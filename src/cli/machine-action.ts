@@ -1,4 +1,4 @@
-import type { CommandRegistrar } from './context.js';
+import { oneOf, type CommandRegistrar } from './context.js';
 import { OPERATOR_ACTIONS } from '../lifecycle/states.js';
 import { UsageError } from './errors.js';
 
@@ -15,8 +15,8 @@ export const registerMachineAction: CommandRegistrar = (machine, ctx) => {
       if (!(OPERATOR_ACTIONS as readonly string[]).includes(action)) {
         throw new UsageError(`unknown action '${action}'; one of: ${OPERATOR_ACTIONS.join(', ')}`);
       }
-      if (o.wipe !== undefined && !['none', 'quick', 'full'].includes(o.wipe)) throw new UsageError(`--wipe: '${o.wipe}' must be none, quick or full`);
-      const r = await ctx.client().action(key, action, { ...(o.reason ? { reason: o.reason } : {}), ...(o.wipe ? { wipe: o.wipe } : {}) });
+      const wipe = o.wipe === undefined ? undefined : oneOf(o.wipe, '--wipe', ['none', 'quick', 'full']);
+      const r = await ctx.client().action(key, action, { ...(o.reason ? { reason: o.reason } : {}), ...(wipe ? { wipe } : {}) });
       if (o.json) ctx.out.json(r);
       else ctx.out.line(`${r.machine.name}: ${r.machine.state}${r.run ? ` (run ${r.run.id})` : ''}`);
     });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { CommandRegistrar } from './context.js';
-import { collect, parsePairs } from './context.js';
+import { collect, oneOf, parsePairs } from './context.js';
 import { UsageError } from './errors.js';
 import type { MachineView, RunView } from '../api/client.js';
 
@@ -20,7 +20,7 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
     .option('--reason <text>', 'why (recorded in the history)')
     .option('--json', 'print JSON')
     .action(async (key: string, o: { image?: string; imageUrl?: string; method?: string; sshKey: string[]; rootDevice: string[]; reuseRun?: string; reason?: string; json?: boolean }) => {
-      if (o.method && !['image', 'preseed', 'kickstart', 'autoinstall'].includes(o.method)) throw new UsageError(`--method: '${o.method}' must be image, preseed, kickstart or autoinstall`);
+      const method = o.method ? oneOf(o.method, '--method', ['image', 'preseed', 'kickstart', 'autoinstall']) : undefined;
       const sshKeys = o.sshKey.flatMap((f) => {
         let text: string;
         try {
@@ -39,7 +39,7 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
       const r = await client.action(key, action, {
         ...(o.image ? { image: o.image } : {}),
         ...(o.imageUrl ? { imageUrl: o.imageUrl } : {}),
-        ...(o.method ? { method: o.method } : {}),
+        ...(method ? { method } : {}),
         ...(sshKeys.length ? { sshKeys } : {}),
         ...(Object.keys(hints).length ? { rootDeviceHints: hints } : {}),
         ...(o.reuseRun ? { reuseRun: o.reuseRun } : {}),

@@ -1,5 +1,4 @@
-import type { CommandRegistrar } from './context.js';
-import { UsageError } from './errors.js';
+import { oneOf, type CommandRegistrar } from './context.js';
 
 export const registerMachineRelease: CommandRegistrar = (machine, ctx) => {
   machine
@@ -10,8 +9,8 @@ export const registerMachineRelease: CommandRegistrar = (machine, ctx) => {
     .option('--reason <text>', 'why (recorded in the history)')
     .option('--json', 'print JSON')
     .action(async (key: string, o: { wipe?: string; reason?: string; json?: boolean }) => {
-      if (o.wipe !== undefined && !['none', 'quick', 'full'].includes(o.wipe)) throw new UsageError(`--wipe: '${o.wipe}' must be none, quick or full`);
-      const r = await ctx.client().action(key, 'release', { ...(o.wipe ? { wipe: o.wipe } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+      const wipe = o.wipe === undefined ? undefined : oneOf(o.wipe, '--wipe', ['none', 'quick', 'full']);
+      const r = await ctx.client().action(key, 'release', { ...(wipe ? { wipe } : {}), ...(o.reason ? { reason: o.reason } : {}) });
       if (o.json) return ctx.out.json(r);
       ctx.out.line(`${r.machine.name}: ${r.machine.state}${r.run ? ` (run ${r.run.id})` : ''}`);
     });

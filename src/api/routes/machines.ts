@@ -16,12 +16,10 @@ import {
   PageQuery,
   RunSchema,
   BootAttemptSchema,
-  type ActionBodyType,
 } from '../schemas.js';
 import { allowedActions } from '../../lifecycle/states.js';
 import { listEvents } from '../../lifecycle/events.js';
-import { getRun, listRuns } from '../../runs/runs.js';
-import type { DeployRequest } from '../../deploy/service.js';
+import { listRuns } from '../../runs/runs.js';
 import { readTrace } from '../../boot/trace.js';
 import { decodeCursor, pageOf } from '../../core/pagination.js';
 import type { Machine } from '../../inventory/machine.js';
@@ -31,18 +29,6 @@ import type { MachineFilter } from '../../inventory/machine-rows.js';
 export const presentMachine = (m: Machine) => ({ ...m, allowedActions: allowedActions(m.state) });
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
-
-const DEPLOY_FIELDS = ['image', 'imageUrl', 'method', 'sshKeys', 'rootDeviceHints', 'reuseRun', 'installer'] as const;
-
-function validateActionBody(action: string, body: ActionBodyType): void {
-  for (const f of DEPLOY_FIELDS) {
-    if (body[f] !== undefined && !['deploy', 'redeploy', 'retry'].includes(action)) throw validation(f, `only applies to deploy, redeploy and retry, not ${action}`);
-  }
-  if (body.wipe !== undefined) {
-    if (action !== 'release' && action !== 'wipe') throw validation('wipe', `only applies to release and wipe, not ${action}`);
-    if (action === 'wipe' && body.wipe === 'none') throw validation('wipe', 'a wipe must be quick or full');
-  }
-}
 
 export async function machineRoutes(app: App, s: AppServices): Promise<void> {
   app.get(
@@ -142,25 +128,7 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
     },
     async (req) => {
       const { machine, action } = req.params;
-      const body = (req.body ?? {}) as ActionBodyType;
-      validateActionBody(action, body);
-      const m = await s.inventory.get(machine);
-      const isDeploy = action === 'deploy' || action === 'redeploy' || (action === 'retry' && m.state === 'deploy-failed');
-      if (isDeploy) {
-        const { reason, wipe: _wipe, ...deployRequest } = body;
-        const r = await s.deploy.start(m.id, action as 'deploy' | 'redeploy' | 'retry', deployRequest as DeployRequest, operatorActor(req.principal), reason ?? null);
-        req.log.info({ machine: r.machine.name, action, from: r.from, to: r.machine.state, by: req.principal?.name }, 'transition');
-        return { machine: presentMachine(r.machine), run: r.run ?? (r.machine.currentRunId ? await getRun(s.store.db, r.machine.currentRunId) : null) };
-      }
-      const params: Record<string, unknown> = {};
-      if (body.wipe !== undefined) params.wipe = body.wipe;
-      if (action === 'wipe' && params.wipe === undefined) params.wipe = 'quick';
-      const r = await s.engine.act(machine, action, {
-        actor: operatorActor(req.principal),
-        reason: body.reason ?? null,
-        params,
-        ...(action === 'abort' ? { error: { code: 'aborted', message: body.reason ?? 'aborted by the operator' } } : {}),
-      });
+      const r = await s.actions.perform(machine, action, req.body ?? {}, operatorActor(req.principal));
       req.log.info({ machine: r.machine.name, action, from: r.from, to: r.machine.state, by: req.principal?.name }, 'transition');
       return { machine: presentMachine(r.machine), run: r.run };
     },
