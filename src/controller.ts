@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.js';
 import { parseListen } from './config/load.js';
 import { Store } from './store/database.js';
-import { systemClock, parseDuration, type Clock } from './core/clock.js';
+import { systemClock, type Clock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { InventoryService } from './inventory/service.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
@@ -135,7 +135,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     appliances,
     registry,
     log,
-    config: config.providers,
+    config: { ...config.providers, ms: config.ms.providers },
     claimer: `controller:${hostname()}:${process.pid}:${newId().slice(0, 8)}`,
   });
   const enlister = new Enlister({ store, clock, inventory, engine, appliances, power });
@@ -186,7 +186,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       ...(opts.extraRoutes ?? []),
     ],
   });
-  const sweeper = new DeadlineSweeper({ store, engine, clock, log }, parseDuration(config.sweepInterval));
+  const sweeper = new DeadlineSweeper({ store, engine, clock, log }, config.ms.sweepInterval);
 
   const bootstrap = await tokens.ensureBootstrapAdmin(config.dataDir);
   if (bootstrap?.created) log.info({ path: bootstrap.path }, `admin token written to ${bootstrap.path}`);
@@ -196,7 +196,7 @@ export async function createController(config: Config, opts: ControllerOptions =
         root: config.tftp.root,
         ...parseListen(config.tftp.listen),
         maxTransfers: config.tftp.maxTransfers,
-        transferTimeoutMs: parseDuration(config.tftp.transferTimeout),
+        transferTimeoutMs: config.ms.tftp.transferTimeout,
         log: (event, fields) => log.debug(fields, event),
       })
     : null;

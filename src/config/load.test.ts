@@ -29,6 +29,22 @@ describe('configuration', () => {
     expect(c.deadlines.wiping).toBe('10m');
   });
 
+  it('parses every duration once, at load, into milliseconds at the same path', () => {
+    const c = loadConfig({ env: { PLINTH_DEADLINES_INSPECT_WAIT: '1.5m' }, flags: { providers: { lease: '90s' }, sweepInterval: '250ms' } });
+    expect(c.ms.deadlines['deploy-wait']).toBe(60 * 60_000);
+    expect(c.ms.deadlines['inspect-wait']).toBe(90_000);
+    expect(c.ms.deadlines['wipe-wait']).toBe(6 * 3_600_000);
+    expect(c.ms.providers).toEqual({ timeout: 60_000, jobDeadline: 600_000, lease: 90_000, syncInterval: 60_000 });
+    expect(c.ms.sweepInterval).toBe(250);
+    expect(c.ms.deploy.firstBootAllowance).toBe(20 * 60_000);
+    expect(c.ms.tftp.transferTimeout).toBe(5 * 60_000);
+    // Only durations: every key under `ms` is one the schema declares a duration.
+    const durations = describeConfig().filter((d) => typeof d.default === 'string' && /^\d+(\.\d+)?(ms|s|m|h|d)$/.test(d.default)).map((d) => d.key);
+    const flat = (o: object, prefix = ''): string[] =>
+      Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' ? flat(v as object, `${prefix}${k}.`) : [`${prefix}${k}`]));
+    expect(flat(c.ms).sort()).toEqual(durations.sort());
+  });
+
   it('names the bad key', () => {
     expect(() => loadConfig({ flags: { lisen: 'x' } })).toThrow(/unknown key.*lisen/);
     expect(() => loadConfig({ env: { PLINTH_DEADLINES_DEPLOYING: 'soon' } })).toThrow(/deadlines\.deploying/);

@@ -2,7 +2,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import Value from 'typebox/value';
-import { ConfigSchema, type Config } from './schema.js';
+import { ConfigSchema, DURATION_PATTERN, type Config, type ConfigDocument } from './schema.js';
+import { parseDuration } from '../core/clock.js';
 import { PlinthError } from '../core/errors.js';
 
 type Json = Record<string, unknown>;
@@ -112,8 +113,19 @@ export function loadConfig(sources: ConfigSources = {}): Config {
         : e.message;
     throw new PlinthError('validation', `invalid configuration ${where}: ${extra}`, { details: { field: where } });
   }
-  const config = withDefaults as Config;
-  return { ...config, dataDir: resolve(config.dataDir) };
+  const config = withDefaults as ConfigDocument;
+  return { ...config, dataDir: resolve(config.dataDir), ms: milliseconds(config) };
+}
+
+/** Every duration of a validated configuration in milliseconds, at its path: parsed here, once. */
+function milliseconds(config: ConfigDocument): Config['ms'] {
+  const ms: Json = {};
+  for (const { path, schema } of leaves(ConfigSchema as unknown as Json)) {
+    if (schema.pattern !== DURATION_PATTERN) continue;
+    const text = path.reduce<unknown>((node, key) => (node as Json)[key], config);
+    setPath(ms, path, parseDuration(text as string));
+  }
+  return ms as Config['ms'];
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

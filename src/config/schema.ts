@@ -6,8 +6,18 @@ import { Type, type Static } from 'typebox';
  * Environment names are derived from the path: `deadlines.deploy-wait` is
  * PLINTH_DEADLINES_DEPLOY_WAIT, `dataDir` is PLINTH_DATA_DIR.
  */
+export const DURATION_PATTERN = '^\\d+(\\.\\d+)?\\s*(ms|s|m|h|d)?$';
+
+/**
+ * A duration as written in the configuration ("90s", "15m", "2h"). Branded so that code
+ * cannot treat the text as a number: the loaded configuration carries every duration in
+ * milliseconds as well (`config.ms`), parsed once by loadConfig, and that is what the rest
+ * of the controller reads.
+ */
+export type DurationText = string & { readonly durationText: true };
+
 const Duration = (def: string, description: string) =>
-  Type.String({ default: def, pattern: '^\\d+(\\.\\d+)?\\s*(ms|s|m|h|d)?$', description });
+  Type.Unsafe<DurationText>(Type.String({ default: def, pattern: DURATION_PATTERN, description }));
 
 export const ConfigSchema = Type.Object(
   {
@@ -136,5 +146,16 @@ export const ConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export type Config = Static<typeof ConfigSchema>;
+/** The configuration as written (plinth.yaml, PLINTH_* environment, flags), validated, with defaults. */
+export type ConfigDocument = Static<typeof ConfigSchema>;
+
+/** The durations of a configuration section, in milliseconds, at the same paths; other keys left out. */
+export type Milliseconds<T> = {
+  [K in keyof T as T[K] extends DurationText ? K : T[K] extends object ? (keyof Milliseconds<T[K]> extends never ? never : K) : never]: T[K] extends DurationText
+    ? number
+    : Milliseconds<T[K]>;
+};
+
+/** The loaded configuration: as written, plus every duration in milliseconds. */
+export type Config = ConfigDocument & { readonly ms: Milliseconds<ConfigDocument> };
 export type TransitionalDeadlines = Config['deadlines'];

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db, Store } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
-import { iso, parseDuration } from '../core/clock.js';
+import { iso } from '../core/clock.js';
 import { newId, newSecret } from '../core/ids.js';
 import { PlinthError, isPlinthError, validation } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -319,8 +319,8 @@ export class DeployService {
   deadlineAfterHello(run: Run): number | undefined {
     if (run.kind !== 'deploy') return undefined;
     const size = Number((run.params as DeployRunParams).imageSize ?? 0);
-    const estimate = (size / (this.d.config.deploy.assumedWriteMBps * 1e6)) * 2000 + parseDuration(this.d.config.deploy.firstBootAllowance);
-    return Math.max(parseDuration(this.d.config.deadlines['deploy-wait']), estimate);
+    const estimate = (size / (this.d.config.deploy.assumedWriteMBps * 1e6)) * 2000 + this.d.config.ms.deploy.firstBootAllowance;
+    return Math.max(this.d.config.ms.deadlines['deploy-wait'], estimate);
   }
 
   /** As the write progresses, the deadline follows the throughput observed so far. */
@@ -340,7 +340,7 @@ export class DeployService {
     if (progress.bytesPerSecond <= 0) return;
     const now = this.d.clock.now().getTime();
     const remainingMs = ((progress.totalBytes - progress.bytesWritten) / progress.bytesPerSecond) * 2000;
-    const wanted = now + remainingMs + parseDuration(this.d.config.deploy.firstBootAllowance);
+    const wanted = now + remainingMs + this.d.config.ms.deploy.firstBootAllowance;
     const bound = now + (this.deadlineAfterHello(run) ?? 0);
     await this.d.engine.extendDeadline(p.machineId, p.runId, Math.min(wanted, bound));
   }
@@ -378,7 +378,7 @@ export class DeployService {
     const at = iso(this.d.clock.now());
     await updateStep(this.d.store.db, p.runId, 'reboot', 'running', at, 'booting the installed OS');
     await recordStage(this.d.store.db, { machineId: p.machineId, attemptId: await currentAttempt(this.d.store.db, p.machineId, p.runId), runId: p.runId, at, stage: 'boot-local' });
-    await this.d.engine.extendDeadline(p.machineId, p.runId, this.d.clock.now().getTime() + parseDuration(this.d.config.deploy.firstBootAllowance));
+    await this.d.engine.extendDeadline(p.machineId, p.runId, this.d.clock.now().getTime() + this.d.config.ms.deploy.firstBootAllowance);
     const m = await this.d.inventory.get(p.machineId);
     if (m.provider.applianceId) {
       await this.d.power.enqueueForMachine(m.id, (mm) => ({ kind: 'boot', ref: mm.provider.ref ?? '', device: 'disk', persistent: true, then: 'none' }), { runId: p.runId });

@@ -1,7 +1,7 @@
 import type { Store, Db } from '../store/database.js';
 import { toJson } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
-import { iso, parseDuration } from '../core/clock.js';
+import { iso } from '../core/clock.js';
 import { PlinthError } from '../core/errors.js';
 import type { Config } from '../config/schema.js';
 import type { Actor, LastError, Machine } from '../inventory/machine.js';
@@ -77,13 +77,13 @@ export class LifecycleEngine {
   private readonly txListeners: TransactionalListener[] = [];
   readonly store: Store;
   private readonly clock: Clock;
-  private readonly config: Pick<Config, 'deadlines' | 'releaseWipe'>;
+  private readonly config: Pick<Config, 'ms' | 'releaseWipe'>;
   private readonly onListenerError: (e: unknown, r: TransitionResult) => void;
 
   constructor(opts: {
     store: Store;
     clock: Clock;
-    config: Pick<Config, 'deadlines' | 'releaseWipe'>;
+    config: Pick<Config, 'ms' | 'releaseWipe'>;
     onListenerError?: (e: unknown, r: TransitionResult) => void;
   }) {
     this.store = opts.store;
@@ -102,7 +102,7 @@ export class LifecycleEngine {
 
   deadlineFor(state: string): number | null {
     if (!isTransitional(state)) return null;
-    return parseDuration(this.config.deadlines[state]);
+    return this.config.ms.deadlines[state];
   }
 
   /** Performs an action or throws a PlinthError (404, 409) that says why not. */

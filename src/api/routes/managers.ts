@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import type { App, AppServices } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
-import { iso, parseDuration } from '../../core/clock.js';
+import { iso } from '../../core/clock.js';
 import { claimJobs } from '../../lifecycle/power/jobs.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
@@ -13,7 +13,7 @@ const Site = Type.Object({ site: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9.
  * results. A claim is also the manager's heartbeat.
  */
 export async function managerRoutes(app: App, s: AppServices): Promise<void> {
-  const leaseMs = parseDuration(s.config.providers.lease);
+  const leaseMs = s.config.ms.providers.lease;
   // Long polls end when the controller shuts down, so that in-flight requests finish promptly.
   let closing = false;
   app.addHook('preClose', async () => {

@@ -1,6 +1,6 @@
 import type { Db, Store } from '../../store/database.js';
 import type { Clock } from '../../core/clock.js';
-import { iso, parseDuration } from '../../core/clock.js';
+import { iso } from '../../core/clock.js';
 import { PlinthError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Config } from '../../config/schema.js';
@@ -26,7 +26,8 @@ export interface PowerServiceDeps {
   appliances: ApplianceService;
   registry: ProviderRegistry;
   log: Logger;
-  config: Config['providers'];
+  /** The providers section, its durations in milliseconds under `ms`. */
+  config: Config['providers'] & { ms: Config['ms']['providers'] };
   /** Who claims jobs (controller instance id), for leases. */
   claimer: string;
 }
@@ -52,9 +53,9 @@ export class PowerService {
 
   constructor(deps: PowerServiceDeps) {
     this.d = deps;
-    this.timeoutMs = parseDuration(deps.config.timeout);
-    this.jobDeadlineMs = parseDuration(deps.config.jobDeadline);
-    this.leaseMs = parseDuration(deps.config.lease);
+    this.timeoutMs = deps.config.ms.timeout;
+    this.jobDeadlineMs = deps.config.ms.jobDeadline;
+    this.leaseMs = deps.config.ms.lease;
     deps.engine.onTransitionInTransaction((trx, r) => this.onTransition(trx, r));
     deps.engine.onTransition(() => this.wake());
   }
@@ -174,7 +175,7 @@ export class PowerService {
     if (this.running) return;
     this.running = true;
     this.loop = this.runLoop();
-    const sync = parseDuration(this.d.config.syncInterval);
+    const sync = this.d.config.ms.syncInterval;
     if (sync > 0) this.scheduleSync(sync);
   }
 
