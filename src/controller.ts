@@ -42,6 +42,7 @@ import { ImageStore } from './images/store.js';
 import { TemplateStore } from './deploy/template-store.js';
 import { DeployService } from './deploy/service.js';
 import { OperatorActions } from './deploy/operator-actions.js';
+import { RunService } from './runs/service.js';
 import { imageRoutes } from './api/routes/images.js';
 import { templateRoutes } from './api/routes/templates.js';
 import { fileSender } from './api/send-file.js';
@@ -148,7 +149,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   deploy.profileLookup = lookupProfileDeploy;
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const actions = new OperatorActions({ store, inventory, engine, deploy });
-  const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, actions, images, templates };
+  const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, actions, runs: new RunService(store), images, templates };
   const inspection = new InspectionService(engine, inventory);
   new MatchingService({ store, clock }).attach(engine, inspection);
   const profiles = new ProfileService(store, clock);

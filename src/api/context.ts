@@ -18,6 +18,7 @@ import type { Enlister } from '../appliances/enlist.js';
 import type { PowerService } from '../lifecycle/power/service.js';
 import type { DeployService } from '../deploy/service.js';
 import type { OperatorActions } from '../deploy/operator-actions.js';
+import type { RunService } from '../runs/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from '../deploy/template-store.js';
 
@@ -34,6 +35,7 @@ export interface AppServices {
   power: PowerService;
   deploy: DeployService;
   actions: OperatorActions;
+  runs: RunService;
   images: ImageStore;
   templates: TemplateStore;
 }

@@ -2,6 +2,7 @@ import type { Store, Db } from '../store/database.js';
 import { toJson } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
+import type { Page } from '../core/pagination.js';
 import { PlinthError } from '../core/errors.js';
 import type { Config } from '../config/schema.js';
 import type { Actor, LastError, Machine } from '../inventory/machine.js';
@@ -9,7 +10,7 @@ import { actorLabel } from '../inventory/machine.js';
 import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import type { MachinesTable } from '../store/schema.js';
 import { createRun, finishRun, type Run } from '../runs/runs.js';
-import { recordEvent } from './events.js';
+import { historyPage, recordEvent, type MachineEvent } from './events.js';
 import {
   allowedActions,
   findTransition,
@@ -106,6 +107,11 @@ export class LifecycleEngine {
   }
 
   /** Performs an action or throws a PlinthError (404, 409) that says why not. */
+  /** A machine's history (every transition and operator change), oldest first, page by page. */
+  history(machineId: string, page: { limit: number; cursor?: string | undefined }): Promise<Page<MachineEvent>> {
+    return historyPage(this.store.db, machineId, page);
+  }
+
   async act(key: string, action: string, opts: ActOptions): Promise<TransitionResult> {
     const r = await this.tryAct(key, action, opts);
     if (!r) throw new PlinthError('conflict', `machine '${key}' changed while '${action}' was being applied; try again`);

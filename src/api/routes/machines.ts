@@ -18,12 +18,8 @@ import {
   BootAttemptSchema,
 } from '../schemas.js';
 import { allowedActions } from '../../lifecycle/states.js';
-import { listEvents } from '../../lifecycle/events.js';
-import { listRuns } from '../../runs/runs.js';
 import { readTrace } from '../../boot/trace.js';
-import { decodeCursor, pageOf } from '../../core/pagination.js';
 import type { Machine } from '../../inventory/machine.js';
-import { validation } from '../../core/errors.js';
 import type { MachineFilter } from '../../inventory/machine-rows.js';
 
 export const presentMachine = (m: Machine) => ({ ...m, allowedActions: allowedActions(m.state) });
@@ -147,15 +143,7 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
     },
     async (req) => {
       const m = await s.inventory.get(req.params.machine);
-      const q = req.query;
-      const limit = q.limit ?? 100;
-      let after: number | undefined;
-      if (q.cursor) {
-        after = Number(decodeCursor(q.cursor));
-        if (!Number.isInteger(after)) throw validation('cursor', 'is not a cursor this API returned');
-      }
-      const rows = await listEvents(s.store.db, m.id, { limit: limit + 1, ...(after !== undefined ? { after } : {}) });
-      return pageOf(rows, limit, (e) => String(e.id));
+      return s.engine.history(m.id, { limit: req.query.limit ?? 100, cursor: req.query.cursor });
     },
   );
 
@@ -190,16 +178,7 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
     },
     async (req) => {
       const m = await s.inventory.get(req.params.machine);
-      const q = req.query;
-      const limit = q.limit ?? 100;
-      let before: { createdAt: string; id: string } | undefined;
-      if (q.cursor) {
-        const [createdAt, id] = decodeCursor(q.cursor).split('|');
-        if (!createdAt || !id) throw validation('cursor', 'is not a cursor this API returned');
-        before = { createdAt, id };
-      }
-      const rows = await listRuns(s.store.db, m.id, { limit: limit + 1, ...(before !== undefined ? { before } : {}) });
-      return pageOf(rows, limit, (r) => `${r.createdAt}|${r.id}`);
+      return s.runs.ofMachine(m.id, { limit: req.query.limit ?? 100, cursor: req.query.cursor });
     },
   );
 }

@@ -1,8 +1,6 @@
 import { Type } from 'typebox';
 import type { App, AppServices } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
-import { iso } from '../../core/clock.js';
-import { claimJobs } from '../../lifecycle/power/jobs.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
 const Site = Type.Object({ site: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: 63 }) }, { additionalProperties: false });
@@ -13,7 +11,6 @@ const Site = Type.Object({ site: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9.
  * results. A claim is also the manager's heartbeat.
  */
 export async function managerRoutes(app: App, s: AppServices): Promise<void> {
-  const leaseMs = s.config.ms.providers.lease;
   // Long polls end when the controller shuts down, so that in-flight requests finish promptly.
   let closing = false;
   app.addHook('preClose', async () => {
@@ -59,24 +56,13 @@ export async function managerRoutes(app: App, s: AppServices): Promise<void> {
       let gone = false;
       reply.raw.on('close', () => (gone = !reply.raw.writableFinished));
       const until = Date.now() + (body.waitSeconds ?? 20) * 1000;
-      const seen = async () => {
-        const now = iso(s.clock.now());
-        const existing = await s.store.db.selectFrom('managers').select('site').where('site', '=', site).executeTakeFirst();
-        if (existing) await s.store.db.updateTable('managers').set({ last_seen: now, version: body.version, address: req.ip }).where('site', '=', site).execute();
-        else await s.store.db.insertInto('managers').values({ site, last_seen: now, version: body.version, address: req.ip }).execute().catch(() => undefined);
-      };
       for (;;) {
         if (gone || closing) return { jobs: [], leaseSeconds: 0 };
-        await seen();
-        const jobs = await claimJobs(s.store, { site, claimer: `manager:${site}`, limit: body.max, leaseMs, now: s.clock.now() });
+        await s.power.managerSeen(site, body.version, req.ip);
+        const jobs = await s.power.claimForSite(site, body.max);
         if (jobs.length || Date.now() >= until) {
-          const out = [];
-          for (const j of jobs) {
-            const { appliance, endpoint } = await s.appliances.endpoint(j.applianceId);
-            out.push({ id: j.id, spec: j.spec, appliance: { name: appliance.name, type: appliance.type }, endpoint });
-          }
           if (jobs.length) req.log.info({ site, jobs: jobs.map((j) => j.id) }, 'jobs handed to manager');
-          return { jobs: out, leaseSeconds: Math.floor(leaseMs / 1000) };
+          return { jobs, leaseSeconds: Math.floor(s.power.leaseMilliseconds / 1000) };
         }
         await new Promise((r) => setTimeout(r, 250));
       }
@@ -118,8 +104,6 @@ export async function managerRoutes(app: App, s: AppServices): Promise<void> {
         response: { 200: Type.Object({ items: Type.Array(Type.Object({ site: Type.String(), lastSeen: Type.String(), version: Type.Union([Type.String(), Type.Null()]) })) }), ...errors },
       },
     },
-    async () => ({
-      items: (await s.store.db.selectFrom('managers').selectAll().orderBy('site').execute()).map((m) => ({ site: m.site, lastSeen: m.last_seen, version: m.version })),
-    }),
+    async () => ({ items: await s.power.managers() }),
   );
 }

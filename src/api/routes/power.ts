@@ -4,7 +4,7 @@ import { operatorActor } from '../context.js';
 import { ErrorResponse, JobSchema, MachineParams, MachineSchema, StringEnum } from '../schemas.js';
 import { presentMachine } from './machines.js';
 import { PlinthError } from '../../core/errors.js';
-import { getJob, type ProviderJob } from '../../lifecycle/power/jobs.js';
+import type { ProviderJob } from '../../lifecycle/power/jobs.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 502: ErrorResponse, 504: ErrorResponse };
 const PowerResult = Type.Object({ job: JobSchema, machine: MachineSchema });
@@ -78,9 +78,7 @@ export async function powerRoutes(app: App, s: AppServices): Promise<void> {
     '/api/v1/jobs/:job',
     { schema: { tags: ['power'], summary: 'One provider job', params: Type.Object({ job: Type.String() }, { additionalProperties: false }), response: { 200: JobSchema, ...errors } } },
     async (req) => {
-      const job = await getJob(s.store.db, req.params.job);
-      if (!job) throw new PlinthError('not_found', `job '${req.params.job}' not found`);
-      return job;
+      return s.power.job(req.params.job);
     },
   );
 }

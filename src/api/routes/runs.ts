@@ -1,7 +1,6 @@
 import { Type } from 'typebox';
 import type { App, AppServices } from '../context.js';
 import { ArtifactSchema, ErrorResponse, RunLogLine, RunSchema } from '../schemas.js';
-import { getArtifact, getRun, listArtifacts, readRunLog } from '../../runs/runs.js';
 
 const RunParams = Type.Object({ run: Type.String() }, { additionalProperties: false });
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse };
@@ -10,7 +9,7 @@ export async function runRoutes(app: App, s: AppServices): Promise<void> {
   app.get(
     '/api/v1/runs/:run',
     { schema: { tags: ['runs'], summary: 'One run: steps, status, timestamps', params: RunParams, response: { 200: RunSchema, ...errors } } },
-    async (req) => getRun(s.store.db, req.params.run),
+    async (req) => s.runs.get(req.params.run),
   );
 
   app.get(
@@ -28,9 +27,8 @@ export async function runRoutes(app: App, s: AppServices): Promise<void> {
       },
     },
     async (req) => {
-      const run = await getRun(s.store.db, req.params.run);
       const q = req.query;
-      return { items: await readRunLog(s.store.db, run.id, { limit: q.limit ?? 1000, ...(q.after !== undefined ? { after: q.after } : {}) }) };
+      return { items: await s.runs.log(req.params.run, { limit: q.limit ?? 1000, ...(q.after !== undefined ? { after: q.after } : {}) }) };
     },
   );
 
@@ -40,8 +38,7 @@ export async function runRoutes(app: App, s: AppServices): Promise<void> {
       schema: { tags: ['runs'], summary: 'Rendered artifacts kept with a run', params: RunParams, response: { 200: Type.Object({ items: Type.Array(ArtifactSchema) }), ...errors } },
     },
     async (req) => {
-      const run = await getRun(s.store.db, req.params.run);
-      return { items: await listArtifacts(s.store.db, run.id) };
+      return { items: await s.runs.artifacts(req.params.run) };
     },
   );
 
@@ -56,7 +53,7 @@ export async function runRoutes(app: App, s: AppServices): Promise<void> {
     },
     async (req, reply) => {
       const { run, name } = req.params;
-      const a = await getArtifact(s.store.db, run, name);
+      const a = await s.runs.artifact(run, name);
       return reply.header('content-type', a.contentType).header('etag', `"${a.sha256}"`).send(a.body);
     },
   );

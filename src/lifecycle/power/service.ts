@@ -268,6 +268,45 @@ export class PowerService {
     await this.complete(job.id, job.claimedBy ?? this.d.claimer, outcome);
   }
 
+  /** One provider job; not_found when there is none of that id. */
+  async job(jobId: string): Promise<ProviderJob> {
+    const job = await getJob(this.d.store.db, jobId);
+    if (!job) throw new PlinthError('not_found', `job '${jobId}' not found`);
+    return job;
+  }
+
+  /** How long a job claimed by a runner stays with it before it is handed out again. */
+  get leaseMilliseconds(): number {
+    return this.leaseMs;
+  }
+
+  /** A remote site's manager asked for work: it is alive (its heartbeat), at this version and address. */
+  async managerSeen(site: string, version: string, address: string): Promise<void> {
+    const { db } = this.d.store;
+    const now = iso(this.d.clock.now());
+    const existing = await db.selectFrom('managers').select('site').where('site', '=', site).executeTakeFirst();
+    if (existing) await db.updateTable('managers').set({ last_seen: now, version, address }).where('site', '=', site).execute();
+    // Two first claims of a site at once: one insert wins, the other's heartbeat is the same.
+    else await db.insertInto('managers').values({ site, last_seen: now, version, address }).execute().catch(() => undefined);
+  }
+
+  /** Claims up to `max` jobs of a site for its manager, each with its appliance's address and (decrypted) credentials. */
+  async claimForSite(site: string, max: number) {
+    const jobs = await claimJobs(this.d.store, { site, claimer: `manager:${site}`, limit: max, leaseMs: this.leaseMs, now: this.d.clock.now() });
+    const out = [];
+    for (const j of jobs) {
+      const { appliance, endpoint } = await this.d.appliances.endpoint(j.applianceId);
+      out.push({ id: j.id, spec: j.spec, appliance: { name: appliance.name, type: appliance.type }, endpoint });
+    }
+    return out;
+  }
+
+  /** Remote sites and when their manager was last seen. */
+  async managers(): Promise<Array<{ site: string; lastSeen: string; version: string | null }>> {
+    const rows = await this.d.store.db.selectFrom('managers').selectAll().orderBy('site').execute();
+    return rows.map((m) => ({ site: m.site, lastSeen: m.last_seen, version: m.version }));
+  }
+
   /** Records a job's outcome (from this controller or a manager) and applies it to the machine. */
   async complete(jobId: string, claimer: string, outcome: Parameters<typeof finishJob>[3]): Promise<boolean> {
     if (!(await finishJob(this.d.store.db, jobId, claimer, outcome, this.d.clock.now()))) return false;
