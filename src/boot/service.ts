@@ -16,7 +16,7 @@ import { claimRun, mintTicket, runClaim } from '../runs/run-tokens.js';
 import { chainScript, claimedScript, installerScript, localBootScript, notEnrolledScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
 import { controllerBaseUrl } from './base-url.js';
 import type { EnrolmentGate } from './enrolment.js';
-import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from './trace.js';
+import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from '../runs/trace.js';
 
 export const BOOT_ACTOR: Actor = { kind: 'system', name: 'boot-service' };
 

@@ -17,8 +17,8 @@ import { getArtifact, getRun, listArtifacts, listRuns, putArtifact, updateStep, 
 import type { RunPrincipal } from '../runs/run-tokens.js';
 import { buildRenderContext, contentTypeOf, isTemplateError, renderArtifacts, renderTemplate, type TemplateKind } from '../templates/index.js';
 import type { BootPlan, BootPlanner } from '../boot/service.js';
-import { currentAttempt, recordStage } from '../boot/trace.js';
-import type { PowerService } from '../lifecycle/power/service.js';
+import { currentAttempt, recordStage } from '../runs/trace.js';
+import type { PowerService } from '../power/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from './template-store.js';
 import { takeQuotaForDeploy } from '../profiles/matching.js';

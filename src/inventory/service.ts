@@ -7,7 +7,7 @@ import { newId, readableName } from '../core/ids.js';
 import { decodeCursor, pageOf, type Page } from '../core/pagination.js';
 import { normalizeMac } from '../core/mac.js';
 import type { MachinesTable } from '../store/schema.js';
-import { recordEvent } from '../lifecycle/events.js';
+import { recordEvent } from './events.js';
 import { isTransitional } from '../lifecycle/states.js';
 import { actorLabel, type Actor, type Machine } from './machine.js';
 import {

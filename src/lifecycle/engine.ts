@@ -9,7 +9,7 @@ import { actorLabel } from '../inventory/machine.js';
 import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import type { MachinesTable } from '../store/schema.js';
 import { createRun, finishRun, type Run } from '../runs/runs.js';
-import { recordEvent } from './events.js';
+import { recordEvent } from '../inventory/events.js';
 import {
   allowedActions,
   findTransition,
