@@ -10,7 +10,7 @@ import type { LifecycleEngine } from '../lifecycle/engine.js';
 import type { Machine, Actor } from '../inventory/machine.js';
 import { findIdentityCandidates, requireMachine } from '../inventory/machine-rows.js';
 import { hasAnyIdentity, normalizeIdentity, resolveIdentity, type Identity } from '../inventory/identity.js';
-import { isTransitional } from '../lifecycle/states.js';
+import { isTransitional } from '../core/states.js';
 import { getRun, type Run } from '../runs/runs.js';
 import { claimRun, mintTicket, runClaim } from '../runs/run-tokens.js';
 import { chainScript, claimedScript, installerScript, localBootScript, notEnrolledScript, retryLaterScript, unidentifiedScript } from './ipxe.js';

@@ -8,7 +8,7 @@ import { decodeCursor, pageOf, type Page } from '../core/pagination.js';
 import { normalizeMac } from '../core/mac.js';
 import type { MachinesTable } from '../store/schema.js';
 import { recordEvent } from './events.js';
-import { isTransitional } from '../lifecycle/states.js';
+import { isTransitional } from '../core/states.js';
 import { actorLabel, type Actor, type Machine } from './machine.js';
 import {
   addMacs,

@@ -12,7 +12,7 @@ import type { Actor, Machine } from '../inventory/machine.js';
 import { actorLabel } from '../inventory/machine.js';
 import { requireMachine } from '../inventory/machine-rows.js';
 import { recordEvent } from '../inventory/events.js';
-import { isTransitional } from '../lifecycle/states.js';
+import { isTransitional } from '../core/states.js';
 import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, type JobSpec, type ProviderJob } from './jobs.js';
 import { executeJob, JobStepError } from './execute.js';
 
