@@ -16,7 +16,7 @@ import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import { getArtifact, getRun, listArtifacts, listRuns, putArtifact, updateStep, type Run } from '../runs/runs.js';
 import type { RunPrincipal } from '../runs/run-tokens.js';
 import { buildRenderContext, contentTypeOf, isTemplateError, renderArtifacts, renderTemplate, type TemplateKind } from '../templates/index.js';
-import type { BootPlan, BootPlanner } from '../boot/service.js';
+import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
 import { currentAttempt, recordStage } from '../runs/trace.js';
 import type { PowerService } from '../power/service.js';
 import type { ImageStore } from '../images/store.js';
