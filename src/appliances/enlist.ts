@@ -12,7 +12,7 @@ import { findIdentityCandidates, requireMachine, updateMachineRow } from '../inv
 import { normalizeIdentity, resolveIdentity } from '../inventory/identity.js';
 import type { DiscoveredSystem } from '../providers/types.js';
 import type { ApplianceService } from './service.js';
-import { checkProviderRef } from './provider-link.js';
+import { checkProviderRef } from '../inventory/provider-link.js';
 
 export interface EnlistEntry {
   system: DiscoveredSystem;

@@ -26,7 +26,7 @@ import {
 } from './machine-rows.js';
 import { normalizeIdentity, normalizeUuid, isJunk, reconcileIdentity, type Identity, type ReportedIdentity } from './identity.js';
 import { releaseMatchOfDeletedMachine } from '../profiles/matching.js';
-import { checkProviderLink } from '../appliances/provider-link.js';
+import { checkProviderLink } from './provider-link.js';
 
 export interface MachineInput {
   name?: string;
