@@ -148,7 +148,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, images, templates };
   const inspection = new InspectionService(engine, inventory);
-  new MatchingService({ store, clock }).attach(engine, inspection);
+  new MatchingService({ store, clock }).attach(engine, inspection, inventory);
   const profiles = new ProfileService(store, clock);
   const pools = new PoolService(store, clock);
   const installer = opts.installer ?? defaultInstallerLocator(config.dataDir);
