@@ -10,14 +10,13 @@ import { actorLabel } from '../inventory/machine.js';
 import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import type { MachinesTable } from '../store/schema.js';
 import { createRun, finishRun, type Run } from '../runs/runs.js';
-import { historyPage, recordEvent, type MachineEvent } from './events.js';
+import { historyPage, recordEvent, type MachineEvent } from '../inventory/events.js';
+import { isTransitional, type State } from '../core/states.js';
 import {
   allowedActions,
   findTransition,
-  isTransitional,
   TARGET_STATE,
   transitionsFrom,
-  type State,
   type Transition,
   type TransitionParams,
 } from './states.js';

@@ -18,7 +18,7 @@ import {
   BootAttemptSchema,
 } from '../schemas.js';
 import { allowedActions } from '../../lifecycle/states.js';
-import { readTrace } from '../../boot/trace.js';
+import { readTrace } from '../../runs/trace.js';
 import type { Machine } from '../../inventory/machine.js';
 import type { MachineFilter } from '../../inventory/machine-rows.js';
 

@@ -1,7 +1,8 @@
 import { Type } from 'typebox';
 import type { App, AppServices } from '../context.js';
 import { PlinthError, messageOf } from '../../core/errors.js';
-import { STATES, TRANSITIONS, TRANSITIONAL, FAILED_STATE } from '../../lifecycle/states.js';
+import { TRANSITIONS, FAILED_STATE } from '../../lifecycle/states.js';
+import { STATES, TRANSITIONAL } from '../../core/states.js';
 
 export async function metaRoutes(app: App, s: AppServices): Promise<void> {
   app.get(
