@@ -10,10 +10,17 @@ import { ProviderError, type ProviderFailure } from '../providers/types.js';
  * writing error bodies, and leave statuses to api/errors.ts.
  */
 const ROUTES = join(import.meta.dirname, 'routes');
-const routeFiles = () =>
+/**
+ * Route files not converted yet: the boot and agent routes, moved here from boot/, whose
+ * handlers the agent session rewrite replaces. A ratchet: each must still break a rule, so
+ * that converting one fails this test until it leaves the list.
+ */
+const NOT_YET_THIN = ['agent.ts', 'boot.ts'];
+const allRouteFiles = () =>
   readdirSync(ROUTES)
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
     .map((f) => ({ file: f, text: readFileSync(join(ROUTES, f), 'utf8') }));
+const routeFiles = () => allRouteFiles().filter(({ file }) => !NOT_YET_THIN.includes(file));
 
 const CAST = /req\.(?:body|params|query|headers)\s+as\b/g;
 const HAND_BUILT_ERROR = /errorBody\(|\{\s*error:\s*\{\s*code:/g;
@@ -30,6 +37,11 @@ describe('routes are typed by their schemas', () => {
     expect('s.get((req.params as { m: string }).m)'.match(CAST)).not.toBeNull();
     expect("reply.status(415).send({ error: { code: 'x', message: 'y' } })".match(HAND_BUILT_ERROR)).not.toBeNull();
     expect(routeFiles().length).toBeGreaterThan(5);
+  });
+
+  it('the files not converted yet still need converting (else they leave NOT_YET_THIN)', () => {
+    const pending = allRouteFiles().filter(({ file, text }) => NOT_YET_THIN.includes(file) && (text.match(CAST) || text.match(HAND_BUILT_ERROR)));
+    expect(pending.map((f) => f.file).sort()).toEqual([...NOT_YET_THIN].sort());
   });
 
   it('no route casts req.body, req.params, req.query or req.headers', () => {

@@ -1,6 +1,7 @@
 import type { Store } from '../store/database.js';
 import { validation } from '../core/errors.js';
 import { decodeCursor, pageOf, type Page } from '../core/pagination.js';
+import { readTrace } from './trace.js';
 import { getArtifact, getRun, listArtifacts, listRuns, readRunLog, type Run, type RunArtifact, type RunLogLine } from './runs.js';
 
 /**
@@ -40,5 +41,10 @@ export class RunService {
     }
     const rows = await listRuns(this.store.db, machineId, { limit: page.limit + 1, ...(before !== undefined ? { before } : {}) });
     return pageOf(rows, page.limit, (r) => `${r.createdAt}|${r.id}`);
+  }
+
+  /** The boot trace: a machine's newest boot attempts, each with every stage the boot service saw. */
+  trace(machineId: string, attempts: number): ReturnType<typeof readTrace> {
+    return readTrace(this.store.db, machineId, attempts);
   }
 }

@@ -18,7 +18,6 @@ import {
   BootAttemptSchema,
 } from '../schemas.js';
 import { allowedActions } from '../../lifecycle/states.js';
-import { readTrace } from '../../runs/trace.js';
 import type { Machine } from '../../inventory/machine.js';
 import type { MachineFilter } from '../../inventory/machine-rows.js';
 
@@ -161,7 +160,7 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
     async (req) => {
       const m = await s.inventory.get(req.params.machine);
       const { attempts } = req.query;
-      return { machine: m.name, lastStage: m.lastStage, attempts: await readTrace(s.store.db, m.id, attempts ?? 10) };
+      return { machine: m.name, lastStage: m.lastStage, attempts: await s.runs.trace(m.id, attempts ?? 10) };
     },
   );
 
