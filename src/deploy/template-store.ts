@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import { newId } from '../core/ids.js';
 import { PlinthError, validation } from '../core/errors.js';
+import { requireMachine } from '../inventory/machine-rows.js';
 import { builtinSource, checkTemplate, isTemplateKind, isTemplateName, type TemplateKind, type TemplateScope, type TemplateSource } from '../templates/index.js';
 
 /**
@@ -30,6 +31,15 @@ export class TemplateStore {
     private readonly store: Store,
     private readonly clock: Clock,
   ) {}
+
+  /** Where an override lives, as an operator names it: the site, a profile by name, a machine by name or id. */
+  async scopeOf(q: { scope?: 'site' | 'profile' | 'machine'; owner?: string }): Promise<OverrideScope> {
+    const scope = q.scope ?? 'site';
+    if (scope === 'site') return { scope: 'site' };
+    if (!q.owner) throw validation('owner', `is required for ${scope} overrides`);
+    if (scope === 'profile') return { scope: 'profile', profile: q.owner };
+    return { scope: 'machine', machineId: (await requireMachine(this.store.db, this.store.dialect, q.owner)).id };
+  }
 
   /** A TemplateSource reading overrides through `db` (pass the transaction's when inside one). */
   source(db: Db = this.store.db): TemplateSource {

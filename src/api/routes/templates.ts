@@ -2,8 +2,6 @@ import { Type } from 'typebox';
 import type { App, AppServices } from '../context.js';
 import { ErrorResponse, StringEnum } from '../schemas.js';
 import { TEMPLATE_KINDS } from '../../templates/index.js';
-import type { OverrideScope } from '../../deploy/template-store.js';
-import { validation } from '../../core/errors.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
 const Override = Type.Object({
@@ -25,14 +23,6 @@ const ScopeQuery = Type.Object(
 const KindName = Type.Object({ kind: StringEnum([...TEMPLATE_KINDS]), name: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
 
 export async function templateRoutes(app: App, s: AppServices): Promise<void> {
-  const scopeOf = async (q: { scope?: string; owner?: string }): Promise<OverrideScope> => {
-    const scope = q.scope ?? 'site';
-    if (scope === 'site') return { scope: 'site' };
-    if (!q.owner) throw validation('owner', `is required for ${scope} overrides`);
-    if (scope === 'profile') return { scope: 'profile', profile: q.owner };
-    return { scope: 'machine', machineId: (await s.inventory.get(q.owner)).id };
-  };
-
   app.get(
     '/api/v1/templates',
     {
@@ -60,7 +50,7 @@ export async function templateRoutes(app: App, s: AppServices): Promise<void> {
     },
     async (req) => {
       const { kind, name } = req.params;
-      return s.templates.put(await scopeOf(req.query), kind, name, req.body.body);
+      return s.templates.put(await s.templates.scopeOf(req.query), kind, name, req.body.body);
     },
   );
 
@@ -69,7 +59,7 @@ export async function templateRoutes(app: App, s: AppServices): Promise<void> {
     { schema: { tags: ['templates'], summary: 'Remove an override', params: KindName, querystring: ScopeQuery, response: { 204: Type.Null(), ...errors } } },
     async (req, reply) => {
       const { kind, name } = req.params;
-      await s.templates.delete(await scopeOf(req.query), kind, name);
+      await s.templates.delete(await s.templates.scopeOf(req.query), kind, name);
       return reply.status(204).send(null);
     },
   );
