@@ -100,6 +100,22 @@ describe.each(backends)('image store on $name', (backend) => {
   const disk = Buffer.alloc(MiB, 0xd1);
   let runToken = '';
 
+  it('answers an upload that is not a byte stream with 415 and a documented code, keeping nothing', async () => {
+    const before = storeFiles();
+    const upload = (contentType: string, payload: string) =>
+      t.controller.app.inject({ method: 'POST', url: '/api/v1/images?name=not-bytes', headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': contentType }, payload });
+    // JSON is parsed before the handler sees it: the handler refuses it.
+    const json = await upload('application/json', '{"bytes":"AAAA"}');
+    expect(json.statusCode, json.body).toBe(415);
+    expect(json.json().error).toEqual({ code: 'unsupported_media_type', message: 'send the image as application/octet-stream' });
+    // A type no parser accepts is refused before the handler runs, with the same code.
+    const text = await upload('text/plain', 'AAAA');
+    expect(text.statusCode, text.body).toBe(415);
+    expect(text.json().error.code).toBe('unsupported_media_type');
+    expect(storeFiles()).toEqual(before);
+    expect((await t.api('GET', '/api/v1/images/not-bytes')).statusCode).toBe(404);
+  });
+
   it('two uploads of one name at once: one wins, its bytes stay whole, the loser keeps nothing', async () => {
     const a = Buffer.alloc(MiB, 0xa1);
     const b = Buffer.alloc(MiB, 0xb2);
