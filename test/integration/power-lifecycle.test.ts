@@ -76,11 +76,16 @@ describe.each(backends)('appliances and power on $name', (backend) => {
     const before = peer.resets.length;
     const r = await t.api('POST', `/api/v1/machines/${m.name}/actions/inspect`, {});
     expect(r.statusCode).toBe(200);
-    for (let i = 0; i < 100 && peer.resets.length === before; i++) await new Promise((x) => setTimeout(x, 100));
+    for (let i = 0; i < 600 && peer.resets.length === before; i++) await new Promise((x) => setTimeout(x, 100));
     // The one-time override was armed before the power-on, and that boot used it.
     expect(peer.resets.slice(before)).toEqual(['On']);
     expect(powerChanges.at(-1)).toEqual({ state: 'On', bootTarget: 'Pxe' });
-    const after = (await t.api('GET', `/api/v1/machines/${m.name}`)).json();
+    // The BMC saw the reset before the job's result is recorded: wait for the record, not the clock.
+    let after = (await t.api('GET', `/api/v1/machines/${m.name}`)).json();
+    for (let i = 0; i < 600 && after.power.state !== 'on'; i++) {
+      await new Promise((x) => setTimeout(x, 100));
+      after = (await t.api('GET', `/api/v1/machines/${m.name}`)).json();
+    }
     expect(after.power).toMatchObject({ state: 'on', source: 'redfish', expected: 'on', drift: false });
   });
 
