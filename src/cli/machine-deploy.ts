@@ -3,8 +3,9 @@ import type { CommandRegistrar } from './context.js';
 import { collect, parsePairs } from './context.js';
 import { UsageError } from './errors.js';
 import type { MachineView, RunView } from '../api/client.js';
+import { DEPLOY_METHODS, isDeployMethod, SIZE_HINTS } from '../protocol/deploy.js';
 
-const HINT_NUMBERS = new Set(['sizeBytes', 'sizeGiB', 'minSizeBytes']);
+const HINT_NUMBERS = new Set<string>(SIZE_HINTS);
 
 export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
   machine
@@ -20,7 +21,8 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
     .option('--reason <text>', 'why (recorded in the history)')
     .option('--json', 'print JSON')
     .action(async (key: string, o: { image?: string; imageUrl?: string; method?: string; sshKey: string[]; rootDevice: string[]; reuseRun?: string; reason?: string; json?: boolean }) => {
-      if (o.method && !['image', 'preseed', 'kickstart', 'autoinstall'].includes(o.method)) throw new UsageError(`--method: '${o.method}' must be image, preseed, kickstart or autoinstall`);
+      const method = o.method;
+      if (method !== undefined && !isDeployMethod(method)) throw new UsageError(`--method: '${method}' must be ${DEPLOY_METHODS.slice(0, -1).join(', ')} or ${DEPLOY_METHODS.at(-1)}`);
       const sshKeys = o.sshKey.flatMap((f) => {
         let text: string;
         try {
@@ -39,7 +41,7 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
       const r = await client.action(key, action, {
         ...(o.image ? { image: o.image } : {}),
         ...(o.imageUrl ? { imageUrl: o.imageUrl } : {}),
-        ...(o.method ? { method: o.method } : {}),
+        ...(method ? { method } : {}),
         ...(sshKeys.length ? { sshKeys } : {}),
         ...(Object.keys(hints).length ? { rootDeviceHints: hints } : {}),
         ...(o.reuseRun ? { reuseRun: o.reuseRun } : {}),

@@ -3,6 +3,8 @@
  * machine's provision state is exactly one row of TRANSITIONS; anything else is refused
  * with a 409 that names the current state and the actions allowed from it.
  */
+import type { RunKind } from '../protocol/runs.js';
+
 export const STATES = [
   'enrolled',
   'inspecting',
@@ -72,7 +74,8 @@ export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
 /** Who may ask for a transition. `system` is the controller itself (sweeper, boot service, matching). */
 export type ActorKind = 'operator' | 'system' | 'agent';
 
-export type RunKind = 'inspect' | 'deploy' | 'wipe';
+/** Run kinds are the agent protocol's (protocol/runs.ts); transitions name the kind they start. */
+export type { RunKind };
 
 export interface Transition {
   action: Action;
