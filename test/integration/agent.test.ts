@@ -132,18 +132,27 @@ describe('agent against a running controller', () => {
 });
 
 describe('agent boundaries', () => {
-  it('imports only src/agent and src/core (it runs inside the installer)', async () => {
+  /** Relative imports of `dir`'s modules that leave the directories in `allowed`. */
+  async function importsOutside(dir: string, allowed: string[]): Promise<string[]> {
     const { readdirSync, readFileSync, statSync } = await import('node:fs');
     const { dirname, resolve, relative } = await import('node:path');
     const root = resolve('src');
     const walk = (d: string): string[] => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
     const offenders: string[] = [];
-    for (const f of walk(join(root, 'agent')).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.endsWith('test-fixtures.ts'))) {
+    for (const f of walk(join(root, dir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.endsWith('test-fixtures.ts'))) {
       for (const m of readFileSync(f, 'utf8').matchAll(/from '(\.[^']+)'/g)) {
         const target = relative(root, resolve(dirname(f), m[1]!));
-        if (!target.startsWith('agent/') && !target.startsWith('core/')) offenders.push(`${relative(root, f)} → ${target}`);
+        if (!allowed.some((a) => target.startsWith(`${a}/`))) offenders.push(`${relative(root, f)} → ${target}`);
       }
     }
-    expect(offenders).toEqual([]);
+    return offenders;
+  }
+
+  it('imports only src/agent, src/core and the protocol (it runs inside the installer)', async () => {
+    expect(await importsOutside('agent', ['agent', 'core', 'protocol'])).toEqual([]);
+  });
+
+  it('speaks a protocol that depends on nothing of the controller', async () => {
+    expect(await importsOutside('protocol', ['protocol', 'core'])).toEqual([]);
   });
 });
