@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 import type { Store } from '../store/database.js';
 import { PlinthError } from '../core/errors.js';
 import { verifyRunToken, type RunPrincipal } from '../runs/run-tokens.js';
@@ -23,12 +23,7 @@ import {
   StepParamsSchema,
   StepReportAnswerSchema,
   StepReportSchema,
-  type FailReport,
-  type Heartbeat,
-  type HelloRequest,
   type InstalledReport,
-  type LogBatch,
-  type StepReport,
 } from '../protocol/agent.js';
 import type { Facts } from '../core/facts.js';
 import type { AgentSession } from './agent-session.js';
@@ -74,88 +69,42 @@ export function agentRoutes(deps: AgentApiDeps) {
     };
     const route = { config: { role: 'public' as const }, onRequest: authenticate };
 
-    app.post(
-      '/agent/v1/hello',
-      {
-        ...route,
-        schema: {
-          tags: ['agent'],
-          summary: 'The agent started: the run moves to its *-wait state',
-          security: [],
-          body: HelloRequestSchema,
-          response: { 200: HelloResponseSchema, ...errors },
+    /**
+     * A POST the agent makes with its run ticket: authenticated before the body is read, the
+     * body checked against `body`, the answer serialised through `answer` (protocol/agent.ts).
+     */
+    const report = <B extends TSchema>(
+      path: string,
+      summary: string,
+      body: B,
+      answer: TSchema,
+      handle: (p: RunPrincipal, body: Static<B>, req: FastifyRequest) => Promise<unknown>,
+      extra: { bodyLimit?: number; params?: TSchema; preValidation?: (req: FastifyRequest) => Promise<void> } = {},
+    ) =>
+      app.post(
+        path,
+        {
+          ...route,
+          ...(extra.bodyLimit ? { bodyLimit: extra.bodyLimit } : {}),
+          ...(extra.preValidation ? { preValidation: extra.preValidation } : {}),
+          schema: { tags: ['agent'], summary, security: [], ...(extra.params ? { params: extra.params } : {}), body, response: { 200: answer, ...errors } },
         },
-      },
-      async (req) => session.hello(req.run!, req.body as HelloRequest),
-    );
+        async (req) => handle(req.run!, req.body as Static<B>, req),
+      );
 
-    app.post(
-      '/agent/v1/facts',
-      {
-        ...route,
-        bodyLimit: 16 * 1024 * 1024,
-        schema: { tags: ['agent'], summary: 'Inspection facts; ends an inspection run', security: [], body: FactsSchema, response: { 200: NextAnswerSchema, ...errors } },
+    report('/agent/v1/hello', 'The agent started: the run moves to its *-wait state', HelloRequestSchema, HelloResponseSchema, (p, body) => session.hello(p, body));
+    report('/agent/v1/facts', 'Inspection facts; ends an inspection run', FactsSchema, NextAnswerSchema, (p, facts) => session.facts(p, facts as Facts), { bodyLimit: 16 * 1024 * 1024 });
+    report('/agent/v1/log', 'Installer log lines, stored with the run', LogBatchSchema, LogAnswerSchema, (p, body) => session.log(p, body.lines));
+    report('/agent/v1/heartbeat', 'The agent is alive; the answer says what to do next', HeartbeatSchema, HeartbeatAnswerSchema, (p, body) => session.heartbeat(p, body));
+    report('/agent/v1/steps/:name', 'A deploy or wipe step started, succeeded or failed', StepReportSchema, StepReportAnswerSchema, (p, body, req) => session.step(p, (req.params as Static<typeof StepParamsSchema>).name, body), {
+      params: StepParamsSchema,
+    });
+    report('/agent/v1/boot-local', 'The image is written: boot the installed OS from now on', BootLocalRequestSchema, BootLocalAnswerSchema, (p) => session.bootLocal(p), {
+      preValidation: async (req) => {
+        req.body ??= {};
       },
-      async (req) => session.facts(req.run!, req.body as Facts),
-    );
-
-    app.post(
-      '/agent/v1/log',
-      {
-        ...route,
-        schema: { tags: ['agent'], summary: 'Installer log lines, stored with the run', security: [], body: LogBatchSchema, response: { 200: LogAnswerSchema, ...errors } },
-      },
-      async (req) => session.log(req.run!, (req.body as LogBatch).lines),
-    );
-
-    app.post(
-      '/agent/v1/heartbeat',
-      {
-        ...route,
-        schema: {
-          tags: ['agent'],
-          summary: 'The agent is alive; the answer says what to do next',
-          security: [],
-          body: HeartbeatSchema,
-          response: { 200: HeartbeatAnswerSchema, ...errors },
-        },
-      },
-      async (req) => session.heartbeat(req.run!, req.body as Heartbeat),
-    );
-
-    app.post(
-      '/agent/v1/steps/:name',
-      {
-        ...route,
-        schema: {
-          tags: ['agent'],
-          summary: 'A deploy or wipe step started, succeeded or failed',
-          security: [],
-          params: StepParamsSchema,
-          body: StepReportSchema,
-          response: { 200: StepReportAnswerSchema, ...errors },
-        },
-      },
-      async (req) => session.step(req.run!, (req.params as { name: string }).name, req.body as StepReport),
-    );
-
-    app.post(
-      '/agent/v1/boot-local',
-      {
-        ...route,
-        schema: {
-          tags: ['agent'],
-          summary: 'The image is written: boot the installed OS from now on',
-          security: [],
-          body: BootLocalRequestSchema,
-          response: { 200: BootLocalAnswerSchema, ...errors },
-        },
-        preValidation: async (req) => {
-          req.body ??= {};
-        },
-      },
-      async (req) => session.bootLocal(req.run!),
-    );
+    });
+    report('/agent/v1/fail', 'The agent gives up: the machine goes to its *-failed state with this error', FailReportSchema, HeartbeatAnswerSchema, (p, body) => session.fail(p, body));
 
     app.get(
       '/agent/v1/images/:name',
@@ -197,21 +146,6 @@ export function agentRoutes(deps: AgentApiDeps) {
         if (!found) throw new PlinthError('unauthorized', 'callback token is unknown, or its deploy has ended');
         return session.installed(found, req.body as InstalledReport, req.ip ?? null);
       },
-    );
-
-    app.post(
-      '/agent/v1/fail',
-      {
-        ...route,
-        schema: {
-          tags: ['agent'],
-          summary: 'The agent gives up: the machine goes to its *-failed state with this error',
-          security: [],
-          body: FailReportSchema,
-          response: { 200: HeartbeatAnswerSchema, ...errors },
-        },
-      },
-      async (req) => session.fail(req.run!, req.body as FailReport),
     );
   };
 }
