@@ -6,7 +6,7 @@ import { PlinthError, validation } from '../core/errors.js';
 import { redactSecrets } from '../core/redact.js';
 import type { Config } from '../config/schema.js';
 import type { LifecycleEngine, MachineTransaction } from '../lifecycle/engine.js';
-import type { InspectionService } from '../inventory/inspection.js';
+import type { InspectionService } from '../inspection/service.js';
 import type { Actor, Machine } from '../inventory/machine.js';
 import { appendRunLogWithin, getRun, updateStep, type Run } from '../runs/runs.js';
 import type { RunPrincipal } from '../runs/run-tokens.js';
@@ -26,8 +26,8 @@ import type {
   StepReport,
   StepReportAnswer,
 } from '../protocol/agent.js';
-import { currentAttempt, recordStage } from './trace.js';
-import type { DeployRuns } from './deploy-runs.js';
+import { currentAttempt, recordStage } from '../runs/trace.js';
+import type { DeployRuns } from '../deploy/deploy-runs.js';
 
 export interface AgentSessionDeps {
   store: Store;

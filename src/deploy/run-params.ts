@@ -3,7 +3,7 @@ import type { DeployMethod, RootDeviceHints } from '../protocol/deploy.js';
 
 /**
  * What a deploy run carries from its preparation (DeployService) to its machine
- * (boot/deploy-runs.ts): the run's recorded parameters and the callback secret's placeholder.
+ * (deploy-runs.ts): the run's recorded parameters and the callback secret's placeholder.
  */
 
 /**

@@ -1,10 +1,11 @@
 /**
  * The kinds of run a machine goes through and their steps, in order. The controller plans
- * every step when it creates a run; the agent reports the ones it does (AGENT_STEPS) by
- * name, and the controller records the others itself.
+ * every step when it creates a run; the agent reports the ones it does (DEPLOY_STEPS,
+ * WIPE_STEPS) by name, and the controller records the others itself.
  */
-export const RUN_KINDS = ['inspect', 'deploy', 'wipe'] as const;
-export type RunKind = (typeof RUN_KINDS)[number];
+import type { RunKind } from '../core/states.js';
+
+export type { RunKind };
 
 /** Steps the agent runs and reports (POST /agent/v1/steps/{name}), per run kind. */
 export const DEPLOY_STEPS = ['select-disk', 'write-image', 'grow-root', 'configure'] as const;

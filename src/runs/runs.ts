@@ -3,7 +3,8 @@ import { sql } from 'kysely';
 import type { Db } from '../store/database.js';
 import { fromJson, toJson } from '../store/database.js';
 import type { RunsTable } from '../store/schema.js';
-import { PLANNED_STEPS, type RunKind } from '../protocol/runs.js';
+import type { RunKind } from '../core/states.js';
+import { PLANNED_STEPS } from '../protocol/runs.js';
 import { newId } from '../core/ids.js';
 import { PlinthError } from '../core/errors.js';
 

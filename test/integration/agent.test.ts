@@ -130,29 +130,3 @@ describe('agent against a running controller', () => {
     expect(calls.slice(0, 4).every((c) => c.endsWith('/agent/v1/hello'))).toBe(true);
   });
 });
-
-describe('agent boundaries', () => {
-  /** Relative imports of `dir`'s modules that leave the directories in `allowed`. */
-  async function importsOutside(dir: string, allowed: string[]): Promise<string[]> {
-    const { readdirSync, readFileSync, statSync } = await import('node:fs');
-    const { dirname, resolve, relative } = await import('node:path');
-    const root = resolve('src');
-    const walk = (d: string): string[] => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
-    const offenders: string[] = [];
-    for (const f of walk(join(root, dir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.endsWith('test-fixtures.ts'))) {
-      for (const m of readFileSync(f, 'utf8').matchAll(/from '(\.[^']+)'/g)) {
-        const target = relative(root, resolve(dirname(f), m[1]!));
-        if (!allowed.some((a) => target.startsWith(`${a}/`))) offenders.push(`${relative(root, f)} → ${target}`);
-      }
-    }
-    return offenders;
-  }
-
-  it('imports only src/agent, src/core and the protocol (it runs inside the installer)', async () => {
-    expect(await importsOutside('agent', ['agent', 'core', 'protocol'])).toEqual([]);
-  });
-
-  it('speaks a protocol that depends on nothing of the controller', async () => {
-    expect(await importsOutside('protocol', ['protocol', 'core'])).toEqual([]);
-  });
-});

@@ -8,19 +8,19 @@ import type { InventoryService } from '../inventory/service.js';
 import type { Machine } from '../inventory/machine.js';
 import { getArtifact, getRun, updateStep, type Run } from '../runs/runs.js';
 import type { RunPrincipal } from '../runs/run-tokens.js';
-import type { BootPlan, BootPlanner } from './service.js';
-import { currentAttempt, recordStage } from './trace.js';
-import type { PowerService } from '../lifecycle/power/service.js';
+import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
+import { currentAttempt, recordStage } from '../runs/trace.js';
+import type { PowerService } from '../power/service.js';
 import type { SecretBox } from '../auth/secrets.js';
 import type { DeployParams, InstalledReport, Progress } from '../protocol/agent.js';
-import type { ProfileLookup } from '../deploy/service.js';
-import { IPXE_TEMPLATE, sha256Hex, withCallbackSecret, type DeployRunParams } from '../deploy/run-params.js';
+import type { ProfileLookup } from './service.js';
+import { IPXE_TEMPLATE, sha256Hex, withCallbackSecret, type DeployRunParams } from './run-params.js';
 
 /**
  * A deploy run as its machine lives it, once DeployService has prepared it: the parameters
  * its agent works from, the deadlines that follow the image write, the switch to booting
  * the disk, the boot plans of installer-native methods, and the callback secret by which
- * the installed OS (or a native installer) reports in. The agent session (agent-session.ts)
+ * the installed OS (or a native installer) reports in. The agent session (boot/agent-session.ts)
  * calls these inside its transaction, passing the locked machine.
  */
 

@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static, type TSchema } from 'typebox';
-import type { Store } from '../store/database.js';
-import { PlinthError } from '../core/errors.js';
-import { verifyRunToken, type RunPrincipal } from '../runs/run-tokens.js';
-import { ErrorResponse } from '../api/schemas.js';
-import type { ImageStore } from '../images/store.js';
-import type { SendFile } from '../api/send-file.js';
-import { FactsSchema } from '../protocol/facts.js';
+import type { Store } from '../../store/database.js';
+import { PlinthError } from '../../core/errors.js';
+import { verifyRunToken, type RunPrincipal } from '../../runs/run-tokens.js';
+import { ErrorResponse } from '../schemas.js';
+import type { ImageStore } from '../../images/store.js';
+import type { SendFile } from '../send-file.js';
+import { FactsSchema } from '../../protocol/facts.js';
 import {
   BootLocalAnswerSchema,
   BootLocalRequestSchema,
@@ -24,10 +24,10 @@ import {
   StepReportAnswerSchema,
   StepReportSchema,
   type InstalledReport,
-} from '../protocol/agent.js';
-import type { Facts } from '../core/facts.js';
-import type { AgentSession } from './agent-session.js';
-import type { DeployRuns } from './deploy-runs.js';
+} from '../../protocol/agent.js';
+import type { Facts } from '../../core/facts.js';
+import type { AgentSession } from '../../boot/agent-session.js';
+import type { DeployRuns } from '../../deploy/deploy-runs.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -55,7 +55,7 @@ const bearer = (req: FastifyRequest) => /^Bearer\s+(\S+)$/i.exec(req.headers.aut
  * first call with a valid ticket claims the run; from then on only that ticket works. The
  * token is checked when the request arrives (onRequest), before its body is read: an
  * unauthenticated client cannot make the controller parse megabytes of JSON. Each route
- * only translates: principal and body in, the session's answer out (agent-session.ts).
+ * only translates: principal and body in, the session's answer out (boot/agent-session.ts).
  */
 export function agentRoutes(deps: AgentApiDeps) {
   const { session } = deps;
