@@ -18,6 +18,8 @@ import { EnrolmentGate } from './boot/enrolment.js';
 import { TICKET_KEY_PURPOSE } from './runs/run-tokens.js';
 import { bootRoutes } from './api/routes/boot.js';
 import { agentRoutes } from './api/routes/agent.js';
+import { AgentSession } from './boot/agent-session.js';
+import { DeployRuns } from './deploy/deploy-runs.js';
 import { existsSync } from 'node:fs';
 import { TftpServer } from './boot/tftp.js';
 import { hostname } from 'node:os';
@@ -145,8 +147,9 @@ export async function createController(config: Config, opts: ControllerOptions =
   const leftovers = await images.removeLeftovers();
   if (leftovers.length) log.info({ files: leftovers }, `removed ${leftovers.length} leftover upload file(s) from the image store`);
   const templates = new TemplateStore(store, clock);
-  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, power, config: machineConfig, log, secrets: secrets.box });
+  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, config: machineConfig, log, secrets: secrets.box });
   deploy.profileLookup = lookupProfileDeploy;
+  const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const actions = new OperatorActions({ store, inventory, engine, deploy });
   const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, actions, runs: new RunService(store), images, templates };
@@ -169,14 +172,14 @@ export async function createController(config: Config, opts: ControllerOptions =
     ticketKey,
     enrolment: new EnrolmentGate(config.enrolment, clock),
   });
-  boot.addPlanner(deploy.planner);
+  boot.addPlanner(deployRuns.planner);
   const sendFile = fileSender({ dataDir: config.dataDir, accelRedirect: config.accelRedirect });
   const app = await buildApp(services, {
     logger: log,
     https: tls,
     extraRoutes: [
-      bootRoutes({ boot, store, clock, installer, deploy, images, sendFile }),
-      agentRoutes({ store, clock, engine, inspection, deploy, images, config, sendFile, ticketKey }),
+      bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile }),
+      agentRoutes({ store, session: new AgentSession({ store, clock, engine, inspection, deployRuns, images, config }), deployRuns, images, sendFile, ticketKey }),
       applianceRoutes,
       powerRoutes,
       managerRoutes,

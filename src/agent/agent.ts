@@ -3,7 +3,8 @@ import type { AgentConfig } from './cmdline.js';
 import { AgentClient, AgentHttpError } from './client.js';
 import { LogShipper } from './log-shipper.js';
 import { isStepError } from './steps/errors.js';
-import { parseDeployParams, parseWipeParams, type BootLocalAnswer, type StepReportAnswer } from './steps/protocol.js';
+import type { AgentNext, BootLocalAnswer, FailReport, HelloRequest, HelloResponse, Heartbeat, NextAnswer, Progress, StepReport, StepReportAnswer } from '../protocol/agent.js';
+import { parseDeployParams, parseWipeParams } from './steps/protocol.js';
 import { candidateDisks } from './steps/root-disk.js';
 import { runDeploySteps, runWipeSteps, type StepRunnerDeps } from './steps/runner.js';
 
@@ -24,11 +25,8 @@ export interface AgentDeps {
 
 export type AgentOutcome = { result: 'done'; next: string } | { result: 'failed'; message: string } | { result: 'rejected'; message: string };
 
-interface Hello {
-  machine: { id: string; name: string };
-  run: { id: string; kind: string; params: Record<string, unknown> };
-  heartbeatSeconds: number;
-}
+/** The hello answer as it arrives: its params are checked (protocol.ts) before the agent acts on them. */
+type Hello = Omit<HelloResponse, 'run'> & { run: { id: string; kind: string; params: unknown } };
 
 export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
   const client = new AgentClient({
@@ -41,7 +39,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
   log.start();
   let hello: Hello;
   try {
-    hello = await client.post<Hello>('/agent/v1/hello', { agentVersion: deps.version });
+    hello = await client.post<Hello>('/agent/v1/hello', { agentVersion: deps.version } satisfies HelloRequest);
   } catch (e) {
     // Without a valid run there is nobody to report to: say so on the console and stop.
     await log.stop().catch(() => undefined);
@@ -53,17 +51,17 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
   /** The step under way, for the heartbeat. */
   let currentStep: string | null = null;
   /** How far the image write is, for the controller's deadline. */
-  let progress: { bytesWritten: number; totalBytes: number; bytesPerSecond: number } | null = null;
+  let progress: Progress | null = null;
   const heartbeat = setInterval(
     () =>
       void client
-        .post('/agent/v1/heartbeat', { ...(currentStep ? { step: currentStep } : {}), ...(progress && currentStep === 'write-image' ? { progress } : {}) })
+        .post('/agent/v1/heartbeat', { ...(currentStep ? { step: currentStep } : {}), ...(progress && currentStep === 'write-image' ? { progress } : {}) } satisfies Heartbeat)
         .catch(() => undefined),
     hello.heartbeatSeconds * 1000,
   );
   heartbeat.unref();
   try {
-    let next = 'wait';
+    let next: AgentNext = 'wait';
     if (hello.run.kind === 'inspect') {
       const started = Date.now();
       const facts = await deps.inspect((l) => log.line(l));
@@ -72,7 +70,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
           `${facts.disks.length} disk(s), ${facts.nics.length} NIC(s), ${facts.hw.length} hw lines`,
       );
       await log.flush();
-      ({ next } = await client.post<{ next: string }>('/agent/v1/facts', facts));
+      ({ next } = await client.post<NextAnswer>('/agent/v1/facts', facts));
     } else if (hello.run.kind === 'deploy' || hello.run.kind === 'wipe') {
       // Deploy and wipe runs report each step; the run's last answer says how to end.
       let lastStepAnswer: StepReportAnswer = {};
@@ -81,7 +79,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
         inspectDisks: async () => candidateDisks(await deps.inspect((l) => log.line(l))),
         reportStep: async (name, status, report = {}) => {
           currentStep = status === 'running' ? name : null;
-          lastStepAnswer = await client.post<StepReportAnswer>(`/agent/v1/steps/${encodeURIComponent(name)}`, { status, ...report });
+          lastStepAnswer = await client.post<StepReportAnswer>(`/agent/v1/steps/${encodeURIComponent(name)}`, { status, ...report } satisfies StepReport);
         },
       };
       if (hello.run.kind === 'deploy') {
@@ -120,7 +118,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
     // A step's failure carries its code (image, disk...) and the step as the stage.
     const code = isStepError(e) ? e.code : 'agent';
     const stage = isStepError(e) ? e.step : undefined;
-    await client.post('/agent/v1/fail', { code, message: message.slice(0, 4000), ...(stage ? { stage } : {}) }).catch(() => undefined);
+    await client.post('/agent/v1/fail', { code, message: message.slice(0, 4000), ...(stage ? { stage } : {}) } satisfies FailReport).catch(() => undefined);
     return { result: 'failed', message };
   }
 }

@@ -1,3 +1,4 @@
+import type { LogBatch } from '../protocol/agent.js';
 import type { AgentClient } from './client.js';
 
 /**
@@ -5,7 +6,7 @@ import type { AgentClient } from './client.js';
  * so the run keeps its installer log even when the machine is gone.
  */
 export class LogShipper {
-  private pending: { at: string; stream: string; line: string }[] = [];
+  private pending: Required<LogBatch['lines'][number]>[] = [];
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -33,7 +34,7 @@ export class LogShipper {
       if (this.pending.length === 0) return;
       const batch = this.pending.splice(0, 1000);
       try {
-        await this.client.post('/agent/v1/log', { lines: batch });
+        await this.client.post('/agent/v1/log', { lines: batch } satisfies LogBatch);
       } catch {
         this.pending.unshift(...batch);
       }

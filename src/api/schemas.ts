@@ -3,6 +3,7 @@ import { MACHINE_NAME_PATTERN } from '../core/ids.js';
 import { OPERATOR_ACTIONS } from '../lifecycle/states.js';
 import { STATES } from '../core/states.js';
 import { SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
+import { DeployMethodSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
 
 /**
  * The API's schemas: the same objects validate requests (ajv), shape responses
@@ -191,19 +192,7 @@ export const ActionParams = Type.Object(
   Strict,
 );
 
-export const RootDeviceHintsSchema = Type.Object(
-  {
-    name: Type.Optional(Type.String({ maxLength: 128 })),
-    sizeBytes: Type.Optional(Type.Integer({ minimum: 1 })),
-    sizeGiB: Type.Optional(Type.Integer({ minimum: 1 })),
-    minSizeBytes: Type.Optional(Type.Integer({ minimum: 1 })),
-    serial: Type.Optional(Type.String({ maxLength: 256 })),
-    wwn: Type.Optional(Type.String({ maxLength: 256 })),
-    model: Type.Optional(Type.String({ maxLength: 256 })),
-    vendor: Type.Optional(Type.String({ maxLength: 256 })),
-  },
-  { ...Strict, description: 'which disk gets the image (Ironic-style root device hints); default: the smallest that fits' },
-);
+export { RootDeviceHintsSchema } from '../protocol/deploy.js';
 
 export const ActionBody = Type.Object(
   {
@@ -211,7 +200,7 @@ export const ActionBody = Type.Object(
     wipe: Type.Optional(StringEnum(['none', 'quick', 'full'], { description: 'release and wipe: how to erase the disks' })),
     image: Type.Optional(Type.String({ maxLength: 100, description: 'deploy: image-store name (default: the profile\'s, else deploy.defaultImage)' })),
     imageUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://', description: 'deploy: fetch the image from this mirror instead' })),
-    method: Type.Optional(StringEnum(['image', 'preseed', 'kickstart', 'autoinstall'])),
+    method: Type.Optional(DeployMethodSchema),
     sshKeys: Type.Optional(Type.Array(Type.String({ minLength: 16, maxLength: 16384, pattern: SSH_KEY_PATTERN }), { maxItems: 100 })),
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
     reuseRun: Type.Optional(Type.String({ maxLength: 64, description: 'deploy again with this run\'s artifacts, byte for byte' })),

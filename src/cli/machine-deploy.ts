@@ -3,8 +3,9 @@ import type { CommandRegistrar } from './context.js';
 import { collect, oneOf, parsePairs } from './context.js';
 import { UsageError } from './errors.js';
 import type { MachineView, RunView } from '../api/client.js';
+import { DEPLOY_METHODS, SIZE_HINTS } from '../protocol/deploy.js';
 
-const HINT_NUMBERS = new Set(['sizeBytes', 'sizeGiB', 'minSizeBytes']);
+const HINT_NUMBERS = new Set<string>(SIZE_HINTS);
 
 export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
   machine
@@ -20,7 +21,7 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
     .option('--reason <text>', 'why (recorded in the history)')
     .option('--json', 'print JSON')
     .action(async (key: string, o: { image?: string; imageUrl?: string; method?: string; sshKey: string[]; rootDevice: string[]; reuseRun?: string; reason?: string; json?: boolean }) => {
-      const method = o.method ? oneOf(o.method, '--method', ['image', 'preseed', 'kickstart', 'autoinstall']) : undefined;
+      const method = o.method ? oneOf(o.method, '--method', DEPLOY_METHODS) : undefined;
       const sshKeys = o.sshKey.flatMap((f) => {
         let text: string;
         try {

@@ -7,7 +7,7 @@
  * What a machine may report in the fields that reach rendered formats. Facts come from
  * whoever holds a run token on the provisioning network, and disk and NIC names end up on
  * preseed lines, kickstart commands and kernel command lines: they are checked when they
- * arrive (src/boot/facts-schema.ts) and again where they are used (src/templates/context.ts).
+ * arrive (src/protocol/facts.ts) and again where they are used (src/templates/context.ts).
  */
 
 /** A kernel block device name as lsblk reports it (sda, nvme0n1, cciss/c0d0): no spaces, quotes or `..`. */

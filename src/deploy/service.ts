@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db, Store } from '../store/database.js';
@@ -14,16 +13,13 @@ import type { InventoryService } from '../inventory/service.js';
 import type { Actor, Machine } from '../inventory/machine.js';
 import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import { getArtifact, getRun, listArtifacts, listRuns, putArtifact, updateStep, type Run } from '../runs/runs.js';
-import type { RunPrincipal } from '../runs/run-tokens.js';
 import { buildRenderContext, contentTypeOf, isTemplateError, renderArtifacts, renderTemplate, type TemplateKind } from '../templates/index.js';
-import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
-import { currentAttempt, recordStage } from '../runs/trace.js';
-import type { PowerService } from '../power/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from './template-store.js';
 import { takeQuotaForDeploy } from '../profiles/matching.js';
 import type { SecretBox } from '../auth/secrets.js';
-import type { RootDeviceHints } from '../agent/steps/protocol.js';
+import type { DeployMethod, RootDeviceHints } from '../protocol/deploy.js';
+import { CALLBACK_PLACEHOLDER, IPXE_TEMPLATE, sha256Hex, type DeployRunParams } from './run-params.js';
 
 /**
  * Deployment: from an `available` machine to an installed OS that reports in, by writing an
@@ -33,17 +29,8 @@ import type { RootDeviceHints } from '../agent/steps/protocol.js';
  * `lastError.code` = image, disk or template — and kept with the run, so that a redeploy
  * with `reuseRun` hands out byte-identical artifacts.
  */
-export const DEPLOY_METHODS = ['image', 'preseed', 'kickstart', 'autoinstall'] as const;
-
-/**
- * What rendered artifacts carry where the run's callback secret goes. The secret is minted
- * per run and sealed on the run row; it replaces this placeholder only on the way to the
- * machine (its native installer's script and artifacts, the agent's hello). Stored artifacts
- * never contain it — readers see the placeholder, and `--reuse-run` copies them byte for byte
- * while the new run gets its own secret.
- */
-export const CALLBACK_PLACEHOLDER = 'plcb_run-secret-placeholder';
-export type DeployMethod = (typeof DEPLOY_METHODS)[number];
+export { CALLBACK_PLACEHOLDER } from './run-params.js';
+export type { DeployMethod } from '../protocol/deploy.js';
 
 export interface DeployRequest {
   image?: string;
@@ -66,27 +53,6 @@ export interface ProfileDeploy {
 export type ProfileLookup = (db: Db, machine: Machine) => Promise<ProfileDeploy>;
 const NO_PROFILE: ProfileLookup = async () => ({ profile: null, vars: {}, deploy: null });
 
-/** What the run records, beyond what the agent needs. */
-interface DeployRunParams extends Record<string, unknown> {
-  method: DeployMethod;
-  image: string | null;
-  imageSha256: string | null;
-  imageSize: number | null;
-  imageUrl: string | null;
-  rootDeviceHints: RootDeviceHints | null;
-  profile: string | null;
-  sshKeyCount: number;
-  reuseRun: string | null;
-  prepareError: { code: string; message: string } | null;
-}
-
-const IPXE_TEMPLATE: Record<Exclude<DeployMethod, 'image'>, string> = {
-  preseed: 'debian-installer',
-  kickstart: 'anaconda',
-  autoinstall: 'ubuntu-autoinstall',
-};
-
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
 
 export interface DeployServiceDeps {
@@ -96,7 +62,6 @@ export interface DeployServiceDeps {
   inventory: InventoryService;
   images: ImageStore;
   templates: TemplateStore;
-  power: PowerService;
   config: Config;
   log: Logger;
   profileLookup?: ProfileLookup;
@@ -171,7 +136,7 @@ export class DeployService {
     let artifacts: { name: string; contentType: string; body: string }[] = [];
     // Every run its own callback secret, a reused run's artifacts included: the old one dies with its run.
     const secret = newSecret('plcb');
-    const callbackHash = sha(secret);
+    const callbackHash = sha256Hex(secret);
     try {
       if (method === 'image') {
         const name = req.image ?? profile.deploy?.image ?? this.d.config.deploy.defaultImage;
@@ -292,139 +257,6 @@ export class DeployService {
     return Object.fromEntries(Object.entries(await renderArtifacts(source, kind, ctx, scope)).map(([n, r]) => [n, r.body]));
   }
 
-  /** The parameters the agent works from, in the hello answer (src/agent/steps/protocol.ts). */
-  async agentParams(run: Run): Promise<Record<string, unknown>> {
-    if (run.kind === 'wipe') return { mode: run.params.wipe === 'full' ? 'full' : 'quick' };
-    if (run.kind !== 'deploy') return run.params;
-    const p = run.params as DeployRunParams;
-    const secret = await this.callbackSecret(run.id);
-    const artifact = async (name: string) => withCallbackSecret((await getArtifact(this.d.store.db, run.id, name)).body, secret);
-    return {
-      image: {
-        url: p.imageUrl ?? `/agent/v1/images/${encodeURIComponent(p.image ?? '')}`,
-        sha256: p.imageSha256,
-        sizeBytes: p.imageSize,
-        format: 'raw',
-      },
-      ...(p.rootDeviceHints ? { rootDeviceHints: p.rootDeviceHints } : {}),
-      seed: {
-        userData: await artifact('cloud-init/user-data'),
-        metaData: await artifact('cloud-init/meta-data'),
-        networkConfig: await artifact('cloud-init/network-config'),
-      },
-    };
-  }
-
-  /** The deploy-wait deadline grows with the image: the write at the assumed speed, twice, plus the first boot. */
-  deadlineAfterHello(run: Run): number | undefined {
-    if (run.kind !== 'deploy') return undefined;
-    const size = Number((run.params as DeployRunParams).imageSize ?? 0);
-    const estimate = (size / (this.d.config.deploy.assumedWriteMBps * 1e6)) * 2000 + this.d.config.ms.deploy.firstBootAllowance;
-    return Math.max(this.d.config.ms.deadlines['deploy-wait'], estimate);
-  }
-
-  /** As the write progresses, the deadline follows the throughput observed so far. */
-  /**
-   * As the write progresses, the deadline follows the throughput observed so far — within a
-   * bound: never further than the deploy-wait deadline a fresh hello would get for this image
-   * (twice the write at the assumed speed plus the first boot), counted from now. A slow or
-   * lying agent cannot push the deadline out to any date it likes; inconsistent numbers are
-   * refused (400) and change nothing.
-   */
-  async onProgress(p: RunPrincipal, progress: { bytesWritten: number; totalBytes: number; bytesPerSecond: number }): Promise<void> {
-    if (progress.bytesWritten > progress.totalBytes) throw validation('progress.bytesWritten', 'is larger than progress.totalBytes');
-    if (p.kind !== 'deploy') return;
-    const run = await getRun(this.d.store.db, p.runId);
-    const size = (run.params as DeployRunParams).imageSize;
-    if (size !== null && size !== undefined && progress.totalBytes !== Number(size)) throw validation('progress.totalBytes', `is not the size of the run's image (${size} bytes)`);
-    if (progress.bytesPerSecond <= 0) return;
-    const now = this.d.clock.now().getTime();
-    const remainingMs = ((progress.totalBytes - progress.bytesWritten) / progress.bytesPerSecond) * 2000;
-    const wanted = now + remainingMs + this.d.config.ms.deploy.firstBootAllowance;
-    const bound = now + (this.deadlineAfterHello(run) ?? 0);
-    await this.d.engine.extendDeadline(p.machineId, p.runId, Math.min(wanted, bound));
-  }
-
-  /** Boot plans during deploys: local disk once the image is written, the distribution's installer for native methods. */
-  readonly planner: BootPlanner = async (_m, run) => {
-    if (run.kind !== 'deploy') return null;
-    const reboot = run.steps.find((s) => s.name === 'reboot');
-    if (reboot && reboot.status !== 'pending') return { kind: 'local', why: 'its image is written; booting the installed OS' };
-    const p = run.params as DeployRunParams;
-    if (p.method === 'image' || p.prepareError) return null;
-    const name = `ipxe/${IPXE_TEMPLATE[p.method]}`;
-    const body = (await getArtifact(this.d.store.db, run.id, name)).body;
-    const secret = await this.callbackSecret(run.id);
-    const plan: BootPlan = { kind: 'script', decision: `${p.method}-installer`, render: () => withCallbackSecret(body, secret) };
-    return plan;
-  };
-
-  /** The run's own callback secret (unsealed), for delivery to its machine only. */
-  private async callbackSecret(runId: string): Promise<string | null> {
-    const row = await this.d.store.db.selectFrom('runs').select('callback_sealed').where('id', '=', runId).executeTakeFirst();
-    return row?.callback_sealed ? this.d.secrets.decrypt(row.callback_sealed) : null;
-  }
-
-  /** An artifact as its machine's installer fetches it (by the callback secret in its URL): with the secret in place. */
-  async deliverArtifact(run: Run, name: string): Promise<{ contentType: string; body: string; sha256: string }> {
-    const a = await getArtifact(this.d.store.db, run.id, name);
-    const body = withCallbackSecret(a.body, await this.callbackSecret(run.id));
-    return { contentType: a.contentType, body, sha256: sha(body) };
-  }
-
-  /** The agent asks to boot from disk next: set it through the appliance and remember it for the boot service. */
-  async bootLocal(p: RunPrincipal): Promise<void> {
-    if (p.kind !== 'deploy') throw new PlinthError('conflict', `run ${p.runId} is a ${p.kind} run; only deploys boot their disk`);
-    const at = iso(this.d.clock.now());
-    await updateStep(this.d.store.db, p.runId, 'reboot', 'running', at, 'booting the installed OS');
-    await recordStage(this.d.store.db, { machineId: p.machineId, attemptId: await currentAttempt(this.d.store.db, p.machineId, p.runId), runId: p.runId, at, stage: 'boot-local' });
-    await this.d.engine.extendDeadline(p.machineId, p.runId, this.d.clock.now().getTime() + this.d.config.ms.deploy.firstBootAllowance);
-    const m = await this.d.inventory.get(p.machineId);
-    if (m.provider.applianceId) {
-      await this.d.power.enqueueForMachine(m.id, (mm) => ({ kind: 'boot', ref: mm.provider.ref ?? '', device: 'disk', persistent: true, then: 'none' }), { runId: p.runId });
-    }
-  }
-
-  /** The active deploy run a callback secret belongs to. */
-  async runByCallback(token: string): Promise<{ run: Run; machine: Machine } | null> {
-    if (!token.startsWith('plcb_')) return null;
-    const row = await this.d.store.db.selectFrom('runs').select(['id', 'machine_id']).where('callback_hash', '=', sha(token)).where('status', 'in', ['pending', 'running']).executeTakeFirst();
-    if (!row) return null;
-    return { run: await getRun(this.d.store.db, row.id), machine: await this.d.inventory.get(row.machine_id) };
-  }
-
-  /** A native installer fetched one of its run's artifacts: the installer is running. */
-  async artifactFetched(run: Run, machine: Machine, name: string): Promise<void> {
-    const at = iso(this.d.clock.now());
-    await recordStage(this.d.store.db, { machineId: machine.id, attemptId: await currentAttempt(this.d.store.db, machine.id, run.id), runId: run.id, at, stage: 'artifact', detail: { name } });
-    if (machine.state === 'deploying') {
-      await this.d.engine.tryAct(machine.id, 'installer-started', { actor: { kind: 'system', name: 'deploy' }, runId: run.id, reason: `installer fetched ${name}`, guard: (m) => m.state === 'deploying' });
-    }
-  }
-
-  /** The installed OS (or a native installer's last step) reports in: the machine is deployed. */
-  async installed(run: Run, machine: Machine, event: string, remoteAddr: string | null): Promise<Machine> {
-    const actor = { kind: 'agent' as const, name: `run:${run.id}` };
-    const at = iso(this.d.clock.now());
-    if (machine.state === 'deploying') await this.d.engine.act(machine.id, 'installer-started', { actor, runId: run.id, reason: `installed OS reported ${event}` });
-    const profile = await this.profileLookup(this.d.store.db, machine);
-    const primary = machine.facts?.nics.find((n) => n.link && n.ipv4.length)?.ipv4[0] ?? null;
-    const configured = (typeof profile.vars.ip === 'string' ? profile.vars.ip : null) ?? primary ?? (remoteAddr && !remoteAddr.startsWith('127.') ? remoteAddr : null);
-    // Facts and profile variables give addresses in CIDR form (10.0.0.5/24): the machine is reached at the address alone.
-    const address = configured ? configured.replace(/\/\d{1,3}$/, '') : null;
-    const r = await this.d.engine.act(machine.id, 'deploy-done', {
-      actor,
-      runId: run.id,
-      reason: `installed OS reported ${event}`,
-      alsoInTransaction: async (trx) => {
-        for (const s of ['reboot', 'first-boot']) await updateStep(trx, run.id, s, 'succeeded', at);
-        await recordStage(trx, { machineId: machine.id, attemptId: await currentAttempt(trx, machine.id, run.id), runId: run.id, at, stage: 'installed-os', detail: { event } });
-        return { deployed_image: (run.params.image as string | null) ?? (run.params.method as string), deployed_at: at, deployed_address: address };
-      },
-    });
-    return r.machine;
-  }
-
   /** Forgets what a deployed machine ran once it is taken back (a redeploy keeps it until the new OS reports in). */
   async onLeftDeployed(trx: Db, r: TransitionResult): Promise<void> {
     if (r.from === 'deployed' && (r.machine.state === 'wiping' || r.machine.state === 'available')) {
@@ -435,9 +267,4 @@ export class DeployService {
   async machineOf(id: string): Promise<Machine> {
     return requireMachine(this.d.store.db, this.d.store.dialect, id);
   }
-}
-
-/** An artifact's body with the run's callback secret in place of the placeholder. */
-function withCallbackSecret(body: string, secret: string | null): string {
-  return secret ? body.replaceAll(CALLBACK_PLACEHOLDER, secret) : body;
 }

@@ -51,6 +51,15 @@ export interface TransitionResult {
   actor: Actor;
 }
 
+/** A machine locked in a transaction (LifecycleEngine.withMachine): act and extend its deadline within it. */
+export interface MachineTransaction {
+  trx: Db;
+  /** The machine as locked, before anything `fn` changes. */
+  machine: Machine;
+  act(action: string, opts: ActOptions): Promise<TransitionResult>;
+  extendDeadline(runId: string, untilMs: number): Promise<void>;
+}
+
 export type TransitionListener = (result: TransitionResult) => void | Promise<void>;
 /** Runs inside the transition's transaction: work that must commit with it or not at all (an outbox). */
 export type TransactionalListener = (trx: Db, result: TransitionResult) => Promise<void>;
@@ -122,6 +131,32 @@ export class LifecycleEngine {
     const result = await this.store.transaction((trx) => this.transitionIn(trx, key, action, opts));
     if (result) await this.notify(result);
     return result;
+  }
+
+  /**
+   * Runs `fn` in one transaction with the machine row locked, for work that must read and
+   * change a machine and its run together with a transition (an agent's report: its steps,
+   * its trace, the state it moves the machine to). Transitions made through the handle
+   * commit with everything else `fn` writes, or not at all; listeners run after the commit.
+   */
+  async withMachine<T>(key: string, fn: (h: MachineTransaction) => Promise<T>): Promise<T> {
+    const done: TransitionResult[] = [];
+    const value = await this.store.transaction(async (trx) => {
+      const machine = await requireMachine(trx, this.store.dialect, key, { lock: true });
+      return fn({
+        trx,
+        machine,
+        act: async (action, opts) => {
+          const r = await this.transitionIn(trx, machine.id, action, opts);
+          if (!r) throw new PlinthError('conflict', `machine '${key}' changed while '${action}' was being applied; try again`);
+          done.push(r);
+          return r;
+        },
+        extendDeadline: (runId, untilMs) => this.extendDeadline(machine.id, runId, untilMs, trx),
+      });
+    });
+    for (const r of done) await this.notify(r);
+    return value;
   }
 
   private async notify(result: TransitionResult): Promise<void> {
@@ -228,8 +263,8 @@ export class LifecycleEngine {
   }
 
   /** Moves the deadline of the machine's current state (e.g. as a deploy reports progress). */
-  async extendDeadline(machineId: string, runId: string, untilMs: number): Promise<void> {
-    await this.store.db
+  async extendDeadline(machineId: string, runId: string, untilMs: number, db: Db = this.store.db): Promise<void> {
+    await db
       .updateTable('machines')
       .set({ state_deadline: iso(new Date(untilMs)) })
       .where('id', '=', machineId)

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import Value from 'typebox/value';
+import { DeployMethodSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
 
 /**
  * What a profile says about deploying the machines it matched. The deploy component reads
@@ -10,24 +11,10 @@ const Strict = { additionalProperties: false } as const;
 /** One OpenSSH public key line, as deploy requests accept them. */
 export const SSH_KEY_PATTERN = '^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$';
 
-export const RootDeviceHintsSchema = Type.Object(
-  {
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'kernel name, e.g. sda or /dev/nvme0n1' })),
-    sizeBytes: Type.Optional(Type.Integer({ minimum: 1, description: 'exact size in bytes' })),
-    sizeGiB: Type.Optional(Type.Integer({ minimum: 1, description: 'size in GiB' })),
-    minSizeBytes: Type.Optional(Type.Integer({ minimum: 1, description: 'the smallest acceptable size in bytes' })),
-    serial: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-    wwn: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-    model: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-    vendor: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-  },
-  { ...Strict, description: 'how to find the disk to install on; every hint given must hold' },
-);
-
 export const DeployConfigSchema = Type.Object(
   {
     image: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'image name in the image store' })),
-    method: Type.Optional(Type.Enum(['image', 'preseed', 'kickstart', 'autoinstall'], { description: 'how the OS gets onto the disk' })),
+    method: Type.Optional(DeployMethodSchema),
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
     sshKeys: Type.Optional(
       Type.Array(Type.String({ minLength: 16, maxLength: 16_384, pattern: SSH_KEY_PATTERN }), { maxItems: 100, description: 'public keys for the installed OS' }),
@@ -47,7 +34,6 @@ export const DeployConfigSchema = Type.Object(
 );
 
 export type DeployConfig = Static<typeof DeployConfigSchema>;
-export type RootDeviceHints = Static<typeof RootDeviceHintsSchema>;
 
 /** True when `value` is a valid deploy configuration (what the API accepted is, by construction). */
 export function isDeployConfig(value: unknown): value is DeployConfig {

@@ -4,6 +4,7 @@ import type { Db } from '../store/database.js';
 import { fromJson, toJson } from '../store/database.js';
 import type { RunsTable } from '../store/schema.js';
 import type { RunKind } from '../core/states.js';
+import { PLANNED_STEPS } from '../protocol/runs.js';
 import { newId } from '../core/ids.js';
 import { PlinthError } from '../core/errors.js';
 
@@ -52,13 +53,6 @@ export interface RunLogLine {
   stream: string;
   line: string;
 }
-
-/** The steps a run of each kind goes through, in order. */
-export const PLANNED_STEPS: Record<RunKind, string[]> = {
-  inspect: ['power-on', 'boot-installer', 'agent-hello', 'report-facts', 'match-profile'],
-  deploy: ['prepare', 'power-on', 'boot-installer', 'agent-hello', 'select-disk', 'write-image', 'grow-root', 'configure', 'reboot', 'first-boot'],
-  wipe: ['power-on', 'boot-installer', 'agent-hello', 'erase', 'power-off'],
-};
 
 export const ACTIVE_RUN: RunStatus[] = ['pending', 'running'];
 

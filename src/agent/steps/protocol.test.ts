@@ -44,6 +44,15 @@ describe('deploy and wipe parameters', () => {
   });
 });
 
+describe('root device hints', () => {
+  it('holds them to the rules the API and profiles check them with: no blank text, no size of 0', () => {
+    expect(problem({ ...valid, rootDeviceHints: { serial: '  ' } })).toMatch(/^params\.rootDeviceHints\.serial is "  ": /);
+    expect(problem({ ...valid, rootDeviceHints: { sizeGiB: 0 } })).toMatch(/^params\.rootDeviceHints\.sizeGiB is 0: /);
+    expect(problem({ ...valid, rootDeviceHints: { model: 'a\nb' } })).toMatch(/^params\.rootDeviceHints\.model /);
+    expect(parseDeployParams({ ...valid, rootDeviceHints: { name: '/dev/sda', minSizeBytes: 1 } }).rootDeviceHints).toEqual({ name: '/dev/sda', minSizeBytes: 1 });
+  });
+});
+
 describe('imageSource', () => {
   it('resolves relative URLs against the controller and sends the token only there', () => {
     expect(imageSource('/agent/v1/image', 'http://10.0.0.1:8080', 'tok')).toEqual({ url: 'http://10.0.0.1:8080/agent/v1/image', token: 'tok' });

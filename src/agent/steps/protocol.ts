@@ -1,94 +1,20 @@
 /**
- * What the controller and the agent say to each other about deploy and wipe runs.
- *
- * The controller hands the run's parameters in the hello answer (`run.params`): a
- * `DeployParams` for a deploy run, a `WipeParams` for a wipe run. The agent then reports
- * each step and ends as the controller answers:
- *
- *   POST /agent/v1/steps/{name}  StepReport            → StepReportAnswer
- *   POST /agent/v1/boot-local    {}                     → BootLocalAnswer   (deploy only, after the last step)
- *   POST /agent/v1/fail          { code, message, stage } → { next }         (any failure; stage = the step)
- *
- * Deploy steps, in order: select-disk, write-image, grow-root, configure; then boot-local and
- * the reboot. Wipe steps: erase; then the power-off. Every step is reported `running` when it
- * starts and `succeeded` or `failed` when it ends, with its duration in `details.durationMs`.
+ * The agent's reading of the run parameters the controller hands it in the hello answer
+ * (src/protocol/agent.ts holds the protocol itself): a `DeployParams` for a deploy run, a
+ * `WipeParams` for a wipe run. Each is checked before anything touches a disk, and a
+ * StepError (params) names the first field that is wrong. Root device hints are checked
+ * against the protocol's own schema, the one the API and profiles validate them with.
  */
+import Value from 'typebox/value';
+import { ROOT_DEVICE_HINTS, RootDeviceHintsSchema, type RootDeviceHints } from '../../protocol/deploy.js';
+import { SHA256_PATTERN, WIPE_MODES, type DeployParams, type WipeParams } from '../../protocol/agent.js';
 import { StepError } from './errors.js';
 
-/**
- * Ironic-style root device hints: every hint given must match exactly (strings after
- * trimming; wwn without regard to case). `name` may be `/dev/sda` or `sda`.
- */
-export interface RootDeviceHints {
-  name?: string;
-  /** Exact size in bytes. */
-  sizeBytes?: number;
-  /** Exact size in GiB, rounded down as Ironic's `size` hint is. */
-  sizeGiB?: number;
-  /** At least this many bytes. */
-  minSizeBytes?: number;
-  serial?: string;
-  wwn?: string;
-  model?: string;
-  vendor?: string;
-}
+export type { RootDeviceHints } from '../../protocol/deploy.js';
+export type { AgentNext, BootLocalAnswer, DeployParams, StepReport, StepReportAnswer, StepReportStatus, WipeParams } from '../../protocol/agent.js';
+export { DEPLOY_STEPS, WIPE_STEPS, type DeployStepName, type StepName, type WipeStepName } from '../../protocol/runs.js';
 
-export interface DeployParams {
-  image: {
-    /** Absolute, or relative to the controller URL the agent was booted with. */
-    url: string;
-    /** Hex SHA-256 of the raw image. */
-    sha256: string;
-    sizeBytes: number;
-    format: 'raw';
-  };
-  rootDeviceHints?: RootDeviceHints;
-  /** cloud-init NoCloud seed: the documents as they are to be written (text, not objects). */
-  seed: { userData: string; metaData: string; networkConfig: string };
-}
-
-export interface WipeParams {
-  mode: 'quick' | 'full';
-}
-
-export const DEPLOY_STEPS = ['select-disk', 'write-image', 'grow-root', 'configure'] as const;
-export const WIPE_STEPS = ['erase'] as const;
-export type DeployStepName = (typeof DEPLOY_STEPS)[number];
-export type WipeStepName = (typeof WIPE_STEPS)[number];
-export type StepName = DeployStepName | WipeStepName;
-
-export type StepReportStatus = 'running' | 'succeeded' | 'failed';
-
-/** Body of POST /agent/v1/steps/{name}. */
-export interface StepReport {
-  status: StepReportStatus;
-  /** One line for people: what was done, or why it failed. */
-  message?: string;
-  /** Machine-readable: durationMs, what the step chose or measured; on failure `code`. */
-  details?: Record<string, unknown>;
-}
-
-/** What the agent does once its run is over; the controller decides. */
-export type AgentNext = 'poweroff' | 'reboot' | 'wait';
-
-/**
- * Answer to a step report. `next` is present only when that report ended the run's last
- * step (a wipe's `erase`): the run is over and the agent ends as told. Absent: carry on
- * (and after a wipe's last step, power off).
- */
-export interface StepReportAnswer {
-  next?: AgentNext;
-}
-
-/**
- * Answer to POST /agent/v1/boot-local: the controller has made the machine boot from its
- * disk from now on. Absent `next`: reboot.
- */
-export interface BootLocalAnswer {
-  next?: AgentNext;
-}
-
-const SHA256 = /^[0-9a-f]{64}$/i;
+const SHA256 = new RegExp(SHA256_PATTERN);
 
 /** The deploy parameters of a hello answer, checked; a StepError (params) names the first problem. */
 export function parseDeployParams(raw: unknown): DeployParams {
@@ -115,23 +41,21 @@ export function parseDeployParams(raw: unknown): DeployParams {
 
 export function parseWipeParams(raw: unknown): WipeParams {
   const p = record(raw, 'params');
-  if (p['mode'] !== 'quick' && p['mode'] !== 'full') throw bad('params.mode', `is ${JSON.stringify(p['mode'])}; expected "quick" or "full"`);
-  return { mode: p['mode'] };
+  const mode = WIPE_MODES.find((m) => m === p['mode']);
+  if (!mode) throw bad('params.mode', `is ${JSON.stringify(p['mode'])}; expected ${WIPE_MODES.map((m) => JSON.stringify(m)).join(' or ')}`);
+  return { mode };
 }
-
-const HINT_TEXT = ['name', 'serial', 'wwn', 'model', 'vendor'] as const;
-const HINT_NUMBER = ['sizeBytes', 'sizeGiB', 'minSizeBytes'] as const;
 
 export function parseRootDeviceHints(raw: unknown): RootDeviceHints {
   const h = record(raw, 'params.rootDeviceHints');
-  const hints: RootDeviceHints = {};
   for (const key of Object.keys(h)) {
     const field = `params.rootDeviceHints.${key}`;
-    if ((HINT_TEXT as readonly string[]).includes(key)) hints[key as (typeof HINT_TEXT)[number]] = text(h[key], field);
-    else if ((HINT_NUMBER as readonly string[]).includes(key)) hints[key as (typeof HINT_NUMBER)[number]] = count(h[key], field);
-    else throw bad(field, `is not a root device hint (known: ${[...HINT_TEXT, ...HINT_NUMBER].join(', ')})`);
+    const schema = (RootDeviceHintsSchema.properties as Record<string, unknown>)[key];
+    if (!(ROOT_DEVICE_HINTS as string[]).includes(key) || !schema) throw bad(field, `is not a root device hint (known: ${ROOT_DEVICE_HINTS.join(', ')})`);
+    const problem = Value.Errors(schema as Parameters<typeof Value.Errors>[0], h[key])[0];
+    if (problem) throw bad(field, `is ${JSON.stringify(h[key])}: ${problem.message}`);
   }
-  return hints;
+  return h as RootDeviceHints;
 }
 
 function bad(field: string, problem: string): StepError {

@@ -9,7 +9,7 @@ import type { Clock } from '../../core/clock.js';
 import { iso } from '../../core/clock.js';
 import { recordStage } from '../../runs/trace.js';
 import type { InstallerLocator } from '../../boot/service.js';
-import type { DeployService } from '../../deploy/service.js';
+import type { DeployRuns } from '../../deploy/deploy-runs.js';
 import type { ImageStore } from '../../images/store.js';
 import { PlinthError } from '../../core/errors.js';
 import type { SendFile } from '../send-file.js';
@@ -26,7 +26,7 @@ const NOT_IPXE = `# Plinth: this is the iPXE entry point; it answers iPXE (User-
  * (until an installer claims the run), scripts, public files. URLs in scripts come from
  * configuration or the connection's local address, never from the Host header.
  */
-export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator; deploy: DeployService; images: ImageStore; sendFile: SendFile }) {
+export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator; deployRuns: DeployRuns; images: ImageStore; sendFile: SendFile }) {
   return async (app: FastifyInstance): Promise<void> => {
     // Serves files with Content-Length, Range, ETag / If-None-Match, streamed from disk.
     await app.register(fastifyStatic, { root: '/', serve: false, acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
@@ -101,10 +101,10 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
       },
       async (req, reply) => {
         const { token, kind, name } = req.params as { token: string; kind: string; name: string };
-        const found = await deps.deploy.runByCallback(token);
+        const found = await deps.deployRuns.runByCallback(token);
         if (!found) throw new PlinthError('not_found', 'no active deploy has this callback token');
-        const artifact = await deps.deploy.deliverArtifact(found.run, `${kind}/${name}`);
-        await deps.deploy.artifactFetched(found.run, found.machine, `${kind}/${name}`);
+        const artifact = await deps.deployRuns.deliverArtifact(found.run, `${kind}/${name}`);
+        await deps.deployRuns.artifactFetched(found.run, found.machine, `${kind}/${name}`);
         return reply.type(artifact.contentType).header('etag', `"${artifact.sha256}"`).send(artifact.body);
       },
     );

@@ -2,7 +2,8 @@ import { Type, type TSchema } from 'typebox';
 import { DISK_NAME_PATTERN, FACT_TEXT_PATTERN, NIC_NAME_PATTERN } from '../core/facts.js';
 
 /**
- * The facts document an agent reports (src/core/facts.ts), as a validating schema. Whoever
+ * The facts document an agent reports (src/core/facts.ts), as a validating schema: the body of
+ * POST /agent/v1/facts. Whoever
  * holds a run token can send it, and its names reach preseed, kickstart and kernel command
  * lines: every string is one line of text without control characters, disk and NIC names
  * are kernel names, addresses are addresses. A document that breaks any of it is refused

@@ -1,0 +1,44 @@
+import { createHash } from 'node:crypto';
+import type { DeployMethod, RootDeviceHints } from '../protocol/deploy.js';
+
+/**
+ * What a deploy run carries from its preparation (DeployService) to its machine
+ * (deploy-runs.ts): the run's recorded parameters and the callback secret's placeholder.
+ */
+
+/**
+ * What rendered artifacts carry where the run's callback secret goes. The secret is minted
+ * per run and sealed on the run row; it replaces this placeholder only on the way to the
+ * machine (its native installer's script and artifacts, the agent's hello). Stored artifacts
+ * never contain it — readers see the placeholder, and `--reuse-run` copies them byte for byte
+ * while the new run gets its own secret.
+ */
+export const CALLBACK_PLACEHOLDER = 'plcb_run-secret-placeholder';
+
+/** What the run records, beyond what the agent needs. */
+export interface DeployRunParams extends Record<string, unknown> {
+  method: DeployMethod;
+  image: string | null;
+  imageSha256: string | null;
+  imageSize: number | null;
+  imageUrl: string | null;
+  rootDeviceHints: RootDeviceHints | null;
+  profile: string | null;
+  sshKeyCount: number;
+  reuseRun: string | null;
+  prepareError: { code: string; message: string } | null;
+}
+
+/** The iPXE script that starts each installer-native method's installer. */
+export const IPXE_TEMPLATE: Record<Exclude<DeployMethod, 'image'>, string> = {
+  preseed: 'debian-installer',
+  kickstart: 'anaconda',
+  autoinstall: 'ubuntu-autoinstall',
+};
+
+export const sha256Hex = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** An artifact's body with the run's callback secret in place of the placeholder. */
+export function withCallbackSecret(body: string, secret: string | null): string {
+  return secret ? body.replaceAll(CALLBACK_PLACEHOLDER, secret) : body;
+}

@@ -1,0 +1,151 @@
+import { Type, type Static } from 'typebox';
+import { RootDeviceHintsSchema } from './deploy.js';
+
+/**
+ * What the controller and the installer's agent say to each other, as schemas both sides
+ * check: the controller validates every body the agent sends (and serialises its answers
+ * through the same schemas), the agent checks the parameters it is handed before it touches
+ * a disk. Every call carries the run's ticket as a bearer token, except `installed`, which
+ * the installed OS makes with its deploy's callback secret.
+ *
+ *   POST /agent/v1/hello         HelloRequest       → HelloResponse (the run and its params)
+ *   POST /agent/v1/facts         Facts (facts.ts)   → NextAnswer     (inspect runs)
+ *   POST /agent/v1/steps/{name}  StepReport         → StepReportAnswer (deploy and wipe runs)
+ *   POST /agent/v1/heartbeat     Heartbeat          → HeartbeatAnswer
+ *   POST /agent/v1/log           LogBatch           → LogAnswer
+ *   POST /agent/v1/boot-local    {}                 → BootLocalAnswer (deploy, after the last step)
+ *   POST /agent/v1/fail          FailReport         → HeartbeatAnswer
+ *   POST /agent/v1/installed     InstalledReport    → InstalledAnswer
+ *
+ * Deploy steps, in order: select-disk, write-image, grow-root, configure; then boot-local and
+ * the reboot. Wipe steps: erase; then the power-off (runs.ts). Every step is reported
+ * `running` when it starts and `succeeded` or `failed` when it ends, with its duration in
+ * `details.durationMs`.
+ */
+const Strict = { additionalProperties: false } as const;
+/** Hex SHA-256, either case (the agent compares it lower-cased). */
+export const SHA256_PATTERN = '^[0-9A-Fa-f]{64}$';
+
+/** What the agent does once its run is over; the controller decides. */
+export const AGENT_NEXT = ['poweroff', 'reboot', 'wait'] as const;
+export type AgentNext = (typeof AGENT_NEXT)[number];
+export const AgentNextSchema = Type.Enum(AGENT_NEXT);
+
+export const HelloRequestSchema = Type.Object(
+  { agentVersion: Type.String({ maxLength: 64 }), bootMode: Type.Optional(Type.Enum(['uefi', 'bios'])) },
+  Strict,
+);
+export type HelloRequest = Static<typeof HelloRequestSchema>;
+
+/** An inspect run needs nothing beyond its ticket. */
+export const InspectParamsSchema = Type.Object({}, Strict);
+
+export const DeployParamsSchema = Type.Object(
+  {
+    image: Type.Object(
+      {
+        /** Absolute, or relative to the controller URL the agent was booted with. */
+        url: Type.String({ minLength: 1, maxLength: 2048 }),
+        /** Hex SHA-256 of the raw image. */
+        sha256: Type.String({ pattern: SHA256_PATTERN }),
+        sizeBytes: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+        format: Type.Literal('raw'),
+      },
+      Strict,
+    ),
+    rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
+    /** cloud-init NoCloud seed: the documents as they are to be written (text, not objects). */
+    seed: Type.Object({ userData: Type.String(), metaData: Type.String(), networkConfig: Type.String() }, Strict),
+  },
+  Strict,
+);
+export type DeployParams = Static<typeof DeployParamsSchema>;
+
+export const WIPE_MODES = ['quick', 'full'] as const;
+export const WipeParamsSchema = Type.Object({ mode: Type.Enum(WIPE_MODES) }, Strict);
+export type WipeParams = Static<typeof WipeParamsSchema>;
+
+const Run = <K extends string, P extends typeof InspectParamsSchema | typeof DeployParamsSchema | typeof WipeParamsSchema>(kind: K, params: P) =>
+  Type.Object({ id: Type.String(), kind: Type.Literal(kind), params }, Strict);
+/** The run the agent is to do, with the parameters of its kind. */
+export const AgentRunSchema = Type.Union([Run('inspect', InspectParamsSchema), Run('deploy', DeployParamsSchema), Run('wipe', WipeParamsSchema)]);
+export type AgentRun = Static<typeof AgentRunSchema>;
+
+export const HelloResponseSchema = Type.Object(
+  { machine: Type.Object({ id: Type.String(), name: Type.String() }, Strict), run: AgentRunSchema, heartbeatSeconds: Type.Integer({ minimum: 1 }) },
+  Strict,
+);
+export type HelloResponse = Static<typeof HelloResponseSchema>;
+
+export const STEP_STATUSES = ['running', 'succeeded', 'failed'] as const;
+export type StepReportStatus = (typeof STEP_STATUSES)[number];
+/** A step's name in the URL: any lower-case word (the controller records unknown ones as they come). */
+export const StepParamsSchema = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }) }, Strict);
+/** Body of POST /agent/v1/steps/{name}. */
+export const StepReportSchema = Type.Object(
+  {
+    status: Type.Enum(STEP_STATUSES),
+    /** One line for people: what was done, or why it failed. */
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
+    /** Machine-readable: durationMs, what the step chose or measured; on failure `code`. */
+    details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  Strict,
+);
+export type StepReport = Static<typeof StepReportSchema>;
+
+/**
+ * Answer to a step report. `next` is present only when that report ended the run's last
+ * step (a wipe's `erase`): the run is over and the agent ends as told. Absent: carry on
+ * (and after a wipe's last step, power off).
+ */
+export const StepReportAnswerSchema = Type.Object({ next: Type.Optional(AgentNextSchema) });
+export type StepReportAnswer = Static<typeof StepReportAnswerSchema>;
+
+/** How far an image write is; the deploy's deadline follows it (within a bound). */
+export const ProgressSchema = Type.Object(
+  {
+    bytesWritten: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    totalBytes: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    bytesPerSecond: Type.Number({ minimum: 0, maximum: 1e12 }),
+  },
+  Strict,
+);
+export type Progress = Static<typeof ProgressSchema>;
+
+export const HeartbeatSchema = Type.Object({ step: Type.Optional(Type.String({ maxLength: 64 })), progress: Type.Optional(ProgressSchema) }, Strict);
+export type Heartbeat = Static<typeof HeartbeatSchema>;
+export const HeartbeatAnswerSchema = Type.Object({ next: AgentNextSchema });
+
+export const LogLineSchema = Type.Object(
+  { at: Type.Optional(Type.String({ format: 'date-time' })), stream: Type.Optional(Type.String({ maxLength: 32 })), line: Type.String({ maxLength: 16_384 }) },
+  Strict,
+);
+export type LogLine = Static<typeof LogLineSchema>;
+export const LogBatchSchema = Type.Object({ lines: Type.Array(LogLineSchema, { maxItems: 2000 }) }, Strict);
+export type LogBatch = Static<typeof LogBatchSchema>;
+export const LogAnswerSchema = Type.Object({ stored: Type.Integer() });
+
+/** Answer to facts: the run is over. */
+export const NextAnswerSchema = Type.Object({ next: AgentNextSchema });
+export type NextAnswer = Static<typeof NextAnswerSchema>;
+
+export const BootLocalRequestSchema = Type.Object({}, Strict);
+/** Answer to POST /agent/v1/boot-local: the machine boots from its disk from now on. Absent `next`: reboot. */
+export const BootLocalAnswerSchema = Type.Object({ next: Type.Optional(Type.Literal('reboot')) });
+export type BootLocalAnswer = Static<typeof BootLocalAnswerSchema>;
+
+/** The agent gives up; `stage` is the step that failed. */
+export const FailReportSchema = Type.Object(
+  { code: Type.String({ maxLength: 32 }), message: Type.String({ maxLength: 4096 }), stage: Type.Optional(Type.String({ maxLength: 64 })) },
+  Strict,
+);
+export type FailReport = Static<typeof FailReportSchema>;
+
+/** The installed OS (or a native installer's last step) reports in with its deploy's callback secret. */
+export const InstalledReportSchema = Type.Object(
+  { event: Type.Enum(['installed', 'first-boot']), source: Type.Optional(Type.String({ maxLength: 64 })) },
+  Strict,
+);
+export type InstalledReport = Static<typeof InstalledReportSchema>;
+export const InstalledAnswerSchema = Type.Object({ machine: Type.String(), state: Type.String() });

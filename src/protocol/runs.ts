@@ -1,0 +1,25 @@
+/**
+ * The kinds of run a machine goes through and their steps, in order. The controller plans
+ * every step when it creates a run; the agent reports the ones it does (DEPLOY_STEPS,
+ * WIPE_STEPS) by name, and the controller records the others itself.
+ */
+import type { RunKind } from '../core/states.js';
+
+export type { RunKind };
+
+/** Steps the agent runs and reports (POST /agent/v1/steps/{name}), per run kind. */
+export const DEPLOY_STEPS = ['select-disk', 'write-image', 'grow-root', 'configure'] as const;
+export const WIPE_STEPS = ['erase'] as const;
+export type DeployStepName = (typeof DEPLOY_STEPS)[number];
+export type WipeStepName = (typeof WIPE_STEPS)[number];
+export type StepName = DeployStepName | WipeStepName;
+
+/** Steps that are over once the agent says hello: it was powered on and booted to say it. */
+export const STEPS_DONE_AT_HELLO = ['power-on', 'boot-installer', 'agent-hello'] as const;
+
+/** Every step of a run of each kind, the agent's among them. */
+export const PLANNED_STEPS: Record<RunKind, readonly string[]> = {
+  inspect: [...STEPS_DONE_AT_HELLO, 'report-facts', 'match-profile'],
+  deploy: ['prepare', ...STEPS_DONE_AT_HELLO, ...DEPLOY_STEPS, 'reboot', 'first-boot'],
+  wipe: [...STEPS_DONE_AT_HELLO, ...WIPE_STEPS, 'power-off'],
+};
