@@ -8,7 +8,7 @@ import type { Logger } from '../core/logger.js';
 import type { InventoryService } from '../inventory/service.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
 import type { Machine, Actor } from '../inventory/machine.js';
-import { findIdentityCandidates, requireMachine } from '../inventory/machine-rows.js';
+import { findIdentityCandidates, requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import { hasAnyIdentity, normalizeIdentity, resolveIdentity, type Identity } from '../inventory/identity.js';
 import { isTransitional } from '../lifecycle/states.js';
 import { getRun, type Run } from '../runs/runs.js';
@@ -240,7 +240,7 @@ export class BootService {
       });
       await this.traceChain(trx, q.chain, machine.id, id, run?.id ?? null);
       // The controller's own address on this connection (never the Host header): where a deploy's seeds point when publicUrl is unset.
-      await trx.updateTable('machines').set({ boot_base_url: ctx.baseUrl }).where('id', '=', machine.id).execute();
+      await updateMachineRow(trx, machine.id, { boot_base_url: ctx.baseUrl }, at);
       await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'machine-script', detail: { decision } });
       if (plan.kind === 'local') await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'local-boot', detail: { why: plan.why } });
       return id;

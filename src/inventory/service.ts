@@ -12,6 +12,7 @@ import { isTransitional } from '../lifecycle/states.js';
 import { actorLabel, type Actor, type Machine } from './machine.js';
 import {
   addMacs,
+  deleteMachineRow,
   findIdentityCandidates,
   hydrate,
   identityColumns,
@@ -299,7 +300,7 @@ export class InventoryService {
         });
       }
       await releaseMatchOfDeletedMachine(trx, this.store.dialect, m.id);
-      await trx.deleteFrom('machines').where('id', '=', m.id).execute();
+      await deleteMachineRow(trx, m.id);
       return m;
     });
   }
