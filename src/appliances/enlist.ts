@@ -86,13 +86,8 @@ export class Enlister {
   }
 
   private async enlistOne(applianceId: string, applianceName: string, system: DiscoveredSystem, actor: Actor): Promise<EnlistEntry> {
-    const identity = normalizeIdentity({
-      systemUuid: system.systemUuid ?? null,
-      serial: system.serial ?? null,
-      manufacturer: system.manufacturer ?? null,
-      productName: system.productName ?? null,
-      macs: system.macs,
-    });
+    // What the appliance reports about the system (UUID, serial, manufacturer, product, MACs).
+    const identity = normalizeIdentity(system);
     const at = iso(this.d.clock.now());
     const power: MachineChanges = system.powerState ? { power_state: system.powerState, power_read_at: at, power_source: 'enlist' } : {};
     const r = await this.d.enroller.findOrEnrol(identity, {
