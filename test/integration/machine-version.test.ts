@@ -4,6 +4,7 @@ import { freshController } from '../support/controller.js';
 import { FakeClock, iso } from '../../src/core/clock.js';
 import { recordStage } from '../../src/boot/trace.js';
 import { claimJobs } from '../../src/lifecycle/power/jobs.js';
+import { updateMachineRows } from '../../src/inventory/machine-rows.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 
@@ -79,6 +80,17 @@ describe.each(backends)('every kind of write to a machine bumps its version on $
     expect(after.state_deadline).toBe(iso(new Date(until)));
     expect(Number(after.version)).toBe(Number(before.version) + 1);
     expect(after.updated_at).toBe(now);
+  });
+
+  it('a write to several machines at once (what a profile or pool deleted with force does), and no other machine', async () => {
+    const { inventory, store } = t.controller.services;
+    const [a, b, c] = await Promise.all(['many-1', 'many-2', 'many-3'].map((name) => inventory.create({ name }, actor)));
+    const before = await Promise.all([a!, b!, c!].map((m) => row(m.id)));
+    const now = tick();
+    expect(await updateMachineRows(store.db, (eb) => eb('id', 'in', [a!.id, b!.id]), { quota_held: 0, profile_id: null }, now)).toBe(2);
+    const after = await Promise.all([a!, b!, c!].map((m) => row(m.id)));
+    expect(after.map((r) => Number(r.version))).toEqual([Number(before[0]!.version) + 1, Number(before[1]!.version) + 1, Number(before[2]!.version)]);
+    expect(after.map((r) => r.updated_at)).toEqual([now, now, before[2]!.updated_at]);
   });
 
   it('a power reading a site manager reports', async () => {
