@@ -7,7 +7,7 @@ import type { TokenService, Role } from '../auth/tokens.js';
 import type { Actor } from '../inventory/machine.js';
 import type { ApplianceService } from '../appliances/service.js';
 import type { Enlister } from '../appliances/enlist.js';
-import type { PowerService } from '../lifecycle/power/service.js';
+import type { PowerService } from '../power/service.js';
 import type { DeployService } from '../deploy/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from '../deploy/template-store.js';

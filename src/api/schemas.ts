@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { MACHINE_NAME_PATTERN } from '../core/ids.js';
-import { STATES, OPERATOR_ACTIONS } from '../lifecycle/states.js';
+import { OPERATOR_ACTIONS } from '../lifecycle/states.js';
+import { STATES } from '../core/states.js';
 import { SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
 
 /**

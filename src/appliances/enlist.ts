@@ -5,13 +5,13 @@ import { MACHINE_NAME_PATTERN, readableName } from '../core/ids.js';
 import { PlinthError } from '../core/errors.js';
 import type { Enroller } from '../inventory/enrol.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
-import type { PowerService } from '../lifecycle/power/service.js';
+import type { PowerService } from '../power/service.js';
 import type { Actor, Machine } from '../inventory/machine.js';
 import type { MachineChanges } from '../inventory/machine-rows.js';
 import { normalizeIdentity } from '../inventory/identity.js';
 import type { DiscoveredSystem } from '../providers/types.js';
 import type { ApplianceService } from './service.js';
-import { checkProviderRef } from './provider-link.js';
+import { checkProviderRef } from '../inventory/provider-link.js';
 
 export interface EnlistEntry {
   system: DiscoveredSystem;

@@ -9,13 +9,14 @@ import type { LifecycleEngine } from '../lifecycle/engine.js';
 import type { Machine, Actor } from '../inventory/machine.js';
 import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import { hasAnyIdentity, normalizeIdentity, type Identity } from '../inventory/identity.js';
-import { isTransitional } from '../lifecycle/states.js';
+import { isTransitional } from '../core/states.js';
 import { getRun, type Run } from '../runs/runs.js';
 import { claimRun, mintTicket, runClaim } from '../runs/run-tokens.js';
 import { chainScript, claimedScript, installerScript, localBootScript, notEnrolledScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
 import { controllerBaseUrl } from './base-url.js';
 import type { EnrolmentGate } from './enrolment.js';
-import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from './trace.js';
+import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
+import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from '../runs/trace.js';
 
 export const BOOT_ACTOR: Actor = { kind: 'system', name: 'boot-service' };
 
@@ -61,16 +62,6 @@ export interface BootContext {
 
 /** Where the installer's kernel and initramfs are, when built. */
 export type InstallerLocator = () => { kernel: string; initrd: string } | null;
-
-/** What to boot for a run: the installer (default), local disk, or something else a later component renders. */
-export type BootPlan =
-  | { kind: 'installer' }
-  | { kind: 'local'; why: string }
-  /** A script with no agent behind it (a distribution's installer): handing it out claims the run. */
-  | { kind: 'script'; decision: string; render: (ctx: { baseUrl: string; attemptId: string }) => string };
-
-/** Lets the deploy component choose what a machine boots during its run (e.g. local disk after the image is written). */
-export type BootPlanner = (machine: Machine, run: Run) => Promise<BootPlan | null>;
 
 export interface BootServiceDeps {
   store: Store;

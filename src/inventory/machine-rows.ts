@@ -5,7 +5,7 @@ import type { Database, MachinesTable } from '../store/schema.js';
 import type { Machine } from './machine.js';
 import type { CandidateMachine, Identity } from './identity.js';
 import { PlinthError } from '../core/errors.js';
-import { loadMatchRefs, matchOf, type MatchRefs } from '../profiles/machine-match.js';
+import { loadMatchRefs, matchOf, type MatchRefs } from './machine-match.js';
 
 /**
  * Reading and writing machine rows (machines + machine_macs + machine_tags). Every function

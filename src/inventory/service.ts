@@ -7,8 +7,8 @@ import { newId, readableName } from '../core/ids.js';
 import { decodeCursor, pageOf, type Page } from '../core/pagination.js';
 import { normalizeMac } from '../core/mac.js';
 import type { MachinesTable } from '../store/schema.js';
-import { recordEvent } from '../lifecycle/events.js';
-import { isTransitional } from '../lifecycle/states.js';
+import { recordEvent } from './events.js';
+import { isTransitional } from '../core/states.js';
 import { actorLabel, type Actor, type Machine } from './machine.js';
 import {
   addMacs,
@@ -26,8 +26,7 @@ import {
   type MachineFilter,
 } from './machine-rows.js';
 import { normalizeIdentity, normalizeUuid, isJunk, reconcileIdentity, type Identity, type ReportedIdentity } from './identity.js';
-import { releaseMatchOfDeletedMachine } from '../profiles/matching.js';
-import { checkProviderLink } from '../appliances/provider-link.js';
+import { checkProviderLink } from './provider-link.js';
 
 export interface MachineInput {
   name?: string;
@@ -84,11 +83,25 @@ function operatorIdentity(input: ReportedIdentity | undefined, prefix = 'identit
 /** Identity conflicts kept per machine (the first ones say what is wrong; more say nothing new). */
 const MAX_CONFLICTS = 32;
 
+/**
+ * Work that must happen in a machine's delete transaction, before its row goes (profiles give
+ * back the quota and pool entries it held). Registered by the modules above inventory, which
+ * inventory may not import.
+ */
+export type DeleteHook = (trx: Db, machine: Machine) => Promise<void>;
+
 export class InventoryService {
+  private readonly deleteHooks: DeleteHook[] = [];
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
   ) {}
+
+  /** Registers work to do inside every machine delete's transaction. */
+  onDeleting(hook: DeleteHook): void {
+    this.deleteHooks.push(hook);
+  }
 
   async get(key: string): Promise<Machine> {
     return requireMachine(this.store.db, this.store.dialect, key);
@@ -299,7 +312,7 @@ export class InventoryService {
           details: { machine: m.name, state: m.state },
         });
       }
-      await releaseMatchOfDeletedMachine(trx, this.store.dialect, m.id);
+      for (const hook of this.deleteHooks) await hook(trx, m);
       await deleteMachineRow(trx, m.id);
       return m;
     });

@@ -9,14 +9,13 @@ import { actorLabel } from '../inventory/machine.js';
 import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import type { MachinesTable } from '../store/schema.js';
 import { createRun, finishRun, type Run } from '../runs/runs.js';
-import { recordEvent } from './events.js';
+import { recordEvent } from '../inventory/events.js';
+import { isTransitional, type State } from '../core/states.js';
 import {
   allowedActions,
   findTransition,
-  isTransitional,
   TARGET_STATE,
   transitionsFrom,
-  type State,
   type Transition,
   type TransitionParams,
 } from './states.js';

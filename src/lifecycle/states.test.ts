@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ACTIONS,
-  FAILED_STATE,
-  STATES,
-  TRANSITIONAL,
-  TRANSITIONS,
-  allowedActions,
-  findTransition,
-  isTransitional,
-} from './states.js';
+import { ACTIONS, FAILED_STATE, TRANSITIONS, allowedActions, findTransition } from './states.js';
+import { STATES, TRANSITIONAL, isTransitional } from '../core/states.js';
 
 describe('transition table', () => {
   it('uses only declared states and actions, each row with a reason', () => {

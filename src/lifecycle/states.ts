@@ -3,27 +3,7 @@
  * machine's provision state is exactly one row of TRANSITIONS; anything else is refused
  * with a 409 that names the current state and the actions allowed from it.
  */
-export const STATES = [
-  'enrolled',
-  'inspecting',
-  'inspect-wait',
-  'inspect-failed',
-  'available',
-  'deploying',
-  'deploy-wait',
-  'deploy-failed',
-  'deployed',
-  'wiping',
-  'wipe-wait',
-  'wipe-failed',
-  'retired',
-] as const;
-export type State = (typeof STATES)[number];
-
-/** States a machine passes through while work is under way; each carries a deadline. */
-export const TRANSITIONAL = ['inspecting', 'inspect-wait', 'deploying', 'deploy-wait', 'wiping', 'wipe-wait'] as const;
-export type TransitionalState = (typeof TRANSITIONAL)[number];
-export const isTransitional = (s: string): s is TransitionalState => (TRANSITIONAL as readonly string[]).includes(s);
+import type { RunKind, State, TransitionalState } from '../core/states.js';
 
 /** Where a transitional state goes when its work fails or its deadline passes. */
 export const FAILED_STATE: Record<TransitionalState, State> = {
@@ -71,8 +51,6 @@ export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
 
 /** Who may ask for a transition. `system` is the controller itself (sweeper, boot service, matching). */
 export type ActorKind = 'operator' | 'system' | 'agent';
-
-export type RunKind = 'inspect' | 'deploy' | 'wipe';
 
 export interface Transition {
   action: Action;

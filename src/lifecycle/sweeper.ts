@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import type { Store } from '../store/database.js';
 import type { LifecycleEngine } from './engine.js';
-import { TRANSITIONAL } from './states.js';
+import { TRANSITIONAL } from '../core/states.js';
 import { SYSTEM_ACTOR } from '../inventory/machine.js';
 import { isPlinthError } from '../core/errors.js';
 

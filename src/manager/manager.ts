@@ -1,7 +1,7 @@
 import { PlinthClient } from '../api/client.js';
 import type { Logger } from '../core/logger.js';
-import { executeJob, JobStepError } from '../lifecycle/power/execute.js';
-import type { JobSpec } from '../lifecycle/power/jobs.js';
+import { executeJob, JobStepError } from '../power/execute.js';
+import type { JobSpec } from '../power/jobs.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Endpoint, ProviderType } from '../providers/types.js';
 

@@ -3,13 +3,13 @@ import { fromJson, toJson } from '../store/database.js';
 import type { MachinesTable } from '../store/schema.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
-import type { HwTuple } from '../core/facts.js';
 import { PlinthError } from '../core/errors.js';
 import type { Machine } from '../inventory/machine.js';
-import type { InspectionService } from '../inventory/inspection.js';
+import type { InventoryService } from '../inventory/service.js';
+import type { Facts, HwTuple } from '../core/facts.js';
 import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import type { LifecycleEngine, TransitionResult } from '../lifecycle/engine.js';
-import { recordEvent } from '../lifecycle/events.js';
+import { recordEvent } from '../inventory/events.js';
 import { allocate, noMatchMessage } from '../matching/index.js';
 import { freeHeldEntry, giveBackQuota, loadProfiles, lockPools, takeQuota } from './rows.js';
 import { SqlLedger } from './sql-ledger.js';
@@ -42,6 +42,11 @@ function unmatched(at: string, error: string | null): MatchColumns {
   return { profile_id: null, match_vars: null, match_spec_vars: null, pool_entry_id: null, match_error: error, matched_at: at, quota_held: 0 };
 }
 
+/** The inspection service as matching sees it: work to run in the inspection's transaction. */
+export interface InspectionHooks {
+  onInspected(hook: (trx: Db, machine: Machine, facts: Facts) => Promise<Partial<MachinesTable>>): void;
+}
+
 export class MatchingService {
   private readonly store: Store;
   private readonly clock: Clock;
@@ -51,10 +56,14 @@ export class MatchingService {
     this.clock = deps.clock;
   }
 
-  /** Matches machines at the end of inspection and follows their deploys, releases and failures. */
-  attach(engine: LifecycleEngine, inspection: InspectionService): void {
+  /**
+   * Matches machines at the end of inspection and follows their deploys, releases, failures
+   * and deletes. Inspection sits above profiles, so it is taken by the one hook matching uses.
+   */
+  attach(engine: LifecycleEngine, inspection: InspectionHooks, inventory: Pick<InventoryService, 'onDeleting'>): void {
     inspection.onInspected((trx, machine, facts) => this.matchInTransaction(trx, machine, facts.hw));
     engine.onTransitionInTransaction((trx, result) => this.afterTransition(trx, result));
+    inventory.onDeleting((trx, machine) => releaseMatchOfDeletedMachine(trx, this.store.dialect, machine.id));
   }
 
   /** Matches `machine` (whose row the caller has locked); returns the machine columns to write. */

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { Db } from '../store/database.js';
 import { fromJson, toJson } from '../store/database.js';
 import type { RunsTable } from '../store/schema.js';
-import type { RunKind } from '../lifecycle/states.js';
+import type { RunKind } from '../core/states.js';
 import { newId } from '../core/ids.js';
 import { PlinthError } from '../core/errors.js';
 

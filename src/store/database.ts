@@ -12,9 +12,10 @@ import {
 } from 'kysely';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
+import type { Dialect } from './dialect.js';
 import { PlinthError } from '../core/errors.js';
 
-export type Dialect = 'sqlite' | 'postgres';
+export type { Dialect } from './dialect.js';
 export type Db = Kysely<Database>;
 
 export interface StoreOptions {

@@ -3,7 +3,7 @@ import { validation } from '../core/errors.js';
 import { DISK_NAME_PATTERN, NIC_NAME_PATTERN, type Facts } from '../core/facts.js';
 import { normalizeMac } from '../core/mac.js';
 import type { Identity } from '../inventory/identity.js';
-import type { RunKind } from '../lifecycle/states.js';
+import type { RunKind } from '../core/states.js';
 
 /**
  * What a template sees, documented field by field in docs/templates.md. It is plain data

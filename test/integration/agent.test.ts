@@ -130,20 +130,3 @@ describe('agent against a running controller', () => {
     expect(calls.slice(0, 4).every((c) => c.endsWith('/agent/v1/hello'))).toBe(true);
   });
 });
-
-describe('agent boundaries', () => {
-  it('imports only src/agent and src/core (it runs inside the installer)', async () => {
-    const { readdirSync, readFileSync, statSync } = await import('node:fs');
-    const { dirname, resolve, relative } = await import('node:path');
-    const root = resolve('src');
-    const walk = (d: string): string[] => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
-    const offenders: string[] = [];
-    for (const f of walk(join(root, 'agent')).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.endsWith('test-fixtures.ts'))) {
-      for (const m of readFileSync(f, 'utf8').matchAll(/from '(\.[^']+)'/g)) {
-        const target = relative(root, resolve(dirname(f), m[1]!));
-        if (!target.startsWith('agent/') && !target.startsWith('core/')) offenders.push(`${relative(root, f)} → ${target}`);
-      }
-    }
-    expect(offenders).toEqual([]);
-  });
-});

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
 import { FakeClock, iso } from '../../src/core/clock.js';
-import { recordStage } from '../../src/boot/trace.js';
-import { claimJobs } from '../../src/lifecycle/power/jobs.js';
+import { recordStage } from '../../src/runs/trace.js';
+import { claimJobs } from '../../src/power/jobs.js';
 import { updateMachineRows } from '../../src/inventory/machine-rows.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;

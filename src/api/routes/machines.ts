@@ -22,10 +22,10 @@ import {
   type MachinePatchBody,
 } from '../schemas.js';
 import { allowedActions } from '../../lifecycle/states.js';
-import { listEvents } from '../../lifecycle/events.js';
+import { listEvents } from '../../inventory/events.js';
 import { getRun, listRuns } from '../../runs/runs.js';
 import type { DeployRequest } from '../../deploy/service.js';
-import { readTrace } from '../../boot/trace.js';
+import { readTrace } from '../../runs/trace.js';
 import { decodeCursor, pageOf } from '../../core/pagination.js';
 import type { Machine } from '../../inventory/machine.js';
 import { validation } from '../../core/errors.js';

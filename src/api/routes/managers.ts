@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { AppServices } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
 import { iso, parseDuration } from '../../core/clock.js';
-import { claimJobs } from '../../lifecycle/power/jobs.js';
+import { claimJobs } from '../../power/jobs.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
 const Site = Type.Object({ site: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: 63 }) }, { additionalProperties: false });

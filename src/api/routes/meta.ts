@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { AppServices } from '../context.js';
 import { errorBody } from '../errors.js';
-import { STATES, TRANSITIONS, TRANSITIONAL, FAILED_STATE } from '../../lifecycle/states.js';
+import { TRANSITIONS, FAILED_STATE } from '../../lifecycle/states.js';
+import { STATES, TRANSITIONAL } from '../../core/states.js';
 
 export async function metaRoutes(app: FastifyInstance, s: AppServices): Promise<void> {
   app.get(

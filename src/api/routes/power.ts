@@ -5,7 +5,7 @@ import { operatorActor } from '../context.js';
 import { ErrorResponse, JobSchema, MachineParams, MachineSchema } from '../schemas.js';
 import { presentMachine } from './machines.js';
 import { PlinthError } from '../../core/errors.js';
-import { getJob, type ProviderJob } from '../../lifecycle/power/jobs.js';
+import { getJob, type ProviderJob } from '../../power/jobs.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 502: ErrorResponse, 504: ErrorResponse };
 const PowerResult = Type.Object({ job: JobSchema, machine: MachineSchema });

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { MigrationFactory } from './index.js';
+import type { MigrationFactory } from './factory.js';
 
 /** Inventory, lifecycle history, runs and API tokens. */
 export const foundation: MigrationFactory = (dialect) => ({

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { MigrationFactory } from './index.js';
+import type { MigrationFactory } from './factory.js';
 
 /** Boot attempts and the boot trace; chain nonces that tie a /boot.ipxe fetch to the machine that follows it. */
 export const boot: MigrationFactory = (dialect) => ({

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { MigrationFactory } from './index.js';
+import type { MigrationFactory } from './factory.js';
 
 /**
  * Appliances (BMCs, hypervisors, the QEMU lab) with encrypted credentials; provider jobs, a

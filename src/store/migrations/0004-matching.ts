@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { MigrationFactory } from './index.js';
+import type { MigrationFactory } from './factory.js';
 
 /**
  * Profiles, pools (eDeploy's CMDB) and pool entries; what each machine matched.

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { MigrationFactory } from './index.js';
+import type { MigrationFactory } from './factory.js';
 
 /**
  * The image store, template overrides (site, profile, machine), the callback secret a

@@ -1,5 +1,6 @@
-import type { Migration, MigrationProvider } from 'kysely';
-import type { Dialect } from '../database.js';
+import type { MigrationProvider } from 'kysely';
+import type { Dialect } from '../dialect.js';
+import type { MigrationFactory } from './factory.js';
 import { foundation } from './0001-foundation.js';
 import { boot } from './0002-boot.js';
 import { providers } from './0003-providers.js';
@@ -7,8 +8,6 @@ import { matching } from './0004-matching.js';
 import { deploy } from './0005-deploy.js';
 import { search } from './0006-search.js';
 import { runClaims } from './0007-run-claims.js';
-
-export type MigrationFactory = (dialect: Dialect) => Migration;
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.

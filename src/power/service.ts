@@ -1,29 +1,40 @@
-import type { Db, Store } from '../../store/database.js';
-import type { Clock } from '../../core/clock.js';
-import { iso, parseDuration } from '../../core/clock.js';
-import { PlinthError } from '../../core/errors.js';
-import type { Logger } from '../../core/logger.js';
-import type { Config } from '../../config/schema.js';
-import type { ApplianceService } from '../../appliances/service.js';
-import type { ProviderRegistry } from '../../providers/registry.js';
-import type { PowerState, ProviderContext } from '../../providers/types.js';
-import type { LifecycleEngine, TransitionResult } from '../engine.js';
-import type { Actor, Machine } from '../../inventory/machine.js';
-import { actorLabel } from '../../inventory/machine.js';
-import { requireMachine, updateMachineRow } from '../../inventory/machine-rows.js';
-import { recordEvent } from '../events.js';
-import { isTransitional } from '../states.js';
+import type { Db, Store } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import { iso, parseDuration } from '../core/clock.js';
+import { PlinthError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Config } from '../config/schema.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { Endpoint, PowerState, ProviderContext, ProviderType } from '../providers/types.js';
+import type { LifecycleEngine, TransitionResult } from '../lifecycle/engine.js';
+import type { Actor, Machine } from '../inventory/machine.js';
+import { actorLabel } from '../inventory/machine.js';
+import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
+import { recordEvent } from '../inventory/events.js';
+import { isTransitional } from '../core/states.js';
 import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, type JobSpec, type ProviderJob } from './jobs.js';
 import { executeJob, JobStepError } from './execute.js';
 
 export const POWER_ACTOR: Actor = { kind: 'system', name: 'power' };
 const FAILED_STATES = new Set(['inspect-failed', 'deploy-failed', 'wipe-failed']);
 
+/**
+ * The two things power needs from the appliances: which site runs an appliance (to queue its
+ * jobs there), and an appliance's type and decrypted endpoint (to run a job here). The
+ * appliance service provides both; taking only these keeps power below appliances, which
+ * enlists through power.
+ */
+export interface ApplianceDirectory {
+  /** By name or id; fails with not-found. */
+  get(key: string): Promise<{ id: string; site: string | null }>;
+  endpoint(key: string): Promise<{ appliance: { type: ProviderType }; endpoint: Endpoint }>;
+}
+
 export interface PowerServiceDeps {
   store: Store;
   clock: Clock;
   engine: LifecycleEngine;
-  appliances: ApplianceService;
+  appliances: ApplianceDirectory;
   registry: ProviderRegistry;
   log: Logger;
   config: Config['providers'];

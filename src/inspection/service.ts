@@ -2,9 +2,9 @@ import type { Db } from '../store/database.js';
 import type { Facts } from '../core/facts.js';
 import type { MachinesTable } from '../store/schema.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
-import type { Enroller } from './enrol.js';
-import type { Machine } from './machine.js';
-import { normalizeIdentity } from './identity.js';
+import type { Enroller } from '../inventory/enrol.js';
+import type { Machine } from '../inventory/machine.js';
+import { normalizeIdentity } from '../inventory/identity.js';
 import type { Run } from '../runs/runs.js';
 import { getRun, updateStep } from '../runs/runs.js';
 

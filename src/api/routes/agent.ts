@@ -1,23 +1,23 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { Store } from '../store/database.js';
-import type { Clock } from '../core/clock.js';
-import { iso } from '../core/clock.js';
-import type { Facts } from '../core/facts.js';
-import { PlinthError } from '../core/errors.js';
-import type { Config } from '../config/schema.js';
-import type { LifecycleEngine } from '../lifecycle/engine.js';
-import type { InspectionService } from '../inventory/inspection.js';
-import { requireMachine } from '../inventory/machine-rows.js';
-import { appendRunLogWithin, getRun, updateStep } from '../runs/runs.js';
-import { redactSecrets } from '../core/redact.js';
-import { verifyRunToken, type RunPrincipal } from '../runs/run-tokens.js';
-import { currentAttempt, recordStage } from './trace.js';
-import { FactsSchema } from './facts-schema.js';
-import { ErrorResponse } from '../api/schemas.js';
-import type { DeployService } from '../deploy/service.js';
-import type { ImageStore } from '../images/store.js';
-import type { SendFile } from '../api/send-file.js';
+import type { Store } from '../../store/database.js';
+import type { Clock } from '../../core/clock.js';
+import { iso } from '../../core/clock.js';
+import type { Facts } from '../../core/facts.js';
+import { PlinthError } from '../../core/errors.js';
+import type { Config } from '../../config/schema.js';
+import type { LifecycleEngine } from '../../lifecycle/engine.js';
+import type { InspectionService } from '../../inspection/service.js';
+import { requireMachine } from '../../inventory/machine-rows.js';
+import { appendRunLogWithin, getRun, updateStep } from '../../runs/runs.js';
+import { redactSecrets } from '../../core/redact.js';
+import { verifyRunToken, type RunPrincipal } from '../../runs/run-tokens.js';
+import { currentAttempt, recordStage } from '../../runs/trace.js';
+import { FactsSchema } from '../../boot/facts-schema.js';
+import { ErrorResponse } from '../schemas.js';
+import type { DeployService } from '../../deploy/service.js';
+import type { ImageStore } from '../../images/store.js';
+import type { SendFile } from '../send-file.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

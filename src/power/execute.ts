@@ -1,5 +1,5 @@
 import type { JobResult, JobSpec } from './jobs.js';
-import { ProviderError, requireCapability, type Capability, type Provider, type ProviderContext } from '../../providers/types.js';
+import { ProviderError, requireCapability, type Capability, type Provider, type ProviderContext } from '../providers/types.js';
 
 /**
  * Carries out one provider job against a provider. No store, no API: the controller and the

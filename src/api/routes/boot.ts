@@ -2,17 +2,17 @@ import { existsSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { Type } from 'typebox';
-import { badBootQueryField, type BootService, type BootQuery } from './service.js';
-import { unidentifiedScript } from './ipxe.js';
-import type { Store } from '../store/database.js';
-import type { Clock } from '../core/clock.js';
-import { iso } from '../core/clock.js';
-import { recordStage } from './trace.js';
-import type { InstallerLocator } from './service.js';
-import type { DeployService } from '../deploy/service.js';
-import type { ImageStore } from '../images/store.js';
-import { PlinthError } from '../core/errors.js';
-import type { SendFile } from '../api/send-file.js';
+import { badBootQueryField, type BootService, type BootQuery } from '../../boot/service.js';
+import { unidentifiedScript } from '../../boot/ipxe.js';
+import type { Store } from '../../store/database.js';
+import type { Clock } from '../../core/clock.js';
+import { iso } from '../../core/clock.js';
+import { recordStage } from '../../runs/trace.js';
+import type { InstallerLocator } from '../../boot/service.js';
+import type { DeployService } from '../../deploy/service.js';
+import type { ImageStore } from '../../images/store.js';
+import { PlinthError } from '../../core/errors.js';
+import type { SendFile } from '../send-file.js';
 
 const IPXE = 'text/plain; charset=utf-8';
 const NOT_IPXE = `# Plinth: this is the iPXE entry point; it answers iPXE (User-Agent iPXE/...) only.

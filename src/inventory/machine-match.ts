@@ -1,7 +1,7 @@
 import type { Db } from '../store/database.js';
 import { fromJson } from '../store/database.js';
 import type { MachinesTable } from '../store/schema.js';
-import type { MachineMatch } from '../inventory/machine.js';
+import type { MachineMatch } from './machine.js';
 
 /**
  * A machine's `match` as the API shows it, read from its row plus the names it points to

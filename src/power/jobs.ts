@@ -1,11 +1,11 @@
 import { sql, type Selectable } from 'kysely';
-import type { Db, Store } from '../../store/database.js';
-import { fromJson, toJson } from '../../store/database.js';
-import type { ProviderJobsTable } from '../../store/schema.js';
-import { newId } from '../../core/ids.js';
-import { iso } from '../../core/clock.js';
-import { rearmRun } from '../../runs/run-tokens.js';
-import type { BootDevice, BootMode, DiscoveredSystem, PowerState, PowerTarget } from '../../providers/types.js';
+import type { Db, Store } from '../store/database.js';
+import { fromJson, toJson } from '../store/database.js';
+import type { ProviderJobsTable } from '../store/schema.js';
+import { newId } from '../core/ids.js';
+import { iso } from '../core/clock.js';
+import { rearmRun } from '../runs/run-tokens.js';
+import type { BootDevice, BootMode, DiscoveredSystem, PowerState, PowerTarget } from '../providers/types.js';
 
 /**
  * Provider jobs: power and boot-device work queued in the database. The controller runs the
