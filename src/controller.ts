@@ -7,6 +7,7 @@ import { Store } from './store/database.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { InventoryService } from './inventory/service.js';
+import { Enroller } from './inventory/enrol.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
 import { DeadlineSweeper } from './lifecycle/sweeper.js';
 import { TokenService } from './auth/tokens.js';
@@ -141,7 +142,8 @@ export async function createController(config: Config, opts: ControllerOptions =
     config: { ...config.providers, ms: config.ms.providers },
     claimer: `controller:${hostname()}:${process.pid}:${newId().slice(0, 8)}`,
   });
-  const enlister = new Enlister({ store, clock, inventory, engine, appliances, power });
+  const enroller = new Enroller({ store, clock, inventory });
+  const enlister = new Enlister({ store, clock, enroller, engine, appliances, power });
   const images = new ImageStore(store, clock, config.dataDir);
   // An upload cut short by a crash left its temp file; nothing else ever removes it.
   const leftovers = await images.removeLeftovers();
@@ -153,7 +155,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const actions = new OperatorActions({ store, inventory, engine, deploy });
   const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, actions, runs: new RunService(store), images, templates };
-  const inspection = new InspectionService(engine, inventory);
+  const inspection = new InspectionService(engine, enroller);
   new MatchingService({ store, clock }).attach(engine, inspection, inventory);
   const profiles = new ProfileService(store, clock);
   const pools = new PoolService(store, clock);
@@ -161,7 +163,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   const boot = new BootService({
     store,
     clock,
-    inventory,
+    enroller,
     engine,
     log,
     installer,

@@ -1,15 +1,14 @@
 import type { Store } from '../store/database.js';
-import { uniqueViolation } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import { MACHINE_NAME_PATTERN, readableName } from '../core/ids.js';
 import { PlinthError } from '../core/errors.js';
-import type { InventoryService } from '../inventory/service.js';
+import type { Enroller } from '../inventory/enrol.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
 import type { PowerService } from '../power/service.js';
 import type { Actor, Machine } from '../inventory/machine.js';
-import { findIdentityCandidates, requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
-import { normalizeIdentity, resolveIdentity } from '../inventory/identity.js';
+import type { MachineChanges } from '../inventory/machine-rows.js';
+import { normalizeIdentity } from '../inventory/identity.js';
 import type { DiscoveredSystem } from '../providers/types.js';
 import type { ApplianceService } from './service.js';
 import { checkProviderRef } from '../inventory/provider-link.js';
@@ -44,7 +43,7 @@ export class Enlister {
     private readonly d: {
       store: Store;
       clock: Clock;
-      inventory: InventoryService;
+      enroller: Enroller;
       engine: LifecycleEngine;
       appliances: ApplianceService;
       power: PowerService;
@@ -87,45 +86,35 @@ export class Enlister {
   }
 
   private async enlistOne(applianceId: string, applianceName: string, system: DiscoveredSystem, actor: Actor): Promise<EnlistEntry> {
-    const identity = normalizeIdentity({
-      systemUuid: system.systemUuid ?? null,
-      serial: system.serial ?? null,
-      manufacturer: system.manufacturer ?? null,
-      productName: system.productName ?? null,
-      macs: system.macs,
+    // What the appliance reports about the system (UUID, serial, manufacturer, product, MACs).
+    const identity = normalizeIdentity(system);
+    const at = iso(this.d.clock.now());
+    const power: MachineChanges = system.powerState ? { power_state: system.powerState, power_read_at: at, power_source: 'enlist' } : {};
+    const r = await this.d.enroller.findOrEnrol(identity, {
+      actor,
+      known: {
+        lock: true,
+        refuse: (m) =>
+          m.provider.applianceId && (m.provider.applianceId !== applianceId || m.provider.ref !== system.ref)
+            ? `machine ${m.name} is already linked to another appliance or system`
+            : null,
+        set: () => ({ appliance_id: applianceId, provider_ref: system.ref, ...power }),
+        // The appliance reports what it knows of the system: a matched machine learns it.
+        absorb: true,
+      },
+      enrol: async (trx) => {
+        const wanted = (system.name ?? '').toLowerCase();
+        const nameFree = new RegExp(MACHINE_NAME_PATTERN).test(wanted) && !(await trx.selectFrom('machines').select('id').where('name', '=', wanted).executeTakeFirst());
+        return {
+          name: nameFree ? wanted : readableName(),
+          input: { provider: { applianceId, ref: system.ref } },
+          reason: `enlisted from appliance ${applianceName}`,
+          set: power,
+        };
+      },
     });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.d.store.transaction(async (trx) => {
-          const r = resolveIdentity(identity, await findIdentityCandidates(trx, identity));
-          const at = iso(this.d.clock.now());
-          if (r.machineId) {
-            const m = await requireMachine(trx, this.d.store.dialect, r.machineId, { lock: true });
-            if (m.provider.applianceId && (m.provider.applianceId !== applianceId || m.provider.ref !== system.ref)) {
-              return { system, outcome: 'conflict' as const, machine: m, note: `machine ${m.name} is already linked to another appliance or system`, inspecting: false };
-            }
-            await updateMachineRow(trx, m.id, { appliance_id: applianceId, provider_ref: system.ref, ...(system.powerState ? { power_state: system.powerState, power_read_at: at, power_source: 'enlist' } : {}) }, at);
-            const linked = await this.d.inventory.absorbIdentity(trx, await requireMachine(trx, this.d.store.dialect, m.id), identity, actor);
-            return { system, outcome: 'matched' as const, machine: linked, note: `matched by ${r.matchedBy}`, inspecting: false };
-          }
-          const wanted = (system.name ?? '').toLowerCase();
-          const nameFree = new RegExp(MACHINE_NAME_PATTERN).test(wanted) && !(await trx.selectFrom('machines').select('id').where('name', '=', wanted).executeTakeFirst());
-          const m = await this.d.inventory.insert(trx, {
-            name: nameFree ? wanted : readableName(),
-            identity,
-            tags: {},
-            input: { provider: { applianceId, ref: system.ref } },
-            actor,
-            state: 'enrolled',
-            reason: `enlisted from appliance ${applianceName}`,
-          });
-          if (system.powerState) await updateMachineRow(trx, m.id, { power_state: system.powerState, power_read_at: at, power_source: 'enlist' }, at);
-          return { system, outcome: 'created' as const, machine: await requireMachine(trx, this.d.store.dialect, m.id), note: null, inspecting: false };
-        });
-      } catch (e) {
-        if (uniqueViolation(e) && attempt < 3) continue;
-        throw e;
-      }
-    }
+    if (r.outcome === 'refused') return { system, outcome: 'conflict', machine: r.machine, note: r.why, inspecting: false };
+    if (r.outcome === 'matched') return { system, outcome: 'matched', machine: r.machine, note: `matched by ${r.matchedBy}`, inspecting: false };
+    return { system, outcome: 'created', machine: r.machine, note: null, inspecting: false };
   }
 }

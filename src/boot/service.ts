@@ -1,15 +1,14 @@
 import type { Store, Db } from '../store/database.js';
-import { uniqueViolation } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import { newSecret, readableName } from '../core/ids.js';
 import { isPlinthError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { InventoryService } from '../inventory/service.js';
+import type { Enroller } from '../inventory/enrol.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
 import type { Machine, Actor } from '../inventory/machine.js';
-import { findIdentityCandidates, requireMachine } from '../inventory/machine-rows.js';
-import { hasAnyIdentity, normalizeIdentity, resolveIdentity, type Identity } from '../inventory/identity.js';
+import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
+import { hasAnyIdentity, normalizeIdentity, type Identity } from '../inventory/identity.js';
 import { isTransitional } from '../core/states.js';
 import { getRun, type Run } from '../runs/runs.js';
 import { claimRun, mintTicket, runClaim } from '../runs/run-tokens.js';
@@ -67,7 +66,7 @@ export type InstallerLocator = () => { kernel: string; initrd: string } | null;
 export interface BootServiceDeps {
   store: Store;
   clock: Clock;
-  inventory: InventoryService;
+  enroller: Enroller;
   engine: LifecycleEngine;
   log: Logger;
   installer: InstallerLocator;
@@ -138,49 +137,26 @@ export class BootService {
   }
 
   /**
-   * Finds the machine a boot request names, enrolling it when unknown (retrying if a
-   * concurrent request enrolled it first). A boot request never adds identity to a known
-   * machine (its MACs, serial… come from anyone who can send a request; only inspection facts
-   * teach the inventory), and enrolment passes the gate (switch, rate) or is refused.
+   * Finds the machine a boot request names, enrolling it when unknown. A boot request never
+   * adds identity to a known machine (its MACs, serial… come from anyone who can send a
+   * request; only inspection facts teach the inventory), and enrolment passes the gate
+   * (switch, rate) or is refused.
    */
-  private async findOrEnrol(identity: Identity): Promise<{ machine: Machine } | { refused: string }> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const known = await this.deps.store.transaction(async (trx) => {
-          const r = resolveIdentity(identity, await findIdentityCandidates(trx, identity));
-          return r.machineId ? requireMachine(trx, this.deps.store.dialect, r.machineId) : null;
-        });
-        if (known) return { machine: known };
-        const refused = this.deps.enrolment.admit();
-        if (refused) return { refused };
-        return await this.deps.store.transaction(async (trx) => {
-          // Re-resolved inside the writing transaction: another request may have enrolled it meanwhile.
-          const r = resolveIdentity(identity, await findIdentityCandidates(trx, identity));
-          if (r.machineId) return { machine: await requireMachine(trx, this.deps.store.dialect, r.machineId) };
-          const m = await this.deps.inventory.insert(trx, {
-            name: readableName(),
-            identity,
-            tags: {},
-            input: {},
-            actor: BOOT_ACTOR,
-            state: 'enrolled',
-            reason: 'network-booted unannounced',
-          });
-          return { machine: m };
-        });
-      } catch (e) {
-        if (uniqueViolation(e) && attempt < 3) continue;
-        throw e;
-      }
-    }
+  private findOrEnrol(identity: Identity) {
+    return this.deps.enroller.findOrEnrol(identity, {
+      actor: BOOT_ACTOR,
+      known: { lock: false, absorb: false },
+      admit: () => this.deps.enrolment.admit(),
+      enrol: async () => ({ name: readableName(), input: {}, reason: 'network-booted unannounced' }),
+    });
   }
 
   private async decide(identity: Identity, q: BootQuery, ctx: BootContext) {
     const { store, clock, engine } = this.deps;
     const found = await this.findOrEnrol(identity);
-    if ('refused' in found) {
-      this.deps.log.warn({ identity, why: found.refused }, 'unknown machine not enrolled');
-      const script = this.deps.enrolment.isEnabled() ? retryLaterScript(ctx.baseUrl, found.refused, 60, 'enrolment is paused') : notEnrolledScript(found.refused);
+    if (found.outcome === 'refused') {
+      this.deps.log.warn({ identity, why: found.why }, 'unknown machine not enrolled');
+      const script = this.deps.enrolment.isEnabled() ? retryLaterScript(ctx.baseUrl, found.why, 60, 'enrolment is paused') : notEnrolledScript(found.why);
       return { script, machine: null, decision: 'not-enrolled' };
     }
     let { machine } = found;
@@ -231,7 +207,7 @@ export class BootService {
       });
       await this.traceChain(trx, q.chain, machine.id, id, run?.id ?? null);
       // The controller's own address on this connection (never the Host header): where a deploy's seeds point when publicUrl is unset.
-      await trx.updateTable('machines').set({ boot_base_url: ctx.baseUrl }).where('id', '=', machine.id).execute();
+      await updateMachineRow(trx, machine.id, { boot_base_url: ctx.baseUrl }, at);
       await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'machine-script', detail: { decision } });
       if (plan.kind === 'local') await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'local-boot', detail: { why: plan.why } });
       return id;

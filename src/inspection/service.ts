@@ -2,11 +2,9 @@ import type { Db } from '../store/database.js';
 import type { Facts } from '../core/facts.js';
 import type { MachinesTable } from '../store/schema.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
-import type { InventoryService } from '../inventory/service.js';
+import type { Enroller } from '../inventory/enrol.js';
 import type { Machine } from '../inventory/machine.js';
-import { normalizeIdentity, resolveIdentity } from '../inventory/identity.js';
-import { findIdentityCandidates, requireMachine } from '../inventory/machine-rows.js';
-import { PlinthError } from '../core/errors.js';
+import { normalizeIdentity } from '../inventory/identity.js';
 import type { Run } from '../runs/runs.js';
 import { getRun, updateStep } from '../runs/runs.js';
 
@@ -34,7 +32,7 @@ export class InspectionService {
 
   constructor(
     private readonly engine: LifecycleEngine,
-    private readonly inventory: InventoryService,
+    private readonly enroller: Enroller,
   ) {}
 
   /** Registers work to do inside the inspection's transaction (e.g. matching a profile). */
@@ -49,17 +47,8 @@ export class InspectionService {
       runId,
       reason: 'facts received',
       alsoInTransaction: async (trx, machine) => {
-        const reported = identityFromFacts(facts);
-        // Facts that identify another known machine come from the wrong installer (a token used
-        // on the wrong machine): refuse them rather than merge two machines' identities.
-        const other = resolveIdentity(reported, await findIdentityCandidates(trx, reported));
-        if (other.machineId && other.machineId !== machine.id) {
-          const owner = await requireMachine(trx, this.engine.store.dialect, other.machineId);
-          throw new PlinthError('conflict', `these facts identify machine ${owner.name} (by ${other.matchedBy}), not ${machine.name} whose run token was used`, {
-            details: { machine: machine.name, identifies: owner.name, matchedBy: other.matchedBy },
-          });
-        }
-        const m = await this.inventory.absorbIdentity(trx, machine, reported, actor);
+        // Refused (a conflict) when the facts identify another known machine.
+        const m = await this.enroller.absorbReport(trx, machine, identityFromFacts(facts), actor);
         const run = await getRun(trx, runId);
         const extra: Partial<MachinesTable> = { facts: JSON.stringify(facts) };
         for (const hook of this.hooks) Object.assign(extra, (await hook(trx, m, facts, run)) ?? {});

@@ -1,7 +1,7 @@
-import { sql } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
 import type { Db, Dialect } from '../store/database.js';
 import { fromJson } from '../store/database.js';
-import type { MachinesTable } from '../store/schema.js';
+import type { Database, MachinesTable } from '../store/schema.js';
 import type { Machine } from './machine.js';
 import type { CandidateMachine, Identity } from './identity.js';
 import { PlinthError } from '../core/errors.js';
@@ -10,6 +10,10 @@ import { loadMatchRefs, matchOf, type MatchRefs } from './machine-match.js';
 /**
  * Reading and writing machine rows (machines + machine_macs + machine_tags). Every function
  * takes the executor to use, so callers compose them inside one transaction.
+ *
+ * This module is the only writer of the machines table (src/inventory/machine-writers.test.ts
+ * holds every other file to it): each update bumps `version` and sets `updated_at`, so
+ * `version` counts every change a reader could see.
  */
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -107,13 +111,39 @@ export async function insertMachineRow(db: Db, row: MachinesTable, macs: string[
   }
 }
 
-/** Updates columns and bumps the row version. */
-export async function updateMachineRow(db: Db, id: string, changes: Partial<MachinesTable>, now: string): Promise<void> {
-  await db
+/**
+ * The columns a write may set, each to a value or to an expression over the row (e.g. a
+ * column copied from another). `version` and `updated_at` are left out: the writer sets them.
+ */
+export type MachineChanges = {
+  [K in Exclude<keyof MachinesTable, 'id' | 'version' | 'updated_at'>]?: MachinesTable[K] | Expression<MachinesTable[K]>;
+};
+
+/** Which machine rows a write touches. */
+export type MachineCondition = (eb: ExpressionBuilder<Database, 'machines'>) => Expression<SqlBool>;
+
+/** Updates every row `where` selects and bumps each one's version; returns how many rows changed. */
+export async function updateMachineRows(db: Db, where: MachineCondition, changes: MachineChanges, now: string): Promise<number> {
+  const r = await db
     .updateTable('machines')
     .set({ ...changes, updated_at: now, version: sql<number>`version + 1` })
-    .where('id', '=', id)
-    .execute();
+    .where(where)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+/**
+ * Updates one machine's columns and bumps its version. With `also`, only while the row still
+ * satisfies it (a compare-and-set); returns whether the row changed.
+ */
+export async function updateMachineRow(db: Db, id: string, changes: MachineChanges, now: string, also?: MachineCondition): Promise<boolean> {
+  const n = await updateMachineRows(db, (eb) => (also ? eb.and([eb('id', '=', id), also(eb)]) : eb('id', '=', id)), changes, now);
+  return n > 0;
+}
+
+/** Deletes a machine row; its MACs, tags, runs and history go with it (foreign keys cascade). */
+export async function deleteMachineRow(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('machines').where('id', '=', id).execute();
 }
 
 export async function replaceMacs(db: Db, id: string, macs: string[]): Promise<void> {

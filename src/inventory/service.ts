@@ -12,6 +12,7 @@ import { isTransitional } from '../core/states.js';
 import { actorLabel, type Actor, type Machine } from './machine.js';
 import {
   addMacs,
+  deleteMachineRow,
   findIdentityCandidates,
   hydrate,
   identityColumns,
@@ -312,30 +313,9 @@ export class InventoryService {
         });
       }
       for (const hook of this.deleteHooks) await hook(trx, m);
-      await trx.deleteFrom('machines').where('id', '=', m.id).execute();
+      await deleteMachineRow(trx, m.id);
       return m;
     });
-  }
-
-  /**
-   * What a known machine learns from a report (boot parameters, facts): missing identity
-   * fields and new MACs, never values another machine holds. Conflicts are recorded.
-   */
-  async absorbIdentity(trx: Db, m: Machine, reported: Identity, actor: Actor): Promise<Machine> {
-    const candidates = await findIdentityCandidates(trx, reported);
-    const self = { id: m.id, ...m.identity };
-    const r = reconcileIdentity(self, reported, candidates.filter((c) => c.id !== m.id));
-    const changes: Partial<MachinesTable> = {};
-    if (r.updates.systemUuid) changes.system_uuid = r.updates.systemUuid;
-    if (r.updates.serial) changes.serial = r.updates.serial;
-    if (r.updates.manufacturer) changes.manufacturer = r.updates.manufacturer;
-    if (r.updates.productName) changes.product_name = r.updates.productName;
-    if (r.updates.assetTag) changes.asset_tag = r.updates.assetTag;
-    if (Object.keys(changes).length) await updateMachineRow(trx, m.id, changes, iso(this.clock.now()));
-    if (r.newMacs.length) await addMacs(trx, m.id, r.newMacs);
-    const updated = Object.keys(changes).length || r.newMacs.length ? await requireMachine(trx, this.store.dialect, m.id) : m;
-    await this.recordConflicts(trx, updated, r.conflicts, actor);
-    return r.conflicts.length ? requireMachine(trx, this.store.dialect, m.id) : updated;
   }
 
   /**

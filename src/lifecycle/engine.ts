@@ -264,12 +264,9 @@ export class LifecycleEngine {
 
   /** Moves the deadline of the machine's current state (e.g. as a deploy reports progress). */
   async extendDeadline(machineId: string, runId: string, untilMs: number, db: Db = this.store.db): Promise<void> {
-    await db
-      .updateTable('machines')
-      .set({ state_deadline: iso(new Date(untilMs)) })
-      .where('id', '=', machineId)
-      .where('current_run_id', '=', runId)
-      .where('state_deadline', 'is not', null)
-      .execute();
+    // Only while the machine still runs that run and the state has a deadline to move.
+    await updateMachineRow(db, machineId, { state_deadline: iso(new Date(untilMs)) }, iso(this.clock.now()), (eb) =>
+      eb.and([eb('current_run_id', '=', runId), eb('state_deadline', 'is not', null)]),
+    );
   }
 }

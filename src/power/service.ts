@@ -9,7 +9,7 @@ import type { Endpoint, PowerState, ProviderContext, ProviderType } from '../pro
 import type { LifecycleEngine, TransitionResult } from '../lifecycle/engine.js';
 import type { Actor, Machine } from '../inventory/machine.js';
 import { actorLabel } from '../inventory/machine.js';
-import { requireMachine } from '../inventory/machine-rows.js';
+import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import { recordEvent } from '../inventory/events.js';
 import { isTransitional } from '../core/states.js';
 import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, type JobSpec, type ProviderJob } from './jobs.js';
@@ -102,7 +102,7 @@ export class PowerService {
     } else if (m.state === 'deployed') {
       expected = 'on';
     }
-    if (expected) await trx.updateTable('machines').set({ power_expected: expected }).where('id', '=', m.id).execute();
+    if (expected) await updateMachineRow(trx, m.id, { power_expected: expected }, iso(this.d.clock.now()));
     const type = m.provider.applianceId
       ? (await trx.selectFrom('appliances').select('type').where('id', '=', m.provider.applianceId).executeTakeFirst())?.type
       : undefined;
@@ -333,7 +333,7 @@ export class PowerService {
     if (!m) return;
     const drift = observed !== 'unknown' && m.power_expected !== null && m.power_expected !== observed ? 1 : 0;
     const at = iso(this.d.clock.now());
-    await db.updateTable('machines').set({ power_state: observed, power_read_at: at, power_source: source, power_drift: drift }).where('id', '=', machineId).execute();
+    await updateMachineRow(db, machineId, { power_state: observed, power_read_at: at, power_source: source, power_drift: drift }, at);
     if (drift && !m.power_drift) {
       await recordEvent(db, { machineId, at, actor: actorLabel(POWER_ACTOR), action: 'power-drift', fromState: m.state, toState: m.state, reason: `expected ${m.power_expected}, found ${observed}`, details: null });
       this.d.log.warn({ machine: m.name, expected: m.power_expected, observed }, 'power state drift');

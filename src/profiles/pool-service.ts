@@ -5,6 +5,7 @@ import type { PoolEntriesTable, PoolsTable } from '../store/schema.js';
 import type { Clock } from '../core/clock.js';
 import { PlinthError, notFound } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { updateMachineRows } from '../inventory/machine-rows.js';
 import { isEntryUsed, type PyDict } from '../matching/index.js';
 import { readApplyBody, readPool, type PoolDraft } from './documents.js';
 import type { PoolEntryView, PoolInputBody, PoolView } from './schemas.js';
@@ -185,11 +186,12 @@ export class PoolService {
           details: { pool: name, held: view.entries.held },
         });
       }
-      await trx
-        .updateTable('machines')
-        .set({ pool_entry_id: null, match_vars: sql<string>`match_spec_vars`, updated_at: at, version: sql<number>`version + 1` })
-        .where('pool_entry_id', 'in', (eb) => eb.selectFrom('pool_entries').select('id').where('pool_id', '=', view.id))
-        .execute();
+      await updateMachineRows(
+        trx,
+        (eb) => eb('pool_entry_id', 'in', eb.selectFrom('pool_entries').select('id').where('pool_id', '=', view.id)),
+        { pool_entry_id: null, match_vars: sql<string | null>`match_spec_vars` },
+        at,
+      );
       await trx.deleteFrom('pool_entries').where('pool_id', '=', view.id).execute();
       await trx.deleteFrom('pools').where('id', '=', view.id).execute();
       return view;

@@ -1,9 +1,9 @@
-import { sql } from 'kysely';
 import type { Store, Db, Dialect } from '../store/database.js';
 import type { ProfilesTable } from '../store/schema.js';
 import type { Clock } from '../core/clock.js';
 import { PlinthError, notFound, validation } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { updateMachineRows } from '../inventory/machine-rows.js';
 import { readApplyBody, readProfile, type ProfileDraft } from './documents.js';
 import { upsertPool } from './pool-service.js';
 import { heldCounts, toLoadedProfile } from './rows.js';
@@ -138,11 +138,7 @@ export class ProfileService {
           details: { profile: name, machines: users.map((u) => u.name) },
         });
       }
-      await trx
-        .updateTable('machines')
-        .set({ profile_id: null, quota_held: 0, updated_at: at, version: sql<number>`version + 1` })
-        .where('profile_id', '=', view.id)
-        .execute();
+      await updateMachineRows(trx, (eb) => eb('profile_id', '=', view.id), { profile_id: null, quota_held: 0 }, at);
       await trx.deleteFrom('profiles').where('id', '=', view.id).execute();
       return view;
     });

@@ -1,6 +1,7 @@
 import type { Db } from '../store/database.js';
 import { fromJson, toJson } from '../store/database.js';
 import { newId } from '../core/ids.js';
+import { updateMachineRow } from '../inventory/machine-rows.js';
 
 /**
  * The boot trace: every request the boot service sees, recorded against the machine and
@@ -75,7 +76,7 @@ export async function recordStage(
     .insertInto('boot_trace')
     .values({ machine_id: s.machineId, attempt_id: s.attemptId, run_id: s.runId, at: s.at, stage: s.stage, detail: toJson(s.detail ?? null) })
     .execute();
-  await db.updateTable('machines').set({ last_stage: s.stage }).where('id', '=', s.machineId).execute();
+  await updateMachineRow(db, s.machineId, { last_stage: s.stage }, s.at);
 }
 
 /** The newest `limit` boot attempts of a machine, oldest first, each with its stages. */
