@@ -232,7 +232,7 @@ export class PowerService {
       try {
         if (Date.now() - lastExpiry > 1000) {
           lastExpiry = Date.now();
-          for (const j of await expireJobs(this.d.store.db, this.d.clock.now(), (site) => this.describeRunner(site))) await this.onJobFinished(j);
+          for (const j of await expireJobs(this.d.store.db, this.d.clock.now(), (site) => this.describeRunner(site))) if (j.status !== 'succeeded') await this.onJobFailed(j);
         }
         const free = this.d.config.parallel - this.inFlight;
         const jobs = free > 0 ? await claimJobs(this.d.store, { site: null, claimer: this.d.claimer, limit: free, leaseMs: this.leaseMs, now: this.d.clock.now() }) : [];
@@ -321,14 +321,20 @@ export class PowerService {
 
   /** Records a job's outcome (from this controller or a manager) and applies it to the machine. */
   async complete(jobId: string, claimer: string, outcome: Parameters<typeof finishJob>[3]): Promise<boolean> {
-    if (!(await finishJob(this.d.store.db, jobId, claimer, outcome, this.d.clock.now()))) return false;
-    const job = await getJob(this.d.store.db, jobId);
-    if (job) await this.onJobFinished(job);
+    // The job's end and the power it read land together: whoever sees the job finished also
+    // sees the machine's power it reported.
+    const finished = await this.d.store.transaction(async (trx) => {
+      if (!(await finishJob(trx, jobId, claimer, outcome, this.d.clock.now()))) return null;
+      const job = await getJob(trx, jobId);
+      if (job?.status === 'succeeded') await this.recordReadings(trx, job);
+      return { job };
+    });
+    if (!finished) return false;
+    if (finished.job && finished.job.status !== 'succeeded') await this.onJobFailed(finished.job);
     return true;
   }
 
-  private async recordPower(machineId: string, observed: PowerState, source: string): Promise<void> {
-    const db = this.d.store.db;
+  private async recordPower(db: Db, machineId: string, observed: PowerState, source: string): Promise<void> {
     const m = await db.selectFrom('machines').select(['name', 'state', 'power_expected', 'power_drift']).where('id', '=', machineId).executeTakeFirst();
     if (!m) return;
     const drift = observed !== 'unknown' && m.power_expected !== null && m.power_expected !== observed ? 1 : 0;
@@ -340,21 +346,23 @@ export class PowerService {
     }
   }
 
-  private async onJobFinished(job: ProviderJob): Promise<void> {
-    const appliance = await this.d.store.db.selectFrom('appliances').select('type').where('id', '=', job.applianceId).executeTakeFirst();
+  /** What a succeeded job read: the machine's power, or every machine's for a sync. */
+  private async recordReadings(db: Db, job: ProviderJob): Promise<void> {
+    const appliance = await db.selectFrom('appliances').select('type').where('id', '=', job.applianceId).executeTakeFirst();
     const source = appliance?.type ?? 'provider';
-    if (job.status === 'succeeded') {
-      const res = job.result as { power?: PowerState; states?: Record<string, PowerState> };
-      if (job.machineId && res?.power) await this.recordPower(job.machineId, res.power, source);
-      if (job.spec.kind === 'sync' && res?.states) {
-        const machines = await this.d.store.db.selectFrom('machines').select(['id', 'provider_ref']).where('appliance_id', '=', job.applianceId).execute();
-        for (const m of machines) {
-          const s = m.provider_ref ? res.states[m.provider_ref] : undefined;
-          if (s) await this.recordPower(m.id, s, source);
-        }
+    const res = job.result as { power?: PowerState; states?: Record<string, PowerState> };
+    if (job.machineId && res?.power) await this.recordPower(db, job.machineId, res.power, source);
+    if (job.spec.kind === 'sync' && res?.states) {
+      const machines = await db.selectFrom('machines').select(['id', 'provider_ref']).where('appliance_id', '=', job.applianceId).execute();
+      for (const m of machines) {
+        const s = m.provider_ref ? res.states[m.provider_ref] : undefined;
+        if (s) await this.recordPower(db, m.id, s, source);
       }
-      return;
     }
+  }
+
+  /** A failed job of a machine's run fails the machine (after the job's own commit). */
+  private async onJobFailed(job: ProviderJob): Promise<void> {
     if (!job.machineId || !job.runId) return;
     const code = job.error?.step === 'boot-device' ? 'boot-device' : 'power';
     try {
