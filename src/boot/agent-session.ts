@@ -51,7 +51,7 @@ const AWAITING_HELLO = ['inspecting', 'deploying', 'wiping'];
  * engine takes it: the steps it marks, the trace it leaves and the state it moves the
  * machine to commit together or not at all, and two reports of one run never interleave.
  * What a run kind does beyond that (a deploy's parameters, deadlines, boot device) is
- * DeployRuns'; HTTP is the route file's (agent-api.ts).
+ * DeployRuns'; HTTP is the route file's (api/routes/agent.ts).
  */
 export class AgentSession {
   constructor(private readonly d: AgentSessionDeps) {}
