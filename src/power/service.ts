@@ -271,7 +271,7 @@ export class PowerService {
     try {
       const { appliance, endpoint } = await this.d.appliances.endpoint(job.applianceId);
       const provider = this.d.registry.create(appliance.type, endpoint);
-      outcome = { status: 'succeeded', result: await executeJob(job.spec, provider, ctx) };
+      outcome = { status: 'succeeded', result: await executeJob(job.spec, provider, ctx, { timeoutMs: this.d.config.ms.powerVerifyTimeout }) };
     } catch (e) {
       const step = e instanceof JobStepError ? e.step : 'power';
       const failure = e instanceof JobStepError ? e.failure : 'protocol';
