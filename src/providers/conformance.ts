@@ -165,18 +165,24 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       const { provider, ref, observe } = subject;
       const device = BOOT_DEVICES.find((d) => has(`boot.${d}`) && d !== 'uefi-http');
       if (!device) return;
-      if (has('boot.persistent')) {
+      const offers = (cap: Capability): boolean => has(cap) && !target.peerLacks?.includes(cap);
+      // A provider reads its settings back: a peer that drops a flag is refused as `unsupported`, never reported done.
+      if (offers('boot.persistent')) {
         await provider.management.setBootDevice(ref, device, { persistent: true }, ctx);
         const seen = await observe?.bootDevice?.(ref);
         if (seen?.persistent !== undefined) expect(seen.persistent).toBe(true);
         await provider.management.setBootDevice(ref, device, { persistent: false }, ctx);
+        const once = await observe?.bootDevice?.(ref);
+        if (once?.persistent !== undefined) expect(once.persistent).toBe(false);
       } else {
         await expectFailure(provider.management.setBootDevice(ref, device, { persistent: true }, ctx), 'unsupported', provider.type);
       }
-      if (has('boot.mode')) {
+      if (offers('boot.mode')) {
         await provider.management.setBootDevice(ref, device, { mode: 'uefi' }, ctx);
         const seen = await observe?.bootDevice?.(ref);
         if (seen?.mode !== undefined) expect(seen.mode).toBe('uefi');
+      } else if (has('boot.mode')) {
+        await expectFailure(provider.management.setBootDevice(ref, device, { mode: 'uefi' }, ctx), 'unsupported', provider.type);
       }
     });
 

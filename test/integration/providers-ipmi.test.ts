@@ -20,6 +20,8 @@ function provider(peer: IpmiSimPeer, password = peer.password): IpmiProvider {
 let conformancePeer: IpmiSimPeer;
 describeProviderConformance({
   name: 'ipmi (OpenIPMI ipmi_sim)',
+  // ipmi_sim keeps the boot device only: persistence and the EFI flag are dropped (read back).
+  peerLacks: ['boot.persistent', 'boot.mode'],
   setup: async () => {
     conformancePeer = await startIpmiSim();
     const peer = conformancePeer;
@@ -58,12 +60,18 @@ describe('ipmi: against ipmi_sim', () => {
     expect(sets).toEqual(['set power 1', 'set reset 1', 'set shutdown 1', 'set power 0']);
   });
 
-  it('sends persistent and UEFI boot flags and the BMC records the device', async () => {
+  it('reads the boot flags back: a BMC that keeps next boot only, legacy after a persistent UEFI request is an error naming what it kept', async () => {
     const p = provider(peer);
-    await p.management.setBootDevice(IPMI_SYSTEM_REF, 'pxe', { persistent: true, mode: 'uefi' }, ctx);
-    expect(peer.bootDevice()).toBe('pxe');
+    // ipmi_sim takes the device and drops the persistent and EFI flags.
+    const err = (await p.management.setBootDevice(IPMI_SYSTEM_REF, 'pxe', { persistent: true, mode: 'uefi' }, ctx).catch((e: unknown) => e)) as ProviderError;
+    expect(err).toBeInstanceOf(ProviderError);
+    expect(err.failure).toBe('unsupported');
+    expect(err.message).toContain('accepted boot flags pxe, persistent, UEFI but kept pxe, next boot only, legacy');
+    // What it does keep is accepted, and the chassis is told the device.
     await p.management.setBootDevice(IPMI_SYSTEM_REF, 'cd', {}, ctx);
     expect(peer.bootDevice()).toBe('cdrom');
+    await p.management.setBootDevice(IPMI_SYSTEM_REF, 'disk', { mode: 'legacy' }, ctx);
+    expect(peer.bootDevice()).toBe('default');
   });
 
   it('reads the BMC GUID as the system identity', async () => {
