@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeMac } from '../core/mac.js';
+import { verifiedPowerAction } from './verified-power.js';
 import { ProviderError, type BootDevice, type BootMode, type Capability, type PowerState, type Provider, type ProviderContext } from './types.js';
 
 /** What the peer saw, read without going through the provider under test. */
@@ -129,6 +130,19 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       await provider.power.reboot(ref, ctx);
       await settle();
       expect(await provider.power.getPowerState(ref, ctx)).toBe('on');
+    });
+
+    it('power: verified actions land before they resolve, so the next one is never decided on a stale read', async () => {
+      const { provider, ref, observe } = subject;
+      if (!has('power')) return;
+      const verify = { timeoutMs: Math.max(ctx.timeoutMs, 10_000), intervalMs: 50 };
+      // Back to back, no settling: each read the next action decides on comes after the last action landed.
+      for (const target of ['on', 'off', 'on', 'off', 'reboot', 'off'] as const) {
+        const read = await verifiedPowerAction(provider, ref, target, ctx, verify);
+        const wanted = target === 'reboot' ? 'on' : target;
+        expect(read, `after ${target}`).toBe(wanted);
+        if (observe?.powerState) expect(await observe.powerState(ref), `peer after ${target}`).toBe(wanted);
+      }
     });
 
     it('power: soft-off is accepted where declared, refused as unsupported elsewhere', async () => {
