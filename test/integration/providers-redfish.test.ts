@@ -360,4 +360,18 @@ describe('redfish: power actions are verified, boot overrides read back', () => 
       await peer.close();
     }
   });
+
+  it('a BMC that answers a boot mode change with success and keeps its mode is an error naming the mode it kept', async () => {
+    const peer = await startRedfishPeer({ modeIgnored: true });
+    const p = provider(peer);
+    try {
+      const err = await p.management.setBootDevice(peer.systemPath, 'pxe', { mode: 'legacy' }, ctx).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderError);
+      expect((err as ProviderError).message).toContain('accepted boot override Pxe/Once/Legacy but kept Pxe/Once/UEFI');
+      await p.management.setBootDevice(peer.systemPath, 'pxe', { mode: 'uefi' }, ctx);
+    } finally {
+      await p.close();
+      await peer.close();
+    }
+  });
 });

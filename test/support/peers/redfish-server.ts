@@ -54,6 +54,8 @@ export interface RedfishPeerOptions {
   transitionReads?: number;
   /** Stores a `Once` boot override as `Continuous`, as sushy-tools' libvirt driver does. */
   onceBecomesContinuous?: boolean;
+  /** Answers a boot mode change with success and keeps the mode it had. */
+  modeIgnored?: boolean;
 }
 
 export interface RedfishPeer {
@@ -241,7 +243,7 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
     if (mode !== undefined && !['UEFI', 'Legacy'].includes(mode as string)) {
       return send(res, 400, redfishError(400, 'Base.1.8.PropertyValueNotInList', `The value ${String(mode)} for the property BootSourceOverrideMode is not in the list of acceptable values.`));
     }
-    for (const [k, v] of Object.entries(patch)) boot[k] = v;
+    for (const [k, v] of Object.entries(patch)) if (!(k === 'BootSourceOverrideMode' && options.modeIgnored)) boot[k] = v;
     if (enabled === 'Once' && options.onceBecomesContinuous) boot['BootSourceOverrideEnabled'] = 'Continuous';
     if (mode === undefined && tree.behaviour.modeRevertsUnlessSent) boot['BootSourceOverrideMode'] = 'Legacy';
     options.onBootOverride?.(systemId, {
