@@ -18,20 +18,24 @@ export const registerManager: CommandRegistrar = (program, ctx) => {
     .requiredOption('--site <name>', 'the site whose appliances this manager runs')
     .option('--parallel <n>', 'jobs at once', '32')
     .option('--provider-timeout <duration>', 'time limit of one provider call', '60s')
+    .option('--power-verify-timeout <duration>', 'after a power action, how long to wait for the system to show the target state', '60s')
     .option('--log-level <level>', 'log level', 'info')
     .option('--ca-bundle <file>', "PEM CA certificates to trust for an HTTPS controller, besides the system's (PLINTH_CA_BUNDLE)")
     // NOTE: the program's own --ca-bundle takes the flag wherever it is written; read both.
-    .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; logLevel: string; caBundle?: string }, cmd: Command) => {
+    .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; powerVerifyTimeout: string; logLevel: string; caBundle?: string }, cmd: Command) => {
       o.caBundle ??= cmd.optsWithGlobals<{ caBundle?: string }>().caBundle;
       const token = o.token ?? ctx.env.PLINTH_TOKEN;
       if (!token) throw new UsageError('--token or PLINTH_TOKEN is required');
       const ca = o.caBundle ? caBundleFrom(o.caBundle, '--ca-bundle') : caBundleFrom(ctx.env.PLINTH_CA_BUNDLE, 'PLINTH_CA_BUNDLE');
-      let timeoutMs: number;
-      try {
-        timeoutMs = parseDuration(o.providerTimeout);
-      } catch (e) {
-        throw new UsageError(`--provider-timeout: ${(e as Error).message}`);
-      }
+      const duration = (value: string, flag: string): number => {
+        try {
+          return parseDuration(value);
+        } catch (e) {
+          throw new UsageError(`${flag}: ${(e as Error).message}`);
+        }
+      };
+      const timeoutMs = duration(o.providerTimeout, '--provider-timeout');
+      const powerVerifyTimeoutMs = duration(o.powerVerifyTimeout, '--power-verify-timeout');
       const m = new Manager({
         url: o.controller,
         token,
@@ -41,6 +45,7 @@ export const registerManager: CommandRegistrar = (program, ctx) => {
         log: createLogger(o.logLevel),
         version: '0.1.0',
         providerTimeoutMs: timeoutMs,
+        powerVerifyTimeoutMs,
         ca,
       });
       process.once('SIGTERM', () => m.stop());

@@ -34,7 +34,7 @@ describe('configuration', () => {
     expect(c.ms.deadlines['deploy-wait']).toBe(60 * 60_000);
     expect(c.ms.deadlines['inspect-wait']).toBe(90_000);
     expect(c.ms.deadlines['wipe-wait']).toBe(6 * 3_600_000);
-    expect(c.ms.providers).toEqual({ timeout: 60_000, jobDeadline: 600_000, lease: 90_000, syncInterval: 60_000 });
+    expect(c.ms.providers).toEqual({ timeout: 60_000, powerVerifyTimeout: 60_000, jobDeadline: 600_000, lease: 90_000, syncInterval: 60_000 });
     expect(c.ms.sweepInterval).toBe(250);
     expect(c.ms.deploy.firstBootAllowance).toBe(20 * 60_000);
     expect(c.ms.tftp.transferTimeout).toBe(5 * 60_000);

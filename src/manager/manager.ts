@@ -20,6 +20,8 @@ export interface ManagerOptions {
   log: Logger;
   version: string;
   providerTimeoutMs: number;
+  /** After a power action, how long to wait for the target state (default: executeJob's). */
+  powerVerifyTimeoutMs?: number;
   /** PEM CA bundle to trust for an HTTPS controller, besides the system's. */
   ca?: string | null;
 }
@@ -88,10 +90,15 @@ export class Manager {
     let body: unknown;
     try {
       const provider = this.o.registry.create(job.appliance.type, job.endpoint);
-      const result = await executeJob(job.spec, provider, {
-        timeoutMs: this.o.providerTimeoutMs,
-        log: { debug: (m, f) => log.debug(f ?? {}, m), info: (m, f) => log.info(f ?? {}, m), warn: (m, f) => log.warn(f ?? {}, m) },
-      });
+      const result = await executeJob(
+        job.spec,
+        provider,
+        {
+          timeoutMs: this.o.providerTimeoutMs,
+          log: { debug: (m, f) => log.debug(f ?? {}, m), info: (m, f) => log.info(f ?? {}, m), warn: (m, f) => log.warn(f ?? {}, m) },
+        },
+        this.o.powerVerifyTimeoutMs === undefined ? undefined : { timeoutMs: this.o.powerVerifyTimeoutMs },
+      );
       body = { status: 'succeeded', result };
       log.info('job done');
     } catch (e) {

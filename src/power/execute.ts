@@ -1,5 +1,6 @@
 import type { JobResult, JobSpec } from './jobs.js';
 import { ProviderError, requireCapability, type Capability, type Provider, type ProviderContext } from '../providers/types.js';
+import { verifiedPowerAction, type PowerVerifyOptions } from '../providers/verified-power.js';
 
 /**
  * Carries out one provider job against a provider. No store, no API: the controller and the
@@ -28,7 +29,14 @@ async function step<T>(name: JobStepError['step'], fn: () => Promise<T>): Promis
 
 const BOOT_CAPABILITY: Record<string, Capability> = { pxe: 'boot.pxe', disk: 'boot.disk', cd: 'boot.cd', 'uefi-http': 'boot.uefi-http' };
 
-export async function executeJob(spec: JobSpec, provider: Provider, ctx: ProviderContext): Promise<JobResult> {
+/** Ironic's default `power_state_change_timeout`. */
+export const DEFAULT_POWER_VERIFY: PowerVerifyOptions = { timeoutMs: 60_000 };
+
+/**
+ * Runs a job. Every power action is verified (see verified-power.ts): the power a job
+ * reports is the state read once the action landed, not the state asked for.
+ */
+export async function executeJob(spec: JobSpec, provider: Provider, ctx: ProviderContext, verify: PowerVerifyOptions = DEFAULT_POWER_VERIFY): Promise<JobResult> {
   switch (spec.kind) {
     case 'boot': {
       await step('boot-device', async () => {
@@ -42,12 +50,13 @@ export async function executeJob(spec: JobSpec, provider: Provider, ctx: Provide
       });
       if (spec.then === 'none') return {};
       // Reboot powers on a machine that is off (the provider contract); `on` leaves a running one alone.
-      await step('power', () => (spec.then === 'reboot' ? provider.power.reboot(spec.ref, ctx) : provider.power.setPowerState(spec.ref, 'on', ctx)));
-      return { power: 'on' };
+      return { power: await step('power', () => verifiedPowerAction(provider, spec.ref, spec.then === 'reboot' ? 'reboot' : 'on', ctx, verify)) };
     }
     case 'power': {
-      await step('power', () => (spec.target === 'reboot' ? provider.power.reboot(spec.ref, ctx) : provider.power.setPowerState(spec.ref, spec.target, ctx)));
-      return { power: spec.target === 'reboot' || spec.target === 'on' ? 'on' : 'off' };
+      const read = await step('power', () => verifiedPowerAction(provider, spec.ref, spec.target, ctx, verify));
+      // A soft-off still running is no reading of the machine's power: the next sync reads it.
+      if (spec.target === 'soft-off' && read !== 'off') return {};
+      return { power: read };
     }
     case 'status':
       return { power: await step('status', () => provider.power.getPowerState(spec.ref, ctx)) };

@@ -271,7 +271,7 @@ export class PowerService {
     try {
       const { appliance, endpoint } = await this.d.appliances.endpoint(job.applianceId);
       const provider = this.d.registry.create(appliance.type, endpoint);
-      outcome = { status: 'succeeded', result: await executeJob(job.spec, provider, ctx) };
+      outcome = { status: 'succeeded', result: await executeJob(job.spec, provider, ctx, { timeoutMs: this.d.config.ms.powerVerifyTimeout }) };
     } catch (e) {
       const step = e instanceof JobStepError ? e.step : 'power';
       const failure = e instanceof JobStepError ? e.failure : 'protocol';
@@ -354,11 +354,31 @@ export class PowerService {
     if (job.machineId && res?.power) await this.recordPower(db, job.machineId, res.power, source);
     if (job.spec.kind === 'sync' && res?.states) {
       const machines = await db.selectFrom('machines').select(['id', 'provider_ref']).where('appliance_id', '=', job.applianceId).execute();
+      const moving = await this.inTransition(db, job);
       for (const m of machines) {
         const s = m.provider_ref ? res.states[m.provider_ref] : undefined;
-        if (s) await this.recordPower(db, m.id, s, source);
+        if (s && !moving.has(m.id)) await this.recordPower(db, m.id, s, source);
       }
     }
+  }
+
+  /**
+   * Machines whose sync reading says nothing: a power or boot job of theirs is queued or
+   * running (the machine is about to change, or changing), or finished after the sync was
+   * queued (its reads may predate that action). Recording such a reading would put a stale
+   * state over the one the action verified and report a drift that is only the transition
+   * (a false `power-drift` seconds after a ForceOff); the next sync reads them again.
+   */
+  private async inTransition(db: Db, sync: ProviderJob): Promise<Set<string>> {
+    const rows = await db
+      .selectFrom('provider_jobs')
+      .select('machine_id')
+      .where('appliance_id', '=', sync.applianceId)
+      .where('kind', 'in', ['power', 'boot'])
+      .where('machine_id', 'is not', null)
+      .where((eb) => eb.or([eb('status', 'in', ['queued', 'running']), eb('finished_at', '>', sync.createdAt)]))
+      .execute();
+    return new Set(rows.map((r) => r.machine_id!));
   }
 
   /** A failed job of a machine's run fails the machine (after the job's own commit). */

@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeMac } from '../core/mac.js';
+import { verifiedPowerAction } from './verified-power.js';
 import { ProviderError, type BootDevice, type BootMode, type Capability, type PowerState, type Provider, type ProviderContext } from './types.js';
 
 /** What the peer saw, read without going through the provider under test. */
@@ -131,6 +132,19 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       expect(await provider.power.getPowerState(ref, ctx)).toBe('on');
     });
 
+    it('power: verified actions land before they resolve, so the next one is never decided on a stale read', async () => {
+      const { provider, ref, observe } = subject;
+      if (!has('power')) return;
+      const verify = { timeoutMs: Math.max(ctx.timeoutMs, 10_000), intervalMs: 50 };
+      // Back to back, no settling: each read the next action decides on comes after the last action landed.
+      for (const target of ['on', 'off', 'on', 'off', 'reboot', 'off'] as const) {
+        const read = await verifiedPowerAction(provider, ref, target, ctx, verify);
+        const wanted = target === 'reboot' ? 'on' : target;
+        expect(read, `after ${target}`).toBe(wanted);
+        if (observe?.powerState) expect(await observe.powerState(ref), `peer after ${target}`).toBe(wanted);
+      }
+    });
+
     it('power: soft-off is accepted where declared, refused as unsupported elsewhere', async () => {
       const { provider, ref } = subject;
       if (!has('power.soft-off')) {
@@ -165,18 +179,24 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       const { provider, ref, observe } = subject;
       const device = BOOT_DEVICES.find((d) => has(`boot.${d}`) && d !== 'uefi-http');
       if (!device) return;
-      if (has('boot.persistent')) {
+      const offers = (cap: Capability): boolean => has(cap) && !target.peerLacks?.includes(cap);
+      // A provider reads its settings back: a peer that drops a flag is refused as `unsupported`, never reported done.
+      if (offers('boot.persistent')) {
         await provider.management.setBootDevice(ref, device, { persistent: true }, ctx);
         const seen = await observe?.bootDevice?.(ref);
         if (seen?.persistent !== undefined) expect(seen.persistent).toBe(true);
         await provider.management.setBootDevice(ref, device, { persistent: false }, ctx);
+        const once = await observe?.bootDevice?.(ref);
+        if (once?.persistent !== undefined) expect(once.persistent).toBe(false);
       } else {
         await expectFailure(provider.management.setBootDevice(ref, device, { persistent: true }, ctx), 'unsupported', provider.type);
       }
-      if (has('boot.mode')) {
+      if (offers('boot.mode')) {
         await provider.management.setBootDevice(ref, device, { mode: 'uefi' }, ctx);
         const seen = await observe?.bootDevice?.(ref);
         if (seen?.mode !== undefined) expect(seen.mode).toBe('uefi');
+      } else if (has('boot.mode')) {
+        await expectFailure(provider.management.setBootDevice(ref, device, { mode: 'uefi' }, ctx), 'unsupported', provider.type);
       }
     });
 

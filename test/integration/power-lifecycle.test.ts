@@ -8,6 +8,8 @@ import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-ser
 import { Manager } from '../../src/manager/manager.js';
 import { defaultRegistry } from '../../src/controller.js';
 import { createLogger } from '../../src/core/logger.js';
+import { claimJobs } from '../../src/power/jobs.js';
+import { FakeClock } from '../../src/core/clock.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 
@@ -264,4 +266,64 @@ describe('manual appliances and managers that vanish mid-job', () => {
       await peer.close();
     }
   }, 90_000);
+});
+
+/**
+ * A sync reads every machine of an appliance; a power action of one of them can land between
+ * the sync's read and its report. That reading is older than the action's verified one.
+ */
+describe.each(backends)('a sync that lands inside a power transition on $name', (backend) => {
+  let t: TC;
+  let peer: RedfishPeer;
+  // Each step a second apart, so that "after" is never "in the same millisecond".
+  const clock = new FakeClock();
+  beforeAll(async () => {
+    peer = await startRedfishPeer({ username: 'root', password: 'calvin', powerState: 'On' });
+    t = await freshController(backend, {}, { clock });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await peer?.close();
+  });
+
+  it('neither overwrites the state the action read nor reports drift', async () => {
+    const { store } = t.controller.services;
+    const power = t.controller.power;
+    expect((await t.api('POST', '/api/v1/appliances', { name: 'sync-bmc', type: 'redfish', address: peer.url, username: 'root', password: 'calvin' })).statusCode).toBe(201);
+    const applianceId = (await t.api('GET', '/api/v1/appliances/sync-bmc')).json().id;
+    const created = await t.api('POST', '/api/v1/machines', { name: 'moving-1', provider: { applianceId, ref: peer.systemPath } });
+    expect(created.statusCode, created.body).toBe(201);
+    const machineId = created.json().id;
+    const now = (): Date => (clock.advance(1000), clock.now());
+
+    // The sync is claimed and reads the machine on; meanwhile the machine is to be switched
+    // off (the lifecycle queues the job and expects off in one transaction), and the sync reports.
+    expect(await power.syncOnce()).toBe(1);
+    const [sync] = await claimJobs(store, { site: null, claimer: 'reader', limit: 1, leaseMs: 60_000, now: now() });
+    expect(sync?.spec.kind).toBe('sync');
+    clock.advance(1000);
+    const off = await power.enqueueForMachine('moving-1', (m) => ({ kind: 'power', ref: m.provider.ref!, target: 'off' }));
+    await store.db.updateTable('machines').set({ power_expected: 'off' }).where('id', '=', machineId).execute();
+    expect(await power.complete(sync!.id, 'reader', { status: 'succeeded', result: { states: { [peer.systemPath]: 'on' } } })).toBe(true);
+    const driftEvents = async (): Promise<number> =>
+      (await store.db.selectFrom('events').select('action').where('machine_id', '=', machineId).execute()).filter((e) => e.action === 'power-drift').length;
+    expect(await driftEvents()).toBe(0);
+    expect((await t.api('GET', '/api/v1/machines/moving-1')).json().power.drift).toBe(false);
+
+    // The power-off runs and reads the machine off.
+    const [claimedOff] = await claimJobs(store, { site: null, claimer: 'actor', limit: 1, leaseMs: 60_000, now: now() });
+    expect(claimedOff?.id).toBe(off.id);
+    clock.advance(1000);
+    expect(await power.complete(off.id, 'actor', { status: 'succeeded', result: { power: 'off' } })).toBe(true);
+    expect((await t.api('GET', '/api/v1/machines/moving-1')).json().power).toMatchObject({ state: 'off', expected: 'off', drift: false });
+    expect(await driftEvents()).toBe(0);
+
+    // A sync queued after the action reads the machine again, and a real drift is reported.
+    clock.advance(1000);
+    expect(await power.syncOnce()).toBe(1);
+    const [next] = await claimJobs(store, { site: null, claimer: 'reader', limit: 1, leaseMs: 60_000, now: now() });
+    expect(await power.complete(next!.id, 'reader', { status: 'succeeded', result: { states: { [peer.systemPath]: 'on' } } })).toBe(true);
+    expect((await t.api('GET', '/api/v1/machines/moving-1')).json().power).toMatchObject({ state: 'on', expected: 'off', drift: true });
+    expect(await driftEvents()).toBe(1);
+  });
 });

@@ -3,6 +3,9 @@
  * loopback (cipher suite 3), with a chassis_control script recording what it was told.
  */
 import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeProviderConformance } from '../../src/providers/conformance.js';
 import { IpmiProvider, IPMI_SYSTEM_REF } from '../../src/providers/ipmi/index.js';
@@ -20,6 +23,8 @@ function provider(peer: IpmiSimPeer, password = peer.password): IpmiProvider {
 let conformancePeer: IpmiSimPeer;
 describeProviderConformance({
   name: 'ipmi (OpenIPMI ipmi_sim)',
+  // ipmi_sim keeps the boot device only: persistence and the EFI flag are dropped (read back).
+  peerLacks: ['boot.persistent', 'boot.mode'],
   setup: async () => {
     conformancePeer = await startIpmiSim();
     const peer = conformancePeer;
@@ -58,12 +63,41 @@ describe('ipmi: against ipmi_sim', () => {
     expect(sets).toEqual(['set power 1', 'set reset 1', 'set shutdown 1', 'set power 0']);
   });
 
-  it('sends persistent and UEFI boot flags and the BMC records the device', async () => {
+  it('reads the boot flags back: a BMC that keeps next boot only, legacy after a persistent UEFI request is an error naming what it kept', async () => {
     const p = provider(peer);
-    await p.management.setBootDevice(IPMI_SYSTEM_REF, 'pxe', { persistent: true, mode: 'uefi' }, ctx);
-    expect(peer.bootDevice()).toBe('pxe');
+    // ipmi_sim takes the device and drops the persistent and EFI flags.
+    const err = (await p.management.setBootDevice(IPMI_SYSTEM_REF, 'pxe', { persistent: true, mode: 'uefi' }, ctx).catch((e: unknown) => e)) as ProviderError;
+    expect(err).toBeInstanceOf(ProviderError);
+    expect(err.failure).toBe('unsupported');
+    expect(err.message).toContain('accepted boot flags pxe, persistent, UEFI but kept pxe, next boot only, legacy');
+    // What it does keep is accepted, and the chassis is told the device.
     await p.management.setBootDevice(IPMI_SYSTEM_REF, 'cd', {}, ctx);
     expect(peer.bootDevice()).toBe('cdrom');
+    await p.management.setBootDevice(IPMI_SYSTEM_REF, 'disk', { mode: 'legacy' }, ctx);
+    expect(peer.bootDevice()).toBe('default');
+  });
+
+  it('stops the BMC clearing the boot flags after 60 seconds before it sets them, then reads them back', async () => {
+    // ipmi_sim accepts parameter 3 but cannot report it: record what reaches the real ipmitool.
+    const shim = mkdtempSync(join(tmpdir(), 'plinth-ipmitool-'));
+    const log = join(shim, 'calls.log');
+    const real = execFileSync('sh', ['-c', 'command -v ipmitool'], { encoding: 'utf8' }).trim();
+    writeFileSync(join(shim, 'ipmitool'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${real}' "$@"\n`);
+    chmodSync(join(shim, 'ipmitool'), 0o755);
+    const path = process.env['PATH'];
+    process.env['PATH'] = `${shim}:${path}`;
+    try {
+      await provider(peer).management.setBootDevice(IPMI_SYSTEM_REF, 'pxe', {}, ctx);
+      const calls = readFileSync(log, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.slice(line.indexOf(' raw ') >= 0 ? line.indexOf(' raw ') + 1 : line.indexOf(' chassis ') + 1));
+      expect(calls).toEqual(['raw 0x00 0x08 0x03 0x08', 'chassis bootdev pxe', 'chassis bootparam get 5']);
+      expect(peer.bootDevice()).toBe('pxe');
+    } finally {
+      process.env['PATH'] = path;
+      rmSync(shim, { recursive: true, force: true });
+    }
   });
 
   it('reads the BMC GUID as the system identity', async () => {

@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeProviderConformance } from '../../src/providers/conformance.js';
 import { RedfishProvider } from '../../src/providers/redfish/index.js';
+import { verifiedPowerAction } from '../../src/providers/verified-power.js';
+import { executeJob } from '../../src/power/execute.js';
 import { ProviderError, type BootDevice, type Capability, type ProviderContext } from '../../src/providers/types.js';
 import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
 import { REDFISH_VARIANTS, type RedfishVariant } from '../support/peers/redfish-variants.js';
@@ -305,6 +307,70 @@ describe('redfish: hooks for a lab VM behind the service', () => {
       expect(system!.macs).not.toContain('aa:bb:cc:dd:ee:fe');
       await p.close();
     } finally {
+      await peer.close();
+    }
+  });
+});
+
+describe('redfish: power actions are verified, boot overrides read back', () => {
+  const verify = { timeoutMs: 5_000, intervalMs: 10 };
+
+  it('on then off at once against a BMC that shows the old state for a while: ForceOff is sent and the system ends off', async () => {
+    // sushy-tools in front of libvirt answers a reset at once and reports the old PowerState after it.
+    const peer = await startRedfishPeer({ powerState: 'Off', transitionReads: 3 });
+    const p = provider(peer);
+    try {
+      const on = await executeJob({ kind: 'power', ref: peer.systemPath, target: 'on' }, p, ctx, verify);
+      expect(on).toEqual({ power: 'on' });
+      const off = await executeJob({ kind: 'power', ref: peer.systemPath, target: 'off' }, p, ctx, verify);
+      expect(off).toEqual({ power: 'off' });
+      expect(peer.resets).toEqual(['On', 'ForceOff']);
+      expect(peer.system()['PowerState']).toBe('Off');
+    } finally {
+      await p.close();
+      await peer.close();
+    }
+  });
+
+  it('a system that never reaches the target state fails the action as a timeout naming the state it reads', async () => {
+    const peer = await startRedfishPeer({ powerState: 'Off', transitionReads: 1_000_000 });
+    const p = provider(peer);
+    try {
+      const err = await verifiedPowerAction(p, peer.systemPath, 'on', ctx, { timeoutMs: 200, intervalMs: 10 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderError);
+      expect((err as ProviderError).failure).toBe('timeout');
+      expect((err as ProviderError).message).toMatch(/did not reach power 'on'.*reads 'off'/);
+    } finally {
+      await p.close();
+      await peer.close();
+    }
+  });
+
+  it('a BMC that turns a one-time override into a persistent one is an error naming what it kept', async () => {
+    const peer = await startRedfishPeer({ onceBecomesContinuous: true });
+    const p = provider(peer);
+    try {
+      const err = await p.management.setBootDevice(peer.systemPath, 'pxe', { persistent: false }, ctx).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderError);
+      expect((err as ProviderError).message).toContain('accepted boot override Pxe/Once but kept Pxe/Continuous');
+      // A persistent request is what this BMC does keep.
+      await p.management.setBootDevice(peer.systemPath, 'pxe', { persistent: true }, ctx);
+    } finally {
+      await p.close();
+      await peer.close();
+    }
+  });
+
+  it('a BMC that answers a boot mode change with success and keeps its mode is an error naming the mode it kept', async () => {
+    const peer = await startRedfishPeer({ modeIgnored: true });
+    const p = provider(peer);
+    try {
+      const err = await p.management.setBootDevice(peer.systemPath, 'pxe', { mode: 'legacy' }, ctx).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderError);
+      expect((err as ProviderError).message).toContain('accepted boot override Pxe/Once/Legacy but kept Pxe/Once/UEFI');
+      await p.management.setBootDevice(peer.systemPath, 'pxe', { mode: 'uefi' }, ctx);
+    } finally {
+      await p.close();
       await peer.close();
     }
   });

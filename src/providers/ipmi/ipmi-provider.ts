@@ -22,7 +22,7 @@ import {
   type ProviderContext,
 } from '../types.js';
 import { isJunk } from '../../core/junk.js';
-import { bootdevOutcome, IPMI, IpmiTool, ipmiTarget, parseFru, parseGuid, parsePowerStatus } from './ipmitool.js';
+import { bootdevOutcome, describeBootFlags, IPMI, IpmiTool, ipmiTarget, parseBootFlags, parseFru, parseGuid, parsePowerStatus } from './ipmitool.js';
 
 /** The reference of the one system behind a BMC. */
 export const IPMI_SYSTEM_REF = 'bmc';
@@ -84,6 +84,11 @@ export class IpmiProvider implements Provider {
     this.checkRef(ref);
     const bootdev = BOOTDEV[device];
     if (!bootdev) throw new ProviderError(IPMI, 'unsupported', `IPMI has no boot device for ${device}`);
+    // NOTE: a BMC clears the boot flags' valid bit when no chassis control command follows
+    // within 60 seconds (IPMI 2.0 §28.12); a power job may come later than that. Boot option
+    // parameter 3 = 0x08 stops that timer, as Ironic and pyghmi send before every boot device.
+    const timer = await this.tool.run(['raw', '0x00', '0x08', '0x03', '0x08'], ctx);
+    if (timer.exitCode !== 0) ctx.log.warn('ipmi: the BMC refused to stop its 60-second boot flag timer', { bmc: this.tool.target.host });
     const flags: string[] = [];
     if (options.persistent) flags.push('persistent');
     if (options.mode === 'uefi') flags.push('efiboot');
@@ -93,6 +98,29 @@ export class IpmiProvider implements Provider {
     const outcome = bootdevOutcome(result, bootdev);
     if (!outcome.ok) {
       throw new ProviderError(IPMI, outcome.unsupported ? 'unsupported' : 'protocol', `${this.tool.target.host}: the BMC rejected '${args.join(' ')}': ${outcome.detail}`);
+    }
+    await this.checkBootFlags(bootdev, options, ctx);
+  }
+
+  /**
+   * Reads the boot flags back: a BMC may accept the parameter and keep something else
+   * (ipmi_sim keeps only the device, and reports next boot only, legacy, after a persistent
+   * UEFI request). The device must match; persistence must match; the UEFI flag must match
+   * when a mode was asked for. The valid bit is not compared: ipmi_sim reports it clear
+   * while acting on the device, and the timer stopped above keeps it on a real BMC.
+   */
+  private async checkBootFlags(bootdev: string, options: BootOptions, ctx: ProviderContext): Promise<void> {
+    const read = await this.tool.check(['chassis', 'bootparam', 'get', '5'], ctx);
+    const kept = parseBootFlags(read.stdout);
+    if (!kept) throw new ProviderError(IPMI, 'protocol', `${this.tool.target.host}: unexpected answer to 'chassis bootparam get 5': ${read.stdout.trim().slice(0, 120)}`);
+    const wanted = { device: bootdev, persistent: Boolean(options.persistent), efi: options.mode === 'uefi' };
+    const asked = describeBootFlags(wanted);
+    if (kept.device !== bootdev) {
+      throw new ProviderError(IPMI, 'protocol', `${this.tool.target.host}: the BMC accepted boot flags ${asked} but kept ${describeBootFlags(kept)}`);
+    }
+    if (kept.persistent !== wanted.persistent || (options.mode !== undefined && kept.efi !== wanted.efi)) {
+      // The device was taken, the flag dropped: this BMC does not offer what was asked.
+      throw new ProviderError(IPMI, 'unsupported', `${this.tool.target.host}: the BMC accepted boot flags ${asked} but kept ${describeBootFlags(kept)}`);
     }
   }
 

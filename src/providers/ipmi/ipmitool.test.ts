@@ -3,7 +3,7 @@
  * and the arguments Plinth hands it.
  */
 import { describe, expect, it } from 'vitest';
-import { bootdevOutcome, classifyIpmiFailure, IpmiTool, ipmiTarget, parseGuid, parseIpmiAddress, parsePowerStatus } from './ipmitool.js';
+import { bootdevOutcome, classifyIpmiFailure, parseBootFlags, IpmiTool, ipmiTarget, parseGuid, parseIpmiAddress, parsePowerStatus } from './ipmitool.js';
 
 const VERBOSE_PREAMBLE = 'Loading IANA PEN Registry...\nRunning Get VSO Capabilities my_addr 0x20, transit 0, target 0x20\nInvalid completion code received: Invalid command\nDiscovered IPMB address 0x0\n';
 
@@ -29,6 +29,15 @@ describe('ipmitool output', () => {
     expect(rejected).toMatchObject({ ok: false, unsupported: false, detail: 'Set Chassis Boot Parameter 5 failed: Unspecified error' });
     const invalid = bootdevOutcome({ exitCode: 0, stdout: '', stderr: 'Set Chassis Boot Parameter 5 failed: Invalid data field in request\n' }, 'pxe');
     expect(invalid).toMatchObject({ ok: false, unsupported: true });
+  });
+
+  it('reads boot flags from bootparam get 5', () => {
+    // ipmi_sim after `chassis bootdev pxe options=persistent,efiboot`: the device only.
+    const sim = 'Boot parameter version: 1\nBoot parameter 5 is valid/unlocked\nBoot parameter data: 0004000000\n Boot Flags :\n   - Boot Flag Invalid\n';
+    expect(parseBootFlags(sim)).toEqual({ valid: false, persistent: false, efi: false, device: 'pxe' });
+    expect(parseBootFlags('Boot parameter data: e008000000\n')).toEqual({ valid: true, persistent: true, efi: true, device: 'disk' });
+    expect(parseBootFlags('Boot parameter data: a014000000\n')).toEqual({ valid: true, persistent: false, efi: true, device: 'cdrom' });
+    expect(parseBootFlags('Error: no data')).toBeUndefined();
   });
 
   it('reads the system GUID', () => {

@@ -95,6 +95,33 @@ export function bootdevOutcome(result: ToolResult, device: string): { ok: true }
   return { ok: false, detail: ipmiDetail(result.stderr), unsupported: false };
 }
 
+/** The boot flags a BMC holds (IPMI 2.0 table 28-14, boot option parameter 5). */
+export interface BootFlags {
+  /** Bit 7 of data 1; see IpmiProvider.setBootDevice for why it is not compared. */
+  valid: boolean;
+  persistent: boolean;
+  efi: boolean;
+  /** The device selector in ipmitool's `bootdev` words (`none`, `pxe`, `disk`, `cdrom`…), or `selector N`. */
+  device: string;
+}
+
+const BOOT_SELECTORS: Record<number, string> = { 0: 'none', 1: 'pxe', 2: 'disk', 3: 'safe', 4: 'diag', 5: 'cdrom', 6: 'bios', 11: 'floppy', 15: 'floppy' };
+
+/** `ipmitool chassis bootparam get 5` → the flags, from its `Boot parameter data:` bytes. */
+export function parseBootFlags(stdout: string): BootFlags | undefined {
+  const m = /Boot parameter data:\s*([0-9a-f]{4,})/i.exec(stdout);
+  if (!m) return undefined;
+  const data1 = parseInt(m[1]!.slice(0, 2), 16);
+  const data2 = parseInt(m[1]!.slice(2, 4), 16);
+  const selector = (data2 >> 2) & 0x0f;
+  return { valid: (data1 & 0x80) !== 0, persistent: (data1 & 0x40) !== 0, efi: (data1 & 0x20) !== 0, device: BOOT_SELECTORS[selector] ?? `selector ${selector}` };
+}
+
+/** How a BMC's boot flags read to an operator: `pxe, persistent, UEFI`. */
+export function describeBootFlags(f: Pick<BootFlags, 'device' | 'persistent' | 'efi'>): string {
+  return `${f.device}, ${f.persistent ? 'persistent' : 'next boot only'}, ${f.efi ? 'UEFI' : 'legacy'}`;
+}
+
 /** `ipmitool mc guid` → the System GUID, lower case. */
 export function parseGuid(stdout: string): string | undefined {
   const m = /System GUID\s*:\s*([0-9a-f-]{36})/i.exec(stdout);

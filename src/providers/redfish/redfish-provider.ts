@@ -324,9 +324,16 @@ export class RedfishProvider implements Provider {
 
     // NOTE: some iDRAC firmwares answer 200 with the error in the body and leave the override
     // unchanged (community.general #5091); reading it back turns that into an error.
+    // Target, enablement and mode are all read back: sushy-tools' libvirt driver stores `Once`
+    // as `Continuous`, which would leave the machine network-booting after its deploy.
     const after = boot((await this.readSystem(ref, ctx)).system);
-    if (after['BootSourceOverrideTarget'] !== target) {
-      throw new ProviderError(REDFISH, 'protocol', `${path}: the BMC accepted boot target ${target} but reports ${String(after['BootSourceOverrideTarget'])}`);
+    const kept = { target: text(after['BootSourceOverrideTarget']), enabled: text(after['BootSourceOverrideEnabled']), mode: text(after['BootSourceOverrideMode']) };
+    // A BMC that reports no mode at all has nothing to compare; one that reports a mode must report the one asked for.
+    const modeDiffers = wantedMode !== undefined && kept.mode !== undefined && kept.mode !== wantedMode;
+    if (kept.target !== target || kept.enabled !== enabled || modeDiffers) {
+      const asked = [target, enabled, ...(wantedMode ? [wantedMode] : [])].join('/');
+      const held = [kept.target ?? 'no target', kept.enabled ?? 'no enablement', ...(wantedMode ? [kept.mode ?? 'no mode'] : [])].join('/');
+      throw new ProviderError(REDFISH, 'protocol', `${path}: the BMC accepted boot override ${asked} but kept ${held}`);
     }
   }
 

@@ -47,6 +47,15 @@ export interface RedfishPeerOptions {
   onPowerChange?: (systemId: string, state: 'On' | 'Off', detail: PowerChangeDetail) => void;
   onBootOverride?: (systemId: string, boot: BootOverrideSeen) => void;
   onVirtualMedia?: (slotPath: string, image: string | null) => void;
+  /**
+   * Reads of the system that still show the old PowerState after an accepted reset, as
+   * sushy-tools in front of libvirt does while the domain starts or stops (default 0).
+   */
+  transitionReads?: number;
+  /** Stores a `Once` boot override as `Continuous`, as sushy-tools' libvirt driver does. */
+  onceBecomesContinuous?: boolean;
+  /** Answers a boot mode change with success and keeps the mode it had. */
+  modeIgnored?: boolean;
 }
 
 export interface RedfishPeer {
@@ -142,6 +151,8 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
   const faults = new PeerFaults();
   const cert = options.tls ? makeSelfSignedCert() : undefined;
   const resets: string[] = [];
+  // While a transition shows, reads of the system see `shown` instead of the real PowerState.
+  const transition = { reads: 0, shown: '' };
   const state = { sessionsCreated: 0, sessionsDeleted: 0, failedLogins: 0 };
   let baseUrl = '';
 
@@ -186,6 +197,7 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
       return send(res, 400, redfishError(400, 'iLO.0.10.InvalidOperationForSystemState', 'Power is off'));
     }
     resets.push(resetType);
+    if (options.transitionReads) Object.assign(transition, { reads: options.transitionReads, shown: system['PowerState'] as string });
     switch (resetType) {
       case 'On':
       case 'ForceOn':
@@ -231,7 +243,8 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
     if (mode !== undefined && !['UEFI', 'Legacy'].includes(mode as string)) {
       return send(res, 400, redfishError(400, 'Base.1.8.PropertyValueNotInList', `The value ${String(mode)} for the property BootSourceOverrideMode is not in the list of acceptable values.`));
     }
-    for (const [k, v] of Object.entries(patch)) boot[k] = v;
+    for (const [k, v] of Object.entries(patch)) if (!(k === 'BootSourceOverrideMode' && options.modeIgnored)) boot[k] = v;
+    if (enabled === 'Once' && options.onceBecomesContinuous) boot['BootSourceOverrideEnabled'] = 'Continuous';
     if (mode === undefined && tree.behaviour.modeRevertsUnlessSent) boot['BootSourceOverrideMode'] = 'Legacy';
     options.onBootOverride?.(systemId, {
       target: String(boot['BootSourceOverrideTarget']),
@@ -331,6 +344,10 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
       }
       const resource = byKey.get(key);
       if (!resource) return send(res, 404, redfishError(404, 'Base.1.8.ResourceMissingAtURI', `The resource at the URI ${path} was not found.`));
+      if (resource === system && transition.reads > 0) {
+        transition.reads--;
+        return send(res, 200, { ...resource, PowerState: transition.shown });
+      }
       return send(res, 200, resource);
     }
 
