@@ -51,6 +51,7 @@ for (const variant of REDFISH_VARIANTS) {
           },
           virtualMedia: async () => peer.insertedImage(),
         },
+        endSessions: async () => peer.expireSessions(),
         ctx,
       };
     },

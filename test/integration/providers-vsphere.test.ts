@@ -32,6 +32,7 @@ describeProviderConformance({
       ref: 'vm-1001',
       withWrongCredentials: () => restProvider(peer, 'Wrong-Pass-9'),
       wrongPassword: 'Wrong-Pass-9',
+      endSessions: async () => peer.sessions.clear(),
       observe: {
         powerState: async () => (vm().powerState === 'POWERED_ON' ? 'on' : 'off'),
         bootDevice: async () => {
@@ -153,6 +154,9 @@ if (simUnavailable === undefined) {
         ref: vm,
         withWrongCredentials: () => new VsphereProvider({ address: sim.address, username: sim.username, password: 'wrong-sim-pass' }),
         wrongPassword: 'wrong-sim-pass',
+        endSessions: async () => {
+          await killOtherSessions(look);
+        },
         observe: {
           powerState: async () => (textOf((await look.retrieveOne({ type: 'VirtualMachine', value: vm }, ['runtime.powerState'], ctx))['runtime.powerState']) === 'poweredOn' ? 'on' : 'off'),
           bootDevice: async () => {
