@@ -102,6 +102,26 @@ describe('vsphere: REST', () => {
     await p.close();
   });
 
+  it('a session refused again right after a fresh login fails once, saying so (not blaming the password)', async () => {
+    const p = restProvider(peer);
+    await p.power.getPowerState('vm-1001', ctx);
+    // A server that accepts the login but keeps no session (restarting, privileges missing).
+    const add = peer.sessions.add.bind(peer.sessions);
+    peer.sessions.clear();
+    peer.sessions.add = () => peer.sessions;
+    try {
+      const before = peer.faults.count((r) => r.path === '/api/session');
+      const err = (await p.power.getPowerState('vm-1001', ctx).catch((e: unknown) => e)) as ProviderError;
+      expect(err.failure).toBe('auth');
+      expect(err.message).toMatch(/refused again right after a fresh login/);
+      expect(err.message).not.toMatch(/check the user name and password/);
+      expect(peer.faults.count((r) => r.path === '/api/session') - before).toBe(1);
+    } finally {
+      peer.sessions.add = add;
+    }
+    await p.close();
+  });
+
   it('an unknown VM is not-found', async () => {
     const err = (await restProvider(peer).power.getPowerState('vm-9', ctx).catch((e: unknown) => e)) as ProviderError;
     expect(err.failure).toBe('not-found');

@@ -78,6 +78,18 @@ export class SessionLostError extends ProviderError {
   }
 }
 
+/**
+ * A session refused right after a fresh login: not the credentials (the login worked) but a
+ * server that keeps dropping sessions or an account without the privilege to use them.
+ */
+export function sessionRefusedAgain(host: string, detail: string): ProviderError {
+  return new ProviderError(
+    VSPHERE,
+    'auth',
+    `${host}: the session was refused again right after a fresh login; the account may lack the privileges or the server may be restarting: ${detail}`,
+  );
+}
+
 /** Reads a `missingSet` entry's fault type (`NotAuthenticated`, `NoPermission`, `InvalidProperty`…). */
 function missingFault(entry: Record<string, unknown>): string {
   const fault = (entry['fault'] as Record<string, unknown> | undefined)?.['fault'] as Record<string, unknown> | undefined;
@@ -195,7 +207,7 @@ export class VsphereSoapClient {
         return await op();
       } catch (again) {
         if (!(again instanceof SessionLostError)) throw again;
-        throw new ProviderError(VSPHERE, 'auth', `${this.http.baseUrl.host}: the session was refused again right after a fresh login; the account may lack the privileges or the server may be restarting: ${again.message}`);
+        throw sessionRefusedAgain(this.http.baseUrl.host, again.message);
       }
     }
   }
