@@ -107,7 +107,15 @@ export class Enroller {
     const refused = policy.admit?.() ?? null;
     if (refused) return { outcome: 'refused', machine: null, why: refused };
     const n = await policy.enrol(trx);
-    const m = await inventory.insert(trx, { name: n.name, identity, tags: {}, input: n.input, actor: policy.actor, state: 'enrolled', reason: n.reason });
+    // MACs another machine (with another system UUID) holds stay with it: a MAC belongs to one
+    // machine, and which of the two really has the NIC now is for an operator to settle.
+    const held = resolution.conflicts.filter((c) => c.field === 'mac');
+    const own = held.length ? { ...identity, macs: identity.macs.filter((mac) => !held.some((c) => c.reported === mac)) } : identity;
+    let m = await inventory.insert(trx, { name: n.name, identity: own, tags: {}, input: n.input, actor: policy.actor, state: 'enrolled', reason: n.reason });
+    if (held.length) {
+      await inventory.recordConflicts(trx, m, held, policy.actor);
+      m = await requireMachine(trx, store.dialect, m.id);
+    }
     if (!hasChanges(n.set)) return { outcome: 'created', machine: m };
     await updateMachineRow(trx, m.id, n.set, iso(clock.now()));
     return { outcome: 'created', machine: await requireMachine(trx, store.dialect, m.id) };

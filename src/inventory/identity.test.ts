@@ -105,6 +105,24 @@ describe('resolveIdentity', () => {
     ]);
   });
 
+  it('a MAC held by a machine with another UUID is not a match: the MAC moved', () => {
+    const previousOwner = cand({ id: 'old', systemUuid: '99999999-2222-3333-4444-555555555555', macs: ['52:54:00:00:00:01'] });
+    const r = resolveIdentity(normalizeIdentity({ systemUuid: '11111111-2222-3333-4444-555555555555', macs: ['52:54:00:00:00:01'] }), [previousOwner]);
+    expect(r).toEqual({ machineId: null, matchedBy: null, conflicts: [{ field: 'mac', kind: 'other-machine', reported: '52:54:00:00:00:01', machineId: 'old' }] });
+    // Without a UUID on either side the MAC still identifies.
+    expect(resolveIdentity(normalizeIdentity({ macs: ['52:54:00:00:00:01'] }), [previousOwner]).machineId).toBe('old');
+    const noUuidYet = cand({ id: 'bare', macs: ['52:54:00:00:00:01'] });
+    expect(resolveIdentity(reported, [noUuidYet]).machineId).toBe('bare');
+  });
+
+  it('a UUID match outranks a MAC another machine holds', () => {
+    const byUuid = cand({ id: 'uuid', systemUuid: '11111111-2222-3333-4444-555555555555' });
+    const macHolder = cand({ id: 'holder', systemUuid: '99999999-2222-3333-4444-555555555555', macs: ['52:54:00:00:00:01'] });
+    const r = resolveIdentity(reported, [macHolder, byUuid]);
+    expect(r.machineId).toBe('uuid');
+    expect(r.matchedBy).toBe('systemUuid');
+  });
+
   it('identifies a machine whose SMBIOS is all junk by its MAC', () => {
     const junk = normalizeIdentity({
       systemUuid: '00000000-0000-0000-0000-000000000000',

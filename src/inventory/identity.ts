@@ -90,25 +90,39 @@ const serialMatches = (id: Identity, c: CandidateMachine): boolean =>
   (id.manufacturer === null || c.manufacturer === null || c.manufacturer === id.manufacturer);
 
 /**
+ * Whether a MAC the candidate holds is evidence that the report is this machine. Not when
+ * both have a system UUID and they differ: a UUID outranks a MAC, and a MAC is the one
+ * identifier that moves (a NIC moved to another server, hypervisors that reuse MACs).
+ */
+const macIdentifies = (id: Identity, c: CandidateMachine): boolean => id.systemUuid === null || c.systemUuid === null || c.systemUuid === id.systemUuid;
+
+/**
  * Chooses the machine a reported identity belongs to among the candidates the store found
- * for any of its identifiers. Pure: the caller looks candidates up and records conflicts.
+ * for any of its identifiers (docs/lifecycle.md, "Identity"). A MAC held by a machine with
+ * another system UUID names no machine: it is a conflict (the MAC moved), not a match. Pure:
+ * the caller looks candidates up and records conflicts.
  */
 export function resolveIdentity(reported: Identity, candidates: CandidateMachine[]): Resolution {
   const hits: { field: IdentityField; value: string; machineId: string }[] = [];
+  const moved: IdentityConflict[] = [];
   for (const c of candidates) {
     if (reported.systemUuid && c.systemUuid === reported.systemUuid)
       hits.push({ field: 'systemUuid', value: reported.systemUuid, machineId: c.id });
     if (serialMatches(reported, c)) hits.push({ field: 'serial', value: reported.serial!, machineId: c.id });
     if (reported.assetTag && c.assetTag === reported.assetTag)
       hits.push({ field: 'assetTag', value: reported.assetTag, machineId: c.id });
-    for (const mac of reported.macs) if (c.macs.includes(mac)) hits.push({ field: 'mac', value: mac, machineId: c.id });
+    for (const mac of reported.macs) {
+      if (!c.macs.includes(mac)) continue;
+      if (macIdentifies(reported, c)) hits.push({ field: 'mac', value: mac, machineId: c.id });
+      else moved.push({ field: 'mac', kind: 'other-machine', reported: mac, machineId: c.id });
+    }
   }
   const order: IdentityField[] = ['systemUuid', 'serial', 'assetTag', 'mac'];
   hits.sort((a, b) => order.indexOf(a.field) - order.indexOf(b.field));
   const winner = hits[0];
-  if (!winner) return { machineId: null, matchedBy: null, conflicts: [] };
+  if (!winner) return { machineId: null, matchedBy: null, conflicts: moved };
 
-  const conflicts: IdentityConflict[] = [];
+  const conflicts: IdentityConflict[] = [...moved];
   for (const h of hits) {
     if (h.machineId !== winner.machineId) {
       conflicts.push({ field: h.field, kind: 'other-machine', reported: h.value, machineId: h.machineId });

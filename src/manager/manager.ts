@@ -89,7 +89,7 @@ export class Manager {
     const log = this.o.log.child({ job: job.id, kind: job.spec.kind, appliance: job.appliance.name });
     let body: unknown;
     try {
-      const provider = this.o.registry.create(job.appliance.type, job.endpoint);
+      const provider = this.o.registry.create(job.appliance.type, job.endpoint, { appliance: job.appliance.name });
       const result = await executeJob(
         job.spec,
         provider,

@@ -270,7 +270,7 @@ export class PowerService {
     let outcome: Parameters<typeof finishJob>[3];
     try {
       const { appliance, endpoint } = await this.d.appliances.endpoint(job.applianceId);
-      const provider = this.d.registry.create(appliance.type, endpoint);
+      const provider = this.d.registry.create(appliance.type, endpoint, { appliance: appliance.name });
       outcome = { status: 'succeeded', result: await executeJob(job.spec, provider, ctx, { timeoutMs: this.d.config.ms.powerVerifyTimeout }) };
     } catch (e) {
       const step = e instanceof JobStepError ? e.step : 'power';

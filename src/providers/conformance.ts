@@ -10,6 +10,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeMac } from '../core/mac.js';
 import { verifiedPowerAction } from './verified-power.js';
+import { ProviderRegistry } from './registry.js';
+import { CircuitOpenError, ProviderResilience } from './resilient.js';
 import { ProviderError, type BootDevice, type BootMode, type Capability, type PowerState, type Provider, type ProviderContext } from './types.js';
 
 /** What the peer saw, read without going through the provider under test. */
@@ -31,6 +33,11 @@ export interface ConformanceSubject {
   /** The password the wrong-credentials provider uses (must not leak into messages). */
   wrongPassword?: string;
   observe?: PeerObservations;
+  /**
+   * Makes the peer forget every session the provider holds (a BMC's session timeout, a
+   * vCenter restart); omitted where the platform has no sessions.
+   */
+  endSessions?: () => Promise<void>;
   ctx?: ProviderContext;
 }
 
@@ -232,6 +239,42 @@ export function describeProviderConformance(target: ConformanceTarget): void {
         for (const mac of s.macs) expect(normalizeMac(mac)).toBe(mac);
         if (s.systemUuid !== undefined) expect(s.systemUuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
         if (s.powerState !== undefined) expect(['on', 'off', 'unknown']).toContain(s.powerState);
+      }
+    });
+
+    it('session recovery: a session the peer forgot is replaced, for reads and for actions', async () => {
+      const { provider, ref, observe, endSessions } = subject;
+      if (!endSessions || !has('power')) return;
+      await provider.power.setPowerState(ref, 'on', ctx);
+      await settle();
+      await endSessions();
+      // A forgotten session must not read as `unknown`, nor fail as wrong credentials.
+      expect(await provider.power.getPowerState(ref, ctx)).toBe('on');
+      await endSessions();
+      await provider.power.setPowerState(ref, 'off', ctx);
+      await settle();
+      if (observe?.powerState) expect(await observe.powerState(ref)).toBe('off');
+      expect(await provider.power.getPowerState(ref, ctx)).toBe('off');
+    });
+
+    it('per-appliance isolation: a wrong-password appliance at the same address breaks only its own circuit', async () => {
+      const { provider, ref, withWrongCredentials } = subject;
+      if (!withWrongCredentials) return;
+      const wrong = withWrongCredentials();
+      // The registry under test builds these two providers: each endpoint's credentials pick one.
+      const registry = new ProviderRegistry(
+        { [provider.type]: (endpoint: { password?: string }) => (endpoint.password === 'right' ? provider : wrong) },
+        new ProviderResilience({ attempts: 1, failureThreshold: 1 }),
+      );
+      const at = { address: 'same-address', username: 'operator' };
+      try {
+        const bad = registry.create(provider.type, { ...at, password: 'wrong' }, { appliance: 'typo' });
+        const good = registry.create(provider.type, { ...at, password: 'right' }, { appliance: 'correct' });
+        await expectFailure(bad.power.getPowerState(ref, ctx), 'auth', provider.type);
+        expect(await bad.power.getPowerState(ref, ctx).catch((e: unknown) => e)).toBeInstanceOf(CircuitOpenError);
+        expect(['on', 'off', 'unknown']).toContain(await good.power.getPowerState(ref, ctx));
+      } finally {
+        await wrong.close?.();
       }
     });
 

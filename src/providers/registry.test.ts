@@ -40,6 +40,28 @@ describe('provider registry', () => {
     }
   });
 
+  it("ends a named appliance's old sessions when its credentials change, and keeps other appliances' sessions", async () => {
+    const { startRedfishPeer } = await import('../../test/support/peers/redfish-server.js');
+    const peer = await startRedfishPeer();
+    const registry = new ProviderRegistry();
+    const ctx = { timeoutMs: 5_000, log: { debug: () => undefined, info: () => undefined, warn: () => undefined } };
+    const endpoint = { address: peer.url, username: 'admin', password: 'password' };
+    try {
+      await registry.create('redfish', endpoint, { appliance: 'r1' }).power.getPowerState(peer.systemPath, ctx);
+      await registry.create('redfish', endpoint, { appliance: 'r2' }).power.getPowerState(peer.systemPath, ctx);
+      expect(peer.openSessions()).toBe(2);
+      // r1's password is rotated (here: to a wrong one): r1's old session ends, r2's stays.
+      const rotated = registry.create('redfish', { ...endpoint, password: 'rotated' }, { appliance: 'r1' });
+      await expect(rotated.power.getPowerState(peer.systemPath, ctx)).rejects.toMatchObject({ failure: 'auth' });
+      await expect.poll(() => peer.openSessions()).toBe(1);
+      expect(await registry.create('redfish', endpoint, { appliance: 'r2' }).power.getPowerState(peer.systemPath, ctx)).toBe('on');
+      expect(peer.sessionsCreated).toBe(2);
+      await registry.closeAll();
+    } finally {
+      await peer.close();
+    }
+  });
+
   it('shares one breaker per endpoint across the providers it builds', async () => {
     const resilience = new ProviderResilience({ attempts: 1, failureThreshold: 1 });
     const registry = new ProviderRegistry(undefined, resilience);

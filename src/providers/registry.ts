@@ -4,9 +4,11 @@
  * wraps it in the resilience layer, so that every caller gets per-endpoint concurrency
  * limits, timeouts, retries and the circuit breaker without asking for them.
  *
- * Providers are kept per endpoint and handed out again while the endpoint's settings stay
- * the same: a BMC allows only a few sessions, so one Redfish or vSphere session serves every
- * operation instead of one per call. `close()` on a provider ends its sessions and forgets
+ * Providers are kept per appliance and credentials (see endpointKey) and handed out again
+ * while the endpoint's settings stay the same: a BMC allows only a few sessions, so one
+ * Redfish or vSphere session serves every operation instead of one per call. Two appliances
+ * at one address (or one address reached with two sets of credentials) get a provider and a
+ * breaker each. `close()` on a provider ends its sessions and forgets
  * it (the next `create` starts afresh); changed credentials replace the kept provider.
  *
  * The lab's `qemu` provider lives outside this folder; the composition root registers it
@@ -37,6 +39,11 @@ export interface CreateProviderOptions {
    * provider it builds), another instance, or `false` for a bare provider (diagnostics).
    */
   resilience?: ProviderResilience | false;
+  /**
+   * The registered appliance the endpoint belongs to: its provider and breaker are its own,
+   * even when another appliance shares the address.
+   */
+  appliance?: string;
 }
 
 /** A digest of everything that makes an endpoint's provider (secrets included, not kept in clear). */
@@ -48,6 +55,8 @@ function endpointFingerprint(endpoint: Endpoint): string {
 export class ProviderRegistry {
   private readonly factories = new Map<ProviderType, ProviderFactory>();
   private readonly kept = new Map<string, { fingerprint: string; provider: Provider }>();
+  /** The key each named appliance's provider is kept under, to end its sessions when its credentials change. */
+  private readonly applianceKeys = new Map<string, string>();
   readonly resilience: ProviderResilience;
 
   constructor(factories: Partial<Record<ProviderType, ProviderFactory>> = BUILTIN_PROVIDER_FACTORIES, resilience: ProviderResilience = new ProviderResilience()) {
@@ -73,8 +82,19 @@ export class ProviderRegistry {
     if (!factory) throw new ProviderError(type, 'unsupported', `no provider is registered for type '${type}'`);
     const resilience = options.resilience ?? this.resilience;
     if (resilience === false) return factory(endpoint);
-    const key = endpointKey(type, endpoint);
+    const key = endpointKey(type, endpoint, options.appliance);
     const fingerprint = endpointFingerprint(endpoint);
+    if (options.appliance !== undefined) {
+      const owner = `${type}|${options.appliance}`;
+      const previous = this.applianceKeys.get(owner);
+      if (previous !== undefined && previous !== key) {
+        // The appliance's address or credentials changed: its old sessions are ended.
+        const stale = this.kept.get(previous);
+        this.kept.delete(previous);
+        if (stale) void stale.provider.close?.().catch(() => undefined);
+      }
+      this.applianceKeys.set(owner, key);
+    }
     let entry = this.kept.get(key);
     if (!entry || entry.fingerprint !== fingerprint) {
       // New settings (e.g. rotated credentials): the old provider's sessions are ended.
@@ -93,7 +113,7 @@ export class ProviderRegistry {
         await inner.close?.();
       },
     };
-    return resilience.wrap(forgetting, key);
+    return resilience.wrap(forgetting, key, endpoint.address);
   }
 
   /** Ends the sessions of every kept provider (at shutdown). */

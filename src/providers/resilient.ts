@@ -20,6 +20,7 @@
  * Time comes from `ResilienceTimers` so that tests run backoff, timeouts and cool-downs on a
  * fake clock.
  */
+import { createHash } from 'node:crypto';
 import { abortableSleep } from './call-deadline.js';
 import {
   ProviderError,
@@ -114,9 +115,20 @@ export interface EndpointHealth {
   queued: number;
 }
 
-/** The key under which an endpoint's slots and breaker are kept. */
-export function endpointKey(type: string, endpoint: Pick<Endpoint, 'address'>): string {
-  return `${type}|${endpoint.address}`;
+/**
+ * The key under which an appliance's provider, slots and breaker are kept: one per appliance
+ * and credentials, not per address. Otherwise an appliance with a wrong password opens the
+ * breaker of a correct one at the same address, and providers holding different credentials
+ * replace each other's sessions. The credentials are represented by a digest, never in clear.
+ * `appliance` names the registered appliance; callers without one are told apart by
+ * credentials alone.
+ */
+export function endpointKey(type: string, endpoint: Pick<Endpoint, 'address' | 'username' | 'password'>, appliance?: string): string {
+  const credentials = createHash('sha256')
+    .update(JSON.stringify([endpoint.username ?? '', endpoint.password ?? '']))
+    .digest('hex')
+    .slice(0, 16);
+  return `${type}|${endpoint.address}|${appliance ?? '-'}|${credentials}`;
 }
 
 interface Waiter {
@@ -297,18 +309,22 @@ export class ProviderResilience {
     return this.guards.get(key)?.health() ?? { circuit: 'closed', consecutiveFailures: 0, inFlight: 0, queued: 0 };
   }
 
-  private guard(provider: string, key: string): EndpointGuard {
+  private guard(provider: string, key: string, label: string): EndpointGuard {
     let g = this.guards.get(key);
     if (!g) {
-      g = new EndpointGuard(provider, key.slice(key.indexOf('|') + 1), this.options);
+      g = new EndpointGuard(provider, label, this.options);
       this.guards.set(key, g);
     }
     return g;
   }
 
-  /** A provider with the same contract whose calls are limited, timed, retried and broken per endpoint. */
-  wrap(inner: Provider, key: string): Provider {
-    const guard = this.guard(inner.type, key);
+  /**
+   * A provider with the same contract whose calls are limited, timed, retried and broken per
+   * key (see endpointKey); `label` names the endpoint in messages (by default the key after
+   * the provider type).
+   */
+  wrap(inner: Provider, key: string, label = key.slice(key.indexOf('|') + 1)): Provider {
+    const guard = this.guard(inner.type, key, label);
     const run = <T>(operation: string, policy: RetryPolicy, ctx: ProviderContext, call: (ctx: ProviderContext) => Promise<T>): Promise<T> =>
       guard.run(operation, policy, ctx, call);
     const m = inner.management;

@@ -37,6 +37,19 @@ describe.each(backends)('finding or enrolling a reported machine on $name', (bac
     expect(await snapshot(t.controller)).toBe(before);
   });
 
+  it('a MAC already held by a machine with another UUID does not merge two machines: the new one is enrolled, the MAC stays, a conflict says so', async () => {
+    const { inventory } = t.controller.services;
+    const old = await inventory.create({ name: 'nic-donor', identity: { systemUuid: '6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d', macs: ['52:54:00:e6:00:01'] } }, actor);
+    const report = normalizeIdentity({ systemUuid: '7b2e3d4c-5f6a-4b7c-9d8e-0f1a2b3c4d5e', macs: ['52:54:00:e6:00:01', '52:54:00:e6:00:02'] });
+    const r = await enroller.findOrEnrol(report, { ...bootLike(), known: { lock: true, absorb: true } });
+    expect(r.outcome).toBe('created');
+    expect(r.machine).toMatchObject({
+      identity: { systemUuid: '7b2e3d4c-5f6a-4b7c-9d8e-0f1a2b3c4d5e', macs: ['52:54:00:e6:00:02'] },
+      identityConflicts: [{ field: 'mac', kind: 'other-machine', reported: '52:54:00:e6:00:01', machineId: old.id }],
+    });
+    expect(await inventory.get(old.id)).toMatchObject({ identity: { systemUuid: '6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d', macs: ['52:54:00:e6:00:01'] }, identityConflicts: [] });
+  });
+
   it('the enrolment gate refuses an unknown machine and nothing is written', async () => {
     const before = await snapshot(t.controller);
     const r = await enroller.findOrEnrol(normalizeIdentity({ macs: ['52:54:00:e1:00:01'] }), bootLike({ admit: () => 'enrolment is switched off' }));

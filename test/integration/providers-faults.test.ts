@@ -4,7 +4,7 @@
  * and a circuit breaker isolating one dead endpoint while another stays fast.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CircuitOpenError, ProviderRegistry, ProviderResilience, type ProviderContext } from '../../src/providers/index.js';
+import { CircuitOpenError, endpointKey, ProviderRegistry, ProviderResilience, type ProviderContext } from '../../src/providers/index.js';
 import { ProviderError } from '../../src/providers/types.js';
 import { startIpmiSim, type IpmiSimPeer } from '../support/peers/ipmi-sim.js';
 import { startProxmoxPeer, type ProxmoxPeer } from '../support/peers/proxmox-server.js';
@@ -65,6 +65,31 @@ describe('faults: Redfish', () => {
     expect(alive.failedLogins - before).toBe(3);
   });
 
+  it('a wrong-password appliance opens only its own breaker, not that of a correct one at the same address', async () => {
+    const reg = registry({ attempts: 1, failureThreshold: 1 });
+    const wrong = reg.create('redfish', endpoint(alive, 'wrong-password'), { appliance: 'bmc-typo' });
+    const right = reg.create('redfish', endpoint(alive), { appliance: 'bmc-right' });
+    expect((await failure(wrong.power.getPowerState(alive.systemPath, ctx()))).failure).toBe('auth');
+    expect(await failure(wrong.power.getPowerState(alive.systemPath, ctx()))).toBeInstanceOf(CircuitOpenError);
+    expect(await right.power.getPowerState(alive.systemPath, ctx())).toBe('on');
+    await right.close?.();
+  });
+
+  it('providers holding different credentials for one address keep their own sessions', async () => {
+    const reg = registry();
+    const created = alive.sessionsCreated;
+    const deleted = alive.sessionsDeleted;
+    const right = () => reg.create('redfish', endpoint(alive));
+    const wrong = () => reg.create('redfish', endpoint(alive, 'wrong-password'));
+    for (let i = 0; i < 3; i++) {
+      expect(await right().power.getPowerState(alive.systemPath, ctx())).toBe('on');
+      expect((await failure(wrong().power.getPowerState(alive.systemPath, ctx()))).failure).toBe('auth');
+    }
+    expect(alive.sessionsCreated - created).toBe(1);
+    expect(alive.sessionsDeleted - deleted).toBe(0);
+    await reg.closeAll();
+  });
+
   it('5xx then recovery: the retried call succeeds and the peer saw every attempt', async () => {
     const p = registry().create('redfish', endpoint(alive));
     await p.power.getPowerState(alive.systemPath, ctx()); // session opened
@@ -102,7 +127,7 @@ describe('faults: Redfish', () => {
       expect(await aliveProvider.power.getPowerState(alive.systemPath, ctx())).toBe('on');
       expect(Date.now() - t0).toBeLessThan(300);
       expect(await slow).toEqual(['failed', 'failed']);
-      expect(reg.resilience.health(`redfish|${dead.url}`).circuit).toBe('open');
+      expect(reg.resilience.health(endpointKey('redfish', endpoint(dead))).circuit).toBe('open');
       // Open: fails fast, without touching the BMC.
       const seen = dead.faults.count();
       const t1 = Date.now();
@@ -111,7 +136,7 @@ describe('faults: Redfish', () => {
       expect(err.message).toMatch(/is failing \(2 consecutive failures/);
       expect(Date.now() - t1).toBeLessThan(50);
       expect(dead.faults.count()).toBe(seen);
-      expect(reg.resilience.health(`redfish|${alive.url}`).circuit).toBe('closed');
+      expect(reg.resilience.health(endpointKey('redfish', endpoint(alive))).circuit).toBe('closed');
     } finally {
       dead.faults.hang(false);
     }
@@ -145,7 +170,7 @@ describe('faults: IPMI (ipmi_sim)', () => {
     const p = reg.create('ipmi', { address: peer.address, username: peer.username, password: 'bad-pass' });
     const started = Date.now();
     expect((await failure(p.power.getPowerState('bmc', ctx()))).failure).toBe('auth');
-    expect(reg.resilience.health(`ipmi|${peer.address}`).consecutiveFailures).toBe(1);
+    expect(reg.resilience.health(endpointKey('ipmi', { address: peer.address, username: peer.username, password: 'bad-pass' })).consecutiveFailures).toBe(1);
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 });

@@ -53,6 +53,7 @@ for (const variant of REDFISH_VARIANTS) {
           },
           virtualMedia: async () => peer.insertedImage(),
         },
+        endSessions: async () => peer.expireSessions(),
         ctx,
       };
     },
@@ -113,6 +114,35 @@ describe('redfish: authentication and sessions', () => {
     expect(err.message).not.toContain('Sup3rSecret!');
     expect(peer.failedLogins - before).toBe(1);
     await p.close();
+  });
+});
+
+describe('redfish: error text', () => {
+  it('keeps error.message when the ExtendedInfo entries carry only a MessageId (sushy-tools)', async () => {
+    const sushy = await startRedfishPeer({ errorShape: 'sushy' });
+    try {
+      const err = (await provider(sushy, { password: 'Not-The-One-7' }).power.getPowerState(sushy.systemPath, ctx).catch((e: unknown) => e)) as ProviderError;
+      expect(err.failure).toBe('auth');
+      expect(err.message).toContain('There is no valid session established with the implementation.');
+      expect(err.message).toContain('Base.1.0.GeneralError');
+      const p = provider(sushy);
+      const missing = (await p.power.getPowerState('/redfish/v1/Systems/absent', ctx).catch((e: unknown) => e)) as ProviderError;
+      expect(missing.failure).toBe('not-found');
+      expect(missing.message).toContain('The resource at the URI /redfish/v1/Systems/absent was not found.');
+      await p.close();
+    } finally {
+      await sushy.close();
+    }
+  });
+
+  it("shows each ExtendedInfo entry's Message where the BMC gives one (DMTF shape)", async () => {
+    const dmtf = await startRedfishPeer();
+    try {
+      const err = (await provider(dmtf, { password: 'Not-The-One-7' }).power.getPowerState(dmtf.systemPath, ctx).catch((e: unknown) => e)) as ProviderError;
+      expect(err.message).toContain('Base.1.8.NoValidSession: There is no valid session established with the implementation.');
+    } finally {
+      await dmtf.close();
+    }
   });
 });
 

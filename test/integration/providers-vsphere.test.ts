@@ -32,6 +32,7 @@ describeProviderConformance({
       ref: 'vm-1001',
       withWrongCredentials: () => restProvider(peer, 'Wrong-Pass-9'),
       wrongPassword: 'Wrong-Pass-9',
+      endSessions: async () => peer.sessions.clear(),
       observe: {
         powerState: async () => (vm().powerState === 'POWERED_ON' ? 'on' : 'off'),
         bootDevice: async () => {
@@ -92,6 +93,35 @@ describe('vsphere: REST', () => {
     expect(peer.failedLogins - before).toBe(1);
   });
 
+  it('an expired session (401) is replaced by one new login', async () => {
+    const p = restProvider(peer);
+    await p.power.getPowerState('vm-1001', ctx);
+    peer.sessions.clear();
+    await expect(p.power.getPowerState('vm-1001', ctx)).resolves.toMatch(/^(on|off)$/);
+    expect(peer.sessions.size).toBe(1);
+    await p.close();
+  });
+
+  it('a session refused again right after a fresh login fails once, saying so (not blaming the password)', async () => {
+    const p = restProvider(peer);
+    await p.power.getPowerState('vm-1001', ctx);
+    // A server that accepts the login but keeps no session (restarting, privileges missing).
+    const add = peer.sessions.add.bind(peer.sessions);
+    peer.sessions.clear();
+    peer.sessions.add = () => peer.sessions;
+    try {
+      const before = peer.faults.count((r) => r.path === '/api/session');
+      const err = (await p.power.getPowerState('vm-1001', ctx).catch((e: unknown) => e)) as ProviderError;
+      expect(err.failure).toBe('auth');
+      expect(err.message).toMatch(/refused again right after a fresh login/);
+      expect(err.message).not.toMatch(/check the user name and password/);
+      expect(peer.faults.count((r) => r.path === '/api/session') - before).toBe(1);
+    } finally {
+      peer.sessions.add = add;
+    }
+    await p.close();
+  });
+
   it('an unknown VM is not-found', async () => {
     const err = (await restProvider(peer).power.getPowerState('vm-9', ctx).catch((e: unknown) => e)) as ProviderError;
     expect(err.failure).toBe('not-found');
@@ -115,6 +145,20 @@ function observer(sim: GovmomiSimPeer): VsphereSoapClient {
   return new VsphereSoapClient(endpoint, new EndpointHttpClient({ provider: 'vsphere', baseUrl: sim.address }));
 }
 
+/**
+ * Ends every session but the observer's own, as a vCenter restart or its idle-session reaper
+ * does (SessionManager.TerminateSession on the keys in sessionList).
+ */
+async function killOtherSessions(look: VsphereSoapClient): Promise<number> {
+  const manager = { type: 'SessionManager', value: 'SessionManager' };
+  const props = await look.retrieveOne(manager, ['sessionList', 'currentSession'], ctx);
+  const own = textOf((props['currentSession'] as Record<string, unknown> | undefined)?.['key']);
+  const list = asArray((props['sessionList'] as Record<string, unknown> | undefined)?.['UserSession']) as Array<Record<string, unknown>>;
+  const others = list.map((s) => textOf(s['key'])).filter((k): k is string => !!k && k !== own);
+  if (others.length > 0) await look.call('TerminateSession', `<_this type="SessionManager">SessionManager</_this>${others.map((k) => `<sessionId>${k}</sessionId>`).join('')}`, ctx);
+  return others.length;
+}
+
 if (simUnavailable === undefined) {
   let sim: GovmomiSimPeer;
   let vm: string;
@@ -130,6 +174,9 @@ if (simUnavailable === undefined) {
         ref: vm,
         withWrongCredentials: () => new VsphereProvider({ address: sim.address, username: sim.username, password: 'wrong-sim-pass' }),
         wrongPassword: 'wrong-sim-pass',
+        endSessions: async () => {
+          await killOtherSessions(look);
+        },
         observe: {
           powerState: async () => (textOf((await look.retrieveOne({ type: 'VirtualMachine', value: vm }, ['runtime.powerState'], ctx))['runtime.powerState']) === 'poweredOn' ? 'on' : 'off'),
           bootDevice: async () => {
@@ -174,6 +221,23 @@ if (simUnavailable === undefined) {
       const order = asArray((props['config.bootOptions'] as Record<string, unknown>)['bootOrder']) as Array<Record<string, unknown>>;
       expect(String(order[0]!['@_type'])).toBe('VirtualMachineBootOptionsBootableEthernetDevice');
       expect(String(order[1]!['@_type'])).toBe('VirtualMachineBootOptionsBootableDiskDevice');
+      await p.close();
+    });
+
+    it('a session the server forgot (restart, idle reaping) is replaced by one new login, for reads and actions', async () => {
+      const look = observer(peer);
+      const p = new VsphereProvider({ address: peer.address, username: peer.username, password: peer.password });
+      const [system] = await p.management.listSystems!(ctx);
+      const before = await p.power.getPowerState(system!.ref, ctx);
+      expect(before).toMatch(/^(on|off)$/);
+      expect(await killOtherSessions(look)).toBeGreaterThan(0);
+      // The collector answers a dead session with missingSet NotAuthenticated, not a fault:
+      // it must not read as `unknown`.
+      expect(await p.power.getPowerState(system!.ref, ctx)).toBe(before);
+      expect(await killOtherSessions(look)).toBe(1);
+      await p.power.setPowerState(system!.ref, before === 'on' ? 'off' : 'on', ctx);
+      const now = textOf((await look.retrieveOne({ type: 'VirtualMachine', value: system!.ref }, ['runtime.powerState'], ctx))['runtime.powerState']);
+      expect(now).toBe(before === 'on' ? 'poweredOff' : 'poweredOn');
       await p.close();
     });
 

@@ -29,24 +29,37 @@ export interface RedfishReply {
   etag: string | undefined;
 }
 
-/** The message of a Redfish error body (`error.message` plus `@Message.ExtendedInfo`). */
+/** DMTF's generic `error.message`, which only points at the entries below it. */
+const POINTS_AT_EXTENDED_INFO = /see ExtendedInfo/i;
+
+/**
+ * The message of a Redfish error body. `error.message` is kept: BMCs such as sushy-tools
+ * put the only human text there ("Incorrect username or password") and list entries that
+ * carry just a `MessageId`. Each entry's `Message` is added (after its `MessageId`); ids of
+ * entries without text follow in parentheses. DMTF's generic "See ExtendedInfo" message is
+ * dropped when the entries it points at have text.
+ */
 export function redfishErrorMessage(body: unknown): string | undefined {
   if (!body || typeof body !== 'object') return undefined;
   const error = (body as { error?: unknown }).error;
   if (!error || typeof error !== 'object') return undefined;
   const e = error as { message?: unknown; code?: unknown; '@Message.ExtendedInfo'?: unknown };
-  const parts: string[] = [];
+  const texts: string[] = [];
+  const bareIds: string[] = [];
   const extended = Array.isArray(e['@Message.ExtendedInfo']) ? e['@Message.ExtendedInfo'] : [];
   for (const info of extended) {
-    if (info && typeof info === 'object') {
-      const i = info as { Message?: unknown; MessageId?: unknown };
-      const text = [i.MessageId, i.Message].filter((x) => typeof x === 'string').join(': ');
-      if (text) parts.push(text);
-    }
+    if (!info || typeof info !== 'object') continue;
+    const { Message: message, MessageId: id } = info as { Message?: unknown; MessageId?: unknown };
+    if (typeof message === 'string' && message !== '') texts.push(typeof id === 'string' ? `${id}: ${message}` : message);
+    else if (typeof id === 'string' && id !== '') bareIds.push(id);
   }
-  if (parts.length === 0 && typeof e.message === 'string') parts.push(e.message);
-  if (parts.length === 0 && typeof e.code === 'string') parts.push(e.code);
-  return parts.length ? parts.join('; ') : undefined;
+  const parts: string[] = [];
+  if (typeof e.message === 'string' && e.message !== '' && !(texts.length > 0 && POINTS_AT_EXTENDED_INFO.test(e.message))) parts.push(e.message);
+  parts.push(...texts);
+  if (parts.length === 0 && typeof e.code === 'string' && e.code !== '') parts.push(e.code);
+  const ids = [...new Set(bareIds)].filter((id) => !parts.some((p) => p.includes(id)));
+  if (parts.length === 0) return ids.length ? ids.join(', ') : undefined;
+  return ids.length ? `${parts.join('; ')} (${ids.join(', ')})` : parts.join('; ');
 }
 
 export class RedfishClient {
@@ -161,7 +174,9 @@ export class RedfishClient {
       ctx,
     });
     if (res.status === 401 || res.status === 403) {
-      throw new ProviderError(REDFISH, 'auth', `${this.http.baseUrl.host}: login refused for user '${this.endpoint.username ?? ''}' (HTTP ${res.status})`);
+      const said = redfishErrorMessage(res.json);
+      const detail = said ? `: ${redact(said, [this.endpoint.password])}` : '';
+      throw new ProviderError(REDFISH, 'auth', `${this.http.baseUrl.host}: login refused for user '${this.endpoint.username ?? ''}' (HTTP ${res.status})${detail}`);
     }
     if ((res.status === 404 || res.status === 405 || res.status === 501) && this.forcedAuth !== 'session') {
       // No SessionService on this BMC (older firmware): every request carries basic auth.

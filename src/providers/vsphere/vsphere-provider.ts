@@ -195,8 +195,7 @@ class SoapBackend implements VsphereBackend {
   async power(vm: string, action: PowerAction, ctx: ProviderContext): Promise<void> {
     const body = moRefXml('_this', this.ref(vm));
     if (action === 'shutdown') {
-      await this.soap.ensureSession(ctx);
-      await this.soap.call('ShutdownGuest', body, ctx);
+      await this.soap.invoke('ShutdownGuest', body, ctx);
     } else await this.soap.runTask(SOAP_POWER_METHOD[action], body, ctx);
   }
 

@@ -6,7 +6,7 @@
  */
 import { EndpointHttpClient, redact, statusFailure, type HttpResponse } from '../endpoint-http.js';
 import { ProviderError, type Endpoint, type ProviderContext, type ProviderFailure } from '../types.js';
-import { VSPHERE } from './vsphere-soap.js';
+import { sessionRefusedAgain, VSPHERE } from './vsphere-soap.js';
 
 const ERROR_TYPES: Record<string, ProviderFailure> = {
   UNAUTHENTICATED: 'auth',
@@ -81,6 +81,7 @@ export class VsphereRestClient {
       this.session = undefined;
       await this.open(ctx);
       res = await send();
+      if (res.status === 401) throw sessionRefusedAgain(this.http.baseUrl.host, `${method} ${path}: ${redact(restError(res).message, [this.endpoint.password])}`);
     }
     if (res.status >= 400) {
       if (tolerate?.(restError(res))) return undefined;

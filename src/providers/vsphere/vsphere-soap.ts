@@ -67,6 +67,35 @@ const FAULTS: Array<[RegExp, ProviderFailure]> = [
   [/TaskInProgress|ResourceInUse|ConcurrentAccess|HostCommunication|Timedout|RequestCanceled/, 'transient'],
 ];
 
+/**
+ * The server no longer knows our session (a vCenter restart or upgrade, an idle session
+ * reaped): distinct from refused credentials, because logging in again cures it.
+ */
+export class SessionLostError extends ProviderError {
+  constructor(message: string) {
+    super(VSPHERE, 'auth', message);
+    this.name = 'SessionLostError';
+  }
+}
+
+/**
+ * A session refused right after a fresh login: not the credentials (the login worked) but a
+ * server that keeps dropping sessions or an account without the privilege to use them.
+ */
+export function sessionRefusedAgain(host: string, detail: string): ProviderError {
+  return new ProviderError(
+    VSPHERE,
+    'auth',
+    `${host}: the session was refused again right after a fresh login; the account may lack the privileges or the server may be restarting: ${detail}`,
+  );
+}
+
+/** Reads a `missingSet` entry's fault type (`NotAuthenticated`, `NoPermission`, `InvalidProperty`…). */
+function missingFault(entry: Record<string, unknown>): string {
+  const fault = (entry['fault'] as Record<string, unknown> | undefined)?.['fault'] as Record<string, unknown> | undefined;
+  return String(fault?.['@_type'] ?? '');
+}
+
 interface ServiceContent {
   sessionManager: MoRef;
   propertyCollector: MoRef;
@@ -120,6 +149,7 @@ export class VsphereSoapClient {
       const detailObj = fault['detail'] as Record<string, unknown> | undefined;
       const detailType = detailObj ? Object.entries(detailObj).map(([k, v]) => `${k} ${String((v as Record<string, unknown>)?.['@_type'] ?? '')}`).join(' ') : '';
       const faultString = redact(String(textOf(fault['faultstring']) ?? 'SOAP fault'), [this.endpoint.password]);
+      if (/NotAuthenticated/.test(`${detailType} ${faultString}`)) throw new SessionLostError(`${this.http.baseUrl.host}: ${method}: the session is no longer valid (${faultString})`);
       const failure = FAULTS.find(([pattern]) => pattern.test(`${detailType} ${faultString}`))?.[1] ?? 'protocol';
       const hint = failure === 'auth' ? ' (check the user name and password)' : '';
       throw new ProviderError(VSPHERE, failure, `${this.http.baseUrl.host}: ${method}: ${faultString}${hint}`);
@@ -157,6 +187,36 @@ export class VsphereSoapClient {
     await this.login;
   }
 
+  /**
+   * Runs `op` in a session. When the server has forgotten the session, logs in again once
+   * and repeats `op`; a second loss right after a fresh login is an auth failure that says so.
+   * `op` must be safe to repeat: it failed before the server acted on it.
+   */
+  private async withSession<T>(ctx: ProviderContext, op: () => Promise<T>): Promise<T> {
+    await this.ensureSession(ctx);
+    const used = this.cookie;
+    try {
+      return await op();
+    } catch (err) {
+      if (!(err instanceof SessionLostError)) throw err;
+      ctx.log.info('vsphere: the session was lost; logging in again', { host: this.http.baseUrl.host });
+      // Concurrent callers may have logged in anew already: drop only the session that failed.
+      if (this.cookie === used) this.cookie = undefined;
+      await this.ensureSession(ctx);
+      try {
+        return await op();
+      } catch (again) {
+        if (!(again instanceof SessionLostError)) throw again;
+        throw sessionRefusedAgain(this.http.baseUrl.host, again.message);
+      }
+    }
+  }
+
+  /** One vim25 call in a session (re-established once if the server forgot it). */
+  invoke(method: string, bodyXml: string, ctx: ProviderContext): Promise<Record<string, unknown>> {
+    return this.withSession(ctx, () => this.call(method, bodyXml, ctx));
+  }
+
   async logout(ctx: ProviderContext): Promise<void> {
     if (!this.cookie || !this.content) return;
     try {
@@ -167,8 +227,11 @@ export class VsphereSoapClient {
   }
 
   /** Properties of every object of `type` under the root folder (via a ContainerView). */
-  async retrieveAll(type: string, paths: string[], ctx: ProviderContext): Promise<ObjectContent[]> {
-    await this.ensureSession(ctx);
+  retrieveAll(type: string, paths: string[], ctx: ProviderContext): Promise<ObjectContent[]> {
+    return this.withSession(ctx, () => this.retrieveAllOnce(type, paths, ctx));
+  }
+
+  private async retrieveAllOnce(type: string, paths: string[], ctx: ProviderContext): Promise<ObjectContent[]> {
     const content = await this.serviceContent(ctx);
     const view = await this.call(
       'CreateContainerView',
@@ -189,8 +252,7 @@ export class VsphereSoapClient {
 
   /** Properties of one object. */
   async retrieveOne(ref: MoRef, paths: string[], ctx: ProviderContext): Promise<Record<string, unknown>> {
-    await this.ensureSession(ctx);
-    const objects = await this.retrieve(ref.type, paths, `<objectSet>${moRefXml('obj', ref)}<skip>false</skip></objectSet>`, ctx);
+    const objects = await this.withSession(ctx, () => this.retrieve(ref.type, paths, `<objectSet>${moRefXml('obj', ref)}<skip>false</skip></objectSet>`, ctx));
     const found = objects[0];
     if (!found) throw new ProviderError(VSPHERE, 'not-found', `${this.http.baseUrl.host}: no ${ref.type} ${ref.value}`);
     return found.props;
@@ -208,6 +270,7 @@ export class VsphereSoapClient {
         if (!obj) continue;
         const props: Record<string, unknown> = {};
         for (const p of asArray(object['propSet']) as Array<Record<string, unknown>>) props[String(p['name'])] = p['val'];
+        this.checkMissing(obj, asArray(object['missingSet']) as Array<Record<string, unknown>>);
         out.push({ obj, props });
       }
       const token = textOf(rv?.['token']);
@@ -216,10 +279,25 @@ export class VsphereSoapClient {
     }
   }
 
+  /**
+   * A property the collector could not read is reported in `missingSet` with a fault, not
+   * as an error: without this check a lost session or a missing privilege reads as an
+   * absent property (a VM's power state `unknown`). Those faults raise; others (a property
+   * this server version lacks) leave the property absent.
+   */
+  private checkMissing(obj: MoRef, missing: Array<Record<string, unknown>>): void {
+    for (const entry of missing) {
+      const fault = missingFault(entry);
+      const path = textOf(entry['path']) ?? '?';
+      if (/NotAuthenticated/.test(fault)) throw new SessionLostError(`${this.http.baseUrl.host}: reading ${obj.value} ${path}: the session is no longer valid`);
+      if (/NoPermission/.test(fault))
+        throw new ProviderError(VSPHERE, 'auth', `${this.http.baseUrl.host}: reading ${obj.value} ${path}: permission denied (${fault}); grant the account read access to it`);
+    }
+  }
+
   /** Calls a `*_Task` method and waits for the task to succeed. */
   async runTask(method: string, bodyXml: string, ctx: ProviderContext): Promise<void> {
-    await this.ensureSession(ctx);
-    const res = await this.call(method, bodyXml, ctx);
+    const res = await this.invoke(method, bodyXml, ctx);
     const task = moRefOf(asArray(res['returnval'])[0]);
     if (!task) return;
     const deadline = Date.now() + ctx.timeoutMs;

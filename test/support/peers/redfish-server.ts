@@ -42,6 +42,8 @@ export interface RedfishPeerOptions {
   password?: string;
   /** Serve a SessionService (default true); without it clients must use basic auth. */
   sessionService?: boolean;
+  /** Error body shape (default dmtf). */
+  errorShape?: RedfishErrorShape;
   /** Initial PowerState of the system (default: the mockup's, On). */
   powerState?: 'On' | 'Off';
   onPowerChange?: (systemId: string, state: 'On' | 'Off', detail: PowerChangeDetail) => void;
@@ -116,7 +118,23 @@ function mockupResources(): Map<string, Json> {
   return loadedMockup;
 }
 
-function redfishError(status: number, messageId: string, message: string): Json {
+/**
+ * How errors are shaped: `dmtf` (a generic `error.message`, the text in each
+ * `@Message.ExtendedInfo` entry) or `sushy` (OpenStack sushy-tools: the text only in
+ * `error.message`, entries carrying just a `MessageId`).
+ */
+export type RedfishErrorShape = 'dmtf' | 'sushy';
+
+function redfishErrorBody(status: number, messageId: string, message: string, shape: RedfishErrorShape = 'dmtf'): Json {
+  if (shape === 'sushy') {
+    return {
+      error: {
+        code: 'Base.1.0.GeneralError',
+        message,
+        '@Message.ExtendedInfo': [{ '@odata.type': '/redfish/v1/$metadata#Message.1.0.0.Message', MessageId: 'Base.1.0.GeneralError' }],
+      },
+    };
+  }
   return {
     error: {
       code: status >= 500 ? 'Base.1.8.InternalError' : 'Base.1.8.GeneralError',
@@ -131,6 +149,7 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
   const username = options.username ?? 'admin';
   const password = options.password ?? 'password';
   const sessionService = options.sessionService ?? true;
+  const redfishError = (status: number, messageId: string, message: string): Json => redfishErrorBody(status, messageId, message, options.errorShape);
 
   const tree: VariantTree = buildVariant(mockupResources(), variant);
 
