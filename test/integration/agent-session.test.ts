@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backends } from '../support/backends.js';
-import { freshController, snapshot } from '../support/controller.js';
+import { freshController, snapshot, type InjectOptions } from '../support/controller.js';
 import { makeFacts } from '../support/facts.js';
 import { FakeClock } from '../../src/core/clock.js';
 
@@ -30,13 +30,7 @@ describe.each(backends)('agent session on $name', (backend) => {
   });
   afterAll(async () => t?.close());
 
-  const inject = (method: string, url: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) =>
-    t.controller.app.inject({
-      method: method as 'GET',
-      url,
-      headers: { host: '10.0.2.2:7708', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.headers ?? {}) },
-      ...(opts.body !== undefined ? { payload: opts.body as object } : {}),
-    });
+  const inject = (method: string, url: string, opts: InjectOptions = {}) => t.inject(method, url, { ...opts, headers: { host: '10.0.2.2:7708', ...opts.headers } });
   const db = () => t.controller.services.store.db;
   const tokenFor = async (mac: string) => /plinth\.token=(\S+)/.exec((await inject('GET', `/boot/machine.ipxe?mac=${mac}`)).body)![1]!;
   /** Everything a report could change: machines, runs and their steps, events, the boot trace. */

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backends } from '../support/backends.js';
-import { freshController, snapshot } from '../support/controller.js';
+import { freshController, snapshot, type InjectOptions } from '../support/controller.js';
 import { makeFacts } from '../support/facts.js';
 import { FakeClock } from '../../src/core/clock.js';
 import { CALLBACK_PLACEHOLDER } from '../../src/deploy/service.js';
@@ -31,13 +31,7 @@ describe.each(backends)('deployment on $name', (backend) => {
   });
   afterAll(async () => t?.close());
 
-  const inject = (method: string, url: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) =>
-    t.controller.app.inject({
-      method: method as 'GET',
-      url,
-      headers: { host: '10.0.2.2:7708', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.headers ?? {}) },
-      ...(opts.body !== undefined ? { payload: opts.body as object } : {}),
-    });
+  const inject = (method: string, url: string, opts: InjectOptions = {}) => t.inject(method, url, { ...opts, headers: { host: '10.0.2.2:7708', ...opts.headers } });
   const machine = async (key: string) => (await t.api('GET', `/api/v1/machines/${key}`)).json();
   const bootScript = async (mac: string) => (await inject('GET', `/boot/machine.ipxe?mac=${mac}`)).body;
   const tokenIn = (script: string) => /plinth\.token=(\S+)/.exec(script)![1]!;

@@ -17,7 +17,15 @@ export interface TestController {
   adminToken: string;
   /** JSON request as the admin (or with `token`). */
   api(method: string, path: string, body?: unknown, token?: string | null): Promise<LightMyRequestResponse & { json<T = any>(): T }>;
+  /** A request as a machine or the agent sends it: no token unless given, headers as given. */
+  inject(method: string, url: string, opts?: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
+}
+
+export interface InjectOptions {
+  token?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
 }
 
 export interface TestDatabase {
@@ -53,6 +61,14 @@ export async function startController(
         ...(body !== undefined ? { payload: body as object } : {}),
       });
       return res as LightMyRequestResponse & { json<T = any>(): T };
+    },
+    inject(method, url, opts = {}) {
+      return controller.app.inject({
+        method: method as 'GET',
+        url,
+        headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.headers ?? {}) },
+        ...(opts.body !== undefined ? { payload: opts.body as object } : {}),
+      });
     },
     close: () => controller.close(),
   };
