@@ -67,19 +67,29 @@ let image: Promise<{ dir: string; name: string }> | null = null;
 /**
  * The Debian 12 image `plinth image build` makes, built once (2 GiB, to keep writes short
  * under emulation) and reused while its recipe is unchanged: the builder caches the base
- * system, and a finished image newer than the builder's sources is kept as is.
+ * system, and a finished image is kept while the builder's sources hash the same.
  */
 export function sharedImage(): Promise<{ dir: string; name: string }> {
   image ??= (async () => {
     const { buildImage, imageFileName, manifestFileName } = await import('../../src/images/builder/index.js');
-    const { existsSync, statSync } = await import('node:fs');
-    const { execFileSync } = await import('node:child_process');
+    const { existsSync, readFileSync, readdirSync, writeFileSync } = await import('node:fs');
+    const { createHash } = await import('node:crypto');
     const dir = join(E2E_DIR, 'images');
     const name = 'debian-12-e2e';
     const manifest = join(dir, manifestFileName(name));
-    const newestSource = Number(execFileSync('sh', ['-c', `find ${join(ROOT, 'src', 'images', 'builder')} -name '*.ts' -printf '%T@\\n' | sort -n | tail -1`], { encoding: 'utf8' }).trim()) * 1000;
-    if (!existsSync(manifest) || !existsSync(join(dir, imageFileName(name))) || statSync(manifest).mtimeMs < newestSource) {
+    // Keyed by the builder's content, not its files' times: a fresh clone has new times and
+    // would otherwise rebuild an unchanged image on every run.
+    const builderDir = join(ROOT, 'src', 'images', 'builder');
+    const hash = createHash('sha256');
+    for (const f of (readdirSync(builderDir, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).sort()) {
+      hash.update(f).update('\0').update(readFileSync(join(builderDir, f))).update('\0');
+    }
+    const recipe = hash.digest('hex');
+    const stamp = join(dir, `${name}.recipe`);
+    const current = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
+    if (!existsSync(manifest) || !existsSync(join(dir, imageFileName(name))) || current !== recipe) {
       await buildImage({ name, outputDir: dir, sizeBytes: 2 * 2 ** 30, cacheDir: join(E2E_DIR, 'image-cache'), log: () => undefined });
+      writeFileSync(stamp, `${recipe}\n`);
     }
     return { dir, name };
   })();
