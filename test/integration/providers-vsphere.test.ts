@@ -33,7 +33,9 @@ describeProviderConformance({
       withWrongCredentials: () => restProvider(peer, 'Wrong-Pass-9'),
       wrongPassword: 'Wrong-Pass-9',
       endSessions: async () => peer.sessions.clear(),
+      misbehave: peer.faults,
       observe: {
+        logins: () => peer.logins,
         powerState: async () => (vm().powerState === 'POWERED_ON' ? 'on' : 'off'),
         bootDevice: async () => {
           const first = REST_BOOT[String(vm().bootDevices[0]?.['type'] ?? '')];

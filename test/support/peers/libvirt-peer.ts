@@ -10,6 +10,12 @@
  *    socket directory. `test:///default` is shared by all connections of a process while one
  *    stays open, so the peer holds one open `virsh` session: every provider call then sees the
  *    changes of the previous one, and the peer reads the domain back over its own connection.
+ *
+ * A real libvirtd does what it is told; to see a provider meet one that lies, the daemon peer
+ * also writes `virshShim`, a script in front of the real `virsh` (the provider's endpoint
+ * option `virsh`) that, while switched on, answers power commands with success without
+ * running them (`ignorePower`) or rotates the `<os><boot dev>` order of a definition before
+ * handing it to libvirtd (`alterBoot`). Switched off it only `exec`s virsh.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -85,6 +91,10 @@ export interface LibvirtDaemonPeer {
   domId(name: string): string;
   /** Defines a small TCG guest on qemu:///system (64 MiB, one e1000 NIC on user networking, no disk). */
   defineTcgDomain(name: string, uuid: string, mac: string): void;
+  /** A virsh in front of the real one that lies while `ignorePower` / `alterBoot` are on. */
+  virshShim: string;
+  ignorePower(on: boolean): void;
+  alterBoot(on: boolean): void;
   /** Runs virsh against qemu:///system of this daemon. */
   qemuVirsh(...args: string[]): string;
   /** The command line of the domain's running QEMU process, or undefined. */
@@ -112,6 +122,25 @@ export function libvirtQemuUnavailable(): string | undefined {
 // QEMU as root without confinement, cgroups or a log daemon: nothing of the host's
 // libvirt setup is needed, and define/start take milliseconds instead of seconds.
 const PRIVATE_QEMU_CONF = ['user = "root"', 'group = "root"', 'dynamic_ownership = 0', 'remember_owner = 0', 'security_driver = "none"', 'namespaces = []', 'cgroup_controllers = []', 'stdio_handler = "file"', ''].join('\n');
+
+/**
+ * The lying front of `virsh` (see the module comment). `define FILE` is always the last
+ * argument; the boot rotation is network → cdrom → hd → network.
+ */
+const VIRSH_SHIM = `#!/bin/sh
+dir='@DIR@'
+for a in "$@"; do
+  case $a in
+    start|destroy|reset|shutdown|resume) [ -f "$dir/ignore-power" ] && exit 0 ;;
+    define)
+      if [ -f "$dir/alter-boot" ]; then
+        for file in "$@"; do :; done
+        sed -i -e "s/<boot dev=.network./<boot dev='X-cdrom'/g" -e "s/<boot dev=.hd./<boot dev='X-network'/g" -e "s/<boot dev=.cdrom./<boot dev='X-hd'/g" -e "s/dev='X-/dev='/g" "$file"
+      fi ;;
+  esac
+done
+exec virsh "$@"
+`;
 
 export interface LibvirtDaemonOptions {
   /**
@@ -225,8 +254,18 @@ export async function startLibvirtDaemon(domains: TestDomain[] = TEST_DOMAINS, o
     virsh('define', file);
   }
 
+  const shim = join(dir, 'virsh-shim.sh');
+  writeFileSync(shim, VIRSH_SHIM.replace('@DIR@', dir), { mode: 0o755 });
+  const flag = (name: string, on: boolean): void => {
+    if (on) writeFileSync(join(dir, name), '');
+    else rmSync(join(dir, name), { force: true });
+  };
+
   return {
     uri,
+    virshShim: shim,
+    ignorePower: (on) => flag('ignore-power', on),
+    alterBoot: (on) => flag('alter-boot', on),
     qemuUri: `qemu+unix:///system?socket=${socket}`,
     socket,
     domains,
