@@ -350,10 +350,11 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       );
       const at = { address: 'same-address', username: 'operator' };
       try {
-        const bad = registry.create(provider.type, { ...at, password: 'wrong' }, { appliance: 'typo' });
         const good = registry.create(provider.type, { ...at, password: 'right' }, { appliance: 'correct' });
         expect(['on', 'off']).toContain(await good.power.getPowerState(ref, ctx));
         const logins = observe?.logins?.();
+        // Registered after the good one, at its address: must not take its place.
+        const bad = registry.create(provider.type, { ...at, password: 'wrong' }, { appliance: 'typo' });
         await expectFailure(bad.power.getPowerState(ref, ctx), 'auth', provider.type);
         expect(await bad.power.getPowerState(ref, ctx).catch((e: unknown) => e)).toBeInstanceOf(CircuitOpenError);
         expect(['on', 'off']).toContain(await good.power.getPowerState(ref, ctx));
