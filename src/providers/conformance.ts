@@ -263,22 +263,25 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       const devices = BOOT_DEVICES.filter((d) => d !== 'uefi-http' && offers(`boot.${d}`));
       if (!has('boot.read-back') || !misbehave?.alterBoot || devices.length === 0) return;
       const [from, to] = [devices[0]!, devices[1] ?? devices[0]!];
-      await provider.management.setBootDevice(ref, from, {}, ctx);
-      misbehave.alterBoot(true);
-      let err: unknown;
-      try {
-        err = await provider.management.setBootDevice(ref, to, {}, ctx).then(
-          () => undefined,
-          (e: unknown) => e,
-        );
-      } finally {
-        misbehave.alterBoot(false);
+      // Next boot only, and persistent where offered: each altered, each must fail.
+      for (const options of offers('boot.persistent') ? [{}, { persistent: true }] : [{}]) {
+        await provider.management.setBootDevice(ref, from, {}, ctx);
+        misbehave.alterBoot(true);
+        let err: unknown;
+        try {
+          err = await provider.management.setBootDevice(ref, to, options, ctx).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        } finally {
+          misbehave.alterBoot(false);
+        }
+        expect(err, `an altered boot setting (${JSON.stringify(options)}) must fail, never read as done`).toBeInstanceOf(ProviderError);
+        const pe = err as ProviderError;
+        expect(pe.provider).toBe(provider.type);
+        expect(['protocol', 'unsupported']).toContain(pe.failure);
+        expect(pe.message).toMatch(/kept/);
       }
-      expect(err, 'an altered boot setting must fail, never read as done').toBeInstanceOf(ProviderError);
-      const pe = err as ProviderError;
-      expect(pe.provider).toBe(provider.type);
-      expect(['protocol', 'unsupported']).toContain(pe.failure);
-      expect(pe.message).toMatch(/kept/);
       // The peer behaves again: the same request is set, and the peer itself holds it.
       await provider.management.setBootDevice(ref, to, {}, ctx);
       if (observe?.bootDevice) expect((await observe.bootDevice(ref))?.device).toBe(to);
