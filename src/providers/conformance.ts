@@ -5,6 +5,14 @@
  * types.ts, driven by what the provider *declares*: a declared capability must work, an
  * undeclared one must fail with an `unsupported` ProviderError.
  *
+ * Beyond the operations it checks what the issue of unreliable appliances asks of every
+ * provider: power verified by reads (a peer that drops an action fails the action), boot
+ * settings read back (`boot.read-back`: a peer that keeps something else fails the change),
+ * sessions recovered (`sessions`: a forgotten session is replaced by one new login) and
+ * per-appliance isolation (a wrong-password appliance at the same address opens only its own
+ * breaker and never replaces the other's session). The peer's misbehaviour comes from its
+ * own fault switches (`misbehave`), its state from reads that bypass the provider (`observe`).
+ *
  * Only test files import this module (it registers vitest tests when called).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +29,22 @@ export interface PeerObservations {
   bootDevice?(ref: string): Promise<{ device: BootDevice; persistent?: boolean; mode?: BootMode } | undefined>;
   /** The image URL in the virtual CD, or null when empty. */
   virtualMedia?(ref: string): Promise<string | null>;
+  /**
+   * Logins the peer has accepted so far, where it keeps sessions; a peer that cannot count
+   * them gives the sessions it holds for others than the observer. Only differences are compared.
+   */
+  logins?(): number | Promise<number>;
+}
+
+/** Switches that make the peer lie instead of fail, as real appliances do. */
+export interface PeerMisbehaviour {
+  /** While on, the peer answers power actions as accepted and does not carry them out. */
+  ignorePower?(on: boolean): void;
+  /**
+   * While on, the peer answers boot changes as accepted and keeps something else (another
+   * device, `Once` kept as `Continuous`, the old order).
+   */
+  alterBoot?(on: boolean): void;
 }
 
 export interface ConformanceSubject {
@@ -33,6 +57,7 @@ export interface ConformanceSubject {
   /** The password the wrong-credentials provider uses (must not leak into messages). */
   wrongPassword?: string;
   observe?: PeerObservations;
+  misbehave?: PeerMisbehaviour;
   /**
    * Makes the peer forget every session the provider holds (a BMC's session timeout, a
    * vCenter restart); omitted where the platform has no sessions.
@@ -100,6 +125,8 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       }
       if (has('enumerate')) expect(typeof m.listSystems).toBe('function');
       if (has('power.soft-off')) expect(has('power')).toBe(true);
+      // A provider holds sessions exactly when its peer can be made to forget them.
+      expect(subject.endSessions !== undefined, 'sessions declared ⇔ the target can end sessions').toBe(has('sessions'));
     });
 
     it('power: on and off are idempotent and reported by getPowerState', async () => {
@@ -150,6 +177,32 @@ export function describeProviderConformance(target: ConformanceTarget): void {
         expect(read, `after ${target}`).toBe(wanted);
         if (observe?.powerState) expect(await observe.powerState(ref), `peer after ${target}`).toBe(wanted);
       }
+    });
+
+    it('power: a peer that accepts an action and does not carry it out fails verification, naming the state it reads', async () => {
+      const { provider, ref, observe, misbehave } = subject;
+      if (!has('power') || !misbehave?.ignorePower) return;
+      const settled = { timeoutMs: Math.max(ctx.timeoutMs, 10_000), intervalMs: 50 };
+      // Bounded: the peer never gets there, the wait must end as `timeout`.
+      const short = { timeoutMs: 300, intervalMs: 50 };
+      for (const [from, action, stays] of [
+        ['off', 'on', 'off'],
+        ['on', 'off', 'on'],
+        ['off', 'reboot', 'off'],
+      ] as const) {
+        await verifiedPowerAction(provider, ref, from, ctx, settled);
+        misbehave.ignorePower(true);
+        try {
+          const err = await expectFailure(verifiedPowerAction(provider, ref, action, ctx, short), 'timeout', provider.type);
+          expect(err.message).toContain(`did not reach power '${action === 'reboot' ? 'on' : action}'`);
+          expect(err.message).toContain(`reads '${stays}'`);
+          if (observe?.powerState) expect(await observe.powerState(ref), `peer after an ignored ${action}`).toBe(stays);
+        } finally {
+          misbehave.ignorePower(false);
+        }
+      }
+      // The peer behaves again: the same action lands.
+      expect(await verifiedPowerAction(provider, ref, 'on', ctx, settled)).toBe('on');
     });
 
     it('power: soft-off is accepted where declared, refused as unsupported elsewhere', async () => {
@@ -207,6 +260,36 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       }
     });
 
+    it('boot read-back: a peer that answers a boot change as accepted and keeps something else fails the change', async () => {
+      const { provider, ref, observe, misbehave } = subject;
+      const offers = (cap: Capability): boolean => has(cap) && !target.peerLacks?.includes(cap);
+      const devices = BOOT_DEVICES.filter((d) => d !== 'uefi-http' && offers(`boot.${d}`));
+      if (!has('boot.read-back') || !misbehave?.alterBoot || devices.length === 0) return;
+      const [from, to] = [devices[0]!, devices[1] ?? devices[0]!];
+      // Next boot only, and persistent where offered: each altered, each must fail.
+      for (const options of offers('boot.persistent') ? [{}, { persistent: true }] : [{}]) {
+        await provider.management.setBootDevice(ref, from, {}, ctx);
+        misbehave.alterBoot(true);
+        let err: unknown;
+        try {
+          err = await provider.management.setBootDevice(ref, to, options, ctx).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        } finally {
+          misbehave.alterBoot(false);
+        }
+        expect(err, `an altered boot setting (${JSON.stringify(options)}) must fail, never read as done`).toBeInstanceOf(ProviderError);
+        const pe = err as ProviderError;
+        expect(pe.provider).toBe(provider.type);
+        expect(['protocol', 'unsupported']).toContain(pe.failure);
+        expect(pe.message).toMatch(/kept/);
+      }
+      // The peer behaves again: the same request is set, and the peer itself holds it.
+      await provider.management.setBootDevice(ref, to, {}, ctx);
+      if (observe?.bootDevice) expect((await observe.bootDevice(ref))?.device).toBe(to);
+    });
+
     it('virtual media: insert and eject where declared (eject is idempotent)', async () => {
       const { provider, ref, observe } = subject;
       const m = provider.management;
@@ -248,8 +331,13 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       await provider.power.setPowerState(ref, 'on', ctx);
       await settle();
       await endSessions();
+      const logins = await observe?.logins?.();
       // A forgotten session must not read as `unknown`, nor fail as wrong credentials.
       expect(await provider.power.getPowerState(ref, ctx)).toBe('on');
+      // Replaced by exactly one new login, which the next call reuses.
+      if (logins !== undefined) expect((await observe!.logins!()) - logins, 'logins after the session was forgotten').toBe(1);
+      expect(await provider.power.getPowerState(ref, ctx)).toBe('on');
+      if (logins !== undefined) expect((await observe!.logins!()) - logins, 'logins after a second call').toBe(1);
       await endSessions();
       await provider.power.setPowerState(ref, 'off', ctx);
       await settle();
@@ -258,7 +346,7 @@ export function describeProviderConformance(target: ConformanceTarget): void {
     });
 
     it('per-appliance isolation: a wrong-password appliance at the same address breaks only its own circuit', async () => {
-      const { provider, ref, withWrongCredentials } = subject;
+      const { provider, ref, withWrongCredentials, observe } = subject;
       if (!withWrongCredentials) return;
       const wrong = withWrongCredentials();
       // The registry under test builds these two providers: each endpoint's credentials pick one.
@@ -268,11 +356,16 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       );
       const at = { address: 'same-address', username: 'operator' };
       try {
-        const bad = registry.create(provider.type, { ...at, password: 'wrong' }, { appliance: 'typo' });
         const good = registry.create(provider.type, { ...at, password: 'right' }, { appliance: 'correct' });
+        expect(['on', 'off']).toContain(await good.power.getPowerState(ref, ctx));
+        const logins = await observe?.logins?.();
+        // Registered after the good one, at its address: must not take its place.
+        const bad = registry.create(provider.type, { ...at, password: 'wrong' }, { appliance: 'typo' });
         await expectFailure(bad.power.getPowerState(ref, ctx), 'auth', provider.type);
         expect(await bad.power.getPowerState(ref, ctx).catch((e: unknown) => e)).toBeInstanceOf(CircuitOpenError);
-        expect(['on', 'off', 'unknown']).toContain(await good.power.getPowerState(ref, ctx));
+        expect(['on', 'off']).toContain(await good.power.getPowerState(ref, ctx));
+        // The good appliance kept its session: the wrong one neither replaced nor ended it.
+        if (logins !== undefined) expect((await observe!.logins!()) - logins, 'logins of the good appliance').toBe(0);
       } finally {
         await wrong.close?.();
       }

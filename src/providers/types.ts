@@ -14,7 +14,14 @@ export type BootMode = 'uefi' | 'legacy';
 export const PROVIDER_TYPES = ['redfish', 'ipmi', 'libvirt', 'proxmox', 'vsphere', 'qemu', 'manual'] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 
-/** What a provider can do. Asking for something it lacks is an `unsupported` ProviderError. */
+/**
+ * What a provider can do. Asking for something it lacks is an `unsupported` ProviderError.
+ * Two capabilities promise behaviour rather than an operation, and the conformance suite
+ * holds a provider to them: `boot.read-back` — after writing boot settings the provider reads
+ * them back from the appliance and fails (never reports done) when the appliance kept
+ * something else; `sessions` — the provider holds a login session and replaces it, once,
+ * when the appliance has forgotten it.
+ */
 export type Capability =
   | 'power'
   | 'power.soft-off'
@@ -24,6 +31,8 @@ export type Capability =
   | 'boot.uefi-http'
   | 'boot.persistent'
   | 'boot.mode'
+  | 'boot.read-back'
+  | 'sessions'
   | 'vmedia'
   | 'enumerate';
 

@@ -33,6 +33,7 @@ describeProviderConformance({
       ref: IPMI_SYSTEM_REF,
       withWrongCredentials: () => provider(peer, 'not-the-password'),
       wrongPassword: 'not-the-password',
+      misbehave: peer,
       observe: {
         powerState: async () => peer.power(),
         bootDevice: async () => {

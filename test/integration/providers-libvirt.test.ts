@@ -80,26 +80,32 @@ describe.skipIf(daemonUnavailable !== undefined)('libvirt: test driver behind a 
 });
 
 if (daemonUnavailable === undefined) {
-  let peer: LibvirtDaemonPeer;
-  describeProviderConformance({
-    name: 'libvirt (test driver behind libvirtd)',
-    setup: async () => {
-      peer = await startLibvirtDaemon();
-      return {
-        provider: new LibvirtProvider({ address: peer.uri }),
-        ref: osDomain.uuid,
-        observe: {
-          powerState: async () => (peer.state(osDomain.name) === 'running' ? 'on' : 'off'),
-          bootDevice: async () => {
-            const first = new DomainXml(peer.inactiveXml(osDomain.name)).summary().firstBootDevice;
-            return first ? { device: first } : undefined;
+  // The same test driver over libvirt's two remote transports: the daemon's UNIX socket, and
+  // TCP (libvirtd --listen, no authentication, loopback only).
+  for (const transport of ['unix', 'tcp'] as const) {
+    let peer: LibvirtDaemonPeer;
+    describeProviderConformance({
+      name: `libvirt (test driver behind libvirtd, ${transport === 'unix' ? 'UNIX socket' : 'test+tcp://'})`,
+      setup: async () => {
+        peer = await startLibvirtDaemon(TEST_DOMAINS, { tcp: transport === 'tcp' });
+        return {
+          // Through the peer's virsh shim: it only lies while a `misbehave` switch is on.
+          provider: new LibvirtProvider({ address: transport === 'tcp' ? peer.tcpUri! : peer.uri, options: { virsh: peer.virshShim } }),
+          ref: osDomain.uuid,
+          misbehave: peer,
+          observe: {
+            powerState: async () => (peer.state(osDomain.name) === 'running' ? 'on' : 'off'),
+            bootDevice: async () => {
+              const first = new DomainXml(peer.inactiveXml(osDomain.name)).summary().firstBootDevice;
+              return first ? { device: first } : undefined;
+            },
           },
-        },
-        ctx,
-      };
-    },
-    teardown: async () => peer.close(),
-  });
+          ctx,
+        };
+      },
+      teardown: async () => peer.close(),
+    });
+  }
 }
 
 describe('libvirt: test driver node file (stateless inventory)', () => {

@@ -26,6 +26,7 @@ describeProviderConformance({
       ref: '100',
       withWrongCredentials: () => provider(peer, { secret: 'ffffffff-0000-4000-8000-000000000000' }),
       wrongPassword: 'ffffffff-0000-4000-8000-000000000000',
+      misbehave: conformancePeer.faults,
       observe: {
         powerState: async () => (vm().status === 'running' ? 'on' : 'off'),
         bootDevice: async () => {

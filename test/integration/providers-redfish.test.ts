@@ -42,7 +42,9 @@ for (const variant of REDFISH_VARIANTS) {
         ref: peer.systemPath,
         withWrongCredentials: () => provider(peer, { password: 'wrong-secret-pw' }),
         wrongPassword: 'wrong-secret-pw',
+        misbehave: peer.faults,
         observe: {
+          logins: () => peer.sessionsCreated,
           powerState: async () => (peer.system()['PowerState'] === 'On' ? 'on' : 'off'),
           bootDevice: async () => {
             const boot = peer.system()['Boot'] as Record<string, string>;

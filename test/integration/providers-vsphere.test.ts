@@ -33,7 +33,9 @@ describeProviderConformance({
       withWrongCredentials: () => restProvider(peer, 'Wrong-Pass-9'),
       wrongPassword: 'Wrong-Pass-9',
       endSessions: async () => peer.sessions.clear(),
+      misbehave: peer.faults,
       observe: {
+        logins: () => peer.logins,
         powerState: async () => (vm().powerState === 'POWERED_ON' ? 'on' : 'off'),
         bootDevice: async () => {
           const first = REST_BOOT[String(vm().bootDevices[0]?.['type'] ?? '')];
@@ -145,16 +147,21 @@ function observer(sim: GovmomiSimPeer): VsphereSoapClient {
   return new VsphereSoapClient(endpoint, new EndpointHttpClient({ provider: 'vsphere', baseUrl: sim.address }));
 }
 
+/** The keys of the sessions the simulator holds, but the observer's own. */
+async function otherSessions(look: VsphereSoapClient): Promise<string[]> {
+  const manager = { type: 'SessionManager', value: 'SessionManager' };
+  const props = await look.retrieveOne(manager, ['sessionList', 'currentSession'], ctx);
+  const own = textOf((props['currentSession'] as Record<string, unknown> | undefined)?.['key']);
+  const list = asArray((props['sessionList'] as Record<string, unknown> | undefined)?.['UserSession']) as Array<Record<string, unknown>>;
+  return list.map((s) => textOf(s['key'])).filter((k): k is string => !!k && k !== own);
+}
+
 /**
  * Ends every session but the observer's own, as a vCenter restart or its idle-session reaper
  * does (SessionManager.TerminateSession on the keys in sessionList).
  */
 async function killOtherSessions(look: VsphereSoapClient): Promise<number> {
-  const manager = { type: 'SessionManager', value: 'SessionManager' };
-  const props = await look.retrieveOne(manager, ['sessionList', 'currentSession'], ctx);
-  const own = textOf((props['currentSession'] as Record<string, unknown> | undefined)?.['key']);
-  const list = asArray((props['sessionList'] as Record<string, unknown> | undefined)?.['UserSession']) as Array<Record<string, unknown>>;
-  const others = list.map((s) => textOf(s['key'])).filter((k): k is string => !!k && k !== own);
+  const others = await otherSessions(look);
   if (others.length > 0) await look.call('TerminateSession', `<_this type="SessionManager">SessionManager</_this>${others.map((k) => `<sessionId>${k}</sessionId>`).join('')}`, ctx);
   return others.length;
 }
@@ -178,6 +185,8 @@ if (simUnavailable === undefined) {
           await killOtherSessions(look);
         },
         observe: {
+          // The simulator counts no logins: the sessions open besides the observer's own.
+          logins: async () => (await otherSessions(look)).length,
           powerState: async () => (textOf((await look.retrieveOne({ type: 'VirtualMachine', value: vm }, ['runtime.powerState'], ctx))['runtime.powerState']) === 'poweredOn' ? 'on' : 'off'),
           bootDevice: async () => {
             const props = await look.retrieveOne({ type: 'VirtualMachine', value: vm }, ['config.bootOptions'], ctx);

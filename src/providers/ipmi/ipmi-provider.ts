@@ -27,7 +27,7 @@ import { bootdevOutcome, describeBootFlags, IPMI, IpmiTool, ipmiTarget, parseBoo
 /** The reference of the one system behind a BMC. */
 export const IPMI_SYSTEM_REF = 'bmc';
 
-const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>(['power', 'power.soft-off', 'boot.pxe', 'boot.disk', 'boot.cd', 'boot.persistent', 'boot.mode', 'enumerate']);
+const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>(['power', 'power.soft-off', 'boot.pxe', 'boot.disk', 'boot.cd', 'boot.persistent', 'boot.mode', 'boot.read-back', 'enumerate']);
 
 const BOOTDEV: Partial<Record<BootDevice, string>> = { pxe: 'pxe', disk: 'disk', cd: 'cdrom' };
 

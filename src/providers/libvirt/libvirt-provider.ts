@@ -9,7 +9,9 @@
  * definition when its QEMU process starts, so `reboot` power-cycles (destroy + start)
  * instead of resetting when the definition's boot order differs from the live one.
  * The firmware (BIOS/UEFI) is part of the domain and not switched per boot: a `mode` that
- * matches it is accepted, another is `unsupported`.
+ * matches it is accepted, another is `unsupported`. After `define` the definition is read
+ * back (`dumpxml --inactive`): a boot order or firmware other than the one written is a
+ * `protocol` failure naming both, never a change reported done.
  */
 import {
   ProviderError,
@@ -25,10 +27,10 @@ import {
   type Provider,
   type ProviderContext,
 } from '../types.js';
-import { DomainXml } from './domain-xml.js';
+import { DomainXml, type DomainSummary } from './domain-xml.js';
 import { LIBVIRT, Virsh } from './virsh.js';
 
-const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>(['power', 'power.soft-off', 'boot.pxe', 'boot.disk', 'boot.cd', 'boot.persistent', 'enumerate']);
+const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>(['power', 'power.soft-off', 'boot.pxe', 'boot.disk', 'boot.cd', 'boot.persistent', 'boot.read-back', 'enumerate']);
 
 /** `virsh domstate` → Plinth. A paused or suspended domain still holds its machine: on. */
 const DOMSTATE_MAP: Record<string, PowerState> = {
@@ -115,6 +117,15 @@ export class LibvirtProvider implements Provider {
       throw new ProviderError(LIBVIRT, 'unsupported', `domain ${before.name}: ${(err as Error).message}`, err);
     }
     await this.virsh.define(domain.toXml(), ctx);
+    await this.checkBootOrder(ref, domain.summary(), ctx);
+  }
+
+  /** Reads the definition back: libvirt (or whatever sits in front of it) must keep the boot order and firmware written. */
+  private async checkBootOrder(ref: string, wanted: DomainSummary, ctx: ProviderContext): Promise<void> {
+    const kept = new DomainXml(await this.virsh.check(['dumpxml', '--inactive', ref], ctx)).summary();
+    if (kept.firstBootDevice === wanted.firstBootDevice && kept.bootSignature === wanted.bootSignature && kept.firmware === wanted.firmware) return;
+    const show = (s: DomainSummary): string => `${s.firstBootDevice ?? 'nothing'} first (${s.bootSignature || 'no boot elements'}, ${s.firmware})`;
+    throw new ProviderError(LIBVIRT, 'protocol', `domain ${wanted.name}: libvirt accepted the boot order ${show(wanted)} but kept ${show(kept)}`);
   }
 
   async listSystems(ctx: ProviderContext): Promise<DiscoveredSystem[]> {

@@ -8,6 +8,8 @@
  * The boot order lives in the VM configuration (`boot: order=net0;scsi0`): there is no
  * one-time override, so changes are persistent, and a change made while the VM runs is
  * pending until its next start — `reboot` then stops and starts instead of resetting.
+ * After writing, the configuration is read back: a `boot` value other than the one written is
+ * a `protocol` failure naming both, never a change reported done.
  * Virtual media: an ISO volume (`local:iso/x.iso`), or an http(s) URL that the node first
  * downloads into the ISO storage (endpoint option `isoStorage`, default `local`), goes into
  * the VM's CD drive (ide2 unless the VM has another).
@@ -29,7 +31,7 @@ import {
 import { PROXMOX, ProxmoxClient } from './proxmox-client.js';
 import { bootValueFor, cdDrive, firmwareOf, smbiosUuid, vmMacs, type VmConfig } from './proxmox-config.js';
 
-const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>(['power', 'power.soft-off', 'boot.pxe', 'boot.disk', 'boot.cd', 'boot.persistent', 'vmedia', 'enumerate']);
+const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>(['power', 'power.soft-off', 'boot.pxe', 'boot.disk', 'boot.cd', 'boot.persistent', 'boot.read-back', 'vmedia', 'enumerate']);
 
 interface ClusterVm {
   id?: string;
@@ -157,6 +159,10 @@ export class ProxmoxProvider implements Provider {
     if (config['boot'] === boot) return;
     // The digest makes the write fail instead of overwriting a concurrent configuration change.
     await this.client.put(`${vm.path}/config`, { boot, digest: typeof config['digest'] === 'string' ? config['digest'] : undefined }, ctx);
+    const kept = (await this.client.get<VmConfig>(`${vm.path}/config`, ctx))['boot'];
+    if (kept !== boot) {
+      throw new ProviderError(PROXMOX, 'protocol', `VM ${vm.vmid}: Proxmox VE accepted 'boot: ${boot}' but kept 'boot: ${String(kept ?? '(none)')}'`);
+    }
   }
 
   /** The ISO volume for a URL or volume id, downloading it into the node's ISO storage if needed. */

@@ -36,6 +36,8 @@ const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>([
   'boot.uefi-http',
   'boot.persistent',
   'boot.mode',
+  'boot.read-back',
+  'sessions',
   'vmedia',
   'enumerate',
 ]);

@@ -30,7 +30,7 @@ import {
 import { VsphereRestClient } from './vsphere-rest.js';
 import { asArray, moRefXml, textOf, VSPHERE, VsphereSoapClient, xmlEscape, type MoRef } from './vsphere-soap.js';
 
-const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>(['power', 'power.soft-off', 'boot.pxe', 'boot.disk', 'boot.cd', 'boot.persistent', 'enumerate']);
+const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>(['power', 'power.soft-off', 'boot.pxe', 'boot.disk', 'boot.cd', 'boot.persistent', 'boot.read-back', 'sessions', 'enumerate']);
 
 export type BootEntry = { kind: 'network'; key: string } | { kind: 'disk'; keys: string[] } | { kind: 'cdrom' } | { kind: 'floppy' };
 
@@ -336,6 +336,10 @@ export class VsphereProvider implements Provider {
     const next = reorderBoot(entries, devices, device);
     if (JSON.stringify(next) === JSON.stringify(entries)) return;
     await backend.setBoot(ref, next, ctx);
+    const kept = (await backend.boot(ref, ctx)).entries;
+    if (firstBoot(kept) !== device) {
+      throw new ProviderError(VSPHERE, 'protocol', `${ref}: vSphere accepted a boot order with ${device} first but kept ${firstBoot(kept) ?? 'no device'} first`);
+    }
   }
 
   async close(): Promise<void> {

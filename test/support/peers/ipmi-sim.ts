@@ -24,6 +24,10 @@ export interface IpmiSimPeer {
   bootDevice(): string | undefined;
   /** Every chassis_control call, oldest first (`set power 1`, `set reset 1`, `get power`…). */
   calls(): string[];
+  /** While on, the chassis takes power commands (the BMC answers success) and does not act on them. */
+  ignorePower(on: boolean): void;
+  /** While on, the chassis keeps another boot device than the one it is told (the BMC answers success). */
+  alterBoot(on: boolean): void;
   /** Freezes the BMC process (SIGSTOP): it stops answering, like a hung BMC. */
   freeze(): void;
   thaw(): void;
@@ -59,8 +63,10 @@ else
   if [ -f "$dir/reject-boot" ] && [ "$1" = boot ]; then exit 1; fi
   while [ $# -gt 1 ]; do
     case $1 in
-      power) echo "$2" > "$dir/power" ;;
-      boot) echo "$2" > "$dir/boot" ;;
+      power) [ -f "$dir/ignore-power" ] || echo "$2" > "$dir/power" ;;
+      boot) if [ -f "$dir/alter-boot" ]; then
+              if [ "$2" = default ]; then echo pxe > "$dir/boot"; else echo default > "$dir/boot"; fi
+            else echo "$2" > "$dir/boot"; fi ;;
       *) : ;;
     esac
     shift 2
@@ -147,6 +153,10 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
     const file = join(chassis, name);
     return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
   };
+  const flag = (name: string, on: boolean): void => {
+    if (on) writeFileSync(join(chassis, name), '');
+    else rmSync(join(chassis, name), { force: true });
+  };
   return {
     host: '127.0.0.1',
     port,
@@ -156,6 +166,8 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
     power: () => (read('power') === '1' ? 'on' : 'off'),
     bootDevice: () => read('boot'),
     calls: () => (read('calls.log') ?? '').split('\n').filter(Boolean),
+    ignorePower: (on) => flag('ignore-power', on),
+    alterBoot: (on) => flag('alter-boot', on),
     freeze: () => child.kill('SIGSTOP'),
     thaw: () => child.kill('SIGCONT'),
     close: async () => {

@@ -10,9 +10,19 @@
  *    socket directory. `test:///default` is shared by all connections of a process while one
  *    stays open, so the peer holds one open `virsh` session: every provider call then sees the
  *    changes of the previous one, and the peer reads the domain back over its own connection.
+ *    With the `tcp` option the daemon also listens on a loopback TCP port (`--listen`,
+ *    `auth_tcp = "none"`, no TLS): the same test driver is then reached as
+ *    `test+tcp://127.0.0.1:PORT/default`, libvirt's remote protocol over TCP.
+ *
+ * A real libvirtd does what it is told; to see a provider meet one that lies, the daemon peer
+ * also writes `virshShim`, a script in front of the real `virsh` (the provider's endpoint
+ * option `virsh`) that, while switched on, answers power commands with success without
+ * running them (`ignorePower`) or rotates the `<os><boot dev>` order of a definition before
+ * handing it to libvirtd (`alterBoot`). Switched off it only `exec`s virsh.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebianPackages, hasCommand } from './debian-packages.js';
@@ -72,6 +82,8 @@ export function writeTestDriverNode(domains: TestDomain[] = TEST_DOMAINS): TestD
 export interface LibvirtDaemonPeer {
   /** The test driver, shared by all connections. */
   uri: string;
+  /** The test driver over TCP (`test+tcp://127.0.0.1:PORT/default`), with the `tcp` option. */
+  tcpUri: string | undefined;
   /** qemu:///system of this daemon (with the `qemu` option). */
   qemuUri: string;
   socket: string;
@@ -85,11 +97,27 @@ export interface LibvirtDaemonPeer {
   domId(name: string): string;
   /** Defines a small TCG guest on qemu:///system (64 MiB, one e1000 NIC on user networking, no disk). */
   defineTcgDomain(name: string, uuid: string, mac: string): void;
+  /** A virsh in front of the real one that lies while `ignorePower` / `alterBoot` are on. */
+  virshShim: string;
+  ignorePower(on: boolean): void;
+  alterBoot(on: boolean): void;
   /** Runs virsh against qemu:///system of this daemon. */
   qemuVirsh(...args: string[]): string;
   /** The command line of the domain's running QEMU process, or undefined. */
   qemuCommandLine(name: string): string | undefined;
   close(): Promise<void>;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Why the daemon peer cannot run here, or undefined when it can. */
@@ -113,6 +141,25 @@ export function libvirtQemuUnavailable(): string | undefined {
 // libvirt setup is needed, and define/start take milliseconds instead of seconds.
 const PRIVATE_QEMU_CONF = ['user = "root"', 'group = "root"', 'dynamic_ownership = 0', 'remember_owner = 0', 'security_driver = "none"', 'namespaces = []', 'cgroup_controllers = []', 'stdio_handler = "file"', ''].join('\n');
 
+/**
+ * The lying front of `virsh` (see the module comment). `define FILE` is always the last
+ * argument; the boot rotation is network → cdrom → hd → network.
+ */
+const VIRSH_SHIM = `#!/bin/sh
+dir='@DIR@'
+for a in "$@"; do
+  case $a in
+    start|destroy|reset|shutdown|resume) [ -f "$dir/ignore-power" ] && exit 0 ;;
+    define)
+      if [ -f "$dir/alter-boot" ]; then
+        for file in "$@"; do :; done
+        sed -i -e "s/<boot dev=.network./<boot dev='X-cdrom'/g" -e "s/<boot dev=.hd./<boot dev='X-network'/g" -e "s/<boot dev=.cdrom./<boot dev='X-hd'/g" -e "s/dev='X-/dev='/g" "$file"
+      fi ;;
+  esac
+done
+exec virsh "$@"
+`;
+
 export interface LibvirtDaemonOptions {
   /**
    * The caller needs qemu:///system (TCG guests): refuse at once where libvirt's QEMU driver
@@ -120,6 +167,8 @@ export interface LibvirtDaemonOptions {
    * the private qemu.conf.)
    */
   qemu?: boolean;
+  /** Also listen on a loopback TCP port without authentication (`tcpUri`). */
+  tcp?: boolean;
 }
 
 export async function startLibvirtDaemon(domains: TestDomain[] = TEST_DOMAINS, options: LibvirtDaemonOptions = {}): Promise<LibvirtDaemonPeer> {
@@ -130,9 +179,12 @@ export async function startLibvirtDaemon(domains: TestDomain[] = TEST_DOMAINS, o
   const sockets = join(dir, 'sock');
   mkdirSync(sockets);
   const conf = join(dir, 'libvirtd.conf');
+  const tcpPort = options.tcp ? await freeTcpPort() : undefined;
+  const tcpConf = tcpPort ? ['listen_tls = 0', 'listen_tcp = 1', 'listen_addr = "127.0.0.1"', `tcp_port = "${tcpPort}"`, 'auth_tcp = "none"'] : [];
   writeFileSync(
     conf,
     [
+      ...tcpConf,
       `unix_sock_dir = "${sockets}"`,
       'unix_sock_rw_perms = "0700"',
       'auth_unix_rw = "none"',
@@ -155,7 +207,7 @@ export async function startLibvirtDaemon(domains: TestDomain[] = TEST_DOMAINS, o
   const account = (file: string, line: string) =>
     `{ grep -q '^libvirt-qemu:' /etc/${file} || { cp /etc/${file} ${dir}/${file} && echo '${line}' >> ${dir}/${file} && mount --bind ${dir}/${file} /etc/${file}; }; }`;
   const accounts = `${account('passwd', 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin')} && ${account('group', 'libvirt-qemu:x:64055:')}`;
-  const script = `${privateDirs.map((d) => `mkdir -p ${d} && mount -t tmpfs tmpfs ${d}`).join(' && ')} && ${accounts}${qemuConf} && exec /usr/sbin/libvirtd -f ${conf}`;
+  const script = `${privateDirs.map((d) => `mkdir -p ${d} && mount -t tmpfs tmpfs ${d}`).join(' && ')} && ${accounts}${qemuConf} && exec /usr/sbin/libvirtd${tcpPort ? ' --listen' : ''} -f ${conf}`;
   const daemon: ChildProcess = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
   let daemonErr = '';
   daemon.stderr?.on('data', (d: Buffer) => (daemonErr += d.toString()));
@@ -225,8 +277,36 @@ export async function startLibvirtDaemon(domains: TestDomain[] = TEST_DOMAINS, o
     virsh('define', file);
   }
 
+  const shim = join(dir, 'virsh-shim.sh');
+  writeFileSync(shim, VIRSH_SHIM.replace('@DIR@', dir), { mode: 0o755 });
+  const flag = (name: string, on: boolean): void => {
+    if (on) writeFileSync(join(dir, name), '');
+    else rmSync(join(dir, name), { force: true });
+  };
+
+  const tcpUri = tcpPort ? `test+tcp://127.0.0.1:${tcpPort}/default` : undefined;
+  if (tcpUri) {
+    // Listening once the remote protocol answers over TCP.
+    for (let i = 0; ; i++) {
+      try {
+        execFileSync('virsh', ['-q', '-c', tcpUri, 'list', '--all'], { stdio: 'pipe', timeout: 15_000 });
+        break;
+      } catch (err) {
+        if (i > 50) {
+          await cleanup();
+          throw err;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
   return {
     uri,
+    tcpUri,
+    virshShim: shim,
+    ignorePower: (on) => flag('ignore-power', on),
+    alterBoot: (on) => flag('alter-boot', on),
     qemuUri: `qemu+unix:///system?socket=${socket}`,
     socket,
     domains,

@@ -2,7 +2,10 @@
  * Faults the HTTP test services can inject, shared so that every HTTP provider is exercised
  * the same way: added latency, the next N requests failing with a status (then recovery),
  * and a service that accepts connections but never answers (a hung BMC). Every request is
- * recorded so tests can count what a client really sent.
+ * recorded so tests can count what a client really sent. Two switches make a service lie
+ * instead of fail, each service in its own way: `ignorePower` (power actions answered as
+ * accepted and not carried out) and `alterBoot` (boot settings answered as accepted and kept
+ * other than asked) — the conformance suite's `misbehave` hooks.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +24,18 @@ export class PeerFaults {
   private failureStatus = 503;
   private hanging = false;
   private readonly hung = new Set<ServerResponse>();
+  /** While true, power actions are answered as accepted and not carried out. */
+  powerIgnored = false;
+  /** While true, boot settings are answered as accepted and kept other than asked. */
+  bootAltered = false;
+
+  ignorePower(on: boolean): void {
+    this.powerIgnored = on;
+  }
+
+  alterBoot(on: boolean): void {
+    this.bootAltered = on;
+  }
 
   /** The next `count` requests answer `status` (default 503), then the service recovers. */
   failNext(count: number, status = 503): void {

@@ -220,7 +220,7 @@ export async function startProxmoxPeer(options: ProxmoxPeerOptions = {}): Promis
           if (!order || unknown) errors['boot'] = `invalid format - format error\nboot.order: ${unknown ? `device '${unknown}' does not exist` : 'value does not match the regex pattern'}\n`;
         }
         if (Object.keys(errors).length) return fail(res, 400, 'Parameter verification failed.', errors);
-        for (const [k, v] of Object.entries(params)) if (k !== 'digest') vm.config[k] = v;
+        for (const [k, v] of Object.entries(params)) if (k !== 'digest' && !(k === 'boot' && faults.bootAltered)) vm.config[k] = v;
         // Like qemu-server: values that cannot change under a running QEMU stay pending; the drive is hot-swapped.
         if (vm.status !== 'running') vm.running = { ...vm.config };
         else for (const k of Object.keys(params)) if (/^(ide|sata|scsi)\d+$/.test(k)) vm.running[k] = vm.config[k]!;
@@ -232,6 +232,8 @@ export async function startProxmoxPeer(options: ProxmoxPeerOptions = {}): Promis
       if ((m = /^\/status\/(start|stop|shutdown|reset|resume|reboot)$/.exec(rest)) && method === 'POST') {
         const action = m[1]!;
         const running = vm.status === 'running';
+        // faults.ignorePower: the task is started and ends OK, the VM stays as it was.
+        if (faults.powerIgnored) return ok(res, startTask(node, `qm${action}`, String(vmid)));
         if (action === 'start') {
           if (running) return ok(res, startTask(node, 'qmstart', String(vmid), `VM ${vmid} already running`));
           vm.status = 'running';

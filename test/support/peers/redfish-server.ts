@@ -216,6 +216,7 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
       return send(res, 400, redfishError(400, 'iLO.0.10.InvalidOperationForSystemState', 'Power is off'));
     }
     resets.push(resetType);
+    if (faults.powerIgnored) return send(res, 204);
     if (options.transitionReads) Object.assign(transition, { reads: options.transitionReads, shown: system['PowerState'] as string });
     switch (resetType) {
       case 'On':
@@ -262,8 +263,11 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
     if (mode !== undefined && !['UEFI', 'Legacy'].includes(mode as string)) {
       return send(res, 400, redfishError(400, 'Base.1.8.PropertyValueNotInList', `The value ${String(mode)} for the property BootSourceOverrideMode is not in the list of acceptable values.`));
     }
-    for (const [k, v] of Object.entries(patch)) if (!(k === 'BootSourceOverrideMode' && options.modeIgnored)) boot[k] = v;
-    if (enabled === 'Once' && options.onceBecomesContinuous) boot['BootSourceOverrideEnabled'] = 'Continuous';
+    // faults.alterBoot: both lies at once (a one-time override kept persistent, a mode change dropped).
+    const altered = faults.bootAltered;
+    for (const [k, v] of Object.entries(patch)) if (!(k === 'BootSourceOverrideMode' && (options.modeIgnored || altered))) boot[k] = v;
+    if (enabled === 'Once' && (options.onceBecomesContinuous || altered)) boot['BootSourceOverrideEnabled'] = 'Continuous';
+    if (enabled === 'Continuous' && altered) boot['BootSourceOverrideEnabled'] = 'Once';
     if (mode === undefined && tree.behaviour.modeRevertsUnlessSent) boot['BootSourceOverrideMode'] = 'Legacy';
     options.onBootOverride?.(systemId, {
       target: String(boot['BootSourceOverrideTarget']),

@@ -46,6 +46,8 @@ export interface VsphereRestPeer {
   vms: Map<string, RestVm>;
   sessions: Set<string>;
   failedLogins: number;
+  /** Logins the service accepted (sessions opened). */
+  logins: number;
   faults: PeerFaults;
   close(): Promise<void>;
 }
@@ -77,7 +79,7 @@ export async function startVsphereRestPeer(options: { username?: string; passwor
   const vms = defaultVms();
   const sessions = new Set<string>();
   const faults = new PeerFaults();
-  const state = { failedLogins: 0 };
+  const state = { failedLogins: 0, logins: 0 };
   const cert = makeSelfSignedCert();
 
   const send = (res: ServerResponse, status: number, body?: unknown): void => {
@@ -125,6 +127,7 @@ export async function startVsphereRestPeer(options: { username?: string; passwor
       }
       const id = randomBytes(16).toString('hex');
       sessions.add(id);
+      state.logins++;
       return send(res, 201, id);
     }
     if (typeof sessionId !== 'string' || !sessions.has(sessionId)) {
@@ -145,6 +148,7 @@ export async function startVsphereRestPeer(options: { username?: string; passwor
       const action = url.searchParams.get('action');
       if (rest === '' && method === 'GET') return send(res, 200, info(v));
       if (rest === '/power' && method === 'GET') return send(res, 200, v.powerState === 'POWERED_OFF' ? { state: v.powerState, clean_power_off: true } : { state: v.powerState });
+      if ((rest === '/power' || rest === '/guest/power') && method === 'POST' && faults.powerIgnored) return send(res, 204);
       if (rest === '/power' && method === 'POST') {
         if (action === 'start') {
           if (v.powerState === 'POWERED_ON') return error(res, 400, 'ALREADY_IN_DESIRED_STATE', 'com.vmware.api.vcenter.vm.power.already_powered_on', 'Virtual machine is already powered on.');
@@ -185,7 +189,8 @@ export async function startVsphereRestPeer(options: { username?: string; passwor
             !['ETHERNET', 'DISK', 'CDROM', 'FLOPPY'].includes(String(d['type']));
           if (bad) return error(res, 400, 'INVALID_ARGUMENT', 'com.vmware.api.vcenter.vm.hardware.boot.device.invalid', `Invalid boot device ${JSON.stringify(d)}.`);
         }
-        v.bootDevices = body.devices ?? [];
+        // faults.alterBoot: accepted, and the old order kept.
+        if (!faults.bootAltered) v.bootDevices = body.devices ?? [];
         return send(res, 204);
       }
     }
@@ -207,6 +212,9 @@ export async function startVsphereRestPeer(options: { username?: string; passwor
     sessions,
     get failedLogins() {
       return state.failedLogins;
+    },
+    get logins() {
+      return state.logins;
     },
     faults,
     close: async () => {
