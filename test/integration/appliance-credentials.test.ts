@@ -140,6 +140,13 @@ describe.each(backends)('appliance credentials, health and moves on $name', (bac
     const name = await t.api('PATCH', '/api/v1/appliances/bmc-a', { name: 'renamed' });
     expect(name.statusCode).toBe(400);
     expect((await t.api('PATCH', '/api/v1/appliances/nope', { username: 'x' })).statusCode).toBe(404);
+    const empty = await t.api('PATCH', '/api/v1/appliances/bmc-a', {});
+    expect(empty.statusCode).toBe(400);
+    expect(empty.json().error.message).toMatch(/^body: nothing to change/);
+    // A check needs no body.
+    const check = await t.api('POST', '/api/v1/appliances/bmc-a/check');
+    expect(check.statusCode, check.body).toBe(200);
+    expect(check.json()).toMatchObject({ appliance: { name: 'bmc-a', health: 'ok' }, job: { status: 'succeeded' } });
   });
 
   it('moves machines to a replacement appliance; the emptied one is deleted and its name registered again', async () => {

@@ -59,12 +59,15 @@ export async function applianceRoutes(app: App, s: AppServices): Promise<void> {
         tags: ['appliances'],
         summary: 'Probe the appliance now (read its machines’ power, or list its systems) and record its health',
         params: Params,
-        body: Type.Optional(Type.Object({ waitSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 600, default: 60 })) }, { additionalProperties: false })),
+        body: Type.Object({ waitSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 600, default: 60 })) }, { additionalProperties: false }),
         response: { 200: Type.Object({ appliance: ApplianceSchema, job: JobSchema }), ...errors },
+      },
+      preValidation: async (req) => {
+        req.body ??= {};
       },
     },
     async (req) => {
-      const job = await s.power.probeAppliance(req.params.appliance, (req.body?.waitSeconds ?? 60) * 1000);
+      const job = await s.power.probeAppliance(req.params.appliance, (req.body.waitSeconds ?? 60) * 1000);
       return { appliance: await s.appliances.get(req.params.appliance), job };
     },
   );
