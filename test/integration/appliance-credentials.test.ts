@@ -12,8 +12,19 @@ import { backends } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
 import { inProcessCli } from '../support/cli.js';
 import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
+import { startIpmiSim, type IpmiSimPeer } from '../support/peers/ipmi-sim.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
+
+/** Waits until no provider job of the controller is queued or running. */
+async function settle(t: TC): Promise<void> {
+  const db = t.controller.services.store.db;
+  for (;;) {
+    const pending = await db.selectFrom('provider_jobs').select('id').where('status', 'in', ['queued', 'running']).execute();
+    if (pending.length === 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe.each(backends)('appliance credentials, health and moves on $name', (backend) => {
   let t: TC;
@@ -43,18 +54,9 @@ describe.each(backends)('appliance credentials, health and moves on $name', (bac
     await Promise.all([peer?.close(), other?.close()]);
   });
 
-  /** Waits until no provider job is queued or running. */
-  const settle = async (): Promise<void> => {
-    const db = t.controller.services.store.db;
-    for (;;) {
-      const pending = await db.selectFrom('provider_jobs').select('id').where('status', 'in', ['queued', 'running']).execute();
-      if (pending.length === 0) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
   const sync = async (): Promise<number> => {
     const queued = await t.controller.power.syncOnce();
-    await settle();
+    await settle(t);
     return queued;
   };
   const appliance = async (name = 'bmc-a') => (await t.api('GET', `/api/v1/appliances/${name}`)).json();
@@ -190,5 +192,48 @@ describe.each(backends)('appliance credentials, health and moves on $name', (bac
     expect((await t.api('POST', '/api/v1/appliances', { name: 'bmc-a', type: 'redfish', address: peer.url, username: 'root', password: 'rotated-pw' })).statusCode).toBe(201);
     expect(await appliance()).toMatchObject({ health: 'unknown' });
     expect(await events()).toEqual([]);
+  });
+});
+
+describe.each(backends)('an IPMI BMC that refuses the password on $name', (backend) => {
+  let t: TC;
+  let bmc: IpmiSimPeer;
+  beforeAll(async () => {
+    bmc = await startIpmiSim({ powerOn: true });
+    t = await freshController(backend, { providers: { jobDeadline: '30s', timeout: '10s', syncInterval: '0s' } });
+    t.controller.power.start();
+    const r = await t.api('POST', '/api/v1/appliances', { name: 'ipmi-1', type: 'ipmi', address: bmc.address, username: bmc.username, password: 'not-the-password' });
+    expect(r.statusCode, r.body).toBe(201);
+    expect((await t.api('POST', '/api/v1/machines', { name: 'ipmi-node', provider: { applianceId: r.json().id, ref: 'bmc' } })).statusCode).toBe(201);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await bmc?.close();
+  });
+  const sync = async (): Promise<number> => {
+    const queued = await t.controller.power.syncOnce();
+    await settle(t);
+    return queued;
+  };
+
+  it('reads auth, is left out of the sync, and reads ok once its password is updated', async () => {
+    expect(await sync()).toBe(1);
+    const a = (await t.api('GET', '/api/v1/appliances/ipmi-1')).json();
+    expect(a.health).toBe('auth');
+    expect(a.healthError).toMatch(/refused the user name or password/);
+    expect(a.healthError).not.toContain('not-the-password');
+    expect(await sync()).toBe(0);
+
+    const u = await t.api('PATCH', '/api/v1/appliances/ipmi-1', { password: bmc.password });
+    expect(u.statusCode, u.body).toBe(200);
+    expect(await sync()).toBe(1);
+    expect((await t.api('GET', '/api/v1/appliances/ipmi-1')).json()).toMatchObject({ health: 'ok', healthError: null });
+    expect((await t.api('GET', '/api/v1/machines/ipmi-node')).json().power.state).toBe('on');
+    const ev = (await t.api('GET', '/api/v1/appliances/ipmi-1/events')).json().items;
+    expect(ev.map((e: { action: string; details: unknown }) => [e.action, e.details])).toEqual([
+      ['appliance-health', { from: 'unknown', to: 'auth' }],
+      ['appliance-updated', { fields: ['password'], from: 'auth', to: 'unknown' }],
+      ['appliance-health', { from: 'unknown', to: 'ok' }],
+    ]);
   });
 });

@@ -52,7 +52,10 @@ describe('plinth CLI process in a pipe', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^updated pipe-bmc \(password\)/);
     expect((await t.controller.services.appliances.endpoint('pipe-bmc')).endpoint.password).toBe('new-pw');
-    const empty = await run('bash', ['-c', `printf '' | "${process.execPath}" "${BIN}" appliance update pipe-bmc --password-stdin`], { env }).catch((e: { code: number; stderr: string }) => e);
+    const empty = await run('bash', ['-c', `printf '' | "${process.execPath}" "${BIN}" appliance update pipe-bmc --password-stdin`], { env }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(empty.code).not.toBe(0);
     expect(empty.stderr).toBe('plinth: --password-stdin: the password is empty\n');
   });
