@@ -222,6 +222,8 @@ export class ApplianceService {
         .set({ ...changes, updated_at: now, health: 'unknown', health_error: null, health_at: now })
         .where('id', '=', r.id)
         .execute();
+      // Jobs still waiting go to whoever runs the appliance now.
+      if (changes.site !== undefined) await trx.updateTable('provider_jobs').set({ site: changes.site }).where('appliance_id', '=', r.id).where('status', '=', 'queued').execute();
       await recordApplianceEvent(trx, {
         applianceId: r.id,
         at: now,
@@ -269,6 +271,9 @@ export class ApplianceService {
         const keys = o.machines;
         q = q.where((eb) => eb.or([eb('name', 'in', keys), eb('id', 'in', keys)]));
       }
+      // Locked, so that no transition queues a job through the old appliance meanwhile (on
+      // SQLite the write transaction already holds the lock).
+      if (this.store.dialect === 'postgres') q = q.forUpdate();
       const machines = await q.orderBy('name').execute();
       if (o.machines) {
         const missing = o.machines.filter((k) => !machines.some((m) => m.name === k || m.id === k));
