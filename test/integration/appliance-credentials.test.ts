@@ -237,3 +237,28 @@ describe.each(backends)('an IPMI BMC that refuses the password on $name', (backe
     ]);
   });
 });
+
+describe.each(backends)('moving machines while their jobs wait, on $name', (backend) => {
+  let t: TC;
+  beforeAll(async () => {
+    // No job runner: queued jobs stay queued.
+    t = await freshController(backend, { providers: { syncInterval: '0s' } });
+    for (const name of ['old-bmc', 'new-bmc']) {
+      expect((await t.api('POST', '/api/v1/appliances', { name, type: 'redfish', address: 'https://10.0.0.7', username: 'root', password: 'calvin' })).statusCode).toBe(201);
+    }
+    const applianceId = (await t.api('GET', '/api/v1/appliances/old-bmc')).json().id;
+    expect((await t.api('POST', '/api/v1/machines', { name: 'waiting', provider: { applianceId, ref: '/redfish/v1/Systems/1' } })).statusCode).toBe(201);
+  });
+  afterAll(async () => t?.close());
+
+  it('refuses to move a machine whose job is still queued, and a site change takes queued jobs along', async () => {
+    const job = await t.controller.power.enqueueForMachine('waiting', (m) => ({ kind: 'status', ref: m.provider.ref! }));
+    const r = await t.api('POST', '/api/v1/appliances/old-bmc/move', { to: 'new-bmc' });
+    expect(r.statusCode).toBe(409);
+    expect(r.json().error.message).toBe('a power or boot job of waiting is still under way on old-bmc; move once it is done');
+    expect((await t.api('GET', '/api/v1/machines/waiting')).json().provider.applianceId).toBe((await t.api('GET', '/api/v1/appliances/old-bmc')).json().id);
+
+    expect((await t.api('PATCH', '/api/v1/appliances/old-bmc', { site: 'dc2' })).statusCode).toBe(200);
+    expect((await t.controller.power.job(job.id)).site).toBe('dc2');
+  });
+});
