@@ -132,6 +132,8 @@ export async function createController(config: Config, opts: ControllerOptions =
   const appliances = new ApplianceService(store, clock, secrets.box);
   const ticketKey = secrets.box.deriveKey(TICKET_KEY_PURPOSE);
   const registry = opts.registry ?? defaultRegistry();
+  // New credentials or address: the next call uses them, not a kept session or an open breaker.
+  appliances.onUpdated((a) => registry.forgetAppliance(a.type, a.name));
   const power = new PowerService({
     store,
     clock,

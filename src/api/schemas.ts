@@ -309,23 +309,74 @@ export const ApplianceSchema = Type.Object(
     caCert: Nullable(Type.String()),
     options: Type.Record(Type.String(), Type.Unknown()),
     site: Nullable(Type.String()),
+    health: Type.String({ enum: ['unknown', 'ok', 'auth', 'unreachable', 'error'], description: 'what the last provider calls said: ok, auth (credentials refused), unreachable, error, unknown (not yet, or settings changed since)' }),
+    healthError: Nullable(Type.String({ description: "the provider's message for the failure that set health" })),
+    healthAt: Nullable(Timestamp),
     createdAt: Timestamp,
     updatedAt: Timestamp,
   },
   { $id: 'Appliance' },
 );
 
+const ApplianceFields = {
+  address: Type.String({ minLength: 1, maxLength: 1024 }),
+  username: Nullable(Type.String({ maxLength: 256 })),
+  password: Nullable(Type.String({ maxLength: 4096, description: 'stored encrypted, never returned' })),
+  insecure: Type.Boolean({ description: 'skip TLS verification (explicit opt-out)' }),
+  caCert: Nullable(Type.String({ maxLength: 65536, description: 'PEM CA bundle for this appliance' })),
+  options: Type.Record(Type.String(), Type.Unknown()),
+  site: Nullable(Type.String({ maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'remote site whose manager runs it' })),
+};
+
+/** An appliance's new settings (a rotated password, a new address or certificate); name and type stay. */
+export const AppliancePatch = Type.Object(
+  {
+    address: Type.Optional(ApplianceFields.address),
+    username: Type.Optional(ApplianceFields.username),
+    password: Type.Optional(ApplianceFields.password),
+    insecure: Type.Optional(ApplianceFields.insecure),
+    caCert: Type.Optional(ApplianceFields.caCert),
+    options: Type.Optional(ApplianceFields.options),
+    site: Type.Optional(ApplianceFields.site),
+  },
+  { additionalProperties: false },
+);
+
+export const ApplianceMoveResult = Type.Object({
+  from: Type.String(),
+  to: Type.String(),
+  machines: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), ref: Nullable(Type.String()) })),
+});
+
+export const ApplianceEventSchema = Type.Object({
+  id: Type.Integer(),
+  at: Timestamp,
+  actor: Type.String(),
+  action: Type.String(),
+  reason: Nullable(Type.String()),
+  details: Nullable(Type.Record(Type.String(), Type.Unknown())),
+});
+
+export const ApplianceMoveBody = Type.Object(
+  {
+    to: Type.String({ minLength: 1, maxLength: 63, description: 'the appliance (name or id) the machines move to' }),
+    machines: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 10000, description: 'names or ids; all machines of the appliance when left out' })),
+    ref: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: "the machine's reference on the new appliance (one machine only); otherwise each keeps its own" })),
+  },
+  { additionalProperties: false },
+);
+
 export const ApplianceCreate = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
     type: Type.String({ enum: ['redfish', 'ipmi', 'libvirt', 'proxmox', 'vsphere', 'qemu', 'manual'] }),
-    address: Type.String({ minLength: 1, maxLength: 1024 }),
-    username: Type.Optional(Nullable(Type.String({ maxLength: 256 }))),
-    password: Type.Optional(Nullable(Type.String({ maxLength: 4096, description: 'stored encrypted, never returned' }))),
-    insecure: Type.Optional(Type.Boolean({ description: 'skip TLS verification (explicit opt-out)' })),
-    caCert: Type.Optional(Nullable(Type.String({ maxLength: 65536, description: 'PEM CA bundle for this appliance' }))),
-    options: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    site: Type.Optional(Nullable(Type.String({ maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'remote site whose manager runs it' }))),
+    address: ApplianceFields.address,
+    username: Type.Optional(ApplianceFields.username),
+    password: Type.Optional(ApplianceFields.password),
+    insecure: Type.Optional(ApplianceFields.insecure),
+    caCert: Type.Optional(ApplianceFields.caCert),
+    options: Type.Optional(ApplianceFields.options),
+    site: Type.Optional(ApplianceFields.site),
   },
   { additionalProperties: false },
 );

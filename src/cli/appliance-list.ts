@@ -9,6 +9,11 @@ export const registerApplianceList: CommandRegistrar = (appliance, ctx) => {
     .action(async (o: { json?: boolean }) => {
       const { items } = await ctx.client().request<{ items: Record<string, unknown>[] }>('GET', '/api/v1/appliances');
       if (o.json) ctx.out.json(items);
-      else ctx.out.table(items.map((a) => ({ ...a, password: a.hasPassword ? 'stored' : '-' })), ['name', 'type', 'address', 'username', 'password', 'site']);
+      else {
+        ctx.out.table(
+          items.map((a) => ({ ...a, password: a.hasPassword ? 'stored' : '-', error: a.healthError })),
+          ['name', 'type', 'address', 'username', 'password', 'site', 'health', 'error'],
+        );
+      }
     });
 };

@@ -20,6 +20,10 @@ import { registerApplianceList } from './appliance-list.js';
 import { registerApplianceShow } from './appliance-show.js';
 import { registerApplianceDelete } from './appliance-delete.js';
 import { registerApplianceEnlist } from './appliance-enlist.js';
+import { registerApplianceUpdate } from './appliance-update.js';
+import { registerApplianceCheck } from './appliance-check.js';
+import { registerApplianceMove } from './appliance-move.js';
+import { registerApplianceEvents } from './appliance-events.js';
 import { registerManager } from './manager.js';
 import { registerLab } from './lab.js';
 import { registerMachineDeploy } from './machine-deploy.js';
@@ -58,7 +62,17 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
   {
     noun: 'appliance',
     description: 'BMCs, hypervisors and labs that control machines',
-    verbs: [registerApplianceRegister, registerApplianceList, registerApplianceShow, registerApplianceDelete, registerApplianceEnlist],
+    verbs: [
+      registerApplianceRegister,
+      registerApplianceUpdate,
+      registerApplianceList,
+      registerApplianceShow,
+      registerApplianceCheck,
+      registerApplianceEvents,
+      registerApplianceMove,
+      registerApplianceDelete,
+      registerApplianceEnlist,
+    ],
   },
   ...MATCHING_GROUPS,
 ];

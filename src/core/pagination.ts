@@ -23,3 +23,11 @@ export function pageOf<T>(rows: T[], limit: number, sortKey: (last: T) => string
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(sortKey(last)) : null };
 }
+
+/** The id after which a page of an id-ordered history starts (undefined: from the first). */
+export function afterId(cursor: string | undefined): number | undefined {
+  if (!cursor) return undefined;
+  const after = Number(decodeCursor(cursor));
+  if (!Number.isInteger(after)) throw validation('cursor', 'is not a cursor this API returned');
+  return after;
+}

@@ -1,7 +1,6 @@
 import type { Db } from '../store/database.js';
 import { fromJson, toJson } from '../store/database.js';
-import { validation } from '../core/errors.js';
-import { decodeCursor, pageOf, type Page } from '../core/pagination.js';
+import { afterId, pageOf, type Page } from '../core/pagination.js';
 
 /** One entry of a machine's history: who did what, from which state to which, when and why. */
 export interface MachineEvent {
@@ -54,11 +53,7 @@ export async function listEvents(db: Db, machineId: string, page: { limit: numbe
 
 /** A machine's history page by page, oldest first; the cursor is the one the previous page returned. */
 export async function historyPage(db: Db, machineId: string, page: { limit: number; cursor?: string | undefined }): Promise<Page<MachineEvent>> {
-  let after: number | undefined;
-  if (page.cursor) {
-    after = Number(decodeCursor(page.cursor));
-    if (!Number.isInteger(after)) throw validation('cursor', 'is not a cursor this API returned');
-  }
+  const after = afterId(page.cursor);
   const rows = await listEvents(db, machineId, { limit: page.limit + 1, ...(after !== undefined ? { after } : {}) });
   return pageOf(rows, page.limit, (e) => String(e.id));
 }

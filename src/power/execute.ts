@@ -27,6 +27,11 @@ async function step<T>(name: JobStepError['step'], fn: () => Promise<T>): Promis
   }
 }
 
+/** Failures that speak for the whole appliance: a sync stops at the first (the next reads would fail the same way). */
+export function failsWholeAppliance(failure: string): boolean {
+  return failure === 'auth' || failure === 'timeout' || failure === 'unreachable';
+}
+
 const BOOT_CAPABILITY: Record<string, Capability> = { pxe: 'boot.pxe', disk: 'boot.disk', cd: 'boot.cd', 'uefi-http': 'boot.uefi-http' };
 
 /** Ironic's default `power_state_change_timeout`. */
@@ -61,11 +66,28 @@ export async function executeJob(spec: JobSpec, provider: Provider, ctx: Provide
     case 'status':
       return { power: await step('status', () => provider.power.getPowerState(spec.ref, ctx)) };
     case 'sync': {
+      // A machine the appliance cannot read is `unknown`; a failure of the appliance itself
+      // (credentials refused, no answer) ends the sync: every further read would fail the same
+      // way, and a BMC counts each refused login (lockout). The failure is the sync's result,
+      // which the appliance's health records.
       const states: Record<string, 'on' | 'off' | 'unknown'> = {};
+      let error: { failure: string; message: string } | undefined;
+      let read = false;
       for (const ref of spec.refs) {
-        states[ref] = await provider.power.getPowerState(ref, ctx).catch(() => 'unknown' as const);
+        if (error && failsWholeAppliance(error.failure)) {
+          states[ref] = 'unknown';
+          continue;
+        }
+        try {
+          states[ref] = await provider.power.getPowerState(ref, ctx);
+          read = true;
+        } catch (e) {
+          states[ref] = 'unknown';
+          error = { failure: e instanceof ProviderError ? e.failure : 'protocol', message: (e as Error).message };
+        }
       }
-      return { states };
+      // One machine failing among readable ones is that machine's trouble, not the appliance's.
+      return error && (!read || failsWholeAppliance(error.failure)) ? { states, error } : { states };
     }
     case 'enumerate': {
       const list = provider.management.listSystems;

@@ -22,7 +22,13 @@ export type JobSpec =
   | { kind: 'enumerate' };
 
 export type JobResult =
-  | { power?: PowerState; states?: Record<string, PowerState>; systems?: DiscoveredSystem[] }
+  | {
+      power?: PowerState;
+      states?: Record<string, PowerState>;
+      systems?: DiscoveredSystem[];
+      /** A sync's failure that speaks for the appliance (refused credentials, no answer): its reads stopped there. */
+      error?: { failure: string; message: string };
+    }
   | Record<string, never>;
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed';

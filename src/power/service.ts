@@ -14,6 +14,7 @@ import { recordEvent } from '../inventory/events.js';
 import { isTransitional } from '../core/states.js';
 import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, type JobSpec, type ProviderJob } from './jobs.js';
 import { executeJob, JobStepError } from './execute.js';
+import { healthOfOutcome, setApplianceHealth } from './appliance-health.js';
 
 export const POWER_ACTOR: Actor = { kind: 'system', name: 'power' };
 const FAILED_STATES = new Set(['inspect-failed', 'deploy-failed', 'wipe-failed']);
@@ -209,10 +210,16 @@ export class PowerService {
     this.syncTimer.unref();
   }
 
-  /** Queues one sync job per appliance (not for manual ones, nor when one is still pending). */
+  /**
+   * Queues one sync job per appliance (not for manual ones, nor when one is still pending).
+   * An appliance that refused its credentials (health `auth`) is left alone: each sync would
+   * be one more failed login, which BMCs count towards locking the account. New credentials
+   * (`plinth appliance update`) or a check that gets through (`plinth appliance check`) bring
+   * it back.
+   */
   async syncOnce(): Promise<number> {
     const db = this.d.store.db;
-    const appliances = await db.selectFrom('appliances').select(['id', 'site', 'type']).where('type', '!=', 'manual').execute();
+    const appliances = await db.selectFrom('appliances').select(['id', 'site', 'type']).where('type', '!=', 'manual').where('health', '!=', 'auth').execute();
     let queued = 0;
     for (const a of appliances) {
       const pending = await db.selectFrom('provider_jobs').select('id').where('appliance_id', '=', a.id).where('kind', '=', 'sync').where('status', 'in', ['queued', 'running']).executeTakeFirst();
@@ -327,11 +334,36 @@ export class PowerService {
       if (!(await finishJob(trx, jobId, claimer, outcome, this.d.clock.now()))) return null;
       const job = await getJob(trx, jobId);
       if (job?.status === 'succeeded') await this.recordReadings(trx, job);
+      if (job) await this.recordHealth(trx, job.applianceId, outcome);
       return { job };
     });
     if (!finished) return false;
     if (finished.job && finished.job.status !== 'succeeded') await this.onJobFailed(finished.job);
     return true;
+  }
+
+  /** What the job said about its appliance (only a change is written, with an event). */
+  private async recordHealth(db: Db, applianceId: string, outcome: Parameters<typeof finishJob>[3]): Promise<void> {
+    const next = healthOfOutcome(outcome);
+    if (!next) return;
+    const previous = await setApplianceHealth(db, applianceId, next, iso(this.d.clock.now()), actorLabel(POWER_ACTOR));
+    if (previous !== null) {
+      const log = next.health === 'ok' ? this.d.log.info.bind(this.d.log) : this.d.log.warn.bind(this.d.log);
+      log({ appliance: applianceId, from: previous, to: next.health, error: next.error }, 'appliance health changed');
+    }
+  }
+
+  /**
+   * Probes an appliance now (`plinth appliance check`): reads the power of its machines, or
+   * lists its systems when it has none, and waits for the answer; the job's outcome sets
+   * its health like any other. The one way besides new credentials to bring an appliance
+   * out of `auth`, whose machines the sync no longer reads.
+   */
+  async probeAppliance(applianceKey: string, waitMs: number): Promise<ProviderJob> {
+    const a = await this.d.appliances.get(applianceKey);
+    const refs = await this.d.store.db.selectFrom('machines').select('provider_ref').where('appliance_id', '=', a.id).where('provider_ref', 'is not', null).orderBy('name').execute();
+    const job = await this.enqueueForAppliance(a.id, refs.length ? { kind: 'sync', refs: refs.map((r) => r.provider_ref!) } : { kind: 'enumerate' });
+    return this.wait(job.id, waitMs);
   }
 
   private async recordPower(db: Db, machineId: string, observed: PowerState, source: string): Promise<void> {

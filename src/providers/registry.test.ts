@@ -71,4 +71,18 @@ describe('provider registry', () => {
     const second = registry.create('redfish', { address: 'http://127.0.0.1:9', username: 'u', password: 'p' });
     await expect(second.power.getPowerState('1', ctx)).rejects.toThrow(/is failing/);
   });
+
+  it("forgets an appliance's breaker when its settings change, so the next call reaches the endpoint", async () => {
+    const resilience = new ProviderResilience({ attempts: 1, failureThreshold: 1 });
+    const registry = new ProviderRegistry(undefined, resilience);
+    const ctx = { timeoutMs: 2_000, log: { debug: () => undefined, info: () => undefined, warn: () => undefined } };
+    const endpoint = { address: 'http://127.0.0.1:9', username: 'u', password: 'p' };
+    await expect(registry.create('redfish', endpoint, { appliance: 'bmc' }).power.getPowerState('1', ctx)).rejects.toMatchObject({ failure: 'unreachable' });
+    await expect(registry.create('redfish', endpoint, { appliance: 'bmc' }).power.getPowerState('1', ctx)).rejects.toThrow(/is failing/);
+    // Same address and credentials, another setting changed (e.g. its CA certificate): no fail-fast on the old failures.
+    registry.forgetAppliance('redfish', 'bmc');
+    const err = await registry.create('redfish', endpoint, { appliance: 'bmc' }).power.getPowerState('1', ctx).catch((e: unknown) => e);
+    expect(err).toMatchObject({ failure: 'unreachable' });
+    expect((err as Error).message).not.toMatch(/is failing/);
+  });
 });

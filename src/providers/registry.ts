@@ -116,6 +116,22 @@ export class ProviderRegistry {
     return resilience.wrap(forgetting, key, endpoint.address);
   }
 
+  /**
+   * Forgets what is kept for a registered appliance whose settings changed: its provider's
+   * sessions are ended and its breaker and failure count dropped, so the next call starts
+   * afresh with the new settings instead of failing fast on the old ones' failures.
+   */
+  forgetAppliance(type: ProviderType, appliance: string): void {
+    const owner = `${type}|${appliance}`;
+    const key = this.applianceKeys.get(owner);
+    if (key === undefined) return;
+    this.applianceKeys.delete(owner);
+    const kept = this.kept.get(key);
+    this.kept.delete(key);
+    if (kept) void kept.provider.close?.().catch(() => undefined);
+    this.resilience.forget(key);
+  }
+
   /** Ends the sessions of every kept provider (at shutdown). */
   async closeAll(): Promise<void> {
     const providers = [...this.kept.values()].map((e) => e.provider);

@@ -309,6 +309,11 @@ export class ProviderResilience {
     return this.guards.get(key)?.health() ?? { circuit: 'closed', consecutiveFailures: 0, inFlight: 0, queued: 0 };
   }
 
+  /** Drops an endpoint's breaker and failure count (its settings changed); calls in flight finish on the old guard. */
+  forget(key: string): void {
+    this.guards.delete(key);
+  }
+
   private guard(provider: string, key: string, label: string): EndpointGuard {
     let g = this.guards.get(key);
     if (!g) {

@@ -164,6 +164,20 @@ export interface AppliancesTable {
   site: string | null;
   created_at: string;
   updated_at: string;
+  /** ok | auth | unreachable | error | unknown (see 0008-appliance-health). */
+  health: string;
+  health_error: string | null;
+  health_at: string | null;
+}
+
+export interface ApplianceEventsTable {
+  id: Generated<number>;
+  appliance_id: string;
+  at: string;
+  actor: string;
+  action: string;
+  reason: string | null;
+  details: string | null;
 }
 
 export interface ProviderJobsTable {
@@ -265,6 +279,7 @@ export interface Database {
   boot_trace: BootTraceTable;
   boot_chains: BootChainsTable;
   appliances: AppliancesTable;
+  appliance_events: ApplianceEventsTable;
   provider_jobs: ProviderJobsTable;
   managers: ManagersTable;
   profiles: ProfilesTable;

@@ -110,6 +110,8 @@ describe.each(backends)('API input on $name', (backend) => {
       ['POST', '/api/v1/tokens', { name: `ci${N}`, role: 'reader' }, 'name'],
       ['POST', '/api/v1/appliances', { name: 'bmc-nul', type: 'redfish', address: 'https://10.0.0.7', password: `cal${N}vin` }, 'password'],
       ['POST', '/api/v1/machines/linked/actions/inspect', { reason: `because${N}` }, 'reason'],
+      ['PATCH', '/api/v1/appliances/bmc-a', { password: `cal${N}vin` }, 'password'],
+      ['POST', '/api/v1/appliances/bmc-a/move', { to: 'virt-a', machines: [`lin${N}ked`] }, 'machines[0]'],
     ];
 
     it('in request bodies, writing nothing', async () => {

@@ -45,4 +45,18 @@ describe('plinth CLI process in a pipe', () => {
     const r = await run('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" machine list --json | head -c 100 > /dev/null`], { env });
     expect(r.stderr).toBe('');
   });
+
+  it('takes an appliance password from standard input (appliance update --password-stdin)', async () => {
+    expect((await t.api('POST', '/api/v1/appliances', { name: 'pipe-bmc', type: 'redfish', address: 'https://10.0.0.9', username: 'root', password: 'old-pw' })).statusCode).toBe(201);
+    const r = await run('bash', ['-c', `set -o pipefail; printf 'new-pw\\n' | "${process.execPath}" "${BIN}" appliance update pipe-bmc --password-stdin`], { env });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^updated pipe-bmc \(password\)/);
+    expect((await t.controller.services.appliances.endpoint('pipe-bmc')).endpoint.password).toBe('new-pw');
+    const empty = await run('bash', ['-c', `printf '' | "${process.execPath}" "${BIN}" appliance update pipe-bmc --password-stdin`], { env }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(empty.code).not.toBe(0);
+    expect(empty.stderr).toBe('plinth: --password-stdin: the password is empty\n');
+  });
 });

@@ -8,6 +8,7 @@ import { matching } from './0004-matching.js';
 import { deploy } from './0005-deploy.js';
 import { search } from './0006-search.js';
 import { runClaims } from './0007-run-claims.js';
+import { applianceHealth } from './0008-appliance-health.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -22,6 +23,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0005-deploy', deploy],
   ['0006-search', search],
   ['0007-run-claims', runClaims],
+  ['0008-appliance-health', applianceHealth],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {

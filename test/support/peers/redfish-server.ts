@@ -75,6 +75,8 @@ export interface RedfishPeer {
   openSessions(): number;
   /** Ends every session, as a BMC does when its SessionTimeout passes. */
   expireSessions(): void;
+  /** Rotates the account's password (open sessions end, as on a BMC whose password changed). */
+  setPassword(password: string): void;
   /** The image in the first CD/DVD slot that holds one, or null. */
   insertedImage(): string | null;
   sessionsCreated: number;
@@ -147,7 +149,7 @@ function redfishErrorBody(status: number, messageId: string, message: string, sh
 export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promise<RedfishPeer> {
   const variant = options.variant ?? 'dmtf';
   const username = options.username ?? 'admin';
-  const password = options.password ?? 'password';
+  let password = options.password ?? 'password';
   const sessionService = options.sessionService ?? true;
   const redfishError = (status: number, messageId: string, message: string): Json => redfishErrorBody(status, messageId, message, options.errorShape);
 
@@ -418,6 +420,10 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
     system: () => system,
     openSessions: () => sessions.size,
     expireSessions: () => sessions.clear(),
+    setPassword: (p) => {
+      password = p;
+      sessions.clear();
+    },
     insertedImage: () => {
       for (const r of byKey.values()) {
         const types = r['MediaTypes'];
