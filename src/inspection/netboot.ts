@@ -16,7 +16,7 @@ import { parseIpmiAddress } from '../providers/ipmi/index.js';
  * A machine enlisted from a BMC that gave no identity (no System GUID, no FRU) has nothing a
  * boot request can be matched by: its first network boot would enrol a second machine. When
  * the controller itself has just powered such a machine on to boot from the network, an
- * unknown boot request is taken to be that machine — provisionally, until the installer's
+ * unknown boot request is taken to be that machine — provisionally, until the inspection's
  * facts confirm it (docs/lifecycle.md, "Identity"):
  *
  * - exactly one such machine awaits its network boot: the request is that machine (event
@@ -30,8 +30,12 @@ import { parseIpmiAddress } from '../providers/ipmi/index.js';
 
 export const NETBOOT_CORRELATED = 'netboot-correlated';
 
-/** States in which a run waits for the installer the controller's boot job is to start. */
-const AWAITING_STATES = ['inspecting', 'wiping', 'deploying'];
+/**
+ * Only an inspection waits this way: it writes nothing to the machine and ends with the facts
+ * that confirm or undo the correlation. A wipe of a machine with no identity is never handed to
+ * an unknown boot (the wrong machine's disks would be erased); that boot enrols a new machine.
+ */
+const AWAITING_STATES = ['inspecting'];
 /** Appliances that are one machine's BMC (the address a machine can report in-band). */
 const BMC_TYPES = ['ipmi', 'redfish'];
 /** The controller powered it on: its boot job for the current run ran or is running. */
