@@ -52,15 +52,16 @@ describe.each(backends)('network boots of machines enlisted from a BMC on $name'
     return { peer, appliance: name, machine: entry.machine.name as string, identity: entry.machine.identity };
   }
 
-  /** Inspects the machine and waits until its appliance reports it powered on (the boot job's reading). */
-  async function powerOnToNetboot(name: string) {
-    await api('POST', `/api/v1/machines/${name}/actions/inspect`, {});
+  /** Starts a run (inspect by default) and waits until the appliance reports the machine on (the boot job's reading). */
+  async function powerOnToNetboot(name: string, action: 'inspect' | 'wipe' = 'inspect') {
+    const state = action === 'inspect' ? 'inspecting' : 'wiping';
+    await api('POST', `/api/v1/machines/${name}/actions/${action}`, {});
     let m = await api('GET', `/api/v1/machines/${name}`);
-    while (m.power.state !== 'on' && m.state === 'inspecting') {
+    while (m.power.state !== 'on' && m.state === state) {
       await new Promise((r) => setTimeout(r, 100));
       m = await api('GET', `/api/v1/machines/${name}`);
     }
-    expect(m).toMatchObject({ state: 'inspecting', power: { state: 'on', source: 'ipmi' } });
+    expect(m).toMatchObject({ state, power: { state: 'on', source: 'ipmi' } });
   }
 
   /** The request iPXE sends when the machine network-boots; returns the script. */
@@ -135,6 +136,16 @@ describe.each(backends)('network boots of machines enlisted from a BMC on $name'
       expect(await db.selectFrom('provider_jobs').select('id').where('machine_id', '=', id).where('kind', '=', 'power').execute()).toEqual([]);
       expect(x.peer.power()).toBe('on');
     }
+  });
+
+  it('a machine with no identity awaiting a wipe is never handed an unknown network boot: that boot enrols a new machine', async () => {
+    const { machine } = await enlistBmc();
+    await powerOnToNetboot(machine, 'wipe');
+    const before = new Set((await machines()).map((m) => m.name));
+    const script = await netboot({ mac: '52:54:00:c0:12:05' });
+    expect(script).not.toContain(machine);
+    expect((await machines()).filter((m) => !before.has(m.name))).toHaveLength(1);
+    expect(await events(machine)).not.toContain('netboot-correlated');
   });
 
   it('a System GUID that ipmitool decodes in the other byte order than SMBIOS: the network boot is the enlisted machine', async () => {
