@@ -14,6 +14,7 @@ import { getRun, type Run } from '../runs/runs.js';
 import { claimRun, mintTicket, runClaim } from '../runs/run-tokens.js';
 import { chainScript, claimedScript, installerScript, localBootScript, notEnrolledScript, retryLaterScript, unidentifiedScript } from './ipxe.js';
 import { controllerBaseUrl } from './base-url.js';
+import { netbootCorrelation } from '../inspection/netboot.js';
 import type { EnrolmentGate } from './enrolment.js';
 import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
 import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from '../runs/trace.js';
@@ -140,13 +141,15 @@ export class BootService {
    * Finds the machine a boot request names, enrolling it when unknown. A boot request never
    * adds identity to a known machine (its MACs, serial… come from anyone who can send a
    * request; only inspection facts teach the inventory), and enrolment passes the gate
-   * (switch, rate) or is refused.
+   * (switch, rate) or is refused. An unknown machine may be one the controller powered on to
+   * network-boot that has nothing to match it by (inspection/netboot.ts).
    */
   private findOrEnrol(identity: Identity) {
     return this.deps.enroller.findOrEnrol(identity, {
       actor: BOOT_ACTOR,
       known: { lock: false, absorb: false },
       admit: () => this.deps.enrolment.admit(),
+      correlation: netbootCorrelation({ dialect: this.deps.store.dialect, clock: this.deps.clock, actor: BOOT_ACTOR }),
       enrol: async () => ({ name: readableName(), input: {}, reason: 'network-booted unannounced' }),
     });
   }

@@ -7,6 +7,8 @@ import type { Machine } from '../inventory/machine.js';
 import { normalizeIdentity } from '../inventory/identity.js';
 import type { Run } from '../runs/runs.js';
 import { getRun, updateStep } from '../runs/runs.js';
+import { PlinthError } from '../core/errors.js';
+import { judgeNetboot, recordNetbootConfirmed } from './netboot.js';
 
 /**
  * What happens when an agent reports facts at the end of an inspection, all in one
@@ -42,11 +44,22 @@ export class InspectionService {
 
   async complete(machineId: string, runId: string, facts: Facts, at: string): Promise<Machine> {
     const actor = { kind: 'agent' as const, name: `run:${runId}` };
+    // A machine taken for an unknown network boot (inspection/netboot.ts) that turns out to be
+    // another: its run fails, and nothing of these facts is absorbed.
+    const contradiction = await this.engine.withMachine(machineId, async (tx) => {
+      const verdict = tx.machine.currentRunId === runId ? await judgeNetboot(tx.trx, tx.machine, runId, facts) : { kind: 'none' as const };
+      if (verdict.kind !== 'contradicted') return null;
+      await tx.act('fail', { actor, runId, reason: verdict.why, error: { code: 'identity', message: verdict.why, stage: 'facts' } });
+      return verdict.why;
+    });
+    if (contradiction) throw new PlinthError('conflict', contradiction, { details: { machineId } });
     const r = await this.engine.act(machineId, 'inspect-done', {
       actor,
       runId,
       reason: 'facts received',
       alsoInTransaction: async (trx, machine) => {
+        const verdict = await judgeNetboot(trx, machine, runId, facts);
+        if (verdict.kind === 'confirmed') await recordNetbootConfirmed(trx, machine, runId, verdict, actor, at);
         // Refused (a conflict) when the facts identify another known machine.
         const m = await this.enroller.absorbReport(trx, machine, identityFromFacts(facts), actor);
         const run = await getRun(trx, runId);

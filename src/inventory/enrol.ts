@@ -39,9 +39,25 @@ export interface NewMachine {
   set?: MachineChanges;
 }
 
+/**
+ * A report that matches no machine may still be one the controller is waiting for: a machine
+ * it powered on to network-boot that has no identity to match (inspection/netboot.ts).
+ */
+export interface NetbootCorrelation {
+  /**
+   * The one machine the report is taken to be (having recorded why), the machines it could
+   * equally be (then none is guessed), or null.
+   */
+  find(trx: Db, reported: Identity): Promise<{ machineId: string } | { ambiguous: string[] } | null>;
+  /** Tells a machine enrolled instead, and the candidates, that the report could have been any of them. */
+  ambiguous(trx: Db, enrolled: Machine, candidates: string[]): Promise<void>;
+}
+
 export interface EnrolPolicy {
   actor: Actor;
   known: KnownPolicy;
+  /** Consulted when the report matches no machine, before the enrolment gate. */
+  correlation?: NetbootCorrelation;
   /** The enrolment gate: why an unknown machine is not enrolled, or null to enrol it. */
   admit?: () => string | null;
   /** Called inside the transaction, so a name can be checked against the table. */
@@ -49,7 +65,8 @@ export interface EnrolPolicy {
 }
 
 export type Enrolment =
-  | { outcome: 'matched'; machine: Machine; matchedBy: IdentityField }
+  /** `netboot`: no identifier matched; the machine awaited this network boot (NetbootCorrelation). */
+  | { outcome: 'matched'; machine: Machine; matchedBy: IdentityField | 'netboot' }
   | { outcome: 'created'; machine: Machine }
   /** `machine` is the known machine the report may not touch, or null when enrolment was refused. */
   | { outcome: 'refused'; machine: Machine | null; why: string };
@@ -104,6 +121,11 @@ export class Enroller {
       if (policy.known.absorb) m = await this.absorb(trx, m, identity, candidates, policy.actor);
       return { outcome: 'matched', machine: m, matchedBy: resolution.matchedBy! };
     }
+    const correlated = (await policy.correlation?.find(trx, identity)) ?? null;
+    if (correlated && 'machineId' in correlated) {
+      // A boot request teaches nothing here either: the machine's facts do, once they confirm it.
+      return { outcome: 'matched', machine: await requireMachine(trx, store.dialect, correlated.machineId, { lock: policy.known.lock }), matchedBy: 'netboot' };
+    }
     const refused = policy.admit?.() ?? null;
     if (refused) return { outcome: 'refused', machine: null, why: refused };
     const n = await policy.enrol(trx);
@@ -116,6 +138,7 @@ export class Enroller {
       await inventory.recordConflicts(trx, m, held, policy.actor);
       m = await requireMachine(trx, store.dialect, m.id);
     }
+    if (correlated) await policy.correlation!.ambiguous(trx, m, correlated.ambiguous);
     if (!hasChanges(n.set)) return { outcome: 'created', machine: m };
     await updateMachineRow(trx, m.id, n.set, iso(clock.now()));
     return { outcome: 'created', machine: await requireMachine(trx, store.dialect, m.id) };

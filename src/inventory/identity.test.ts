@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isJunk, normalizeIdentity, normalizeUuid, resolveIdentity, type CandidateMachine } from './identity.js';
+import { isJunk, normalizeIdentity, normalizeUuid, reconcileIdentity, resolveIdentity, sameUuid, swapUuidByteOrder, type CandidateMachine } from './identity.js';
 
 const cand = (over: Partial<CandidateMachine>): CandidateMachine => ({
   id: 'x',
@@ -133,5 +133,49 @@ describe('resolveIdentity', () => {
     const known = cand({ id: 'k', macs: ['52:54:00:00:00:09'] });
     const junkTwin = cand({ id: 'j', serial: null });
     expect(resolveIdentity(junk, [junkTwin, known])).toEqual({ machineId: 'k', matchedBy: 'mac', conflicts: [] });
+  });
+});
+
+/**
+ * SMBIOS 7.2.1's own example: UUID 00112233-4455-6677-8899-aabbccddeeff is stored as the bytes
+ * 33 22 11 00 55 44 77 66 88 99 aa bb cc dd ee ff. A BMC that hands out those bytes as its
+ * System GUID, read in RFC 4122 order (what ipmitool may guess), prints the second string.
+ */
+const SMBIOS = '00112233-4455-6677-8899-aabbccddeeff';
+const RFC4122_OF_SAME_BYTES = '33221100-5544-7766-8899-aabbccddeeff';
+
+describe('system UUID byte orders', () => {
+  it('swaps the first three fields and nothing else, and swapping twice gives the UUID back', () => {
+    expect(swapUuidByteOrder(SMBIOS)).toBe(RFC4122_OF_SAME_BYTES);
+    expect(swapUuidByteOrder(RFC4122_OF_SAME_BYTES)).toBe(SMBIOS);
+    expect(sameUuid(SMBIOS, RFC4122_OF_SAME_BYTES)).toBe(true);
+    expect(sameUuid(SMBIOS, '00112233-4455-6677-8899-aabbccddeef0')).toBe(false);
+    expect(sameUuid(null, SMBIOS)).toBe(false);
+  });
+
+  it('a machine enlisted with the BMC GUID is the machine that reports the SMBIOS UUID of the same bytes', () => {
+    const enlisted = cand({ id: 'bmc', systemUuid: RFC4122_OF_SAME_BYTES });
+    const r = resolveIdentity(normalizeIdentity({ systemUuid: SMBIOS.toUpperCase(), macs: ['52:54:00:00:00:21'] }), [enlisted]);
+    expect(r).toEqual({ machineId: 'bmc', matchedBy: 'systemUuid', conflicts: [] });
+  });
+
+  it('a MAC held by a machine whose UUID is the same in the other byte order still identifies it', () => {
+    const holder = cand({ id: 'h', systemUuid: RFC4122_OF_SAME_BYTES, macs: ['52:54:00:00:00:22'] });
+    const r = resolveIdentity(normalizeIdentity({ systemUuid: SMBIOS, macs: ['52:54:00:00:00:22'] }), [holder]);
+    expect(r).toMatchObject({ machineId: 'h', conflicts: [] });
+  });
+
+  it('reconciling keeps the recorded UUID: the other byte order is neither learned nor a mismatch', () => {
+    const self = cand({ id: 's', systemUuid: RFC4122_OF_SAME_BYTES });
+    const r = reconcileIdentity(self, normalizeIdentity({ systemUuid: SMBIOS, macs: ['52:54:00:00:00:23'] }), []);
+    expect(r).toEqual({ updates: {}, newMacs: ['52:54:00:00:00:23'], conflicts: [] });
+  });
+
+  it('the other byte order held by another machine is that machine, not a UUID to learn', () => {
+    const self = cand({ id: 's' });
+    const other = cand({ id: 'o', systemUuid: RFC4122_OF_SAME_BYTES });
+    const r = reconcileIdentity(self, normalizeIdentity({ systemUuid: SMBIOS }), [other]);
+    expect(r.updates).toEqual({});
+    expect(r.conflicts).toEqual([{ field: 'systemUuid', kind: 'other-machine', reported: SMBIOS, machineId: 'o' }]);
   });
 });

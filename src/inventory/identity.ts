@@ -31,6 +31,21 @@ export function normalizeUuid(value: string | null | undefined): string | null {
   return v;
 }
 
+/**
+ * The same UUID with its first three fields byte-swapped. SMBIOS 2.6+ (and Microsoft's GUID
+ * layout) stores the time_low, time_mid and time_hi_and_version fields little-endian, RFC 4122
+ * big-endian; an IPMI System GUID may be either, and ipmitool only guesses which. The same
+ * 16 bytes therefore print as two strings, one per byte order.
+ */
+export function swapUuidByteOrder(uuid: string): string {
+  const swap = (hex: string) => hex.match(/../g)!.reverse().join('');
+  const [a, b, c, ...rest] = uuid.split('-');
+  return [swap(a!), swap(b!), swap(c!), ...rest].join('-');
+}
+
+/** Whether two canonical UUIDs name the same system: equal in either byte order. */
+export const sameUuid = (a: string | null, b: string | null): boolean => a !== null && b !== null && (a === b || a === swapUuidByteOrder(b));
+
 const clean = (v: string | null | undefined): string | null => (isJunk(v) ? null : v!.trim());
 
 /** Normalises what a machine, an appliance or an operator reports: junk becomes null, MACs canonical. */
@@ -84,6 +99,9 @@ export interface Resolution {
   conflicts: IdentityConflict[];
 }
 
+/** Equal values of a field; a system UUID in either byte order (the recorded one is kept). */
+const sameValue = (field: IdentityField, a: string, b: string): boolean => (field === 'systemUuid' ? sameUuid(a, b) : a === b);
+
 const serialMatches = (id: Identity, c: CandidateMachine): boolean =>
   id.serial !== null &&
   c.serial === id.serial &&
@@ -94,7 +112,7 @@ const serialMatches = (id: Identity, c: CandidateMachine): boolean =>
  * both have a system UUID and they differ: a UUID outranks a MAC, and a MAC is the one
  * identifier that moves (a NIC moved to another server, hypervisors that reuse MACs).
  */
-const macIdentifies = (id: Identity, c: CandidateMachine): boolean => id.systemUuid === null || c.systemUuid === null || c.systemUuid === id.systemUuid;
+const macIdentifies = (id: Identity, c: CandidateMachine): boolean => id.systemUuid === null || c.systemUuid === null || sameUuid(c.systemUuid, id.systemUuid);
 
 /**
  * Chooses the machine a reported identity belongs to among the candidates the store found
@@ -106,8 +124,8 @@ export function resolveIdentity(reported: Identity, candidates: CandidateMachine
   const hits: { field: IdentityField; value: string; machineId: string }[] = [];
   const moved: IdentityConflict[] = [];
   for (const c of candidates) {
-    if (reported.systemUuid && c.systemUuid === reported.systemUuid)
-      hits.push({ field: 'systemUuid', value: reported.systemUuid, machineId: c.id });
+    if (sameUuid(reported.systemUuid, c.systemUuid))
+      hits.push({ field: 'systemUuid', value: reported.systemUuid!, machineId: c.id });
     if (serialMatches(reported, c)) hits.push({ field: 'serial', value: reported.serial!, machineId: c.id });
     if (reported.assetTag && c.assetTag === reported.assetTag)
       hits.push({ field: 'assetTag', value: reported.assetTag, machineId: c.id });
@@ -130,7 +148,7 @@ export function resolveIdentity(reported: Identity, candidates: CandidateMachine
   }
   const chosen = candidates.find((c) => c.id === winner.machineId)!;
   const mismatch = (field: IdentityField, reportedValue: string | null, recorded: string | null) => {
-    if (reportedValue && recorded && reportedValue !== recorded) {
+    if (reportedValue && recorded && !sameValue(field, reportedValue, recorded)) {
       conflicts.push({ field, kind: 'mismatch', reported: reportedValue, recorded, machineId: chosen.id });
     }
   };
@@ -160,7 +178,7 @@ export function reconcileIdentity(self: CandidateMachine & { productName?: strin
   const heldElsewhere = (field: IdentityField, value: string) => {
     const other = others.find((o) =>
       o.id !== self.id &&
-      (field === 'systemUuid' ? o.systemUuid === value : field === 'serial' ? serialMatches(reported, o) : field === 'assetTag' ? o.assetTag === value : o.macs.includes(value)),
+      (field === 'systemUuid' ? sameUuid(o.systemUuid, value) : field === 'serial' ? serialMatches(reported, o) : field === 'assetTag' ? o.assetTag === value : o.macs.includes(value)),
     );
     if (other) conflicts.push({ field, kind: 'other-machine', reported: value, machineId: other.id });
     return Boolean(other);
@@ -170,7 +188,7 @@ export function reconcileIdentity(self: CandidateMachine & { productName?: strin
     if (!value) return;
     if (heldElsewhere(field, value)) return;
     if (recorded === null) updates[field] = value;
-    else if (recorded !== value) conflicts.push({ field, kind: 'mismatch', reported: value, recorded, machineId: self.id });
+    else if (!sameValue(field, value, recorded)) conflicts.push({ field, kind: 'mismatch', reported: value, recorded, machineId: self.id });
   };
   learn('systemUuid', reported.systemUuid, self.systemUuid);
   learn('serial', reported.serial, self.serial);

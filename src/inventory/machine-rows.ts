@@ -3,7 +3,7 @@ import type { Db, Dialect } from '../store/database.js';
 import { fromJson } from '../store/database.js';
 import type { Database, MachinesTable } from '../store/schema.js';
 import type { Machine } from './machine.js';
-import type { CandidateMachine, Identity } from './identity.js';
+import { swapUuidByteOrder, type CandidateMachine, type Identity } from './identity.js';
 import { PlinthError } from '../core/errors.js';
 import { loadMatchRefs, matchOf, type MatchRefs } from './machine-match.js';
 
@@ -179,7 +179,8 @@ export async function findIdentityCandidates(db: Db, id: Identity): Promise<Cand
     .select(['id', 'system_uuid', 'serial', 'manufacturer', 'asset_tag'])
     .where((eb) => {
       const ors = [];
-      if (id.systemUuid) ors.push(eb('system_uuid', '=', id.systemUuid));
+      // Either byte order of the first three fields (identity.ts, swapUuidByteOrder).
+      if (id.systemUuid) ors.push(eb('system_uuid', 'in', [id.systemUuid, swapUuidByteOrder(id.systemUuid)]));
       if (id.serial) ors.push(eb('serial', '=', id.serial));
       if (id.assetTag) ors.push(eb('asset_tag', '=', id.assetTag));
       if (id.macs.length) {

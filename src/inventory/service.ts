@@ -25,7 +25,7 @@ import {
   updateMachineRow,
   type MachineFilter,
 } from './machine-rows.js';
-import { normalizeIdentity, normalizeUuid, isJunk, reconcileIdentity, type Identity, type ReportedIdentity } from './identity.js';
+import { normalizeIdentity, normalizeUuid, isJunk, reconcileIdentity, sameUuid, type Identity, type ReportedIdentity } from './identity.js';
 import { checkProviderLink } from './provider-link.js';
 
 export interface MachineInput {
@@ -123,7 +123,7 @@ export class InventoryService {
     const candidates = (await findIdentityCandidates(db, id)).filter((c) => c.id !== self);
     for (const c of candidates) {
       const owner = await requireMachine(db, this.store.dialect, c.id);
-      if (id.systemUuid && c.systemUuid === id.systemUuid) throw duplicate('identity.systemUuid', id.systemUuid, owner.name);
+      if (sameUuid(id.systemUuid, c.systemUuid)) throw duplicate('identity.systemUuid', id.systemUuid!, owner.name);
       if (id.serial && c.serial === id.serial && (c.manufacturer ?? null) === (id.manufacturer ?? null)) {
         throw duplicate('identity.serial', id.serial, owner.name);
       }

@@ -12,6 +12,7 @@ import { actorLabel } from '../inventory/machine.js';
 import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import { recordEvent } from '../inventory/events.js';
 import { isTransitional } from '../core/states.js';
+import { hasAnyIdentity } from '../inventory/identity.js';
 import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, type JobSpec, type ProviderJob } from './jobs.js';
 import { executeJob, JobStepError } from './execute.js';
 import { healthOfOutcome, setApplianceHealth } from './appliance-health.js';
@@ -103,22 +104,21 @@ export class PowerService {
     } else if (m.state === 'deployed') {
       expected = 'on';
     }
+    if (spec?.kind === 'power' && r.transition.action === 'timeout' && !hasAnyIdentity(m.identity)) {
+      // Its BMC is all that ties this row to hardware, and the hardware never said it was this
+      // machine: what the BMC powers may be running meanwhile as a machine enrolled from an
+      // unknown network boot (inspection/netboot.ts). Not proven to be it, it is left alone.
+      await this.note(trx, m, 'power-off-withheld', `machine ${m.name} timed out without ever identifying itself; what its appliance powers may be running as another machine, so it is not switched off (power it off by hand once that is settled)`, null, r.from);
+      spec = null;
+      expected = null;
+    }
     if (expected) await updateMachineRow(trx, m.id, { power_expected: expected }, iso(this.d.clock.now()));
     const type = m.provider.applianceId
       ? (await trx.selectFrom('appliances').select('type').where('id', '=', m.provider.applianceId).executeTakeFirst())?.type
       : undefined;
     if (spec?.kind === 'boot' && type === 'manual') {
       // A manual appliance switches nothing: ask the operator, and wait (the state's deadline still applies).
-      await recordEvent(trx, {
-        machineId: m.id,
-        at: iso(this.d.clock.now()),
-        actor: actorLabel(POWER_ACTOR),
-        action: 'operator-action-required',
-        fromState: m.state,
-        toState: m.state,
-        reason: `power on machine ${m.name} and make it boot from the network (PXE)`,
-        details: { run: runId },
-      });
+      await this.note(trx, m, 'operator-action-required', `power on machine ${m.name} and make it boot from the network (PXE)`, { run: runId });
       return;
     }
     if (spec && m.provider.applianceId && type !== 'manual') {
@@ -132,6 +132,11 @@ export class PowerService {
         deadlineMs: this.jobDeadlineMs,
       });
     }
+  }
+
+  /** An event of power's on a machine that stays in its state (arrived there `from`). */
+  private note(trx: Db, m: Machine, action: string, reason: string, details: Record<string, unknown> | null, from: string = m.state): Promise<void> {
+    return recordEvent(trx, { machineId: m.id, at: iso(this.d.clock.now()), actor: actorLabel(POWER_ACTOR), action, fromState: from, toState: m.state, reason, details });
   }
 
   /** Queues a job for a machine's appliance (operator power actions, deploy's switch to local disk). */

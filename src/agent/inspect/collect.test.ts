@@ -56,6 +56,8 @@ function captureFs(machine: Machine, extra: Record<string, string> = {}): FactsF
     else if ((m = /^sysblock-([a-z0-9]+)-(.+)\.txt$/.exec(name))) files.set(`/sys/block/${m[1]}/${m[2]!.replace(/^(device|queue)_/, '$1/')}`, text);
   }
   if (machine === 'qemu-uefi') files.set('/sys/firmware/efi/systab', '');
+  // The qemu-bios VM has a BMC (ipmi-bmc-sim behind isa-ipmi-kcs): its ipmitool reached it.
+  if (machine === 'qemu-bios') files.set('/dev/ipmi0', '');
   for (const [path, text] of Object.entries(extra)) files.set(path, text);
   const under = (dir: string): string[] => [...files.keys()].filter((p) => p.startsWith(`${dir}/`));
   return {
@@ -125,7 +127,7 @@ describe('collectFacts when things are missing or failing', () => {
     expect(facts.bmc).toBeNull();
     expect(facts.disks.map((d) => d.name)).toEqual(['vda']);
     expect(facts.nics.map((n) => n.mac)).toEqual(['02:fc:00:00:00:01']);
-    expect(problems.map((p) => p.source)).toEqual(['dmidecode', 'ipmitool lan print', '/sys/class/dmi/id']);
+    expect(problems.map((p) => p.source)).toEqual(['dmidecode', '/sys/class/dmi/id']);
     expect(problems[0]!.message).toMatch(/^dmidecode exited with status 1/);
   });
 
@@ -204,6 +206,14 @@ describe('collectFacts when things are missing or failing', () => {
 });
 
 describe('collectFacts with a BMC', () => {
+  it('does not run ipmitool without an IPMI device (no BMC on the host side)', async () => {
+    const run = captureRunner('qemu-uefi');
+    const { facts, problems } = await collect(run, captureFs('qemu-uefi'));
+    expect(run.calls.filter((c) => c.startsWith('ipmitool'))).toEqual([]);
+    expect(problems.map((p) => p.source)).not.toContain('ipmitool lan print');
+    expect(facts.bmc).toBeNull();
+  });
+
   it('reads lan print, then finds the first channel with access settings', async () => {
     const channelInfo = (args: readonly string[]): CommandResult => {
       if (args[0] === 'lan') return { ok: true, stdout: shared('hardware-samples/ipmi_lan_info') };

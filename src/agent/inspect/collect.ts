@@ -27,6 +27,12 @@ export interface CollectOptions {
   onProblem?: (problem: InspectionProblem) => void;
 }
 
+/**
+ * The host side of a BMC (the kernel's ipmi_devintf; the paths ipmitool's open interface
+ * tries). Without one there is no BMC to ask, and ipmitool is not run.
+ */
+const IPMI_DEVICES = ['/dev/ipmi0', '/dev/ipmi/0', '/dev/ipmidev/0'];
+
 /** IPMI channels are numbered 0 to 15; eDeploy probed them in order. */
 const IPMI_CHANNELS = 16;
 
@@ -142,6 +148,8 @@ export async function collectFacts(run: CommandRunner, givenFs: FactsFs, options
   }
 
   async function collectIpmi(): Promise<{ lan: IpmiLan; channel: number | null } | null> {
+    const devices = await Promise.all(IPMI_DEVICES.map((d) => fs.exists(d)));
+    if (!devices.includes(true)) return null;
     const lan = parse('ipmitool lan print', await output('ipmitool', ['lan', 'print']), parseIpmiLanPrint);
     if (lan === null) return null;
     let channel: number | null = null;

@@ -44,6 +44,12 @@ describe('ipmitool output', () => {
     const out = 'System GUID   : efcdab89-6745-23a1-efcd-ab89674523a1\nGUID Encoding : IPMI\n';
     expect(parseGuid(out)).toBe('efcdab89-6745-23a1-efcd-ab89674523a1');
   });
+
+  it('reads a System GUID ipmitool could not decode (printed as 16 undecoded bytes) in the order the bytes came', () => {
+    // ipmitool 1.8.19 against a BMC sending 33 22 11 00 55 44 77 66 88 99 aa bb cc dd ee ff (no valid version nibble anywhere).
+    expect(parseGuid('System GUID   : 33221100554477668899AABBCCDDEEFF\n')).toBe('33221100-5544-7766-8899-aabbccddeeff');
+    expect(parseGuid('Get System GUID command failed\n')).toBeUndefined();
+  });
 });
 
 describe('ipmitool invocation', () => {

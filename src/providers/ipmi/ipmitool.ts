@@ -122,10 +122,18 @@ export function describeBootFlags(f: Pick<BootFlags, 'device' | 'persistent' | '
   return `${f.device}, ${f.persistent ? 'persistent' : 'next boot only'}, ${f.efi ? 'UEFI' : 'legacy'}`;
 }
 
-/** `ipmitool mc guid` → the System GUID, lower case. */
+/**
+ * `ipmitool mc guid` → the System GUID, lower case, as ipmitool decoded it. ipmitool 1.8.19
+ * guesses the encoding (IPMI, SMBIOS or RFC 4122) from where a valid version nibble sits; when
+ * none fits it prints the 16 bytes undecoded (32 hex digits), taken here in the order they came
+ * (RFC 4122). Either way the guess may be the other byte order than the host's SMBIOS UUID:
+ * identity matching accepts both (inventory/identity.ts, sameUuid).
+ */
 export function parseGuid(stdout: string): string | undefined {
-  const m = /System GUID\s*:\s*([0-9a-f-]{36})/i.exec(stdout);
-  return m ? m[1]!.toLowerCase() : undefined;
+  const m = /System GUID\s*:\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})\b/i.exec(stdout);
+  if (!m) return undefined;
+  const v = m[1]!.toLowerCase();
+  return v.length === 36 ? v : `${v.slice(0, 8)}-${v.slice(8, 12)}-${v.slice(12, 16)}-${v.slice(16, 20)}-${v.slice(20)}`;
 }
 
 /** `ipmitool fru print 0` → its `Key : Value` lines. */

@@ -34,8 +34,23 @@ export interface IpmiSimPeer {
   close(): Promise<void>;
 }
 
+/** Reads a peer's state files: a file's trimmed text, or undefined while it does not exist. */
+export function stateReader(dir: string): (name: string) => string | undefined {
+  return (name) => {
+    const file = join(dir, name);
+    return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+  };
+}
+
+/** Where a BMC peer on the loopback answers, and as whom a client logs in. */
+export function loopbackBmc(port: number, username: string, password: string) {
+  return { host: '127.0.0.1', port, address: `127.0.0.1:${port}`, username, password };
+}
+
+export type LoopbackBmc = ReturnType<typeof loopbackBmc>;
+
 /** A UDP port that was free a moment ago on 127.0.0.1. */
-function freeUdpPort(): Promise<number> {
+export function freeUdpPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const socket = createSocket('udp4');
     socket.once('error', reject);
@@ -149,20 +164,13 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
     await new Promise((r) => setTimeout(r, 200));
   }
 
-  const read = (name: string): string | undefined => {
-    const file = join(chassis, name);
-    return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
-  };
+  const read = stateReader(chassis);
   const flag = (name: string, on: boolean): void => {
     if (on) writeFileSync(join(chassis, name), '');
     else rmSync(join(chassis, name), { force: true });
   };
   return {
-    host: '127.0.0.1',
-    port,
-    address: `127.0.0.1:${port}`,
-    username,
-    password,
+    ...loopbackBmc(port, username, password),
     power: () => (read('power') === '1' ? 'on' : 'off'),
     bootDevice: () => read('boot'),
     calls: () => (read('calls.log') ?? '').split('\n').filter(Boolean),
