@@ -155,5 +155,6 @@ export const AUTOINSTALL_TEMPLATES: BuiltinKind = {
     'report-completion': REPORT_COMPLETION,
   },
   artifacts: ['user-data', 'meta-data'],
+  main: 'user-data',
   defaultContentType: 'text/cloud-config; charset=utf-8',
 };

@@ -117,5 +117,6 @@ export const KICKSTART_TEMPLATES: BuiltinKind = {
     'report-completion': REPORT_COMPLETION,
   },
   artifacts: ['ks.cfg'],
+  main: 'ks.cfg',
   defaultContentType: 'text/plain; charset=utf-8',
 };
