@@ -193,10 +193,8 @@ describe('errors name template, snippet, line and column', () => {
   });
 
   it('a required knob that is not set', async () => {
-    const ubuntu = fixtureContext('dhcp', 'ipxe', 'debian-installer');
-    const error = await renderTemplate(builtinSource, 'ipxe', 'ubuntu-autoinstall', ubuntu).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TemplateError);
-    expect((error as TemplateError).message).toMatch(/^ipxe\/ubuntu-autoinstall:\d+:\d+: os\.kernelUrl \(casper\/vmlinuz of the live server ISO\) is required by this template but is not set$/);
+    const error = await renderError("# iso\nurl={{ os.isoUrl | required: 'os.isoUrl (the live server ISO)' }}\n");
+    expect(error.message).toMatch(/^cloud-init\/user-data:2:\d+: os\.isoUrl \(the live server ISO\) is required by this template but is not set$/);
   });
 });
 

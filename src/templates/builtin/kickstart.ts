@@ -71,7 +71,8 @@ clearpart --all --initlabel --drives={{ disk.stablePath | kickstart }}
 clearpart --all --initlabel
 {% endif -%}
 autopart
-bootloader --append={{ os.console | kickstart }}
+{% capture append %}{{ os.console }} {{ os.kernelArgs }}{% endcapture -%}
+bootloader --append={{ append | strip | kickstart }}
 `;
 
 const PACKAGES = `%packages
