@@ -143,7 +143,8 @@ export class DeployService {
       imageSize: null,
       imageUrl: req.imageUrl ?? profile.deploy?.imageUrl ?? null,
       rootDeviceHints: req.rootDeviceHints ?? profile.deploy?.rootDeviceHints ?? null,
-      kernelArgs: (req.kernelArgs ?? profile.deploy?.kernelArgs ?? '').trim() || null,
+      // A reused run's artifacts are its own, byte for byte: so are its kernel arguments.
+      kernelArgs: reused ? ((reused.params as DeployRunParams).kernelArgs ?? null) : (req.kernelArgs ?? profile.deploy?.kernelArgs ?? '').trim() || null,
       profile: profile.profile,
       sshKeyCount: 0,
       reuseRun: reused?.id ?? null,
