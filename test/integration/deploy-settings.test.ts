@@ -136,7 +136,7 @@ describe.each(backends)('deploy settings on $name', (backend) => {
     expect(second.json().run.params.kernelArgs).toBe('nomodeset  console=ttyS1');
   });
 
-  it('serves a template an override added under a new name, when a deploy selects it', async () => {
+  it('serves a template an override added under a new name, when a deploy or its profile selects it', async () => {
     const put = await t.api('PUT', '/api/v1/templates/kickstart/rhel9.cfg?scope=site', { body: '# rhel9 kickstart for {{ hostname }}\ntimezone {{ os.timezone }} --utc\n' });
     expect(put.statusCode, put.body).toBe(200);
     await inspected('rhel-1', '52:54:00:5a:00:07');
@@ -152,6 +152,15 @@ describe.each(backends)('deploy settings on $name', (backend) => {
     expect(served.statusCode).toBe(200);
     expect(served.body).toBe('# rhel9 kickstart for rhel-1\ntimezone Europe/Paris --utc\n');
     expect(served.headers['content-type']).toBe((await t.api('GET', `/api/v1/runs/${run}/artifacts`)).json().items.find((a: { name: string }) => a.name === 'kickstart/ks.cfg').contentType);
+
+    // A profile selects it the same way; the request's choice would win over the profile's.
+    const rhel = await t.api('POST', '/api/v1/profiles/apply', {
+      profiles: [{ name: 'rhel', position: 1, spec: [['system', 'product', 'serial', 'SER-rhel-3']], deploy: { method: 'kickstart', template: 'rhel9.cfg' } }],
+    });
+    expect(rhel.statusCode, rhel.body).toBe(200);
+    await inspected('rhel-3', '52:54:00:5a:00:0b');
+    expect((await t.api('POST', '/api/v1/templates/kickstart/render', { machine: 'rhel-3' })).json().artifacts).toEqual({ 'ks.cfg': '# rhel9 kickstart for rhel-3\ntimezone Etc/UTC --utc\n' });
+    expect(await artifact(await deploy('rhel-3', {}), 'kickstart/ks.cfg')).toBe('# rhel9 kickstart for rhel-3\ntimezone Etc/UTC --utc\n');
 
     // A name nobody defined fails the deploy at prepare, naming the field.
     await inspected('rhel-2', '52:54:00:5a:00:08');
