@@ -128,6 +128,7 @@ const LATE_COMMANDS = `  late-commands:
 {% endif -%}
 {% if os.kernelArgs != '' -%}
     - |
+      mkdir -p /target/etc/default/grub.d
       echo {{ 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX ' | append: os.kernelArgs | append: '"' | shell_quote }} > /target/etc/default/grub.d/90-plinth-kernel-args.cfg
       curtin in-target --target=/target -- update-grub
 {% endif -%}
