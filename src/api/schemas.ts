@@ -2,8 +2,8 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { MACHINE_NAME_PATTERN } from '../core/ids.js';
 import { OPERATOR_ACTIONS } from '../lifecycle/states.js';
 import { STATES } from '../core/states.js';
-import { SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
-import { DeployMethodSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
+import { MainTemplateSchema, SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
+import { DeployMethodSchema, KernelArgsSchema, OsSettingsSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
 
 /**
  * The API's schemas: the same objects validate requests (ajv), shape responses
@@ -205,6 +205,9 @@ export const ActionBody = Type.Object(
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
     reuseRun: Type.Optional(Type.String({ maxLength: 64, description: 'deploy again with this run\'s artifacts, byte for byte' })),
     installer: Type.Optional(Type.Object({ kernel: Type.Optional(Type.String({ maxLength: 2048 })), initrd: Type.Optional(Type.String({ maxLength: 2048 })) }, Strict)),
+    os: Type.Optional(OsSettingsSchema),
+    kernelArgs: Type.Optional(KernelArgsSchema),
+    template: Type.Optional(MainTemplateSchema),
   },
   Strict,
 );

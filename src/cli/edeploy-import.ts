@@ -10,12 +10,13 @@ export const registerEdeployImport: CommandRegistrar = (edeploy, ctx) => {
     .command('import')
     .description("import an eDeploy CONFIGDIR unchanged: state's profiles in order with their counts as quotas, each .specs as the spec, each .cmdb as a pool; all or nothing")
     .argument('<dir>', 'the eDeploy CONFIGDIR')
+    .option('--pxe-cmdline <line>', "the kernel command line of eDeploy's PXE configuration: the arguments between its '|' marks become each profile's deploy.kernelArgs")
     .option('--dry-run', 'print the document that would be applied, change nothing')
     .option('--json', 'print JSON')
-    .action(async (dir: string, o: { dryRun?: boolean; json?: boolean }) => {
+    .action(async (dir: string, o: { pxeCmdline?: string; dryRun?: boolean; json?: boolean }) => {
       let imported;
       try {
-        imported = readEdeployConfigDir(dir);
+        imported = readEdeployConfigDir(dir, { pxeCmdline: o.pxeCmdline });
       } catch (e) {
         if (!isSourceError(e) && (e as { code?: unknown }).code !== 'validation') throw e;
         ctx.out.error(`plinth: ${(e as Error).message}`);

@@ -47,6 +47,7 @@ export class DeployRuns {
     return {
       image: { url: p.imageUrl ?? `/agent/v1/images/${encodeURIComponent(p.image ?? '')}`, sha256: p.imageSha256, sizeBytes: Number(p.imageSize), format: 'raw' },
       ...(p.rootDeviceHints ? { rootDeviceHints: p.rootDeviceHints } : {}),
+      ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
       seed: {
         userData: await artifact('cloud-init/user-data'),
         metaData: await artifact('cloud-init/meta-data'),

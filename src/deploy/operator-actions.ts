@@ -16,7 +16,7 @@ export interface ActionOptions extends DeployRequest {
 }
 
 const DEPLOY_ACTIONS: readonly OperatorAction[] = ['deploy', 'redeploy', 'retry'];
-const DEPLOY_FIELDS = ['image', 'imageUrl', 'method', 'sshKeys', 'rootDeviceHints', 'reuseRun', 'installer'] as const;
+const DEPLOY_FIELDS = ['image', 'imageUrl', 'method', 'sshKeys', 'rootDeviceHints', 'reuseRun', 'installer', 'os', 'kernelArgs', 'template'] as const;
 
 /** Options that make no sense for the action are refused, naming the field, before anything is read. */
 function checkOptions(action: OperatorAction, o: ActionOptions): void {

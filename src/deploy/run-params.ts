@@ -23,6 +23,8 @@ export interface DeployRunParams extends Record<string, unknown> {
   imageSize: number | null;
   imageUrl: string | null;
   rootDeviceHints: RootDeviceHints | null;
+  /** Added to the installed system's kernel command line (image deploys: by the agent). */
+  kernelArgs?: string | null;
   profile: string | null;
   sshKeyCount: number;
   reuseRun: string | null;

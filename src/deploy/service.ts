@@ -18,7 +18,7 @@ import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from './template-store.js';
 import { takeQuotaForDeploy } from '../profiles/matching.js';
 import type { SecretBox } from '../auth/secrets.js';
-import type { DeployMethod, RootDeviceHints } from '../protocol/deploy.js';
+import { mergeOsSettings, type DeployMethod, type OsSettingsInput, type RootDeviceHints } from '../protocol/deploy.js';
 import { CALLBACK_PLACEHOLDER, IPXE_TEMPLATE, sha256Hex, type DeployRunParams } from './run-params.js';
 
 /**
@@ -42,16 +42,31 @@ export interface DeployRequest {
   reuseRun?: string;
   /** Installer-native methods: kernel and initrd, by image-store name or URL. */
   installer?: { kernel?: string; initrd?: string };
+  /** Installer and installed-system settings, each over the profile's (`os.*` in templates). */
+  os?: OsSettingsInput;
+  /** Added to the installed system's kernel command line (instead of the profile's). */
+  kernelArgs?: string;
+  /** A template of the method's kind rendered in place of its main one (instead of the profile's). */
+  template?: string;
 }
 
 /** What a machine's profile says about deploying it (filled in by matching). */
 export interface ProfileDeploy {
   profile: string | null;
   vars: Record<string, unknown>;
-  deploy: (DeployRequest & { kernelArgs?: string }) | null;
+  deploy: DeployRequest | null;
 }
 export type ProfileLookup = (db: Db, machine: Machine) => Promise<ProfileDeploy>;
 const NO_PROFILE: ProfileLookup = async () => ({ profile: null, vars: {}, deploy: null });
+
+/** The render context's `os` settings: the request's over the profile's (over the templates' defaults); kernel arguments likewise. */
+function osOf(profile: ProfileDeploy, req: DeployRequest): OsSettingsInput & { kernelArgs?: string } {
+  const kernelArgs = req.kernelArgs ?? profile.deploy?.kernelArgs;
+  return { ...mergeOsSettings(profile.deploy?.os, req.os), ...(kernelArgs !== undefined ? { kernelArgs } : {}) };
+}
+
+/** The template kind whose artifacts a deploy by this method serves. */
+const kindOf = (method: DeployMethod): TemplateKind => (method === 'image' ? 'cloud-init' : method);
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
 
@@ -128,6 +143,8 @@ export class DeployService {
       imageSize: null,
       imageUrl: req.imageUrl ?? profile.deploy?.imageUrl ?? null,
       rootDeviceHints: req.rootDeviceHints ?? profile.deploy?.rootDeviceHints ?? null,
+      // A reused run's artifacts are its own, byte for byte: so are its kernel arguments.
+      kernelArgs: reused ? ((reused.params as DeployRunParams).kernelArgs ?? null) : (req.kernelArgs ?? profile.deploy?.kernelArgs ?? '').trim() || null,
       profile: profile.profile,
       sshKeyCount: 0,
       reuseRun: reused?.id ?? null,
@@ -221,14 +238,17 @@ export class DeployService {
       token: CALLBACK_PLACEHOLDER,
       ssh: { deployKeys: sshKeys },
       os: {
+        ...osOf(profile, req),
         ...(fileUrl(installer?.kernel) ? { kernelUrl: fileUrl(installer?.kernel)! } : {}),
         ...(fileUrl(installer?.initrd) ? { initrdUrl: fileUrl(installer?.initrd)! } : {}),
       },
     });
     const source = this.d.templates.source();
     const scope = { machine: m.id, ...(profile.profile ? { profile: profile.profile } : {}) };
-    const kind: TemplateKind = method === 'image' ? 'cloud-init' : method;
-    const out = Object.entries(await renderArtifacts(source, kind, ctx, scope)).map(([name, r]) => ({ name: `${kind}/${name}`, contentType: r.contentType, body: r.body }));
+    const kind = kindOf(method);
+    const main = req.template ?? profile.deploy?.template;
+    const rendered = await renderArtifacts(source, kind, ctx, scope, main ? { main } : {});
+    const out = Object.entries(rendered).map(([name, r]) => ({ name: `${kind}/${name}`, contentType: r.contentType, body: r.body }));
     if (method !== 'image') {
       const name = IPXE_TEMPLATE[method];
       const r = await renderTemplate(source, 'ipxe', name, ctx, scope);
@@ -250,11 +270,14 @@ export class DeployService {
       controller: { baseUrl: this.baseUrl({ ...m, bootBaseUrl }) },
       token: 'preview-token',
       ssh: { deployKeys: [...this.siteKeys(), ...(profile.deploy?.sshKeys ?? [])] },
+      os: osOf(profile, {}),
     });
     const source = this.d.templates.source();
     const scope = { machine: m.id, ...(profile.profile ? { profile: profile.profile } : {}) };
     if (name) return { [name]: (await renderTemplate(source, kind, name, ctx, scope)).body };
-    return Object.fromEntries(Object.entries(await renderArtifacts(source, kind, ctx, scope)).map(([n, r]) => [n, r.body]));
+    const main = profile.deploy?.template;
+    const options = main && kind === kindOf(profile.deploy?.method ?? 'image') ? { main } : {};
+    return Object.fromEntries(Object.entries(await renderArtifacts(source, kind, ctx, scope, options)).map(([n, r]) => [n, r.body]));
   }
 
   /** Forgets what a deployed machine ran once it is taken back (a redeploy keeps it until the new OS reports in). */

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import Value from 'typebox/value';
-import { DeployMethodSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
+import { DeployMethodSchema, KernelArgsSchema, OsSettingsSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
+import { TEMPLATE_NAME_MAX_LENGTH, TEMPLATE_NAME_PATTERN } from '../templates/kinds.js';
 
 /**
  * What a profile says about deploying the machines it matched. The deploy component reads
@@ -11,6 +12,17 @@ const Strict = { additionalProperties: false } as const;
 /** One OpenSSH public key line, as deploy requests accept them. */
 export const SSH_KEY_PATTERN = '^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$';
 
+/**
+ * The template rendered in place of the deploy method's main one (cloud-init `user-data` for
+ * image deploys, `preseed.cfg`, `ks.cfg`, autoinstall `user-data`) and served under that name:
+ * how a template an override added under a new name is put to use.
+ */
+export const MainTemplateSchema = Type.String({
+  maxLength: TEMPLATE_NAME_MAX_LENGTH,
+  pattern: TEMPLATE_NAME_PATTERN.source,
+  description: "a template of the method's kind rendered in place of its main one (e.g. an override named rhel9.cfg for kickstart)",
+});
+
 export const DeployConfigSchema = Type.Object(
   {
     image: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'image name in the image store' })),
@@ -19,7 +31,9 @@ export const DeployConfigSchema = Type.Object(
     sshKeys: Type.Optional(
       Type.Array(Type.String({ minLength: 16, maxLength: 16_384, pattern: SSH_KEY_PATTERN }), { maxItems: 100, description: 'public keys for the installed OS' }),
     ),
-    kernelArgs: Type.Optional(Type.String({ maxLength: 4096, description: 'added to the installed (or installer) kernel command line' })),
+    kernelArgs: Type.Optional(KernelArgsSchema),
+    os: Type.Optional(OsSettingsSchema),
+    template: Type.Optional(MainTemplateSchema),
     installer: Type.Optional(
       Type.Object(
         {

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { readApplyBody, readPool, readProfile, readQuota } from './documents.js';
-import { readEdeployConfigDir } from './edeploy-dir.js';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { configureGrubOptions, edeployBootArgs, readEdeployConfigDir } from './edeploy-dir.js';
 
 describe('profile and pool documents', () => {
   it('reads quotas as counts or unlimited', () => {
@@ -37,5 +40,30 @@ describe('profile and pool documents', () => {
     ]);
     expect(body.pools!.find((p) => p.name === 'kvm-test')!.generate).toMatchObject({ hostname: 'kvm1-3' });
     expect(notes).toEqual(['kvm-test: kvm-test.configure not imported (deploys use the profile\'s deploy configuration and templates)']);
+  });
+
+  it("carries eDeploy's kernel arguments for the installed system into deploy.kernelArgs: the PXE line's | … | part, then grub_options", () => {
+    expect(edeployBootArgs('initrd=initrd.pxe SERV=10.0.0.1 | console=tty0  console=ttyS0,115200n8 | quiet')).toBe('console=tty0 console=ttyS0,115200n8');
+    expect(edeployBootArgs('initrd=initrd.pxe SERV=10.0.0.1')).toBe('');
+    expect(configureGrubOptions("run('x')\ngrub_options('intel_iommu=on')\n# grub_options('commented')\n  grub_options(\"nomodeset\")\ngrub_options('%s' % var['x'])\n")).toEqual({
+      options: [{ value: 'intel_iommu=on', line: 2 }, { value: 'nomodeset', line: 4 }],
+      unread: 1,
+    });
+
+    const dir = mkdtempSync(join(tmpdir(), 'edeploy-args-'));
+    cpSync('/work/shared/fixtures/edeploy-config', dir, { recursive: true });
+    writeFileSync(join(dir, 'kvm-test.configure'), "set_role('base', 'D7-H.1.0.0', '/dev/vda')\ngrub_options('intel_iommu=on')\n");
+    const { body, notes } = readEdeployConfigDir(dir, { pxeCmdline: 'initrd=initrd.pxe SERV=10.0.0.1 | console=ttyS0,115200n8 |' });
+    expect(body.profiles!.map((p) => [p.name, p.deploy])).toEqual([
+      ['hp', { kernelArgs: 'console=ttyS0,115200n8' }],
+      ['vm', { kernelArgs: 'console=ttyS0,115200n8' }],
+      ['vm-centos', { kernelArgs: 'console=ttyS0,115200n8' }],
+      ['kvm-test', { kernelArgs: 'console=ttyS0,115200n8 intel_iommu=on' }],
+    ]);
+    expect(notes).toEqual(["kvm-test: kvm-test.configure not imported (deploys use the profile's deploy configuration and templates); its grub_options are the profile's kernelArgs"]);
+    expect(readEdeployConfigDir(dir).body.profiles!.find((p) => p.name === 'kvm-test')!.deploy).toEqual({ kernelArgs: 'intel_iommu=on' });
+    expect(() => readEdeployConfigDir(dir, { pxeCmdline: 'a | x=$(reboot) |' })).toThrow(/^pxeCmdline: /);
+    writeFileSync(join(dir, 'kvm-test.configure'), "\ngrub_options('a;b')\n");
+    expect(() => readEdeployConfigDir(dir)).toThrow(/kvm-test\.configure:2:1: grub_options\('a;b'\) cannot be carried/);
   });
 });

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { quotaOf, readCmdbText, readSpecsText, readStateText, SourceError } from '../matching/index.js';
 import type { ApplyBodyType, PoolInputBody, ProfileInputBody } from './schemas.js';
 import { NAME_PATTERN } from './schemas.js';
+import { KERNEL_ARGS_PATTERN } from '../protocol/deploy.js';
+import { validation } from '../core/errors.js';
 
 /**
  * An eDeploy CONFIGDIR read into one profiles document, unchanged in meaning:
@@ -12,6 +14,9 @@ import { NAME_PATTERN } from './schemas.js';
  * - `<profile>.cmdb` becomes a pool of the same name: a `generate(...)` model stays a model,
  *   a list (eDeploy's expanded form, `used` marks included) stays a list. No file or an
  *   empty list means no pool, as in eDeploy.
+ * - the kernel arguments eDeploy gave the installed system — the `| … |` part of its PXE
+ *   command line (given as an option: it is not in the CONFIGDIR) and the literal
+ *   `grub_options('…')` calls of a profile's `.configure` — become `deploy.kernelArgs`.
  * Every file is parsed as a Python literal, never evaluated; a malformed one is an error
  * naming its file, line and column. Files `state` does not name are not read.
  */
@@ -31,7 +36,43 @@ function readOptional(path: string): string | null {
 /** Python values as JSON: tuples become lists (which enumerate in generate(), as tuples do in Plinth). */
 const toPlain = <T>(v: unknown): T => JSON.parse(JSON.stringify(v)) as T;
 
-export function readEdeployConfigDir(dir: string): EdeployImport {
+export interface EdeployImportOptions {
+  /**
+   * The kernel command line eDeploy's PXE configuration booted its installer with (its APPEND
+   * line). eDeploy carried the arguments between its `|` marks (`… | console=ttyS0 |`) to the
+   * installed system's boot loader; they become every imported profile's `deploy.kernelArgs`.
+   */
+  pxeCmdline?: string | undefined;
+}
+
+/** The arguments eDeploy's init kept for the installed system: `cut -d "|" -f 2` of the command line. */
+export function edeployBootArgs(cmdline: string): string {
+  return cmdline.includes('|') ? (cmdline.split('|')[1] ?? '').trim().replace(/\s+/g, ' ') : '';
+}
+
+/**
+ * The `grub_options('…')` calls of a `.configure` script, which eDeploy added to the installed
+ * system's boot loader after the command line's `| … |` arguments. Only string literals can be
+ * read without running the script; any other argument is reported in `unread`.
+ */
+export function configureGrubOptions(text: string): { options: { value: string; line: number }[]; unread: number } {
+  const options: { value: string; line: number }[] = [];
+  let unread = 0;
+  for (const m of text.matchAll(/^[^#\n]*\bgrub_options\(\s*(.*?)\s*\)\s*$/gm)) {
+    const literal = /^(?:'([^'\\]*)'|"([^"\\]*)")$/.exec(m[1]!);
+    const value = literal ? (literal[1] ?? literal[2] ?? '').trim() : null;
+    if (value === null) unread++;
+    else if (value !== '') options.push({ value, line: text.slice(0, m.index).split('\n').length });
+  }
+  return { options, unread };
+}
+
+const KERNEL_ARGS_RE = new RegExp(KERNEL_ARGS_PATTERN);
+const CARRIED = 'kernel arguments hold no quotes, \\, `, $, ;, |, < or >';
+
+export function readEdeployConfigDir(dir: string, options: EdeployImportOptions = {}): EdeployImport {
+  const bootArgs = options.pxeCmdline === undefined ? '' : edeployBootArgs(options.pxeCmdline);
+  if (!KERNEL_ARGS_RE.test(bootArgs)) throw validation('pxeCmdline', `the arguments between '|' marks ('${bootArgs}') cannot be carried: ${CARRIED}`);
   const statePath = join(dir, 'state');
   const stateText = readOptional(statePath);
   if (stateText === null) throw new SourceError('no state file: not an eDeploy CONFIGDIR', { file: statePath, line: 1, column: 1 });
@@ -66,7 +107,18 @@ export function readEdeployConfigDir(dir: string): EdeployImport {
         pools.push(cmdb.form === 'generate' ? { name, generate: toPlain(cmdb.model) } : { name, entries: toPlain(cmdb.entries) });
       }
     }
-    if (existsSync(join(dir, `${name}.configure`))) notes.push(`${name}: ${name}.configure not imported (deploys use the profile's deploy configuration and templates)`);
+    const configurePath = join(dir, `${name}.configure`);
+    const configure = readOptional(configurePath);
+    const grub = configure === null ? { options: [], unread: 0 } : configureGrubOptions(configure);
+    if (configure !== null) {
+      notes.push(`${name}: ${name}.configure not imported (deploys use the profile's deploy configuration and templates)${grub.options.length ? `; its grub_options are the profile's kernelArgs` : ''}`);
+      if (grub.unread > 0) notes.push(`${name}: ${grub.unread} grub_options call(s) in ${name}.configure with a computed argument not imported; add them to deploy.kernelArgs by hand`);
+    }
+    for (const o of grub.options) {
+      if (!KERNEL_ARGS_RE.test(o.value)) throw new SourceError(`grub_options('${o.value}') cannot be carried: ${CARRIED}`, { file: configurePath, line: o.line, column: 1 });
+    }
+    const kernelArgs = [bootArgs, ...grub.options.map((o) => o.value)].filter(Boolean).join(' ');
+    if (kernelArgs.length > 4096) throw new SourceError(`${name}: its kernel arguments are longer than 4096 characters`, { file: configurePath, line: 1, column: 1 });
     const quota = quotaOf(entry.count, name);
     profiles.push({
       name,
@@ -75,6 +127,7 @@ export function readEdeployConfigDir(dir: string): EdeployImport {
       specText,
       quota: quota.unlimited ? 'unlimited' : Math.max(0, quota.remaining),
       pool,
+      ...(kernelArgs ? { deploy: { kernelArgs } } : {}),
     });
   });
   return { body: { pools, profiles }, notes };

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { RootDeviceHintsSchema } from './deploy.js';
+import { KernelArgsSchema, RootDeviceHintsSchema } from './deploy.js';
 
 /**
  * What the controller and the installer's agent say to each other, as schemas both sides
@@ -56,6 +56,8 @@ export const DeployParamsSchema = Type.Object(
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
     /** cloud-init NoCloud seed: the documents as they are to be written (text, not objects). */
     seed: Type.Object({ userData: Type.String(), metaData: Type.String(), networkConfig: Type.String() }, Strict),
+    /** Added to the installed system's boot loader configuration (GRUB, BLS entries) when the seed is written. */
+    kernelArgs: Type.Optional(KernelArgsSchema),
   },
   Strict,
 );

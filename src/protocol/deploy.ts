@@ -40,3 +40,55 @@ export type RootDeviceHints = Static<typeof RootDeviceHintsSchema>;
 export const ROOT_DEVICE_HINTS = Object.keys(RootDeviceHintsSchema.properties) as (keyof RootDeviceHints)[];
 /** The hints that are sizes (whole numbers of bytes or GiB); the others are text. */
 export const SIZE_HINTS = ['sizeBytes', 'sizeGiB', 'minSizeBytes'] as const satisfies readonly (keyof RootDeviceHints)[];
+
+/**
+ * Kernel arguments for the installed system: printable ASCII separated by spaces, without the
+ * quotes, `\`, `` ` ``, `$`, `;`, `|`, `<` and `>` that no boot loader, installer or shell along
+ * the way escapes the same way (the templates' `cmdline` filter refuses the same).
+ */
+export const KERNEL_ARGS_PATTERN = '^[^"\'\\\\`$;|<>\\u0000-\\u001f\\u007f-\\uffff]*$';
+export const KernelArgsSchema = Type.String({ maxLength: 4096, pattern: KERNEL_ARGS_PATTERN, description: "added to the installed system's kernel command line" });
+
+/**
+ * The installer and installed-system settings a profile's deploy configuration and a deploy
+ * request may set (`os.*` in templates; docs/templates.md). Every field is optional: a deploy
+ * request's value wins over the profile's, the profile's over the built-in default. The
+ * patterns are the ones the render context checks, so a bad value is refused when it is
+ * given, naming its field, not when a deploy renders it.
+ */
+export const OS_SETTING_PATTERNS = {
+  url: '^https?://[^\\s\'"\\\\`$;|<>]+$',
+  suite: '^[a-z0-9][a-z0-9.+-]*$',
+  timezone: '^[A-Za-z0-9_+/-]+$',
+  locale: '^[A-Za-z0-9_.@-]+$',
+  keyboard: '^[A-Za-z0-9_-]+$',
+  user: '^[a-z_][a-z0-9_-]{0,31}$',
+  package: '^[A-Za-z0-9@^][A-Za-z0-9@^.+:=~_-]*$',
+  console: '^[A-Za-z0-9=,._/: -]*$',
+} as const;
+const OsUrl = (description: string) => Type.String({ minLength: 1, maxLength: 2048, pattern: OS_SETTING_PATTERNS.url, description });
+export const OsSettingsSchema = Type.Object(
+  {
+    mirror: Type.Optional(OsUrl('package mirror or installation tree (default per method: deb.debian.org, the Fedora release tree, the Ubuntu archive)')),
+    suite: Type.Optional(Type.String({ maxLength: 64, pattern: OS_SETTING_PATTERNS.suite, description: 'distribution release, e.g. bookworm' })),
+    timezone: Type.Optional(Type.String({ maxLength: 64, pattern: OS_SETTING_PATTERNS.timezone, description: 'time zone, e.g. Europe/Paris (default Etc/UTC)' })),
+    locale: Type.Optional(Type.String({ maxLength: 64, pattern: OS_SETTING_PATTERNS.locale, description: 'locale, e.g. fr_FR.UTF-8 (default en_US.UTF-8)' })),
+    keyboard: Type.Optional(Type.String({ maxLength: 64, pattern: OS_SETTING_PATTERNS.keyboard, description: 'keyboard layout (default us)' })),
+    user: Type.Optional(Type.String({ maxLength: 32, pattern: OS_SETTING_PATTERNS.user, description: 'the default user (default plinth)' })),
+    packages: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 256, pattern: OS_SETTING_PATTERNS.package }), { maxItems: 500, description: 'extra packages to install' }),
+    ),
+    console: Type.Optional(Type.String({ maxLength: 256, pattern: OS_SETTING_PATTERNS.console, description: 'console kernel arguments of installer and installed system' })),
+    isoUrl: Type.Optional(OsUrl('autoinstall: the Ubuntu live server ISO the installer downloads')),
+  },
+  { additionalProperties: false, description: 'installer and installed-system settings (os.* in templates)' },
+);
+export type OsSettingsInput = Static<typeof OsSettingsSchema>;
+export const OS_SETTING_KEYS = Object.keys(OsSettingsSchema.properties) as (keyof OsSettingsInput)[];
+
+/** Per field: the request's value, else the profile's. */
+export function mergeOsSettings(...layers: (OsSettingsInput | undefined)[]): OsSettingsInput {
+  const out: Record<string, unknown> = {};
+  for (const layer of layers) for (const [k, v] of Object.entries(layer ?? {})) if (v !== undefined) out[k] = v;
+  return out as OsSettingsInput;
+}

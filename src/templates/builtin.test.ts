@@ -4,7 +4,8 @@ import { BUILTIN } from './builtin/index.js';
 import { TEMPLATE_KINDS, isTemplateName } from './kinds.js';
 import { renderArtifacts, renderTemplate } from './render.js';
 import { builtinSource } from './source.js';
-import { FIXTURES, fixtureContext } from './test-fixtures.js';
+import { buildRenderContext } from './context.js';
+import { FIXTURES, dhcpInput, fixtureContext } from './test-fixtures.js';
 
 describe('built-in templates', () => {
   for (const fixture of FIXTURES) {
@@ -71,5 +72,35 @@ describe('built-in templates', () => {
         for (const line of lines) expect(line, `${kind}/${name}`).toMatch(/Authorization: Bearer|^\s*token=|artifacts\//);
       }
     }
+  });
+});
+
+describe('installer-native methods out of the box and with kernelArgs', () => {
+  const bare = () => buildRenderContext(dhcpInput());
+  const withArgs = () => buildRenderContext(dhcpInput({ kernelArgs: 'intel_iommu=on  nomodeset' }));
+
+  it('boots Anaconda and the Ubuntu installer without any os.* setting (public mirrors by default)', async () => {
+    const anaconda = (await renderTemplate(builtinSource, 'ipxe', 'anaconda', bare())).body;
+    expect(anaconda).toContain('inst.repo=https://dl.fedoraproject.org/pub/fedora/linux/releases/41/Everything/x86_64/os ');
+    const ubuntu = (await renderTemplate(builtinSource, 'ipxe', 'ubuntu-autoinstall', bare())).body;
+    expect(ubuntu).toContain('set kernel-url https://releases.ubuntu.com/24.04/netboot/amd64/linux\n');
+    expect(ubuntu).toContain('set initrd-url https://releases.ubuntu.com/24.04/netboot/amd64/initrd\n');
+    expect(ubuntu).toContain('url=https://releases.ubuntu.com/24.04/ubuntu-24.04.3-live-server-amd64.iso autoinstall');
+  });
+
+  it("puts kernelArgs on the installed system's command line: after --- (Debian installer), bootloader --append (kickstart), a GRUB drop-in (autoinstall)", async () => {
+    const ctx = withArgs();
+    expect(ctx.os.kernelArgs).toBe('intel_iommu=on nomodeset');
+    const debian = (await renderTemplate(builtinSource, 'ipxe', 'debian-installer', ctx)).body;
+    expect(debian).toMatch(/ --- console=tty0 console=ttyS0,115200n8 intel_iommu=on nomodeset\n/);
+    const ks = (await renderTemplate(builtinSource, 'kickstart', 'ks.cfg', ctx)).body;
+    expect(ks).toContain("bootloader --append='console=tty0 console=ttyS0,115200n8 intel_iommu=on nomodeset'\n");
+    const autoinstall = (await renderTemplate(builtinSource, 'autoinstall', 'user-data', ctx)).body;
+    expect(autoinstall).toContain(`echo 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX intel_iommu=on nomodeset"' > /target/etc/default/grub.d/90-plinth-kernel-args.cfg`);
+    expect((await renderTemplate(builtinSource, 'autoinstall', 'user-data', bare())).body).not.toContain('grub.d');
+  });
+
+  it('refuses kernelArgs a command line cannot carry, naming the field', () => {
+    expect(() => buildRenderContext(dhcpInput({ kernelArgs: 'quiet; reboot' }))).toThrow(/^kernelArgs: /);
   });
 });

@@ -4,6 +4,7 @@ import { DISK_NAME_PATTERN, NIC_NAME_PATTERN, type Facts } from '../core/facts.j
 import { normalizeMac } from '../core/mac.js';
 import type { Identity } from '../inventory/identity.js';
 import type { RunKind } from '../core/states.js';
+import { KERNEL_ARGS_PATTERN, OS_SETTING_PATTERNS } from '../protocol/deploy.js';
 
 /**
  * What a template sees, documented field by field in docs/templates.md. It is plain data
@@ -124,6 +125,8 @@ export interface OsSettings {
   packages: string[];
   /** Console arguments for installer and installed kernels. */
   console: string;
+  /** More arguments for the installed system's kernel (the profile's or the deploy's `kernelArgs`); '' for none. */
+  kernelArgs: string;
   /** Installer kernel, initrd and ISO for the iPXE templates that cannot derive them from the mirror. */
   kernelUrl: string | null;
   initrdUrl: string | null;
@@ -159,6 +162,7 @@ export const OS_DEFAULTS: OsSettings = {
   packages: [],
   // Serial last: the last console= is /dev/console, and the serial log is what explains a failed deploy.
   console: 'console=tty0 console=ttyS0,115200n8',
+  kernelArgs: '',
   kernelUrl: null,
   initrdUrl: null,
   isoUrl: null,
@@ -390,13 +394,14 @@ function osSettings(given: Partial<OsSettings>): OsSettings {
   };
   return {
     mirror: optionalUrl('mirror')?.replace(/\/+$/, '') ?? null,
-    suite: os.suite === null || os.suite === '' ? null : checked('os.suite', os.suite, /^[a-z0-9][a-z0-9.+-]*$/, 'a release name'),
-    timezone: checked('os.timezone', os.timezone, /^[A-Za-z0-9_+/-]+$/, 'a time zone name like Etc/UTC'),
-    locale: checked('os.locale', os.locale, /^[A-Za-z0-9_.@-]+$/, 'a locale like en_US.UTF-8'),
-    keyboard: checked('os.keyboard', os.keyboard, /^[A-Za-z0-9_-]+$/, 'a keyboard layout like us'),
-    user: checked('os.user', os.user, /^[a-z_][a-z0-9_-]{0,31}$/, 'a user name (lower case, at most 32 characters)'),
-    packages: (Array.isArray(os.packages) ? os.packages : []).map((p, i) => checked(`os.packages[${i}]`, p, /^[A-Za-z0-9@^][A-Za-z0-9@^.+:=~_-]*$/, 'a package or group name')),
-    console: checked('os.console', os.console, /^[A-Za-z0-9=,._/: -]*$/, 'kernel arguments (letters, digits, = , . _ / : -)'),
+    suite: os.suite === null || os.suite === '' ? null : checked('os.suite', os.suite, new RegExp(OS_SETTING_PATTERNS.suite), 'a release name'),
+    timezone: checked('os.timezone', os.timezone, new RegExp(OS_SETTING_PATTERNS.timezone), 'a time zone name like Etc/UTC'),
+    locale: checked('os.locale', os.locale, new RegExp(OS_SETTING_PATTERNS.locale), 'a locale like en_US.UTF-8'),
+    keyboard: checked('os.keyboard', os.keyboard, new RegExp(OS_SETTING_PATTERNS.keyboard), 'a keyboard layout like us'),
+    user: checked('os.user', os.user, new RegExp(OS_SETTING_PATTERNS.user), 'a user name (lower case, at most 32 characters)'),
+    packages: (Array.isArray(os.packages) ? os.packages : []).map((p, i) => checked(`os.packages[${i}]`, p, new RegExp(OS_SETTING_PATTERNS.package), 'a package or group name')),
+    console: checked('os.console', os.console, new RegExp(OS_SETTING_PATTERNS.console), 'kernel arguments (letters, digits, = , . _ / : -)'),
+    kernelArgs: checked('kernelArgs', os.kernelArgs, new RegExp(KERNEL_ARGS_PATTERN), 'kernel arguments without quotes, \\, `, $, ;, |, < or >').trim().replace(/ +/g, ' '),
     kernelUrl: optionalUrl('kernelUrl'),
     initrdUrl: optionalUrl('initrdUrl'),
     isoUrl: optionalUrl('isoUrl'),

@@ -29,6 +29,12 @@ export interface BuiltinKind {
    * kind's templates are alternatives of which the caller picks one (the iPXE boot methods).
    */
   artifacts: string[];
+  /**
+   * The artifact a deploy may render from another template of the kind (`template` in a
+   * profile's deploy configuration or a deploy request), served under this name; absent when
+   * the kind is not a deploy method's.
+   */
+  main?: string;
   /** Content type of a template an override adds under a name the built-ins do not have. */
   defaultContentType: string;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PlinthError } from '../core/errors.js';
-import { checkTemplate, renderTemplate } from './render.js';
+import { parse as parseYaml } from 'yaml';
+import { checkTemplate, renderArtifacts, renderTemplate } from './render.js';
 import { MAX_INCLUDES_PER_RENDER } from './snippet-fs.js';
 import { builtinSource, chainSources, MemoryTemplateSource, type TemplateSource } from './source.js';
 import { TemplateError } from './template-error.js';
@@ -107,6 +108,59 @@ describe('resolution chain', () => {
   });
 });
 
+describe('cloud-config documents are merged, not concatenated', () => {
+  const runcmdOf = (body: string) => (parseYaml(body) as { runcmd: unknown[] }).runcmd;
+
+  it('keeps both runcmd lists when a snippet override adds runcmd: next to the completion report', async () => {
+    const source = new MemoryTemplateSource([
+      { origin: 'machine', owner: MACHINE, kind: 'cloud-init', name: 'packages', body: 'packages: [htop]\nruncmd:\n  - [touch, /etc/plinth-was-here]\n' },
+    ]);
+    const { body } = await renderTemplate(source, 'cloud-init', 'user-data', context, { machine: MACHINE });
+    expect(body.startsWith('#cloud-config\n')).toBe(true);
+    expect(body.match(/^runcmd:/gm)).toHaveLength(1);
+    // cloud-init reads a repeated key as its last value: both entries must be in the one list, in order.
+    expect(runcmdOf(body)).toEqual([['touch', '/etc/plinth-was-here'], ['/var/lib/plinth/report-first-boot']]);
+    expect(body).toContain('    content: |\n      #!/bin/sh\n');
+  });
+
+  it('merges maps key by key and keeps a repeated equal value once, at any depth (autoinstall late-commands)', async () => {
+    const source = new MemoryTemplateSource([
+      { origin: 'site', kind: 'autoinstall', name: 'packages', body: '  packages: [htop]\n  late-commands:\n    - echo first\n' },
+    ]);
+    const { body } = await renderTemplate(source, 'autoinstall', 'user-data', fixtureContext('dhcp', 'autoinstall', 'user-data'));
+    const doc = parseYaml(body) as { autoinstall: { 'late-commands': string[] } };
+    expect(doc.autoinstall['late-commands'][0]).toBe('echo first');
+    expect(doc.autoinstall['late-commands'].length).toBeGreaterThan(1);
+    expect(body.match(/late-commands:/g)).toHaveLength(1);
+  });
+
+  it('refuses a key set twice to different values, naming it', async () => {
+    const error = await renderError("#cloud-config\n{% include 'hostname' %}hostname: other\n");
+    expect(error.message).toMatch(/cloud-init\/user-data: 'hostname' is set twice/);
+  });
+
+  it('leaves a document without repeated keys byte for byte, and refuses one that is not YAML', async () => {
+    expect((await renderBody('#cloud-config\nruncmd: [ "a" ]   # as written\n')).body).toBe('#cloud-config\nruncmd: [ "a" ]   # as written\n');
+    expect((await renderError('#cloud-config\nruncmd: [a\n')).message).toMatch(/not valid YAML/);
+  });
+});
+
+describe('a template added under a new name is rendered in place of the main one', () => {
+  const source = new MemoryTemplateSource([{ origin: 'profile', owner: 'web', kind: 'kickstart', name: 'rhel9.cfg', body: '# rhel9 for {{ hostname }}\n' }]);
+  const ks = fixtureContext('dhcp', 'kickstart', 'ks.cfg');
+
+  it('stores it under the main name with the main content type', async () => {
+    const rendered = await renderArtifacts(source, 'kickstart', ks, { profile: 'web' }, { main: 'rhel9.cfg' });
+    expect(Object.keys(rendered)).toEqual(['ks.cfg']);
+    expect(rendered['ks.cfg']).toMatchObject({ body: `# rhel9 for ${ks.hostname}\n`, origins: { 'rhel9.cfg': 'profile' } });
+    expect(rendered['ks.cfg']!.contentType).toBe((await renderArtifacts(builtinSource, 'kickstart', ks))['ks.cfg']!.contentType);
+  });
+
+  it('refuses a name nobody defines for this scope, naming the field', async () => {
+    await expect(renderArtifacts(source, 'kickstart', ks, { profile: 'db' }, { main: 'rhel9.cfg' })).rejects.toMatchObject({ code: 'validation', details: { field: 'template' } });
+  });
+});
+
 describe('errors name template, snippet, line and column', () => {
   it('an unknown variable in the template', async () => {
     const error = await renderError('#cloud-config\n# a comment\n\n    host: {{ machine.hostnam }}\n');
@@ -139,10 +193,8 @@ describe('errors name template, snippet, line and column', () => {
   });
 
   it('a required knob that is not set', async () => {
-    const ubuntu = fixtureContext('dhcp', 'ipxe', 'debian-installer');
-    const error = await renderTemplate(builtinSource, 'ipxe', 'ubuntu-autoinstall', ubuntu).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TemplateError);
-    expect((error as TemplateError).message).toMatch(/^ipxe\/ubuntu-autoinstall:\d+:\d+: os\.kernelUrl \(casper\/vmlinuz of the live server ISO\) is required by this template but is not set$/);
+    const error = await renderError("# iso\nurl={{ os.isoUrl | required: 'os.isoUrl (the live server ISO)' }}\n");
+    expect(error.message).toMatch(/^cloud-init\/user-data:2:\d+: os\.isoUrl \(the live server ISO\) is required by this template but is not set$/);
   });
 });
 

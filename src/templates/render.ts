@@ -1,5 +1,6 @@
 import { Liquid, LiquidError, type FS, type FilterImplOptions } from 'liquidjs';
-import { PlinthError, notFound } from '../core/errors.js';
+import { PlinthError, notFound, validation } from '../core/errors.js';
+import { CloudConfigError, isCloudConfig, mergeCloudConfig } from './cloud-config.js';
 import { BUILTIN } from './builtin/index.js';
 import type { RenderContext } from './context.js';
 import { FormatRefusal, PLINTH_FILTERS, refuseClock } from './filters.js';
@@ -32,16 +33,34 @@ export async function renderTemplate(source: TemplateSource, kind: TemplateKind,
  * Renders the set of templates a run of this kind stores and serves (cloud-init → user-data,
  * meta-data, network-config), from one consistent view of the overrides.
  */
-export async function renderArtifacts(source: TemplateSource, kind: TemplateKind, context: RenderContext, scope: TemplateScope = {}): Promise<Record<string, RenderedTemplate>> {
-  checkKindAndName(kind, null);
-  const names = BUILTIN[kind].artifacts;
+export async function renderArtifacts(
+  source: TemplateSource,
+  kind: TemplateKind,
+  context: RenderContext,
+  scope: TemplateScope = {},
+  options: ArtifactOptions = {},
+): Promise<Record<string, RenderedTemplate>> {
+  checkKindAndName(kind, options.main ?? null);
+  const { artifacts: names, main } = BUILTIN[kind];
   if (names.length === 0) {
     throw new PlinthError('unsupported', `${kind} templates are alternatives, not a set: render one of ${Object.keys(BUILTIN[kind].templates).join(', ')}`, { details: { kind } });
   }
+  if (options.main !== undefined && main === undefined) throw validation('template', `${kind} has no main template to replace`);
   const resolver = new SnippetResolver(source, scope, kind);
+  if (options.main !== undefined && (await resolver.lookup(options.main)) === null) {
+    throw validation('template', `no ${kind} template named '${options.main}' (for this machine, its profile or the site)`);
+  }
   const rendered: Record<string, RenderedTemplate> = {};
-  for (const name of names) rendered[name] = await renderWith(resolver, name, context);
+  for (const name of names) {
+    if (name === main && options.main !== undefined) rendered[name] = { ...(await renderWith(resolver, options.main, context)), contentType: contentTypeOf(kind, name) };
+    else rendered[name] = await renderWith(resolver, name, context);
+  }
   return rendered;
+}
+
+export interface ArtifactOptions {
+  /** A template of the kind rendered in place of its main artifact (BuiltinKind.main) and stored under that name. */
+  main?: string | undefined;
 }
 
 /**
@@ -77,10 +96,20 @@ async function renderWith(resolver: SnippetResolver, name: string, context: Rend
   const data = JSON.parse(JSON.stringify(context)) as object;
   try {
     const parsed = liquid.parse(top.body, name);
-    const body = String(await liquid.render(parsed, {}, { globals: data }));
+    let body = String(await liquid.render(parsed, {}, { globals: data }));
+    if (isCloudConfig(body)) body = mergedCloudConfig(body, kind, name);
     return { body, contentType: contentTypeOf(kind, name), origins: { ...fs.origins }, overrideIds: { ...fs.overrideIds } };
   } catch (e) {
     throw asTemplateError(e, kind, name, fs.namesBySource);
+  }
+}
+
+function mergedCloudConfig(body: string, kind: TemplateKind, name: string): string {
+  try {
+    return mergeCloudConfig(body);
+  } catch (e) {
+    if (!(e instanceof CloudConfigError)) throw e;
+    throw new TemplateError(e.message, { template: `${kind}/${name}`, line: null, column: null }, { cause: e });
   }
 }
 

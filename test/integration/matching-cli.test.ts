@@ -128,6 +128,16 @@ describe('profile and pool commands against a running controller', () => {
     expect(bad.stderr).toMatch(new RegExp(`^plinth: ${broken}/hp-mlx\\.specs:\\d+:\\d+: `));
   });
 
+  it("edeploy import --pxe-cmdline: the | … | arguments eDeploy kept for the installed system become deploy.kernelArgs", async () => {
+    const config = join(dir, 'configdir');
+    const r = await run('edeploy', 'import', config, '--dry-run', '--pxe-cmdline', 'initrd=initrd.pxe SERV=10.0.0.1 ONSUCCESS=kexec | console=tty0 console=ttyS0,115200n8 |');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).profiles.map((p: any) => p.deploy)).toEqual(Array(4).fill({ kernelArgs: 'console=tty0 console=ttyS0,115200n8' }));
+    const bad = await run('edeploy', 'import', config, '--dry-run', '--pxe-cmdline', 'a | x=`reboot` |');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^plinth: pxeCmdline: .*\n$/);
+  });
+
   it('profile apply: YAML in, errors point at the file line, nothing half-written', async () => {
     const yaml = join(dir, 'profiles.yaml');
     writeFileSync(

@@ -28,6 +28,8 @@ describe('deploy and wipe parameters', () => {
       rootDeviceHints: { serial: 'S1', sizeGiB: 480 },
     });
     expect(parseDeployParams({ ...valid, rootDeviceHints: null }).rootDeviceHints).toBeUndefined();
+    expect(parseDeployParams({ ...valid, kernelArgs: 'intel_iommu=on nomodeset' }).kernelArgs).toBe('intel_iommu=on nomodeset');
+    expect(problem({ ...valid, kernelArgs: 'quiet; reboot' })).toMatch(/^params.kernelArgs holds a quote/);
     expect(parseWipeParams({ mode: 'full' })).toEqual({ mode: 'full' });
   });
 

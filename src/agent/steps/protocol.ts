@@ -6,7 +6,9 @@
  * against the protocol's own schema, the one the API and profiles validate them with.
  */
 import Value from 'typebox/value';
-import { ROOT_DEVICE_HINTS, RootDeviceHintsSchema, type RootDeviceHints } from '../../protocol/deploy.js';
+import { KERNEL_ARGS_PATTERN, ROOT_DEVICE_HINTS, RootDeviceHintsSchema, type RootDeviceHints } from '../../protocol/deploy.js';
+
+const KERNEL_ARGS = new RegExp(KERNEL_ARGS_PATTERN);
 import { SHA256_PATTERN, WIPE_MODES, type DeployParams, type WipeParams } from '../../protocol/agent.js';
 import { StepError } from './errors.js';
 
@@ -36,6 +38,11 @@ export function parseDeployParams(raw: unknown): DeployParams {
     },
   };
   if (p['rootDeviceHints'] !== undefined && p['rootDeviceHints'] !== null) params.rootDeviceHints = parseRootDeviceHints(p['rootDeviceHints']);
+  if (p['kernelArgs'] !== undefined && p['kernelArgs'] !== null) {
+    const kernelArgs = string(p['kernelArgs'], 'params.kernelArgs');
+    if (!KERNEL_ARGS.test(kernelArgs)) throw bad('params.kernelArgs', 'holds a quote, \\, `, $, ;, |, <, > or a control or non-ASCII character');
+    params.kernelArgs = kernelArgs;
+  }
   return params;
 }
 

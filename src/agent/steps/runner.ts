@@ -138,7 +138,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
   });
 
   const seed = await step('configure', deps, async () => {
-    const result = await writeNoCloudSeed(device, params.seed, { log: deps.log, exec });
+    const result = await writeNoCloudSeed(device, params.seed, { log: deps.log, exec, kernelArgs: params.kernelArgs });
     return { value: result, message: `NoCloud seed in ${result.directory} on ${result.partition}`, details: { ...result } };
   });
 

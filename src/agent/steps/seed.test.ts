@@ -37,6 +37,7 @@ describe('writeNoCloudSeed', () => {
         { name: 'meta-data', bytes: Buffer.byteLength(seed.metaData) },
         { name: 'network-config', bytes: Buffer.byteLength(seed.networkConfig) },
       ],
+      kernelArgsFiles: [],
     });
     // Nothing of ours is left mounted, and no mount directory is left behind.
     expect(mountpointsOf(device)).toEqual([]);
@@ -72,6 +73,16 @@ describe('writeNoCloudSeed', () => {
     await writeNoCloudSeed(device, { ...seed, metaData: 'instance-id: old\n' }, { log: () => undefined });
     await writeNoCloudSeed(device, seed, { log: () => undefined });
     expect(await must('debugfs', ['-R', 'cat /var/lib/cloud/seed/nocloud/meta-data', `${device}p3`])).toBe(seed.metaData);
+  });
+
+  it("adds kernelArgs to the installed system's boot loader in the same mount", async () => {
+    const { device } = await loops.attach(48 * MiB);
+    await copyOnto(loops, image.path, device);
+    const result = await writeNoCloudSeed(device, seed, { log: () => undefined, kernelArgs: 'intel_iommu=on nomodeset' });
+    expect(result.kernelArgsFiles).toEqual(['/etc/default/grub', '/boot/grub/grub.cfg']);
+    expect(await must('debugfs', ['-R', 'cat /boot/grub/grub.cfg', `${device}p3`])).toContain('root=UUID=0000 ro console=tty0 console=ttyS0,115200n8 intel_iommu=on nomodeset\n');
+    expect(await must('debugfs', ['-R', 'cat /etc/default/grub', `${device}p3`])).toContain('GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8 intel_iommu=on nomodeset"\n');
+    expect(mountpointsOf(device)).toEqual([]);
   });
 
   it('fails with code image when the disk holds no Linux root filesystem', async () => {

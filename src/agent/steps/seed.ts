@@ -4,6 +4,7 @@ import { describeBlockDevice, syncPartitionTable } from './block-device.js';
 import { StepError } from './errors.js';
 import { nodeExec, type Exec } from './exec.js';
 import { withMounted } from './mount.js';
+import { addKernelArgs } from './kernel-args.js';
 import { findRootFilesystem } from './root-filesystem.js';
 
 /**
@@ -27,6 +28,8 @@ export interface NoCloudSeed {
 export interface SeedOptions {
   log: (line: string) => void;
   exec?: Exec;
+  /** Kernel arguments for the installed system's boot loader (addKernelArgs), written in the same mount. */
+  kernelArgs?: string | undefined;
 }
 
 export interface SeedResult {
@@ -34,6 +37,8 @@ export interface SeedResult {
   filesystem: string;
   directory: string;
   files: { name: string; bytes: number }[];
+  /** The boot loader files that got the kernel arguments (empty without kernelArgs). */
+  kernelArgsFiles: string[];
 }
 
 /** Where NoCloud reads its seed from, inside the installed system. */
@@ -49,6 +54,7 @@ export async function writeNoCloudSeed(device: string, seed: NoCloudSeed, option
     { name: 'meta-data', content: seed.metaData },
     { name: 'network-config', content: seed.networkConfig },
   ];
+  let kernelArgsFiles: string[] = [];
   await withMounted(root.partition.path, root.type, exec, async (mountpoint) => {
     const dir = join(mountpoint, NOCLOUD_SEED_DIR);
     await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
@@ -57,6 +63,10 @@ export async function writeNoCloudSeed(device: string, seed: NoCloudSeed, option
     const real = await fsp.realpath(dir);
     if (!real.startsWith(`${mountpoint}/`)) throw new StepError('image', `${root.partition.name}: /${NOCLOUD_SEED_DIR} leads out of the root filesystem (to ${real})`, { partition: root.partition.name });
     for (const file of files) await writePrivateFile(join(real, file.name), file.content);
+    if (options.kernelArgs) {
+      kernelArgsFiles = await addKernelArgs(mountpoint, options.kernelArgs);
+      options.log(`configure: kernel arguments "${options.kernelArgs}" added to ${kernelArgsFiles.join(', ') || 'the boot loader (already there)'}`);
+    }
   });
   options.log(`configure: NoCloud seed written to /${NOCLOUD_SEED_DIR} on ${root.partition.name} (${root.type}${root.label ? ` "${root.label}"` : ''})`);
   return {
@@ -64,6 +74,7 @@ export async function writeNoCloudSeed(device: string, seed: NoCloudSeed, option
     filesystem: root.type,
     directory: `/${NOCLOUD_SEED_DIR}`,
     files: files.map((f) => ({ name: f.name, bytes: Buffer.byteLength(f.content) })),
+    kernelArgsFiles,
   };
 }
 

@@ -138,6 +138,10 @@ export const ROOT_FILES: Record<string, string> = {
   'hello.txt': 'hello from the test image\n',
   'etc/hostname': 'test-image\n',
   'etc/os-release': 'NAME="Plinth test image"\n',
+  // As `plinth image build` leaves them: kernel arguments go into both.
+  'etc/default/grub': 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX_DEFAULT=""\nGRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8"\n',
+  'boot/grub/grub.cfg':
+    "menuentry 'Debian GNU/Linux' {\n\tsearch --no-floppy --fs-uuid --set=root 0000\n\tlinux\t/boot/vmlinuz-6.1.0-30-amd64 root=UUID=0000 ro console=tty0 console=ttyS0,115200n8\n\tinitrd\t/boot/initrd.img-6.1.0-30-amd64\n}\n",
 };
 
 /**

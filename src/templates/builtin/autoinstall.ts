@@ -113,6 +113,8 @@ const PACKAGES = `{% if os.packages.size > 0 -%}
 {% endif -%}
 `;
 
+// kernelArgs reach the installed system through a GRUB drop-in (Ubuntu's grub-mkconfig reads
+// /etc/default/grub.d/*.cfg) and a fresh grub.cfg.
 const LATE_COMMANDS = `  late-commands:
     - |
       echo {{ os.user | append: ' ALL=(ALL) NOPASSWD:ALL' | shell_quote }} > /target/etc/sudoers.d/90-plinth
@@ -123,6 +125,12 @@ const LATE_COMMANDS = `  late-commands:
       printf '%s\\n' {{ ssh.authorizedKeys | shell_quote }} > /target/root/.ssh/authorized_keys
       chmod 0700 /target/root/.ssh
       chmod 0600 /target/root/.ssh/authorized_keys
+{% endif -%}
+{% if os.kernelArgs != '' -%}
+    - |
+      mkdir -p /target/etc/default/grub.d
+      echo {{ 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX ' | append: os.kernelArgs | append: '"' | shell_quote }} > /target/etc/default/grub.d/90-plinth-kernel-args.cfg
+      curtin in-target --target=/target -- update-grub
 {% endif -%}
 {% include 'report-completion' -%}
 `;
@@ -155,5 +163,6 @@ export const AUTOINSTALL_TEMPLATES: BuiltinKind = {
     'report-completion': REPORT_COMPLETION,
   },
   artifacts: ['user-data', 'meta-data'],
+  main: 'user-data',
   defaultContentType: 'text/cloud-config; charset=utf-8',
 };

@@ -141,5 +141,6 @@ export const CLOUD_INIT_TEMPLATES: BuiltinKind = {
     network: NETWORK,
   },
   artifacts: ['user-data', 'meta-data', 'network-config'],
+  main: 'user-data',
   defaultContentType: 'application/yaml; charset=utf-8',
 };

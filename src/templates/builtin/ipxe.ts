@@ -44,9 +44,11 @@ set args \${args} netcfg/disable_autoconfig=true netcfg/get_ipaddress={{ network
 set args \${args} --- {{ extra | strip | cmdline }}
 ${RETRY}`;
 
+// Without os.mirror: the Fedora 41 release tree for the machine's architecture.
 const ANACONDA = `#!ipxe
 # Plinth: {{ machine.name | line }} boots Anaconda (run {{ run.id | line }}).
-{% assign tree = os.mirror | required: 'os.mirror (the installation tree URL)' -%}
+{% capture fedora %}https://dl.fedoraproject.org/pub/fedora/linux/releases/41/Everything/{{ machine.architecture }}/os{% endcapture -%}
+{% assign tree = os.mirror | default: fedora -%}
 {% capture extra %}{% include 'kernel-args' %}{% endcapture -%}
 set kernel-url {% if os.kernelUrl %}{{ os.kernelUrl | ipxe }}{% else %}{{ tree | ipxe }}/images/pxeboot/vmlinuz{% endif %}
 set initrd-url {% if os.initrdUrl %}{{ os.initrdUrl | ipxe }}{% else %}{{ tree | ipxe }}/images/pxeboot/initrd.img{% endif %}
@@ -60,15 +62,19 @@ set args \${args} ip=dhcp
 set args \${args} {{ extra | strip | cmdline }}
 ${RETRY}`;
 
-// The live server ISO's kernel and initrd; the installer downloads the ISO itself (url=) and
-// reads the NoCloud seed; cloud-config-url=/dev/null stops it from fetching the ISO a second time.
+// The live server ISO's kernel and initrd (by default Ubuntu 24.04's netboot files, which match
+// its current live server ISO); the installer downloads the ISO itself (url=) and reads the
+// NoCloud seed; cloud-config-url=/dev/null stops it from fetching the ISO a second time.
 const UBUNTU_AUTOINSTALL = `#!ipxe
 # Plinth: {{ machine.name | line }} boots the Ubuntu Server installer (run {{ run.id | line }}).
+{% assign arch = machine.architecture | debian_arch -%}
+{% capture netboot %}https://releases.ubuntu.com/24.04/netboot/{{ arch }}{% endcapture -%}
+{% capture iso %}https://releases.ubuntu.com/24.04/ubuntu-24.04.3-live-server-{{ arch }}.iso{% endcapture -%}
 {% capture extra %}{% include 'kernel-args' %}{% endcapture -%}
-set kernel-url {{ os.kernelUrl | required: 'os.kernelUrl (casper/vmlinuz of the live server ISO)' | ipxe }}
-set initrd-url {{ os.initrdUrl | required: 'os.initrdUrl (casper/initrd of the live server ISO)' | ipxe }}
+set kernel-url {% if os.kernelUrl %}{{ os.kernelUrl | ipxe }}{% else %}{{ netboot | ipxe }}/linux{% endif %}
+set initrd-url {% if os.initrdUrl %}{{ os.initrdUrl | ipxe }}{% else %}{{ netboot | ipxe }}/initrd{% endif %}
 set initrd-name initrd
-set args url={{ os.isoUrl | required: 'os.isoUrl (the live server ISO)' | cmdline }} autoinstall ds=nocloud-net;s={{ controller.artifactsUrl | cmdline }}/autoinstall/ cloud-config-url=/dev/null
+set args url={{ os.isoUrl | default: iso | cmdline }} autoinstall ds=nocloud-net;s={{ controller.artifactsUrl | cmdline }}/autoinstall/ cloud-config-url=/dev/null
 {% if network.static -%}
 set args \${args} ip={{ network.static.address | cmdline }}::{{ network.static.gateway | cmdline }}:{{ network.static.netmask | cmdline }}:{{ hostname | cmdline }}:{{ network.primary.name | cmdline }}:none:{{ network.static.dns[0] | default: '' | cmdline }}:{{ network.static.dns[1] | default: '' | cmdline }}
 {% else -%}
@@ -77,7 +83,10 @@ set args \${args} ip=dhcp
 set args \${args} {{ extra | strip | cmdline }}
 ${RETRY}`;
 
-const KERNEL_ARGS = `{{ os.console | cmdline }}`;
+// The console, and the profile's or the deploy's kernelArgs: the Debian installer gives what
+// follows "---" to the installed system as well; kickstart and autoinstall add kernelArgs to
+// the installed system's boot loader themselves.
+const KERNEL_ARGS = `{{ os.console | cmdline }}{% if os.kernelArgs != '' %} {{ os.kernelArgs | cmdline }}{% endif %}`;
 
 const GIVE_UP = `echo Plinth: could not load the installer, rebooting in 30 seconds
 sleep 30

@@ -71,7 +71,8 @@ clearpart --all --initlabel --drives={{ disk.stablePath | kickstart }}
 clearpart --all --initlabel
 {% endif -%}
 autopart
-bootloader --append={{ os.console | kickstart }}
+{% capture append %}{{ os.console }} {{ os.kernelArgs }}{% endcapture -%}
+bootloader --append={{ append | strip | kickstart }}
 `;
 
 const PACKAGES = `%packages
@@ -117,5 +118,6 @@ export const KICKSTART_TEMPLATES: BuiltinKind = {
     'report-completion': REPORT_COMPLETION,
   },
   artifacts: ['ks.cfg'],
+  main: 'ks.cfg',
   defaultContentType: 'text/plain; charset=utf-8',
 };

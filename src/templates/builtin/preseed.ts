@@ -142,5 +142,6 @@ export const PRESEED_TEMPLATES: BuiltinKind = {
     'report-completion': REPORT_COMPLETION,
   },
   artifacts: ['preseed.cfg'],
+  main: 'preseed.cfg',
   defaultContentType: 'text/plain; charset=utf-8',
 };
