@@ -23,6 +23,7 @@ import { AgentSession } from './boot/agent-session.js';
 import { DeployRuns } from './deploy/deploy-runs.js';
 import { existsSync } from 'node:fs';
 import { TftpServer } from './boot/tftp.js';
+import { DhcpService } from './dhcp/service.js';
 import { hostname } from 'node:os';
 import { SecretBox } from './auth/secrets.js';
 import { ApplianceService } from './appliances/service.js';
@@ -180,7 +181,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     logger: log,
     https: tls,
     extraRoutes: [
-      bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile }),
+      bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile, ipxeDir: config.tftp.root }),
       agentRoutes({ store, session: new AgentSession({ store, clock, engine, inspection, deployRuns, images, config }), deployRuns, images, sendFile, ticketKey }),
       applianceRoutes,
       powerRoutes,
@@ -206,6 +207,30 @@ export async function createController(config: Config, opts: ControllerOptions =
         log: (event, fields) => log.debug(fields, event),
       })
     : null;
+  const dhcp =
+    config.dhcp.mode === 'off'
+      ? null
+      : new DhcpService({
+          store,
+          clock,
+          log,
+          dir: join(config.dataDir, 'dhcp'),
+          command: [config.dhcp.dnsmasq],
+          plan: {
+            mode: config.dhcp.mode,
+            interface: config.dhcp.interface,
+            range: config.dhcp.range,
+            gateway: config.dhcp.gateway,
+            dns: config.dhcp.dns,
+            leaseSeconds: Math.max(120, Math.round(config.ms.dhcp.leaseTime / 1000)),
+            // Firmware fetches over plain HTTP: the boot listener's URL, else publicUrl, else this host on the interface.
+            bootUrl: (address) => machineConfig.publicUrl || `http://${address}:${parseListen(config.listen).port}`,
+          },
+        });
+  if (dhcp) {
+    boot.onAttemptStarted((trx, a) => dhcp.trace.adoptPending(trx, a));
+    if (!config.tftp.enabled) log.warn('dhcp.mode is on but tftp.enabled is false: PXE ROMs are sent to a TFTP server that does not answer (iPXE and HTTP boot clients are fine)');
+  }
   let bootServer: Server | null = null;
   let closed = false;
   const controller: Controller = {
@@ -239,6 +264,10 @@ export async function createController(config: Config, opts: ControllerOptions =
         const t = await tftp.start();
         log.info({ host: t.host, port: t.port, root: config.tftp.root }, 'TFTP server listening');
       }
+      if (dhcp) {
+        const d = await dhcp.start();
+        log.info({ mode: config.dhcp.mode, interface: config.dhcp.interface, serverAddress: d.serverAddress, conf: d.confFile }, 'DHCP (dnsmasq) started');
+      }
       if (!opts.noBackground) {
         sweeper.start();
         power.start();
@@ -253,6 +282,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       await power.stop();
       await registry.closeAll().catch(() => undefined);
       await tftp?.stop();
+      await dhcp?.stop();
       if (bootServer) {
         const server = bootServer;
         const closing = new Promise<void>((resolve) => server.close(() => resolve()));
