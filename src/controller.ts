@@ -23,7 +23,7 @@ import { AgentSession } from './boot/agent-session.js';
 import { DeployRuns } from './deploy/deploy-runs.js';
 import { existsSync } from 'node:fs';
 import { TftpServer } from './boot/tftp.js';
-import { DhcpService } from './dhcp/service.js';
+import { DhcpService, type DhcpServiceOptions } from './dhcp/service.js';
 import { hostname } from 'node:os';
 import { SecretBox } from './auth/secrets.js';
 import { ApplianceService } from './appliances/service.js';
@@ -67,6 +67,8 @@ export interface Controller {
   power: PowerService;
   registry: ProviderRegistry;
   sweeper: DeadlineSweeper;
+  /** Plinth's supervised dnsmasq; null with dhcp.mode off. */
+  dhcp: DhcpService | null;
   log: Logger;
   /** The address it listens on once `listen()` resolved. */
   url: string | null;
@@ -86,6 +88,11 @@ export interface ControllerOptions {
   installer?: InstallerLocator;
   /** Provider implementations (default: the built-in ones plus the QEMU lab). */
   registry?: ProviderRegistry;
+  /**
+   * DHCP (dhcp.mode proxy/full): the command that runs dnsmasq (default `dhcp.dnsmasq`; tests
+   * prefix `ip netns exec NS`), Plinth's address on the interface when it cannot be read here.
+   */
+  dhcp?: Pick<DhcpServiceOptions, 'onEvent'> & { command?: string[]; serverAddress?: string };
 }
 
 /** The built-in providers and the local QEMU lab. */
@@ -215,9 +222,11 @@ export async function createController(config: Config, opts: ControllerOptions =
           clock,
           log,
           dir: join(config.dataDir, 'dhcp'),
-          command: [config.dhcp.dnsmasq],
+          command: opts.dhcp?.command ?? [config.dhcp.dnsmasq],
+          ...(opts.dhcp?.onEvent ? { onEvent: opts.dhcp.onEvent } : {}),
           plan: {
             mode: config.dhcp.mode,
+            ...(opts.dhcp?.serverAddress ? { serverAddress: opts.dhcp.serverAddress } : {}),
             interface: config.dhcp.interface,
             range: config.dhcp.range,
             gateway: config.dhcp.gateway,
@@ -241,6 +250,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     power,
     registry,
     sweeper,
+    dhcp,
     log,
     url: null,
     bootUrl: null,

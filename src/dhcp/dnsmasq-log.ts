@@ -55,9 +55,10 @@ export function cleanText(s: string, max = MAX_TEXT): string | null {
 }
 
 function clientKind(tags: string[], vendorClass: string | null): DhcpClientKind {
+  // The vendor class says the same as the tags (PXEClient:Arch:00007:…): either is enough.
   if (tags.includes(DHCP_TAGS.ipxe)) return 'ipxe';
-  if (tags.includes(DHCP_TAGS.httpBoot)) return 'http-boot';
-  if (tags.includes(DHCP_TAGS.efi)) return 'uefi-pxe';
+  if (tags.includes(DHCP_TAGS.httpBoot) || vendorClass?.startsWith('HTTPClient')) return 'http-boot';
+  if (tags.includes(DHCP_TAGS.efi) || /^PXEClient:Arch:0000[79]\b/.test(vendorClass ?? '')) return 'uefi-pxe';
   if (vendorClass?.startsWith('PXEClient')) return 'bios-pxe';
   return 'other';
 }

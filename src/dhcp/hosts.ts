@@ -24,7 +24,8 @@ export function hostsFileContent(name: string, macs: string[]): string {
 }
 
 export async function syncHostsDir(store: Store, dir: string): Promise<{ written: number; removed: number; reloadNeeded: boolean }> {
-  await mkdir(dir, { recursive: true, mode: 0o750 });
+  // dnsmasq reads it after dropping to its unprivileged user (Debian: nobody).
+  await mkdir(dir, { recursive: true, mode: 0o755 });
   const rows = await store.db.selectFrom('machines').innerJoin('machine_macs', 'machine_macs.machine_id', 'machines.id').select(['machines.id', 'machines.name', 'machine_macs.mac']).execute();
   const wanted = new Map<string, { name: string; macs: string[] }>();
   for (const r of rows) {

@@ -1,6 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Store } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
@@ -30,6 +30,19 @@ export interface DhcpServiceOptions {
 /** The first IPv4 address of an interface of this network namespace, or null. */
 export function interfaceAddress(name: string): string | null {
   return networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.address ?? null;
+}
+
+/** The first directory on the way to `path` that other users may not enter, or null. */
+async function untraversable(path: string): Promise<string | null> {
+  const chain: string[] = [];
+  for (let d = path; ; d = dirname(d)) {
+    chain.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of chain) {
+    if (((await stat(d)).mode & 0o001) === 0) return d;
+  }
+  return null;
 }
 
 /**
@@ -65,8 +78,12 @@ export class DhcpService {
       });
     }
     const conf = dnsmasqConfig({ ...this.o.plan, serverAddress, bootUrl: this.o.plan.bootUrl(serverAddress), hostsDir: this.hostsDir, leaseFile: join(this.o.dir, 'dnsmasq.leases') });
-    await mkdir(this.o.dir, { recursive: true, mode: 0o750 });
+    await mkdir(this.o.dir, { recursive: true, mode: 0o755 });
     await this.syncHosts();
+    const closed = await untraversable(this.hostsDir);
+    if (closed) {
+      this.o.log.warn({ dir: closed }, `dnsmasq runs as an unprivileged user and cannot enter ${closed}: known machines get no host names (chmod o+x ${closed})`);
+    }
     const confFile = join(this.o.dir, 'dnsmasq.conf');
     await writeFile(confFile, conf, { mode: 0o640 });
     this.supervisor = new Supervisor({
