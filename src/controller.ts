@@ -23,7 +23,7 @@ import { AgentSession } from './boot/agent-session.js';
 import { DeployRuns } from './deploy/deploy-runs.js';
 import { existsSync } from 'node:fs';
 import { TftpServer } from './boot/tftp.js';
-import { DhcpService, type DhcpServiceOptions } from './dhcp/service.js';
+import { DhcpService, interfaceAddress, type DhcpServiceOptions } from './dhcp/service.js';
 import { hostname } from 'node:os';
 import { SecretBox } from './auth/secrets.js';
 import { ApplianceService } from './appliances/service.js';
@@ -120,6 +120,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   // Checked before anything is opened: a bad path or a half-set boot listener stops here.
   const tls = serverTls(config);
   const bootHttp = bootListener(config);
+  const dhcpAddress = config.dhcp.mode === 'off' ? null : (opts.dhcp?.serverAddress ?? interfaceAddress(config.dhcp.interface));
   // Firmware, OS installers and installed OSes fetch from the boot URL (plain HTTP when a
   // boot listener is set); only the installer's agent, which trusts the CA bundle built
   // into it, is sent to `publicUrl`.
@@ -215,7 +216,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       })
     : null;
   const dhcp =
-    config.dhcp.mode === 'off'
+    config.dhcp.mode === 'off' || dhcpAddress === null
       ? null
       : new DhcpService({
           store,
@@ -226,7 +227,7 @@ export async function createController(config: Config, opts: ControllerOptions =
           ...(opts.dhcp?.onEvent ? { onEvent: opts.dhcp.onEvent } : {}),
           plan: {
             mode: config.dhcp.mode,
-            ...(opts.dhcp?.serverAddress ? { serverAddress: opts.dhcp.serverAddress } : {}),
+            serverAddress: dhcpAddress,
             interface: config.dhcp.interface,
             range: config.dhcp.range,
             gateway: config.dhcp.gateway,

@@ -15,8 +15,8 @@ export interface DhcpServiceOptions {
   store: Store;
   clock: Clock;
   log: Logger;
-  /** The mode's settings; `serverAddress` defaults to the interface's first IPv4 address. */
-  plan: Omit<DnsmasqPlan, 'hostsDir' | 'leaseFile' | 'serverAddress' | 'bootUrl'> & { serverAddress?: string; bootUrl: (serverAddress: string) => string };
+  /** The mode's settings (`serverAddress`: Plinth's address on the interface, see `interfaceAddress`). */
+  plan: Omit<DnsmasqPlan, 'hostsDir' | 'leaseFile' | 'bootUrl'> & { bootUrl: (serverAddress: string) => string };
   /** Where the configuration, leases and hosts directory live (DATA_DIR/dhcp). */
   dir: string;
   /** The dnsmasq program and any wrapper before it (tests: `ip netns exec NS dnsmasq`). */
@@ -27,9 +27,15 @@ export interface DhcpServiceOptions {
   onEvent?: (e: DhcpEvent, outcome: 'recorded' | 'pending' | 'failed') => void;
 }
 
-/** The first IPv4 address of an interface of this network namespace, or null. */
-export function interfaceAddress(name: string): string | null {
-  return networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.address ?? null;
+/** The first IPv4 address of an interface of this network namespace; an error naming dhcp.interface when it has none. */
+export function interfaceAddress(name: string): string {
+  const address = networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.address;
+  if (!address) {
+    throw new PlinthError('validation', `invalid configuration dhcp.interface: '${name}' has no IPv4 address on this host, so dnsmasq could not point PXE clients at Plinth`, {
+      details: { field: 'dhcp.interface' },
+    });
+  }
+  return address;
 }
 
 /** The first directory on the way to `path` that other users may not enter, or null. */
@@ -71,12 +77,7 @@ export class DhcpService {
   }
 
   async start(): Promise<{ serverAddress: string; confFile: string }> {
-    const serverAddress = this.o.plan.serverAddress ?? interfaceAddress(this.o.plan.interface);
-    if (!serverAddress) {
-      throw new PlinthError('validation', `dhcp.interface '${this.o.plan.interface}' has no IPv4 address on this host: dnsmasq could not point PXE clients at Plinth`, {
-        details: { field: 'dhcp.interface' },
-      });
-    }
+    const { serverAddress } = this.o.plan;
     const conf = dnsmasqConfig({ ...this.o.plan, serverAddress, bootUrl: this.o.plan.bootUrl(serverAddress), hostsDir: this.hostsDir, leaseFile: join(this.o.dir, 'dnsmasq.leases') });
     await mkdir(this.o.dir, { recursive: true, mode: 0o755 });
     await this.syncHosts();
