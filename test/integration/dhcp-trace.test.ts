@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from '../support/backends.js';
+import { freshController } from '../support/controller.js';
+import { DhcpTrace, PENDING_MACS } from '../../src/dhcp/dhcp-trace.js';
+import type { DhcpEvent } from '../../src/dhcp/dnsmasq-log.js';
+import { systemClock } from '../../src/core/clock.js';
+
+type TC = Awaited<ReturnType<typeof freshController>>;
+
+const mac = (i: number) => `52:54:00:e0:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+const ack = (m: string, address = '10.0.0.5'): DhcpEvent => ({
+  kind: 'ack',
+  mac: m,
+  address,
+  interface: 'br0',
+  client: 'ipxe',
+  vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
+  tags: ['ipxe', 'br0'],
+  bootFile: 'http://10.0.0.1:7708/boot.ipxe',
+  nextServer: '10.0.0.1',
+  hostname: null,
+});
+
+describe.each(backends)('DHCP answers to unknown machines on $name', (backend) => {
+  let t: TC;
+  let trace: DhcpTrace;
+  beforeAll(async () => {
+    t = await freshController(backend);
+    trace = new DhcpTrace({ store: t.controller.services.store, clock: systemClock });
+    t.controller.boot.onAttemptStarted((trx, a) => trace.adoptPending(trx, a));
+  });
+  afterAll(async () => t?.close());
+
+  const enrol = async (m: string) => {
+    expect((await t.inject('GET', `/boot/machine.ipxe?mac=${m}`, { headers: { 'user-agent': 'iPXE/1.21.1' } })).statusCode).toBe(200);
+    const list = (await t.api('GET', '/api/v1/machines?limit=1000')).json();
+    const machine = list.items.find((x: { identity: { macs: string[] } }) => x.identity.macs.includes(m));
+    return (await t.api('GET', `/api/v1/machines/${machine.name}/trace`)).json().attempts.at(-1).stages as { stage: string; detail: Record<string, unknown> }[];
+  };
+
+  it('wait in memory for a bounded number of MACs, answers each, and reach the first attempt of the enrolled machine', async () => {
+    for (let i = 0; i < PENDING_MACS + 20; i++) expect(await trace.record(ack(mac(i)))).toBe('pending');
+    for (let n = 0; n < 12; n++) await trace.record(ack(mac(PENDING_MACS + 19), `10.0.0.${100 + n}`));
+    expect(trace.pendingMacs).toBe(PENDING_MACS);
+
+    // The oldest MACs were forgotten: their machines boot and enrol without a dhcp stage.
+    expect((await enrol(mac(0))).map((s) => s.stage)).not.toContain('dhcp');
+    // The newest kept its last 8 answers, oldest first, before the boot request's stages.
+    const stages = await enrol(mac(PENDING_MACS + 19));
+    const dhcp = stages.filter((s) => s.stage === 'dhcp');
+    expect(dhcp.map((s) => s.detail.address)).toEqual(Array.from({ length: 8 }, (_, n) => `10.0.0.${104 + n}`));
+    expect(stages.findIndex((s) => s.stage === 'machine-script')).toBe(8);
+    expect(trace.pendingMacs).toBe(PENDING_MACS - 1);
+  });
+});
