@@ -234,7 +234,8 @@ export async function createController(config: Config, opts: ControllerOptions =
             dns: config.dhcp.dns,
             leaseSeconds: Math.max(120, Math.round(config.ms.dhcp.leaseTime / 1000)),
             // Firmware fetches over plain HTTP: the boot listener's URL, else publicUrl, else this host on the interface.
-            bootUrl: (address) => machineConfig.publicUrl || `http://${address}:${parseListen(config.listen).port}`,
+            // (the port is the one listened on: `listen` may say 0)
+            bootUrl: (address) => machineConfig.publicUrl || `http://${address}:${controller.url ? new URL(controller.url).port : parseListen(config.listen).port}`,
           },
         });
   if (dhcp) {

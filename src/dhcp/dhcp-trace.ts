@@ -1,7 +1,7 @@
 import type { Db, Store } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
-import { dhcpAttempt, recordStage } from '../runs/trace.js';
+import { currentAttempt, dhcpAttempt, recordStage } from '../runs/trace.js';
 import type { DhcpEvent } from './dnsmasq-log.js';
 
 /** What the boot trace keeps of one DHCP event (no tags: they are dnsmasq's, not the client's). */
@@ -23,7 +23,8 @@ const PENDING_PER_MAC = 8;
 
 /**
  * DHCP events into the boot trace, as the `dhcp` stage. A known MAC's event is recorded at
- * once, in the machine's open DHCP-only attempt (see runs/trace.ts). An unknown MAC's events
+ * once: a boot firmware's in the machine's open DHCP-only attempt (see runs/trace.ts), another
+ * client's (the installer's) in the machine's newest attempt. An unknown MAC's events
  * wait in memory until a boot request enrols the machine (`adoptPending`, called in the
  * transaction that starts its first attempt): at most PENDING_MACS addresses, the oldest
  * forgotten first, and PENDING_PER_MAC events each — anyone can send DHCP packets.
@@ -42,7 +43,10 @@ export class DhcpTrace {
       return 'pending';
     }
     await this.d.store.transaction(async (trx) => {
-      const attemptId = await dhcpAttempt(trx, { machineId: known.machine_id, at, bootMac: e.mac });
+      // Boot firmware (PXE, iPXE, HTTP boot) starts a boot; any other client (the installer's
+      // or an installed OS's) is part of the boot under way.
+      const newest = e.client === 'other' ? await currentAttempt(trx, known.machine_id) : null;
+      const attemptId = newest ?? (await dhcpAttempt(trx, { machineId: known.machine_id, at, bootMac: e.mac }));
       await recordStage(trx, { machineId: known.machine_id, attemptId, runId: null, at, stage: 'dhcp', detail: dhcpStageDetail(e) });
     });
     return 'recorded';

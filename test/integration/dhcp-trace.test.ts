@@ -53,3 +53,31 @@ describe.each(backends)('DHCP answers to unknown machines on $name', (backend) =
     expect(trace.pendingMacs).toBe(PENDING_MACS - 1);
   });
 });
+
+describe.each(backends)('DHCP answers to known machines on $name', (backend) => {
+  let t: TC;
+  let trace: DhcpTrace;
+  beforeAll(async () => {
+    t = await freshController(backend);
+    trace = new DhcpTrace({ store: t.controller.services.store, clock: systemClock });
+  });
+  afterAll(async () => t?.close());
+
+  it("firmware opens a boot attempt; the installer's or an OS's DHCP joins the newest one", async () => {
+    const m = mac(4000);
+    expect((await t.api('POST', '/api/v1/machines', { name: 'known-1', identity: { macs: [m] } })).statusCode).toBe(201);
+    const attempts = async () => (await t.api('GET', '/api/v1/machines/known-1/trace')).json().attempts as { decision: string; stages: { stage: string; detail: { client: string } }[] }[];
+    await trace.record({ ...ack(m), client: 'bios-pxe' });
+    await trace.record(ack(m));
+    expect((await attempts()).map((a) => [a.decision, a.stages.map((s) => s.detail.client)])).toEqual([['dhcp-only', ['bios-pxe', 'ipxe']]]);
+    expect((await t.inject('GET', `/boot/machine.ipxe?mac=${m}`, { headers: { 'user-agent': 'iPXE/1.21.1' } })).statusCode).toBe(200);
+    await trace.record({ ...ack(m), client: 'other', vendorClass: null, bootFile: null });
+    const after = await attempts();
+    expect(after).toHaveLength(1);
+    expect(after[0]!.decision).not.toBe('dhcp-only');
+    expect(after[0]!.stages.map((s) => s.stage)).toEqual(['dhcp', 'dhcp', 'machine-script', 'dhcp']);
+    // The next firmware DHCP is a new boot.
+    await trace.record(ack(m));
+    expect((await attempts()).map((a) => a.decision)).toEqual([after[0]!.decision, 'dhcp-only']);
+  });
+});

@@ -13,6 +13,8 @@ export interface TestNetwork {
   ns(member: string): string;
   /** Runs a command inside a member's namespace; returns its stdout. */
   exec(member: string, argv: string[]): string;
+  /** Adds a tap interface to the bridge (in namespace `core`) for a VM: QEMU must run in `core`. */
+  addTap(name: string): void;
   remove(): void;
 }
 
@@ -56,6 +58,10 @@ export function createTestNetwork(members: Record<string, string | null>): TestN
   return {
     ns,
     exec: (m, argv) => execFileSync('ip', ['netns', 'exec', ns(m), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
+    addTap(name) {
+      ip(['-n', ns('core'), 'tuntap', 'add', name, 'mode', 'tap']);
+      ip(['-n', ns('core'), 'link', 'set', name, 'master', 'br0', 'up']);
+    },
     remove,
   };
 }
