@@ -21,7 +21,7 @@ const ack = (m: string, address = '10.0.0.5'): DhcpEvent => ({
   hostname: null,
 });
 
-describe.each(backends)('DHCP answers to unknown machines on $name', (backend) => {
+describe.each(backends)('DHCP answers in the boot trace on $name', (backend) => {
   let t: TC;
   let trace: DhcpTrace;
   beforeAll(async () => {
@@ -52,16 +52,6 @@ describe.each(backends)('DHCP answers to unknown machines on $name', (backend) =
     expect(stages.findIndex((s) => s.stage === 'machine-script')).toBe(8);
     expect(trace.pendingMacs).toBe(PENDING_MACS - 1);
   });
-});
-
-describe.each(backends)('DHCP answers to known machines on $name', (backend) => {
-  let t: TC;
-  let trace: DhcpTrace;
-  beforeAll(async () => {
-    t = await freshController(backend);
-    trace = new DhcpTrace({ store: t.controller.services.store, clock: systemClock });
-  });
-  afterAll(async () => t?.close());
 
   it("firmware opens a boot attempt; the installer's or an OS's DHCP joins the newest one", async () => {
     const m = mac(4000);
