@@ -20,6 +20,7 @@ export function dhcpStageDetail(e: DhcpEvent): Record<string, unknown> {
 
 export const PENDING_MACS = 512;
 const PENDING_PER_MAC = 8;
+const OVERTAKEN_MS = 60_000;
 
 /**
  * DHCP events into the boot trace, as the `dhcp` stage. A known MAC's event is recorded at
@@ -45,11 +46,23 @@ export class DhcpTrace {
     await this.d.store.transaction(async (trx) => {
       // Boot firmware (PXE, iPXE, HTTP boot) starts a boot; any other client (the installer's
       // or an installed OS's) is part of the boot under way.
-      const newest = e.client === 'other' ? await currentAttempt(trx, known.machine_id) : null;
+      const newest = e.client === 'other' ? await currentAttempt(trx, known.machine_id) : await this.overtaken(trx, known.machine_id, at);
       const attemptId = newest ?? (await dhcpAttempt(trx, { machineId: known.machine_id, at, bootMac: e.mac }));
       await recordStage(trx, { machineId: known.machine_id, attemptId, runId: null, at, stage: 'dhcp', detail: dhcpStageDetail(e) });
     });
     return 'recorded';
+  }
+
+  /**
+   * The attempt a firmware's DHCP answer led to when the boot request got there first (the
+   * log is read asynchronously, and iPXE asks for its script the moment it has an address):
+   * the newest attempt, when it has no DHCP stage and started less than OVERTAKEN_MS ago.
+   */
+  private async overtaken(trx: Db, machineId: string, at: string): Promise<string | null> {
+    const newest = await trx.selectFrom('boot_attempts').select(['id', 'started_at']).where('machine_id', '=', machineId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    if (!newest || Date.parse(at) - Date.parse(newest.started_at) > OVERTAKEN_MS) return null;
+    const dhcp = await trx.selectFrom('boot_trace').select('id').where('attempt_id', '=', newest.id).where('stage', '=', 'dhcp').limit(1).executeTakeFirst();
+    return dhcp ? null : newest.id;
   }
 
   private remember(at: string, e: DhcpEvent): void {

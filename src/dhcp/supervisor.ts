@@ -4,8 +4,9 @@ import { createInterface } from 'node:readline';
 /**
  * Keeps one child process running: started by `start`, started again with exponential
  * backoff whenever it dies, stopped (SIGTERM, then SIGKILL) by `stop`. Every line it writes
- * on stdout or stderr goes to `onLine`; `onQuiet` is called when its output pauses, so a
- * reader of multi-line records can finish the last one.
+ * on stdout or stderr goes to `onLine`; `onQuiet` is called after each batch of lines read
+ * at once (dnsmasq writes a packet's log block in one go), so a reader of multi-line records
+ * can finish the last one without waiting for more output.
  */
 export interface SupervisorOptions {
   /** argv[0] and its arguments. */
@@ -23,13 +24,12 @@ export interface SupervisorOptions {
   killAfterMs?: number;
 }
 
-const QUIET_MS = 200;
 
 export class Supervisor {
   private child: ChildProcess | null = null;
   private stopping = false;
   private restartTimer: NodeJS.Timeout | null = null;
-  private quietTimer: NodeJS.Timeout | null = null;
+  private quietPending: NodeJS.Immediate | null = null;
   private failures = 0;
   /** How many times the child was started (tests wait on it). */
   starts = 0;
@@ -61,8 +61,11 @@ export class Supervisor {
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
         this.o.onLine(line);
         if (this.o.onQuiet) {
-          if (this.quietTimer) clearTimeout(this.quietTimer);
-          this.quietTimer = setTimeout(() => this.o.onQuiet?.(), QUIET_MS);
+          // The lines of one read arrive together: once they are all handled, the child is quiet.
+          this.quietPending ??= setImmediate(() => {
+            this.quietPending = null;
+            this.o.onQuiet?.();
+          });
         }
       });
     }
@@ -98,7 +101,8 @@ export class Supervisor {
       clearTimeout(kill);
     }
     this.child = null;
-    if (this.quietTimer) clearTimeout(this.quietTimer);
+    if (this.quietPending) clearImmediate(this.quietPending);
+    this.quietPending = null;
     this.o.onQuiet?.();
   }
 }

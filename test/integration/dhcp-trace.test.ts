@@ -70,4 +70,14 @@ describe.each(backends)('DHCP answers in the boot trace on $name', (backend) => 
     await trace.record(ack(m));
     expect((await attempts()).map((a) => a.decision)).toEqual([after[0]!.decision, 'dhcp-only']);
   });
+
+  it('a firmware answer read after the boot request it led to joins that request\'s attempt', async () => {
+    const m = mac(4001);
+    expect((await t.api('POST', '/api/v1/machines', { name: 'known-2', identity: { macs: [m] } })).statusCode).toBe(201);
+    expect((await t.inject('GET', `/boot/machine.ipxe?mac=${m}`, { headers: { 'user-agent': 'iPXE/1.21.1' } })).statusCode).toBe(200);
+    await trace.record(ack(m));
+    const attempts = (await t.api('GET', '/api/v1/machines/known-2/trace')).json().attempts as { decision: string; stages: { stage: string }[] }[];
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]!.stages.map((s) => s.stage)).toEqual(['machine-script', 'dhcp']);
+  });
 });
