@@ -120,7 +120,8 @@ export class DhcpService {
       // One at a time, in log order: a PXE ROM's answer before iPXE's.
       this.queue = this.queue.then(async () => {
         try {
-          this.o.onEvent?.(e, await this.trace.record(e));
+          const outcome = await this.trace.record(e);
+          this.o.onEvent?.(e, outcome);
         } catch (err) {
           // The trace is a diagnostic: DHCP keeps working when it cannot be written.
           this.o.log.warn({ err, mac: e.mac }, 'could not record a DHCP event in the boot trace');

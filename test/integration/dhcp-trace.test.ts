@@ -4,6 +4,12 @@ import { freshController } from '../support/controller.js';
 import { DhcpTrace, PENDING_MACS } from '../../src/dhcp/dhcp-trace.js';
 import type { DhcpEvent } from '../../src/dhcp/dnsmasq-log.js';
 import { systemClock } from '../../src/core/clock.js';
+import { createLogger } from '../../src/core/logger.js';
+import { DhcpService } from '../../src/dhcp/service.js';
+import { waitFor } from '../support/e2e.js';
+import { ROOT } from '../support/plinth-process.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 
@@ -79,5 +85,38 @@ describe.each(backends)('DHCP answers in the boot trace on $name', (backend) => 
     const attempts = (await t.api('GET', '/api/v1/machines/known-2/trace')).json().attempts as { decision: string; stages: { stage: string }[] }[];
     expect(attempts).toHaveLength(1);
     expect(attempts[0]!.stages.map((s) => s.stage)).toEqual(['machine-script', 'dhcp']);
+  });
+});
+
+describe.each(backends)("the DHCP service turns its child's log into the trace on $name", (backend) => {
+  it('records what a dnsmasq log says, with nobody listening for events', async () => {
+    // A stand-in for dnsmasq (a process printing a log captured from dnsmasq 2.90): what is
+    // tested is the service between a child's stderr and the trace, not dnsmasq.
+    const t = await freshController(backend);
+    try {
+      const lines = readFileSync(join(ROOT, 'test', 'fixtures', 'dnsmasq', 'full-mode.log'), 'utf8');
+      const known = '52:54:00:aa:bb:03';
+      expect((await t.api('POST', '/api/v1/machines', { name: 'logged-1', identity: { macs: [known] } })).statusCode).toBe(201);
+      const service = new DhcpService({
+        store: t.controller.services.store,
+        clock: systemClock,
+        log: createLogger('silent'),
+        dir: join(t.config.dataDir, 'dhcp'),
+        command: [process.execPath, '-e', `process.stderr.write(${JSON.stringify(lines)}); setInterval(() => {}, 1000)`, '--'],
+        plan: { mode: 'full', interface: 'eth0', serverAddress: '10.78.0.1', range: '10.78.0.100,10.78.0.150', gateway: '', dns: '', leaseSeconds: 300, bootUrl: (a) => `http://${a}:7708` },
+      });
+      await service.start();
+      try {
+        const stages = await waitFor('the dhcp stage', 20_000, async () => {
+          const a = (await t.api('GET', '/api/v1/machines/logged-1/trace')).json().attempts;
+          return a.length ? (a[0].stages as { stage: string; detail: Record<string, unknown> }[]) : undefined;
+        });
+        expect(stages.map((s) => [s.stage, s.detail.client, s.detail.address])).toEqual([['dhcp', 'bios-pxe', '10.78.0.136']]);
+      } finally {
+        await service.stop();
+      }
+    } finally {
+      await t.close();
+    }
   });
 });
