@@ -47,7 +47,7 @@ describe.skipIf(!canRun)('a BIOS machine on a provisioning network where Plinth 
     net = createTestNetwork({ ctl: '10.78.0.1/24' });
     net.addTap('tap0');
     serve = await startServe(
-      { PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `0.0.0.0:${port}`, PLINTH_LOG_LEVEL: process.env.DEBUG_DUMP ? 'debug' : 'info' },
+      { PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `0.0.0.0:${port}`, PLINTH_LOG_LEVEL: 'info' },
       ['--dhcp', 'full', '--dhcp-interface', 'eth0', '--dhcp-range', '10.78.0.100,10.78.0.150'],
       { prefix: ['ip', 'netns', 'exec', net.ns('ctl')] },
     );
@@ -55,7 +55,6 @@ describe.skipIf(!canRun)('a BIOS machine on a provisioning network where Plinth 
   }, 600_000);
 
   afterAll(async () => {
-    if (process.env.DEBUG_DUMP) (await import('node:fs')).writeFileSync(process.env.DEBUG_DUMP, serve.logs.map((l) => JSON.stringify(l)).join('\n'));
     await vm?.stop();
     await serve?.stop();
     net?.remove();
