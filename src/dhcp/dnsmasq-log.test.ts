@@ -36,6 +36,20 @@ describe('dnsmasq log → DHCP events', () => {
     expect(events[3]!.bootFile).toBe('http://10.78.0.1:7708/boot/ipxe.efi');
   });
 
+  it("proxy mode: the boot server's answer on port 4011 names the boot file", () => {
+    // Captured from dnsmasq 2.90 answering dhcp-probe.mjs --pxe.
+    const events = read([
+      'dnsmasq-dhcp[11984]: 4292231757 available DHCP subnet: 10.78.0.1/255.255.255.0',
+      'dnsmasq-dhcp[11984]: 4292231757 vendor class: PXEClient:Arch:00000:UNDI:002001',
+      'dnsmasq-dhcp[11984]: 4292231757 PXE(eth0) 10.78.0.250 52:54:00:aa:ee:06 undionly.kpxe',
+      'dnsmasq-dhcp[11984]: 4292231757 tags: eth0',
+      'dnsmasq-dhcp[11984]: 4292231757 bootfile name: undionly.kpxe',
+      'dnsmasq-dhcp[11984]: 4292231757 next server: 10.78.0.1',
+      'dnsmasq-dhcp[11984]: 4292231757 broadcast response',
+    ]);
+    expect(events.map((e) => [e.kind, e.client, e.address, e.bootFile, e.nextServer])).toEqual([['boot-server', 'bios-pxe', '10.78.0.250', 'undionly.kpxe', '10.78.0.1']]);
+  });
+
   it('an answer is complete when the next packet starts, without waiting for flush', () => {
     const r = new DnsmasqLogReader();
     const lines = captured('full-mode.log');

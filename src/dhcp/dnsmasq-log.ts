@@ -19,7 +19,8 @@ import { DHCP_TAGS } from './dnsmasq-config.js';
  * MACs, vendor classes and host names come from whoever is on the network: MACs must parse,
  * text is cut short and stripped of anything unprintable, over-long lines are dropped.
  */
-export type DhcpEventKind = 'ack' | 'nak' | 'no-address' | 'proxy';
+/** ack/nak/no-address: full mode; proxy: the proxy's PXE offer; boot-server: its answer on port 4011 (the boot file). */
+export type DhcpEventKind = 'ack' | 'nak' | 'no-address' | 'proxy' | 'boot-server';
 
 /** What the boot trace records: which client, what it asked, what it was told. */
 export type DhcpClientKind = 'ipxe' | 'http-boot' | 'uefi-pxe' | 'bios-pxe' | 'other';
@@ -126,7 +127,7 @@ export class DnsmasqLogReader {
           interface: msg.interface,
           hostname: kind === 'ack' && msg.rest ? cleanText(msg.rest.split(' ')[0]!, 63) : null,
         };
-        t.bootFile = null;
+        t.bootFile = kind === 'boot-server' ? cleanText(msg.rest, 256) : null;
         t.nextServer = null;
       }
     }
@@ -150,5 +151,6 @@ function eventKind(message: string, rest: string): DhcpEventKind | null {
   if (message === 'DHCPNAK') return 'nak';
   if (message === 'DHCPDISCOVER' && /no address available/.test(rest)) return 'no-address';
   if (message === 'PXE' && rest === 'proxy') return 'proxy';
+  if (message === 'PXE' && rest !== '') return 'boot-server';
   return null;
 }

@@ -48,8 +48,8 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
   afterAll(() => net?.remove());
 
   /** Runs one client of `kind`; `replies` bounds how many answers it waits for. */
-  const probe = async (kind: string, mac: string, replies: number): Promise<Reply[]> => {
-    const { stdout } = await run('ip', ['netns', 'exec', net.ns('cli'), process.execPath, PROBE, '--kind', kind, '--mac', mac, '--request', '--replies', String(replies), '--wait', '20']);
+  const probe = async (kind: string, mac: string, replies: number, extra: string[] = []): Promise<Reply[]> => {
+    const { stdout } = await run('ip', ['netns', 'exec', net.ns('cli'), process.execPath, PROBE, '--kind', kind, '--mac', mac, '--request', '--replies', String(replies), '--wait', '20', ...extra]);
     return stdout
       .trim()
       .split('\n')
@@ -192,15 +192,15 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
     const hex = (s: string) => Buffer.from(s).toString('hex');
 
     it('the site hands out the address; Plinth only tells PXE and HTTP-boot clients what to boot', async () => {
-      for (const [kind, menu, client] of [
-        ['bios', 'BIOS PXE', 'bios-pxe'],
-        // NOTE: dnsmasq sends a UEFI PXE client no menu: only itself as next server (siaddr),
-        // which the client then asks on port 4011 for the boot file.
-        ['uefi', null, 'uefi-pxe'],
-        ['ipxe', 'iPXE', 'ipxe'],
+      for (const [kind, menu, client, bootFile] of [
+        ['bios', 'BIOS PXE', 'bios-pxe', 'undionly.kpxe'],
+        // NOTE: dnsmasq sends a UEFI PXE client no menu, only itself as next server (siaddr).
+        ['uefi', null, 'uefi-pxe', null],
+        ['ipxe', 'iPXE', 'ipxe', 'http://10.78.0.1:7708/boot.ipxe'],
       ] as const) {
         const mac = nextMac();
-        const replies = await probe(kind, mac, 3);
+        // A PXE client then asks the proxy's boot server (port 4011) for the menu item's file.
+        const replies = await probe(kind, mac, bootFile ? 4 : 3, ['--pxe', '10.78.0.250']);
         const fromSite = replies.find((r) => r.from === '10.78.0.2' && r.type === 'ACK');
         expect(fromSite?.yiaddr).toMatch(/^10\.78\.0\.(1[6-9]\d|200)$/);
         const proxy = replies.find((r) => r.from === '10.78.0.1');
@@ -208,6 +208,10 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
         if (menu) expect(proxy!.pxeVendor, JSON.stringify(replies)).toContain(hex(menu));
         else expect(proxy!.siaddr).toBe('10.78.0.1');
         expect((await p.eventFor(mac, 'proxy')).e.client).toBe(client);
+        if (bootFile) {
+          expect(replies.find((r) => r.from === '10.78.0.1' && r.type === 'ACK')).toMatchObject({ siaddr: '10.78.0.1', file: bootFile });
+          expect((await p.eventFor(mac, 'boot-server')).e).toMatchObject({ client, bootFile });
+        }
       }
       const replies = await probe('http', nextMac(), 3);
       const proxy = replies.find((r) => r.from === '10.78.0.1');

@@ -2,7 +2,8 @@
 // iPXE or UEFI HTTP Boot firmware, none of which can run here outside a VM). It speaks real
 // DHCP (RFC 2131) over a real interface: run it inside a network namespace with
 // `ip netns exec NS node dhcp-probe.mjs --kind bios|uefi|ipxe|http --mac MAC [--request]`.
-// It broadcasts a DISCOVER carrying the options that client kind sends (60, 93, 94, 97, 175),
+// With --pxe ADDRESS it then asks a proxyDHCP's boot server (port 4011) for the boot file, as
+// a PXE ROM does after a proxy offer. It broadcasts a DISCOVER carrying the options that client kind sends (60, 93, 94, 97, 175),
 // prints every reply as one JSON line, and with --request takes the first address offered
 // (REQUEST → ACK). It exits after `--replies N` replies (from any server), or after --wait
 // seconds (a bound on waiting, not an expectation).
@@ -32,8 +33,9 @@ function opt(code, value) {
   return Buffer.concat([Buffer.from([code, v.length]), v]);
 }
 
-function packet(type, extra = []) {
+function packet(type, extra = [], ciaddr = null) {
   const head = Buffer.alloc(236);
+  if (ciaddr) Buffer.from(ciaddr.split('.').map(Number)).copy(head, 12);
   head[0] = 1; // BOOTREQUEST
   head[1] = 1;
   head[2] = 6;
@@ -53,6 +55,14 @@ function packet(type, extra = []) {
     ...extra,
   ];
   return Buffer.concat([head, Buffer.from([99, 130, 83, 99]), ...options, Buffer.from([255])]);
+}
+
+/** The first boot item type of a PXE menu (option 43, sub-option 9), or of a boot item reply (71). */
+function bootItem(o43) {
+  for (let i = 0; i + 1 < o43.length && o43[i] !== 255; i += 2 + o43[i + 1]) {
+    if ((o43[i] === 9 || o43[i] === 71) && o43[i + 1] >= 2) return o43.readUInt16BE(i + 2);
+  }
+  return undefined;
 }
 
 const ip = (b, o) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
@@ -85,6 +95,7 @@ function decode(msg, from) {
     tftpServer: text(66),
     bootfile: text(67),
     pxeVendor: options[43] ? options[43].toString('hex') : undefined,
+    bootItem: options[43] ? bootItem(options[43]) : undefined,
     router: options[3] ? ip(options[3], 0) : undefined,
   };
 }
@@ -105,6 +116,14 @@ sock.on('message', (msg, rinfo) => {
     requested = true;
     const bytes = (a) => Buffer.from(a.split('.').map(Number));
     sock.send(packet(3, [opt(50, bytes(r.yiaddr)), opt(54, bytes(r.serverId))]), 67, '255.255.255.255');
+  }
+  // --pxe ADDRESS: a PXE client asks the proxy's boot server (port 4011) for the boot file of
+  // the menu's first item, from its own address.
+  if (args.pxe && r.type === 'OFFER' && r.yiaddr === '0.0.0.0' && rinfo.port === 67) {
+    const item = Buffer.alloc(2);
+    item.writeUInt16BE(r.bootItem ?? 0);
+    const o43 = Buffer.concat([Buffer.from([71, 4]), item, Buffer.from([0, 0, 255])]);
+    sock.send(packet(3, [opt(43, o43)], args.pxe), 4011, r.serverId);
   }
   if (++replies >= wantReplies) {
     clearTimeout(timer);
