@@ -110,7 +110,7 @@ export const ConfigSchema = Type.Object(
         }),
         gateway: Type.String({ default: '', pattern: IPV4_OPTIONAL_PATTERN, description: 'full mode: router handed to clients (option 3); empty: none (dnsmasq would offer itself)' }),
         dns: Type.String({ default: '', pattern: `^(${IPV4}(,${IPV4})*)?$`, description: 'full mode: comma-separated DNS servers handed to clients (option 6); empty: none' }),
-        leaseTime: Duration('1h', 'full mode: lease time of the addresses handed out'),
+        leaseTime: Duration('1h', "full mode: lease time of the addresses handed out (at least 2m, dnsmasq's minimum)"),
         dnsmasq: Type.String({ default: 'dnsmasq', description: "dnsmasq program run (Debian's dnsmasq-base)" }),
       },
       { default: {} },
