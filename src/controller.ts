@@ -23,6 +23,7 @@ import { AgentSession } from './boot/agent-session.js';
 import { DeployRuns } from './deploy/deploy-runs.js';
 import { existsSync } from 'node:fs';
 import { TftpServer } from './boot/tftp.js';
+import { DhcpService, interfaceAddress, type DhcpServiceOptions } from './dhcp/service.js';
 import { hostname } from 'node:os';
 import { SecretBox } from './auth/secrets.js';
 import { ApplianceService } from './appliances/service.js';
@@ -66,6 +67,8 @@ export interface Controller {
   power: PowerService;
   registry: ProviderRegistry;
   sweeper: DeadlineSweeper;
+  /** Plinth's supervised dnsmasq; null with dhcp.mode off. */
+  dhcp: DhcpService | null;
   log: Logger;
   /** The address it listens on once `listen()` resolved. */
   url: string | null;
@@ -85,6 +88,11 @@ export interface ControllerOptions {
   installer?: InstallerLocator;
   /** Provider implementations (default: the built-in ones plus the QEMU lab). */
   registry?: ProviderRegistry;
+  /**
+   * DHCP (dhcp.mode proxy/full): the command that runs dnsmasq (default `dhcp.dnsmasq`; tests
+   * prefix `ip netns exec NS`), Plinth's address on the interface when it cannot be read here.
+   */
+  dhcp?: Pick<DhcpServiceOptions, 'onEvent'> & { command?: string[]; serverAddress?: string };
 }
 
 /** The built-in providers and the local QEMU lab. */
@@ -112,6 +120,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   // Checked before anything is opened: a bad path or a half-set boot listener stops here.
   const tls = serverTls(config);
   const bootHttp = bootListener(config);
+  const dhcpAddress = config.dhcp.mode === 'off' ? null : (opts.dhcp?.serverAddress ?? interfaceAddress(config.dhcp.interface));
   // Firmware, OS installers and installed OSes fetch from the boot URL (plain HTTP when a
   // boot listener is set); only the installer's agent, which trusts the CA bundle built
   // into it, is sent to `publicUrl`.
@@ -182,7 +191,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     logger: log,
     https: tls,
     extraRoutes: [
-      bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile }),
+      bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile, ipxeDir: config.tftp.root }),
       agentRoutes({ store, session: new AgentSession({ store, clock, engine, inspection, deployRuns, images, config }), deployRuns, images, sendFile, ticketKey }),
       applianceRoutes,
       powerRoutes,
@@ -208,6 +217,33 @@ export async function createController(config: Config, opts: ControllerOptions =
         log: (event, fields) => log.debug(fields, event),
       })
     : null;
+  const dhcp =
+    config.dhcp.mode === 'off' || dhcpAddress === null
+      ? null
+      : new DhcpService({
+          store,
+          clock,
+          log,
+          dir: join(config.dataDir, 'dhcp'),
+          command: opts.dhcp?.command ?? [config.dhcp.dnsmasq],
+          ...(opts.dhcp?.onEvent ? { onEvent: opts.dhcp.onEvent } : {}),
+          plan: {
+            mode: config.dhcp.mode,
+            serverAddress: dhcpAddress,
+            interface: config.dhcp.interface,
+            range: config.dhcp.range,
+            gateway: config.dhcp.gateway,
+            dns: config.dhcp.dns,
+            leaseSeconds: Math.max(120, Math.round(config.ms.dhcp.leaseTime / 1000)),
+            // Firmware fetches over plain HTTP: the boot listener's URL, else publicUrl, else this host on the interface.
+            // (the port is the one listened on: `listen` may say 0)
+            bootUrl: (address) => machineConfig.publicUrl || `http://${address}:${controller.url ? new URL(controller.url).port : parseListen(config.listen).port}`,
+          },
+        });
+  if (dhcp) {
+    boot.onAttemptStarted((trx, a) => dhcp.trace.adoptPending(trx, a));
+    if (!config.tftp.enabled) log.warn('dhcp.mode is on but tftp.enabled is false: PXE ROMs are sent to a TFTP server that does not answer (iPXE and HTTP boot clients are fine)');
+  }
   let bootServer: Server | null = null;
   let closed = false;
   const controller: Controller = {
@@ -218,6 +254,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     power,
     registry,
     sweeper,
+    dhcp,
     log,
     url: null,
     bootUrl: null,
@@ -241,6 +278,10 @@ export async function createController(config: Config, opts: ControllerOptions =
         const t = await tftp.start();
         log.info({ host: t.host, port: t.port, root: config.tftp.root }, 'TFTP server listening');
       }
+      if (dhcp) {
+        const d = await dhcp.start();
+        log.info({ mode: config.dhcp.mode, interface: config.dhcp.interface, serverAddress: d.serverAddress, conf: d.confFile }, 'DHCP (dnsmasq) started');
+      }
       if (!opts.noBackground) {
         sweeper.start();
         power.start();
@@ -255,6 +296,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       await power.stop();
       await registry.closeAll().catch(() => undefined);
       await tftp?.stop();
+      await dhcp?.stop();
       if (bootServer) {
         const server = bootServer;
         const closing = new Promise<void>((resolve) => server.close(() => resolve()));

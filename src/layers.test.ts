@@ -17,7 +17,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['lifecycle'],
   ['appliances', 'power', 'profiles', 'images', 'installer', 'templates', 'lab'],
   ['deploy', 'inspection'],
-  ['boot'],
+  ['boot', 'dhcp'],
   ['api'],
   ['controller', 'manager'],
   ['cli'],

@@ -85,6 +85,12 @@ export interface BootServiceDeps {
 const CHAIN_TTL_MS = 10 * 60_000;
 
 /**
+ * Told, inside the transaction that starts it, of every boot attempt of an identified machine
+ * (the DHCP trace records there what it saw of the machine before it was known).
+ */
+export type AttemptListener = (trx: Db, a: { machineId: string; attemptId: string; runId: string | null; macs: string[] }) => Promise<void>;
+
+/**
  * The boot service decides, from the lifecycle, what a network-booting machine runs: an
  * unknown machine is enrolled on the spot and sent to the installer for inspection; a machine
  * with pending work boots the installer with a ticket for its run (until an installer claims
@@ -93,10 +99,15 @@ const CHAIN_TTL_MS = 10 * 60_000;
  */
 export class BootService {
   private readonly planners: BootPlanner[] = [];
+  private readonly attemptListeners: AttemptListener[] = [];
   constructor(private readonly deps: BootServiceDeps) {}
 
   addPlanner(p: BootPlanner): void {
     this.planners.push(p);
+  }
+
+  onAttemptStarted(l: AttemptListener): void {
+    this.attemptListeners.push(l);
   }
 
   baseUrl(conn: { protocol: string; localAddress: string | undefined; localPort: number | undefined }): string {
@@ -208,6 +219,7 @@ export class BootService {
         bootMac: identity.macs.includes((q.mac ?? '').toLowerCase()) ? q.mac!.toLowerCase() : (identity.macs[0] ?? null),
         decision,
       });
+      for (const l of this.attemptListeners) await l(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, macs: identity.macs });
       await this.traceChain(trx, q.chain, machine.id, id, run?.id ?? null);
       // The controller's own address on this connection (never the Host header): where a deploy's seeds point when publicUrl is unset.
       await updateMachineRow(trx, machine.id, { boot_base_url: ctx.baseUrl }, at);

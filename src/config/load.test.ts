@@ -74,3 +74,21 @@ describe('docs/configuration.md', () => {
     }
   });
 });
+
+describe('DHCP configuration', () => {
+  it('is off by default; PLINTH_DHCP_* set it', () => {
+    expect(loadConfig({}).dhcp.mode).toBe('off');
+    const c = loadConfig({ env: { PLINTH_DHCP_MODE: 'full', PLINTH_DHCP_INTERFACE: 'br0', PLINTH_DHCP_RANGE: '10.0.0.100,10.0.0.200', PLINTH_DHCP_LEASE_TIME: '10m' } });
+    expect(c.dhcp).toMatchObject({ mode: 'full', interface: 'br0', range: '10.0.0.100,10.0.0.200' });
+    expect(c.ms.dhcp.leaseTime).toBe(600_000);
+  });
+
+  it('names the key a mode is missing or gets wrong', () => {
+    expect(() => loadConfig({ flags: { dhcp: { mode: 'full', interface: 'br0' } } })).toThrow(/dhcp\.range: full DHCP mode needs/);
+    expect(() => loadConfig({ flags: { dhcp: { mode: 'proxy' } } })).toThrow(/dhcp\.interface/);
+    expect(() => loadConfig({ flags: { dhcp: { mode: 'on' } } })).toThrow(/dhcp\.mode/);
+    expect(() => loadConfig({ flags: { dhcp: { mode: 'full', interface: 'br0', range: '10.0.0.1,10.0.0.300' } } })).toThrow(/dhcp\.range/);
+    expect(() => loadConfig({ flags: { dhcp: { interface: 'br0\nenable-tftp' } } })).toThrow(/dhcp\.interface/);
+    expect(() => loadConfig({ flags: { dhcp: { mode: 'full', interface: 'br0', range: '10.0.0.1,10.0.0.9', dns: '10.0.0.1 x' } } })).toThrow(/dhcp\.dns/);
+  });
+});

@@ -114,7 +114,18 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw new PlinthError('validation', `invalid configuration ${where}: ${extra}`, { details: { field: where } });
   }
   const config = withDefaults as ConfigDocument;
+  checkDhcp(config.dhcp);
   return { ...config, dataDir: resolve(config.dataDir), ms: milliseconds(config) };
+}
+
+/** What the schema cannot say alone: the keys each DHCP mode needs. */
+function checkDhcp(dhcp: ConfigDocument['dhcp']): void {
+  const fail = (field: string, why: string) => {
+    throw new PlinthError('validation', `invalid configuration dhcp.${field}: ${why}`, { details: { field: `dhcp.${field}` } });
+  };
+  if (dhcp.mode === 'off') return;
+  if (!dhcp.interface) fail('interface', `DHCP mode '${dhcp.mode}' needs the interface to serve on (PLINTH_DHCP_INTERFACE, --dhcp-interface)`);
+  if (dhcp.mode === 'full' && dhcp.range.split(',').length < 2) fail('range', "full DHCP mode needs the addresses to hand out: first,last[,netmask] (PLINTH_DHCP_RANGE, --dhcp-range)");
 }
 
 /** Every duration of a validated configuration in milliseconds, at its path: parsed here, once. */

@@ -6,6 +6,11 @@ import { Type, type Static } from 'typebox';
  * Environment names are derived from the path: `deadlines.deploy-wait` is
  * PLINTH_DEADLINES_DEPLOY_WAIT, `dataDir` is PLINTH_DATA_DIR.
  */
+const IPV4 = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}';
+const IPV4_OPTIONAL_PATTERN = `^(${IPV4})?$`;
+/** `first,last[,netmask]`, or one address (the network of a proxy), or empty. */
+const IPV4_RANGE_PATTERN = `^(${IPV4}(,${IPV4}(,${IPV4})?)?)?$`;
+
 export const DURATION_PATTERN = '^\\d+(\\.\\d+)?\\s*(ms|s|m|h|d)?$';
 
 /**
@@ -87,6 +92,26 @@ export const ConfigSchema = Type.Object(
           description: 'TFTP transfers under way at once (each holds a socket and a file); a read request beyond them is answered with an ERROR',
         }),
         transferTimeout: Duration('5m', 'total lifetime of one TFTP transfer, whatever block timeout its client negotiates'),
+      },
+      { default: {} },
+    ),
+    dhcp: Type.Object(
+      {
+        mode: Type.Union([Type.Literal('off'), Type.Literal('proxy'), Type.Literal('full')], {
+          default: 'off',
+          description:
+            "off: the site's DHCP server points machines at this controller; proxy: the site's server hands out addresses and Plinth's dnsmasq only tells PXE / HTTP-boot clients what to boot; full: Plinth's dnsmasq is the DHCP server of the provisioning network",
+        }),
+        interface: Type.String({ default: '', pattern: '^[A-Za-z0-9_.:@-]{0,15}$', description: 'network interface dnsmasq serves on (needed by proxy and full); it answers on no other' }),
+        range: Type.String({
+          default: '',
+          pattern: IPV4_RANGE_PATTERN,
+          description: 'full mode: first,last[,netmask] addresses handed out (e.g. 10.0.0.100,10.0.0.200); proxy mode: optional network (default: the interface address)',
+        }),
+        gateway: Type.String({ default: '', pattern: IPV4_OPTIONAL_PATTERN, description: 'full mode: router handed to clients (option 3); empty: none (dnsmasq would offer itself)' }),
+        dns: Type.String({ default: '', pattern: `^(${IPV4}(,${IPV4})*)?$`, description: 'full mode: comma-separated DNS servers handed to clients (option 6); empty: none' }),
+        leaseTime: Duration('1h', "full mode: lease time of the addresses handed out (at least 2m, dnsmasq's minimum)"),
+        dnsmasq: Type.String({ default: 'dnsmasq', description: "dnsmasq program run (Debian's dnsmasq-base)" }),
       },
       { default: {} },
     ),

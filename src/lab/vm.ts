@@ -27,6 +27,8 @@ export interface VmNic {
   bootUrl?: string;
   /** TCP ports of the host (127.0.0.1) forwarded to the guest. */
   hostForwards?: { hostPort: number; guestPort: number }[];
+  /** An existing tap interface (on a bridge) instead of QEMU's user network: the guest sees that network's DHCP. */
+  tap?: string;
 }
 
 export interface VmSpec {
@@ -110,7 +112,7 @@ export function qemuArgs(spec: VmSpec, rt: VmRuntime): string[] {
     return pos < 0 ? '' : `,bootindex=${pos * 10 + i + 1}`;
   };
   (spec.nics ?? []).forEach((nic, i) => {
-    const netdev = [`user,id=n${i}`];
+    const netdev = nic.tap ? [`tap,id=n${i},ifname=${nic.tap},script=no,downscript=no`] : [`user,id=n${i}`];
     if (nic.bootUrl) netdev.push(`bootfile=${esc(nic.bootUrl)}`);
     for (const f of nic.hostForwards ?? []) netdev.push(`hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`);
     args.push('-netdev', netdev.join(','));

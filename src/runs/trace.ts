@@ -8,6 +8,10 @@ import { updateMachineRow } from '../inventory/machine-rows.js';
  * its boot attempt, so that "it didn't PXE boot" becomes "its firmware fetched the script but
  * never asked for the kernel". Stages, in the order a healthy boot shows them:
  *
+ * - `dhcp`          Plinth's dnsmasq answered the machine (dhcp.mode proxy/full; detail: what
+ *                   kind of client asked, the address and boot file it got); before any HTTP
+ *                   request, so an attempt can hold DHCP stages and nothing else ("it got an
+ *                   address but never fetched the script")
  * - `chain-script`  the firmware fetched /boot.ipxe (tied to the machine by a nonce)
  * - `machine-script` the per-machine script was served (detail: the decision)
  * - `kernel`, `initrd` an installer artifact was fetched (detail: bytes sent, range)
@@ -37,10 +41,9 @@ export interface BootAttempt {
   stages: TraceEntry[];
 }
 
-export async function startAttempt(
-  db: Db,
-  a: { machineId: string; runId: string | null; at: string; remoteAddr: string | null; platform: string | null; arch: string | null; bootMac: string | null; decision: string },
-): Promise<string> {
+type AttemptStart = { machineId: string; runId: string | null; at: string; remoteAddr: string | null; platform: string | null; arch: string | null; bootMac: string | null; decision: string };
+
+async function insertAttempt(db: Db, a: AttemptStart): Promise<string> {
   const id = newId();
   await db
     .insertInto('boot_attempts')
@@ -57,6 +60,36 @@ export async function startAttempt(
     })
     .execute();
   return id;
+}
+
+/** The attempt a boot request starts — or continues, when a DHCP exchange opened it. */
+export async function startAttempt(db: Db, a: AttemptStart): Promise<string> {
+  const opened = await openDhcpAttempt(db, a.machineId);
+  if (!opened) return insertAttempt(db, a);
+  await db
+    .updateTable('boot_attempts')
+    .set({ run_id: a.runId, remote_addr: a.remoteAddr, platform: a.platform, arch: a.arch, boot_mac: a.bootMac, decision: a.decision })
+    .where('id', '=', opened)
+    .execute();
+  return opened;
+}
+
+/** The decision of an attempt that so far holds only DHCP stages. */
+export const DHCP_ONLY = 'dhcp-only';
+
+/** The machine's newest attempt when it holds DHCP stages and no HTTP request yet. */
+async function openDhcpAttempt(db: Db, machineId: string): Promise<string | null> {
+  const newest = await db.selectFrom('boot_attempts').select(['id', 'decision']).where('machine_id', '=', machineId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  return newest?.decision === DHCP_ONLY ? newest.id : null;
+}
+
+/**
+ * The attempt a DHCP answer belongs to: the machine's open DHCP-only attempt (a PXE ROM's
+ * exchange, then iPXE's), or a new one — a DHCP exchange after an HTTP request is a new boot.
+ */
+export async function dhcpAttempt(db: Db, a: { machineId: string; at: string; bootMac: string }): Promise<string> {
+  const opened = await openDhcpAttempt(db, a.machineId);
+  return opened ?? insertAttempt(db, { machineId: a.machineId, runId: null, at: a.at, remoteAddr: null, platform: null, arch: null, bootMac: a.bootMac, decision: DHCP_ONLY });
 }
 
 /** The attempt a later request belongs to: the newest one of the machine (for a run, of that run). */

@@ -37,8 +37,10 @@ export interface ServeProcess {
 }
 
 /** Starts `plinth serve` as a real process and waits until it listens. */
-export async function startServe(env: Record<string, string>, args: string[] = []): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], {
+export async function startServe(env: Record<string, string>, args: string[] = [], opts: { prefix?: string[] } = {}): Promise<ServeProcess> {
+  // `prefix`: a wrapper that execs the controller (`ip netns exec NS`); it is then reached only from inside.
+  const argv = [...(opts.prefix ?? []), process.execPath, BIN, 'serve', ...args];
+  const child = spawn(argv[0]!, argv.slice(1), {
     env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -76,7 +78,7 @@ export async function startServe(env: Record<string, string>, args: string[] = [
   // With a fixed port the controller is ready when /healthz answers (quiet log levels print no address).
   const port = /:(\d+)$/.exec(env.PLINTH_LISTEN ?? '')?.[1];
   let url: string;
-  if (port && port !== '0') {
+  if (port && port !== '0' && !opts.prefix) {
     url = `http://127.0.0.1:${port}`;
     for (let i = 0; ; i++) {
       const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);

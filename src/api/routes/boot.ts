@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { Type } from 'typebox';
@@ -15,6 +16,8 @@ import { PlinthError } from '../../core/errors.js';
 import type { SendFile } from '../send-file.js';
 
 const IPXE = 'text/plain; charset=utf-8';
+/** The iPXE binaries served over HTTP as well as TFTP. */
+const IPXE_BINARIES = ['ipxe.efi', 'snponly.efi', 'undionly.kpxe'] as const;
 const NOT_IPXE = `# Plinth: this is the iPXE entry point; it answers iPXE (User-Agent iPXE/...) only.
 # Other clients that follow the DHCP boot filename (an installer's DHCP preseeding) get this
 # empty file. To see the script iPXE gets: curl -A iPXE/1.0 <this URL>
@@ -26,7 +29,7 @@ const NOT_IPXE = `# Plinth: this is the iPXE entry point; it answers iPXE (User-
  * (until an installer claims the run), scripts, public files. URLs in scripts come from
  * configuration or the connection's local address, never from the Host header.
  */
-export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator; deployRuns: DeployRuns; images: ImageStore; sendFile: SendFile }) {
+export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator; deployRuns: DeployRuns; images: ImageStore; sendFile: SendFile; ipxeDir: string }) {
   return async (app: FastifyInstance): Promise<void> => {
     // Serves files with Content-Length, Range, ETag / If-None-Match, streamed from disk.
     await app.register(fastifyStatic, { root: '/', serve: false, acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
@@ -44,9 +47,32 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
         // A DHCP boot filename that is a URL reaches more than iPXE: Debian's installer loads
         // it as a preseed file, which an iPXE script would break. Such clients get a file of
         // comments (an empty preseed), and no chain nonce is spent on them.
+        // UEFI HTTP Boot firmware runs an EFI binary, not a script: it gets iPXE itself,
+        // which then fetches this URL again as iPXE.
+        if (agent && /\bUefiHttpBoot\//i.test(agent)) return sendIpxeBinary(reply, 'ipxe.efi');
         if (agent && !/\biPXE\//i.test(agent)) return reply.type(IPXE).send(NOT_IPXE);
         return reply.type(IPXE).send(await deps.boot.chain(ctx(req)));
       },
+    );
+
+    const sendIpxeBinary = (reply: FastifyReply, file: (typeof IPXE_BINARIES)[number]) => {
+      const path = join(deps.ipxeDir, file);
+      if (!existsSync(path)) return reply.status(404).type('text/plain').send(`${file} is not in ${deps.ipxeDir} (tftp.root): install Debian's ipxe package\n`);
+      return deps.sendFile(reply.type('application/efi'), path);
+    };
+
+    app.get(
+      '/boot/:file',
+      {
+        config: { role: 'public' },
+        schema: {
+          tags: ['boot'],
+          summary: 'The iPXE binaries (tftp.root) over HTTP: ipxe.efi for UEFI HTTP Boot, undionly.kpxe',
+          security: [],
+          params: Type.Object({ file: Type.String({ enum: [...IPXE_BINARIES] }) }),
+        },
+      },
+      async (req, reply) => sendIpxeBinary(reply, (req.params as { file: (typeof IPXE_BINARIES)[number] }).file),
     );
 
     app.get(

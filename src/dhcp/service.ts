@@ -1,0 +1,140 @@
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Store } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import { PlinthError } from '../core/errors.js';
+import { dnsmasqArgs, dnsmasqConfig, type DnsmasqPlan } from './dnsmasq-config.js';
+import { DnsmasqLogReader, type DhcpEvent } from './dnsmasq-log.js';
+import { Supervisor } from './supervisor.js';
+import { DhcpTrace } from './dhcp-trace.js';
+import { syncHostsDir } from './hosts.js';
+
+export interface DhcpServiceOptions {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  /** The mode's settings (`serverAddress`: Plinth's address on the interface, see `interfaceAddress`). */
+  plan: Omit<DnsmasqPlan, 'hostsDir' | 'leaseFile' | 'bootUrl'> & { bootUrl: (serverAddress: string) => string };
+  /** Where the configuration, leases and hosts directory live (DATA_DIR/dhcp). */
+  dir: string;
+  /** The dnsmasq program and any wrapper before it (tests: `ip netns exec NS dnsmasq`). */
+  command: string[];
+  /** How often the hosts directory follows the inventory. */
+  hostsSyncMs?: number;
+  /** Called after each event is in the trace (tests wait on it). */
+  onEvent?: (e: DhcpEvent, outcome: 'recorded' | 'pending' | 'failed') => void;
+}
+
+/** The first IPv4 address of an interface of this network namespace; an error naming dhcp.interface when it has none. */
+export function interfaceAddress(name: string): string {
+  const address = networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.address;
+  if (!address) {
+    throw new PlinthError('validation', `invalid configuration dhcp.interface: '${name}' has no IPv4 address on this host, so dnsmasq could not point PXE clients at Plinth`, {
+      details: { field: 'dhcp.interface' },
+    });
+  }
+  return address;
+}
+
+/** The first directory on the way to `path` that other users may not enter, or null. */
+async function untraversable(path: string): Promise<string | null> {
+  const chain: string[] = [];
+  for (let d = path; ; d = dirname(d)) {
+    chain.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of chain) {
+    if (((await stat(d)).mode & 0o001) === 0) return d;
+  }
+  return null;
+}
+
+/**
+ * Plinth's DHCP service (dhcp.mode proxy or full): writes dnsmasq's configuration, keeps
+ * dnsmasq running (restarted with backoff when it dies, stopped with the controller), keeps
+ * its hosts directory in step with the inventory, and turns its log into `dhcp` stages of the
+ * boot trace.
+ */
+export class DhcpService {
+  private readonly reader = new DnsmasqLogReader();
+  readonly trace: DhcpTrace;
+  private supervisor: Supervisor | null = null;
+  private hostsTimer: NodeJS.Timeout | null = null;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: DhcpServiceOptions) {
+    this.trace = new DhcpTrace({ store: o.store, clock: o.clock });
+  }
+
+  get hostsDir(): string {
+    return join(this.o.dir, 'hosts');
+  }
+
+  get dnsmasqPid(): number | null {
+    return this.supervisor?.pid ?? null;
+  }
+
+  async start(): Promise<{ serverAddress: string; confFile: string }> {
+    const { serverAddress } = this.o.plan;
+    const conf = dnsmasqConfig({ ...this.o.plan, serverAddress, bootUrl: this.o.plan.bootUrl(serverAddress), hostsDir: this.hostsDir, leaseFile: join(this.o.dir, 'dnsmasq.leases') });
+    await mkdir(this.o.dir, { recursive: true, mode: 0o755 });
+    await this.syncHosts();
+    const closed = await untraversable(this.hostsDir);
+    if (closed) {
+      this.o.log.warn({ dir: closed }, `dnsmasq runs as an unprivileged user and cannot enter ${closed}: known machines get no host names (chmod o+x ${closed})`);
+    }
+    const confFile = join(this.o.dir, 'dnsmasq.conf');
+    await writeFile(confFile, conf, { mode: 0o640 });
+    this.supervisor = new Supervisor({
+      argv: [...this.o.command, ...dnsmasqArgs(confFile)],
+      onLine: (line) => this.handle(this.reader.line(line), line),
+      onQuiet: () => this.handle(this.reader.flush()),
+      log: (event, fields) => (event === 'started' ? this.o.log.info(fields, `dnsmasq ${event}`) : this.o.log.warn(fields, `dnsmasq ${event}`)),
+    });
+    this.supervisor.start();
+    this.hostsTimer = setInterval(() => void this.syncHosts(), this.o.hostsSyncMs ?? 30_000);
+    this.hostsTimer.unref();
+    return { serverAddress, confFile };
+  }
+
+  /** Brings the hosts directory in step with the inventory; SIGHUP when dnsmasq must forget entries. */
+  async syncHosts(): Promise<void> {
+    try {
+      const r = await syncHostsDir(this.o.store, this.hostsDir);
+      const pid = this.supervisor?.pid;
+      if (r.reloadNeeded && pid) process.kill(pid, 'SIGHUP');
+    } catch (e) {
+      this.o.log.warn({ err: e }, 'could not update the DHCP hosts directory');
+    }
+  }
+
+  private handle(events: DhcpEvent[], line?: string): void {
+    // dnsmasq's own lines (start, errors) are worth seeing; per-packet detail is debug.
+    if (line !== undefined) {
+      if (/^dnsmasq-dhcp\[\d+\]: \d+ /.test(line)) this.o.log.debug({ dnsmasq: line.slice(0, 512) }, 'dnsmasq');
+      else this.o.log.info({ dnsmasq: line.slice(0, 512) }, 'dnsmasq');
+    }
+    for (const e of events) {
+      // One at a time, in log order: a PXE ROM's answer before iPXE's.
+      this.queue = this.queue.then(async () => {
+        try {
+          const outcome = await this.trace.record(e);
+          this.o.onEvent?.(e, outcome);
+        } catch (err) {
+          // The trace is a diagnostic: DHCP keeps working when it cannot be written.
+          this.o.log.warn({ err, mac: e.mac }, 'could not record a DHCP event in the boot trace');
+          this.o.onEvent?.(e, 'failed');
+        }
+      });
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.hostsTimer) clearInterval(this.hostsTimer);
+    this.hostsTimer = null;
+    await this.supervisor?.stop();
+    await this.queue;
+  }
+}

@@ -1,0 +1,222 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { backends } from '../support/backends.js';
+import { freshController } from '../support/controller.js';
+import { waitFor } from '../support/e2e.js';
+import { ROOT } from '../support/plinth-process.js';
+import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
+import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
+import type { DhcpEvent } from '../../src/dhcp/dnsmasq-log.js';
+
+/**
+ * Plinth's supervised dnsmasq on a real bridge: the controller's dnsmasq runs in namespace
+ * `ctl` (10.78.0.1), a "site" DHCP server (a separate dnsmasq) in `site` for proxy mode, and
+ * DHCP clients of each kind (test/support/peers/dhcp-probe.mjs: BIOS PXE ROM, UEFI PXE ROM,
+ * iPXE, UEFI HTTP Boot) in `cli`. Needs root for the namespaces.
+ */
+const canRun = isRoot() || process.env.CI === 'true';
+if (!canRun) console.warn('dhcp.test.ts skipped: creating network namespaces needs root (it never skips with CI=true)');
+
+const PROBE = join(ROOT, 'test', 'support', 'peers', 'dhcp-probe.mjs');
+const run = promisify(execFile);
+
+interface Reply {
+  from: string;
+  type: string;
+  yiaddr: string;
+  siaddr: string;
+  file: string;
+  vendorClass?: string;
+  bootfile?: string;
+  pxeVendor?: string;
+  router?: string;
+}
+
+let macSeq = 0x10;
+const nextMac = () => `52:54:00:d1:00:${(macSeq++).toString(16).padStart(2, '0')}`;
+
+describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (backend) => {
+  let net: TestNetwork;
+  beforeAll(() => {
+    ensureDebianPackages(['dnsmasq-base', 'iproute2'], () => hasCommand('dnsmasq') && hasCommand('ip'));
+    net = createTestNetwork({ ctl: '10.78.0.1/24', site: '10.78.0.2/24', cli: '10.78.0.250/24' });
+  });
+  afterAll(() => net?.remove());
+
+  /** Runs one client of `kind`; `replies` bounds how many answers it waits for. */
+  const probe = async (kind: string, mac: string, replies: number, extra: string[] = []): Promise<Reply[]> => {
+    const { stdout } = await run('ip', ['netns', 'exec', net.ns('cli'), process.execPath, PROBE, '--kind', kind, '--mac', mac, '--request', '--replies', String(replies), '--wait', '20', ...extra]);
+    return stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Reply)
+      .map((r) => ({ ...r, ...(r.bootfile ? { bootfile: r.bootfile.replace(/\0+$/, '') } : {}) }));
+  };
+  const listening = (port: number) =>
+    waitFor(`dnsmasq listening on UDP ${port}`, 20_000, async () => (net.exec('ctl', ['ss', '-Hlun']).includes(`:${port} `) ? true : undefined));
+
+  async function startPlinth(dhcp: Record<string, string>) {
+    const events: { e: DhcpEvent; outcome: string }[] = [];
+    const t = await freshController(
+      backend,
+      { publicUrl: 'http://10.78.0.1:7708', tftp: { root: '/usr/lib/ipxe' }, dhcp: { interface: 'eth0', ...dhcp } },
+      { dhcp: { command: ['ip', 'netns', 'exec', net.ns('ctl'), 'dnsmasq'], serverAddress: '10.78.0.1', onEvent: (e, outcome) => events.push({ e, outcome }) } },
+    );
+    return { t, events, eventFor: (mac: string, kind: string) => waitFor(`DHCP event ${kind} of ${mac}`, 20_000, async () => events.find((x) => x.e.mac === mac && x.e.kind === kind)) };
+  }
+
+  describe('full mode', () => {
+    let p: Awaited<ReturnType<typeof startPlinth>>;
+    const known = { name: 'rack1-node7', mac: nextMac() };
+    beforeAll(async () => {
+      p = await startPlinth({ mode: 'full', range: '10.78.0.100,10.78.0.150', leaseTime: '5m' });
+      expect((await p.t.api('POST', '/api/v1/machines', { name: known.name, identity: { macs: [known.mac] } })).statusCode).toBe(201);
+      // dnsmasq reads the hosts directory as an unprivileged user: it must be able to enter the data directory.
+      chmodSync(p.t.config.dataDir, 0o711);
+      await p.t.controller.listen();
+      await listening(67);
+    });
+    afterAll(async () => p?.t.close());
+
+    it('answers each kind of client with what it can boot', async () => {
+      const bios = await probe('bios', nextMac(), 2);
+      expect(bios.map((r) => r.type)).toEqual(['OFFER', 'ACK']);
+      const ack = bios[1]!;
+      expect(ack.yiaddr).toMatch(/^10\.78\.0\.(1[0-4]\d|150)$/);
+      expect(ack).toMatchObject({ from: '10.78.0.1', siaddr: '10.78.0.1', bootfile: 'undionly.kpxe' });
+      expect(ack.router).toBeUndefined(); // dnsmasq would offer itself without `dhcp-option=3`
+
+      expect((await probe('uefi', nextMac(), 2))[1]).toMatchObject({ type: 'ACK', siaddr: '10.78.0.1', bootfile: 'ipxe.efi' });
+      expect((await probe('ipxe', nextMac(), 2))[1]).toMatchObject({ type: 'ACK', bootfile: 'http://10.78.0.1:7708/boot.ipxe' });
+      const http = (await probe('http', nextMac(), 2))[1]!;
+      expect(http).toMatchObject({ type: 'ACK', bootfile: 'http://10.78.0.1:7708/boot/ipxe.efi', vendorClass: 'HTTPClient' });
+    });
+
+    it("a known machine's DHCP exchange opens its boot attempt in the trace, and its boot request continues it", async () => {
+      await probe('bios', known.mac, 2);
+      const { e, outcome } = await p.eventFor(known.mac, 'ack');
+      expect(outcome).toBe('recorded');
+      expect(e.tags).toContain('known'); // dnsmasq read it from the hosts directory
+      let trace = (await p.t.api('GET', `/api/v1/machines/${known.name}/trace`)).json();
+      const { attempts } = trace;
+      const last = attempts[attempts.length - 1];
+      expect(last.decision).toBe('dhcp-only');
+      expect(last.stages.map((s: { stage: string }) => s.stage)).toEqual(['dhcp']);
+      expect(last.stages[0].detail).toMatchObject({ event: 'ack', client: 'bios-pxe', mac: known.mac, bootFile: 'undionly.kpxe', nextServer: '10.78.0.1' });
+
+      const script = await p.t.inject('GET', `/boot/machine.ipxe?mac=${known.mac}&platform=pcbios&arch=i386`, { headers: { 'user-agent': 'iPXE/1.21.1' } });
+      expect(script.statusCode).toBe(200);
+      trace = (await p.t.api('GET', `/api/v1/machines/${known.name}/trace`)).json();
+      const after = trace.attempts as { id: string; decision: string; stages: { stage: string }[] }[];
+      expect(after.length).toBe(attempts.length);
+      expect(after[after.length - 1]!.id).toBe(last.id);
+      expect(after[after.length - 1]!.decision).not.toBe('dhcp-only');
+      expect(after[after.length - 1]!.stages.map((s) => s.stage).slice(0, 2)).toEqual(['dhcp', 'machine-script']);
+    });
+
+    it('an unknown machine still boots; its DHCP exchange reaches the trace once it enrols', async () => {
+      const mac = nextMac();
+      expect((await probe('ipxe', mac, 2))[1]).toMatchObject({ type: 'ACK', bootfile: 'http://10.78.0.1:7708/boot.ipxe' });
+      expect((await p.eventFor(mac, 'ack')).outcome).toBe('pending');
+      const script = await p.t.inject('GET', `/boot/machine.ipxe?mac=${mac}&platform=pcbios&arch=i386`, { headers: { 'user-agent': 'iPXE/1.21.1' } });
+      expect(script.statusCode).toBe(200);
+      const list = (await p.t.api('GET', '/api/v1/machines')).json();
+      const machine = list.items.find((m: { identity: { macs: string[] } }) => m.identity.macs.includes(mac));
+      expect(machine).toBeDefined();
+      const trace = (await p.t.api('GET', `/api/v1/machines/${machine.name}/trace`)).json();
+      const stages = trace.attempts.at(-1).stages;
+      expect(stages[0]).toMatchObject({ stage: 'dhcp', detail: { client: 'ipxe', bootFile: 'http://10.78.0.1:7708/boot.ipxe' } });
+      expect(stages[1].stage).toBe('machine-script');
+    });
+
+    it('writes a hosts file per known machine, atomically, and dnsmasq is restarted when it dies', async () => {
+      const dir = p.t.controller.dhcp!.hostsDir;
+      const files = readdirSync(dir);
+      expect(files.filter((f) => f.endsWith('.hosts')).length).toBeGreaterThanOrEqual(1);
+      expect(files.some((f) => f.startsWith('.'))).toBe(false);
+      expect(files.map((f) => readFileSync(join(dir, f), 'utf8')).join('')).toContain(`${known.mac},${known.name}\n`);
+
+      // A machine added while dnsmasq runs is known to it without a restart.
+      const later = { name: 'rack1-node8', mac: nextMac() };
+      expect((await p.t.api('POST', '/api/v1/machines', { name: later.name, identity: { macs: [later.mac] } })).statusCode).toBe(201);
+      const pid = p.t.controller.dhcp!.dnsmasqPid!;
+      await p.t.controller.dhcp!.syncHosts();
+      await waitFor('dnsmasq knows the new machine', 20_000, async () => {
+        await probe('bios', later.mac, 2);
+        return p.events.find((x) => x.e.mac === later.mac && x.e.kind === 'ack' && x.e.tags.includes('known'));
+      });
+      expect(p.t.controller.dhcp!.dnsmasqPid).toBe(pid);
+
+      process.kill(pid, 'SIGKILL');
+      await waitFor('dnsmasq restarted', 20_000, async () => {
+        const now = p.t.controller.dhcp!.dnsmasqPid;
+        return now && now !== pid ? now : undefined;
+      });
+      await listening(67);
+      expect((await probe('bios', nextMac(), 2))[1]).toMatchObject({ type: 'ACK', bootfile: 'undionly.kpxe' });
+    });
+
+    it('stops dnsmasq with the controller', async () => {
+      const pid = p.t.controller.dhcp!.dnsmasqPid!;
+      await p.t.close();
+      expect(() => process.kill(pid, 0)).toThrow();
+    });
+  });
+
+  describe('proxy mode, next to the site DHCP server', () => {
+    let p: Awaited<ReturnType<typeof startPlinth>>;
+    let site: ChildProcess;
+    const siteDir = mkdtempSync(join(tmpdir(), 'plinth-site-dhcp-'));
+    beforeAll(async () => {
+      writeFileSync(
+        join(siteDir, 'site.conf'),
+        ['port=0', 'interface=eth0', 'bind-interfaces', 'dhcp-range=10.78.0.160,10.78.0.200,255.255.255.0,5m', 'dhcp-option=3,10.78.0.2', `dhcp-leasefile=${join(siteDir, 'leases')}`, ''].join('\n'),
+      );
+      site = spawn('ip', ['netns', 'exec', net.ns('site'), 'dnsmasq', '--keep-in-foreground', `--conf-file=${join(siteDir, 'site.conf')}`, '--pid-file=', '--log-facility=-'], { stdio: 'ignore' });
+      await waitFor('site dnsmasq listening', 20_000, async () => (net.exec('site', ['ss', '-Hlun']).includes(':67 ') ? true : undefined));
+      p = await startPlinth({ mode: 'proxy' });
+      await p.t.controller.listen();
+      await listening(4011);
+    });
+    afterAll(async () => {
+      await p?.t.close();
+      site?.kill();
+      rmSync(siteDir, { recursive: true, force: true });
+    });
+
+    const hex = (s: string) => Buffer.from(s).toString('hex');
+
+    it('the site hands out the address; Plinth only tells PXE and HTTP-boot clients what to boot', async () => {
+      for (const [kind, menu, client, bootFile] of [
+        ['bios', 'BIOS PXE', 'bios-pxe', 'undionly.kpxe'],
+        // NOTE: dnsmasq sends a UEFI PXE client no menu, only itself as next server (siaddr).
+        ['uefi', null, 'uefi-pxe', null],
+        ['ipxe', 'iPXE', 'ipxe', 'http://10.78.0.1:7708/boot.ipxe'],
+      ] as const) {
+        const mac = nextMac();
+        // A PXE client then asks the proxy's boot server (port 4011) for the menu item's file.
+        const replies = await probe(kind, mac, bootFile ? 4 : 3, ['--pxe', '10.78.0.250']);
+        const fromSite = replies.find((r) => r.from === '10.78.0.2' && r.type === 'ACK');
+        expect(fromSite?.yiaddr).toMatch(/^10\.78\.0\.(1[6-9]\d|200)$/);
+        const proxy = replies.find((r) => r.from === '10.78.0.1');
+        expect(proxy, JSON.stringify(replies)).toMatchObject({ type: 'OFFER', yiaddr: '0.0.0.0', vendorClass: 'PXEClient' });
+        if (menu) expect(proxy!.pxeVendor, JSON.stringify(replies)).toContain(hex(menu));
+        else expect(proxy!.siaddr).toBe('10.78.0.1');
+        expect((await p.eventFor(mac, 'proxy')).e.client).toBe(client);
+        if (bootFile) {
+          expect(replies.find((r) => r.from === '10.78.0.1' && r.type === 'ACK')).toMatchObject({ siaddr: '10.78.0.1', file: bootFile });
+          expect((await p.eventFor(mac, 'boot-server')).e).toMatchObject({ client, bootFile });
+        }
+      }
+      const replies = await probe('http', nextMac(), 3);
+      const proxy = replies.find((r) => r.from === '10.78.0.1');
+      expect(proxy).toMatchObject({ yiaddr: '0.0.0.0', vendorClass: 'HTTPClient', file: 'http://10.78.0.1:7708/boot/ipxe.efi' });
+      expect(replies.find((r) => r.from === '10.78.0.1' && r.yiaddr !== '0.0.0.0')).toBeUndefined();
+    });
+  });
+});

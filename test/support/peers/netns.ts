@@ -1,0 +1,70 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * A provisioning network made of Linux network namespaces: namespace `core` holds bridge br0,
+ * and every other namespace joins it with a veth pair whose inside end is `eth0`. Addresses
+ * get `brd +` (tools that use the broadcast address fail silently without it). Names are
+ * unique per run (`plinth-t-XXXXXX-…`); `remove` deletes every namespace, which deletes its
+ * interfaces, and is safe to call after a half-built network. Needs root.
+ */
+export interface TestNetwork {
+  /** The full namespace name of a member (`ns('ctl')`). */
+  ns(member: string): string;
+  /** Runs a command inside a member's namespace; returns its stdout. */
+  exec(member: string, argv: string[]): string;
+  /** Adds a tap interface to the bridge (in namespace `core`) for a VM: QEMU must run in `core`. */
+  addTap(name: string): void;
+  remove(): void;
+}
+
+const ip = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+
+export function createTestNetwork(members: Record<string, string | null>): TestNetwork {
+  const id = `plinth-t-${randomBytes(3).toString('hex')}`;
+  const ns = (m: string) => `${id}-${m}`;
+  const created: string[] = [];
+  const remove = () => {
+    for (const n of created.splice(0).reverse()) {
+      try {
+        ip(['netns', 'del', n]);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  try {
+    for (const n of ['core', ...Object.keys(members)]) {
+      ip(['netns', 'add', ns(n)]);
+      created.push(ns(n));
+    }
+    ip(['-n', ns('core'), 'link', 'add', 'br0', 'type', 'bridge']);
+    ip(['-n', ns('core'), 'link', 'set', 'br0', 'up']);
+    let i = 0;
+    for (const [m, address] of Object.entries(members)) {
+      const outside = `v${i++}`;
+      ip(['-n', ns('core'), 'link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(m)]);
+      ip(['-n', ns('core'), 'link', 'set', outside, 'master', 'br0', 'up']);
+      ip(['-n', ns(m), 'link', 'set', 'lo', 'up']);
+      ip(['-n', ns(m), 'link', 'set', 'eth0', 'up']);
+      if (address) ip(['-n', ns(m), 'addr', 'add', address, 'brd', '+', 'dev', 'eth0']);
+      // A DHCP client broadcasts to 255.255.255.255, which needs a route when there is no default one.
+      ip(['-n', ns(m), 'route', 'add', '255.255.255.255/32', 'dev', 'eth0']);
+    }
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  return {
+    ns,
+    exec: (m, argv) => execFileSync('ip', ['netns', 'exec', ns(m), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
+    addTap(name) {
+      ip(['-n', ns('core'), 'tuntap', 'add', name, 'mode', 'tap']);
+      ip(['-n', ns('core'), 'link', 'set', name, 'master', 'br0', 'up']);
+    },
+    remove,
+  };
+}
+
+/** True when this process may create namespaces. */
+export const isRoot = () => process.getuid?.() === 0;
