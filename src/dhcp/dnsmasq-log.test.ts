@@ -57,6 +57,17 @@ describe('dnsmasq log → DHCP events', () => {
     expect(events.length).toBe(3); // the last one waits for flush
   });
 
+  it('a quiet moment before the answer line keeps what the block read so far', () => {
+    // A busy machine can deliver a block's lines in several reads, with `flush` between them.
+    const r = new DnsmasqLogReader();
+    const lines = captured('proxy-mode.log');
+    const proxy = lines.findIndex((l) => / PXE\(eth0\) .* proxy$/.test(l));
+    const mac = / PXE\(eth0\) (\S+) proxy$/.exec(lines[proxy]!)![1];
+    const events = [...lines.flatMap((l, i) => [...r.line(l), ...(i === proxy - 1 ? r.flush() : [])]), ...r.flush()];
+    const first = events.find((e) => e.kind === 'proxy' && e.mac === mac);
+    expect(first?.client).toBe('bios-pxe');
+  });
+
   it('what comes from the network is checked: bad MACs dropped, text cut and made printable', () => {
     const long = 'X'.repeat(500);
     const events = read([

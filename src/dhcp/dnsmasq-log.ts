@@ -98,10 +98,10 @@ export class DnsmasqLogReader {
     const [, xid, text] = m as unknown as [string, string, string];
     const done: DhcpEvent[] = [];
     // A new packet's block: what earlier blocks were waiting for will not come.
-    if (text.startsWith('available DHCP')) done.push(...this.flush());
+    if (text.startsWith('available DHCP')) done.push(...this.endBlocks());
     let t = this.open.get(xid);
     if (!t) {
-      if (this.open.size >= MAX_OPEN_TRANSACTIONS) done.push(...this.flush());
+      if (this.open.size >= MAX_OPEN_TRANSACTIONS) done.push(...this.endBlocks());
       t = { vendorClass: null, tags: [], pending: null, bootFile: null, nextServer: null };
       this.open.set(xid, t);
     }
@@ -137,10 +137,18 @@ export class DnsmasqLogReader {
   /** Completes every event waiting for more lines. */
   flush(): DhcpEvent[] {
     const done: DhcpEvent[] = [];
-    for (const t of this.open.values()) {
+    for (const [xid, t] of this.open) {
+      // A block with no answer line yet keeps what it read (its vendor class) for that line.
       if (!t.pending) continue;
       done.push({ ...t.pending, client: clientKind(t.tags, t.vendorClass), vendorClass: t.vendorClass, tags: t.tags, bootFile: t.bootFile, nextServer: t.nextServer });
+      this.open.delete(xid);
     }
+    return done;
+  }
+
+  /** A new packet's block: every earlier block is complete, answered or not. */
+  private endBlocks(): DhcpEvent[] {
+    const done = this.flush();
     this.open.clear();
     return done;
   }

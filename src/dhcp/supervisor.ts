@@ -4,15 +4,18 @@ import { createInterface } from 'node:readline';
 /**
  * Keeps one child process running: started by `start`, started again with exponential
  * backoff whenever it dies, stopped (SIGTERM, then SIGKILL) by `stop`. Every line it writes
- * on stdout or stderr goes to `onLine`; `onQuiet` is called after each batch of lines read
- * at once (dnsmasq writes a packet's log block in one go), so a reader of multi-line records
- * can finish the last one without waiting for more output.
+ * on stdout or stderr goes to `onLine`; `onQuiet` is called once the child has written
+ * nothing for `quietMs`, so a reader of multi-line records can finish the last one without
+ * waiting for the next record. (Not after each read: a record's lines can arrive in several
+ * reads when the machine is busy, and finishing it early loses its later lines.)
  */
 export interface SupervisorOptions {
   /** argv[0] and its arguments. */
   argv: string[];
   onLine: (line: string) => void;
   onQuiet?: () => void;
+  /** Silence after which `onQuiet` is called (default 250 ms). */
+  quietMs?: number;
   /** Lifecycle events: started, exited, restarting; never the child's output. */
   log: (event: 'started' | 'exited' | 'restarting' | 'failed-to-start', fields: Record<string, unknown>) => void;
   /** First restart delay; doubled after every early death, up to `maxBackoffMs`. */
@@ -29,7 +32,7 @@ export class Supervisor {
   private child: ChildProcess | null = null;
   private stopping = false;
   private restartTimer: NodeJS.Timeout | null = null;
-  private quietPending: NodeJS.Immediate | null = null;
+  private quietTimer: NodeJS.Timeout | null = null;
   private failures = 0;
   /** How many times the child was started (tests wait on it). */
   starts = 0;
@@ -61,11 +64,12 @@ export class Supervisor {
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
         this.o.onLine(line);
         if (this.o.onQuiet) {
-          // The lines of one read arrive together: once they are all handled, the child is quiet.
-          this.quietPending ??= setImmediate(() => {
-            this.quietPending = null;
+          // Every line restarts the wait: the child is quiet once it wrote nothing for quietMs.
+          if (this.quietTimer) clearTimeout(this.quietTimer);
+          this.quietTimer = setTimeout(() => {
+            this.quietTimer = null;
             this.o.onQuiet?.();
-          });
+          }, this.o.quietMs ?? 250);
         }
       });
     }
@@ -101,8 +105,8 @@ export class Supervisor {
       clearTimeout(kill);
     }
     this.child = null;
-    if (this.quietPending) clearImmediate(this.quietPending);
-    this.quietPending = null;
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    this.quietTimer = null;
     this.o.onQuiet?.();
   }
 }
