@@ -6,6 +6,7 @@ import { parseListen } from './config/load.js';
 import { Store } from './store/database.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
+import { Allocator } from './inventory/allocation.js';
 import { InventoryService } from './inventory/service.js';
 import { Enroller } from './inventory/enrol.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
@@ -165,7 +166,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const actions = new OperatorActions({ store, inventory, engine, deploy });
-  const services: AppServices = { config, store, clock, inventory, engine, tokens, appliances, enlister, power, deploy, actions, runs: new RunService(store), images, templates };
+  const services: AppServices = { config, store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, power, deploy, actions, runs: new RunService(store), images, templates };
   const inspection = new InspectionService(engine, enroller);
   new MatchingService({ store, clock }).attach(engine, inspection, inventory);
   const profiles = new ProfileService(store, clock);

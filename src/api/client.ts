@@ -1,5 +1,5 @@
 import type { Static } from 'typebox';
-import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
+import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { PlinthError, type ErrorCode } from '../core/errors.js';
@@ -144,6 +144,9 @@ export class PlinthClient {
   }
   deleteMachine(key: string) {
     return this.request<void>('DELETE', `/api/v1/machines/${encodeURIComponent(key)}`);
+  }
+  allocate(body: AllocateBodyType) {
+    return this.request<{ owner: string; machines: MachineView[] }>('POST', '/api/v1/machines/allocate', body);
   }
   action(key: string, action: string, body: ActionBodyType & Record<string, unknown> = {}) {
     return this.request<{ machine: MachineView; run: RunView | null }>('POST', `/api/v1/machines/${encodeURIComponent(key)}/actions/${encodeURIComponent(action)}`, body);

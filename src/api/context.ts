@@ -10,6 +10,7 @@ import type { Store } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../config/schema.js';
 import type { InventoryService } from '../inventory/service.js';
+import type { Allocator } from '../inventory/allocation.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
 import type { TokenService, Role } from '../auth/tokens.js';
 import type { Actor } from '../inventory/machine.js';
@@ -28,6 +29,7 @@ export interface AppServices {
   store: Store;
   clock: Clock;
   inventory: InventoryService;
+  allocator: Allocator;
   engine: LifecycleEngine;
   tokens: TokenService;
   appliances: ApplianceService;

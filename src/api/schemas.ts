@@ -185,6 +185,26 @@ export const MachineListQuery = Type.Object(
   Strict,
 );
 
+const SizeInput = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ minLength: 1, maxLength: 32 })], {
+  description: 'bytes, or a size with a binary unit: 8G, 16GiB, 512M',
+});
+
+export const AllocateBody = Type.Object(
+  {
+    owner: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'who will hold the machines (default: the token\'s name)' })),
+    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1, description: 'how many machines: all of them or none' })),
+    cpus: Type.Optional(Type.Integer({ minimum: 1, description: 'at least this many logical CPUs' })),
+    memory: Type.Optional(SizeInput),
+    disk: Type.Optional(SizeInput),
+    arch: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'x86_64, aarch64 (amd64 and arm64 are read as those)' })),
+    tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^=]+(=.*)?$' }), { maxItems: 64, description: 'key or key=value; all must match' })),
+    profile: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'only machines matched to this profile' })),
+    reason: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { ...Strict, description: 'Constraints of an allocation; sizes and counts are minimums against the inspected facts' },
+);
+export type AllocateBodyType = Static<typeof AllocateBody>;
+
 export const MachineParams = Type.Object({ machine: Type.String({ description: 'machine id or name' }) }, Strict);
 
 export const ActionParams = Type.Object(

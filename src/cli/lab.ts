@@ -6,13 +6,14 @@ import { collect, positiveInt } from './context.js';
 import { UsageError } from './errors.js';
 import { LabDir, LabProvider } from '../lab/provider.js';
 import { normalizeMac } from '../core/mac.js';
+import { parseSize as parseSizeText } from '../core/size.js';
 import type { VmSpec } from '../lab/vm.js';
 
 /** Sizes like 8G, 512M, 2T → bytes. */
 function parseSize(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)([KMGT])i?B?$/i.exec(text.trim());
-  if (!m) throw new UsageError(`${flag}: '${text}' is not a size (e.g. 8G, 512M)`);
-  return Math.round(Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2]!.toUpperCase()));
+  const bytes = parseSizeText(text);
+  if (bytes === null) throw new UsageError(`${flag}: '${text}' is not a size (e.g. 8G, 512M)`);
+  return bytes;
 }
 
 const labDir = (o: { dir?: string }, env: NodeJS.ProcessEnv) => resolve(o.dir ?? join(env.PLINTH_DATA_DIR ?? './var', 'lab'));

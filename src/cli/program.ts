@@ -28,6 +28,7 @@ import { registerManager } from './manager.js';
 import { registerLab } from './lab.js';
 import { registerMachineDeploy } from './machine-deploy.js';
 import { registerMachineRelease } from './machine-release.js';
+import { registerMachineAllocate } from './machine-allocate.js';
 import { registerImageCommands } from './image.js';
 import { registerTemplateCommands } from './template.js';
 import { registerInstallerBuild } from './installer-build.js';
@@ -53,6 +54,7 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
       registerMachinePower,
       registerMachineDeploy,
       registerMachineRelease,
+      registerMachineAllocate,
     ],
   },
   { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },

@@ -204,6 +204,10 @@ export interface MachineFilter {
   states?: string[];
   tags?: { key: string; value?: string }[];
   owner?: string;
+  /** Only machines no one holds (owner is null). */
+  unowned?: boolean;
+  /** Only machines matched to this profile (by id). */
+  profileId?: string;
   q?: string;
   maintenance?: boolean;
   applianceId?: string;
@@ -238,6 +242,8 @@ export async function listMachineRows(
     .select((eb) => (page.withFacts ? eb.ref('facts').as('facts') : sql<string | null>`null`.as('facts')));
   if (filter.states?.length) q = q.where('state', 'in', filter.states);
   if (filter.owner !== undefined) q = q.where('owner', '=', filter.owner);
+  if (filter.unowned) q = q.where('owner', 'is', null);
+  if (filter.profileId !== undefined) q = q.where('profile_id', '=', filter.profileId);
   if (filter.maintenance !== undefined) q = q.where('maintenance', '=', filter.maintenance ? 1 : 0);
   if (filter.applianceId !== undefined) q = q.where('appliance_id', '=', filter.applianceId);
   for (const t of filter.tags ?? []) {

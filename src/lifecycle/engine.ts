@@ -209,6 +209,11 @@ export class LifecycleEngine {
       state_entered_at: at,
       state_deadline: null,
     };
+    // Releasing a machine gives it back: whoever held it (allocation) holds it no longer.
+    if (action === 'release' && m.owner !== null) {
+      changes.owner = null;
+      changes.allocated_at = null;
+    }
     const deadlineMs = opts.deadlineMs ?? this.deadlineFor(t.to);
     if (deadlineMs !== null) changes.state_deadline = iso(new Date(now.getTime() + deadlineMs));
 
@@ -254,6 +259,7 @@ export class LifecycleEngine {
         ...(finishedRunId ? { finishedRun: finishedRunId } : {}),
         ...(opts.error ? { error: opts.error } : {}),
         ...(params.wipe !== undefined && (action === 'release' || action === 'wipe') ? { wipe: params.wipe } : {}),
+        ...(changes.owner === null ? { owner: m.owner } : {}),
       },
     });
     const machine = await requireMachine(trx, this.store.dialect, m.id);

@@ -5,6 +5,7 @@ import {
   ActionBody,
   ActionParams,
   ActionResult,
+  AllocateBody,
   ErrorResponse,
   EventSchema,
   MachineCreate,
@@ -68,6 +69,24 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
       const m = await s.inventory.create(body, operatorActor(req.principal));
       req.log.info({ machine: m.name, id: m.id, by: req.principal?.name }, 'machine enrolled');
       return reply.status(201).send(presentMachine(m));
+    },
+  );
+
+  app.post(
+    '/api/v1/machines/allocate',
+    {
+      schema: {
+        tags: ['machines'],
+        summary: 'Allocate available, unowned machines that meet the constraints to an owner: all `count` of them or none (409 says what was short)',
+        body: AllocateBody,
+        response: { 200: Type.Object({ owner: Type.String(), machines: Type.Array(MachineSchema) }), ...errors },
+      },
+    },
+    async (req) => {
+      const { owner, ...constraints } = req.body;
+      const r = await s.allocator.allocate({ ...constraints, owner: owner ?? req.principal?.name ?? 'anonymous' }, operatorActor(req.principal));
+      req.log.info({ owner: r.owner, machines: r.machines.map((m) => m.name), by: req.principal?.name }, 'machines allocated');
+      return { owner: r.owner, machines: r.machines.map(presentMachine) };
     },
   );
 
