@@ -49,6 +49,9 @@ import { DeployService } from './deploy/service.js';
 import { OperatorActions } from './deploy/operator-actions.js';
 import { RunService } from './runs/service.js';
 import { imageRoutes } from './api/routes/images.js';
+import { treeRoutes } from './api/routes/trees.js';
+import { TreeStore } from './trees/store.js';
+import { RsyncDaemon } from './trees/rsyncd.js';
 import { templateRoutes } from './api/routes/templates.js';
 import { fileSender } from './api/send-file.js';
 import { bootListener, serverTls } from './config/tls.js';
@@ -161,6 +164,22 @@ export async function createController(config: Config, opts: ControllerOptions =
   const leftovers = await images.removeLeftovers();
   if (leftovers.length) log.info({ files: leftovers }, `removed ${leftovers.length} leftover upload file(s) from the image store`);
   const templates = new TemplateStore(store, clock);
+  const trees = new TreeStore(config.dataDir, clock);
+  trees.removeLeftovers();
+  const rsyncd = config.trees.rsyncListen
+    ? new RsyncDaemon(
+        {
+          installDir: trees.installDir,
+          metadataDir: trees.metadataDir,
+          ...(({ host, port }) => ({ address: host, port }))(parseListen(config.trees.rsyncListen)),
+          hostsAllow: config.trees.hostsAllow,
+          root: process.getuid?.() === 0,
+        },
+        join(config.dataDir, 'rsyncd'),
+        config.trees.rsync,
+        (event, fields) => log.debug(fields, event),
+      )
+    : null;
   const deploy = new DeployService({ store, clock, engine, inventory, images, templates, config: machineConfig, log, secrets: secrets.box });
   deploy.profileLookup = lookupProfileDeploy;
   const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy });
@@ -199,6 +218,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       managerRoutes,
       profileRoutes(profiles, new MatchPreviewService(store)),
       poolRoutes(pools),
+      treeRoutes(trees),
       imageRoutes,
       templateRoutes,
       ...(opts.extraRoutes ?? []),
@@ -279,6 +299,10 @@ export async function createController(config: Config, opts: ControllerOptions =
         const t = await tftp.start();
         log.info({ host: t.host, port: t.port, root: config.tftp.root }, 'TFTP server listening');
       }
+      if (rsyncd) {
+        rsyncd.start();
+        log.info({ listen: config.trees.rsyncListen, conf: rsyncd.confFile }, 'rsync daemon (trees) started');
+      }
       if (dhcp) {
         const d = await dhcp.start();
         log.info({ mode: config.dhcp.mode, interface: config.dhcp.interface, serverAddress: d.serverAddress, conf: d.confFile }, 'DHCP (dnsmasq) started');
@@ -298,6 +322,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       await registry.closeAll().catch(() => undefined);
       await tftp?.stop();
       await dhcp?.stop();
+      await rsyncd?.stop();
       if (bootServer) {
         const server = bootServer;
         const closing = new Promise<void>((resolve) => server.close(() => resolve()));

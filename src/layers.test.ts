@@ -17,7 +17,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['lifecycle'],
   ['appliances', 'power', 'profiles', 'images', 'installer', 'templates', 'lab'],
   ['deploy', 'inspection'],
-  ['boot', 'dhcp'],
+  ['boot', 'dhcp', 'trees'],
   ['api'],
   ['controller', 'manager'],
   ['cli'],

@@ -5,6 +5,7 @@ import { Readable, Transform } from 'node:stream';
 import type { CommandRegistrar } from './context.js';
 import { ExitCode, UsageError } from './errors.js';
 import { Progress } from './progress.js';
+import { sendStream } from './upload.js';
 import { imageBuildCommand, DEFAULT_IMAGE_NAME } from '../images/builder/index.js';
 import { IMAGE_KINDS } from '../images/store.js';
 
@@ -78,27 +79,9 @@ export const registerImageCommands: CommandRegistrar = (image, ctx) => {
         },
       });
       const body = Readable.toWeb(createReadStream(file, { highWaterMark: 4 * 2 ** 20 }).pipe(counter)) as ReadableStream;
-      const client = ctx.client();
       const q = new URLSearchParams({ name: o.name, kind: o.kind, sha256, ...(o.format ? { format: o.format } : {}) });
-      const res = await client.fetch(`${client.url}/api/v1/images?${q}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/octet-stream', ...(client.authorization ? { authorization: client.authorization } : {}) },
-        body,
-        duplex: 'half',
-      } as RequestInit);
+      const img = await sendStream<ImageView>(ctx, 'POST', `/api/v1/images?${q}`, body);
       uploading.done();
-      const text = await res.text();
-      if (!res.ok) {
-        const message = (() => {
-          try {
-            return (JSON.parse(text) as { error: { message: string } }).error.message;
-          } catch {
-            return `HTTP ${res.status}`;
-          }
-        })();
-        throw new Error(message);
-      }
-      const img = JSON.parse(text) as ImageView;
       if (o.json) ctx.out.json(img);
       else ctx.out.line(`uploaded ${img.name} (${img.kind}, ${img.sourceFormat}→raw ${gib(img.sizeBytes)}), sha256 ${img.sha256}`);
     });

@@ -30,6 +30,7 @@ import { registerMachineDeploy } from './machine-deploy.js';
 import { registerMachineRelease } from './machine-release.js';
 import { registerMachineAllocate } from './machine-allocate.js';
 import { registerImageCommands } from './image.js';
+import { registerTreeCommands } from './tree.js';
 import { registerTemplateCommands } from './template.js';
 import { registerInstallerBuild } from './installer-build.js';
 import { registerTokenCreate } from './token-create.js';
@@ -60,6 +61,7 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
   { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },
   { noun: 'installer', description: 'the live installer machines network-boot into', verbs: [registerInstallerBuild] },
   { noun: 'image', description: 'disk images and installer files', verbs: [registerImageCommands] },
+  { noun: 'tree', description: "eDeploy's trees: a role's files at a version, and the steps between versions", verbs: [registerTreeCommands] },
   { noun: 'template', description: 'templates and snippets for deploys', verbs: [registerTemplateCommands] },
   {
     noun: 'appliance',

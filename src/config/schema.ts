@@ -115,6 +115,18 @@ export const ConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    trees: Type.Object(
+      {
+        rsyncListen: Type.String({
+          default: '',
+          pattern: '^((\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5})?$',
+          description: "host:port of the read-only rsync daemon serving trees (eDeploy's modules `install` and `metadata`; eDeploy used port 831); empty: not started",
+        }),
+        hostsAllow: Type.String({ default: '', pattern: '^[0-9A-Fa-f:./, ]*$', description: 'addresses or networks allowed to read trees over rsync (rsync `hosts allow`); empty: anyone who reaches the port' }),
+        rsync: Type.String({ default: 'rsync', description: "rsync program run as the daemon (Debian's rsync)" }),
+      },
+      { default: {} },
+    ),
     enrolment: Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: 'enrol unknown machines that network-boot (false: they are told so and boot locally)' }),
