@@ -16,6 +16,7 @@ import { buildApp, type RouteRegistrar } from './api/app.js';
 import type { AppServices } from './api/context.js';
 import { InspectionService } from './inspection/service.js';
 import { BootService, type InstallerLocator } from './boot/service.js';
+import { installerIsoDir } from './installer/index.js';
 import { EnrolmentGate } from './boot/enrolment.js';
 import { TICKET_KEY_PURPOSE } from './runs/run-tokens.js';
 import { bootRoutes } from './api/routes/boot.js';
@@ -204,6 +205,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     listen: config.listen,
     ticketKey,
     enrolment: new EnrolmentGate(config.enrolment, clock),
+    isoDir: installerIsoDir(config.dataDir),
   });
   boot.addPlanner(deployRuns.planner);
   const sendFile = fileSender({ dataDir: config.dataDir, accelRedirect: config.accelRedirect });

@@ -21,3 +21,16 @@ export function parseCmdline(cmdline: string): AgentConfig | null {
   if (!url || !runId || !token) return null;
   return { url: url.replace(/\/+$/, ''), runId, token, debug: args.get('plinth.debug') === '1' };
 }
+
+/**
+ * An installer booted from the ISO knows only the controller: `plinth.url=…` (and
+ * `plinth.boot=vmedia`) without a run or ticket, which the agent then asks for (ticket.ts).
+ * Null when the command line has no controller URL, or already a run and ticket.
+ */
+export function parseIsoCmdline(cmdline: string): { url: string; debug: boolean } | null {
+  if (parseCmdline(cmdline)) return null;
+  const words = cmdline.trim().split(/\s+/);
+  const url = words.find((w) => w.startsWith('plinth.url='))?.slice('plinth.url='.length);
+  if (!url || !words.includes('plinth.boot=vmedia')) return null;
+  return { url: url.replace(/\/+$/, ''), debug: words.includes('plinth.debug=1') };
+}

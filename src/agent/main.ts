@@ -1,16 +1,34 @@
 // Entry point of the agent bundle (dist/agent/agent.mjs) that runs inside the installer.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
-import { parseCmdline } from './cmdline.js';
+import { parseCmdline, parseIsoCmdline } from './cmdline.js';
+import { askForTicket, identityQuery } from './ticket.js';
 import { runAgent } from './agent.js';
 import { collectFacts, nodeCommandRunner, nodeFactsFs } from './inspect/index.js';
 
 declare const PLINTH_AGENT_VERSION: string;
 
 const say = (line: string) => process.stdout.write(line + '\n');
-const config = parseCmdline(readFileSync('/proc/cmdline', 'utf8'));
+const cmdline = readFileSync('/proc/cmdline', 'utf8');
+const iso = parseIsoCmdline(cmdline);
+const tryRead = (path: string): string | undefined => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
+const tryList = (path: string): string[] => {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+};
+// Booted from the ISO: the controller URL only; the run's ticket is asked for by identity.
+const config = iso ? await askForTicket({ ...iso, query: identityQuery(tryRead, tryList), console: say }) : parseCmdline(cmdline);
 if (!config) {
-  say('plinth-agent: no plinth.url / plinth.run / plinth.token on the kernel command line; nothing to do');
+  if (!iso) say('plinth-agent: no plinth.url / plinth.run / plinth.token on the kernel command line; nothing to do');
   process.exit(2);
 }
 

@@ -17,6 +17,8 @@ import { controllerBaseUrl } from './base-url.js';
 import { netbootCorrelation } from '../inspection/netboot.js';
 import type { EnrolmentGate } from './enrolment.js';
 import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
+import { buildInstallerIso, builtInstallerIso, isoKernelCmdline } from '../installer/index.js';
+import type { AgentTicketAnswer } from '../protocol/agent.js';
 import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from '../runs/trace.js';
 
 export const BOOT_ACTOR: Actor = { kind: 'system', name: 'boot-service' };
@@ -80,9 +82,24 @@ export interface BootServiceDeps {
   /** Signs run tickets (SecretBox.deriveKey(TICKET_KEY_PURPOSE)). */
   ticketKey: Buffer;
   enrolment: EnrolmentGate;
+  /** Where installer ISOs are built and kept (DATA_DIR/boot/installer-iso); without it, no ISO is served. */
+  isoDir?: string;
 }
 
 const CHAIN_TTL_MS = 10 * 60_000;
+
+/** The identity a boot request names (iPXE's settings, or an ISO-booted agent's sysfs). */
+function identityOf(q: BootQuery): Identity {
+  const macs = [q.mac, ...Array.from({ length: 8 }, (_, i) => q[`mac${i}`])].filter((m): m is string => Boolean(m));
+  return normalizeIdentity({
+    systemUuid: q.uuid ?? null,
+    serial: q.serial ?? null,
+    assetTag: q.asset ?? null,
+    manufacturer: q.manufacturer ?? null,
+    productName: q.product ?? null,
+    macs,
+  });
+}
 
 /**
  * Told, inside the transaction that starts it, of every boot attempt of an identified machine
@@ -100,6 +117,7 @@ export type AttemptListener = (trx: Db, a: { machineId: string; attemptId: strin
 export class BootService {
   private readonly planners: BootPlanner[] = [];
   private readonly attemptListeners: AttemptListener[] = [];
+  private readonly isoBuilds = new Map<string, Promise<string>>();
   constructor(private readonly deps: BootServiceDeps) {}
 
   addPlanner(p: BootPlanner): void {
@@ -128,20 +146,12 @@ export class BootService {
   }
 
   async machineScript(q: BootQuery, ctx: BootContext): Promise<{ script: string; machine: Machine | null; decision: string }> {
-    const macs = [q.mac, ...Array.from({ length: 8 }, (_, i) => q[`mac${i}`])].filter((m): m is string => Boolean(m));
-    const identity = normalizeIdentity({
-      systemUuid: q.uuid ?? null,
-      serial: q.serial ?? null,
-      assetTag: q.asset ?? null,
-      manufacturer: q.manufacturer ?? null,
-      productName: q.product ?? null,
-      macs,
-    });
+    const identity = identityOf(q);
     if (!hasAnyIdentity(identity)) {
       return { script: unidentifiedScript('no usable UUID, serial, asset tag or MAC address was sent'), machine: null, decision: 'unidentified' };
     }
     try {
-      return await this.decide(identity, q, ctx);
+      return await this.script(identity, q, ctx);
     } catch (e) {
       this.deps.log.error({ err: e, identity }, 'boot decision failed');
       return { script: retryLaterScript(ctx.baseUrl, 'the controller could not decide what this machine boots'), machine: null, decision: 'error' };
@@ -165,18 +175,23 @@ export class BootService {
     });
   }
 
-  private async decide(identity: Identity, q: BootQuery, ctx: BootContext) {
+  /**
+   * What a booting machine gets, decided from its lifecycle: the machine (enrolled when
+   * unknown, its inspection started when it was waiting for one), its run, the plan, and
+   * whether an installer already holds the run. The boot attempt is recorded with the
+   * decision; `stage` names how the machine asked (an iPXE script, or an ISO-booted agent).
+   */
+  private async decide(identity: Identity, q: BootQuery, ctx: BootContext, stage: 'machine-script' | 'agent-ticket') {
     const { store, clock, engine } = this.deps;
     const found = await this.findOrEnrol(identity);
     if (found.outcome === 'refused') {
       this.deps.log.warn({ identity, why: found.why }, 'unknown machine not enrolled');
-      const script = this.deps.enrolment.isEnabled() ? retryLaterScript(ctx.baseUrl, found.why, 60, 'enrolment is paused') : notEnrolledScript(found.why);
-      return { script, machine: null, decision: 'not-enrolled' };
+      return { outcome: 'refused' as const, why: found.why };
     }
     let { machine } = found;
     if (machine.state === 'enrolled' && !machine.maintenance) {
       try {
-        machine = (await engine.act(machine.id, 'inspect', { actor: BOOT_ACTOR, reason: 'network-booted while enrolled' })).machine;
+        machine = (await engine.act(machine.id, 'inspect', { actor: BOOT_ACTOR, reason: `${stage === 'agent-ticket' ? 'booted the installer ISO' : 'network-booted'} while enrolled` })).machine;
       } catch (e) {
         // A concurrent request (an iPXE retry) started it first.
         if (!isPlinthError(e)) throw e;
@@ -201,7 +216,7 @@ export class BootService {
     const decision = claimed
       ? 'claimed'
       : plan.kind === 'installer'
-        ? installer
+        ? installer || stage === 'agent-ticket'
           ? 'installer'
           : 'installer-missing'
         : plan.kind === 'local'
@@ -223,10 +238,21 @@ export class BootService {
       await this.traceChain(trx, q.chain, machine.id, id, run?.id ?? null);
       // The controller's own address on this connection (never the Host header): where a deploy's seeds point when publicUrl is unset.
       await updateMachineRow(trx, machine.id, { boot_base_url: ctx.baseUrl }, at);
-      await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'machine-script', detail: { decision } });
+      await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage, detail: { decision } });
       if (plan.kind === 'local') await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'local-boot', detail: { why: plan.why } });
       return id;
     });
+    return { outcome: 'decided' as const, machine, run, plan, installer, claim, claimed, decision, attemptId };
+  }
+
+  private async script(identity: Identity, q: BootQuery, ctx: BootContext) {
+    const d = await this.decide(identity, q, ctx, 'machine-script');
+    if (d.outcome === 'refused') {
+      const script = this.deps.enrolment.isEnabled() ? retryLaterScript(ctx.baseUrl, d.why, 60, 'enrolment is paused') : notEnrolledScript(d.why);
+      return { script, machine: null, decision: 'not-enrolled' };
+    }
+    const { machine, run, plan, installer, claim, claimed, decision, attemptId } = d;
+    const { store } = this.deps;
     let script: string;
     if (plan.kind === 'local') script = localBootScript(machine.name, plan.why);
     else if (claimed || !claim) script = claimedScript(ctx.baseUrl, machine.name);
@@ -248,6 +274,52 @@ export class BootService {
       });
     }
     return { script, machine, decision };
+  }
+
+  /**
+   * An installer booted from the ISO (virtual media) asks for its run's ticket, naming itself
+   * by the identity a network boot sends. It is the machine-script decision without iPXE: the
+   * same enrolment, the same claim rule (a ticket only while no installer holds the run), the
+   * same trace. A run whose deploy boots an OS installer rather than Plinth's has nothing for
+   * it; nor has a machine without work (it should boot its disk).
+   */
+  async agentTicket(q: BootQuery, ctx: BootContext): Promise<AgentTicketAnswer> {
+    const identity = identityOf(q);
+    if (!hasAnyIdentity(identity)) return { decision: 'none', why: 'no usable UUID, serial, asset tag or MAC address was sent' };
+    let d: Awaited<ReturnType<BootService['decide']>>;
+    try {
+      d = await this.decide(identity, q, ctx, 'agent-ticket');
+    } catch (e) {
+      this.deps.log.error({ err: e, identity }, 'agent ticket decision failed');
+      return { decision: 'wait', retryAfterSeconds: 10, why: 'the controller could not decide what this machine runs' };
+    }
+    if (d.outcome === 'refused') return this.deps.enrolment.isEnabled() ? { decision: 'wait', retryAfterSeconds: 60, why: d.why } : { decision: 'none', why: d.why };
+    const { machine, run, plan, claim, claimed } = d;
+    if (plan.kind === 'local') return { decision: 'none', why: `machine ${machine.name} has nothing to run: ${plan.why}` };
+    if (plan.kind === 'script') return { decision: 'none', why: `machine ${machine.name}'s run ${run!.id} boots an OS installer over the network, not Plinth's installer` };
+    if (claimed || !claim) return { decision: 'wait', retryAfterSeconds: 15, why: `run ${run!.id} of machine ${machine.name} is held by another installer` };
+    return { decision: 'ticket', machine: machine.name, runId: run!.id, token: mintTicket(this.deps.ticketKey, run!.id, claim.epoch) };
+  }
+
+  /**
+   * The installer ISO for this controller (built on first use, then cached): its kernel command
+   * line carries the URL the agent reaches the controller at. Null when the installer is not built.
+   */
+  async installerIso(ctx: BootContext, signal?: AbortSignal): Promise<string | null> {
+    const files = this.deps.installer();
+    if (!files || !this.deps.isoDir) return null;
+    const cmdline = isoKernelCmdline(this.deps.agentUrl || ctx.baseUrl, this.deps.kernelArgs);
+    const built = builtInstallerIso({ kernel: files.kernel, initrd: files.initrd, cmdline, dir: this.deps.isoDir });
+    if (built) return built;
+    const key = `${files.kernel}\0${files.initrd}\0${cmdline}`;
+    let pending = this.isoBuilds.get(key);
+    if (!pending) {
+      pending = buildInstallerIso({ kernel: files.kernel, initrd: files.initrd, cmdline, dir: this.deps.isoDir, log: (line) => this.deps.log.info(line), ...(signal ? { signal } : {}) })
+        .then((r) => r.path)
+        .finally(() => this.isoBuilds.delete(key));
+      this.isoBuilds.set(key, pending);
+    }
+    return pending;
   }
 
   /** Ties the /boot.ipxe fetch that led here to this machine and attempt. */

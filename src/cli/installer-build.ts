@@ -6,6 +6,7 @@ import type { CommandRegistrar } from './context.js';
 import { ExitCode, UsageError } from './errors.js';
 import { installerBuildCommand } from '../installer/index.js';
 import { caBundleFrom } from './connect.js';
+import { loadConfig } from '../config/load.js';
 
 /** The agent bundle `npm run build` produces beside the compiled CLI. */
 export const AGENT_BUNDLE = fileURLToPath(new URL('../agent/agent.mjs', import.meta.url));
@@ -18,9 +19,25 @@ export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
     .option('--force', 'rebuild even when nothing changed')
     .option('--mirror <url>', 'Debian mirror (default http://deb.debian.org/debian)')
     .option('--ca-bundle <file>', 'PEM CA certificates the installer agent trusts when the controller serves HTTPS with a private CA')
+    .option('--iso', "also build the installer ISO for virtual media (grub-mkrescue, BIOS and UEFI) that the controller serves at /boot/installer.iso")
+    .option('--config <file>', 'the controller configuration the ISO is built for: its publicUrl and installerKernelArgs (PLINTH_CONFIG, default plinth.yaml)')
+    .option('--public-url <url>', "the controller URL the ISO's installer reaches (PLINTH_PUBLIC_URL; default the configuration's publicUrl)")
     // NOTE: the program's own --ca-bundle takes the flag wherever it is written; read both.
-    .action(async (o: { dataDir?: string; force?: boolean; mirror?: string; caBundle?: string }, cmd: Command) => {
+    .action(async (o: { dataDir?: string; force?: boolean; mirror?: string; caBundle?: string; iso?: boolean; config?: string; publicUrl?: string }, cmd: Command) => {
       o.caBundle ??= cmd.optsWithGlobals<{ caBundle?: string }>().caBundle;
+      // The ISO carries the controller URL: resolved before the (long) build, so that a missing one fails at once.
+      let iso: { publicUrl: string; kernelArgs: string } | undefined;
+      if (o.iso) {
+        const config = loadConfig({
+          file: o.config ?? ctx.env.PLINTH_CONFIG ?? 'plinth.yaml',
+          fileRequired: Boolean(o.config ?? ctx.env.PLINTH_CONFIG),
+          env: ctx.env,
+          flags: { ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}), ...(o.dataDir ? { dataDir: o.dataDir } : {}) },
+        });
+        if (!config.publicUrl) throw new UsageError('--iso: the ISO carries the URL the installer reaches the controller at; set publicUrl (--public-url, PLINTH_PUBLIC_URL or the configuration)');
+        iso = { publicUrl: config.publicUrl, kernelArgs: config.installerKernelArgs };
+        o.dataDir ??= config.dataDir;
+      }
       const caBundle = caBundleFrom(o.caBundle, '--ca-bundle');
       if (!existsSync(AGENT_BUNDLE)) throw new UsageError(`the agent bundle ${AGENT_BUNDLE} is missing; run npm run build`);
       const code = await installerBuildCommand({
@@ -29,6 +46,7 @@ export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
         ...(o.force ? { force: true } : {}),
         ...(o.mirror ? { mirror: o.mirror } : {}),
         ...(caBundle ? { caBundle } : {}),
+        ...(iso ? { iso } : {}),
         out: (t) => ctx.out.line(t.trimEnd()),
         err: (t) => ctx.out.error(t.trimEnd()),
       });

@@ -1,6 +1,7 @@
 import { messageOf } from '../core/errors.js';
 import { buildInstaller, type BuildInstallerOptions } from './build.js';
 import { formatSeconds, formatSize } from './log-format.js';
+import { buildInstallerIso, installerIsoDir, isoKernelCmdline } from './iso.js';
 
 export interface InstallerBuildCommandOptions {
   dataDir: string;
@@ -10,6 +11,8 @@ export interface InstallerBuildCommandOptions {
   force?: boolean;
   mirror?: string;
   compression?: BuildInstallerOptions['compression'];
+  /** Also build the ISO for virtual media, for a controller at this URL with these kernel arguments. */
+  iso?: { publicUrl: string; kernelArgs: string };
   signal?: AbortSignal;
   /** Where progress and the result go; default process.stdout / process.stderr. */
   out?: (text: string) => void;
@@ -50,6 +53,18 @@ export async function installerBuildCommand(options: InstallerBuildCommandOption
       ),
       `  node ${m.inputs.node.version}, ${Object.keys(m.packages).length} Debian packages from ${m.inputs.suite}`,
     ];
+    if (options.iso) {
+      const r = await buildInstallerIso({
+        kernel: result.kernel,
+        initrd: result.initramfs,
+        cmdline: isoKernelCmdline(options.iso.publicUrl, options.iso.kernelArgs),
+        dir: installerIsoDir(options.dataDir),
+        installTools: true,
+        log: (line) => out(`${stamp()} ${line}\n`),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      lines.push(`  ISO        ${r.path}  ${formatSize(r.bytes)}${r.cacheHit ? '  (cache hit)' : ''}`, `             boots plinth.url=${options.iso.publicUrl.replace(/\/+$/, '')}; served at /boot/installer.iso`);
+    }
     out(`${lines.join('\n')}\n`);
     return 0;
   } catch (e) {

@@ -151,3 +151,16 @@ export const InstalledReportSchema = Type.Object(
 );
 export type InstalledReport = Static<typeof InstalledReportSchema>;
 export const InstalledAnswerSchema = Type.Object({ machine: Type.String(), state: Type.String() });
+
+/**
+ * `GET /boot/agent-ticket?uuid=…&serial=…&mac0=…` (the identity parameters of a network boot):
+ * how an installer booted from the ISO, which carries the controller URL but no run, gets its
+ * run's ticket. `ticket`: use it as a network-booted agent uses `plinth.token`; `wait`: ask
+ * again after `retryAfterSeconds`; `none`: this machine has nothing to run in the installer.
+ */
+export const AgentTicketAnswerSchema = Type.Union([
+  Type.Object({ decision: Type.Literal('ticket'), machine: Type.String(), runId: Type.String(), token: Type.String() }, Strict),
+  Type.Object({ decision: Type.Literal('wait'), retryAfterSeconds: Type.Integer({ minimum: 1 }), why: Type.String() }, Strict),
+  Type.Object({ decision: Type.Literal('none'), why: Type.String() }, Strict),
+]);
+export type AgentTicketAnswer = Static<typeof AgentTicketAnswerSchema>;

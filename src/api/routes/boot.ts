@@ -12,7 +12,8 @@ import { recordStage } from '../../runs/trace.js';
 import type { InstallerLocator } from '../../boot/service.js';
 import type { DeployRuns } from '../../deploy/deploy-runs.js';
 import type { ImageStore } from '../../images/store.js';
-import { PlinthError } from '../../core/errors.js';
+import { PlinthError, validation } from '../../core/errors.js';
+import { AgentTicketAnswerSchema } from '../../protocol/agent.js';
 import type { SendFile } from '../send-file.js';
 
 const IPXE = 'text/plain; charset=utf-8';
@@ -93,6 +94,38 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
         if (bad) return reply.status(400).type(IPXE).send(unidentifiedScript(`boot parameter ${bad.field} ${bad.why}`));
         const { script } = await deps.boot.machineScript(req.query as BootQuery, ctx(req));
         return reply.type(IPXE).send(script);
+      },
+    );
+
+    app.get(
+      '/boot/agent-ticket',
+      {
+        config: { role: 'public' },
+        schema: {
+          tags: ['boot'],
+          summary: "An ISO-booted installer's run ticket, asked for with the machine's identity (the parameters of /boot/machine.ipxe)",
+          security: [],
+          querystring: Type.Object({}, { additionalProperties: Type.String({ maxLength: 128 }) }),
+          response: { 200: AgentTicketAnswerSchema },
+        },
+      },
+      async (req) => {
+        const bad = badBootQueryField(req.query as Record<string, unknown>);
+        if (bad) throw validation(bad.field, bad.why);
+        return deps.boot.agentTicket(req.query as BootQuery, ctx(req));
+      },
+    );
+
+    app.get(
+      '/boot/installer.iso',
+      {
+        config: { role: 'public' },
+        schema: { tags: ['boot'], summary: 'The installer as a bootable ISO (BIOS and UEFI) for virtual media, with this controller\'s URL on its kernel command line', security: [] },
+      },
+      async (req, reply) => {
+        const path = await deps.boot.installerIso(ctx(req));
+        if (!path) return reply.status(404).type('text/plain').send('the installer is not built on this controller: run `plinth installer build`\n');
+        return deps.sendFile(reply.type('application/x-iso9660-image'), path);
       },
     );
 

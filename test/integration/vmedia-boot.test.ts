@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { backends } from '../support/backends.js';
+import { freshController } from '../support/controller.js';
+import { installerIsoDir } from '../../src/installer/index.js';
+import { askForTicket } from '../../src/agent/ticket.js';
+
+/**
+ * Booting the installer from virtual media, controller side: the ISO it serves (a real
+ * grub-mkrescue build around the installer files, BIOS and UEFI), and the ticket an ISO-booted
+ * agent asks for by its identity (the agent's own client against the listening controller).
+ */
+type TC = Awaited<ReturnType<typeof freshController>>;
+
+describe.each(backends)('installer ISO and agent tickets on $name', (backend) => {
+  let t: TC;
+  let url: string;
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-iso-'));
+  writeFileSync(join(dir, 'vmlinuz'), randomBytes(200_000));
+  writeFileSync(join(dir, 'initrd.img'), randomBytes(500_000));
+  let installerBuilt = true;
+  beforeAll(async () => {
+    t = await freshController(
+      backend,
+      { publicUrl: 'http://10.0.2.2:7709', installerKernelArgs: "console=ttyS0,115200n8 quiet it's" },
+      { installer: () => (installerBuilt ? { kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') } : null) },
+    );
+    url = await t.controller.listen();
+  });
+  afterAll(async () => t?.close());
+
+  const identity = (o: { uuid: string; serial: string; mac: string }) =>
+    new URLSearchParams({ uuid: o.uuid, serial: o.serial, manufacturer: 'QEMU', mac0: o.mac, platform: 'vmedia' });
+  const said: string[] = [];
+  const ask = (q: URLSearchParams, giveUpAfterMs = 60_000) => askForTicket({ url, query: q, debug: false, console: (l) => said.push(l), giveUpAfterMs });
+
+  it('serves the installer as an ISO that boots BIOS and UEFI with the controller URL and no ticket on its command line', async () => {
+    const r = await fetch(`${url}/boot/installer.iso`);
+    expect(r.status, r.status === 200 ? '' : await r.text()).toBe(200);
+    const iso = join(dir, 'got.iso');
+    writeFileSync(iso, Buffer.from(await r.arrayBuffer()));
+    const report = execFileSync('xorriso', ['-indev', iso, '-report_el_torito', 'plain'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(report).toMatch(/El Torito boot img :\s+1\s+BIOS/);
+    expect(report).toMatch(/El Torito boot img :\s+2\s+UEFI/);
+    execFileSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/boot/grub/grub.cfg', join(dir, 'grub.cfg'), '-extract', '/plinth/vmlinuz', join(dir, 'vmlinuz.out')], { stdio: 'ignore' });
+    const cfg = readFileSync(join(dir, 'grub.cfg'), 'utf8');
+    expect(cfg).toContain("linux /plinth/vmlinuz 'plinth.url=http://10.0.2.2:7709' 'plinth.boot=vmedia' 'console=ttyS0,115200n8' 'quiet' 'it'\\''s'");
+    expect(cfg).not.toMatch(/plinth\.(run|token)/);
+    expect(readFileSync(join(dir, 'vmlinuz.out')).equals(readFileSync(join(dir, 'vmlinuz')))).toBe(true);
+    // Built once: the second request is the same file.
+    const again = await fetch(`${url}/boot/installer.iso`, { method: 'HEAD' });
+    expect(again.status).toBe(200);
+    expect(readdirSync(installerIsoDir(t.config.dataDir)).filter((f) => f.endsWith('.iso'))).toHaveLength(1);
+  }, 120_000);
+
+  it('says the installer is not built instead of serving an ISO', async () => {
+    installerBuilt = false;
+    try {
+      const r = await fetch(`${url}/boot/installer.iso`);
+      expect(r.status).toBe(404);
+      expect(await r.text()).toContain('plinth installer build');
+    } finally {
+      installerBuilt = true;
+    }
+  });
+
+  it('gives an ISO-booted agent its run ticket by identity, once: an unknown machine is enrolled and inspected', async () => {
+    const q = identity({ uuid: '5e5e5e5e-0000-4000-8000-000000000001', serial: 'ISO-1', mac: '52:54:00:5e:00:01' });
+    const config = await ask(q);
+    expect(config).toMatchObject({ url, debug: false, runId: expect.any(String), token: expect.any(String) });
+    const machines = (await t.api('GET', '/api/v1/machines')).json().items;
+    const m = machines.find((x: { identity: { serial: string } }) => x.identity.serial === 'ISO-1');
+    expect(m).toMatchObject({ state: 'inspecting', currentRunId: config!.runId });
+    // The ticket is a run ticket like a network boot's: the agent's hello claims the run with it.
+    const hello = await fetch(`${url}/agent/v1/hello`, { method: 'POST', headers: { authorization: `Bearer ${config!.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ agentVersion: 'test' }) });
+    expect(hello.status).toBe(200);
+    expect((await t.api('GET', `/api/v1/machines/${m.name}`)).json().state).toBe('inspect-wait');
+    // Claimed: a second ask (another ISO boot with the same identity) gets no ticket and is told to wait.
+    said.length = 0;
+    expect(await ask(q, 0)).toBeNull();
+    expect(said.join('\n')).toMatch(/waiting: run \S+ of machine \S+ is held by another installer/);
+    const trace = (await t.api('GET', `/api/v1/machines/${m.name}/trace`)).json();
+    expect(JSON.stringify(trace)).toContain('agent-ticket');
+  });
+
+  it('tells an ISO-booted machine with nothing to run so, and refuses a malformed request naming the field', async () => {
+    const q = identity({ uuid: '5e5e5e5e-0000-4000-8000-000000000002', serial: 'ISO-2', mac: '52:54:00:5e:00:02' });
+    const created = await t.api('POST', '/api/v1/machines', { name: 'iso-idle', maintenance: true, identity: { systemUuid: '5e5e5e5e-0000-4000-8000-000000000002' } });
+    expect(created.statusCode, created.body).toBe(201);
+    said.length = 0;
+    expect(await ask(q)).toBeNull();
+    expect(said.join('\n')).toContain('nothing to run: machine iso-idle has nothing to run: it is enrolled');
+    const bad = await fetch(`${url}/boot/agent-ticket?uuid=x&shell=1`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toContain('shell');
+  });
+});
