@@ -30,6 +30,7 @@ import { hostname } from 'node:os';
 import { SecretBox } from './auth/secrets.js';
 import { ApplianceService } from './appliances/service.js';
 import { Enlister } from './appliances/enlist.js';
+import { MachineImporter } from './sources/machine-import.js';
 import { PowerService } from './power/service.js';
 import { ProviderRegistry, BUILTIN_PROVIDER_FACTORIES } from './providers/registry.js';
 import { createLabProvider } from './lab/provider.js';
@@ -186,7 +187,8 @@ export async function createController(config: Config, opts: ControllerOptions =
   const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const actions = new OperatorActions({ store, inventory, engine, deploy });
-  const services: AppServices = { config, store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, power, deploy, actions, runs: new RunService(store), images, templates };
+  const importer = new MachineImporter({ store, inventory, appliances });
+  const services: AppServices = { config, store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, runs: new RunService(store), images, templates };
   const inspection = new InspectionService(engine, enroller);
   new MatchingService({ store, clock }).attach(engine, inspection, inventory);
   const profiles = new ProfileService(store, clock);

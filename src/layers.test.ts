@@ -16,7 +16,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['inventory', 'runs', 'auth'],
   ['lifecycle'],
   ['appliances', 'power', 'profiles', 'images', 'installer', 'templates', 'lab'],
-  ['deploy', 'inspection'],
+  ['deploy', 'inspection', 'sources'],
   ['boot', 'dhcp', 'trees'],
   ['api'],
   ['controller', 'manager'],

@@ -16,6 +16,7 @@ import type { TokenService, Role } from '../auth/tokens.js';
 import type { Actor } from '../inventory/machine.js';
 import type { ApplianceService } from '../appliances/service.js';
 import type { Enlister } from '../appliances/enlist.js';
+import type { MachineImporter } from '../sources/machine-import.js';
 import type { PowerService } from '../power/service.js';
 import type { DeployService } from '../deploy/service.js';
 import type { OperatorActions } from '../deploy/operator-actions.js';
@@ -34,6 +35,7 @@ export interface AppServices {
   tokens: TokenService;
   appliances: ApplianceService;
   enlister: Enlister;
+  importer: MachineImporter;
   power: PowerService;
   deploy: DeployService;
   actions: OperatorActions;

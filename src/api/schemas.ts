@@ -79,6 +79,33 @@ export const MachineCreate = Type.Object(
 );
 export type MachineCreateBody = Static<typeof MachineCreate>;
 
+export const MachineImportBody = Type.Object(
+  {
+    document: Type.Unknown({ description: "Plinth's machines document ({machines: [...]}) or TripleO's nodes.json / instackenv.json ({nodes: [...]}), parsed; checked field by field (docs/inventory-sources.md)" }),
+    dryRun: Type.Optional(Type.Boolean({ description: 'give the plan, change nothing' })),
+  },
+  Strict,
+);
+export type MachineImportRequest = Static<typeof MachineImportBody>;
+
+const ImportAction = Type.Union([Type.Literal('create'), Type.Literal('update'), Type.Literal('unchanged')]);
+export const MachineImportResult = Type.Object({
+  format: Type.Union([Type.Literal('plinth'), Type.Literal('tripleo')]),
+  dryRun: Type.Boolean(),
+  created: Type.Integer(),
+  updated: Type.Integer(),
+  unchanged: Type.Integer(),
+  items: Type.Array(
+    Type.Object({
+      entry: Type.String({ description: 'machines[3], nodes[3]' }),
+      machine: Nullable(Type.String({ description: 'null: a machine to create, named at import' })),
+      action: ImportAction,
+      changes: Type.Array(Type.String(), { description: 'the fields an update changes' }),
+      appliance: Nullable(Type.Object({ name: Type.String(), action: ImportAction, changes: Type.Array(Type.String()) })),
+    }),
+  ),
+});
+
 export const MachinePatch = Type.Object(
   {
     name: Type.Optional(MachineName),

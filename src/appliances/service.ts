@@ -86,7 +86,7 @@ const toAppliance = (r: AppliancesTable): Appliance => ({
 });
 
 /** Checks the address form each provider type expects, naming the field. */
-function validateAddress(type: ProviderType, address: string): void {
+export function validateAddress(type: ProviderType, address: string): void {
   const mustBeUrl = type === 'redfish' || type === 'proxmox' || type === 'vsphere';
   if (mustBeUrl) {
     let u: URL;
@@ -123,7 +123,8 @@ export class ApplianceService {
     this.updatedListeners.push(listener);
   }
 
-  async register(input: ApplianceInput): Promise<Appliance> {
+  /** Registers an appliance; in the caller's transaction when `db` is given (a machine import). */
+  async register(input: ApplianceInput, db: Db = this.store.db): Promise<Appliance> {
     if (!(PROVIDER_TYPES as readonly string[]).includes(input.type)) {
       throw validation('type', `'${input.type}' is not one of ${PROVIDER_TYPES.join(', ')}`);
     }
@@ -149,7 +150,7 @@ export class ApplianceService {
       health_at: null,
     };
     try {
-      await this.store.db.insertInto('appliances').values(row).execute();
+      await db.insertInto('appliances').values(row).execute();
     } catch (e) {
       if (uniqueViolation(e)) throw duplicate('name', input.name);
       throw e;
@@ -197,45 +198,77 @@ export class ApplianceService {
    * an `appliance-updated` event names the fields changed, never their values.
    */
   async update(key: string, patch: AppliancePatch, actor: Actor): Promise<Appliance> {
-    const updated = await this.store.transaction(async (trx) => {
-      const r = await this.row(key, trx);
-      const type = r.type as ProviderType;
-      const changes: Partial<AppliancesTable> = {};
-      if (patch.address !== undefined) {
-        validateAddress(type, patch.address);
-        changes.address = patch.address;
-      }
-      if (patch.username !== undefined) changes.username = patch.username || null;
-      if (patch.password !== undefined) changes.password_enc = patch.password ? this.secrets.encrypt(patch.password) : null;
-      if (patch.insecure !== undefined) changes.insecure = patch.insecure ? 1 : 0;
-      if (patch.caCert !== undefined) {
-        checkCaCert(patch.caCert);
-        changes.ca_cert = patch.caCert || null;
-      }
-      if (patch.options !== undefined) changes.options = toJson(patch.options);
-      if (patch.site !== undefined) changes.site = patch.site || null;
-      const fields = Object.keys(changes).map((c) => FIELD_NAMES[c] ?? c);
-      if (fields.length === 0) throw validation('body', 'nothing to change: give address, username, password, insecure, caCert, options or site');
-      const now = iso(this.clock.now());
-      await trx
-        .updateTable('appliances')
-        .set({ ...changes, updated_at: now, health: 'unknown', health_error: null, health_at: now })
-        .where('id', '=', r.id)
-        .execute();
-      // Jobs still waiting go to whoever runs the appliance now.
-      if (changes.site !== undefined) await trx.updateTable('provider_jobs').set({ site: changes.site }).where('appliance_id', '=', r.id).where('status', '=', 'queued').execute();
-      await recordApplianceEvent(trx, {
-        applianceId: r.id,
-        at: now,
-        actor: actorLabel(actor),
-        action: 'appliance-updated',
-        reason: `changed ${fields.join(', ')}; health ${r.health} → unknown until the next call`,
-        details: { fields, from: r.health, to: 'unknown' },
-      });
-      return toAppliance(await this.row(r.id, trx));
-    });
-    for (const l of this.updatedListeners) l(updated);
+    const updated = await this.store.transaction((trx) => this.updateIn(trx, key, patch, actor));
+    this.updated(updated);
     return updated;
+  }
+
+  /** Tells the listeners an appliance changed; after the commit of `updateIn`'s transaction. */
+  updated(a: Appliance): void {
+    for (const l of this.updatedListeners) l(a);
+  }
+
+  /** `update` inside the caller's transaction; the caller calls `updated` once it committed. */
+  async updateIn(trx: Db, key: string, patch: AppliancePatch, actor: Actor): Promise<Appliance> {
+    const r = await this.row(key, trx);
+    const type = r.type as ProviderType;
+    const changes: Partial<AppliancesTable> = {};
+    if (patch.address !== undefined) {
+      validateAddress(type, patch.address);
+      changes.address = patch.address;
+    }
+    if (patch.username !== undefined) changes.username = patch.username || null;
+    if (patch.password !== undefined) changes.password_enc = patch.password ? this.secrets.encrypt(patch.password) : null;
+    if (patch.insecure !== undefined) changes.insecure = patch.insecure ? 1 : 0;
+    if (patch.caCert !== undefined) {
+      checkCaCert(patch.caCert);
+      changes.ca_cert = patch.caCert || null;
+    }
+    if (patch.options !== undefined) changes.options = toJson(patch.options);
+    if (patch.site !== undefined) changes.site = patch.site || null;
+    const fields = Object.keys(changes).map((c) => FIELD_NAMES[c] ?? c);
+    if (fields.length === 0) throw validation('body', 'nothing to change: give address, username, password, insecure, caCert, options or site');
+    const now = iso(this.clock.now());
+    await trx
+      .updateTable('appliances')
+      .set({ ...changes, updated_at: now, health: 'unknown', health_error: null, health_at: now })
+      .where('id', '=', r.id)
+      .execute();
+    // Jobs still waiting go to whoever runs the appliance now.
+    if (changes.site !== undefined) await trx.updateTable('provider_jobs').set({ site: changes.site }).where('appliance_id', '=', r.id).where('status', '=', 'queued').execute();
+    await recordApplianceEvent(trx, {
+      applianceId: r.id,
+      at: now,
+      actor: actorLabel(actor),
+      action: 'appliance-updated',
+      reason: `changed ${fields.join(', ')}; health ${r.health} → unknown until the next call`,
+      details: { fields, from: r.health, to: 'unknown' },
+    });
+    return toAppliance(await this.row(r.id, trx));
+  }
+
+  /**
+   * The appliance of a type at an address, with its credentials decrypted, or null: how an
+   * import finds a BMC registered already and whether its credentials changed. Stays in the
+   * controller.
+   */
+  async atAddress(db: Db, type: string, address: string): Promise<{ appliance: Appliance; username: string | null; password: string | null } | null> {
+    const r = await db.selectFrom('appliances').selectAll().where('type', '=', type).where('address', '=', address).orderBy('name').executeTakeFirst();
+    if (!r) return null;
+    return { appliance: toAppliance(r), username: r.username, password: r.password_enc ? this.secrets.decrypt(r.password_enc) : null };
+  }
+
+  /** Whether an appliance has this name (in the caller's transaction). */
+  async nameTaken(db: Db, name: string): Promise<boolean> {
+    return (await db.selectFrom('appliances').select('id').where('name', '=', name).executeTakeFirst()) !== undefined;
+  }
+
+  /** An appliance by name or id, or null (in the caller's transaction). */
+  async find(db: Db, key: string): Promise<Appliance | null> {
+    return this.row(key, db).then(toAppliance, (e: unknown) => {
+      if (e instanceof PlinthError && e.code === 'not_found') return null;
+      throw e;
+    });
   }
 
   /** An appliance's history (health changes, updates, machines moved), oldest first. */

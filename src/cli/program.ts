@@ -9,6 +9,7 @@ import { registerServe } from './serve.js';
 import { registerMachineList } from './machine-list.js';
 import { registerMachineShow } from './machine-show.js';
 import { registerMachineCreate } from './machine-create.js';
+import { registerMachineImport } from './machine-import.js';
 import { registerMachineUpdate } from './machine-update.js';
 import { registerMachineDelete } from './machine-delete.js';
 import { registerMachineAction } from './machine-action.js';
@@ -47,6 +48,7 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
       registerMachineList,
       registerMachineShow,
       registerMachineCreate,
+      registerMachineImport,
       registerMachineUpdate,
       registerMachineDelete,
       registerMachineAction,

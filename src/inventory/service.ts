@@ -149,12 +149,10 @@ export class InventoryService {
     for (let attempt = 0; ; attempt++) {
       const name = input.name ?? readableName();
       try {
-        return await this.store.transaction(async (trx) => {
-          await this.assertIdentityFree(trx, identity, null);
-          await checkProviderLink(trx, { applianceId: input.provider?.applianceId ?? null, ref: input.provider?.ref ?? null });
-          return this.insert(trx, { name, identity, tags, input, actor, state: opts.state ?? 'enrolled' });
-        });
+        return await this.store.transaction((trx) => this.createIn(trx, { ...input, name }, actor, opts));
       } catch (e) {
+        const takenName = e instanceof PlinthError && e.code === 'duplicate' && e.details?.['field'] === 'name';
+        if (takenName && !explicitName && attempt < 5) continue;
         if (e instanceof PlinthError) throw e;
         const field = UNIQUE_FIELDS[uniqueViolation(e) ?? ''];
         // A generated name that happens to be taken: draw another one.
@@ -163,6 +161,18 @@ export class InventoryService {
         this.mapUnique(e);
       }
     }
+  }
+
+  /**
+   * `create` inside the caller's transaction, with its name given (an import creates many
+   * machines in one transaction); a name or identity in use fails it.
+   */
+  async createIn(trx: Db, input: MachineInput & { name: string }, actor: Actor, opts: { state?: string; reason?: string } = {}): Promise<Machine> {
+    const identity = operatorIdentity(input.identity);
+    await this.assertIdentityFree(trx, identity, null);
+    await checkProviderLink(trx, { applianceId: input.provider?.applianceId ?? null, ref: input.provider?.ref ?? null });
+    if (await trx.selectFrom('machines').select('id').where('name', '=', input.name).executeTakeFirst()) throw duplicate('name', input.name);
+    return this.insert(trx, { name: input.name, identity, tags: input.tags ?? {}, input, actor, state: opts.state ?? 'enrolled', ...(opts.reason ? { reason: opts.reason } : {}) });
   }
 
   /** Inserts a machine row and its enrolment event inside the caller's transaction. */
@@ -227,77 +237,80 @@ export class InventoryService {
 
   async update(key: string, patch: MachinePatch, actor: Actor): Promise<Machine> {
     try {
-      return await this.store.transaction(async (trx) => {
-        const m = await requireMachine(trx, this.store.dialect, key, { lock: true });
-        const at = iso(this.clock.now());
-        const changes: Partial<MachinesTable> = {};
-        const changed: string[] = [];
-        const events: { action: string; reason: string | null; details: Record<string, unknown> | null }[] = [];
-
-        if (patch.name !== undefined && patch.name !== m.name) {
-          const clash = await trx.selectFrom('machines').select('id').where('name', '=', patch.name).executeTakeFirst();
-          if (clash) throw duplicate('name', patch.name);
-          changes.name = patch.name;
-          changed.push('name');
-        }
-        if (patch.identity !== undefined) {
-          const merged: ReportedIdentity = { ...m.identity, ...patch.identity };
-          const identity = operatorIdentity(merged);
-          await this.assertIdentityFree(trx, identity, m.id);
-          Object.assign(changes, identityColumns(identity));
-          if (patch.identity.macs !== undefined) await replaceMacs(trx, m.id, identity.macs);
-          changed.push('identity');
-        }
-        if (patch.tags !== undefined) {
-          const tags = { ...m.tags };
-          for (const [k, v] of Object.entries(patch.tags)) {
-            if (v === null) delete tags[k];
-            else tags[k] = v;
-          }
-          await replaceTags(trx, m.id, tags);
-          changed.push('tags');
-        }
-        if (patch.provider !== undefined) {
-          // The link as it will be: either half may change alone, and both are checked together.
-          const applianceId = patch.provider.applianceId !== undefined ? patch.provider.applianceId : m.provider.applianceId;
-          const ref = patch.provider.ref !== undefined ? patch.provider.ref : m.provider.ref;
-          await checkProviderLink(trx, { applianceId, ref });
-          if (patch.provider.applianceId !== undefined) changes.appliance_id = patch.provider.applianceId;
-          if (patch.provider.ref !== undefined) changes.provider_ref = patch.provider.ref;
-          changed.push('provider');
-        }
-        if (patch.owner !== undefined && patch.owner !== m.owner) {
-          changes.owner = patch.owner;
-          changes.allocated_at = patch.owner === null ? null : at;
-          events.push({ action: patch.owner === null ? 'deallocate' : 'allocate', reason: null, details: { owner: patch.owner, previous: m.owner } });
-        }
-        if (patch.maintenance !== undefined && patch.maintenance !== m.maintenance) {
-          changes.maintenance = patch.maintenance ? 1 : 0;
-          changes.maintenance_reason = patch.maintenance ? (patch.maintenanceReason ?? null) : null;
-          events.push({ action: patch.maintenance ? 'maintenance-on' : 'maintenance-off', reason: patch.maintenanceReason ?? null, details: null });
-        } else if (patch.maintenanceReason !== undefined && m.maintenance) {
-          changes.maintenance_reason = patch.maintenanceReason;
-          changed.push('maintenanceReason');
-        } else if (patch.maintenanceReason !== undefined && patch.maintenanceReason !== null && !m.maintenance && patch.maintenance !== true) {
-          throw validation('maintenanceReason', 'can only be set on a machine in maintenance (set maintenance: true)');
-        }
-        if (patch.protected !== undefined && patch.protected !== m.protected) {
-          changes.protected = patch.protected ? 1 : 0;
-          events.push({ action: patch.protected ? 'protect' : 'unprotect', reason: null, details: null });
-        }
-        if (changed.length) events.unshift({ action: 'update', reason: null, details: { fields: changed } });
-        if (events.length === 0) return m;
-
-        await updateMachineRow(trx, m.id, changes, at);
-        for (const e of events) {
-          await recordEvent(trx, { machineId: m.id, at, actor: actorLabel(actor), action: e.action, fromState: m.state, toState: m.state, reason: e.reason, details: e.details });
-        }
-        return requireMachine(trx, this.store.dialect, m.id);
-      });
+      return await this.store.transaction((trx) => this.updateIn(trx, key, patch, actor));
     } catch (e) {
       if (e instanceof PlinthError) throw e;
       this.mapUnique(e);
     }
+  }
+
+  /** `update` inside the caller's transaction; a machine left as it was returns unchanged, with no event. */
+  async updateIn(trx: Db, key: string, patch: MachinePatch, actor: Actor): Promise<Machine> {
+    const m = await requireMachine(trx, this.store.dialect, key, { lock: true });
+    const at = iso(this.clock.now());
+    const changes: Partial<MachinesTable> = {};
+    const changed: string[] = [];
+    const events: { action: string; reason: string | null; details: Record<string, unknown> | null }[] = [];
+
+    if (patch.name !== undefined && patch.name !== m.name) {
+      const clash = await trx.selectFrom('machines').select('id').where('name', '=', patch.name).executeTakeFirst();
+      if (clash) throw duplicate('name', patch.name);
+      changes.name = patch.name;
+      changed.push('name');
+    }
+    if (patch.identity !== undefined) {
+      const merged: ReportedIdentity = { ...m.identity, ...patch.identity };
+      const identity = operatorIdentity(merged);
+      await this.assertIdentityFree(trx, identity, m.id);
+      Object.assign(changes, identityColumns(identity));
+      if (patch.identity.macs !== undefined) await replaceMacs(trx, m.id, identity.macs);
+      changed.push('identity');
+    }
+    if (patch.tags !== undefined) {
+      const tags = { ...m.tags };
+      for (const [k, v] of Object.entries(patch.tags)) {
+        if (v === null) delete tags[k];
+        else tags[k] = v;
+      }
+      await replaceTags(trx, m.id, tags);
+      changed.push('tags');
+    }
+    if (patch.provider !== undefined) {
+      // The link as it will be: either half may change alone, and both are checked together.
+      const applianceId = patch.provider.applianceId !== undefined ? patch.provider.applianceId : m.provider.applianceId;
+      const ref = patch.provider.ref !== undefined ? patch.provider.ref : m.provider.ref;
+      await checkProviderLink(trx, { applianceId, ref });
+      if (patch.provider.applianceId !== undefined) changes.appliance_id = patch.provider.applianceId;
+      if (patch.provider.ref !== undefined) changes.provider_ref = patch.provider.ref;
+      changed.push('provider');
+    }
+    if (patch.owner !== undefined && patch.owner !== m.owner) {
+      changes.owner = patch.owner;
+      changes.allocated_at = patch.owner === null ? null : at;
+      events.push({ action: patch.owner === null ? 'deallocate' : 'allocate', reason: null, details: { owner: patch.owner, previous: m.owner } });
+    }
+    if (patch.maintenance !== undefined && patch.maintenance !== m.maintenance) {
+      changes.maintenance = patch.maintenance ? 1 : 0;
+      changes.maintenance_reason = patch.maintenance ? (patch.maintenanceReason ?? null) : null;
+      events.push({ action: patch.maintenance ? 'maintenance-on' : 'maintenance-off', reason: patch.maintenanceReason ?? null, details: null });
+    } else if (patch.maintenanceReason !== undefined && m.maintenance) {
+      changes.maintenance_reason = patch.maintenanceReason;
+      changed.push('maintenanceReason');
+    } else if (patch.maintenanceReason !== undefined && patch.maintenanceReason !== null && !m.maintenance && patch.maintenance !== true) {
+      throw validation('maintenanceReason', 'can only be set on a machine in maintenance (set maintenance: true)');
+    }
+    if (patch.protected !== undefined && patch.protected !== m.protected) {
+      changes.protected = patch.protected ? 1 : 0;
+      events.push({ action: patch.protected ? 'protect' : 'unprotect', reason: null, details: null });
+    }
+    if (changed.length) events.unshift({ action: 'update', reason: null, details: { fields: changed } });
+    if (events.length === 0) return m;
+
+    await updateMachineRow(trx, m.id, changes, at);
+    for (const e of events) {
+      await recordEvent(trx, { machineId: m.id, at, actor: actorLabel(actor), action: e.action, fromState: m.state, toState: m.state, reason: e.reason, details: e.details });
+    }
+    return requireMachine(trx, this.store.dialect, m.id);
   }
 
   /** Deletes a machine with its history and runs; returns what was deleted (for the audit log). */

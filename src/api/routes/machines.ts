@@ -9,6 +9,8 @@ import {
   ErrorResponse,
   EventSchema,
   MachineCreate,
+  MachineImportBody,
+  MachineImportResult,
   MachineListQuery,
   MachineParams,
   MachinePatch,
@@ -87,6 +89,25 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
       const r = await s.allocator.allocate({ ...constraints, owner: owner ?? req.principal?.name ?? 'anonymous' }, operatorActor(req.principal));
       req.log.info({ owner: r.owner, machines: r.machines.map((m) => m.name), by: req.principal?.name }, 'machines allocated');
       return { owner: r.owner, machines: r.machines.map(presentMachine) };
+    },
+  );
+
+  app.post(
+    '/api/v1/machines/import',
+    {
+      // Admin: the document may carry BMC credentials, which become appliances.
+      config: { role: 'admin' },
+      schema: {
+        tags: ['machines'],
+        summary: "Import a static inventory: Plinth's machines document or TripleO's nodes.json, all or nothing; dryRun gives the plan",
+        body: MachineImportBody,
+        response: { 200: MachineImportResult, ...errors },
+      },
+    },
+    async (req) => {
+      const r = await s.importer.import(req.body.document, { dryRun: req.body.dryRun ?? false, actor: operatorActor(req.principal) });
+      if (!r.dryRun) req.log.info({ format: r.format, created: r.created, updated: r.updated, unchanged: r.unchanged, by: req.principal?.name }, 'machines imported');
+      return r;
     },
   );
 
