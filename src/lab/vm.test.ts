@@ -7,4 +7,10 @@ describe('QEMU command line', () => {
     const netdevs = args.filter((_, i) => args[i - 1] === '-netdev');
     expect(netdevs).toEqual(['tap,id=n0,ifname=tap0,script=no,downscript=no', 'user,id=n1,bootfile=http://10.0.2.2:7708/boot.ipxe']);
   });
+
+  it("a NIC with an empty romfile has no iPXE ROM; without one it keeps QEMU's", () => {
+    const args = qemuArgs({ name: 'vm', firmware: 'uefi', nics: [{ mac: '52:54:00:00:00:01', tap: 'tap0', romfile: '' }, { mac: '52:54:00:00:00:02', tap: 'tap1' }] }, { dir: '/tmp/x' });
+    const devices = args.filter((_, i) => args[i - 1] === '-device');
+    expect(devices).toEqual(['virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01,romfile=,bootindex=1', 'virtio-net-pci,netdev=n1,mac=52:54:00:00:00:02,bootindex=2']);
+  });
 });

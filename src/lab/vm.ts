@@ -29,6 +29,11 @@ export interface VmNic {
   hostForwards?: { hostPort: number; guestPort: number }[];
   /** An existing tap interface (on a bridge) instead of QEMU's user network: the guest sees that network's DHCP. */
   tap?: string;
+  /**
+   * The NIC's option ROM: unset keeps QEMU's (iPXE), `''` gives the NIC none, so UEFI
+   * firmware boots from it with its own network stack (PXE or HTTP boot) instead of iPXE.
+   */
+  romfile?: string;
 }
 
 export interface VmSpec {
@@ -116,7 +121,8 @@ export function qemuArgs(spec: VmSpec, rt: VmRuntime): string[] {
     if (nic.bootUrl) netdev.push(`bootfile=${esc(nic.bootUrl)}`);
     for (const f of nic.hostForwards ?? []) netdev.push(`hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`);
     args.push('-netdev', netdev.join(','));
-    args.push('-device', `${nic.model ?? 'virtio-net-pci'},netdev=n${i},mac=${nic.mac}${bootIndex('network', i)}`);
+    const rom = nic.romfile === undefined ? '' : `,romfile=${esc(nic.romfile)}`;
+    args.push('-device', `${nic.model ?? 'virtio-net-pci'},netdev=n${i},mac=${nic.mac}${rom}${bootIndex('network', i)}`);
   });
   (spec.disks ?? []).forEach((d, i) => {
     args.push('-drive', `file=${d.path},if=none,id=d${i},format=${d.format ?? 'qcow2'},cache=unsafe`);

@@ -4,37 +4,97 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Vm } from '../../src/lab/vm.js';
+import { Vm, type VmNic, type VmSpec } from '../../src/lab/vm.js';
 import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { sharedInstaller, waitFor } from '../support/e2e.js';
 import { BIN, startServe, type ServeProcess } from '../support/plinth-process.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
 import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
+import { startSiteDhcp, type SiteDhcp } from '../support/peers/site-dhcp.js';
 
 /**
- * A machine on a real provisioning network: a bridge in network namespaces, `plinth serve
- * --dhcp full` (a real process, started from the CLI) in namespace `ctl` with its supervised
- * dnsmasq, and one BIOS VM (QEMU's iPXE ROM) on a tap on the bridge. Nothing but Plinth's
- * dnsmasq tells the VM where to boot; it must end `available`, with a boot trace that starts
- * with the DHCP stage.
+ * Machines on a real provisioning network: a bridge between network namespaces, `plinth serve`
+ * (a real process, started from the CLI) in namespace `ctl` with its supervised dnsmasq, a
+ * stand-in for the site's DHCP server (a separate dnsmasq) in namespace `site`, and VMs, one at
+ * a time, on a tap on the bridge, each with its own SMBIOS identity. Nothing but DHCP on that
+ * network tells a VM where to boot; each must end `available` with its facts, and a boot trace
+ * that starts with the DHCP stage. The network and the controller's data are shared; each
+ * scenario restarts the controller with its DHCP mode.
  */
 const run = promisify(execFile);
 const canRun = isRoot() || process.env.CI === 'true';
 const GiB = 2 ** 30;
+const PORT = 7708;
+const SCRIPT_URL = `http://10.78.0.1:${PORT}/boot.ipxe`;
+/** The site server's range: an address from it proves the site, not Plinth, gave it. */
+const SITE_RANGE = /^10\.78\.0\.(1[6-9]\d|200)$/;
 
-describe.skipIf(!canRun)('a BIOS machine on a provisioning network where Plinth is the DHCP server', () => {
+interface Stage {
+  stage: string;
+  at: string;
+  detail: Record<string, unknown>;
+}
+
+describe.skipIf(!canRun)('machines on a real provisioning network (bridge, namespaces, dnsmasq)', () => {
   let net: TestNetwork;
-  let serve: ServeProcess;
-  let vm: Vm;
+  let serve: ServeProcess | null = null;
+  let site: SiteDhcp | null = null;
+  let vm: Vm | null = null;
   const dataDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-net-'));
   const vmDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-net-vm-'));
-  const port = 7708;
-  const mac = '52:54:00:e2:10:01';
   // The controller is reached from inside its namespace only: the CLI runs there too.
   const cli = async (...args: string[]) => {
     const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
-    const { stdout } = await run('ip', ['netns', 'exec', net.ns('ctl'), process.execPath, BIN, ...args, '--json'], { env: { ...process.env, PLINTH_URL: `http://10.78.0.1:${port}`, PLINTH_TOKEN: token } });
+    const { stdout } = await run('ip', ['netns', 'exec', net.ns('ctl'), process.execPath, BIN, ...args, '--json'], { env: { ...process.env, PLINTH_URL: `http://10.78.0.1:${PORT}`, PLINTH_TOKEN: token } });
     return JSON.parse(stdout);
+  };
+
+  /** (Re)starts `plinth serve` with these DHCP flags: same data, same network, another mode. */
+  const serveWith = async (dhcpArgs: string[]) => {
+    await serve?.stop();
+    serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `0.0.0.0:${PORT}`, PLINTH_LOG_LEVEL: 'info' }, [...dhcpArgs, '--dhcp-interface', 'eth0'], {
+      prefix: ['ip', 'netns', 'exec', net.ns('ctl')],
+    });
+    await serve.waitForLog((l) => l.msg === 'DHCP (dnsmasq) started');
+  };
+
+  /** The site's own DHCP server, on or off (never two address-giving servers at once). */
+  const siteDhcp = async (on: boolean) => {
+    if (on && !site) site = await startSiteDhcp(net, { range: '10.78.0.160,10.78.0.200', router: '10.78.0.2' });
+    if (!on && site) {
+      await site.stop();
+      site = null;
+    }
+  };
+
+  /**
+   * Powers a VM on and waits until it powers itself off (the installer does once the facts
+   * are in); returns its machine, its newest boot attempt and when it was powered on.
+   */
+  const boot = async (spec: Omit<VmSpec, 'disks' | 'nics'> & { nic: VmNic }) => {
+    const { nic, ...rest } = spec;
+    vm = new Vm(
+      { memoryMiB: 1536, ...rest, disks: [{ path: join(vmDir, `${spec.name}.qcow2`), sizeBytes: 3 * GiB }], nics: [nic] },
+      { dir: vmDir, launcher: ['ip', 'netns', 'exec', net.ns('core'), ...TEST_QEMU_LAUNCHER] },
+    );
+    const poweredOn = Date.now();
+    await vm.start();
+    await vm.waitForExit(10 * 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}; console tail:\n${vm!.serialOutput().slice(-3000)}\ncontroller: ${JSON.stringify(serve!.logs.slice(-10))}`);
+    });
+    vm = null;
+    const listed = await waitFor('the machine', 30_000, async () => ((await cli('machine', 'list')) as { name: string; identity: { macs: string[] } }[]).find((m) => m.identity.macs.includes(nic.mac)));
+    const machine = (await cli('machine', 'show', listed.name)) as {
+      name: string;
+      state: string;
+      identity: { serial: string | null; systemUuid: string | null };
+      facts: { nics: { mac: string; ipv4: string[] }[]; firmware: { bootMode: string } } | null;
+    };
+    const trace = await cli('machine', 'trace', machine.name);
+    // One boot: the firmware's DHCP answer, its requests, the installer's own DHCP, the agent.
+    expect(trace.attempts, JSON.stringify(trace)).toHaveLength(1);
+    const stages = trace.attempts[0].stages as Stage[];
+    return { machine, stages, names: stages.map((s) => s.stage), poweredOn, addresses: machine.facts?.nics.find((n) => n.mac === nic.mac)?.ipv4 ?? [] };
   };
 
   beforeAll(async () => {
@@ -44,43 +104,49 @@ describe.skipIf(!canRun)('a BIOS machine on a provisioning network where Plinth 
     symlinkSync(files.kernel, join(dataDir, 'boot', 'installer', 'vmlinuz'));
     symlinkSync(files.initrd, join(dataDir, 'boot', 'installer', 'initrd.img'));
     chmodSync(dataDir, 0o711); // dnsmasq reads its hosts directory as an unprivileged user
-    net = createTestNetwork({ ctl: '10.78.0.1/24' });
+    net = createTestNetwork({ ctl: '10.78.0.1/24', site: '10.78.0.2/24' });
     net.addTap('tap0');
-    serve = await startServe(
-      { PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `0.0.0.0:${port}`, PLINTH_LOG_LEVEL: 'info' },
-      ['--dhcp', 'full', '--dhcp-interface', 'eth0', '--dhcp-range', '10.78.0.100,10.78.0.150'],
-      { prefix: ['ip', 'netns', 'exec', net.ns('ctl')] },
-    );
-    await serve.waitForLog((l) => l.msg === 'DHCP (dnsmasq) started');
   }, 600_000);
 
   afterAll(async () => {
     await vm?.stop();
     await serve?.stop();
+    await site?.stop();
     net?.remove();
     rmSync(vmDir, { recursive: true, force: true });
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('boots through DHCP, is enrolled and inspected, and its trace starts with the DHCP answer', async () => {
-    vm = new Vm(
-      { name: 'vm-net', firmware: 'bios', memoryMiB: 1536, disks: [{ path: join(vmDir, 'd0.qcow2'), sizeBytes: 3 * GiB }], nics: [{ mac, tap: 'tap0' }] },
-      { dir: vmDir, launcher: ['ip', 'netns', 'exec', net.ns('core'), ...TEST_QEMU_LAUNCHER] },
-    );
-    await vm.start();
-    await vm.waitForExit(10 * 60_000).catch((e: Error) => {
-      throw new Error(`${e.message}; console tail:\n${vm.serialOutput().slice(-3000)}\ncontroller: ${JSON.stringify(serve.logs.slice(-10))}`);
-    });
-    const machine = await waitFor('the machine', 30_000, async () => ((await cli('machine', 'list')) as { name: string; state: string; identity: { macs: string[] } }[]).find((m) => m.identity.macs.includes(mac)));
+  it('1. BIOS + iPXE ROM, Plinth the DHCP server (full): enrolled, inspected, trace starting with the DHCP answer', async () => {
+    await siteDhcp(false);
+    await serveWith(['--dhcp', 'full', '--dhcp-range', '10.78.0.100,10.78.0.150']);
+    const mac = '52:54:00:e2:10:01';
+    const { machine, stages, names, addresses } = await boot({ name: 'vm-full', firmware: 'bios', smbios: { serial: 'NET-FULL-1', uuid: '5c0e0001-0000-4000-8000-00000000e201' }, nic: { mac, tap: 'tap0' } });
     expect(machine.state).toBe('available');
-    const trace = await cli('machine', 'trace', machine.name);
-    // One boot: iPXE's DHCP answer, its requests, the installer's own DHCP, the agent.
-    expect(trace.attempts, JSON.stringify(trace)).toHaveLength(1);
-    const stages = trace.attempts[0].stages as { stage: string; detail: Record<string, unknown> }[];
-    const names = stages.map((s) => s.stage);
+    expect(machine.identity.serial).toBe('NET-FULL-1');
+    expect(addresses[0]).toMatch(/^10\.78\.0\.1([0-4]\d|50)$/);
+    expect(names[0]).toBe('dhcp');
     expect(names.filter((s) => s !== 'dhcp').slice(0, 2)).toEqual(['chain-script', 'machine-script']);
-    expect(stages.find((s) => s.stage === 'dhcp')!.detail).toMatchObject({ event: 'ack', client: 'ipxe', mac, bootFile: `http://10.78.0.1:${port}/boot.ipxe` });
+    expect(stages.find((s) => s.stage === 'dhcp')!.detail).toMatchObject({ event: 'ack', client: 'ipxe', mac, bootFile: SCRIPT_URL });
     expect(stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail.client)).toEqual(['ipxe', 'other']);
+    expect(names).toContain('kernel');
+    expect(names.slice(-2)).toEqual(['agent-hello', 'facts']);
+  }, 900_000);
+
+  it('2. BIOS + iPXE ROM, Plinth a proxy next to the site DHCP server: the site gives the address, Plinth what to boot', async () => {
+    await siteDhcp(true);
+    await serveWith(['--dhcp', 'proxy']);
+    const mac = '52:54:00:e2:10:02';
+    const { machine, stages, names, addresses } = await boot({ name: 'vm-proxy', firmware: 'bios', smbios: { serial: 'NET-PROXY-2', uuid: '5c0e0002-0000-4000-8000-00000000e202' }, nic: { mac, tap: 'tap0' } });
+    expect(machine.state).toBe('available');
+    expect(machine.identity.serial).toBe('NET-PROXY-2');
+    expect(addresses[0]).toMatch(SITE_RANGE);
+    expect(names[0], JSON.stringify(stages)).toBe('dhcp');
+    const dhcp = stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail);
+    // Plinth's answers only: the proxy's offer, then its boot server's (port 4011) with the script.
+    expect(dhcp.every((d) => d.client === 'ipxe'), JSON.stringify(dhcp)).toBe(true);
+    expect(dhcp.find((d) => d.event === 'boot-server'), JSON.stringify(dhcp)).toMatchObject({ mac, bootFile: SCRIPT_URL });
+    expect(names.filter((s) => s !== 'dhcp').slice(0, 2)).toEqual(['chain-script', 'machine-script']);
     expect(names).toContain('kernel');
     expect(names.slice(-2)).toEqual(['agent-hello', 'facts']);
   }, 900_000);

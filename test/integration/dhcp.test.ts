@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backends } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
@@ -10,6 +9,7 @@ import { waitFor } from '../support/e2e.js';
 import { ROOT } from '../support/plinth-process.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
 import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
+import { startSiteDhcp, type SiteDhcp } from '../support/peers/site-dhcp.js';
 import type { DhcpEvent } from '../../src/dhcp/dnsmasq-log.js';
 
 /**
@@ -170,23 +170,16 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
 
   describe('proxy mode, next to the site DHCP server', () => {
     let p: Awaited<ReturnType<typeof startPlinth>>;
-    let site: ChildProcess;
-    const siteDir = mkdtempSync(join(tmpdir(), 'plinth-site-dhcp-'));
+    let site: SiteDhcp;
     beforeAll(async () => {
-      writeFileSync(
-        join(siteDir, 'site.conf'),
-        ['port=0', 'interface=eth0', 'bind-interfaces', 'dhcp-range=10.78.0.160,10.78.0.200,255.255.255.0,5m', 'dhcp-option=3,10.78.0.2', `dhcp-leasefile=${join(siteDir, 'leases')}`, ''].join('\n'),
-      );
-      site = spawn('ip', ['netns', 'exec', net.ns('site'), 'dnsmasq', '--keep-in-foreground', `--conf-file=${join(siteDir, 'site.conf')}`, '--pid-file=', '--log-facility=-'], { stdio: 'ignore' });
-      await waitFor('site dnsmasq listening', 20_000, async () => (net.exec('site', ['ss', '-Hlun']).includes(':67 ') ? true : undefined));
+      site = await startSiteDhcp(net, { range: '10.78.0.160,10.78.0.200', router: '10.78.0.2' });
       p = await startPlinth({ mode: 'proxy' });
       await p.t.controller.listen();
       await listening(4011);
     });
     afterAll(async () => {
       await p?.t.close();
-      site?.kill();
-      rmSync(siteDir, { recursive: true, force: true });
+      await site?.stop();
     });
 
     const hex = (s: string) => Buffer.from(s).toString('hex');
