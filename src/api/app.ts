@@ -1,4 +1,5 @@
 import Fastify, { type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -13,6 +14,7 @@ import { machineRoutes } from './routes/machines.js';
 import { runRoutes } from './routes/runs.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { metaRoutes } from './routes/meta.js';
+import { uiRoutes } from './routes/ui.js';
 
 export type { App };
 export type RouteRegistrar = (app: App, services: AppServices) => void | Promise<void>;
@@ -86,12 +88,16 @@ export async function buildApp(services: AppServices, options: BuildAppOptions):
   });
   await app.register(swaggerUi, { routePrefix: '/api/v1/docs', uiConfig: { deepLinking: true } });
 
+  // reply.sendFile for every route that sends files (boot files, images, the web UI): Content-Length,
+  // Range, ETag / If-None-Match, content type from the name, streamed from disk.
+  await app.register(fastifyStatic, { root: '/', serve: false, acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
   registerAuth(app, services);
   await metaRoutes(app, services);
   await machineRoutes(app, services);
   await runRoutes(app, services);
   await tokenRoutes(app, services);
   for (const r of options.extraRoutes ?? []) await r(app, services);
+  await uiRoutes(app);
   app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { role: 'public' } }, async () => app.swagger());
   return app;
 }

@@ -1,182 +1,31 @@
-import type { Static } from 'typebox';
-import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
-import { PlinthError, type ErrorCode } from '../core/errors.js';
+import { ApiClient, type CoreClientOptions } from './client-core.js';
 
-export type MachineView = Static<typeof MachineSchema>;
-export type RunView = Static<typeof RunSchema>;
-export type EventView = Static<typeof EventSchema>;
-export type TokenView = Static<typeof TokenSchema>;
-export type ArtifactView = Static<typeof ArtifactSchema>;
-export type LogLineView = Static<typeof RunLogLine>;
-export type BootAttemptView = Static<typeof BootAttemptSchema>;
-export interface PageView<T> {
-  items: T[];
-  nextCursor: string | null;
-}
+export * from './client-core.js';
 
-/** An error answered by the controller, carrying its code, status and details. */
-export class ApiError extends PlinthError {
-  /** The HTTP status the controller answered with. */
-  readonly status: number;
-  constructor(status: number, code: string, message: string, details?: Record<string, unknown>) {
-    super(code as ErrorCode, message, details ? { details } : {});
-    this.name = 'ApiError';
-    this.status = status;
-  }
-}
-
-export interface ClientOptions {
-  url: string;
-  token?: string | null;
-  timeoutMs?: number;
+export interface ClientOptions extends CoreClientOptions {
   /** PEM certificates of a private CA to trust besides the system's (HTTPS controllers). */
   ca?: string | null;
 }
 
-/** Certificate verification failures, as Node names them: the remedy is a CA bundle, not a restart. */
-const UNTRUSTED_CERTIFICATE = /CERT|SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
-
-/**
- * The typed client of the REST API, used by the CLI, the web UI and tests. It speaks HTTP
- * only; nothing here touches the database.
- */
-export class PlinthClient {
-  readonly url: string;
-  private readonly token: string | null;
-  private readonly timeoutMs: number;
+/** The typed client in Node (the CLI, tests): the browser-safe ApiClient, plus a private CA to trust. */
+export class PlinthClient extends ApiClient {
   private readonly dispatcher: Dispatcher | null;
 
-  /** The Authorization header value, for requests the typed methods don't cover (streamed uploads). */
-  get authorization(): string | null {
-    return this.token ? `Bearer ${this.token}` : null;
-  }
-
   constructor(opts: ClientOptions) {
-    this.url = opts.url.replace(/\/+$/, '');
-    this.token = opts.token ?? null;
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    super(opts);
     // The private CA is added to the public roots, not put in their place: a controller
     // behind a publicly trusted front keeps working with the same settings.
     this.dispatcher = opts.ca ? new Agent({ connect: { ca: [...rootCertificates, opts.ca] } }) : null;
   }
 
-  /** fetch with this client's trust settings, for requests the typed methods don't cover (streamed uploads). */
-  fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
+  override fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
     return fetch(url, (this.dispatcher ? { ...init, dispatcher: this.dispatcher } : init) as RequestInit);
   }
 
   /** Closes the connections kept for a private CA (the global pool needs nothing). */
   async close(): Promise<void> {
     await this.dispatcher?.close();
-  }
-
-  async request<T>(
-    method: string,
-    path: string,
-    body?: unknown,
-    query?: Record<string, string | string[] | number | boolean | undefined>,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    const u = new URL(this.url + path);
-    for (const [k, v] of Object.entries(query ?? {})) {
-      if (v === undefined) continue;
-      for (const item of Array.isArray(v) ? v : [v]) u.searchParams.append(k, String(item));
-    }
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await this.fetch(u, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (e) {
-      // undici wraps the socket error, sometimes in an AggregateError (one per address tried).
-      const c = (e as { cause?: { code?: string; message?: string; errors?: { code?: string }[] } }).cause;
-      const cause = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (e as Error).message;
-      if (UNTRUSTED_CERTIFICATE.test(cause)) {
-        throw new PlinthError('unavailable', `the certificate of ${this.url} is not trusted (${cause}); give its CA with --ca-bundle or PLINTH_CA_BUNDLE`, { cause: e });
-      }
-      throw new PlinthError('unavailable', `cannot reach the controller at ${this.url} (${cause}); is it running? (set PLINTH_URL or --url)`, { cause: e });
-    }
-    if (res.status === 204) return undefined as T;
-    const text = await res.text();
-    let parsed: unknown = text;
-    if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
-    if (!res.ok) {
-      const err = (parsed as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })?.error;
-      throw new ApiError(res.status, err?.code ?? 'internal', err?.message ?? `HTTP ${res.status}`, err?.details);
-    }
-    return parsed as T;
-  }
-
-  health() {
-    return this.request<{ status: string; database: string }>('GET', '/healthz');
-  }
-  whoami() {
-    return this.request<{ name: string; role: string; tokenId: string }>('GET', '/api/v1/whoami');
-  }
-
-  listMachines(q: { state?: string[]; tag?: string[]; owner?: string; q?: string; maintenance?: boolean; include?: string[]; limit?: number; cursor?: string } = {}) {
-    return this.request<PageView<MachineView>>('GET', '/api/v1/machines', undefined, q);
-  }
-  async *allMachines(q: Parameters<PlinthClient['listMachines']>[0] = {}): AsyncGenerator<MachineView> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.listMachines({ ...q, ...(cursor ? { cursor } : {}) });
-      yield* page.items;
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor);
-  }
-  getMachine(key: string) {
-    return this.request<MachineView>('GET', `/api/v1/machines/${encodeURIComponent(key)}`);
-  }
-  createMachine(body: MachineCreateBody) {
-    return this.request<MachineView>('POST', '/api/v1/machines', body);
-  }
-  updateMachine(key: string, patch: MachinePatchBody) {
-    return this.request<MachineView>('PATCH', `/api/v1/machines/${encodeURIComponent(key)}`, patch);
-  }
-  deleteMachine(key: string) {
-    return this.request<void>('DELETE', `/api/v1/machines/${encodeURIComponent(key)}`);
-  }
-  allocate(body: AllocateBodyType) {
-    return this.request<{ owner: string; machines: MachineView[] }>('POST', '/api/v1/machines/allocate', body);
-  }
-  action(key: string, action: string, body: ActionBodyType & Record<string, unknown> = {}) {
-    return this.request<{ machine: MachineView; run: RunView | null }>('POST', `/api/v1/machines/${encodeURIComponent(key)}/actions/${encodeURIComponent(action)}`, body);
-  }
-  events(key: string, q: { limit?: number; cursor?: string } = {}) {
-    return this.request<PageView<EventView>>('GET', `/api/v1/machines/${encodeURIComponent(key)}/events`, undefined, q);
-  }
-  runs(key: string, q: { limit?: number; cursor?: string } = {}) {
-    return this.request<PageView<RunView>>('GET', `/api/v1/machines/${encodeURIComponent(key)}/runs`, undefined, q);
-  }
-  trace(key: string, attempts = 10) {
-    return this.request<{ machine: string; lastStage: string | null; attempts: BootAttemptView[] }>('GET', `/api/v1/machines/${encodeURIComponent(key)}/trace`, undefined, { attempts });
-  }
-  getRun(id: string) {
-    return this.request<RunView>('GET', `/api/v1/runs/${encodeURIComponent(id)}`);
-  }
-  runLog(id: string, q: { after?: number; limit?: number } = {}) {
-    return this.request<{ items: LogLineView[] }>('GET', `/api/v1/runs/${encodeURIComponent(id)}/log`, undefined, q);
-  }
-  runArtifacts(id: string) {
-    return this.request<{ items: ArtifactView[] }>('GET', `/api/v1/runs/${encodeURIComponent(id)}/artifacts`);
-  }
-
-  listTokens() {
-    return this.request<{ items: TokenView[] }>('GET', '/api/v1/tokens');
-  }
-  createToken(body: { name: string; role: string; expiresAt?: string | null }) {
-    return this.request<{ token: string; record: TokenView }>('POST', '/api/v1/tokens', body);
-  }
-  revokeToken(key: string) {
-    return this.request<TokenView>('DELETE', `/api/v1/tokens/${encodeURIComponent(key)}`);
   }
 }

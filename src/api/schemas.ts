@@ -198,13 +198,28 @@ export const Page = <T extends TSchema>(item: T) =>
 
 export const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 100 });
 
+/** The filter of machine lists and counts. */
+const MachineFilterFields = {
+  state: Type.Optional(Type.Array(Type.String({ enum: [...STATES] }), { description: 'repeatable; any of' })),
+  tag: Type.Optional(Type.Array(Type.String({ pattern: '^[^=]+(=.*)?$' }), { description: 'key=value or key; repeatable; all of' })),
+  owner: Type.Optional(Type.String()),
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'substring of name, serial, asset tag, UUID or MAC' })),
+  maintenance: Type.Optional(Type.Boolean()),
+  power: Type.Optional(Type.String({ enum: ['on', 'off', 'unknown'], description: 'the last power reading' })),
+  profile: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'the name of the profile matching gave the machine' })),
+};
+
+export const MachineCountsQuery = Type.Object(MachineFilterFields, Strict);
+export type MachineCountsQueryType = Static<typeof MachineCountsQuery>;
+
+export const MachineCounts = Type.Object({
+  total: Type.Integer({ description: 'machines the filter matches' }),
+  byState: Type.Record(Type.String(), Type.Integer(), { description: 'machines the filter matches in each provision state (states with none left out)' }),
+});
+
 export const MachineListQuery = Type.Object(
   {
-    state: Type.Optional(Type.Array(Type.String({ enum: [...STATES] }), { description: 'repeatable; any of' })),
-    tag: Type.Optional(Type.Array(Type.String({ pattern: '^[^=]+(=.*)?$' }), { description: 'key=value or key; repeatable; all of' })),
-    owner: Type.Optional(Type.String()),
-    q: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'substring of name, serial, asset tag, UUID or MAC' })),
-    maintenance: Type.Optional(Type.Boolean()),
+    ...MachineFilterFields,
     include: Type.Optional(Type.Array(Type.String({ enum: ['facts'] }), { description: 'include=facts adds each machine\'s facts (left out by default)' })),
     limit: Type.Optional(Limit),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),

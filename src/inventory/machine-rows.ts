@@ -211,6 +211,10 @@ export interface MachineFilter {
   q?: string;
   maintenance?: boolean;
   applianceId?: string;
+  /** The last power reading: on, off or unknown. */
+  power?: string;
+  /** The name of the profile matching gave the machine. */
+  profile?: string;
 }
 
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -229,6 +233,43 @@ type UnlistedColumn = Exclude<Exclude<keyof MachinesTable, 'facts'>, (typeof SUM
 const everyColumnListed: [UnlistedColumn] extends [never] ? true : UnlistedColumn = true;
 void everyColumnListed;
 
+/** The WHERE clause of a filter over the machines table (lists and counts share it). */
+function filterWhere(filter: MachineFilter, dialect: Dialect) {
+  return (eb: ExpressionBuilder<Database, 'machines'>): Expression<SqlBool> => {
+    const all: Expression<SqlBool>[] = [];
+    if (filter.states?.length) all.push(eb('state', 'in', filter.states));
+    if (filter.owner !== undefined) all.push(eb('owner', '=', filter.owner));
+    if (filter.unowned) all.push(eb('owner', 'is', null));
+    if (filter.profileId !== undefined) all.push(eb('profile_id', '=', filter.profileId));
+    if (filter.maintenance !== undefined) all.push(eb('maintenance', '=', filter.maintenance ? 1 : 0));
+    if (filter.applianceId !== undefined) all.push(eb('appliance_id', '=', filter.applianceId));
+    if (filter.power !== undefined) all.push(eb('power_state', '=', filter.power));
+    if (filter.profile !== undefined) {
+      all.push(eb('profile_id', 'in', eb.selectFrom('profiles').select('profiles.id').where('profiles.name', '=', filter.profile)));
+    }
+    for (const t of filter.tags ?? []) {
+      let sub = eb.selectFrom('machine_tags').select('machine_id').where('key', '=', t.key);
+      if (t.value !== undefined) sub = sub.where('value', '=', t.value);
+      all.push(eb('id', 'in', sub));
+    }
+    if (filter.q) {
+      const pattern = `%${escapeLike(filter.q)}%`;
+      const like = dialect === 'postgres' ? sql<boolean>`ilike` : sql<boolean>`like`;
+      const match = (col: string) => sql<boolean>`${sql.ref(col)} ${like} ${pattern} escape '\\'`;
+      // Two id lists, each from a narrow scan (ix_machines_search, machine_macs), rather than
+      // tests on every wide machines row in name order: a rare string is found in a fraction
+      // of the time (bench/results/*-inventory.md).
+      all.push(
+        eb.or([
+          eb('id', 'in', eb.selectFrom('machines as s').select('s.id').where((e) => e.or([match('s.name'), match('s.serial'), match('s.asset_tag'), match('s.system_uuid')]))),
+          eb('id', 'in', eb.selectFrom('machine_macs').select('machine_id').where(match('mac'))),
+        ]),
+      );
+    }
+    return eb.and(all);
+  };
+}
+
 /** One page of machines ordered by name, after `cursor` (the last name of the previous page). */
 export async function listMachineRows(
   db: Db,
@@ -239,36 +280,21 @@ export async function listMachineRows(
   let q = db
     .selectFrom('machines')
     .select(SUMMARY_COLUMNS)
-    .select((eb) => (page.withFacts ? eb.ref('facts').as('facts') : sql<string | null>`null`.as('facts')));
-  if (filter.states?.length) q = q.where('state', 'in', filter.states);
-  if (filter.owner !== undefined) q = q.where('owner', '=', filter.owner);
-  if (filter.unowned) q = q.where('owner', 'is', null);
-  if (filter.profileId !== undefined) q = q.where('profile_id', '=', filter.profileId);
-  if (filter.maintenance !== undefined) q = q.where('maintenance', '=', filter.maintenance ? 1 : 0);
-  if (filter.applianceId !== undefined) q = q.where('appliance_id', '=', filter.applianceId);
-  for (const t of filter.tags ?? []) {
-    q = q.where('id', 'in', (eb) => {
-      let sub = eb.selectFrom('machine_tags').select('machine_id').where('key', '=', t.key);
-      if (t.value !== undefined) sub = sub.where('value', '=', t.value);
-      return sub;
-    });
-  }
-  if (filter.q) {
-    const pattern = `%${escapeLike(filter.q)}%`;
-    const like = dialect === 'postgres' ? sql<boolean>`ilike` : sql<boolean>`like`;
-    const match = (col: string) => sql<boolean>`${sql.ref(col)} ${like} ${pattern} escape '\\'`;
-    // Two id lists, each from a narrow scan (ix_machines_search, machine_macs), rather than
-    // tests on every wide machines row in name order: a rare string is found in a fraction
-    // of the time (bench/results/*-inventory.md).
-    q = q.where((eb) =>
-      eb.or([
-        eb('id', 'in', eb.selectFrom('machines as s').select('s.id').where((e) => e.or([match('s.name'), match('s.serial'), match('s.asset_tag'), match('s.system_uuid')]))),
-        eb('id', 'in', eb.selectFrom('machine_macs').select('machine_id').where(match('mac'))),
-      ]),
-    );
-  }
+    .select((eb) => (page.withFacts ? eb.ref('facts').as('facts') : sql<string | null>`null`.as('facts')))
+    .where(filterWhere(filter, dialect));
   if (page.after !== undefined) q = q.where('name', '>', page.after);
   return q.orderBy('name').limit(page.limit).execute();
+}
+
+/** How many machines the filter matches in each provision state (states with none left out). */
+export async function countMachineRowsByState(db: Db, dialect: Dialect, filter: MachineFilter): Promise<Record<string, number>> {
+  const rows = await db
+    .selectFrom('machines')
+    .select((eb) => ['state', eb.fn.countAll().as('n')])
+    .where(filterWhere(filter, dialect))
+    .groupBy('state')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
 }
 
 export async function countMachines(db: Db): Promise<number> {

@@ -17,7 +17,7 @@ import {
   hydrate,
   identityColumns,
   insertMachineRow,
-  listMachineRows,
+  listMachineRows, countMachineRowsByState,
   replaceMacs,
   replaceTags,
   requireMachine,
@@ -116,6 +116,12 @@ export class InventoryService {
       ...(after !== undefined ? { after } : {}),
     });
     return pageOf(await hydrate(this.store.db, rows), page.limit, (m) => m.name);
+  }
+
+  /** How many machines the filter matches, in all and in each provision state. */
+  async counts(filter: MachineFilter): Promise<{ total: number; byState: Record<string, number> }> {
+    const byState = await countMachineRowsByState(this.store.db, this.store.dialect, filter);
+    return { total: Object.values(byState).reduce((a, b) => a + b, 0), byState };
   }
 
   /** Fails with 409 naming the field when any identifier already belongs to another machine. */

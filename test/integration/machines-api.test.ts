@@ -157,6 +157,29 @@ describe.each(backends)('machines API on $name', (backend) => {
     expect((await t.api('GET', '/api/v1/machines?q=flt-2&include=facts')).json().items[0].facts).toEqual(facts);
   });
 
+  it('counts the machines a filter matches per state, and filters by power and profile', async () => {
+    for (const n of ['count-a', 'count-b', 'count-c']) {
+      expect((await t.api('POST', '/api/v1/machines', { name: n, tags: { batch: 'counts' } })).statusCode).toBe(201);
+    }
+    expect((await t.api('POST', '/api/v1/machines/count-c/actions/retire', {})).statusCode).toBe(200);
+    const counts = async (q: string) => {
+      const res = await t.api('GET', `/api/v1/machine-counts?tag=batch=counts${q}`);
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json();
+    };
+    expect(await counts('')).toEqual({ total: 3, byState: { enrolled: 2, retired: 1 } });
+    expect(await counts('&state=retired')).toEqual({ total: 1, byState: { retired: 1 } });
+    expect(await counts('&q=count-b')).toEqual({ total: 1, byState: { enrolled: 1 } });
+    expect(await counts('&power=unknown')).toEqual({ total: 3, byState: { enrolled: 2, retired: 1 } });
+    expect(await counts('&power=on')).toEqual({ total: 0, byState: {} });
+    expect(await counts('&profile=no-such-profile')).toEqual({ total: 0, byState: {} });
+    expect((await t.api('GET', '/api/v1/machines?tag=batch=counts&power=unknown')).json().items.map((m: any) => m.name)).toEqual(['count-a', 'count-b', 'count-c']);
+    expect((await t.api('GET', '/api/v1/machines?tag=batch=counts&power=off')).json().items).toEqual([]);
+    await rejected('GET', '/api/v1/machine-counts?power=sideways', undefined, 400, /^power: must be one of/);
+    await rejected('GET', '/api/v1/machine-counts?limit=5', undefined, 400, /^limit: /);
+    await rejected('GET', '/api/v1/machine-counts?state=flying', undefined, 400, /^state\[0\]: must be one of/);
+  });
+
   it('deletes machines, but not protected ones nor ones with work under way', async () => {
     await t.api('POST', '/api/v1/machines', { name: 'del-me', identity: { macs: ['52:54:00:de:00:01'] } });
     await t.api('POST', '/api/v1/machines', { name: 'del-prot', protected: true });

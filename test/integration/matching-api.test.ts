@@ -282,7 +282,11 @@ describe.each(backends)('profiles and pools on $name', (backend) => {
     // Deleting the machine that holds the entry frees it (and its quota) for the next one.
     await t.api('DELETE', `/api/v1/machines/${a.name}`);
     expect(await profile('tiny')).toMatchObject({ remaining: 5, held: 0 });
-    expect((await reinspect(9, { product: 'Tiny blade' })).match).toMatchObject({ profile: 'tiny', error: null, vars: { hostname: 'only' } });
+    const held = await reinspect(9, { product: 'Tiny blade' });
+    expect(held.match).toMatchObject({ profile: 'tiny', error: null, vars: { hostname: 'only' } });
+    // Lists and counts filter by the profile a machine was given.
+    expect((await t.api('GET', '/api/v1/machines?profile=tiny')).json().items.map((m: any) => m.name)).toEqual([held.name]);
+    expect((await t.api('GET', '/api/v1/machine-counts?profile=tiny')).json()).toEqual({ total: 1, byState: { [held.state]: 1 } });
   });
 
   it('reports the eDeploy message when no profile matches', async () => {

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import fastifyStatic from '@fastify/static';
 import { Type } from 'typebox';
 import { badBootQueryField, type BootService, type BootQuery } from '../../boot/service.js';
 import { unidentifiedScript } from '../../boot/ipxe.js';
@@ -32,9 +31,6 @@ const NOT_IPXE = `# Plinth: this is the iPXE entry point; it answers iPXE (User-
  */
 export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock; installer: InstallerLocator; deployRuns: DeployRuns; images: ImageStore; sendFile: SendFile; ipxeDir: string }) {
   return async (app: FastifyInstance): Promise<void> => {
-    // Serves files with Content-Length, Range, ETag / If-None-Match, streamed from disk.
-    await app.register(fastifyStatic, { root: '/', serve: false, acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
-
     const ctx = (req: FastifyRequest) => ({
       baseUrl: deps.boot.baseUrl({ protocol: req.protocol, localAddress: req.socket.localAddress, localPort: req.socket.localPort }),
       remoteAddr: req.ip ?? null,

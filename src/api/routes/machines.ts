@@ -11,6 +11,9 @@ import {
   MachineCreate,
   MachineImportBody,
   MachineImportResult,
+  MachineCounts,
+  MachineCountsQuery,
+  type MachineCountsQueryType,
   MachineListQuery,
   MachineParams,
   MachinePatch,
@@ -23,6 +26,24 @@ import {
 import { allowedActions } from '../../lifecycle/states.js';
 import type { Machine } from '../../inventory/machine.js';
 import type { MachineFilter } from '../../inventory/machine-rows.js';
+
+/** The inventory filter a list or counts query asks for. */
+function filterOf(q: MachineCountsQueryType): MachineFilter {
+  const filter: MachineFilter = {};
+  if (q.state) filter.states = q.state;
+  if (q.tag) {
+    filter.tags = q.tag.map((t) => {
+      const i = t.indexOf('=');
+      return i < 0 ? { key: t } : { key: t.slice(0, i), value: t.slice(i + 1) };
+    });
+  }
+  if (q.owner !== undefined) filter.owner = q.owner;
+  if (q.q !== undefined) filter.q = q.q;
+  if (q.maintenance !== undefined) filter.maintenance = q.maintenance;
+  if (q.power !== undefined) filter.power = q.power;
+  if (q.profile !== undefined) filter.profile = q.profile;
+  return filter;
+}
 
 export const presentMachine = (m: Machine) => ({ ...m, allowedActions: allowedActions(m.state) });
 
@@ -41,17 +62,7 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
     },
     async (req) => {
       const q = req.query;
-      const filter: MachineFilter = {};
-      if (q.state) filter.states = q.state;
-      if (q.tag) {
-        filter.tags = q.tag.map((t) => {
-          const i = t.indexOf('=');
-          return i < 0 ? { key: t } : { key: t.slice(0, i), value: t.slice(i + 1) };
-        });
-      }
-      if (q.owner !== undefined) filter.owner = q.owner;
-      if (q.q !== undefined) filter.q = q.q;
-      if (q.maintenance !== undefined) filter.maintenance = q.maintenance;
+      const filter = filterOf(q);
       const page = await s.inventory.list(filter, {
         limit: q.limit ?? 100,
         withFacts: q.include?.includes('facts') ?? false,
@@ -59,6 +70,19 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
       });
       return { items: page.items.map(presentMachine), nextCursor: page.nextCursor };
     },
+  );
+
+  app.get(
+    '/api/v1/machine-counts',
+    {
+      schema: {
+        tags: ['machines'],
+        summary: 'How many machines a filter matches, in all and per provision state (same filter as the list)',
+        querystring: MachineCountsQuery,
+        response: { 200: MachineCounts, ...errors },
+      },
+    },
+    async (req) => s.inventory.counts(filterOf(req.query)),
   );
 
   app.post(

@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { backends } from '../support/backends.js';
+import { freshController } from '../support/controller.js';
+import { UI_DIR } from '../../src/api/routes/ui.js';
+
+/**
+ * The web UI in a real browser (Debian's chromium driven by playwright-core) against a real
+ * controller listening on a socket. `npm run build` makes the UI (dist/ui). With
+ * PLINTH_UI_SCREENSHOTS=DIR the main pages are saved there (docs/ui holds the ones the docs show).
+ */
+const CHROMIUM = process.env.PLINTH_CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = process.env.PLINTH_UI_SCREENSHOTS;
+
+describe.each(backends)('web UI on $name', (backend) => {
+  let t: Awaited<ReturnType<typeof freshController>>;
+  let url: string;
+  let browser: Browser;
+  let page: Page;
+  const consoleErrors: string[] = [];
+
+  const stateOf = async (name: string) => (await t.api('GET', `/api/v1/machines/${name}`)).json().state as string;
+  const row = (name: string) => page.getByRole('table', { name: 'Machines' }).locator(`tr[data-machine="${name}"]`);
+  const shot = async (name: string) => {
+    if (!SHOTS) return;
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+  };
+
+  beforeAll(async () => {
+    expect(existsSync(`${UI_DIR}/index.html`), 'the UI is built (npm run build)').toBe(true);
+    t = await freshController(backend);
+    url = await t.controller.listen();
+    for (let i = 1; i <= 6; i++) {
+      const res = await t.api('POST', '/api/v1/machines', {
+        name: `node-0${i}`,
+        identity: { serial: `SN-${i}`, macs: [`52:54:00:00:10:0${i}`] },
+        tags: { rack: i <= 3 ? 'r1' : 'r2' },
+      });
+      expect(res.statusCode).toBe(201);
+    }
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('serves the app at / and at page addresses, files with their types, and leaves the API its 404s', async () => {
+    const root = await fetch(`${url}/`, { headers: { accept: 'text/html' } });
+    expect(root.status).toBe(200);
+    expect(root.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(root.headers.get('content-security-policy')).toContain("default-src 'self'");
+    const deep = await fetch(`${url}/machines/node-01`, { headers: { accept: 'text/html' } });
+    expect(deep.status).toBe(200);
+    expect(await deep.text()).toContain('/app.js');
+    const js = await fetch(`${url}/app.js`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toMatch(/javascript/);
+    expect((await fetch(`${url}/app.css`)).headers.get('content-type')).toMatch(/^text\/css/);
+    const api = await fetch(`${url}/api/v1/nope`, { headers: { accept: 'text/html' } });
+    expect(api.status).toBe(404);
+    expect(((await api.json()) as { error: { code: string } }).error.code).toBe('not_found');
+    expect((await fetch(`${url}/missing.js`)).status).toBe(404);
+    expect((await fetch(`${url}/..%2f..%2fpackage.json`)).status).toBe(404);
+  });
+
+  it('signs in with a token and lists the machines with their states', async () => {
+    await page.goto(`${url}/`);
+    await shot('signin');
+    await page.getByLabel('Token').fill('not-a-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').waitFor();
+    consoleErrors.length = 0; // the browser logs the refused request (401) itself
+    await page.getByLabel('Token').fill(t.adminToken);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const table = page.getByRole('table', { name: 'Machines' });
+    await row('node-06').waitFor();
+    expect(await table.locator('tbody tr[data-machine]').count()).toBe(6);
+    expect(await row('node-01').locator('[data-column="state"]').innerText()).toBe('enrolled');
+    await expect.poll(() => page.getByRole('region', { name: 'Counts by state' }).innerText()).toContain('enrolled 6');
+    expect(await page.evaluate('sessionStorage.getItem("plinth.session")')).toContain(t.adminToken);
+  });
+
+  it('filters by tag, and a state changed through the API shows without reloading', async () => {
+    await page.getByRole('textbox', { name: 'Tag' }).fill('rack=r2');
+    await page.getByRole('textbox', { name: 'Tag' }).press('Enter');
+    await expect.poll(() => page.locator('table[aria-label="Machines"] tbody tr[data-machine]').count()).toBe(3);
+    expect(page.url()).toContain('tag=rack%3Dr2');
+    await expect.poll(() => page.getByRole('region', { name: 'Counts by state' }).innerText()).toContain('all 3');
+    await page.evaluate('window.notReloaded = true');
+
+    expect((await t.api('POST', '/api/v1/machines/node-04/actions/retire', {})).statusCode).toBe(200);
+    await row('node-04').locator('[data-column="state"]', { hasText: 'retired' }).waitFor();
+    expect(await page.evaluate('window.notReloaded')).toBe(true);
+    await shot('machines');
+  });
+
+  it("opens a machine's page, sees its events and runs an action its state allows", async () => {
+    await row('node-05').getByRole('link', { name: 'node-05' }).click();
+    await page.getByRole('heading', { name: 'node-05' }).waitFor();
+    const events = page.getByRole('table', { name: 'Events' });
+    await events.getByRole('cell', { name: 'enroll', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'inspect' }).click();
+    await expect.poll(() => stateOf('node-05')).not.toBe('enrolled');
+    const now = await stateOf('node-05');
+    await page.getByTestId('machine-state').filter({ hasText: now }).waitFor();
+    await events.getByRole('cell', { name: 'inspect', exact: true }).waitFor();
+    await shot('machine');
+  });
+
+  it('runs a bulk action on everything a filter matches, after a confirmation saying how many', async () => {
+    await page.getByRole('link', { name: '← Machines' }).click();
+    await page.getByRole('textbox', { name: 'Tag' }).fill('rack=r1');
+    await page.getByRole('textbox', { name: 'Tag' }).press('Enter');
+    await expect.poll(() => page.locator('table[aria-label="Machines"] tbody tr[data-machine]').count()).toBe(3);
+    await page.getByLabel('Action', { exact: true }).selectOption('retire');
+    await page.getByRole('button', { name: 'Apply to all 3 matching' }).click();
+    expect(await page.getByRole('alertdialog').innerText()).toContain('retire 3 machines?');
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByRole('status').filter({ hasText: 'retire: 3 done' }).waitFor();
+    for (const n of ['node-01', 'node-02', 'node-03']) expect(await stateOf(n)).toBe('retired');
+    expect(await stateOf('node-06')).toBe('enrolled');
+    await row('node-03').locator('[data-column="state"]', { hasText: 'retired' }).waitFor();
+  });
+
+  it('fits a phone-width screen and logged no console errors', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${url}/machines`);
+    await row('node-01').waitFor();
+    const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    expect(overflow).toBe(0);
+    await shot('machines-phone');
+    expect(consoleErrors).toEqual([]);
+  });
+});
