@@ -14,7 +14,7 @@ export const UI_DIR = fileURLToPath(new URL('../../../dist/ui/', import.meta.url
 const CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /** Requests the UI never answers: the API and the machines' endpoints keep their own 404s. */
-const NOT_UI = /^\/(api|agent|boot)(\/|$)/;
+const NOT_UI = /^\/(api|agent|boot|install)(\/|$)/;
 
 /**
  * The web UI: files of dist/ui at /, and index.html for any other page address a browser asks
