@@ -7,6 +7,8 @@ import { Store } from './store/database.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { Allocator } from './inventory/allocation.js';
+import { ControllerMetrics } from './metrics/controller-metrics.js';
+import { metricsRoutes } from './api/routes/metrics.js';
 import { InventoryService } from './inventory/service.js';
 import { Enroller } from './inventory/enrol.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
@@ -72,6 +74,8 @@ export interface Controller {
   inspection: InspectionService;
   power: PowerService;
   registry: ProviderRegistry;
+  /** The Prometheus metrics `GET /metrics` serves; other components add theirs with `metrics.extend`. */
+  metrics: ControllerMetrics;
   sweeper: DeadlineSweeper;
   /** Plinth's supervised dnsmasq; null with dhcp.mode off. */
   dhcp: DhcpService | null;
@@ -210,11 +214,22 @@ export async function createController(config: Config, opts: ControllerOptions =
     isoDir: installerIsoDir(config.dataDir),
   });
   boot.addPlanner(deployRuns.planner);
+  const metrics = new ControllerMetrics(store.db);
+  engine.onTransition(async (r) => {
+    metrics.transition(r.from, r.machine.state);
+    if (r.finishedRunId) {
+      const run = await services.runs.get(r.finishedRunId);
+      if (run.finishedAt) metrics.runFinished(run.kind, run.status, (Date.parse(run.finishedAt) - Date.parse(run.createdAt)) / 1000);
+    }
+  });
+  const stopObservingProviders = registry.resilience.observe((call) => metrics.providerCall(call));
   const sendFile = fileSender({ dataDir: config.dataDir, accelRedirect: config.accelRedirect });
   const app = await buildApp(services, {
     logger: log,
     https: tls,
     extraRoutes: [
+      // First: its hook counts the boot routes' requests.
+      metricsRoutes(metrics),
       bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile, ipxeDir: config.tftp.root }),
       agentRoutes({ store, session: new AgentSession({ store, clock, engine, inspection, deployRuns, images, config }), deployRuns, images, sendFile, ticketKey }),
       applianceRoutes,
@@ -278,6 +293,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     inspection,
     power,
     registry,
+    metrics,
     sweeper,
     dhcp,
     log,
@@ -323,6 +339,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       closed = true;
       await sweeper.stop();
       await power.stop();
+      stopObservingProviders();
       await registry.closeAll().catch(() => undefined);
       await tftp?.stop();
       await dhcp?.stop();

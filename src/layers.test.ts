@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['store'],
   ['inventory', 'runs', 'auth'],
   ['lifecycle'],
-  ['appliances', 'power', 'profiles', 'images', 'installer', 'templates', 'lab'],
+  ['appliances', 'power', 'profiles', 'images', 'installer', 'templates', 'lab', 'metrics'],
   ['deploy', 'inspection', 'sources'],
   ['boot', 'dhcp', 'trees'],
   ['api'],

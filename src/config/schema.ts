@@ -127,6 +127,12 @@ export const ConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    metrics: Type.Object(
+      {
+        public: Type.Boolean({ default: false, description: 'serve GET /metrics without a token (false: a reader token is needed)' }),
+      },
+      { default: {} },
+    ),
     enrolment: Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: 'enrol unknown machines that network-boot (false: they are told so and boot locally)' }),

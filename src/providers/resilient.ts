@@ -89,6 +89,20 @@ const RETRYABLE: Record<RetryPolicy, ReadonlySet<ProviderFailure>> = {
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
+/**
+ * One provider call as its caller saw it: from the call to its answer, retries, backoff and
+ * the wait for a slot included. `failure` is null when it succeeded, the ProviderFailure
+ * when it failed with one, `error` for anything else thrown.
+ */
+export interface ProviderCallRecord {
+  provider: string;
+  operation: string;
+  durationMs: number;
+  failure: ProviderFailure | 'error' | null;
+}
+
+export type ProviderCallObserver = (call: ProviderCallRecord) => void;
+
 /** Thrown without contacting the endpoint while its circuit is open. */
 export class CircuitOpenError extends ProviderError {
   readonly endpoint: string;
@@ -152,6 +166,30 @@ class EndpointGuard {
 
   health(): EndpointHealth {
     return { circuit: this.circuit, consecutiveFailures: this.failures, inFlight: this.inFlight, queued: this.waiting.length };
+  }
+
+  /** Runs one call and tells the observers how it went and how long it took. */
+  async observed<T>(operation: string, policy: RetryPolicy, ctx: ProviderContext, call: (ctx: ProviderContext) => Promise<T>, observers: ReadonlySet<ProviderCallObserver>): Promise<T> {
+    if (observers.size === 0) return this.run(operation, policy, ctx, call);
+    const started = this.options.timers.now();
+    const report = (failure: ProviderCallRecord['failure']) => {
+      const record = { provider: this.provider, operation, durationMs: this.options.timers.now() - started, failure };
+      for (const o of observers) {
+        try {
+          o(record);
+        } catch {
+          // An observer (metrics) never changes what the caller gets.
+        }
+      }
+    };
+    try {
+      const result = await this.run(operation, policy, ctx, call);
+      report(null);
+      return result;
+    } catch (err) {
+      report(err instanceof ProviderError ? err.failure : 'error');
+      throw err;
+    }
   }
 
   async run<T>(operation: string, policy: RetryPolicy, ctx: ProviderContext, call: (ctx: ProviderContext) => Promise<T>): Promise<T> {
@@ -299,6 +337,7 @@ class EndpointGuard {
 export class ProviderResilience {
   private readonly options: Resolved;
   private readonly guards = new Map<string, EndpointGuard>();
+  private readonly observers = new Set<ProviderCallObserver>();
 
   constructor(options: ResilienceOptions = {}) {
     this.options = { ...DEFAULTS, timers: systemTimers, random: Math.random, ...stripUndefined(options) };
@@ -307,6 +346,15 @@ export class ProviderResilience {
   /** Health of one endpoint (closed circuit and nothing in flight when never used). */
   health(key: string): EndpointHealth {
     return this.guards.get(key)?.health() ?? { circuit: 'closed', consecutiveFailures: 0, inFlight: 0, queued: 0 };
+  }
+
+  /**
+   * Calls `observer` after every provider call made through this layer (metrics); returns
+   * the function that stops it. Observers run synchronously and must not throw.
+   */
+  observe(observer: ProviderCallObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
   }
 
   /** Drops an endpoint's breaker and failure count (its settings changed); calls in flight finish on the old guard. */
@@ -331,7 +379,7 @@ export class ProviderResilience {
   wrap(inner: Provider, key: string, label = key.slice(key.indexOf('|') + 1)): Provider {
     const guard = this.guard(inner.type, key, label);
     const run = <T>(operation: string, policy: RetryPolicy, ctx: ProviderContext, call: (ctx: ProviderContext) => Promise<T>): Promise<T> =>
-      guard.run(operation, policy, ctx, call);
+      guard.observed(operation, policy, ctx, call, this.observers);
     const m = inner.management;
     const power: PowerInterface = {
       getPowerState: (ref, ctx) => run('getPowerState', 'idempotent', ctx, (c) => inner.power.getPowerState(ref, c)),

@@ -9,6 +9,7 @@ import { deploy } from './0005-deploy.js';
 import { search } from './0006-search.js';
 import { runClaims } from './0007-run-claims.js';
 import { applianceHealth } from './0008-appliance-health.js';
+import { metrics } from './0009-metrics.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -24,6 +25,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0006-search', search],
   ['0007-run-claims', runClaims],
   ['0008-appliance-health', applianceHealth],
+  ['0009-metrics', metrics],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
