@@ -10,6 +10,8 @@ const BOOT_STAGES: Record<string, (req: FastifyRequest) => string> = {
   '/boot.ipxe': () => 'chain-script',
   '/boot/machine.ipxe': () => 'machine-script',
   '/boot/:file': () => 'ipxe-binary',
+  '/boot/installer.iso': () => 'installer-iso',
+  '/boot/agent-ticket': () => 'agent-ticket',
   '/boot/installer/:file': (req) => ((req.params as { file?: string }).file === 'vmlinuz' ? 'kernel' : 'initrd'),
   '/boot/artifacts/:token/:kind/:name': () => 'artifact',
   '/boot/files/:name': () => 'boot-file',
