@@ -12,7 +12,7 @@ const BOOT_STAGES: Record<string, (req: FastifyRequest) => string> = {
   '/boot/:file': () => 'ipxe-binary',
   '/boot/installer.iso': () => 'installer-iso',
   '/boot/agent-ticket': () => 'agent-ticket',
-  '/boot/installer/:file': (req) => ((req.params as { file?: string }).file === 'vmlinuz' ? 'kernel' : 'initrd'),
+  '/boot/installer/:file': (req) => (/\/vmlinuz(\?|$)/.test(req.url) ? 'kernel' : 'initrd'),
   '/boot/artifacts/:token/:kind/:name': () => 'artifact',
   '/boot/files/:name': () => 'boot-file',
 };
