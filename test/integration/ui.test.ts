@@ -131,6 +131,35 @@ describe.each(backends)('web UI on $name', (backend) => {
     await row('node-03').locator('[data-column="state"]', { hasText: 'retired' }).waitFor();
   });
 
+  it('uploads an image with a progress bar, shows a pool with its entries, registers an appliance', async () => {
+    await page.getByRole('link', { name: 'Images', exact: true }).click();
+    await page.getByRole('heading', { name: 'Images' }).waitFor();
+    const bytes = Buffer.alloc(3 * 1024 * 1024, 7);
+    await page.getByLabel('Image name').fill('blob-1');
+    await page.getByLabel('Kind').selectOption('file');
+    await page.getByLabel('File').setInputFiles({ name: 'blob.bin', mimeType: 'application/octet-stream', buffer: bytes });
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await page.getByRole('status').filter({ hasText: 'blob-1 uploaded' }).waitFor();
+    await page.getByRole('table', { name: 'Images' }).getByRole('cell', { name: 'blob-1' }).waitFor();
+    expect((await t.api('GET', '/api/v1/images/blob-1')).json()).toMatchObject({ kind: 'file', sizeBytes: bytes.length });
+
+    const applied = await t.api('POST', '/api/v1/profiles/apply', { pools: [{ name: 'hosts', entries: [{ hostname: 'h1' }, { hostname: 'h2' }] }] });
+    expect(applied.statusCode, applied.body).toBe(200);
+    await page.getByRole('link', { name: 'Pools', exact: true }).click();
+    await page.getByRole('button', { name: 'hosts' }).click();
+    const entries = page.getByRole('table', { name: 'Entries of hosts' });
+    await entries.getByRole('cell', { name: 'hostname=h2' }).waitFor();
+    expect(await entries.locator('tbody tr').count()).toBe(2);
+
+    await page.getByRole('link', { name: 'Appliances', exact: true }).click();
+    await page.getByLabel('Name', { exact: true }).fill('rack-1-pdu');
+    await page.getByLabel('Type').selectOption('manual');
+    await page.getByLabel('Address').fill('rack-1');
+    await page.getByRole('button', { name: 'Register' }).click();
+    await page.getByRole('table', { name: 'Appliances' }).getByRole('cell', { name: 'rack-1-pdu', exact: true }).waitFor();
+    expect((await t.api('GET', '/api/v1/appliances/rack-1-pdu')).json()).toMatchObject({ type: 'manual', address: 'rack-1' });
+  });
+
   it('fits a phone-width screen and logged no console errors', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${url}/machines`);

@@ -1,7 +1,7 @@
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 import type { Facts } from '../../src/core/facts.js';
-import type { ApiClient, MachineView, RunView } from '../../src/api/client-core.js';
+import type { ApiClient, LogLineView, MachineView, RunView } from '../../src/api/client-core.js';
 import { can, clientFor, type Session } from './session.js';
 import { ErrorNote, Link, SimpleTable, bytes, messageOf, useLoad, when } from './util.js';
 import { useLive } from './live.js';
@@ -134,18 +134,103 @@ function Trace({ client, name, version }: { client: ApiClient; name: string; ver
   );
 }
 
+/** Runs whose log can still grow. */
+const LIVE_RUN = new Set(['pending', 'running']);
+
+/** A run's log, followed while the run is under way (new lines after the last one seen). */
 function RunLog({ client, run }: { client: ApiClient; run: RunView }) {
-  const log = useLoad(() => client.runLog(run.id, { limit: 200 }), [client, run.id, run.status, run.steps.length]);
+  const [lines, setLines] = useState<LogLineView[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const live = LIVE_RUN.has(run.status);
+  const box = useRef<HTMLPreElement>(null);
+  useEffect(() => {
+    let stop = false;
+    let after = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const read = async () => {
+      try {
+        for (;;) {
+          const page = await client.runLog(run.id, { after, limit: 500 });
+          if (stop) return;
+          if (page.items.length) {
+            after = page.items[page.items.length - 1]!.id;
+            setLines((old) => [...old, ...page.items]);
+          }
+          if (page.items.length < 500) break;
+        }
+        setError(null);
+      } catch (e) {
+        if (!stop) setError(messageOf(e));
+      }
+      if (!stop && live) timer = setTimeout(read, 2000);
+    };
+    setLines([]);
+    void read();
+    return () => {
+      stop = true;
+      clearTimeout(timer);
+    };
+  }, [client, run.id, live]);
+  useEffect(() => {
+    const el = box.current;
+    if (el && live) el.scrollTop = el.scrollHeight;
+  }, [lines.length, live]);
   return (
-    <pre class="log" aria-label={`Log of run ${run.id}`} tabIndex={0}>
-      {log.data?.items.map((l) => `${l.line}\n`).join('') || 'No log lines.'}
-    </pre>
+    <>
+      <ErrorNote error={error} />
+      <pre class="log" ref={box} aria-label={`Log of the ${run.kind} run`} tabIndex={0} aria-live={live ? 'polite' : 'off'}>
+        {lines.length ? lines.map((l) => `${new Date(l.at).toLocaleTimeString()} ${l.line}\n`).join('') : live ? 'Waiting for the installer…' : 'No log lines.'}
+      </pre>
+    </>
+  );
+}
+
+/** The files a deploy rendered for the machine (cloud-config, preseed…), each readable on request. */
+function Artifacts({ client, run }: { client: ApiClient; run: RunView }) {
+  const list = useLoad(() => client.runArtifacts(run.id), [client, run.id]);
+  const [shown, setShown] = useState<{ name: string; text: string } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const show = async (name: string) => {
+    setError(null);
+    try {
+      const res = await client.fetch(`/api/v1/runs/${encodeURIComponent(run.id)}/artifacts/${encodeURIComponent(name)}`, {
+        headers: client.authorization ? { authorization: client.authorization } : {},
+      });
+      if (!res.ok) throw new Error(`${name}: HTTP ${res.status}`);
+      setShown({ name, text: await res.text() });
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  };
+  if (!list.data?.items.length) return null;
+  return (
+    <div class="artifacts">
+      <h4>Rendered artifacts</h4>
+      <ul>
+        {list.data.items.map((a) => (
+          <li>
+            <button onClick={() => show(a.name)}>{a.name}</button> {a.contentType}, {bytes(a.size)}
+          </li>
+        ))}
+      </ul>
+      <ErrorNote error={error ?? list.error} />
+      {shown && (
+        <pre class="log" aria-label={shown.name} tabIndex={0}>
+          {shown.text}
+        </pre>
+      )}
+    </div>
   );
 }
 
 function Runs({ client, name, version }: { client: ApiClient; name: string; version: number }) {
   const runs = useLoad(() => client.runs(name, { limit: 10 }), [client, name, version]);
   const [open, setOpen] = useState<string | null>(null);
+  // The run under way is opened by itself, so its log is followed as it grows.
+  const current = runs.data?.items.find((r) => LIVE_RUN.has(r.status))?.id ?? null;
+  useEffect(() => {
+    if (current) setOpen(current);
+  }, [current]);
   return (
     <section aria-labelledby="runs">
       <h2 id="runs">Runs</h2>
@@ -164,7 +249,12 @@ function Runs({ client, name, version }: { client: ApiClient; name: string; vers
               </li>
             ))}
           </ol>
-          {open === r.id && <RunLog client={client} run={r} />}
+          {open === r.id && (
+            <>
+              <RunLog client={client} run={r} />
+              {r.kind === 'deploy' && <Artifacts client={client} run={r} />}
+            </>
+          )}
         </details>
       ))}
     </section>

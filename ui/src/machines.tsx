@@ -4,7 +4,7 @@ import { STATES } from '../../src/core/states.js';
 import type { MachineListQuery, MachineView } from '../../src/api/client-core.js';
 import { can, clientFor, type Session } from './session.js';
 import { navigate } from './router.js';
-import { ErrorNote, Link, messageOf, useLoad, when } from './util.js';
+import { Choice, ErrorNote, Link, messageOf, useLoad, when } from './util.js';
 import { useLive } from './live.js';
 import { runBulk, type BulkResult } from './bulk.js';
 
@@ -154,24 +154,8 @@ export function MachinesPage({ session, query }: { session: Session; query: URLS
       </section>
 
       <form class="filters" onSubmit={onFilter} aria-label="Filter machines" key={query.toString()}>
-        <span class="field">
-          <label for="f-state">State</label>
-          <select id="f-state" name="state" value={query.get('state') ?? ''} onChange={(e) => setParams({ state: e.currentTarget.value || null })}>
-            <option value="">any</option>
-            {STATES.map((s) => (
-              <option value={s}>{s}</option>
-            ))}
-          </select>
-        </span>
-        <span class="field">
-          <label for="f-power">Power</label>
-          <select id="f-power" name="power" value={query.get('power') ?? ''} onChange={(e) => setParams({ power: e.currentTarget.value || null })}>
-            <option value="">any</option>
-            <option value="on">on</option>
-            <option value="off">off</option>
-            <option value="unknown">unknown</option>
-          </select>
-        </span>
+        <Choice id="f-state" label="State" name="state" value={query.get('state') ?? ''} options={[['', 'any'], ...STATES]} onChange={(v) => setParams({ state: v || null })} />
+        <Choice id="f-power" label="Power" name="power" value={query.get('power') ?? ''} options={[['', 'any'], 'on', 'off', 'unknown']} onChange={(v) => setParams({ power: v || null })} />
         <label>
           Search
           <input name="q" type="search" placeholder="name, serial, MAC" defaultValue={query.get('q') ?? ''} />
@@ -206,26 +190,12 @@ export function MachinesPage({ session, query }: { session: Session; query: URLS
             ))}
           </fieldset>
         </details>
-        <span class="field">
-          <label for="f-limit">Per page</label>
-          <select id="f-limit" value={String(limit)} onChange={(e) => setParams({ limit: e.currentTarget.value })}>
-            {PAGE_SIZES.map((n) => (
-              <option value={String(n)}>{n}</option>
-            ))}
-          </select>
-        </span>
+        <Choice id="f-limit" label="Per page" value={String(limit)} options={PAGE_SIZES.map(String)} onChange={(v) => setParams({ limit: v })} />
       </div>
 
       {operator && (
         <section aria-label="Bulk actions" class="bulk">
-          <span class="field">
-            <label for="bulk-action">Action</label>
-            <select id="bulk-action" value={bulkAction} onChange={(e) => setBulkAction(e.currentTarget.value)}>
-              {BULK_ACTIONS.map((a) => (
-                <option value={a}>{a}</option>
-              ))}
-            </select>
-          </span>
+          <Choice id="bulk-action" label="Action" value={bulkAction} options={BULK_ACTIONS} onChange={setBulkAction} />
           <button disabled={busy || selected.size === 0} onClick={() => setConfirm({ action: bulkAction, scope: 'selected', count: selected.size })}>
             Apply to {selected.size} selected
           </button>

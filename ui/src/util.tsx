@@ -88,3 +88,25 @@ export function SimpleTable<T>(props: { label: string; rows: T[]; columns: [stri
     </div>
   );
 }
+
+/** A labelled select (the label named by `for`, so the accessible name is the label alone). */
+export function Choice(props: {
+  id: string;
+  label: string;
+  options: readonly (string | [value: string, text: string])[];
+  name?: string;
+  value?: string;
+  onChange?: (value: string) => void;
+}) {
+  return (
+    <span class="field">
+      <label for={props.id}>{props.label}</label>
+      <select id={props.id} name={props.name} value={props.value} onChange={props.onChange && ((e) => props.onChange!(e.currentTarget.value))}>
+        {props.options.map((o) => {
+          const [value, text] = typeof o === 'string' ? [o, o] : o;
+          return <option value={value}>{text}</option>;
+        })}
+      </select>
+    </span>
+  );
+}
