@@ -124,6 +124,10 @@ async function runBackend(name: 'sqlite' | 'postgres') {
     ['search serial substring', () => `/api/v1/machines?q=S00${String(rand(N)).padStart(7, '0').slice(0, 5)}&limit=100`],
     ['search exact MAC', () => { const i = rand(N); return `/api/v1/machines?q=0c:c4:7a:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`; }],
     ['get one machine (random)', () => `/api/v1/machines/${name6(rand(N))}`],
+    // What the web UI's machine list asks with every refresh, besides its page.
+    ['counts per state (all)', () => '/api/v1/machine-counts'],
+    ['counts per state, tag filter', () => `/api/v1/machine-counts?tag=rack=r${String(rand(50)).padStart(2, '0')}`],
+    ['filter power (100)', () => '/api/v1/machines?power=unknown&limit=100'],
   ];
   const results: (LoadResult & { rssMiB: number })[] = [];
   const cpu0 = cpuSeconds(pid);

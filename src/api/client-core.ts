@@ -120,6 +120,10 @@ export class ApiClient {
   health() {
     return this.request<{ status: string; database: string }>('GET', '/healthz');
   }
+  /** The controller's settings without its secrets. */
+  settings() {
+    return this.request<Record<string, unknown>>('GET', '/api/v1/settings');
+  }
   whoami() {
     return this.request<{ name: string; role: string; tokenId: string }>('GET', '/api/v1/whoami');
   }

@@ -12,6 +12,7 @@ import { UI_DIR } from '../../src/api/routes/ui.js';
  */
 const CHROMIUM = process.env.PLINTH_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = process.env.PLINTH_UI_SCREENSHOTS;
+const SECRET_KEY = Buffer.alloc(32, 5).toString('base64');
 
 describe.each(backends)('web UI on $name', (backend) => {
   let t: Awaited<ReturnType<typeof freshController>>;
@@ -30,7 +31,7 @@ describe.each(backends)('web UI on $name', (backend) => {
 
   beforeAll(async () => {
     expect(existsSync(`${UI_DIR}/index.html`), 'the UI is built (npm run build)').toBe(true);
-    t = await freshController(backend);
+    t = await freshController(backend, { secretKey: SECRET_KEY });
     url = await t.controller.listen();
     for (let i = 1; i <= 6; i++) {
       const res = await t.api('POST', '/api/v1/machines', {
@@ -158,6 +159,27 @@ describe.each(backends)('web UI on $name', (backend) => {
     await page.getByRole('button', { name: 'Register' }).click();
     await page.getByRole('table', { name: 'Appliances' }).getByRole('cell', { name: 'rack-1-pdu', exact: true }).waitFor();
     expect((await t.api('GET', '/api/v1/appliances/rack-1-pdu')).json()).toMatchObject({ type: 'manual', address: 'rack-1' });
+  });
+
+  it("shows the controller's settings without its secrets", async () => {
+    await page.getByRole('link', { name: 'Settings', exact: true }).click();
+    const table = page.getByRole('table', { name: 'Configuration' });
+    await table.getByRole('cell', { name: 'tftp.enabled', exact: true }).waitFor();
+    expect(await table.innerText()).toContain(t.config.dataDir);
+    expect(await page.content()).not.toContain(SECRET_KEY);
+  });
+
+  it('is usable from the keyboard: Tab reaches a machine and Enter opens it', async () => {
+    await page.goto(`${url}/machines`);
+    await row('node-01').waitFor();
+    let focused = '';
+    for (let i = 0; i < 80 && focused !== 'node-01'; i++) {
+      await page.keyboard.press('Tab');
+      focused = String(await page.evaluate('document.activeElement && document.activeElement.textContent'));
+    }
+    expect(focused).toBe('node-01');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'node-01' }).waitFor();
   });
 
   it('fits a phone-width screen and logged no console errors', async () => {

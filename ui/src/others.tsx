@@ -389,13 +389,22 @@ export function TokensPage({ session }: { session: Session }) {
   );
 }
 
+/** Nested settings as dotted names and values: dhcp.mode = off. */
+function flatten(value: unknown, prefix = ''): [string, string][] {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => flatten(v, prefix ? `${prefix}.${k}` : k));
+  }
+  return [[prefix, typeof value === 'string' ? value : JSON.stringify(value)]];
+}
+
 export function SettingsPage({ session }: { session: Session }) {
   const client = useClient(session);
   const health = useLoad(() => client.health(), [client]);
+  const settings = useLoad(() => client.settings(), [client]);
   return (
     <main>
       <h1>Settings</h1>
-      <ErrorNote error={health.error} />
+      <ErrorNote error={health.error ?? settings.error} />
       <dl class="fields">
         <dt>Signed in as</dt>
         <dd>
@@ -408,6 +417,18 @@ export function SettingsPage({ session }: { session: Session }) {
           <a href="/api/v1/docs">OpenAPI documentation</a>
         </dd>
       </dl>
+      <h2>Configuration</h2>
+      <p>Read-only: the controller's configuration file, environment and flags over the defaults (docs/configuration.md). Secrets are not shown.</p>
+      {settings.data && (
+        <SimpleTable
+          label="Configuration"
+          rows={flatten(settings.data)}
+          columns={[
+            ['Setting', ([k]) => <code>{k}</code>],
+            ['Value', ([, v]) => v],
+          ]}
+        />
+      )}
     </main>
   );
 }

@@ -3,6 +3,7 @@ import type { App, AppServices } from '../context.js';
 import { PlinthError, messageOf } from '../../core/errors.js';
 import { TRANSITIONS, FAILED_STATE } from '../../lifecycle/states.js';
 import { STATES, TRANSITIONAL } from '../../core/states.js';
+import { settingsView } from '../../config/settings-view.js';
 
 export async function metaRoutes(app: App, s: AppServices): Promise<void> {
   app.get(
@@ -73,5 +74,17 @@ export async function metaRoutes(app: App, s: AppServices): Promise<void> {
       },
     },
     async (req) => req.principal!,
+  );
+
+  app.get(
+    '/api/v1/settings',
+    {
+      schema: {
+        tags: ['meta'],
+        summary: "The controller's settings (configuration file, environment, flags and defaults), without its secrets",
+        response: { 200: Type.Record(Type.String(), Type.Unknown()) },
+      },
+    },
+    async () => settingsView(s.config),
   );
 }
