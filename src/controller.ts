@@ -162,6 +162,10 @@ export async function createController(config: Config, opts: ControllerOptions =
     log,
     config: { ...config.providers, ms: config.ms.providers },
     claimer: `controller:${hostname()}:${process.pid}:${newId().slice(0, 8)}`,
+    // What BMCs fetch: the boot URL (the plain-HTTP boot listener's when there is one).
+    ...(machineConfig.publicUrl
+      ? { installerIsoUrl: `${machineConfig.publicUrl.replace(/\/+$/, '')}/boot/installer.iso`, httpBootUrl: `${machineConfig.publicUrl.replace(/\/+$/, '')}/boot/ipxe.efi` }
+      : {}),
   });
   const enroller = new Enroller({ store, clock, inventory });
   const enlister = new Enlister({ store, clock, enroller, engine, appliances, power });

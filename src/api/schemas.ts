@@ -1,3 +1,4 @@
+import { BOOT_METHODS } from '../core/boot-method.js';
 import { Type, type Static, type TSchema } from 'typebox';
 import { MACHINE_NAME_PATTERN } from '../core/ids.js';
 import { OPERATOR_ACTIONS } from '../lifecycle/states.js';
@@ -64,6 +65,8 @@ const ProviderRef = Type.Object(
   Strict,
 );
 
+const BootMethodInput = Nullable(Type.Enum(BOOT_METHODS, { description: "pxe, http or vmedia; null: its appliance's" }));
+
 export const MachineCreate = Type.Object(
   {
     name: Type.Optional(MachineName),
@@ -74,6 +77,7 @@ export const MachineCreate = Type.Object(
     maintenanceReason: Type.Optional(Nullable(Type.String({ maxLength: 1024 }))),
     protected: Type.Optional(Type.Boolean()),
     provider: Type.Optional(ProviderRef),
+    bootMethod: Type.Optional(BootMethodInput),
   },
   { ...Strict, description: 'A machine to enroll' },
 );
@@ -116,6 +120,7 @@ export const MachinePatch = Type.Object(
     maintenanceReason: Type.Optional(Nullable(Type.String({ maxLength: 1024 }))),
     protected: Type.Optional(Type.Boolean()),
     provider: Type.Optional(ProviderRef),
+    bootMethod: Type.Optional(BootMethodInput),
   },
   { ...Strict, minProperties: 1 },
 );
@@ -165,6 +170,7 @@ export const MachineSchema = Type.Object(
     allocatedAt: Nullable(Timestamp),
     tags: Type.Record(Type.String(), Type.String()),
     provider: Type.Object({ applianceId: Nullable(Type.String()), ref: Nullable(Type.String()) }),
+    bootMethod: Nullable(Type.Enum(BOOT_METHODS, { description: "how the lifecycle boots it into the installer; null: its appliance's" })),
     lastError: Nullable(LastError),
     identityConflicts: Type.Array(Conflict),
     currentRunId: Nullable(Type.String()),
@@ -374,6 +380,7 @@ export const ApplianceSchema = Type.Object(
     caCert: Nullable(Type.String()),
     options: Type.Record(Type.String(), Type.Unknown()),
     site: Nullable(Type.String()),
+    bootMethod: Type.Enum(BOOT_METHODS, { description: 'how the lifecycle boots its machines into the installer (a machine may override it)' }),
     health: Type.String({ enum: ['unknown', 'ok', 'auth', 'unreachable', 'error'], description: 'what the last provider calls said: ok, auth (credentials refused), unreachable, error, unknown (not yet, or settings changed since)' }),
     healthError: Nullable(Type.String({ description: "the provider's message for the failure that set health" })),
     healthAt: Nullable(Timestamp),
@@ -391,6 +398,7 @@ const ApplianceFields = {
   caCert: Nullable(Type.String({ maxLength: 65536, description: 'PEM CA bundle for this appliance' })),
   options: Type.Record(Type.String(), Type.Unknown()),
   site: Nullable(Type.String({ maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'remote site whose manager runs it' })),
+  bootMethod: Type.Enum(BOOT_METHODS, { description: 'pxe (default), http (UEFI HTTP boot) or vmedia (the installer ISO through the BMC)' }),
 };
 
 /** An appliance's new settings (a rotated password, a new address or certificate); name and type stay. */
@@ -403,6 +411,7 @@ export const AppliancePatch = Type.Object(
     caCert: Type.Optional(ApplianceFields.caCert),
     options: Type.Optional(ApplianceFields.options),
     site: Type.Optional(ApplianceFields.site),
+    bootMethod: Type.Optional(ApplianceFields.bootMethod),
   },
   { additionalProperties: false },
 );
@@ -442,6 +451,7 @@ export const ApplianceCreate = Type.Object(
     caCert: Type.Optional(ApplianceFields.caCert),
     options: Type.Optional(ApplianceFields.options),
     site: Type.Optional(ApplianceFields.site),
+    bootMethod: Type.Optional(ApplianceFields.bootMethod),
   },
   { additionalProperties: false },
 );

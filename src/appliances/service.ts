@@ -1,3 +1,4 @@
+import { DEFAULT_BOOT_METHOD, effectiveBootMethod, type BootMethod } from '../core/boot-method.js';
 import type { Db, Store } from '../store/database.js';
 import { fromJson, toJson, uniqueViolation } from '../store/database.js';
 import type { AppliancesTable } from '../store/schema.js';
@@ -16,7 +17,7 @@ import { checkProviderRef } from '../inventory/provider-link.js';
 import { listApplianceEvents, recordApplianceEvent, type ApplianceEvent, type ApplianceHealth } from '../power/appliance-health.js';
 
 /** Column → API field, for the fields an update event names. */
-const FIELD_NAMES: Record<string, string> = { password_enc: 'password', ca_cert: 'caCert' };
+const FIELD_NAMES: Record<string, string> = { password_enc: 'password', ca_cert: 'caCert', boot_method: 'bootMethod' };
 
 /**
  * Appliances (hardcap's word): whatever controls machines' power and boot — one BMC, a
@@ -35,6 +36,8 @@ export interface Appliance {
   options: Record<string, unknown>;
   /** Remote site whose manager runs this appliance's providers; null: the controller runs them. */
   site: string | null;
+  /** How the lifecycle boots its machines into the installer (a machine may override it). */
+  bootMethod: BootMethod;
   /** What the last provider calls said about the appliance (see power/appliance-health.ts). */
   health: ApplianceHealth;
   /** The provider's message for the failure that set `health` (null when ok or unknown). */
@@ -55,6 +58,7 @@ export interface ApplianceInput {
   caCert?: string | null;
   options?: Record<string, unknown>;
   site?: string | null;
+  bootMethod?: BootMethod;
 }
 
 /** What `update` may change: everything but the name and type (the power layer keeps an appliance's sessions and breaker by name). */
@@ -78,6 +82,7 @@ const toAppliance = (r: AppliancesTable): Appliance => ({
   caCert: r.ca_cert,
   options: fromJson(r.options, {}),
   site: r.site,
+  bootMethod: effectiveBootMethod(null, r.boot_method),
   health: r.health as ApplianceHealth,
   healthError: r.health_error,
   healthAt: r.health_at,
@@ -143,6 +148,7 @@ export class ApplianceService {
       ca_cert: input.caCert ?? null,
       options: toJson(input.options ?? {}),
       site: input.site ?? null,
+      boot_method: input.bootMethod ?? DEFAULT_BOOT_METHOD,
       created_at: now,
       updated_at: now,
       health: 'unknown',
@@ -226,12 +232,15 @@ export class ApplianceService {
     }
     if (patch.options !== undefined) changes.options = toJson(patch.options);
     if (patch.site !== undefined) changes.site = patch.site || null;
+    // How its machines boot says nothing of reaching the appliance: its health stays.
+    const reachChanged = Object.keys(changes).length > 0;
+    if (patch.bootMethod !== undefined) changes.boot_method = patch.bootMethod;
     const fields = Object.keys(changes).map((c) => FIELD_NAMES[c] ?? c);
-    if (fields.length === 0) throw validation('body', 'nothing to change: give address, username, password, insecure, caCert, options or site');
+    if (fields.length === 0) throw validation('body', 'nothing to change: give address, username, password, insecure, caCert, options, site or bootMethod');
     const now = iso(this.clock.now());
     await trx
       .updateTable('appliances')
-      .set({ ...changes, updated_at: now, health: 'unknown', health_error: null, health_at: now })
+      .set({ ...changes, updated_at: now, ...(reachChanged ? { health: 'unknown', health_error: null, health_at: now } : {}) })
       .where('id', '=', r.id)
       .execute();
     // Jobs still waiting go to whoever runs the appliance now.

@@ -1,5 +1,7 @@
 import type { CommandRegistrar } from './context.js';
 import { UsageError } from './errors.js';
+import { oneOf } from './context.js';
+import { BOOT_METHODS } from '../core/boot-method.js';
 import { parseProviderOptions, readCredentials, withCredentialOptions, type CredentialFlags } from './appliance-credentials.js';
 import { PROVIDER_TYPES } from '../providers/types.js';
 
@@ -14,10 +16,11 @@ export const registerApplianceRegister: CommandRegistrar = (appliance, ctx) => {
     .option('--user <user>', 'user name')
     .option('--insecure', 'do not verify TLS certificates (explicit opt-out)')
     .option('--site <site>', 'remote site whose manager runs this appliance')
+    .option('--boot-method <method>', 'how its machines boot into the installer: pxe (default), http, vmedia (the installer ISO as virtual media)')
     .option('--option <key=value>', 'provider option (repeatable), e.g. cipherSuite=3', (v: string, p: string[] = []) => [...p, v], [])
     .option('--json', 'print JSON');
   withCredentialOptions(cmd).action(
-    async (o: CredentialFlags & { name: string; type: string; address?: string; uri?: string; user?: string; insecure?: boolean; site?: string; option: string[]; json?: boolean }) => {
+    async (o: CredentialFlags & { name: string; type: string; address?: string; uri?: string; user?: string; insecure?: boolean; site?: string; bootMethod?: string; option: string[]; json?: boolean }) => {
       const address = o.address ?? o.uri;
       if (!address) throw new UsageError('--address is required (or --uri)');
       if (!(PROVIDER_TYPES as readonly string[]).includes(o.type)) throw new UsageError(`--type: '${o.type}' must be one of ${PROVIDER_TYPES.join(', ')}`);
@@ -32,6 +35,7 @@ export const registerApplianceRegister: CommandRegistrar = (appliance, ctx) => {
         ...(o.insecure ? { insecure: true } : {}),
         ...(caCert ? { caCert } : {}),
         ...(o.site ? { site: o.site } : {}),
+        ...(o.bootMethod ? { bootMethod: oneOf(o.bootMethod, '--boot-method', BOOT_METHODS) } : {}),
         ...(Object.keys(options).length ? { options } : {}),
       });
       if (o.json) ctx.out.json(a);

@@ -24,7 +24,8 @@ type FactsView = {
 };
 
 /** A person-readable page about one machine. */
-export function describeMachine(m: MachineView): string {
+/** `bootMethodOfAppliance`: the linked appliance's boot method, which applies when the machine sets none. */
+export function describeMachine(m: MachineView, bootMethodOfAppliance?: string): string {
   const id = m.identity;
   const lines: [string, string][] = [
     ['Name', m.name],
@@ -41,6 +42,7 @@ export function describeMachine(m: MachineView): string {
     ['Tags', Object.entries(m.tags).map(([k, v]) => `${k}=${v}`).join(', ') || '-'],
   ];
   if (m.provider.applianceId || m.provider.ref) lines.push(['Provider', `${m.provider.applianceId ?? '-'} ${m.provider.ref ?? ''}`.trim()]);
+  lines.push(['Boot method', m.bootMethod ?? (bootMethodOfAppliance ? `${bootMethodOfAppliance} (its appliance's)` : "its appliance's (pxe without one)")]);
   const f = m.facts as FactsView | null;
   if (f) {
     if (f.cpu) lines.push(['CPU', `${f.cpu.model ?? f.cpu.architecture ?? '?'} — ${f.cpu.sockets ?? '?'} socket(s), ${f.cpu.cores ?? '?'} cores, ${f.cpu.threads ?? '?'} threads`]);

@@ -8,8 +8,11 @@ export const registerMachineShow: CommandRegistrar = (machine, ctx) => {
     .argument('<machine>', 'name or id')
     .option('--json', 'print JSON')
     .action(async (key: string, o: { json?: boolean }) => {
-      const m = await ctx.client().getMachine(key);
-      if (o.json) ctx.out.json(m);
-      else ctx.out.line(describeMachine(m));
+      const client = ctx.client();
+      const m = await client.getMachine(key);
+      if (o.json) return ctx.out.json(m);
+      // Without its own boot method, the machine boots as its appliance says.
+      const appliance = !m.bootMethod && m.provider.applianceId ? await client.request<{ bootMethod?: string }>('GET', `/api/v1/appliances/${encodeURIComponent(m.provider.applianceId)}`) : null;
+      ctx.out.line(describeMachine(m, appliance?.bootMethod));
     });
 };

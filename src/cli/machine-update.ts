@@ -1,5 +1,6 @@
 import type { CommandRegistrar } from './context.js';
-import { collect, onOff, parsePairs } from './context.js';
+import { collect, onOff, oneOf, parsePairs } from './context.js';
+import { BOOT_METHODS } from '../core/boot-method.js';
 import { describeMachine } from './machine-format.js';
 import { identityFromFlags, withIdentityOptions, type IdentityFlags } from './identity-options.js';
 import type { MachinePatchBody } from '../api/schemas.js';
@@ -13,13 +14,14 @@ type UpdateFlags = IdentityFlags & {
   maintenance?: string;
   reason?: string;
   protected?: string;
+  bootMethod?: string;
   json?: boolean;
 };
 
 export const registerMachineUpdate: CommandRegistrar = (machine, ctx) => {
   const cmd = machine
     .command('update')
-    .description('change a machine: name, identity, tags, owner, maintenance, protection')
+    .description('change a machine: name, identity, tags, owner, maintenance, protection, boot method')
     .argument('<machine>', 'name or id')
     .option('--rename <name>', 'new name');
   withIdentityOptions(cmd, 'MAC address; replaces the list (repeatable)')
@@ -30,6 +32,7 @@ export const registerMachineUpdate: CommandRegistrar = (machine, ctx) => {
     .option('--maintenance <on|off>', 'enter or leave maintenance')
     .option('--reason <text>', 'why (with --maintenance on)')
     .option('--protected <on|off>', 'refuse destructive actions')
+    .option('--boot-method <method>', "how the lifecycle boots it into the installer: pxe, http, vmedia, or 'appliance' for its appliance's")
     .option('--json', 'print JSON')
     .action(async (key: string, o: UpdateFlags) => {
       const patch: MachinePatchBody = {};
@@ -47,6 +50,7 @@ export const registerMachineUpdate: CommandRegistrar = (machine, ctx) => {
       if (o.reason !== undefined) patch.maintenanceReason = o.reason;
       const prot = onOff(o.protected, '--protected');
       if (prot !== undefined) patch.protected = prot;
+      if (o.bootMethod !== undefined) patch.bootMethod = o.bootMethod === 'appliance' ? null : oneOf(o.bootMethod, '--boot-method', BOOT_METHODS);
       if (Object.keys(patch).length === 0) throw new UsageError('nothing to change: give at least one option (see plinth machine update --help)');
       const m = await ctx.client().updateMachine(key, patch);
       if (o.json) ctx.out.json(m);

@@ -1,3 +1,4 @@
+import type { BootMethod } from '../core/boot-method.js';
 import { sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
 import type { Db, Dialect } from '../store/database.js';
 import { fromJson } from '../store/database.js';
@@ -49,6 +50,7 @@ export function rowToMachine(row: MachinesTable, macs: string[], tags: Record<st
     allocatedAt: row.allocated_at,
     tags,
     provider: { applianceId: row.appliance_id, ref: row.provider_ref },
+    bootMethod: (row.boot_method as BootMethod | null) ?? null,
     lastError: fromJson(row.last_error, null),
     identityConflicts: fromJson(row.identity_conflicts, []),
     currentRunId: row.current_run_id,
@@ -226,7 +228,7 @@ const SUMMARY_COLUMNS = [
   'maintenance_reason', 'protected', 'owner', 'allocated_at', 'appliance_id', 'provider_ref', 'last_error',
   'identity_conflicts', 'current_run_id', 'created_at', 'updated_at', 'version', 'power_expected', 'power_drift',
   'deployed_image', 'deployed_address', 'deployed_at', 'boot_base_url',
-  'profile_id', 'match_vars', 'match_spec_vars', 'pool_entry_id', 'match_error', 'matched_at', 'quota_held',
+  'profile_id', 'match_vars', 'match_spec_vars', 'pool_entry_id', 'match_error', 'matched_at', 'quota_held', 'boot_method',
 ] as const satisfies readonly Exclude<keyof MachinesTable, 'facts'>[];
 // A column added to the machines table must be listed above: this line stops compiling otherwise.
 type UnlistedColumn = Exclude<Exclude<keyof MachinesTable, 'facts'>, (typeof SUMMARY_COLUMNS)[number]>;

@@ -1,3 +1,4 @@
+import type { BootMethod } from '../core/boot-method.js';
 import type { Facts } from '../core/facts.js';
 import type { Identity, IdentityConflict } from './identity.js';
 
@@ -52,6 +53,8 @@ export interface Machine {
   allocatedAt: string | null;
   tags: Record<string, string>;
   provider: { applianceId: string | null; ref: string | null };
+  /** How the lifecycle boots it into the installer; null: its appliance's (core/boot-method.ts). */
+  bootMethod: BootMethod | null;
   lastError: LastError | null;
   identityConflicts: IdentityConflict[];
   currentRunId: string | null;

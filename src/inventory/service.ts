@@ -1,3 +1,4 @@
+import type { BootMethod } from '../core/boot-method.js';
 import type { Store, Db } from '../store/database.js';
 import { toJson, uniqueViolation } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
@@ -37,6 +38,8 @@ export interface MachineInput {
   maintenanceReason?: string | null;
   protected?: boolean;
   provider?: { applianceId?: string | null; ref?: string | null };
+  /** null: its appliance's. */
+  bootMethod?: BootMethod | null;
 }
 
 export interface MachinePatch extends Omit<MachineInput, 'tags'> {
@@ -207,6 +210,7 @@ export class InventoryService {
       allocated_at: m.input.owner ? at : null,
       appliance_id: m.input.provider?.applianceId ?? null,
       provider_ref: m.input.provider?.ref ?? null,
+      boot_method: m.input.bootMethod ?? null,
       last_error: null,
       identity_conflicts: null,
       current_run_id: null,
@@ -289,6 +293,10 @@ export class InventoryService {
       if (patch.provider.applianceId !== undefined) changes.appliance_id = patch.provider.applianceId;
       if (patch.provider.ref !== undefined) changes.provider_ref = patch.provider.ref;
       changed.push('provider');
+    }
+    if (patch.bootMethod !== undefined && patch.bootMethod !== m.bootMethod) {
+      changes.boot_method = patch.bootMethod;
+      events.push({ action: 'boot-method', reason: null, details: { bootMethod: patch.bootMethod, previous: m.bootMethod } });
     }
     if (patch.owner !== undefined && patch.owner !== m.owner) {
       changes.owner = patch.owner;

@@ -9,7 +9,7 @@ import { verifiedPowerAction, type PowerVerifyOptions } from '../providers/verif
  */
 export class JobStepError extends Error {
   constructor(
-    readonly step: 'boot-device' | 'power' | 'status' | 'enumerate',
+    readonly step: 'virtual-media' | 'boot-device' | 'power' | 'status' | 'enumerate',
     readonly failure: string,
     message: string,
   ) {
@@ -44,6 +44,14 @@ export const DEFAULT_POWER_VERIFY: PowerVerifyOptions = { timeoutMs: 60_000 };
 export async function executeJob(spec: JobSpec, provider: Provider, ctx: ProviderContext, verify: PowerVerifyOptions = DEFAULT_POWER_VERIFY): Promise<JobResult> {
   switch (spec.kind) {
     case 'boot': {
+      if (spec.media !== undefined) {
+        const media = spec.media;
+        await step('virtual-media', async () => {
+          requireCapability(provider, 'vmedia');
+          if (!media) throw new ProviderError(provider.type, 'protocol', 'no URL to give the BMC for the installer ISO: set publicUrl (the address the BMC reaches the controller at)');
+          await provider.management.insertVirtualMedia!(spec.ref, media, ctx);
+        });
+      }
       await step('boot-device', async () => {
         requireCapability(provider, BOOT_CAPABILITY[spec.device]!);
         await provider.management.setBootDevice(
@@ -57,6 +65,12 @@ export async function executeJob(spec: JobSpec, provider: Provider, ctx: Provide
       // Reboot powers on a machine that is off (the provider contract); `on` leaves a running one alone.
       return { power: await step('power', () => verifiedPowerAction(provider, spec.ref, spec.then === 'reboot' ? 'reboot' : 'on', ctx, verify)) };
     }
+    case 'eject':
+      await step('virtual-media', async () => {
+        requireCapability(provider, 'vmedia');
+        await provider.management.ejectVirtualMedia!(spec.ref, ctx);
+      });
+      return {};
     case 'power': {
       const read = await step('power', () => verifiedPowerAction(provider, spec.ref, spec.target, ctx, verify));
       // A soft-off still running is no reading of the machine's power: the next sync reads it.

@@ -15,7 +15,19 @@ import type { BootDevice, BootMode, DiscoveredSystem, PowerState, PowerTarget } 
  * deadline fails clearly, and the machine's operation with it.
  */
 export type JobSpec =
-  | { kind: 'boot'; ref: string; device: BootDevice; persistent: boolean; mode?: BootMode; url?: string; then: 'reboot' | 'on' | 'none' }
+  | {
+      kind: 'boot';
+      ref: string;
+      device: BootDevice;
+      persistent: boolean;
+      mode?: BootMode;
+      url?: string;
+      /** With device `cd`: the ISO inserted as virtual media first ('' when the controller has no URL the BMC can fetch it from). */
+      media?: string;
+      then: 'reboot' | 'on' | 'none';
+    }
+  /** Ejects the system's virtual media (after a run booted from it). */
+  | { kind: 'eject'; ref: string }
   | { kind: 'power'; ref: string; target: PowerTarget | 'reboot' }
   | { kind: 'status'; ref: string }
   | { kind: 'sync'; refs: string[] }

@@ -1,3 +1,4 @@
+import { effectiveBootMethod } from '../core/boot-method.js';
 import type { Db, Store } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
@@ -44,6 +45,10 @@ export interface PowerServiceDeps {
   config: Config['providers'] & { ms: Config['ms']['providers'] };
   /** Who claims jobs (controller instance id), for leases. */
   claimer: string;
+  /** The installer ISO's URL as BMCs fetch it (publicUrl), for machines that boot from virtual media; undefined when unknown. */
+  installerIsoUrl?: string;
+  /** The iPXE binary's URL for UEFI HTTP boot (boot method `http`); undefined when unknown. */
+  httpBootUrl?: string;
 }
 
 /**
@@ -91,10 +96,23 @@ export class PowerService {
     let spec: JobSpec | null = null;
     let runId: string | null = null;
     // A deploy whose preparation already failed is about to fail: don't power the machine on for it.
+    const appliance = m.provider.applianceId
+      ? await trx.selectFrom('appliances').select(['type', 'boot_method']).where('id', '=', m.provider.applianceId).executeTakeFirst()
+      : undefined;
+    const type = appliance?.type;
+    const method = appliance ? effectiveBootMethod(m.bootMethod, appliance.boot_method) : 'pxe';
+    const vmedia = method === 'vmedia';
     if (r.run && isTransitional(m.state) && !r.run.params.prepareError) {
       expected = 'on';
       const mode = PowerService.modeOf(m);
-      spec = { kind: 'boot', ref: m.provider.ref ?? '', device: 'pxe', persistent: false, ...(mode ? { mode } : {}), then: 'reboot' };
+      const ref = m.provider.ref ?? '';
+      // Virtual media: the installer ISO in the virtual CD, a one-time boot from it, then power.
+      spec = vmedia
+        ? { kind: 'boot', ref, device: 'cd', persistent: false, ...(mode ? { mode } : {}), media: this.d.installerIsoUrl ?? '', then: 'reboot' }
+        : method === 'http'
+          ? // UEFI HTTP boot: the firmware fetches iPXE from Plinth, which then asks for its script as any iPXE does.
+            { kind: 'boot', ref, device: 'uefi-http', persistent: false, mode: 'uefi', url: this.d.httpBootUrl ?? '', then: 'reboot' }
+          : { kind: 'boot', ref, device: 'pxe', persistent: false, ...(mode ? { mode } : {}), then: 'reboot' };
       runId = r.run.id;
     } else if (FAILED_STATES.has(m.state) || m.state === 'retired' || (m.state === 'available' && r.from === 'deployed')) {
       expected = 'off';
@@ -113,9 +131,18 @@ export class PowerService {
       expected = null;
     }
     if (expected) await updateMachineRow(trx, m.id, { power_expected: expected }, iso(this.d.clock.now()));
-    const type = m.provider.applianceId
-      ? (await trx.selectFrom('appliances').select('type').where('id', '=', m.provider.applianceId).executeTakeFirst())?.type
-      : undefined;
+    if (vmedia && type !== 'manual' && isTransitional(r.from) && !isTransitional(m.state) && m.provider.applianceId) {
+      // The run booted from the ISO (or would have): the virtual CD is emptied whatever its end.
+      await enqueueJob(trx, {
+        applianceId: m.provider.applianceId,
+        site: await this.applianceSite(trx, m.provider.applianceId),
+        machineId: m.id,
+        runId: null,
+        spec: { kind: 'eject', ref: m.provider.ref ?? '' },
+        now: this.d.clock.now(),
+        deadlineMs: this.jobDeadlineMs,
+      });
+    }
     if (spec?.kind === 'boot' && type === 'manual') {
       // A manual appliance switches nothing: ask the operator, and wait (the state's deadline still applies).
       await this.note(trx, m, 'operator-action-required', `power on machine ${m.name} and make it boot from the network (PXE)`, { run: runId });
@@ -339,6 +366,7 @@ export class PowerService {
       if (!(await finishJob(trx, jobId, claimer, outcome, this.d.clock.now()))) return null;
       const job = await getJob(trx, jobId);
       if (job?.status === 'succeeded') await this.recordReadings(trx, job);
+      if (job) await this.recordMedia(trx, job);
       if (job) await this.recordHealth(trx, job.applianceId, outcome);
       return { job };
     });
@@ -418,10 +446,22 @@ export class PowerService {
     return new Set(rows.map((r) => r.machine_id!));
   }
 
+  /** What a job did with a machine's virtual media, as the machine's events: the ISO inserted, the CD ejected (or not). */
+  private async recordMedia(db: Db, job: ProviderJob): Promise<void> {
+    if (!job.machineId) return;
+    const inserted = job.spec.kind === 'boot' && job.spec.media !== undefined && (job.status === 'succeeded' || job.error?.step !== 'virtual-media');
+    if (!inserted && job.spec.kind !== 'eject') return;
+    const m = await db.selectFrom('machines').select('state').where('id', '=', job.machineId).executeTakeFirst();
+    if (!m) return;
+    const action = job.spec.kind === 'eject' ? (job.status === 'succeeded' ? 'virtual-media-ejected' : 'virtual-media-eject-failed') : 'virtual-media-inserted';
+    const details = { job: job.id, ...(job.spec.kind === 'boot' ? { image: job.spec.media } : {}) };
+    await recordEvent(db, { machineId: job.machineId, at: iso(this.d.clock.now()), actor: actorLabel(POWER_ACTOR), action, fromState: m.state, toState: m.state, reason: job.status === 'succeeded' ? null : (job.error?.message ?? null), details });
+  }
+
   /** A failed job of a machine's run fails the machine (after the job's own commit). */
   private async onJobFailed(job: ProviderJob): Promise<void> {
     if (!job.machineId || !job.runId) return;
-    const code = job.error?.step === 'boot-device' ? 'boot-device' : 'power';
+    const code = job.error?.step === 'boot-device' || job.error?.step === 'virtual-media' ? job.error.step : 'power';
     try {
       await this.d.engine.tryAct(job.machineId, 'fail', {
         actor: POWER_ACTOR,

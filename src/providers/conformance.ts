@@ -45,6 +45,8 @@ export interface PeerMisbehaviour {
    * device, `Once` kept as `Continuous`, the old order).
    */
   alterBoot?(on: boolean): void;
+  /** While on, the peer answers a virtual media insert as accepted and leaves the slot as it was. */
+  ignoreMedia?(on: boolean): void;
 }
 
 export interface ConformanceSubject {
@@ -303,6 +305,29 @@ export function describeProviderConformance(target: ConformanceTarget): void {
       await m.ejectVirtualMedia!(ref, ctx);
       await m.ejectVirtualMedia!(ref, ctx);
       if (observe?.virtualMedia) expect(await observe.virtualMedia(ref)).toBeNull();
+    });
+
+    it('virtual media read-back: a peer that answers an insert as accepted and leaves the slot empty fails the insert', async () => {
+      const { provider, ref, observe, misbehave } = subject;
+      if (!has('vmedia') || !misbehave?.ignoreMedia) return;
+      await provider.management.ejectVirtualMedia!(ref, ctx);
+      misbehave.ignoreMedia(true);
+      let err: unknown;
+      try {
+        err = await provider.management.insertVirtualMedia!(ref, ISO_URL, ctx).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      } finally {
+        misbehave.ignoreMedia(false);
+      }
+      expect(err, 'an insert the peer did not carry out must fail, never read as done').toBeInstanceOf(ProviderError);
+      expect((err as ProviderError).failure).toBe('protocol');
+      expect((err as ProviderError).message).toMatch(/kept/);
+      // The peer behaves again: the same insert lands.
+      await provider.management.insertVirtualMedia!(ref, ISO_URL, ctx);
+      if (observe?.virtualMedia) expect(await observe.virtualMedia(ref)).toBe(ISO_URL);
+      await provider.management.ejectVirtualMedia!(ref, ctx);
     });
 
     it('listSystems: returns well-formed systems including the one under test', async () => {

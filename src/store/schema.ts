@@ -35,6 +35,8 @@ export interface MachinesTable {
   updated_at: string;
   version: number;
   power_expected: string | null;
+  /** pxe | http | vmedia, or null: the appliance's (see 0010-boot-method). */
+  boot_method: string | null;
   power_drift: number;
   profile_id: string | null;
   match_vars: string | null;
@@ -168,6 +170,8 @@ export interface AppliancesTable {
   health: string;
   health_error: string | null;
   health_at: string | null;
+  /** pxe | http | vmedia: the default of its machines (see 0010-boot-method). */
+  boot_method: string;
 }
 
 export interface ApplianceEventsTable {

@@ -42,6 +42,24 @@ describe('plinth CLI against a running controller', () => {
     expect(json.map((m: any) => m.name)).toEqual(['cli-1']);
   });
 
+  it('sets the boot method per appliance and per machine; machine show prints the one that applies', async () => {
+    const reg = await run('appliance', 'register', '--name', 'bmc-cli', '--type', 'redfish', '--address', 'https://192.0.2.9', '--boot-method', 'vmedia');
+    expect(reg.code, reg.stderr).toBe(0);
+    const appliance = JSON.parse((await run('appliance', 'show', 'bmc-cli', '--json')).stdout);
+    expect(appliance.bootMethod).toBe('vmedia');
+    const c = await run('machine', 'create', 'cli-vm', '--serial', 'SER-CLI-VM');
+    expect(c.code, c.stderr).toBe(0);
+    await t.api('PATCH', '/api/v1/machines/cli-vm', { provider: { applianceId: appliance.id, ref: '/redfish/v1/Systems/1' } });
+    expect((await run('machine', 'show', 'cli-vm')).stdout).toMatch(/^Boot method:\s+vmedia \(its appliance's\)$/m);
+    const u = await run('machine', 'update', 'cli-vm', '--boot-method', 'pxe');
+    expect(u.code, u.stderr).toBe(0);
+    expect((await run('machine', 'show', 'cli-vm')).stdout).toMatch(/^Boot method:\s+pxe$/m);
+    expect((await run('machine', 'update', 'cli-vm', '--boot-method', 'appliance', '--json')).stdout).toMatch(/"bootMethod": ?null/);
+    const bad = await run('machine', 'update', 'cli-vm', '--boot-method', 'floppy');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^plinth: --boot-method: 'floppy'/);
+  });
+
   it('performs actions and shows the history', async () => {
     const a = await run('machine', 'action', 'cli-1', 'inspect', '--reason', 'first look');
     expect(a.code, a.stderr).toBe(0);

@@ -26,7 +26,7 @@ describeProviderConformance({
       ref: '100',
       withWrongCredentials: () => provider(peer, { secret: 'ffffffff-0000-4000-8000-000000000000' }),
       wrongPassword: 'ffffffff-0000-4000-8000-000000000000',
-      misbehave: conformancePeer.faults,
+      misbehave: { ignorePower: (on) => conformancePeer.faults.ignorePower(on), alterBoot: (on) => conformancePeer.faults.alterBoot(on) },
       observe: {
         powerState: async () => (vm().status === 'running' ? 'on' : 'off'),
         bootDevice: async () => {

@@ -397,6 +397,13 @@ export class RedfishProvider implements Provider {
       // is mounted by PATCHing Image and Inserted (stmcginnis/gofish #529, #530).
       await this.client.patch(chosen.path, { Image: url, Inserted: true, WriteProtected: true }, ctx);
     }
+    // A BMC may accept the insert and leave the slot empty (a URL it cannot fetch, a slot it
+    // will not mount): the slot is read back, so that a machine is not powered on to boot from nothing.
+    const after = (await this.client.get(chosen.path, ctx)).resource;
+    const image = text(after['Image']);
+    if (!this.isInserted(after) || (image !== undefined && image !== url)) {
+      throw new ProviderError(REDFISH, 'protocol', `${chosen.path}: the BMC accepted virtual media ${url} but kept ${this.isInserted(after) ? (image ?? 'another image') : 'the slot empty'}`);
+    }
   }
 
   private async eject(slot: { path: string; slot: RedfishResource }, ctx: ProviderContext): Promise<void> {

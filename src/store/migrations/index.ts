@@ -10,6 +10,7 @@ import { search } from './0006-search.js';
 import { runClaims } from './0007-run-claims.js';
 import { applianceHealth } from './0008-appliance-health.js';
 import { metrics } from './0009-metrics.js';
+import { bootMethod } from './0010-boot-method.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -26,6 +27,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0007-run-claims', runClaims],
   ['0008-appliance-health', applianceHealth],
   ['0009-metrics', metrics],
+  ['0010-boot-method', bootMethod],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {

@@ -5,7 +5,8 @@
  * recorded so tests can count what a client really sent. Two switches make a service lie
  * instead of fail, each service in its own way: `ignorePower` (power actions answered as
  * accepted and not carried out) and `alterBoot` (boot settings answered as accepted and kept
- * other than asked) — the conformance suite's `misbehave` hooks.
+ * other than asked) — the conformance suite's `misbehave` hooks; the Redfish service adds
+ * `ignoreMedia` (virtual media inserts answered as accepted, the slot left empty).
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,6 +29,12 @@ export class PeerFaults {
   powerIgnored = false;
   /** While true, boot settings are answered as accepted and kept other than asked. */
   bootAltered = false;
+  /** While true, virtual media inserts are answered as accepted and the slot stays as it was. */
+  mediaIgnored = false;
+
+  ignoreMedia(on: boolean): void {
+    this.mediaIgnored = on;
+  }
 
   ignorePower(on: boolean): void {
     this.powerIgnored = on;

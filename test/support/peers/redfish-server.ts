@@ -286,6 +286,7 @@ export async function startRedfishPeer(options: RedfishPeerOptions = {}): Promis
     }
     if (inserted) {
       if (typeof image !== 'string' || image === '') return send(res, 400, redfishError(400, 'Base.1.8.PropertyMissing', 'The property Image is a required property.'));
+      if (faults.mediaIgnored) return send(res, 204);
       slot['Image'] = image;
       slot['ImageName'] = image.split('/').pop() ?? image;
       slot['Inserted'] = true;
