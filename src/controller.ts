@@ -1,5 +1,5 @@
-import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.js';
 import { parseListen } from './config/load.js';
@@ -9,6 +9,8 @@ import { createLogger, type Logger } from './core/logger.js';
 import { Allocator } from './inventory/allocation.js';
 import { ControllerMetrics } from './metrics/controller-metrics.js';
 import { metricsRoutes } from './api/routes/metrics.js';
+import { installerRoutes } from './api/routes/installer.js';
+import { ensureDataDirId } from './config/data-dir.js';
 import { InventoryService } from './inventory/service.js';
 import { Enroller } from './inventory/enrol.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
@@ -121,6 +123,15 @@ export function defaultInstallerLocator(dataDir: string): InstallerLocator {
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
+/** The version in package.json (beside src/ and dist/ alike). */
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** This controller as `GET /api/v1/controller` reports it; the data directory gets its id here. */
+function controllerIdentity(dataDir: string, database: 'sqlite' | 'postgres') {
+  const path = resolve(dataDir);
+  return { id: `${hostname()}:${process.pid}:${newId().slice(0, 8)}`, version: VERSION, database, dataDir: { path, id: ensureDataDirId(path) } };
+}
+
 export function databaseUrl(config: Config): string {
   return config.databaseUrl || join(config.dataDir, 'plinth.sqlite');
 }
@@ -196,7 +207,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const actions = new OperatorActions({ store, inventory, engine, deploy });
   const importer = new MachineImporter({ store, inventory, appliances });
-  const services: AppServices = { config, store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, runs: new RunService(store), images, templates };
+  const services: AppServices = { config, identity: controllerIdentity(config.dataDir, store.dialect), store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, runs: new RunService(store), images, templates };
   const inspection = new InspectionService(engine, enroller);
   new MatchingService({ store, clock }).attach(engine, inspection, inventory);
   const profiles = new ProfileService(store, clock);
@@ -243,6 +254,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       poolRoutes(pools),
       treeRoutes(trees),
       imageRoutes,
+      installerRoutes,
       templateRoutes,
       ...(opts.extraRoutes ?? []),
     ],

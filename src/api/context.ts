@@ -24,9 +24,18 @@ import type { RunService } from '../runs/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from '../deploy/template-store.js';
 
+/** Who a controller is, as `GET /api/v1/controller` tells the CLI. */
+export interface ControllerIdentity {
+  id: string;
+  version: string;
+  database: 'sqlite' | 'postgres';
+  dataDir: { path: string; id: string };
+}
+
 /** Everything route handlers may use; built once by the composition root. */
 export interface AppServices {
   config: Config;
+  identity: ControllerIdentity;
   store: Store;
   clock: Clock;
   inventory: InventoryService;

@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import type { Command } from 'commander';
 import type { CommandRegistrar } from './context.js';
 import { ExitCode, UsageError } from './errors.js';
-import { Progress } from './progress.js';
-import { sendStream } from './upload.js';
+import { buildPlace, uploadFile } from './controller-place.js';
 import { imageBuildCommand, DEFAULT_IMAGE_NAME } from '../images/builder/index.js';
 import { IMAGE_KINDS } from '../images/store.js';
 
@@ -27,13 +25,23 @@ export const registerImageCommands: CommandRegistrar = (image, ctx) => {
     .option('--data-dir <dir>', 'the controller\'s data directory (PLINTH_DATA_DIR, default ./var)')
     .option('--verbose', 'show the tools\' output')
     .option('--json', 'print the result as JSON')
-    .action(async (name: string, o: { size: string; package: string[]; postInstall?: string; mirror?: string; refresh?: boolean; dataDir?: string; verbose?: boolean; json?: boolean }) => {
+    .action(async (name: string, o: { size: string; package: string[]; postInstall?: string; mirror?: string; refresh?: boolean; dataDir?: string; verbose?: boolean; json?: boolean }, cmd: Command) => {
       const size = Number(o.size);
       if (!Number.isFinite(size) || size <= 0) throw new UsageError(`--size: '${o.size}' must be a number of GiB`);
       if (o.postInstall && !existsSync(o.postInstall)) throw new UsageError(`--post-install: ${o.postInstall} does not exist`);
+      // The image is adopted from the controller's own data directory: a build anywhere else
+      // would end in "no built image", so it is refused before the work starts.
+      const place = await buildPlace(ctx, cmd, o.dataDir);
+      if (place.kind === 'remote') {
+        throw new UsageError(
+          `image build: the controller at ${place.url} keeps its images in ${place.controller.dataDir.path} on its own host, which this host does not see` +
+            `${o.dataDir ? ` (--data-dir ${resolve(o.dataDir)} is another directory)` : ''}; run plinth image build on the controller's host,` +
+            ` or upload an image built elsewhere with plinth image upload FILE --name ${name}`,
+        );
+      }
       const code = await imageBuildCommand({
         name,
-        dataDir: resolve(o.dataDir ?? ctx.env.PLINTH_DATA_DIR ?? './var'),
+        dataDir: place.dataDir,
         sizeBytes: Math.round(size * 2 ** 30),
         ...(o.package.length ? { extraPackages: o.package } : {}),
         ...(o.postInstall ? { postInstallScript: resolve(o.postInstall) } : {}),
@@ -60,28 +68,8 @@ export const registerImageCommands: CommandRegistrar = (image, ctx) => {
       if (!existsSync(file)) throw new UsageError(`${file}: no such file`);
       if (!(IMAGE_KINDS as readonly string[]).includes(o.kind)) throw new UsageError(`--kind: '${o.kind}' must be one of ${IMAGE_KINDS.join(', ')}`);
       if (o.format && o.format !== 'raw' && o.format !== 'qcow2') throw new UsageError(`--format: '${o.format}' must be raw or qcow2`);
-      const total = statSync(file).size;
-      const hash = createHash('sha256');
-      const checking = new Progress(`checksum ${basename(file)}`, total);
-      let seen = 0;
-      for await (const chunk of createReadStream(file, { highWaterMark: 4 * 2 ** 20 })) {
-        hash.update(chunk as Buffer);
-        checking.update((seen += (chunk as Buffer).length));
-      }
-      checking.done();
-      const sha256 = hash.digest('hex');
-      const uploading = new Progress(`upload   ${basename(file)}`, total);
-      let sent = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          uploading.update((sent += chunk.length));
-          cb(null, chunk);
-        },
-      });
-      const body = Readable.toWeb(createReadStream(file, { highWaterMark: 4 * 2 ** 20 }).pipe(counter)) as ReadableStream;
-      const q = new URLSearchParams({ name: o.name, kind: o.kind, sha256, ...(o.format ? { format: o.format } : {}) });
-      const img = await sendStream<ImageView>(ctx, 'POST', `/api/v1/images?${q}`, body);
-      uploading.done();
+      const url = (sha256: string) => `/api/v1/images?${new URLSearchParams({ name: o.name, kind: o.kind, sha256, ...(o.format ? { format: o.format } : {}) })}`;
+      const img = await uploadFile<ImageView>(ctx, file, url, basename(file), 'POST');
       if (o.json) ctx.out.json(img);
       else ctx.out.line(`uploaded ${img.name} (${img.kind}, ${img.sourceFormat}→raw ${gib(img.sizeBytes)}), sha256 ${img.sha256}`);
     });

@@ -7,6 +7,7 @@ import { ExitCode, UsageError } from './errors.js';
 import { installerBuildCommand } from '../installer/index.js';
 import { caBundleFrom } from './connect.js';
 import { loadConfig } from '../config/load.js';
+import { buildPlace, requireAdmin, uploadInstaller } from './controller-place.js';
 
 /** The agent bundle `npm run build` produces beside the compiled CLI. */
 export const AGENT_BUNDLE = fileURLToPath(new URL('../agent/agent.mjs', import.meta.url));
@@ -25,6 +26,14 @@ export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
     // NOTE: the program's own --ca-bundle takes the flag wherever it is written; read both.
     .action(async (o: { dataDir?: string; force?: boolean; mirror?: string; caBundle?: string; iso?: boolean; config?: string; publicUrl?: string }, cmd: Command) => {
       o.caBundle ??= cmd.optsWithGlobals<{ caBundle?: string }>().caBundle;
+      // Where the result must end up is settled before the (long, root-only) build: into the
+      // controller's data directory when this host sees it, else built here and uploaded.
+      const place = await buildPlace(ctx, cmd, o.dataDir);
+      if (place.kind === 'remote') {
+        if (o.iso) throw new UsageError(`--iso: the controller at ${place.url} builds its installer ISO itself on the first request for /boot/installer.iso; leave out --iso`);
+        await requireAdmin(ctx, 'installer build');
+        ctx.out.error(`the controller at ${place.url} keeps its data in ${place.controller.dataDir.path}, not visible here: building in ${place.dataDir}, then uploading`);
+      }
       // The ISO carries the controller URL: resolved before the (long) build, so that a missing one fails at once.
       let iso: { publicUrl: string; kernelArgs: string } | undefined;
       if (o.iso) {
@@ -38,6 +47,7 @@ export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
         iso = { publicUrl: config.publicUrl, kernelArgs: config.installerKernelArgs };
         o.dataDir ??= config.dataDir;
       }
+      if (place.kind === 'local' && place.controller) o.dataDir = place.dataDir;
       const caBundle = caBundleFrom(o.caBundle, '--ca-bundle');
       if (!existsSync(AGENT_BUNDLE)) throw new UsageError(`the agent bundle ${AGENT_BUNDLE} is missing; run npm run build`);
       const code = await installerBuildCommand({
@@ -51,5 +61,9 @@ export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
         err: (t) => ctx.out.error(t.trimEnd()),
       });
       if (code !== 0) throw new ExitCode(code);
+      if (place.kind === 'remote') {
+        const sent = await uploadInstaller(ctx, place.dataDir);
+        ctx.out.line(`uploaded to ${place.url}: ${sent.map((f) => `${f.file} (${f.bytes} bytes)`).join(', ')}; machines boot it now`);
+      }
     });
 };

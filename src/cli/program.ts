@@ -30,6 +30,7 @@ import { registerLab } from './lab.js';
 import { registerMachineDeploy } from './machine-deploy.js';
 import { registerMachineRelease } from './machine-release.js';
 import { registerMachineAllocate } from './machine-allocate.js';
+import { registerInstallerUpload } from './installer-upload.js';
 import { registerImageCommands } from './image.js';
 import { registerTreeCommands } from './tree.js';
 import { registerTemplateCommands } from './template.js';
@@ -61,7 +62,7 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
     ],
   },
   { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },
-  { noun: 'installer', description: 'the live installer machines network-boot into', verbs: [registerInstallerBuild] },
+  { noun: 'installer', description: 'the live installer machines network-boot into', verbs: [registerInstallerBuild, registerInstallerUpload] },
   { noun: 'image', description: 'disk images and installer files', verbs: [registerImageCommands] },
   { noun: 'tree', description: "eDeploy's trees: a role's files at a version, and the steps between versions", verbs: [registerTreeCommands] },
   { noun: 'template', description: 'templates and snippets for deploys', verbs: [registerTemplateCommands] },
