@@ -56,6 +56,8 @@ import { OperatorActions } from './deploy/operator-actions.js';
 import { RunService } from './runs/service.js';
 import { imageRoutes } from './api/routes/images.js';
 import { treeRoutes } from './api/routes/trees.js';
+import { scriptRoutes } from './api/routes/scripts.js';
+import { ScriptService } from './runs/scripts.js';
 import { TreeStore } from './trees/store.js';
 import { RsyncDaemon } from './trees/rsyncd.js';
 import { templateRoutes } from './api/routes/templates.js';
@@ -246,13 +248,14 @@ export async function createController(config: Config, opts: ControllerOptions =
       // First: its hook counts the boot routes' requests.
       metricsRoutes(metrics),
       bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile, ipxeDir: config.tftp.root }),
-      agentRoutes({ store, session: new AgentSession({ store, clock, engine, inspection, deployRuns, images, config }), deployRuns, images, sendFile, ticketKey }),
+      agentRoutes({ store, session: new AgentSession({ store, clock, engine, inspection, deployRuns, images, config, profileLookup: lookupProfileDeploy }), deployRuns, images, sendFile, ticketKey }),
       applianceRoutes,
       powerRoutes,
       managerRoutes,
       profileRoutes(profiles, new MatchPreviewService(store)),
       poolRoutes(pools),
       treeRoutes(trees),
+      scriptRoutes(new ScriptService({ store, clock })),
       imageRoutes,
       installerRoutes,
       templateRoutes,

@@ -3,8 +3,9 @@ import type { AgentConfig } from './cmdline.js';
 import { AgentClient, AgentHttpError } from './client.js';
 import { LogShipper } from './log-shipper.js';
 import { isStepError } from './steps/errors.js';
-import type { AgentNext, BootLocalAnswer, FailReport, HelloRequest, HelloResponse, Heartbeat, NextAnswer, Progress, StepReport, StepReportAnswer } from '../protocol/agent.js';
-import { parseDeployParams, parseWipeParams } from './steps/protocol.js';
+import type { AgentNext, BootLocalAnswer, FailReport, HelloRequest, HelloResponse, Heartbeat, NextAnswer, Progress, ScriptResult, StepReport, StepReportAnswer } from '../protocol/agent.js';
+import { parseDeployParams, parseInspectParams, parseWipeParams } from './steps/protocol.js';
+import { runScripts } from './steps/scripts.js';
 import { candidateDisks } from './steps/root-disk.js';
 import { runDeploySteps, runWipeSteps, type StepRunnerDeps } from './steps/runner.js';
 
@@ -21,6 +22,8 @@ export interface AgentDeps {
   console: (line: string) => void;
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
+  /** Where operators' scripts run (default the system's temporary directory). */
+  scriptDir?: string;
 }
 
 export type AgentOutcome = { result: 'done'; next: string } | { result: 'failed'; message: string } | { result: 'rejected'; message: string };
@@ -63,6 +66,17 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
   try {
     let next: AgentNext = 'wait';
     if (hello.run.kind === 'inspect') {
+      // The operator's scripts first (discovery, commissioning, tests): a failing one fails the run.
+      const params = parseInspectParams(hello.run.params);
+      if (params.scripts?.length) {
+        await runScripts(params.scripts, params.variables ?? {}, {
+          log: (l) => log.line(l),
+          report: async (name, result) => {
+            await client.post(`/agent/v1/scripts/${encodeURIComponent(name)}`, result satisfies ScriptResult);
+          },
+          ...(deps.scriptDir ? { workDir: deps.scriptDir } : {}),
+        });
+      }
       const started = Date.now();
       const facts = await deps.inspect((l) => log.line(l));
       log.line(

@@ -5,6 +5,7 @@ import { OPERATOR_ACTIONS } from '../lifecycle/states.js';
 import { STATES } from '../core/states.js';
 import { MainTemplateSchema, SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
 import { DeployMethodSchema, KernelArgsSchema, OsSettingsSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
+import { SCRIPT_MAX_BYTES, SCRIPT_NAME_PATTERN } from '../protocol/agent.js';
 
 /**
  * The API's schemas: the same objects validate requests (ajv), shape responses
@@ -276,6 +277,19 @@ export const ActionBody = Type.Object(
     os: Type.Optional(OsSettingsSchema),
     kernelArgs: Type.Optional(KernelArgsSchema),
     template: Type.Optional(MainTemplateSchema),
+    scripts: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({ pattern: SCRIPT_NAME_PATTERN }),
+            content: Type.String({ minLength: 3, maxLength: SCRIPT_MAX_BYTES, pattern: '^#!', description: 'the program, starting with #!' }),
+            timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, description: 'default 3600' })),
+          },
+          Strict,
+        ),
+        { minItems: 1, maxItems: 64, description: 'inspect: run these scripts on the machine (instead of the library\'s inspection scripts), in order, before the facts' },
+      ),
+    ),
   },
   Strict,
 );

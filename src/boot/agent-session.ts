@@ -23,11 +23,14 @@ import type {
   InstalledReport,
   LogLine,
   NextAnswer,
+  ScriptResult,
   StepReport,
   StepReportAnswer,
 } from '../protocol/agent.js';
 import { currentAttempt, recordStage } from '../runs/trace.js';
 import type { DeployRuns } from '../deploy/deploy-runs.js';
+import type { ProfileLookup } from '../deploy/service.js';
+import { inspectionScripts, recordScriptResult } from '../runs/scripts.js';
 
 export interface AgentSessionDeps {
   store: Store;
@@ -37,6 +40,8 @@ export interface AgentSessionDeps {
   deployRuns: DeployRuns;
   images: ImageStore;
   config: Pick<Config, 'afterInspection' | 'agent'>;
+  /** The machine's profile variables (matched spec variables, pool entry) for its scripts. */
+  profileLookup?: ProfileLookup;
 }
 
 /** How often the agent says it is alive. */
@@ -94,20 +99,52 @@ export class AgentSession {
       }
       for (const step of STEPS_DONE_AT_HELLO) await updateStep(tx.trx, p.runId, step, 'succeeded', now);
       const run = await getRun(tx.trx, p.runId);
-      return { machine: { id: tx.machine.id, name: tx.machine.name }, run: await this.agentRun(tx.trx, run), heartbeatSeconds: HEARTBEAT_SECONDS };
+      return { machine: { id: tx.machine.id, name: tx.machine.name }, run: await this.agentRun(tx.trx, run, tx.machine), heartbeatSeconds: HEARTBEAT_SECONDS };
     });
   }
 
   /** The run as the agent gets it: the parameters of its kind (protocol/agent.ts). */
-  private async agentRun(db: Db, run: Run): Promise<AgentRun> {
+  private async agentRun(db: Db, run: Run, machine: Machine): Promise<AgentRun> {
     switch (run.kind) {
       case 'inspect':
-        return { id: run.id, kind: 'inspect', params: {} };
+        return { id: run.id, kind: 'inspect', params: await this.inspectParams(db, run, machine) };
       case 'deploy':
         return { id: run.id, kind: 'deploy', params: await this.d.deployRuns.agentParams(db, run) };
       case 'wipe':
         return { id: run.id, kind: 'wipe', params: { mode: run.params.wipe === 'full' ? 'full' : 'quick' } };
     }
+  }
+
+  /**
+   * An inspection's scripts: the ones its action gave (a test run), else the library's
+   * inspection scripts; with the machine's variables. None: the run carries no parameters.
+   */
+  private async inspectParams(db: Db, run: Run, m: Machine): Promise<Extract<AgentRun, { kind: 'inspect' }>['params']> {
+    const given = run.params.scripts as Extract<AgentRun, { kind: 'inspect' }>['params']['scripts'];
+    const scripts = given ?? (await inspectionScripts(db));
+    if (scripts.length === 0) return {};
+    const profile = this.d.profileLookup ? await this.d.profileLookup(db, m) : null;
+    const variables = {
+      ...(profile?.vars ?? {}),
+      machine: { id: m.id, name: m.name, serial: m.identity.serial, uuid: m.identity.systemUuid, assetTag: m.identity.assetTag, tags: m.tags },
+      profile: profile?.profile ?? null,
+    };
+    return { scripts, variables };
+  }
+
+  /** One script's result (inspect runs, before the facts); its failure is the agent's `fail`. */
+  async script(p: RunPrincipal, name: string, result: ScriptResult): Promise<Record<string, never>> {
+    if (p.kind !== 'inspect') throw new PlinthError('conflict', `run ${p.runId} is a ${p.kind} run; scripts run in inspect runs`);
+    return this.within(p, async (tx) => {
+      const now = this.at();
+      const passed = result.exitCode === 0;
+      const how = result.timedOut ? 'timed out' : result.exitCode === null ? 'was killed' : `exited ${result.exitCode}`;
+      await this.storeLog(tx.trx, p.runId, [{ at: now, stream: 'script', line: `script ${name}: ${how} in ${(result.durationMs / 1000).toFixed(1)} s` }]);
+      await recordScriptResult(tx.trx, { machineId: p.machineId, runId: p.runId, name, result, now });
+      await updateStep(tx.trx, p.runId, `script-${name}`, passed ? 'succeeded' : 'failed', now, passed ? null : how);
+      await this.trace(tx.trx, p, `script:${name}`, { exitCode: result.exitCode, timedOut: result.timedOut, durationMs: result.durationMs });
+      return {};
+    });
   }
 
   /** An inspection's facts: they end the inspect run. */

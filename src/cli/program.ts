@@ -33,6 +33,7 @@ import { registerMachineAllocate } from './machine-allocate.js';
 import { registerInstallerUpload } from './installer-upload.js';
 import { registerImageCommands } from './image.js';
 import { registerTreeCommands } from './tree.js';
+import { registerMachineScript, registerScriptCommands } from './script.js';
 import { registerTemplateCommands } from './template.js';
 import { registerInstallerBuild } from './installer-build.js';
 import { registerTokenCreate } from './token-create.js';
@@ -59,11 +60,13 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
       registerMachineDeploy,
       registerMachineRelease,
       registerMachineAllocate,
+      registerMachineScript,
     ],
   },
   { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },
   { noun: 'installer', description: 'the live installer machines network-boot into', verbs: [registerInstallerBuild, registerInstallerUpload] },
   { noun: 'image', description: 'disk images and installer files', verbs: [registerImageCommands] },
+  { noun: 'script', description: "operators' scripts run on machines in the installer (discovery, commissioning, tests)", verbs: [registerScriptCommands] },
   { noun: 'tree', description: "eDeploy's trees: a role's files at a version, and the steps between versions", verbs: [registerTreeCommands] },
   { noun: 'template', description: 'templates and snippets for deploys', verbs: [registerTemplateCommands] },
   {

@@ -9,6 +9,7 @@ import { KernelArgsSchema, RootDeviceHintsSchema } from './deploy.js';
  * the installed OS makes with its deploy's callback secret.
  *
  *   POST /agent/v1/hello         HelloRequest       → HelloResponse (the run and its params)
+ *   POST /agent/v1/scripts/{name} ScriptResult      → {}             (inspect runs, before the facts)
  *   POST /agent/v1/facts         Facts (facts.ts)   → NextAnswer     (inspect runs)
  *   POST /agent/v1/steps/{name}  StepReport         → StepReportAnswer (deploy and wipe runs)
  *   POST /agent/v1/heartbeat     Heartbeat          → HeartbeatAnswer
@@ -37,8 +38,65 @@ export const HelloRequestSchema = Type.Object(
 );
 export type HelloRequest = Static<typeof HelloRequestSchema>;
 
-/** An inspect run needs nothing beyond its ticket. */
-export const InspectParamsSchema = Type.Object({}, Strict);
+/** A script's name: a file name on the machine and a step name (`script-NAME`). */
+export const SCRIPT_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,23}$';
+/** The most a script may be (its text). */
+export const SCRIPT_MAX_BYTES = 1024 * 1024;
+/** An operator's script the agent runs on the machine (discovery, commissioning, tests). */
+export const ScriptSchema = Type.Object(
+  {
+    name: Type.String({ pattern: SCRIPT_NAME_PATTERN }),
+    /** The program itself, starting with `#!`. */
+    content: Type.String({ minLength: 3, maxLength: SCRIPT_MAX_BYTES, pattern: '^#!' }),
+    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 86_400 }),
+  },
+  Strict,
+);
+export type Script = Static<typeof ScriptSchema>;
+
+/**
+ * An inspect run: the facts, and before them the scripts to run (in order; the first that
+ * fails fails the run), with the machine's variables as their environment and a JSON file.
+ */
+export const InspectParamsSchema = Type.Object(
+  {
+    scripts: Type.Optional(Type.Array(ScriptSchema, { maxItems: 64 })),
+    variables: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  Strict,
+);
+export type InspectParams = Static<typeof InspectParamsSchema>;
+
+/** Output kept of a script: its last bytes. */
+export const SCRIPT_OUTPUT_MAX = 64 * 1024;
+/** A file a script left in `$PLINTH_OUTPUT_DIR`, base64; the most kept of each. */
+export const SCRIPT_FILE_MAX = 256 * 1024;
+export const ScriptResultSchema = Type.Object(
+  {
+    /** null when it was killed (timeout or signal). */
+    exitCode: Type.Union([Type.Integer({ minimum: 0, maximum: 255 }), Type.Null()]),
+    timedOut: Type.Boolean(),
+    durationMs: Type.Integer({ minimum: 0 }),
+    /** stdout and stderr together, as they came; the last SCRIPT_OUTPUT_MAX characters. */
+    output: Type.String({ maxLength: SCRIPT_OUTPUT_MAX }),
+    files: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$' }),
+          sizeBytes: Type.Integer({ minimum: 0 }),
+          /** base64 of the first SCRIPT_FILE_MAX bytes. */
+          content: Type.String({ maxLength: Math.ceil(SCRIPT_FILE_MAX / 3) * 4 }),
+          truncated: Type.Boolean(),
+        },
+        Strict,
+      ),
+      { maxItems: 32 },
+    ),
+  },
+  Strict,
+);
+export type ScriptResult = Static<typeof ScriptResultSchema>;
+export const ScriptParamsSchema = Type.Object({ name: Type.String({ pattern: SCRIPT_NAME_PATTERN }) }, Strict);
 
 export const DeployParamsSchema = Type.Object(
   {

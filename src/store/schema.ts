@@ -270,6 +270,31 @@ export interface PoolEntriesTable {
   allocated_at: string | null;
 }
 
+/** The script library (0011-scripts). `inspect` 0/1: run in every inspection. */
+export interface ScriptsTable {
+  name: string;
+  content: string;
+  inspect: number;
+  timeout_seconds: number;
+  description: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What one run of a script on a machine gave; `files` is JSON. */
+export interface ScriptResultsTable {
+  id: Generated<number>;
+  machine_id: string;
+  run_id: string;
+  name: string;
+  exit_code: number | null;
+  timed_out: number;
+  duration_ms: number;
+  output: string;
+  files: string;
+  finished_at: string;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_macs: MachineMacsTable;
@@ -291,4 +316,6 @@ export interface Database {
   pool_entries: PoolEntriesTable;
   images: ImagesTable;
   template_overrides: TemplateOverridesTable;
+  scripts: ScriptsTable;
+  script_results: ScriptResultsTable;
 }

@@ -8,9 +8,10 @@
  *   network  the controller could not be reached for long enough to give up
  *   params   the run's parameters from the controller are malformed
  *   tool     a tool the installer should carry is missing
+ *   script   an operator's script failed (exited non-zero, was killed, or timed out)
  *   agent    anything else: a fault of the agent itself
  */
-export type StepErrorCode = 'image' | 'disk' | 'network' | 'params' | 'tool' | 'agent';
+export type StepErrorCode = 'image' | 'disk' | 'network' | 'params' | 'tool' | 'script' | 'agent';
 
 export class StepError extends Error {
   /** The step that was running; set by the step runner when it reports the failure. */

@@ -21,6 +21,8 @@ import {
   LogBatchSchema,
   NextAnswerSchema,
   StepParamsSchema,
+  ScriptParamsSchema,
+  ScriptResultSchema,
   StepReportAnswerSchema,
   StepReportSchema,
   type InstalledReport,
@@ -98,6 +100,10 @@ export function agentRoutes(deps: AgentApiDeps) {
     report('/agent/v1/heartbeat', 'The agent is alive; the answer says what to do next', HeartbeatSchema, HeartbeatAnswerSchema, (p, body) => session.heartbeat(p, body));
     report('/agent/v1/steps/:name', 'A deploy or wipe step started, succeeded or failed', StepReportSchema, StepReportAnswerSchema, (p, body, req) => session.step(p, (req.params as Static<typeof StepParamsSchema>).name, body), {
       params: StepParamsSchema,
+    });
+    report('/agent/v1/scripts/:name', "An operator's script ran (inspect runs, before the facts): exit code, output, files", ScriptResultSchema, Type.Object({}), (p, body, req) => session.script(p, (req.params as Static<typeof ScriptParamsSchema>).name, body), {
+      params: ScriptParamsSchema,
+      bodyLimit: 16 * 1024 * 1024,
     });
     report('/agent/v1/boot-local', 'The image is written: boot the installed OS from now on', BootLocalRequestSchema, BootLocalAnswerSchema, (p) => session.bootLocal(p), {
       preValidation: async (req) => {

@@ -11,6 +11,7 @@ import { runClaims } from './0007-run-claims.js';
 import { applianceHealth } from './0008-appliance-health.js';
 import { metrics } from './0009-metrics.js';
 import { bootMethod } from './0010-boot-method.js';
+import { scripts } from './0011-scripts.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -28,6 +29,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0008-appliance-health', applianceHealth],
   ['0009-metrics', metrics],
   ['0010-boot-method', bootMethod],
+  ['0011-scripts', scripts],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
