@@ -35,6 +35,8 @@ import { SecretBox } from './auth/secrets.js';
 import { ApplianceService } from './appliances/service.js';
 import { Enlister } from './appliances/enlist.js';
 import { MachineImporter } from './sources/machine-import.js';
+import { NetboxSync } from './sources/netbox-sync.js';
+import { netboxRoutes } from './api/routes/netbox.js';
 import { PowerService } from './power/service.js';
 import { ProviderRegistry, BUILTIN_PROVIDER_FACTORIES } from './providers/registry.js';
 import { createLabProvider } from './lab/provider.js';
@@ -209,6 +211,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const actions = new OperatorActions({ store, inventory, engine, deploy });
   const importer = new MachineImporter({ store, inventory, appliances });
+  const netbox = new NetboxSync({ importer, inventory, config: config.netbox, intervalMs: config.ms.netbox.interval, log });
   const services: AppServices = { config, identity: controllerIdentity(config.dataDir, store.dialect), store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, runs: new RunService(store), images, templates };
   const inspection = new InspectionService(engine, enroller);
   new MatchingService({ store, clock }).attach(engine, inspection, inventory);
@@ -256,6 +259,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       poolRoutes(pools),
       treeRoutes(trees),
       scriptRoutes(new ScriptService({ store, clock })),
+      netboxRoutes(netbox),
       imageRoutes,
       installerRoutes,
       templateRoutes,
@@ -349,6 +353,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       if (!opts.noBackground) {
         sweeper.start();
         power.start();
+        netbox.start({ kind: 'system', name: 'netbox' });
       }
       log.info({ address, database: store.dialect, dataDir: config.dataDir }, 'controller listening');
       return address;
@@ -359,6 +364,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       await sweeper.stop();
       await power.stop();
       stopObservingProviders();
+      await netbox.stop();
       await registry.closeAll().catch(() => undefined);
       await tftp?.stop();
       await dhcp?.stop();

@@ -11,7 +11,7 @@ import { SCRIPT_MAX_BYTES, SCRIPT_NAME_PATTERN } from '../protocol/agent.js';
  * The API's schemas: the same objects validate requests (ajv), shape responses
  * (fast-json-stringify) and generate the OpenAPI document.
  */
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Timestamp = Type.String({ format: 'date-time' });
 const Strict = { additionalProperties: false } as const;
 
@@ -95,7 +95,7 @@ export type MachineImportRequest = Static<typeof MachineImportBody>;
 
 const ImportAction = Type.Union([Type.Literal('create'), Type.Literal('update'), Type.Literal('unchanged')]);
 export const MachineImportResult = Type.Object({
-  format: Type.Union([Type.Literal('plinth'), Type.Literal('tripleo')]),
+  format: Type.Union([Type.Literal('plinth'), Type.Literal('tripleo'), Type.Literal('netbox')]),
   dryRun: Type.Boolean(),
   created: Type.Integer(),
   updated: Type.Integer(),

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import type { Static } from 'typebox';
 import type { CommandRegistrar } from './context.js';
+import type { Output } from './output.js';
 import { UsageError } from './errors.js';
 import type { MachineImportRequest, MachineImportResult } from '../api/schemas.js';
 
@@ -36,19 +37,24 @@ export const registerMachineImport: CommandRegistrar = (machine, ctx) => {
       const body: MachineImportRequest = { document: readDocument(file), ...(o.dryRun ? { dryRun: true } : {}) };
       const r = await ctx.client().request<ImportResult>('POST', '/api/v1/machines/import', body);
       if (o.json) return ctx.out.json(r);
-      const changing = r.items.filter((i) => i.action !== 'unchanged' || (i.appliance && i.appliance.action !== 'unchanged'));
-      if (changing.length === 0) return ctx.out.line(`nothing to change: ${r.unchanged} machine(s) already as ${file} says`);
-      ctx.out.table(
-        changing.map((i) => ({
-          entry: i.entry,
-          machine: i.machine ?? '(new name)',
-          action: i.action,
-          changes: i.changes.join(','),
-          appliance: i.appliance ? `${i.appliance.name} (${i.appliance.action}${i.appliance.changes.length ? `: ${i.appliance.changes.join(',')}` : ''})` : '',
-        })),
-        ['entry', 'machine', 'action', 'changes', 'appliance'],
-      );
-      const counts = `${r.created} to create, ${r.updated} to update, ${r.unchanged} unchanged`;
-      ctx.out.line(r.dryRun ? `dry run: ${counts}; nothing was changed` : counts.replace(/ to (create|update)/g, (_, w: string) => ` ${w}d`));
+      printImportOutcome(ctx.out, r, file);
     });
 };
+
+/** An import's plan or result: a row per entry that changes, then the counts; one line when nothing changes. */
+export function printImportOutcome(out: Output, r: ImportResult, source: string): void {
+  const changing = r.items.filter((i) => i.action !== 'unchanged' || (i.appliance && i.appliance.action !== 'unchanged'));
+  if (changing.length === 0) return out.line(`nothing to change: ${r.unchanged} machine(s) already as ${source} says`);
+  out.table(
+    changing.map((i) => ({
+      entry: i.entry,
+      machine: i.machine ?? '(new name)',
+      action: i.action,
+      changes: i.changes.join(','),
+      appliance: i.appliance ? `${i.appliance.name} (${i.appliance.action}${i.appliance.changes.length ? `: ${i.appliance.changes.join(',')}` : ''})` : '',
+    })),
+    ['entry', 'machine', 'action', 'changes', 'appliance'],
+  );
+  const counts = `${r.created} to create, ${r.updated} to update, ${r.unchanged} unchanged`;
+  out.line(r.dryRun ? `dry run: ${counts}; nothing was changed` : counts.replace(/ to (create|update)/g, (_, w: string) => ` ${w}d`));
+}

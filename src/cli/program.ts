@@ -10,6 +10,7 @@ import { registerMachineList } from './machine-list.js';
 import { registerMachineShow } from './machine-show.js';
 import { registerMachineCreate } from './machine-create.js';
 import { registerMachineImport } from './machine-import.js';
+import { registerNetboxSync } from './netbox-sync.js';
 import { registerMachineUpdate } from './machine-update.js';
 import { registerMachineDelete } from './machine-delete.js';
 import { registerMachineAction } from './machine-action.js';
@@ -63,6 +64,7 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
       registerMachineScript,
     ],
   },
+  { noun: 'netbox', description: 'NetBox as the source of truth for machines', verbs: [registerNetboxSync] },
   { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },
   { noun: 'installer', description: 'the live installer machines network-boot into', verbs: [registerInstallerBuild, registerInstallerUpload] },
   { noun: 'image', description: 'disk images and installer files', verbs: [registerImageCommands] },

@@ -133,6 +133,24 @@ export const ConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    netbox: Type.Object(
+      {
+        url: Type.String({ default: '', pattern: '^(https?://.+)?$', description: 'NetBox to pull devices from (e.g. https://netbox.example.net); empty: no NetBox' }),
+        token: Type.String({ default: '', description: "NetBox API token: a v2 token `nbt_KEY.SECRET` is sent as Bearer, an older one as `Token`; PLINTH_NETBOX_TOKEN keeps it out of the file" }),
+        filter: Type.Object(
+          {
+            site: Type.String({ default: '', description: 'only devices of this site (slug)' }),
+            role: Type.String({ default: '', description: 'only devices of this role (slug)' }),
+            tag: Type.String({ default: '', description: 'only devices with this tag (slug)' }),
+          },
+          { default: {} },
+        ),
+        interval: Duration('0s', 'how often the controller syncs from NetBox by itself (0: only `plinth netbox sync`)'),
+        writeBack: Type.Boolean({ default: false, description: "write each machine's provision state and serial to the device's custom fields plinth_state and plinth_serial" }),
+        insecure: Type.Boolean({ default: false, description: "do not verify NetBox's TLS certificate" }),
+      },
+      { default: {} },
+    ),
     enrolment: Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: 'enrol unknown machines that network-boot (false: they are told so and boot locally)' }),

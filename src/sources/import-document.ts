@@ -34,7 +34,7 @@ export interface ImportEntry {
   appliance: { name: string; ref: string | null } | null;
 }
 
-export type ImportFormat = 'plinth' | 'tripleo';
+export type ImportFormat = 'plinth' | 'tripleo' | 'netbox';
 
 export interface ImportDocument {
   format: ImportFormat;
@@ -297,7 +297,7 @@ export function readImportDocument(doc: unknown): ImportDocument {
 }
 
 /** Two entries of one document naming the same machine name or identity value. */
-function sameValueTwice(entries: ImportEntry[]): ImportProblem[] {
+export function sameValueTwice(entries: ImportEntry[]): ImportProblem[] {
   const seen = new Map<string, string>();
   const problems: ImportProblem[] = [];
   const claim = (key: string, field: string, e: ImportEntry, value: string) => {

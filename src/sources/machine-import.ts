@@ -70,9 +70,16 @@ export class MachineImporter {
 
   async import(document: unknown, o: { dryRun: boolean; actor: Actor }): Promise<ImportOutcome> {
     const doc = readImportDocument(document);
+    return this.importEntries(doc.format, doc.entries, o);
+  }
+
+  /** Imports entries read already (a document, NetBox's devices): planned, then written in one transaction. */
+  async importEntries(format: ImportFormat, entries: ImportEntry[], o: { dryRun: boolean; actor: Actor; source?: string }): Promise<ImportOutcome> {
+    const doc = { format, entries };
+    const source = o.source ?? (format === 'plinth' ? 'machines document' : 'TripleO nodes');
     const run = async (db: Db) => {
       const steps = await this.plan(db, doc.entries);
-      if (!o.dryRun) await this.apply(db, steps, doc.format, o.actor);
+      if (!o.dryRun) await this.apply(db, steps, source, o.actor);
       return steps.map((s) => s.item);
     };
     // A dry run reads only; a real one plans and writes in one transaction, so what was
@@ -224,7 +231,7 @@ export class MachineImporter {
     }
   }
 
-  private async apply(trx: Db, steps: Step[], format: ImportFormat, actor: Actor): Promise<void> {
+  private async apply(trx: Db, steps: Step[], source: string, actor: Actor): Promise<void> {
     const taken = new Set(steps.map((s) => s.entry.name).filter((n): n is string => n !== null));
     for (const s of steps) {
       try {
@@ -262,10 +269,11 @@ export class MachineImporter {
               ...(provider ? { provider } : {}),
             },
             actor,
-            { reason: `imported (${format === 'plinth' ? 'machines document' : 'TripleO nodes'}, ${s.entry.path})` },
+            { reason: `imported (${source}, ${s.entry.path})` },
           );
         } else if (s.item.action === 'update') {
-          await this.d.inventory.updateIn(trx, s.machine.id, { ...s.patch, ...(s.item.changes.includes('provider') && provider ? { provider } : {}) }, actor);
+          const updated = await this.d.inventory.updateIn(trx, s.machine.id, { ...s.patch, ...(s.item.changes.includes('provider') && provider ? { provider } : {}) }, actor);
+          s.item.machine = updated.name;
         }
       } catch (e) {
         // A conflict only the write saw (another controller enrolled the same MAC meanwhile).
