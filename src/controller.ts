@@ -3,6 +3,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.js';
 import { parseListen } from './config/load.js';
+import { dhcpFamily } from './config/dhcp-range.js';
+import { urlHost } from './core/url-host.js';
 import { Store } from './store/database.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
@@ -145,7 +147,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   // Checked before anything is opened: a bad path or a half-set boot listener stops here.
   const tls = serverTls(config);
   const bootHttp = bootListener(config);
-  const dhcpAddress = config.dhcp.mode === 'off' ? null : (opts.dhcp?.serverAddress ?? interfaceAddress(config.dhcp.interface));
+  const dhcpAddress = config.dhcp.mode === 'off' ? null : (opts.dhcp?.serverAddress ?? interfaceAddress(config.dhcp.interface, dhcpFamily(config.dhcp)));
   // Firmware, OS installers and installed OSes fetch from the boot URL (plain HTTP when a
   // boot listener is set); only the installer's agent, which trusts the CA bundle built
   // into it, is sent to `publicUrl`.
@@ -300,7 +302,7 @@ export async function createController(config: Config, opts: ControllerOptions =
             leaseSeconds: Math.max(120, Math.round(config.ms.dhcp.leaseTime / 1000)),
             // Firmware fetches over plain HTTP: the boot listener's URL, else publicUrl, else this host on the interface.
             // (the port is the one listened on: `listen` may say 0)
-            bootUrl: (address) => machineConfig.publicUrl || `http://${address}:${controller.url ? new URL(controller.url).port : parseListen(config.listen).port}`,
+            bootUrl: (address) => machineConfig.publicUrl || `http://${urlHost(address)}:${controller.url ? new URL(controller.url).port : parseListen(config.listen).port}`,
           },
         });
   if (dhcp) {
@@ -335,7 +337,7 @@ export async function createController(config: Config, opts: ControllerOptions =
         });
         bootServer = server;
         const a = server.address() as { address: string; port: number; family: string };
-        controller.bootUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+        controller.bootUrl = `http://${urlHost(a.address)}:${a.port}`;
         log.info({ address: controller.bootUrl, publicUrl: bootHttp.publicUrl }, 'boot listener (plain HTTP, public boot endpoints only) listening');
       }
       if (tftp) {

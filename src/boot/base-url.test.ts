@@ -18,5 +18,7 @@ describe('controllerBaseUrl', () => {
   it('falls back to the listen address when the request has no socket address', () => {
     expect(controllerBaseUrl('', conn(undefined, undefined), '0.0.0.0:7708')).toBe('http://127.0.0.1:7708');
     expect(controllerBaseUrl('', conn(undefined, undefined), '10.1.2.3:80')).toBe('http://10.1.2.3:80');
+    expect(controllerBaseUrl('', conn(undefined, undefined), '[fd00::5]:80')).toBe('http://[fd00::5]:80');
+    expect(controllerBaseUrl('', conn(undefined, undefined), '[::]:7708')).toBe('http://127.0.0.1:7708');
   });
 });

@@ -1,5 +1,5 @@
-import { isIPv6 } from 'node:net';
 import { parseListen } from '../config/load.js';
+import { urlHost } from '../core/url-host.js';
 
 /**
  * The URL machines are told to reach the controller at (scripts, kernels, agent, artifacts,
@@ -23,6 +23,5 @@ export function controllerBaseUrl(
     host = l.host === '0.0.0.0' || l.host === '::' ? '127.0.0.1' : l.host;
     port = l.port;
   }
-  if (host.startsWith('::ffff:') && !isIPv6(host.slice(7))) host = host.slice(7);
-  return `${conn.protocol}://${isIPv6(host) ? `[${host.replace(/%.*$/, '')}]` : host}:${port}`;
+  return `${conn.protocol}://${urlHost(host)}:${port}`;
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseDhcpRange } from './dhcp-range.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,5 +91,21 @@ describe('DHCP configuration', () => {
     expect(() => loadConfig({ flags: { dhcp: { mode: 'full', interface: 'br0', range: '10.0.0.1,10.0.0.300' } } })).toThrow(/dhcp\.range/);
     expect(() => loadConfig({ flags: { dhcp: { interface: 'br0\nenable-tftp' } } })).toThrow(/dhcp\.interface/);
     expect(() => loadConfig({ flags: { dhcp: { mode: 'full', interface: 'br0', range: '10.0.0.1,10.0.0.9', dns: '10.0.0.1 x' } } })).toThrow(/dhcp\.dns/);
+  });
+
+  it('takes an IPv6 range (prefix length 64 by default), with IPv6 DNS servers and no gateway', () => {
+    const c = loadConfig({ env: { PLINTH_DHCP_MODE: 'full', PLINTH_DHCP_INTERFACE: 'br0', PLINTH_DHCP_RANGE: 'fd00:78::100,fd00:78::1ff', PLINTH_DHCP_DNS: 'fd00:78::53' } });
+    expect(parseDhcpRange(c.dhcp.range)).toEqual({ family: 6, first: 'fd00:78::100', last: 'fd00:78::1ff', prefixLength: 64 });
+    expect(parseDhcpRange('10.0.0.1,10.0.0.9,255.255.255.0')).toEqual({ family: 4, first: '10.0.0.1', last: '10.0.0.9', netmask: '255.255.255.0' });
+    const full = (dhcp: Record<string, string>) => () => loadConfig({ flags: { dhcp: { mode: 'full', interface: 'br0', ...dhcp } } });
+    expect(full({ range: 'fd00::100,fd00::1ff,120' })().dhcp.range).toBe('fd00::100,fd00::1ff,120');
+    expect(full({ range: 'fd00::100,fd00::1ff,48' })).toThrow(/dhcp\.range: prefix length '48' must be 64 to 128/);
+    expect(full({ range: 'fd00::100,10.0.0.9' })).toThrow(/dhcp\.range/);
+    expect(parseDhcpRange('fd00::100,10.0.0.9')).toMatch(/must both be IPv4 or both IPv6/);
+    expect(full({ range: 'fd00:::1,fd00::9' })).toThrow(/dhcp\.range/);
+    expect(full({ range: 'fd00::100,fd00::1ff', gateway: '10.0.0.1' })).toThrow(/dhcp\.gateway: an IPv6 range takes no gateway/);
+    expect(full({ range: 'fd00::100,fd00::1ff', dns: '10.0.0.53' })).toThrow(/dhcp\.dns: an IPv6 range needs IPv6/);
+    expect(full({ range: '10.0.0.1,10.0.0.9', dns: 'fd00::53' })).toThrow(/dhcp\.dns: an IPv4 range needs IPv4/);
+    expect(() => loadConfig({ flags: { dhcp: { mode: 'proxy', interface: 'br0', range: 'fd00::1,fd00::9' } } })).toThrow(/dhcp\.range: proxy mode is IPv4 only/);
   });
 });

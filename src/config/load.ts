@@ -1,9 +1,11 @@
 import { readFileSync, existsSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import Value from 'typebox/value';
 import { ConfigSchema, DURATION_PATTERN, type Config, type ConfigDocument } from './schema.js';
 import { parseDuration } from '../core/clock.js';
+import { parseDhcpRange } from './dhcp-range.js';
 import { PlinthError } from '../core/errors.js';
 
 type Json = Record<string, unknown>;
@@ -126,6 +128,15 @@ function checkDhcp(dhcp: ConfigDocument['dhcp']): void {
   if (dhcp.mode === 'off') return;
   if (!dhcp.interface) fail('interface', `DHCP mode '${dhcp.mode}' needs the interface to serve on (PLINTH_DHCP_INTERFACE, --dhcp-interface)`);
   if (dhcp.mode === 'full' && dhcp.range.split(',').length < 2) fail('range', "full DHCP mode needs the addresses to hand out: first,last[,netmask] (PLINTH_DHCP_RANGE, --dhcp-range)");
+  if (dhcp.mode === 'proxy' && dhcp.range.includes(':')) fail('range', 'proxy mode is IPv4 only (DHCPv6 has no proxy); give an IPv4 network or nothing');
+  if (dhcp.mode !== 'full') return;
+  const range = parseDhcpRange(dhcp.range);
+  if (typeof range === 'string') fail('range', range);
+  else if (range.family === 6) {
+    // NOTE: IPv6 routers announce themselves (router advertisements); DHCPv6 has no router option.
+    if (dhcp.gateway) fail('gateway', 'an IPv6 range takes no gateway: the router of the network advertises itself (dnsmasq advertises only the prefix)');
+    if (dhcp.dns && !dhcp.dns.split(',').every((a) => isIPv6(a))) fail('dns', 'an IPv6 range needs IPv6 DNS servers');
+  } else if (dhcp.dns && !dhcp.dns.split(',').every((a) => isIPv4(a))) fail('dns', 'an IPv4 range needs IPv4 DNS servers');
 }
 
 /** Every duration of a validated configuration in milliseconds, at its path: parsed here, once. */

@@ -10,6 +10,10 @@ const IPV4 = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\
 const IPV4_OPTIONAL_PATTERN = `^(${IPV4})?$`;
 /** `first,last[,netmask]`, or one address (the network of a proxy), or empty. */
 const IPV4_RANGE_PATTERN = `^(${IPV4}(,${IPV4}(,${IPV4})?)?)?$`;
+/** The shape of an IPv6 address (hex groups and colons, maybe a dotted tail); `loadConfig` checks it strictly. */
+const IPV6 = '[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){1,7}(:(\\d{1,3}\\.){3}\\d{1,3})?';
+/** An IPv6 `first,last[,prefix length]` (full mode only). */
+const IPV6_RANGE_PATTERN = `${IPV6},${IPV6}(,\\d{1,3})?`;
 
 export const DURATION_PATTERN = '^\\d+(\\.\\d+)?\\s*(ms|s|m|h|d)?$';
 
@@ -26,7 +30,7 @@ const Duration = (def: string, description: string) =>
 
 export const ConfigSchema = Type.Object(
   {
-    listen: Type.String({ default: '0.0.0.0:7708', description: 'host:port the controller listens on' }),
+    listen: Type.String({ default: '0.0.0.0:7708', description: 'host:port the controller listens on; IPv6 in brackets, `[::]:7708` for every IPv4 and IPv6 address' }),
     dataDir: Type.String({ default: './var', description: 'SQLite file, admin token, boot artifacts, images, caches' }),
     databaseUrl: Type.String({
       default: '',
@@ -105,11 +109,16 @@ export const ConfigSchema = Type.Object(
         interface: Type.String({ default: '', pattern: '^[A-Za-z0-9_.:@-]{0,15}$', description: 'network interface dnsmasq serves on (needed by proxy and full); it answers on no other' }),
         range: Type.String({
           default: '',
-          pattern: IPV4_RANGE_PATTERN,
-          description: 'full mode: first,last[,netmask] addresses handed out (e.g. 10.0.0.100,10.0.0.200); proxy mode: optional network (default: the interface address)',
+          pattern: `${IPV4_RANGE_PATTERN}|^${IPV6_RANGE_PATTERN}$`,
+          description:
+            'full mode: first,last[,netmask] addresses handed out (e.g. 10.0.0.100,10.0.0.200), or an IPv6 first,last[,prefix length] (e.g. fd00::100,fd00::1ff,64: DHCPv6 plus router advertisements for SLAAC); proxy mode: optional IPv4 network (default: the interface address)',
         }),
         gateway: Type.String({ default: '', pattern: IPV4_OPTIONAL_PATTERN, description: 'full mode: router handed to clients (option 3); empty: none (dnsmasq would offer itself)' }),
-        dns: Type.String({ default: '', pattern: `^(${IPV4}(,${IPV4})*)?$`, description: 'full mode: comma-separated DNS servers handed to clients (option 6); empty: none' }),
+        dns: Type.String({
+          default: '',
+          pattern: `^(${IPV4}(,${IPV4})*)?$|^${IPV6}(,${IPV6})*$`,
+          description: 'full mode: comma-separated DNS servers handed to clients (option 6; with an IPv6 range, IPv6 servers in DHCPv6 option 23); empty: none',
+        }),
         leaseTime: Duration('1h', "full mode: lease time of the addresses handed out (at least 2m, dnsmasq's minimum)"),
         dnsmasq: Type.String({ default: 'dnsmasq', description: "dnsmasq program run (Debian's dnsmasq-base)" }),
       },

@@ -21,6 +21,11 @@ describe('dnsmasq configuration', () => {
   it('full mode with gateway, DNS and netmask', () =>
     expectGolden('dhcp/full-gateway.conf', dnsmasqConfig(plan({ range: '10.78.0.100,10.78.0.150,255.255.255.0', gateway: '10.78.0.254', dns: '10.78.0.53,10.78.0.54', leaseSeconds: 300 }))));
   it('proxy mode: PXE menu per architecture, URL for HTTP boot, no addresses', () => expectGolden('dhcp/proxy.conf', dnsmasqConfig(plan({ mode: 'proxy', range: '', bootUrl: 'http://10.78.0.1:7708/' }))));
+  it('full mode with an IPv6 range: DHCPv6 and SLAAC, router advertisements without a router, the script URL for iPXE', () =>
+    expectGolden(
+      'dhcp/full-ipv6.conf',
+      dnsmasqConfig(plan({ serverAddress: 'fd00:78::1', bootUrl: 'http://[fd00:78::1]:7708', range: 'fd00:78::100,fd00:78::1ff', dns: 'fd00:78::53,fd00:78::54', leaseSeconds: 300 })),
+    ));
   it('never offers itself as router, serves DNS or TFTP', () => {
     const conf = dnsmasqConfig(plan());
     expect(conf).toMatch(/^port=0$/m);

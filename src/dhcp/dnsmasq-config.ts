@@ -1,4 +1,5 @@
 import { PlinthError } from '../core/errors.js';
+import { parseDhcpRange } from '../config/dhcp-range.js';
 
 /**
  * dnsmasq's configuration for a DHCP mode, as a pure function of what the controller knows
@@ -14,15 +15,21 @@ import { PlinthError } from '../core/errors.js';
  *
  * The tag names (ipxe, httpboot, efi64) are what dnsmasq's log shows and what
  * `dnsmasq-log.ts` reads back.
+ *
+ * An IPv6 range (full mode) makes dnsmasq a DHCPv6 server that also sends router
+ * advertisements: the prefix is advertised on-link and for SLAAC, and with the "managed" flag,
+ * so a machine gets a DHCPv6 address, a SLAAC address, or both. Only iPXE is told what to boot
+ * over IPv6 (DHCPv6 option 59, `bootfile-url`, for user class `iPXE`): legacy PXE ROMs have no
+ * IPv6, and Plinth serves no TFTP over IPv6 for UEFI PXEv6.
  */
 export interface DnsmasqPlan {
   mode: 'proxy' | 'full';
   interface: string;
-  /** Plinth's IPv4 address on `interface`: the TFTP server PXE ROMs are sent to. */
+  /** Plinth's address on `interface` (IPv4: the TFTP server PXE ROMs are sent to; IPv6 with an IPv6 range). */
   serverAddress: string;
   /** Plain-HTTP base URL of the boot endpoints (iPXE here cannot do HTTPS). */
   bootUrl: string;
-  /** full: first,last[,netmask]; proxy: the network (default `serverAddress`). */
+  /** full: first,last[,netmask] or an IPv6 first,last[,prefix length]; proxy: the network (default `serverAddress`). */
   range: string;
   gateway: string;
   dns: string;
@@ -59,8 +66,22 @@ export function dnsmasqConfig(p: DnsmasqPlan): string {
     `dhcp-match=set:${efi},option:client-arch,7`,
     `dhcp-match=set:${efi},option:client-arch,9`,
   ];
-  if (p.mode === 'full') {
-    const [first, last, netmask] = p.range.split(',');
+  const range = p.mode === 'full' ? parseDhcpRange(p.range) : null;
+  if (typeof range === 'string') throw new PlinthError('validation', `invalid configuration dhcp.range: ${range}`, { details: { field: 'dhcp.range' } });
+  if (range?.family === 6) {
+    lines.push(
+      `dhcp-range=${range.first},${range.last},slaac,${range.prefixLength},${p.leaseSeconds}s`,
+      'enable-ra',
+      // NOTE: dnsmasq advertises itself as the default router unless told the lifetime is 0;
+      // like option 3 in IPv4, Plinth is no router. The prefix stays on-link.
+      `ra-param=${p.interface},60,0`,
+      p.dns ? `dhcp-option=option6:dns-server,${p.dns.split(',').map((a) => `[${a}]`).join(',')}` : 'dhcp-option=option6:dns-server',
+      // NOTE: iPXE says who it is in the DHCPv6 user class (option 15), not in option 175.
+      `dhcp-userclass=set:${ipxe},iPXE`,
+      `dhcp-option=tag:${ipxe},option6:bootfile-url,${script}`,
+    );
+  } else if (range) {
+    const { first, last, netmask } = range;
     lines.push(
       `dhcp-range=${first},${last},${netmask ? `${netmask},` : ''}${p.leaseSeconds}s`,
       // NOTE: without an explicit option 3 dnsmasq offers itself as the router.

@@ -27,11 +27,16 @@ export interface DhcpServiceOptions {
   onEvent?: (e: DhcpEvent, outcome: 'recorded' | 'pending' | 'failed') => void;
 }
 
-/** The first IPv4 address of an interface of this network namespace; an error naming dhcp.interface when it has none. */
-export function interfaceAddress(name: string): string {
-  const address = networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.address;
+/**
+ * Plinth's address on an interface of this network namespace, of the family DHCP is served in:
+ * the first IPv4 address, or the first IPv6 address that is not link-local (a link-local one
+ * is no use in a URL); an error naming dhcp.interface when it has none.
+ */
+export function interfaceAddress(name: string, family: 4 | 6 = 4): string {
+  const address = networkInterfaces()[name]?.find((a) => (family === 4 ? a.family === 'IPv4' : a.family === 'IPv6' && !/^fe[89ab]/i.test(a.address)))?.address;
   if (!address) {
-    throw new PlinthError('validation', `invalid configuration dhcp.interface: '${name}' has no IPv4 address on this host, so dnsmasq could not point PXE clients at Plinth`, {
+    const what = family === 4 ? 'IPv4 address' : 'IPv6 address other than link-local (dhcp.range is IPv6)';
+    throw new PlinthError('validation', `invalid configuration dhcp.interface: '${name}' has no ${what} on this host, so dnsmasq could not point PXE clients at Plinth`, {
       details: { field: 'dhcp.interface' },
     });
   }

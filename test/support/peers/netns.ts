@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 /**
  * A provisioning network made of Linux network namespaces: namespace `core` holds bridge br0,
  * and every other namespace joins it with a veth pair whose inside end is `eth0`. Addresses
- * get `brd +` (tools that use the broadcast address fail silently without it). Names are
+ * get `brd +` (tools that use the broadcast address fail silently without it); IPv6 ones
+ * (`fd78::1/64`) are usable at once (no duplicate address detection). Names are
  * unique per run (`plinth-t-XXXXXX-…`); `remove` deletes every namespace, which deletes its
  * interfaces, and is safe to call after a half-built network. Needs root.
  */
@@ -47,7 +48,10 @@ export function createTestNetwork(members: Record<string, string | null>): TestN
       ip(['-n', ns('core'), 'link', 'set', outside, 'master', 'br0', 'up']);
       ip(['-n', ns(m), 'link', 'set', 'lo', 'up']);
       ip(['-n', ns(m), 'link', 'set', 'eth0', 'up']);
-      if (address) ip(['-n', ns(m), 'addr', 'add', address, 'brd', '+', 'dev', 'eth0']);
+      // NOTE: IPv6 addresses skip duplicate address detection (`nodad`): a tentative address
+      // cannot be bound for a second or two, and nothing else on this bridge can own it.
+      if (address?.includes(':')) ip(['-n', ns(m), 'addr', 'add', address, 'dev', 'eth0', 'nodad']);
+      else if (address) ip(['-n', ns(m), 'addr', 'add', address, 'brd', '+', 'dev', 'eth0']);
       // A DHCP client broadcasts to 255.255.255.255, which needs a route when there is no default one.
       ip(['-n', ns(m), 'route', 'add', '255.255.255.255/32', 'dev', 'eth0']);
     }
