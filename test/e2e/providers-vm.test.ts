@@ -7,12 +7,15 @@ import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { e2eController, waitFor } from '../support/e2e.js';
 import { startIpmiSim, type IpmiSimPeer } from '../support/peers/ipmi-sim.js';
 import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
+import { redfishVm as vmBehindRedfish, type RedfishVm } from '../support/peers/redfish-vm.js';
 
 /**
  * Providers driving real VMs through the lifecycle, with no human at the (virtual) rack: an
  * IPMI BMC (OpenIPMI's ipmi_sim) whose chassis starts and stops a QEMU VM, and the Redfish
  * test service applying Reset and boot overrides to another one. Enlisting with inspection
  * powers each machine on; it network-boots into the installer, is inspected, and powers off.
+ * A third VM has no DHCP boot options at all: its BMC (the Redfish test service) boots it from
+ * the installer ISO as virtual media, a real CD drive whose medium QMP changes.
  */
 type E2E = Awaited<ReturnType<typeof e2eController>>;
 const dir = mkdtempSync(join(tmpdir(), 'plinth-e2e-providers-'));
@@ -60,6 +63,8 @@ describe('providers driving real VMs', () => {
   let bmc: IpmiSimPeer;
   let redfish: RedfishPeer;
   let redfishVm: Vm | null = null;
+  let vmediaPeer: RedfishPeer | undefined;
+  let vmedia: RedfishVm | undefined;
   beforeAll(async () => {
     t = await e2eController({ providers: { timeout: '30s' } });
     t.controller.power.start();
@@ -68,6 +73,8 @@ describe('providers driving real VMs', () => {
     // Controller, then the peers, then the VM: nothing left can power a VM on again.
     await t?.controller.close();
     await redfish?.close();
+    await vmediaPeer?.close();
+    await vmedia?.stop();
     await bmc?.close();
     await redfishVm?.stop();
     await t?.close();
@@ -158,5 +165,66 @@ describe('providers driving real VMs', () => {
     expect(m.facts.system.serial).toBe(system.SerialNumber);
     expect(m.identityConflicts).toEqual([]);
     expect((await t.api('GET', '/api/v1/machines')).json().items).toHaveLength(before + 1);
+  }, 12 * 60_000);
+
+  it('Redfish virtual media: a VM that no DHCP points anywhere boots the installer ISO its BMC attached, and ends available', async () => {
+    let spec!: VmSpec;
+    const vm = vmBehindRedfish({
+      spec: () => spec,
+      runDir: join(dir, 'run'),
+      mediaDir: dir,
+      // The BMC fetches the ISO from the controller's loopback listener, where the guests see 10.0.2.2.
+      reach: (url) => url.replace('//10.0.2.2:', '//127.0.0.1:'),
+    });
+    vmedia = vm;
+    vmediaPeer = await startRedfishPeer({ username: 'root', password: 'calvin', powerState: 'Off', ...vm.hooks });
+    vm.bind(vmediaPeer);
+    const system = vmediaPeer.system() as { UUID: string; SerialNumber: string; Manufacturer: string };
+    const uuid = '2c2c2c2c-0000-4000-8000-000000000004';
+    // Its own identity (the other Redfish VM has the mockup's), as a BMC reports its host.
+    Object.assign(system, { UUID: uuid.toUpperCase(), SerialNumber: 'VMEDIA-VM-1' });
+    spec = {
+      name: 'vmedia-vm',
+      memoryMiB: 1024,
+      disks: [{ path: join(dir, 'vmedia.qcow2'), sizeBytes: 2 * 2 ** 30 }],
+      // QEMU's user network without a boot file: DHCP gives an address and nothing to boot.
+      nics: [{ mac: '52:54:00:2c:00:04' }],
+      bootOrder: ['disk'],
+      smbios: { uuid, serial: 'VMEDIA-VM-1', manufacturer: system.Manufacturer },
+    };
+    const reg = await t.api('POST', '/api/v1/appliances', { name: 'bmc-vmedia', type: 'redfish', address: vmediaPeer.url, username: 'root', password: 'calvin', bootMethod: 'vmedia' });
+    expect(reg.statusCode, reg.body).toBe(201);
+    const e = (await t.api('POST', '/api/v1/appliances/bmc-vmedia/enlist', { inspect: true })).json();
+    const name = e.items[0].machine.name;
+    const console = () => (existsSync(join(dir, 'run', 'vmedia-vm.serial.log')) ? readFileSync(join(dir, 'run', 'vmedia-vm.serial.log'), 'utf8').slice(-1500) : '-');
+    const m = await waitFor('virtual media machine inspected', 8 * 60_000, async () => {
+      const cur = (await t.api('GET', `/api/v1/machines/${name}`)).json();
+      return cur.state === 'available' ? cur : undefined;
+    }, async () => `state ${(await t.api('GET', `/api/v1/machines/${name}`)).json().state}, BMC ${JSON.stringify(vm.log)}, console: ${console()}`);
+    expect(m.facts.system.serial).toBe('VMEDIA-VM-1');
+    expect(m.identity.macs).toContain('52:54:00:2c:00:04');
+    // The BMC fetched the controller's ISO, put it in the drive and booted from the CD once.
+    const attachedAt = vm.log.findIndex((l) => l.startsWith('attached '));
+    expect(vm.log.slice(0, attachedAt + 2).filter((l) => l.startsWith('fetched') || l.startsWith('attached') || l.startsWith('power On'))).toEqual([
+      `fetched ${t.url.replace('127.0.0.1', '10.0.2.2')}/boot/installer.iso`,
+      expect.stringMatching(/^attached /),
+      'power On Cd',
+    ]);
+    const trace = (await t.api('GET', `/api/v1/machines/${name}/trace`)).json();
+    const stages: { stage: string; at: string }[] = trace.attempts.flatMap((a: { stages: { stage: string; at: string }[] }) => a.stages);
+    // Asked for its ticket by identity; no iPXE script was ever fetched.
+    expect(stages.map((x) => x.stage)).toContain('agent-ticket');
+    expect(stages.map((x) => x.stage)).not.toContain('machine-script');
+    // The run is over: the CD is ejected, and the history says both.
+    await waitFor('ejected', 60_000, async () => (vmediaPeer!.insertedImage() === null ? true : undefined));
+    const events = await waitFor('media events', 60_000, async () => {
+      const actions = (await t.api('GET', `/api/v1/machines/${name}/events`)).json().items.map((x: { action: string }) => x.action);
+      return actions.includes('virtual-media-ejected') ? actions : undefined;
+    });
+    expect(events).toContain('virtual-media-inserted');
+    const hello = stages.find((x) => x.stage === 'agent-hello')?.at;
+    expect(hello).toBeDefined();
+    const seconds = (Date.parse(hello!) - vm.poweredOnAt[0]!) / 1000;
+    process.stdout.write(`power-on → agent hello (virtual media, QEMU TCG, BIOS): ${seconds.toFixed(1)} s\n`);
   }, 12 * 60_000);
 });
