@@ -291,7 +291,10 @@ export async function createController(config: Config, opts: ControllerOptions =
           log,
           dir: join(config.dataDir, 'dhcp'),
           command: opts.dhcp?.command ?? [config.dhcp.dnsmasq],
-          ...(opts.dhcp?.onEvent ? { onEvent: opts.dhcp.onEvent } : {}),
+          onEvent: (e, outcome) => {
+            metrics.dhcpAnswer(e.kind, e.client);
+            opts.dhcp?.onEvent?.(e, outcome);
+          },
           plan: {
             mode: config.dhcp.mode,
             serverAddress: dhcpAddress,

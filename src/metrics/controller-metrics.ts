@@ -29,6 +29,7 @@ export class ControllerMetrics {
   private readonly transitions: Counter<'from' | 'to'>;
   private readonly runDuration: Histogram<'kind' | 'result'>;
   private readonly bootRequests: Counter<'stage' | 'code'>;
+  private readonly dhcpAnswers: Counter<'kind' | 'client'>;
   private readonly providerDuration: Histogram<'provider' | 'operation'>;
   private readonly providerErrors: Counter<'provider' | 'operation' | 'failure'>;
 
@@ -72,6 +73,12 @@ export class ControllerMetrics {
       labelNames: ['stage', 'code'],
       registers,
     });
+    this.dhcpAnswers = new Counter({
+      name: 'plinth_dhcp_answers_total',
+      help: "Answers of Plinth's dnsmasq (dhcp.mode proxy/full) read from its log, by kind (ack, nak, proxy, boot-server, no-address) and client (ipxe, http-boot, uefi-pxe, bios-pxe, other)",
+      labelNames: ['kind', 'client'],
+      registers,
+    });
     this.providerDuration = new Histogram({
       name: 'plinth_provider_call_duration_seconds',
       help: 'Provider calls (retries, backoff and the wait for a slot included), by provider and operation',
@@ -102,6 +109,10 @@ export class ControllerMetrics {
 
   bootRequest(stage: string, code: number): void {
     this.bootRequests.inc({ stage, code: String(code) });
+  }
+
+  dhcpAnswer(kind: string, client: string): void {
+    this.dhcpAnswers.inc({ kind, client });
   }
 
   providerCall(call: ProviderCallRecord): void {

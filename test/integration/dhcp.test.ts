@@ -5,6 +5,7 @@ import { chmodSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backends } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
+import { parsePrometheus, valueOf } from '../support/prometheus.js';
 import { waitFor } from '../support/e2e.js';
 import { ROOT } from '../support/plinth-process.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
@@ -95,6 +96,13 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
       expect((await probe('ipxe', nextMac(), 2))[1]).toMatchObject({ type: 'ACK', bootfile: 'http://10.78.0.1:7708/boot.ipxe' });
       const http = (await probe('http', nextMac(), 2))[1]!;
       expect(http).toMatchObject({ type: 'ACK', bootfile: 'http://10.78.0.1:7708/boot/ipxe.efi', vendorClass: 'HTTPClient' });
+
+      // Each answer read from dnsmasq's log is counted in the metrics by kind and client.
+      await waitFor('an ack for each kind of client', 20_000, async () => (['bios-pxe', 'uefi-pxe', 'ipxe', 'http-boot'].every((c) => p.events.some((x) => x.e.kind === 'ack' && x.e.client === c)) ? true : undefined));
+      const families = parsePrometheus((await p.t.controller.metrics.text()).body);
+      for (const client of ['bios-pxe', 'uefi-pxe', 'ipxe', 'http-boot']) {
+        expect(valueOf(families, 'plinth_dhcp_answers_total', { kind: 'ack', client })).toBe(p.events.filter((x) => x.e.kind === 'ack' && x.e.client === client).length);
+      }
     });
 
     it("a known machine's DHCP exchange opens its boot attempt in the trace, and its boot request continues it", async () => {
