@@ -5,6 +5,7 @@ import type { Config } from './config/schema.js';
 import { parseListen } from './config/load.js';
 import { dhcpFamily } from './config/dhcp-range.js';
 import { urlHost } from './core/url-host.js';
+import { EventLog } from './events/service.js';
 import { Store } from './store/database.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
@@ -211,10 +212,11 @@ export async function createController(config: Config, opts: ControllerOptions =
   deploy.profileLookup = lookupProfileDeploy;
   const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
+  const events = new EventLog(store, { pollMs: config.ms.events.poll, onError: (e) => log.error({ err: e }, 'reading the event log failed') });
   const actions = new OperatorActions({ store, inventory, engine, deploy });
   const importer = new MachineImporter({ store, inventory, appliances });
   const netbox = new NetboxSync({ importer, inventory, config: config.netbox, intervalMs: config.ms.netbox.interval, log });
-  const services: AppServices = { config, identity: controllerIdentity(config.dataDir, store.dialect), store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, runs: new RunService(store), images, templates };
+  const services: AppServices = { config, identity: controllerIdentity(config.dataDir, store.dialect), store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, runs: new RunService(store), images, templates, events };
   const inspection = new InspectionService(engine, enroller);
   new MatchingService({ store, clock }).attach(engine, inspection, inventory);
   const profiles = new ProfileService(store, clock);
@@ -366,6 +368,8 @@ export async function createController(config: Config, opts: ControllerOptions =
     async close() {
       if (closed) return;
       closed = true;
+      // Open event streams end now rather than at the shutdown grace's cut.
+      events.stop();
       await sweeper.stop();
       await power.stop();
       stopObservingProviders();

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 const LAYERS: readonly (readonly string[])[] = [
   ['core'],
   ['config', 'protocol', 'matching', 'providers', 'build'],
-  ['store'],
+  ['store', 'events'],
   ['inventory', 'runs', 'auth'],
   ['lifecycle'],
   ['appliances', 'power', 'profiles', 'images', 'installer', 'templates', 'lab', 'metrics'],

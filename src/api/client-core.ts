@@ -1,10 +1,17 @@
 import type { Static } from 'typebox';
-import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
+import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, LogEventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
+import { createParser } from 'eventsource-parser';
 import { PlinthError, type ErrorCode } from '../core/errors.js';
 
 export type MachineView = Static<typeof MachineSchema>;
 export type RunView = Static<typeof RunSchema>;
 export type EventView = Static<typeof EventSchema>;
+export type LogEventView = Static<typeof LogEventSchema>;
+export interface EventQueryView {
+  after?: number;
+  machine?: string;
+  type?: string;
+}
 export type TokenView = Static<typeof TokenSchema>;
 export type ArtifactView = Static<typeof ArtifactSchema>;
 export type LogLineView = Static<typeof RunLogLine>;
@@ -115,6 +122,56 @@ export class ApiClient {
       throw new ApiError(res.status, err?.code ?? 'internal', err?.message ?? `HTTP ${res.status}`, err?.details);
     }
     return parsed as T;
+  }
+
+  /** A page of the event log after `after`; `next` continues. */
+  eventLog(q: EventQueryView & { limit?: number } = {}) {
+    return this.request<{ items: LogEventView[]; next: number }>('GET', '/api/v1/events', undefined, { ...q });
+  }
+
+  /**
+   * Follows the event stream (SSE) until `signal` aborts: yields every event after `after`
+   * (from now when left out); when the connection drops it connects again with the last
+   * seq it saw as Last-Event-ID, so nothing is missed or repeated.
+   */
+  async *followEvents(q: EventQueryView, signal: AbortSignal): AsyncGenerator<LogEventView> {
+    let last: number | undefined = q.after;
+    while (!signal.aborted) {
+      const u = new URL(`${this.url}/api/v1/events/stream`);
+      if (q.machine) u.searchParams.set('machine', q.machine);
+      if (q.type) u.searchParams.set('type', q.type);
+      const headers: Record<string, string> = { accept: 'text/event-stream' };
+      if (this.token) headers.authorization = `Bearer ${this.token}`;
+      if (last !== undefined) headers['last-event-id'] = String(last);
+      let res: Response;
+      try {
+        res = await this.fetch(u, { headers, signal });
+      } catch (e) {
+        if (signal.aborted) return;
+        throw new PlinthError('unavailable', `cannot reach the controller at ${this.url} (${(e as Error).message})`, { cause: e });
+      }
+      if (!res.ok || !res.body) {
+        const err = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | null)?.error;
+        throw new ApiError(res.status, err?.code ?? 'internal', err?.message ?? `HTTP ${res.status}`, err?.details);
+      }
+      const queue: LogEventView[] = [];
+      const parser = createParser({ onEvent: (m) => queue.push(JSON.parse(m.data) as LogEventView) });
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          parser.feed(decoder.decode(chunk, { stream: true }));
+          while (queue.length) {
+            const e = queue.shift()!;
+            last = e.seq;
+            yield e;
+          }
+        }
+      } catch (e) {
+        if (signal.aborted) return;
+        // The connection dropped: connect again after the last event seen.
+      }
+      if (!signal.aborted) await new Promise((r) => setTimeout(r, 1000));
+    }
   }
 
   health() {

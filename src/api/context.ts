@@ -23,6 +23,7 @@ import type { OperatorActions } from '../deploy/operator-actions.js';
 import type { RunService } from '../runs/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from '../deploy/template-store.js';
+import type { EventLog } from '../events/service.js';
 
 /** Who a controller is, as `GET /api/v1/controller` tells the CLI. */
 export interface ControllerIdentity {
@@ -51,6 +52,7 @@ export interface AppServices {
   runs: RunService;
   images: ImageStore;
   templates: TemplateStore;
+  events: EventLog;
 }
 
 /**

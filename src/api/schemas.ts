@@ -307,6 +307,30 @@ export const EventSchema = Type.Object({
   details: Type.Unknown(),
 });
 
+/** One entry of the event log (GET /api/v1/events, the SSE stream, webhook payloads' `data`). */
+export const LogEventSchema = Type.Object({
+  seq: Type.Integer({ description: 'the cursor: grows with every event, in commit order' }),
+  type: Type.String({ description: 'machine.transition, machine.<action>, power.<action>, appliance.<action>, run.<status>, run.step, image.<action>, security.<action>' }),
+  at: Timestamp,
+  machineId: Nullable(Type.String()),
+  applianceId: Nullable(Type.String()),
+  actor: Type.String(),
+  action: Type.String(),
+  fromState: Nullable(Type.String()),
+  toState: Nullable(Type.String()),
+  reason: Nullable(Type.String()),
+  details: Nullable(Type.Record(Type.String(), Type.Unknown())),
+});
+
+export const EventQuery = Type.Object(
+  {
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'events after this seq (0: from the first)' })),
+    machine: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'only this machine (name or id)' })),
+    type: Type.Optional(Type.String({ maxLength: 1024, description: 'comma-separated type prefixes, e.g. machine.transition,power.' })),
+  },
+  Strict,
+);
+
 export const RunStep = Type.Object({
   name: Type.String(),
   status: Type.String(),

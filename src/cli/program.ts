@@ -6,6 +6,7 @@ import type { CliContext, CommandRegistrar } from './context.js';
 import { PlinthError } from '../core/errors.js';
 import type { PlinthClient } from '../api/client.js';
 import { registerServe } from './serve.js';
+import { registerEvents } from './events.js';
 import { registerMachineList } from './machine-list.js';
 import { registerMachineShow } from './machine-show.js';
 import { registerMachineCreate } from './machine-create.js';
@@ -127,6 +128,7 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
   registerServe(program, ctx);
   registerManager(program, ctx);
   registerLab(program, ctx);
+  registerEvents(program, ctx);
   for (const r of extraCommands) r(program, ctx);
   for (const g of [...GROUPS, ...extraGroups]) {
     const noun = program.command(g.noun).description(g.description);

@@ -202,6 +202,13 @@ export const ConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    events: Type.Object(
+      {
+        poll: Duration('1s', 'how often the event log is read for new events while a stream (SSE) is open'),
+        heartbeat: Duration('15s', 'a comment line sent on an idle event stream so proxies keep it open'),
+      },
+      { default: {} },
+    ),
     deadlines: Type.Object(
       {
         inspecting: Duration('10m', 'power-on to agent hello during inspection'),

@@ -54,7 +54,7 @@ const sameReporter = (a: Correlated['identity'], b: Identity): boolean =>
 async function correlations(db: Db, machineIds: string[]): Promise<Array<Correlated & { machineId: string }>> {
   if (machineIds.length === 0) return [];
   const rows = await db.selectFrom('events').select(['machine_id', 'details']).where('action', '=', NETBOOT_CORRELATED).where('machine_id', 'in', machineIds).execute();
-  return rows.map((r) => ({ machineId: r.machine_id, ...fromJson<Correlated>(r.details, { run: '', identity: { systemUuid: null, serial: null, macs: [] } }) }));
+  return rows.map((r) => ({ machineId: r.machine_id ?? '', ...fromJson<Correlated>(r.details, { run: '', identity: { systemUuid: null, serial: null, macs: [] } }) }));
 }
 
 export function netbootCorrelation(d: { dialect: Dialect; clock: Clock; actor: Actor }): NetbootCorrelation {

@@ -1,36 +1,20 @@
 import type { Db } from '../store/database.js';
-import { fromJson, toJson } from '../store/database.js';
+import { fromJson } from '../store/database.js';
 import { afterId, pageOf, type Page } from '../core/pagination.js';
+import { appendEvent, type LogEvent } from '../events/log.js';
 
 /** One entry of a machine's history: who did what, from which state to which, when and why. */
-export interface MachineEvent {
-  id: number;
-  machineId: string;
-  at: string;
-  actor: string;
-  action: string;
-  fromState: string | null;
-  toState: string | null;
-  reason: string | null;
-  details: Record<string, unknown> | null;
-}
+export type MachineEvent = { id: number; machineId: string } & Pick<LogEvent, 'at' | 'actor' | 'action' | 'fromState' | 'toState' | 'reason' | 'details'>;
 
-export type NewEvent = Omit<MachineEvent, 'id'>;
+/**
+ * A machine event; `type` defaults to `machine.<action>` (the lifecycle engine says
+ * `machine.transition`, power says `power.<action>`). It goes into the one event log.
+ */
+export type NewEvent = Omit<MachineEvent, 'id'> & { type?: string };
 
 export async function recordEvent(db: Db, e: NewEvent): Promise<void> {
-  await db
-    .insertInto('events')
-    .values({
-      machine_id: e.machineId,
-      at: e.at,
-      actor: e.actor,
-      action: e.action,
-      from_state: e.fromState,
-      to_state: e.toState,
-      reason: e.reason,
-      details: toJson(e.details),
-    })
-    .execute();
+  const { type, ...rest } = e;
+  await appendEvent(db, { ...rest, type: type ?? `machine.${e.action}` });
 }
 
 /** Events of a machine, oldest first, after event id `after`. */
@@ -40,7 +24,7 @@ export async function listEvents(db: Db, machineId: string, page: { limit: numbe
   const rows = await q.orderBy('id').limit(page.limit).execute();
   return rows.map((r) => ({
     id: Number(r.id),
-    machineId: r.machine_id,
+    machineId: r.machine_id ?? machineId,
     at: r.at,
     actor: r.actor,
     action: r.action,

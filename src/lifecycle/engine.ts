@@ -247,6 +247,7 @@ export class LifecycleEngine {
     const extra = opts.alsoInTransaction ? await opts.alsoInTransaction(trx, m, t) : undefined;
     await updateMachineRow(trx, m.id, { ...changes, ...(extra ?? {}) }, at);
     await recordEvent(trx, {
+      type: 'machine.transition',
       machineId: m.id,
       at,
       actor: actorLabel(opts.actor),

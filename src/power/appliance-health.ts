@@ -1,5 +1,6 @@
 import type { Db } from '../store/database.js';
-import { fromJson, toJson } from '../store/database.js';
+import { fromJson } from '../store/database.js';
+import { appendEvent } from '../events/log.js';
 import type { ProviderFailure } from '../providers/types.js';
 import type { JobResult } from './jobs.js';
 
@@ -51,21 +52,19 @@ export interface ApplianceEvent {
   details: Record<string, unknown> | null;
 }
 
+/** An appliance event into the one event log, typed `appliance.<action>` (`appliance-` dropped). */
 export async function recordApplianceEvent(db: Db, e: Omit<ApplianceEvent, 'id'>): Promise<void> {
-  await db
-    .insertInto('appliance_events')
-    .values({ appliance_id: e.applianceId, at: e.at, actor: e.actor, action: e.action, reason: e.reason, details: toJson(e.details) })
-    .execute();
+  await appendEvent(db, { ...e, type: `appliance.${e.action.replace(/^appliance-/, '')}` });
 }
 
 /** An appliance's events, oldest first, after event id `after`. */
 export async function listApplianceEvents(db: Db, applianceId: string, page: { limit: number; after?: number }): Promise<ApplianceEvent[]> {
-  let q = db.selectFrom('appliance_events').selectAll().where('appliance_id', '=', applianceId);
+  let q = db.selectFrom('events').selectAll().where('appliance_id', '=', applianceId);
   if (page.after !== undefined) q = q.where('id', '>', page.after);
   const rows = await q.orderBy('id').limit(page.limit).execute();
   return rows.map((r) => ({
     id: Number(r.id),
-    applianceId: r.appliance_id,
+    applianceId: r.appliance_id ?? applianceId,
     at: r.at,
     actor: r.actor,
     action: r.action,

@@ -163,7 +163,7 @@ export class PowerService {
 
   /** An event of power's on a machine that stays in its state (arrived there `from`). */
   private note(trx: Db, m: Machine, action: string, reason: string, details: Record<string, unknown> | null, from: string = m.state): Promise<void> {
-    return recordEvent(trx, { machineId: m.id, at: iso(this.d.clock.now()), actor: actorLabel(POWER_ACTOR), action, fromState: from, toState: m.state, reason, details });
+    return recordEvent(trx, { type: `power.${action.replace(/^power-/, '')}`, machineId: m.id, at: iso(this.d.clock.now()), actor: actorLabel(POWER_ACTOR), action, fromState: from, toState: m.state, reason, details });
   }
 
   /** Queues a job for a machine's appliance (operator power actions, deploy's switch to local disk). */
@@ -185,7 +185,7 @@ export class PowerService {
         deadlineMs: this.jobDeadlineMs,
       });
       if (opts.event && opts.actor) {
-        await recordEvent(trx, { machineId: m.id, at: iso(this.d.clock.now()), actor: actorLabel(opts.actor), action: opts.event, fromState: m.state, toState: m.state, reason: null, details: { job: jobId } });
+        await recordEvent(trx, { type: `power.${opts.event.replace(/^power-/, '')}`, machineId: m.id, at: iso(this.d.clock.now()), actor: actorLabel(opts.actor), action: opts.event, fromState: m.state, toState: m.state, reason: null, details: { job: jobId } });
       }
       return jobId;
     });
@@ -406,7 +406,7 @@ export class PowerService {
     const at = iso(this.d.clock.now());
     await updateMachineRow(db, machineId, { power_state: observed, power_read_at: at, power_source: source, power_drift: drift }, at);
     if (drift && !m.power_drift) {
-      await recordEvent(db, { machineId, at, actor: actorLabel(POWER_ACTOR), action: 'power-drift', fromState: m.state, toState: m.state, reason: `expected ${m.power_expected}, found ${observed}`, details: null });
+      await recordEvent(db, { type: 'power.drift', machineId, at, actor: actorLabel(POWER_ACTOR), action: 'power-drift', fromState: m.state, toState: m.state, reason: `expected ${m.power_expected}, found ${observed}`, details: null });
       this.d.log.warn({ machine: m.name, expected: m.power_expected, observed }, 'power state drift');
     }
   }

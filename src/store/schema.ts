@@ -62,9 +62,13 @@ export interface MachineTagsTable {
   value: string;
 }
 
+/** The one event log (migration 0012): every kind of event, `seq` given after commit. */
 export interface EventsTable {
   id: Generated<number>;
-  machine_id: string;
+  seq: number | null;
+  type: string;
+  machine_id: string | null;
+  appliance_id: string | null;
   at: string;
   actor: string;
   action: string;
@@ -172,16 +176,6 @@ export interface AppliancesTable {
   health_at: string | null;
   /** pxe | http | vmedia: the default of its machines (see 0010-boot-method). */
   boot_method: string;
-}
-
-export interface ApplianceEventsTable {
-  id: Generated<number>;
-  appliance_id: string;
-  at: string;
-  actor: string;
-  action: string;
-  reason: string | null;
-  details: string | null;
 }
 
 export interface ProviderJobsTable {
@@ -308,7 +302,6 @@ export interface Database {
   boot_trace: BootTraceTable;
   boot_chains: BootChainsTable;
   appliances: AppliancesTable;
-  appliance_events: ApplianceEventsTable;
   provider_jobs: ProviderJobsTable;
   managers: ManagersTable;
   profiles: ProfilesTable;

@@ -12,6 +12,7 @@ import { applianceHealth } from './0008-appliance-health.js';
 import { metrics } from './0009-metrics.js';
 import { bootMethod } from './0010-boot-method.js';
 import { scripts } from './0011-scripts.js';
+import { eventLog } from './0012-event-log.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -30,6 +31,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0009-metrics', metrics],
   ['0010-boot-method', bootMethod],
   ['0011-scripts', scripts],
+  ['0012-event-log', eventLog],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
