@@ -60,6 +60,12 @@ describe('plinth CLI against a running controller', () => {
     expect(bad.stderr).toMatch(/^plinth: --boot-method: 'floppy'/);
   });
 
+  it('refuses to build an installer ISO that would not know the controller URL, before building anything', async () => {
+    const r = await run('installer', 'build', '--iso', '--data-dir', t.config.dataDir);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^plinth: --iso: the ISO carries the URL the installer reaches the controller at; set publicUrl/)]);
+  });
+
   it('performs actions and shows the history', async () => {
     const a = await run('machine', 'action', 'cli-1', 'inspect', '--reason', 'first look');
     expect(a.code, a.stderr).toBe(0);
