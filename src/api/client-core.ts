@@ -81,6 +81,11 @@ export class ApiClient {
     return fetch(url, init);
   }
 
+  /** The absolute URL of a path on the controller (in a browser, relative to the page: the client's URL may be empty). */
+  private urlOf(path: string): URL {
+    return new URL(this.url + path, (globalThis as { location?: { href: string } }).location?.href);
+  }
+
   async request<T>(
     method: string,
     path: string,
@@ -88,7 +93,7 @@ export class ApiClient {
     query?: Record<string, string | string[] | number | boolean | undefined>,
     signal?: AbortSignal,
   ): Promise<T> {
-    const u = new URL(this.url + path, (globalThis as { location?: { href: string } }).location?.href);
+    const u = this.urlOf(path);
     for (const [k, v] of Object.entries(query ?? {})) {
       if (v === undefined) continue;
       for (const item of Array.isArray(v) ? v : [v]) u.searchParams.append(k, String(item));
@@ -137,7 +142,7 @@ export class ApiClient {
   async *followEvents(q: EventQueryView, signal: AbortSignal): AsyncGenerator<LogEventView> {
     let last: number | undefined = q.after;
     while (!signal.aborted) {
-      const u = new URL(`${this.url}/api/v1/events/stream`);
+      const u = this.urlOf('/api/v1/events/stream');
       if (q.machine) u.searchParams.set('machine', q.machine);
       if (q.type) u.searchParams.set('type', q.type);
       const headers: Record<string, string> = { accept: 'text/event-stream' };

@@ -20,6 +20,7 @@ describe.each(backends)('web UI on $name', (backend) => {
   let browser: Browser;
   let page: Page;
   const consoleErrors: string[] = [];
+  const requested: string[] = [];
 
   const stateOf = async (name: string) => (await t.api('GET', `/api/v1/machines/${name}`)).json().state as string;
   const row = (name: string) => page.getByRole('table', { name: 'Machines' }).locator(`tr[data-machine="${name}"]`);
@@ -47,6 +48,7 @@ describe.each(backends)('web UI on $name', (backend) => {
       if (m.type() === 'error') consoleErrors.push(m.text());
     });
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    page.on('request', (r) => requested.push(new URL(r.url()).pathname));
   }, 120_000);
 
   afterAll(async () => {
@@ -101,7 +103,18 @@ describe.each(backends)('web UI on $name', (backend) => {
     expect((await t.api('POST', '/api/v1/machines/node-04/actions/retire', {})).statusCode).toBe(200);
     await row('node-04').locator('[data-column="state"]', { hasText: 'retired' }).waitFor();
     expect(await page.evaluate('window.notReloaded')).toBe(true);
+    // The page follows the controller's event stream; it does not poll.
+    expect(requested).toContain('/api/v1/events/stream');
     await shot('machines');
+
+    // Columns are chosen, rows grouped by state.
+    await page.getByText('Columns', { exact: true }).click();
+    await page.getByLabel('Serial').check();
+    await row('node-05').locator('[data-column="serial"]', { hasText: 'SN-5' }).waitFor();
+    await page.getByLabel('Group by state').check();
+    const groups = page.getByRole('table', { name: 'Machines' }).locator('tr.group');
+    await expect.poll(() => groups.allInnerTexts()).toEqual(['enrolled (2 on this page)', 'retired (1 on this page)']);
+    await page.getByLabel('Group by state').uncheck();
   });
 
   it("opens a machine's page, sees its events and runs an action its state allows", async () => {

@@ -108,8 +108,8 @@ function Hardware({ facts }: { facts: Facts | null }) {
   );
 }
 
-function Trace({ client, name, version }: { client: ApiClient; name: string; version: number }) {
-  const trace = useLoad(() => client.trace(name, 5), [client, name, version]);
+function Trace({ client, name, tick }: { client: ApiClient; name: string; tick: number }) {
+  const trace = useLoad(() => client.trace(name, 5), [client, name, tick]);
   return (
     <section aria-labelledby="trace">
       <h2 id="trace">Boot trace</h2>
@@ -223,8 +223,8 @@ function Artifacts({ client, run }: { client: ApiClient; run: RunView }) {
   );
 }
 
-function Runs({ client, name, version }: { client: ApiClient; name: string; version: number }) {
-  const runs = useLoad(() => client.runs(name, { limit: 10 }), [client, name, version]);
+function Runs({ client, name, tick }: { client: ApiClient; name: string; tick: number }) {
+  const runs = useLoad(() => client.runs(name, { limit: 10 }), [client, name, tick]);
   const [open, setOpen] = useState<string | null>(null);
   // The run under way is opened by itself, so its log is followed as it grows.
   const current = runs.data?.items.find((r) => LIVE_RUN.has(r.status))?.id ?? null;
@@ -261,8 +261,8 @@ function Runs({ client, name, version }: { client: ApiClient; name: string; vers
   );
 }
 
-function Events({ client, name, version }: { client: ApiClient; name: string; version: number }) {
-  const events = useLoad(() => client.events(name, { limit: 50 }), [client, name, version]);
+function Events({ client, name, tick }: { client: ApiClient; name: string; tick: number }) {
+  const events = useLoad(() => client.events(name, { limit: 50 }), [client, name, tick]);
   return (
     <section aria-labelledby="events">
       <h2 id="events">Events</h2>
@@ -329,7 +329,16 @@ function Actions({ client, m, onDone }: { client: ApiClient; m: MachineView; onD
 export function MachinePage({ session, name }: { session: Session; name: string }) {
   const client = useMemo(() => clientFor(session.token), [session.token]);
   const machine = useLoad(() => client.getMachine(name), [client, name]);
-  useLive(client, () => void machine.reload(), name);
+  // Every change (an event of the machine, or the slow poll) reads the machine and its sections again.
+  const [tick, setTick] = useState(0);
+  useLive(
+    client,
+    () => {
+      void machine.reload();
+      setTick((n) => n + 1);
+    },
+    name,
+  );
   const m = machine.data;
   return (
     <main>
@@ -343,9 +352,9 @@ export function MachinePage({ session, name }: { session: Session; name: string 
           <Summary m={m} />
           {can(session, 'operator') && <Actions client={client} m={m} onDone={() => void machine.reload()} />}
           <Hardware facts={m.facts as Facts | null} />
-          <Trace client={client} name={m.name} version={m.version} />
-          <Runs client={client} name={m.name} version={m.version} />
-          <Events client={client} name={m.name} version={m.version} />
+          <Trace client={client} name={m.name} tick={tick} />
+          <Runs client={client} name={m.name} tick={tick} />
+          <Events client={client} name={m.name} tick={tick} />
         </div>
       )}
     </main>
