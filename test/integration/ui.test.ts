@@ -164,6 +164,7 @@ describe.each(backends)('web UI on $name', (backend) => {
     const entries = page.getByRole('table', { name: 'Entries of hosts' });
     await entries.getByRole('cell', { name: 'hostname=h2' }).waitFor();
     expect(await entries.locator('tbody tr').count()).toBe(2);
+    await shot('pools');
 
     await page.getByRole('link', { name: 'Appliances', exact: true }).click();
     await page.getByLabel('Name', { exact: true }).fill('rack-1-pdu');
@@ -180,6 +181,7 @@ describe.each(backends)('web UI on $name', (backend) => {
     await table.getByRole('cell', { name: 'tftp.enabled', exact: true }).waitFor();
     expect(await table.innerText()).toContain(t.config.dataDir);
     expect(await page.content()).not.toContain(SECRET_KEY);
+    await shot('settings');
   });
 
   it('is usable from the keyboard: Tab reaches a machine and Enter opens it', async () => {
