@@ -25,6 +25,13 @@ describe('dnsmasq log → DHCP events', () => {
     expect(events[3]!.tags).toEqual(['httpboot', 'eth0']);
   });
 
+  it('full mode over IPv6: the DHCPv6 REPLY is the ACK, its client named by the MAC dnsmasq found for the DUID', () => {
+    // QEMU's iPXE ROM on an IPv6-only bridge (router advertisements before, none of them events).
+    const events = read(captured('full-ipv6.log'));
+    expect(events.map((e) => [e.kind, e.client, e.mac, e.address, e.bootFile])).toEqual([['ack', 'ipxe', '52:54:00:e2:60:01', 'fd78::10c', 'http://[fd78::1]:8000/boot.ipxe']]);
+    expect(events[0]!.tags).toEqual(['ipxe', 'dhcpv6', 'eth0']);
+  });
+
   it('proxy mode: one proxy answer per client', () => {
     const events = read(captured('proxy-mode.log'));
     expect(events.map((e) => [e.kind, e.client, e.mac, e.address])).toEqual([

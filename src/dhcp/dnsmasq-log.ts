@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { isUselessMac, normalizeMac } from '../core/mac.js';
 import { DHCP_TAGS } from './dnsmasq-config.js';
 
@@ -15,6 +16,15 @@ import { DHCP_TAGS } from './dnsmasq-config.js';
  *
  * The answer's details (boot file, next server) come after the answer's line, so an event is
  * complete when the next packet's block starts or when the reader goes quiet (`flush`).
+ *
+ * DHCPv6 blocks look the same, but the client is named by its DUID, not its MAC: dnsmasq
+ * logs the MAC it found on a line of its own before the answer, and the boot file is option 59:
+ *
+ *   dnsmasq-dhcp[13073]: 7486110 available DHCP range: fd78::100 -- fd78::1ff
+ *   dnsmasq-dhcp[13073]: 7486110 client MAC address: 52:54:00:e2:60:01
+ *   dnsmasq-dhcp[13073]: 7486110 DHCPREPLY(eth0) fd78::10c 00:04:00:00:…
+ *   dnsmasq-dhcp[13073]: 7486110 tags: ipxe, dhcpv6, eth0
+ *   dnsmasq-dhcp[13073]: 7486110 sent size: 31 option: 59 bootfile-url  http://[fd78::1]:7708/boot.ipxe
  *
  * MACs, vendor classes and host names come from whoever is on the network: MACs must parse,
  * text is cut short and stripped of anything unprintable, over-long lines are dropped.
@@ -66,20 +76,26 @@ function clientKind(tags: string[], vendorClass: string | null): DhcpClientKind 
 
 interface Transaction {
   vendorClass: string | null;
+  /** DHCPv6: the MAC dnsmasq found for the DUID that names the client. */
+  clientMac: string | null;
   tags: string[];
   pending: Omit<DhcpEvent, 'client' | 'vendorClass' | 'tags' | 'bootFile' | 'nextServer'> | null;
   bootFile: string | null;
   nextServer: string | null;
 }
 
-/** The answer line of a packet block ("DHCPACK(eth0) 10.0.0.5 52:54:… host"), or null. */
-export function parseMessage(text: string): { message: string; interface: string; mac: string; address: string | null; rest: string } | null {
+/**
+ * The answer line of a packet block ("DHCPACK(eth0) 10.0.0.5 52:54:… host"), or null. A DHCPv6
+ * line names a DUID where DHCPv4 has the MAC: `duidMac` is the MAC logged for it, if any.
+ */
+export function parseMessage(text: string, duidMac: string | null = null): { message: string; interface: string; mac: string; address: string | null; rest: string } | null {
   const m = MESSAGE.exec(text);
   if (!m) return null;
   const words = m[3]!.trim().split(/\s+/);
   let address: string | null = null;
-  if (words[0] && IPV4.test(words[0])) address = words.shift()!;
-  const mac = normalizeMac(words.shift() ?? '');
+  if (words[0] && (IPV4.test(words[0]) || (words[0].length <= 39 && isIPv6(words[0])))) address = words.shift()!;
+  const named = words.shift() ?? '';
+  const mac = normalizeMac(named) ?? (duidMac && /^[0-9a-f]{2}(:[0-9a-f]{2})+$/i.test(named) ? duidMac : null);
   if (!mac || isUselessMac(mac)) return null;
   return { message: m[1]!, interface: m[2]!, mac, address, rest: words.join(' ') };
 }
@@ -102,10 +118,11 @@ export class DnsmasqLogReader {
     let t = this.open.get(xid);
     if (!t) {
       if (this.open.size >= MAX_OPEN_TRANSACTIONS) done.push(...this.endBlocks());
-      t = { vendorClass: null, tags: [], pending: null, bootFile: null, nextServer: null };
+      t = { vendorClass: null, clientMac: null, tags: [], pending: null, bootFile: null, nextServer: null };
       this.open.set(xid, t);
     }
     if (text.startsWith('vendor class: ')) t.vendorClass = cleanText(text.slice(14));
+    else if (text.startsWith('client MAC address: ')) t.clientMac = normalizeMac(text.slice(20).trim());
     else if (text.startsWith('tags: ')) {
       t.tags = text
         .slice(6)
@@ -116,9 +133,10 @@ export class DnsmasqLogReader {
     } else if (text.startsWith('bootfile name: ')) t.bootFile = cleanText(text.slice(15), 256);
     else if (text.startsWith('next server: ')) t.nextServer = IPV4.test(text.slice(13).trim()) ? text.slice(13).trim() : null;
     else if (/^sent size: +\d+ option: +67 bootfile-name /.test(text)) t.bootFile = cleanText(text.replace(/^.*bootfile-name\s+/, ''), 256);
+    else if (/^sent size: +\d+ option: +59 bootfile-url /.test(text)) t.bootFile = cleanText(text.replace(/^.*bootfile-url\s+/, ''), 256);
     else {
-      const msg = parseMessage(text);
-      const kind = msg ? eventKind(msg.message, msg.rest) : null;
+      const msg = parseMessage(text, t.clientMac);
+      const kind = msg ? eventKind(msg.message, msg.rest, msg.address) : null;
       if (msg && kind) {
         t.pending = {
           kind,
@@ -154,8 +172,10 @@ export class DnsmasqLogReader {
   }
 }
 
-function eventKind(message: string, rest: string): DhcpEventKind | null {
+function eventKind(message: string, rest: string, address: string | null): DhcpEventKind | null {
   if (message === 'DHCPACK') return 'ack';
+  // DHCPv6: the REPLY to a REQUEST (or RENEW, REBIND) is the ACK.
+  if (message === 'DHCPREPLY') return address ? 'ack' : null;
   if (message === 'DHCPNAK') return 'nak';
   if (message === 'DHCPDISCOVER' && /no address available/.test(rest)) return 'no-address';
   if (message === 'PXE' && rest === 'proxy') return 'proxy';
