@@ -13,6 +13,7 @@ import { metrics } from './0009-metrics.js';
 import { bootMethod } from './0010-boot-method.js';
 import { scripts } from './0011-scripts.js';
 import { eventLog } from './0012-event-log.js';
+import { powerFilter } from './0013-power-filter.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -32,6 +33,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0010-boot-method', bootMethod],
   ['0011-scripts', scripts],
   ['0012-event-log', eventLog],
+  ['0013-power-filter', powerFilter],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
