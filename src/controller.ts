@@ -6,6 +6,8 @@ import { parseListen } from './config/load.js';
 import { dhcpFamily } from './config/dhcp-range.js';
 import { urlHost } from './core/url-host.js';
 import { EventLog } from './events/service.js';
+import { WebhookService } from './webhooks/service.js';
+import { webhookMetrics } from './webhooks/stats.js';
 import { Store } from './store/database.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
@@ -83,6 +85,8 @@ export interface Controller {
   inspection: InspectionService;
   power: PowerService;
   registry: ProviderRegistry;
+  /** Webhooks and their outbox; its loop runs with the other background loops. */
+  webhooks: WebhookService;
   /** The Prometheus metrics `GET /metrics` serves; other components add theirs with `metrics.extend`. */
   metrics: ControllerMetrics;
   sweeper: DeadlineSweeper;
@@ -212,11 +216,20 @@ export async function createController(config: Config, opts: ControllerOptions =
   deploy.profileLookup = lookupProfileDeploy;
   const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
+  const webhooks = new WebhookService({
+    store,
+    clock,
+    secrets: secrets.box,
+    settings: { ...config.ms.webhooks, maxAttempts: config.webhooks.maxAttempts, parallel: config.webhooks.parallel },
+    claimer: `controller:${hostname()}:${process.pid}:${newId().slice(0, 8)}`,
+    pollMs: config.ms.webhooks.poll,
+    onError: (e) => log.error({ err: e }, 'webhook delivery failed'),
+  });
   const events = new EventLog(store, { pollMs: config.ms.events.poll, onError: (e) => log.error({ err: e }, 'reading the event log failed') });
   const actions = new OperatorActions({ store, inventory, engine, deploy });
   const importer = new MachineImporter({ store, inventory, appliances });
   const netbox = new NetboxSync({ importer, inventory, config: config.netbox, intervalMs: config.ms.netbox.interval, log });
-  const services: AppServices = { config, identity: controllerIdentity(config.dataDir, store.dialect), store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, runs: new RunService(store), images, templates, events };
+  const services: AppServices = { config, identity: controllerIdentity(config.dataDir, store.dialect), store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, runs: new RunService(store), images, templates, events, webhooks };
   const inspection = new InspectionService(engine, enroller);
   new MatchingService({ store, clock }).attach(engine, inspection, inventory);
   const profiles = new ProfileService(store, clock);
@@ -239,6 +252,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   });
   boot.addPlanner(deployRuns.planner);
   const metrics = new ControllerMetrics(store.db);
+  metrics.extend(webhookMetrics(store.db));
   engine.onTransition(async (r) => {
     metrics.transition(r.from, r.machine.state);
     if (r.finishedRunId) {
@@ -324,6 +338,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     power,
     registry,
     metrics,
+    webhooks,
     sweeper,
     dhcp,
     log,
@@ -360,6 +375,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       if (!opts.noBackground) {
         sweeper.start();
         power.start();
+        webhooks.start();
         netbox.start({ kind: 'system', name: 'netbox' });
       }
       log.info({ address, database: store.dialect, dataDir: config.dataDir }, 'controller listening');
@@ -372,6 +388,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       events.stop();
       await sweeper.stop();
       await power.stop();
+      await webhooks.stop();
       stopObservingProviders();
       await netbox.stop();
       await registry.closeAll().catch(() => undefined);

@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['store', 'events'],
   ['inventory', 'runs', 'auth'],
   ['lifecycle'],
-  ['appliances', 'power', 'profiles', 'images', 'installer', 'templates', 'lab', 'metrics'],
+  ['appliances', 'power', 'profiles', 'images', 'installer', 'templates', 'lab', 'metrics', 'webhooks'],
   ['deploy', 'inspection', 'sources'],
   ['boot', 'dhcp', 'trees'],
   ['api'],

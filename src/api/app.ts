@@ -13,6 +13,7 @@ import { redactSecrets } from '../core/redact.js';
 import { machineRoutes } from './routes/machines.js';
 import { runRoutes } from './routes/runs.js';
 import { eventRoutes } from './routes/events.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { metaRoutes } from './routes/meta.js';
 import { uiRoutes } from './routes/ui.js';
@@ -97,6 +98,7 @@ export async function buildApp(services: AppServices, options: BuildAppOptions):
   await machineRoutes(app, services);
   await runRoutes(app, services);
   await eventRoutes(app, services);
+  await webhookRoutes(app, services);
   await tokenRoutes(app, services);
   for (const r of options.extraRoutes ?? []) await r(app, services);
   await uiRoutes(app);

@@ -1,5 +1,5 @@
 import type { Static } from 'typebox';
-import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, LogEventSchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
+import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, LogEventSchema, WebhookSchema, DeliverySchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
 import { createParser } from 'eventsource-parser';
 import { PlinthError, type ErrorCode } from '../core/errors.js';
 
@@ -7,6 +7,8 @@ export type MachineView = Static<typeof MachineSchema>;
 export type RunView = Static<typeof RunSchema>;
 export type EventView = Static<typeof EventSchema>;
 export type LogEventView = Static<typeof LogEventSchema>;
+export type WebhookView = Static<typeof WebhookSchema>;
+export type DeliveryView = Static<typeof DeliverySchema>;
 export interface EventQueryView {
   after?: number;
   machine?: string;
@@ -177,6 +179,22 @@ export class ApiClient {
       }
       if (!signal.aborted) await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+
+  addWebhook(body: { url: string; events?: string[]; secret?: string }) {
+    return this.request<WebhookView & { secret: string }>('POST', '/api/v1/webhooks', body);
+  }
+  listWebhooks() {
+    return this.request<{ items: WebhookView[] }>('GET', '/api/v1/webhooks');
+  }
+  removeWebhook(id: string) {
+    return this.request<void>('DELETE', `/api/v1/webhooks/${encodeURIComponent(id)}`);
+  }
+  webhookDeliveries(id: string, q: { status?: string; limit?: number } = {}) {
+    return this.request<{ items: DeliveryView[] }>('GET', `/api/v1/webhooks/${encodeURIComponent(id)}/deliveries`, undefined, q);
+  }
+  redeliver(id: string, delivery: string) {
+    return this.request<DeliveryView>('POST', `/api/v1/webhooks/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(delivery)}/redeliver`);
   }
 
   health() {

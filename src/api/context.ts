@@ -24,6 +24,7 @@ import type { RunService } from '../runs/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from '../deploy/template-store.js';
 import type { EventLog } from '../events/service.js';
+import type { WebhookService } from '../webhooks/service.js';
 
 /** Who a controller is, as `GET /api/v1/controller` tells the CLI. */
 export interface ControllerIdentity {
@@ -53,6 +54,7 @@ export interface AppServices {
   images: ImageStore;
   templates: TemplateStore;
   events: EventLog;
+  webhooks: WebhookService;
 }
 
 /**

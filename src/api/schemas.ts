@@ -12,7 +12,7 @@ import { SCRIPT_MAX_BYTES, SCRIPT_NAME_PATTERN } from '../protocol/agent.js';
  * (fast-json-stringify) and generate the OpenAPI document.
  */
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const Timestamp = Type.String({ format: 'date-time' });
+export const Timestamp = Type.String({ format: 'date-time' });
 const Strict = { additionalProperties: false } as const;
 
 /**
@@ -512,3 +512,20 @@ export const JobSchema = Type.Object(
   },
   { $id: 'ProviderJob' },
 );
+
+/** A webhook as the API shows it (never its secret). */
+export const WebhookSchema = Type.Object({ id: Type.String(), url: Type.String(), events: Type.Array(Type.String()), createdAt: Timestamp, createdBy: Nullable(Type.String()) });
+/** One event for one webhook. */
+export const DeliverySchema = Type.Object({
+  id: Type.String({ description: 'the webhook-id header: the same on every attempt' }),
+  webhookId: Type.String(),
+  eventSeq: Type.Integer(),
+  eventType: Type.String(),
+  status: Type.Enum(['pending', 'delivering', 'delivered', 'dead']),
+  attempts: Type.Integer(),
+  nextAttemptAt: Timestamp,
+  lastStatus: Nullable(Type.Integer()),
+  lastError: Nullable(Type.String()),
+  createdAt: Timestamp,
+  deliveredAt: Nullable(Timestamp),
+});

@@ -7,6 +7,7 @@ import { PlinthError } from '../core/errors.js';
 import type { PlinthClient } from '../api/client.js';
 import { registerServe } from './serve.js';
 import { registerEvents } from './events.js';
+import { registerWebhookCommands } from './webhook.js';
 import { registerMachineList } from './machine-list.js';
 import { registerMachineShow } from './machine-show.js';
 import { registerMachineCreate } from './machine-create.js';
@@ -66,6 +67,7 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
     ],
   },
   { noun: 'netbox', description: 'NetBox as the source of truth for machines', verbs: [registerNetboxSync] },
+  { noun: 'webhook', description: 'webhooks: events POSTed to other systems (admin)', verbs: [registerWebhookCommands] },
   { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },
   { noun: 'installer', description: 'the live installer machines network-boot into', verbs: [registerInstallerBuild, registerInstallerUpload] },
   { noun: 'image', description: 'disk images and installer files', verbs: [registerImageCommands] },

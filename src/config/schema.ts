@@ -202,6 +202,18 @@ export const ConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    webhooks: Type.Object(
+      {
+        poll: Duration('1s', 'how often new events are turned into webhook deliveries and due deliveries are sent'),
+        maxAttempts: Type.Integer({ default: 10, minimum: 1, maximum: 100, description: 'attempts before a delivery is dead (kept, redelivered by hand)' }),
+        backoffBase: Duration('5s', 'delay before the first retry; doubled each attempt, with jitter'),
+        backoffMax: Duration('1h', 'longest delay between two attempts'),
+        timeout: Duration('10s', 'time limit of one webhook POST'),
+        lease: Duration('60s', 'a delivery claimed by a controller that stopped is sent by another after this'),
+        parallel: Type.Integer({ default: 16, minimum: 1, maximum: 1000, description: 'deliveries this controller sends at once' }),
+      },
+      { default: {} },
+    ),
     events: Type.Object(
       {
         poll: Duration('1s', 'how often the event log is read for new events while a stream (SSE) is open'),

@@ -78,6 +78,33 @@ export interface EventsTable {
   details: string | null;
 }
 
+export interface WebhooksTable {
+  id: string;
+  url: string;
+  /** JSON array of event type prefixes. */
+  events: string;
+  secret_enc: string;
+  cursor: number;
+  created_at: string;
+  created_by: string | null;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event_seq: number;
+  event_type: string;
+  status: string;
+  attempts: Generated<number>;
+  next_attempt_at: string;
+  claimed_by: string | null;
+  claimed_until: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
 export interface RunsTable {
   id: string;
   machine_id: string;
@@ -294,6 +321,8 @@ export interface Database {
   machine_macs: MachineMacsTable;
   machine_tags: MachineTagsTable;
   events: EventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
   runs: RunsTable;
   run_artifacts: RunArtifactsTable;
   run_logs: RunLogsTable;

@@ -3,6 +3,7 @@ import { backends } from '../support/backends.js';
 import { freshController, startController, type TestController } from '../support/controller.js';
 import { PlinthClient, type LogEventView } from '../../src/api/client.js';
 import { appendEvent } from '../../src/events/log.js';
+import { inProcessCli } from '../support/cli.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 
@@ -101,6 +102,18 @@ describe.each(backends)('event log on $name', (backend) => {
       ['enroll', true],
       ['inspect', true],
     ]);
+  });
+
+  it('plinth events lists with filters, and --follow prints events as they happen', async () => {
+    const cli = inProcessCli({ PLINTH_URL: url, PLINTH_TOKEN: t.adminToken });
+    const after = (await log('')).next;
+    await t.api('POST', '/api/v1/machines', { name: 'cli-ev' });
+    const listed = await cli('events', '--after', String(after), '--type', 'machine.', '--json');
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout).map((e: LogEventView) => e.type)).toEqual(['machine.enroll']);
+    const bad = await cli('events', '--type', 'nope%');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('type');
   });
 
   it('sends heartbeats on an idle stream and frames each event with its seq as id', async () => {

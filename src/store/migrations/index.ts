@@ -14,6 +14,7 @@ import { bootMethod } from './0010-boot-method.js';
 import { scripts } from './0011-scripts.js';
 import { eventLog } from './0012-event-log.js';
 import { powerFilter } from './0013-power-filter.js';
+import { webhooks } from './0014-webhooks.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -34,6 +35,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0011-scripts', scripts],
   ['0012-event-log', eventLog],
   ['0013-power-filter', powerFilter],
+  ['0014-webhooks', webhooks],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
