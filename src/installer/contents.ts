@@ -31,8 +31,10 @@ export const INSTALLER_PACKAGES: readonly string[] = [
   'kmod',
   'udev',
   // The installer's own needs: udhcpc (DHCPv4) and reboot/poweroff come from busybox,
-  // TLS trust anchors for curl, and decompressors for raw.xz / raw.zst images.
+  // IPv6 (router advertisements, SLAAC, DHCPv6) from dhcpcd (Debian's busybox has no
+  // udhcpc6), TLS trust anchors for curl, and decompressors for raw.xz / raw.zst images.
   'busybox',
+  'dhcpcd-base',
   'ca-certificates',
   'xz-utils',
   'zstd',

@@ -23,6 +23,7 @@ export const AGENT_PATH = '/opt/plinth/agent.mjs';
 export const CA_BUNDLE_PATH = '/opt/plinth/ca-bundle.pem';
 export const NODE_PATH = '/usr/local/bin/node';
 export const DHCP_EVENT_PATH = '/usr/lib/plinth/dhcp-event';
+export const DHCPCD_CONF_PATH = '/usr/lib/plinth/dhcpcd.conf';
 
 export const INIT_SCRIPT = `#!/bin/sh
 # Plinth installer: PID 1 of the live initramfs. It mounts the kernel filesystems, lets
@@ -154,6 +155,9 @@ physical_links() {
 start_dhcp() {
   busybox udhcpc -f -i "$1" -s ${DHCP_EVENT_PATH} -x hostname:plinth-installer -V plinth-installer \\
     -O mtu -O staticroutes -O search -t 5 -T 2 -A 3 > "$STATE/udhcpc.$1.log" 2>&1 &
+  # IPv6: dhcpcd follows router advertisements, forms SLAAC addresses and asks DHCPv6 for an
+  # address when the network is "managed". Without it the kernel's own SLAAC still works.
+  dhcpcd -f ${DHCPCD_CONF_PATH} -B -j "$STATE/dhcpcd.$1.log" "$1" > /dev/null 2>&1 &
 }
 
 # "ens3 10.0.2.15" for every interface whose DHCPv4 lease is applied.
@@ -387,6 +391,17 @@ esac
 exit 0
 `;
 
+/**
+ * dhcpcd in the installer does IPv6 only; udhcpc and its handler own IPv4, resolv.conf and the
+ * host name, so dhcpcd runs no hooks. SLAAC addresses are EUI-64 (`hwaddr`), the same the
+ * kernel would form, so they tell which card they belong to.
+ */
+export const DHCPCD_CONF = `# dhcpcd in the Plinth installer: router advertisements, SLAAC and DHCPv6 only.
+ipv6only
+slaac hwaddr
+script /bin/true
+`;
+
 /** reboot and poweroff without an init system to ask: sync, then act at once. */
 export const POWER_COMMANDS: Record<string, string> = {
   '/usr/local/sbin/reboot': '#!/bin/sh\n# The installer has no service manager to stop: sync and reboot at once.\nsync\nexec busybox reboot -f\n',
@@ -398,6 +413,7 @@ export function installerRootFiles(): { path: string; mode: number; content: str
   return [
     { path: '/init', mode: 0o755, content: INIT_SCRIPT },
     { path: DHCP_EVENT_PATH, mode: 0o755, content: DHCP_EVENT_SCRIPT },
+    { path: DHCPCD_CONF_PATH, mode: 0o644, content: DHCPCD_CONF },
     ...Object.entries(POWER_COMMANDS).map(([path, content]) => ({ path, mode: 0o755, content })),
     { path: '/etc/hostname', mode: 0o644, content: 'plinth-installer\n' },
     { path: '/etc/resolv.conf', mode: 0o644, content: '# written by the Plinth installer from DHCP leases\n' },
