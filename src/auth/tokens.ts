@@ -1,3 +1,4 @@
+import { appendEvent } from '../events/log.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -91,7 +92,10 @@ export class TokenService {
       revoked_at: null,
     };
     try {
-      await this.store.db.insertInto('api_tokens').values(row).execute();
+      await this.store.transaction(async (trx) => {
+        await trx.insertInto('api_tokens').values(row).execute();
+        await appendEvent(trx, { type: 'security.token-created', at: now, actor: createdBy ?? 'unknown', action: 'token-created', reason: null, details: { token: row.name, role: row.role } });
+      });
     } catch (e) {
       if (uniqueViolation(e)) throw duplicate('name', input.name);
       throw e;
@@ -134,6 +138,7 @@ export class TokenService {
       if (!row.revoked_at) {
         row.revoked_at = iso(this.clock.now());
         await trx.updateTable('api_tokens').set({ revoked_at: row.revoked_at }).where('id', '=', row.id).execute();
+        await appendEvent(trx, { type: 'security.token-revoked', at: row.revoked_at, actor: 'admin', action: 'token-revoked', reason: null, details: { token: row.name } });
       }
       return toToken(row);
     });

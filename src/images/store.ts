@@ -1,3 +1,4 @@
+import { appendEvent } from '../events/log.js';
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { execFile } from 'node:child_process';
@@ -214,6 +215,7 @@ export class ImageStore {
           row = { ...row, id: old.id };
         }
         await trx.insertInto('images').values(row).execute();
+        await appendEvent(trx, { type: old ? 'image.replaced' : 'image.added', at: row.created_at, actor: 'controller', action: old ? 'replaced' : 'added', reason: null, details: { image: row.name, kind: row.kind, sha256: row.sha256 } });
       });
     } catch (e) {
       if (uniqueViolation(e)) throw duplicate('name', row.name);
@@ -367,6 +369,7 @@ export class ImageStore {
         .execute();
       if (deployed.length) throw inUse(image.name, deployed.map((u) => u.name), 'release them first');
       await trx.deleteFrom('images').where('id', '=', image.id).execute();
+      await appendEvent(trx, { type: 'image.deleted', at: iso(this.clock.now()), actor: 'controller', action: 'deleted', reason: null, details: { image: image.name, kind: image.kind } });
     });
     await this.forget(image.file);
     if (image.kind === 'disk' && image.file === imageFileName(image.name)) {

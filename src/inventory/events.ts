@@ -19,7 +19,12 @@ export async function recordEvent(db: Db, e: NewEvent): Promise<void> {
 
 /** Events of a machine, oldest first, after event id `after`. */
 export async function listEvents(db: Db, machineId: string, page: { limit: number; after?: number }): Promise<MachineEvent[]> {
-  let q = db.selectFrom('events').selectAll().where('machine_id', '=', machineId);
+  // The machine's own history: its transitions, changes and power notes (runs and the rest are in the event log).
+  let q = db
+    .selectFrom('events')
+    .selectAll()
+    .where('machine_id', '=', machineId)
+    .where((eb) => eb.or([eb('type', 'like', 'machine.%'), eb('type', 'like', 'power.%')]));
   if (page.after !== undefined) q = q.where('id', '>', page.after);
   const rows = await q.orderBy('id').limit(page.limit).execute();
   return rows.map((r) => ({

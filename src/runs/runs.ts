@@ -1,3 +1,4 @@
+import { appendEvent } from '../events/log.js';
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../store/database.js';
@@ -109,12 +110,23 @@ export async function finishRun(
   now: string,
   error: { code: string; message: string } | null = null,
 ): Promise<void> {
-  await db
+  const res = await db
     .updateTable('runs')
     .set({ status, finished_at: now, error: toJson(error), token_hash: null })
     .where('id', '=', runId)
     .where('status', 'in', ACTIVE_RUN)
-    .execute();
+    .executeTakeFirst();
+  if (Number(res.numUpdatedRows) === 0) return;
+  const run = await db.selectFrom('runs').select(['machine_id', 'kind']).where('id', '=', runId).executeTakeFirstOrThrow();
+  await appendEvent(db, {
+    type: `run.${status}`,
+    machineId: run.machine_id,
+    at: now,
+    actor: 'system',
+    action: status,
+    reason: error?.message ?? null,
+    details: { run: runId, kind: run.kind, ...(error ? { error: error.code } : {}) },
+  });
 }
 
 export async function getRun(db: Db, id: string): Promise<Run> {

@@ -116,6 +116,29 @@ describe.each(backends)('event log on $name', (backend) => {
     expect(bad.stderr).toContain('type');
   });
 
+  it('records runs finishing, images and tokens as events', async () => {
+    const after = (await log('')).next;
+    await t.api('POST', '/api/v1/machines', { name: 'ev-run' });
+    const { run } = (await t.api('POST', '/api/v1/machines/ev-run/actions/inspect', {})).json();
+    const agent = { kind: 'agent' as const, name: 'installer' };
+    await t.controller.services.engine.act('ev-run', 'installer-started', { actor: agent, runId: run.id });
+    await t.controller.services.engine.act('ev-run', 'inspect-done', { actor: agent, runId: run.id });
+    const runs = (await log(`?after=${after}&type=run.`)).items;
+    expect(runs.map((e) => [e.type, e.details?.run, e.details?.kind])).toEqual([['run.succeeded', run.id, 'inspect']]);
+    const { Readable } = await import('node:stream');
+    await t.controller.services.images.upload({ name: 'ev-image', kind: 'disk', body: Readable.from([Buffer.alloc(1024, 1)]) });
+    await t.controller.services.images.delete('ev-image');
+    expect((await log(`?after=${after}&type=image.`)).items.map((e) => e.type)).toEqual(['image.added', 'image.deleted']);
+    const created = (await t.api('POST', '/api/v1/tokens', { name: 'ev-token', role: 'reader' })).json();
+    await t.api('DELETE', '/api/v1/tokens/ev-token');
+    const sec = (await log(`?after=${after}&type=security.token`)).items;
+    expect(sec.map((e) => [e.type, e.details?.token])).toEqual([
+      ['security.token-created', 'ev-token'],
+      ['security.token-revoked', 'ev-token'],
+    ]);
+    expect(JSON.stringify(sec)).not.toContain(created.token);
+  });
+
   it('sends heartbeats on an idle stream and frames each event with its seq as id', async () => {
     const stop = new AbortController();
     const head = (await log('')).next;
