@@ -114,6 +114,30 @@ describe.each(backends)('netbox sync on $name', (backend) => {
     }
   });
 
+  it('netbox.interval: the controller syncs by itself, and a failing sync is tried again', async () => {
+    const peer = await startNetbox({ devices: [{ id: 40, name: 'by-itself', serial: 'NB-0040', site: 'dc1', role: 'compute' }] });
+    const c = await freshController(backend, { netbox: { url: peer.url, token: 'nbt_wrong.0', interval: '50ms' } }, { noBackground: false });
+    try {
+      await c.controller.listen();
+      // Refused first: the loop keeps asking (each request is a new attempt).
+      while (peer.requests.length < 2) await new Promise((r) => setTimeout(r, 20));
+      expect(peer.requests.every((q) => !q.authorized)).toBe(true);
+      expect((await c.api('GET', '/api/v1/machines')).json().items).toEqual([]);
+    } finally {
+      await c.close();
+    }
+    const good = await freshController(backend, { netbox: { url: peer.url, token: peer.token, interval: '50ms' } }, { noBackground: false });
+    try {
+      await good.controller.listen();
+      while ((await good.api('GET', '/api/v1/machines/by-itself')).statusCode !== 200) await new Promise((r) => setTimeout(r, 20));
+      const events = (await good.api('GET', '/api/v1/machines/by-itself/events')).json().items;
+      expect(events[0]).toMatchObject({ action: 'enroll', actor: 'system:netbox', reason: `imported (NetBox ${new URL(peer.url).host}, device 40 (by-itself))` });
+    } finally {
+      await good.close();
+      await peer.close();
+    }
+  });
+
   it('without netbox.url the sync says what to set', async () => {
     const none = await freshController(backend);
     try {
