@@ -60,6 +60,7 @@ import { ImageStore } from './images/store.js';
 import { TemplateStore } from './deploy/template-store.js';
 import { DeployService } from './deploy/service.js';
 import { OperatorActions } from './deploy/operator-actions.js';
+import { Holds } from './deploy/holds.js';
 import { RunService } from './runs/service.js';
 import { imageRoutes } from './api/routes/images.js';
 import { treeRoutes } from './api/routes/trees.js';
@@ -226,10 +227,11 @@ export async function createController(config: Config, opts: ControllerOptions =
     onError: (e) => log.error({ err: e }, 'webhook delivery failed'),
   });
   const events = new EventLog(store, { pollMs: config.ms.events.poll, onError: (e) => log.error({ err: e }, 'reading the event log failed') });
-  const actions = new OperatorActions({ store, inventory, engine, deploy });
+  const holds = new Holds({ store, clock, engine, inventory });
+  const actions = new OperatorActions({ store, inventory, engine, deploy, holds });
   const importer = new MachineImporter({ store, inventory, appliances });
   const netbox = new NetboxSync({ importer, inventory, config: config.netbox, intervalMs: config.ms.netbox.interval, log });
-  const services: AppServices = { config, identity: controllerIdentity(config.dataDir, store.dialect), store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, runs: new RunService(store), images, templates, events, webhooks };
+  const services: AppServices = { config, identity: controllerIdentity(config.dataDir, store.dialect), store, clock, inventory, allocator: new Allocator(store, clock), engine, tokens, appliances, enlister, importer, power, deploy, actions, holds, runs: new RunService(store), images, templates, events, webhooks };
   const inspection = new InspectionService(engine, enroller);
   new MatchingService({ store, clock }).attach(engine, inspection, inventory);
   const profiles = new ProfileService(store, clock);
@@ -269,7 +271,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       // First: its hook counts the boot routes' requests.
       metricsRoutes(metrics),
       bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile, ipxeDir: config.tftp.root }),
-      agentRoutes({ store, session: new AgentSession({ store, clock, engine, inspection, deployRuns, images, config, profileLookup: lookupProfileDeploy }), deployRuns, images, sendFile, ticketKey }),
+      agentRoutes({ store, session: new AgentSession({ store, clock, engine, inspection, deployRuns, holds, images, config, profileLookup: lookupProfileDeploy }), deployRuns, images, sendFile, ticketKey }),
       applianceRoutes,
       powerRoutes,
       managerRoutes,

@@ -1,10 +1,11 @@
 import type { Static } from 'typebox';
-import type { BootAttemptSchema, MachineSchema, RunSchema, EventSchema, LogEventSchema, WebhookSchema, DeliverySchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
+import type { BootAttemptSchema, InstallerAccessSchema, MachineSchema, RunSchema, EventSchema, LogEventSchema, WebhookSchema, DeliverySchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
 import { createParser } from 'eventsource-parser';
 import { PlinthError, type ErrorCode } from '../core/errors.js';
 
 export type MachineView = Static<typeof MachineSchema>;
 export type RunView = Static<typeof RunSchema>;
+export type InstallerAccess = Static<typeof InstallerAccessSchema>;
 export type EventView = Static<typeof EventSchema>;
 export type LogEventView = Static<typeof LogEventSchema>;
 export type WebhookView = Static<typeof WebhookSchema>;
@@ -239,7 +240,10 @@ export class ApiClient {
   }
   action(key: string, action: string, body: ActionBodyType & Record<string, unknown> = {}) {
     return this.request<{ machine: MachineView; run: RunView | null }>('POST', `/api/v1/machines/${encodeURIComponent(key)}/actions/${encodeURIComponent(action)}`, body);
+  }  installerAccess(key: string) {
+    return this.request<InstallerAccess>('GET', `/api/v1/machines/${encodeURIComponent(key)}/installer`);
   }
+
   events(key: string, q: { limit?: number; cursor?: string } = {}) {
     return this.request<PageView<EventView>>('GET', `/api/v1/machines/${encodeURIComponent(key)}/events`, undefined, q);
   }

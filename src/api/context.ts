@@ -20,6 +20,7 @@ import type { MachineImporter } from '../sources/machine-import.js';
 import type { PowerService } from '../power/service.js';
 import type { DeployService } from '../deploy/service.js';
 import type { OperatorActions } from '../deploy/operator-actions.js';
+import type { Holds } from '../deploy/holds.js';
 import type { RunService } from '../runs/service.js';
 import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from '../deploy/template-store.js';
@@ -50,6 +51,7 @@ export interface AppServices {
   power: PowerService;
   deploy: DeployService;
   actions: OperatorActions;
+  holds: Holds;
   runs: RunService;
   images: ImageStore;
   templates: TemplateStore;

@@ -2,7 +2,8 @@ import { BOOT_METHODS } from '../core/boot-method.js';
 import { Type, type Static, type TSchema } from 'typebox';
 import { MACHINE_NAME_PATTERN } from '../core/ids.js';
 import { OPERATOR_ACTIONS } from '../lifecycle/states.js';
-import { STATES } from '../core/states.js';
+import { HOLD_KINDS, RUN_KINDS, STATES } from '../core/states.js';
+import { EXIT_TARGETS } from '../deploy/holds.js';
 import { MainTemplateSchema, SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
 import { DeployMethodSchema, KernelArgsSchema, OsSettingsSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
 import { SCRIPT_MAX_BYTES, SCRIPT_NAME_PATTERN } from '../protocol/agent.js';
@@ -270,7 +271,13 @@ export const ActionBody = Type.Object(
     image: Type.Optional(Type.String({ maxLength: 100, description: 'deploy: image-store name (default: the profile\'s, else deploy.defaultImage)' })),
     imageUrl: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://', description: 'deploy: fetch the image from this mirror instead' })),
     method: Type.Optional(DeployMethodSchema),
-    sshKeys: Type.Optional(Type.Array(Type.String({ minLength: 16, maxLength: 16384, pattern: SSH_KEY_PATTERN }), { maxItems: 100 })),
+    sshKeys: Type.Optional(
+      Type.Array(Type.String({ minLength: 16, maxLength: 16384, pattern: SSH_KEY_PATTERN }), {
+        maxItems: 100,
+        description: 'deploy: keys for the installed OS; boot-installer and rescue: the keys the installer\'s SSH server lets in',
+      }),
+    ),
+    to: Type.Optional(StringEnum(EXIT_TARGETS, { description: 'exit-installer: boot the installed OS (deployed) or go back to the state before (previous, the default)' })),
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
     reuseRun: Type.Optional(Type.String({ maxLength: 64, description: 'deploy again with this run\'s artifacts, byte for byte' })),
     installer: Type.Optional(Type.Object({ kernel: Type.Optional(Type.String({ maxLength: 2048 })), initrd: Type.Optional(Type.String({ maxLength: 2048 })) }, Strict)),
@@ -294,6 +301,23 @@ export const ActionBody = Type.Object(
   Strict,
 );
 export type ActionBodyType = Static<typeof ActionBody>;
+
+export const InstallerAccessSchema = Type.Object(
+  {
+    machine: Type.String(),
+    uuid: Nullable(Type.String()),
+    state: Type.String(),
+    run: Type.String(),
+    kind: Type.String({ enum: [...HOLD_KINDS] }),
+    user: Type.Literal('root'),
+    address: Nullable(Type.String({ description: 'where a client reaches the installer; null until its SSH server reported in' })),
+    port: Nullable(Type.Integer()),
+    hostKeys: Type.Array(Type.String(), { description: 'the SSH host keys the installer generated at this boot' }),
+    knownHosts: Type.Array(Type.String(), { description: 'known_hosts lines pinning those keys at that address and port' }),
+    reportedAt: Nullable(Timestamp),
+  },
+  Strict,
+);
 
 export const EventSchema = Type.Object({
   id: Type.Integer(),
@@ -343,7 +367,7 @@ export const RunSchema = Type.Object(
   {
     id: Type.String(),
     machineId: Type.String(),
-    kind: Type.String({ enum: ['inspect', 'deploy', 'wipe'] }),
+    kind: Type.String({ enum: [...RUN_KINDS] }),
     status: Type.String({ enum: ['pending', 'running', 'succeeded', 'failed', 'aborted'] }),
     steps: Type.Array(RunStep),
     params: Type.Unknown(),

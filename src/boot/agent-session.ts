@@ -24,6 +24,7 @@ import type {
   LogLine,
   NextAnswer,
   ScriptResult,
+  SshReport,
   StepReport,
   StepReportAnswer,
 } from '../protocol/agent.js';
@@ -31,6 +32,7 @@ import { currentAttempt, recordStage } from '../runs/trace.js';
 import type { DeployRuns } from '../deploy/deploy-runs.js';
 import type { ProfileLookup } from '../deploy/service.js';
 import { inspectionScripts, recordScriptResult } from '../runs/scripts.js';
+import type { Holds } from '../deploy/holds.js';
 
 export interface AgentSessionDeps {
   store: Store;
@@ -38,6 +40,7 @@ export interface AgentSessionDeps {
   engine: LifecycleEngine;
   inspection: InspectionService;
   deployRuns: DeployRuns;
+  holds: Holds;
   images: ImageStore;
   config: Pick<Config, 'afterInspection' | 'agent'>;
   /** The machine's profile variables (matched spec variables, pool entry) for its scripts. */
@@ -47,7 +50,7 @@ export interface AgentSessionDeps {
 /** How often the agent says it is alive. */
 export const HEARTBEAT_SECONDS = 15;
 /** States in which the installer has been booted but its agent has not said hello yet. */
-const AWAITING_HELLO = ['inspecting', 'deploying', 'wiping'];
+const AWAITING_HELLO = ['inspecting', 'deploying', 'wiping', 'installer-booting', 'rescue-booting'];
 
 /**
  * One agent's session with the controller, from hello to its run's end, for a caller that
@@ -112,6 +115,9 @@ export class AgentSession {
         return { id: run.id, kind: 'deploy', params: await this.d.deployRuns.agentParams(db, run) };
       case 'wipe':
         return { id: run.id, kind: 'wipe', params: { mode: run.params.wipe === 'full' ? 'full' : 'quick' } };
+      case 'installer':
+      case 'rescue':
+        return { id: run.id, kind: run.kind, params: this.d.holds.agentParams(run) };
     }
   }
 
@@ -190,6 +196,13 @@ export class AgentSession {
       }
       return {};
     });
+  }
+
+  /** The installer's SSH server is up (installer and rescue runs): its port and host keys, kept for clients to pin. */
+  async sshReady(p: RunPrincipal, report: SshReport, seenFrom: string | null): Promise<{ next: AgentNext }> {
+    if (p.kind !== 'installer' && p.kind !== 'rescue') throw new PlinthError('conflict', `run ${p.runId} is a ${p.kind} run; only installer and rescue runs start an SSH server`);
+    await this.within(p, (tx) => this.d.holds.sshReady(tx, p, report, seenFrom));
+    return { next: 'wait' };
   }
 
   /** The image is written: the machine boots its disk from now on. */

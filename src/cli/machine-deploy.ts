@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import type { CommandRegistrar } from './context.js';
 import { collect, oneOf, parsePairs } from './context.js';
-import { UsageError } from './errors.js';
+import { readSshKeyFiles } from './ssh-key-files.js';
 import type { MachineView, RunView } from '../api/client.js';
 import { DEPLOY_METHODS, OS_SETTING_KEYS, OsSettingsSchema, SIZE_HINTS } from '../protocol/deploy.js';
 
@@ -41,17 +40,7 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
       o: { image?: string; imageUrl?: string; method?: string; sshKey: string[]; rootDevice: string[]; kernelArgs?: string; template?: string; reuseRun?: string; reason?: string; json?: boolean } & Record<string, unknown>,
     ) => {
       const method = o.method ? oneOf(o.method, '--method', DEPLOY_METHODS) : undefined;
-      const sshKeys = o.sshKey.flatMap((f) => {
-        let text: string;
-        try {
-          text = readFileSync(f, 'utf8');
-        } catch (e) {
-          throw new UsageError(`--ssh-key: cannot read ${f} (${(e as NodeJS.ErrnoException).code})`);
-        }
-        const keys = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-        if (keys.length === 0) throw new UsageError(`--ssh-key: ${f} holds no public key`);
-        return keys;
-      });
+      const sshKeys = readSshKeyFiles(o.sshKey);
       const os = Object.fromEntries(OS_FLAGS.flatMap((f) => (f.list ? ((o[f.option] as string[]).length ? [[f.key, o[f.option]]] : []) : o[f.option] !== undefined ? [[f.key, o[f.option]]] : [])));
       const hints = Object.fromEntries(Object.entries(parsePairs(o.rootDevice, '--root-device')).map(([k, v]) => [k, HINT_NUMBERS.has(k) ? Number(v) : v]));
       const client = ctx.client();

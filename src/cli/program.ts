@@ -34,6 +34,7 @@ import { registerMachineDeploy } from './machine-deploy.js';
 import { registerMachineRelease } from './machine-release.js';
 import { registerMachineAllocate } from './machine-allocate.js';
 import { registerInstallerUpload } from './installer-upload.js';
+import { registerMachineHold } from './machine-hold.js';
 import { registerImageCommands } from './image.js';
 import { registerTreeCommands } from './tree.js';
 import { registerMachineScript, registerScriptCommands } from './script.js';
@@ -64,6 +65,7 @@ const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[]
       registerMachineRelease,
       registerMachineAllocate,
       registerMachineScript,
+      registerMachineHold,
     ],
   },
   { noun: 'netbox', description: 'NetBox as the source of truth for machines', verbs: [registerNetboxSync] },

@@ -7,6 +7,7 @@ import type { OperatorAction } from '../lifecycle/states.js';
 import { getRun } from '../runs/runs.js';
 import { DEFAULT_SCRIPT_TIMEOUT_SECONDS } from '../runs/scripts.js';
 import type { DeployRequest, DeployService } from './service.js';
+import type { ExitTarget, Holds } from './holds.js';
 
 export type WipeMode = 'none' | 'quick' | 'full';
 
@@ -16,10 +17,14 @@ export interface ActionOptions extends DeployRequest {
   wipe?: WipeMode;
   /** inspect: the scripts to run on the machine instead of the library's. */
   scripts?: { name: string; content: string; timeoutSeconds?: number }[];
+  /** exit-installer: to the installed OS, or back to the state the machine was in. */
+  to?: ExitTarget;
 }
 
 const DEPLOY_ACTIONS: readonly OperatorAction[] = ['deploy', 'redeploy', 'retry'];
-const DEPLOY_FIELDS = ['image', 'imageUrl', 'method', 'sshKeys', 'rootDeviceHints', 'reuseRun', 'installer', 'os', 'kernelArgs', 'template'] as const;
+const DEPLOY_FIELDS = ['image', 'imageUrl', 'method', 'rootDeviceHints', 'reuseRun', 'installer', 'os', 'kernelArgs', 'template'] as const;
+/** Actions that hold the machine in the installer with an SSH server for the given keys. */
+const HOLD_ACTIONS: readonly OperatorAction[] = ['boot-installer', 'rescue'];
 
 /** Options that make no sense for the action are refused, naming the field, before anything is read. */
 function checkOptions(action: OperatorAction, o: ActionOptions): void {
@@ -34,6 +39,10 @@ function checkOptions(action: OperatorAction, o: ActionOptions): void {
       seen.add(sc.name);
     });
   }
+  if (o.sshKeys !== undefined && !DEPLOY_ACTIONS.includes(action) && !HOLD_ACTIONS.includes(action)) {
+    throw validation('sshKeys', `only applies to deploy, redeploy, retry, boot-installer and rescue, not ${action}`);
+  }
+  if (o.to !== undefined && action !== 'exit-installer') throw validation('to', `only applies to exit-installer, not ${action}`);
   if (o.wipe !== undefined) {
     if (action !== 'release' && action !== 'wipe') throw validation('wipe', `only applies to release and wipe, not ${action}`);
     if (action === 'wipe' && o.wipe === 'none') throw validation('wipe', 'a wipe must be quick or full');
@@ -47,12 +56,16 @@ function checkOptions(action: OperatorAction, o: ActionOptions): void {
  * reason an abort records as the run's error).
  */
 export class OperatorActions {
-  constructor(private readonly d: { store: Store; inventory: InventoryService; engine: LifecycleEngine; deploy: DeployService }) {}
+  constructor(private readonly d: { store: Store; inventory: InventoryService; engine: LifecycleEngine; deploy: DeployService; holds: Holds }) {}
 
   async perform(machineKey: string, action: OperatorAction, options: ActionOptions, actor: Actor): Promise<TransitionResult> {
     checkOptions(action, options);
     const m = await this.d.inventory.get(machineKey);
-    const { reason, wipe, scripts, ...deployRequest } = options;
+    const { reason, wipe, scripts, to, ...deployRequest } = options;
+    if (action === 'boot-installer') return this.d.holds.start(m.id, 'installer', options.sshKeys, actor, reason ?? null);
+    if (action === 'rescue') return this.d.holds.start(m.id, 'rescue', options.sshKeys, actor, reason ?? null);
+    if (action === 'exit-installer') return this.d.holds.exit(m.id, 'installer', to, actor, reason ?? null);
+    if (action === 'exit-rescue') return this.d.holds.exit(m.id, 'rescue', undefined, actor, reason ?? null);
     if (action === 'deploy' || action === 'redeploy' || (action === 'retry' && m.state === 'deploy-failed')) {
       const r = await this.d.deploy.start(m.id, action, deployRequest, actor, reason ?? null);
       // A deploy that reuses the current run reports that run.

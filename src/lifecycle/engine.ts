@@ -69,6 +69,9 @@ const RUN_OUTCOME: Partial<Record<string, 'succeeded' | 'failed' | 'aborted'>> =
   'inspect-done': 'succeeded',
   'deploy-done': 'succeeded',
   'wipe-done': 'succeeded',
+  'exit-installer': 'succeeded',
+  'exit-done': 'succeeded',
+  'exit-rescue': 'succeeded',
   fail: 'failed',
   timeout: 'failed',
   abort: 'aborted',
@@ -218,7 +221,8 @@ export class LifecycleEngine {
     if (deadlineMs !== null) changes.state_deadline = iso(new Date(now.getTime() + deadlineMs));
 
     let finishedRunId: string | null = null;
-    const outcome = RUN_OUTCOME[action];
+    // A run ends when its machine leaves its states (leaving the installer for the disk is not yet the end).
+    const outcome = isTransitional(t.to) ? undefined : RUN_OUTCOME[action];
     if (m.currentRunId && (outcome || t.run)) {
       await finishRun(trx, m.currentRunId, outcome ?? 'aborted', at, opts.error ? { code: opts.error.code, message: opts.error.message } : null);
       finishedRunId = m.currentRunId;
@@ -261,6 +265,7 @@ export class LifecycleEngine {
         ...(opts.error ? { error: opts.error } : {}),
         ...(params.wipe !== undefined && (action === 'release' || action === 'wipe') ? { wipe: params.wipe } : {}),
         ...(changes.owner === null ? { owner: m.owner } : {}),
+        ...(params.exitTo !== undefined ? { exitTo: params.exitTo } : {}),
       },
     });
     const machine = await requireMachine(trx, this.store.dialect, m.id);

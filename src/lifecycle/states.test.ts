@@ -74,6 +74,22 @@ describe('transition table', () => {
     ['deploy-failed', 'retire', {}, 'retired'],
     ['wipe-failed', 'retire', {}, 'retired'],
     ['retired', 'unretire', {}, 'enrolled'],
+    ['available', 'boot-installer', {}, 'installer-booting'],
+    ['deployed', 'boot-installer', {}, 'installer-booting'],
+    ['installer-booting', 'installer-started', {}, 'installer'],
+    ['installer', 'exit-installer', { exitTo: 'deployed' }, 'installer-exiting'],
+    ['installer', 'exit-installer', { exitTo: 'available' }, 'available'],
+    ['installer-failed', 'exit-installer', { exitTo: 'deployed' }, 'installer-exiting'],
+    ['installer-failed', 'exit-installer', { exitTo: 'available' }, 'available'],
+    ['installer-exiting', 'exit-done', {}, 'deployed'],
+    ['installer-failed', 'retire', {}, 'retired'],
+    ['available', 'rescue', {}, 'rescue-booting'],
+    ['deployed', 'rescue', {}, 'rescue-booting'],
+    ['rescue-booting', 'installer-started', {}, 'rescue'],
+    ['rescue', 'exit-rescue', { exitTo: 'deployed' }, 'deployed'],
+    ['rescue', 'exit-rescue', { exitTo: 'available' }, 'available'],
+    ['rescue-failed', 'exit-rescue', { exitTo: 'deployed' }, 'deployed'],
+    ['rescue-failed', 'retire', {}, 'retired'],
   ];
   it.each(allowed)('%s --%s %j--> %s', (from, action, params, to) => {
     expect(findTransition(from, action, params)?.to).toBe(to);
@@ -100,6 +116,14 @@ describe('transition table', () => {
     ['deployed', 'abort'],
     ['available', 'retry'],
     ['enrolled', 'unretire'],
+    ['enrolled', 'boot-installer'],
+    ['enrolled', 'rescue'],
+    ['installer', 'exit-rescue'],
+    ['rescue', 'exit-installer'],
+    ['installer-booting', 'exit-installer'],
+    ['installer', 'exit-installer'],
+    ['rescue', 'exit-rescue'],
+    ['installer', 'exit-done'],
   ];
   it.each(forbidden)('%s refuses %s', (from, action) => {
     expect(findTransition(from, action, { wipe: 'quick' })).toBeNull();
@@ -107,7 +131,11 @@ describe('transition table', () => {
 
   it('marks the destructive actions', () => {
     const destructive = new Set(TRANSITIONS.filter((t) => t.destructive).map((t) => t.action));
-    expect([...destructive].sort()).toEqual(['redeploy', 'release', 'retire', 'wipe']);
+    expect([...destructive].sort()).toEqual(['boot-installer', 'redeploy', 'release', 'retire', 'wipe']);
+    // Rescue leaves the disks alone, so a protected machine may be rescued; booting the installer for automation may not.
+    expect(findTransition('deployed', 'rescue')?.destructive).toBeUndefined();
+    expect(findTransition('deployed', 'boot-installer')?.destructive).toBe(true);
+    expect(findTransition('available', 'boot-installer')?.destructive).toBeUndefined();
   });
 
   it('lets only the controller time machines out, and never lets operators report installer progress', () => {
@@ -118,8 +146,11 @@ describe('transition table', () => {
   });
 
   it('lists operator actions allowed from a state', () => {
-    expect(allowedActions('available').sort()).toEqual(['deploy', 'inspect', 'retire', 'wipe']);
-    expect(allowedActions('deployed').sort()).toEqual(['redeploy', 'release']);
+    expect(allowedActions('available').sort()).toEqual(['boot-installer', 'deploy', 'inspect', 'rescue', 'retire', 'wipe']);
+    expect(allowedActions('deployed').sort()).toEqual(['boot-installer', 'redeploy', 'release', 'rescue']);
+    expect(allowedActions('installer').sort()).toEqual(['abort', 'exit-installer']);
+    expect(allowedActions('rescue').sort()).toEqual(['abort', 'exit-rescue']);
+    expect(allowedActions('installer-exiting', 'system').sort()).toEqual(['exit-done', 'fail', 'timeout']);
     expect(allowedActions('inspect-wait').sort()).toEqual(['abort']);
     expect(allowedActions('inspect-wait', 'agent').sort()).toEqual(['fail', 'inspect-done']);
     expect(isTransitional('deploy-wait')).toBe(true);

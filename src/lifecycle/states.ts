@@ -3,7 +3,7 @@
  * machine's provision state is exactly one row of TRANSITIONS; anything else is refused
  * with a 409 that names the current state and the actions allowed from it.
  */
-import type { RunKind, State, TransitionalState } from '../core/states.js';
+import type { HoldReturnState, RunKind, State, TransitionalState } from '../core/states.js';
 
 /** Where a transitional state goes when its work fails or its deadline passes. */
 export const FAILED_STATE: Record<TransitionalState, State> = {
@@ -13,6 +13,11 @@ export const FAILED_STATE: Record<TransitionalState, State> = {
   'deploy-wait': 'deploy-failed',
   wiping: 'wipe-failed',
   'wipe-wait': 'wipe-failed',
+  'installer-booting': 'installer-failed',
+  installer: 'installer-failed',
+  'installer-exiting': 'installer-failed',
+  'rescue-booting': 'rescue-failed',
+  rescue: 'rescue-failed',
 };
 
 /** Where a transitional state is headed when its work succeeds (the machine's `target`). */
@@ -23,6 +28,11 @@ export const TARGET_STATE: Record<TransitionalState, State> = {
   'deploy-wait': 'deployed',
   wiping: 'available',
   'wipe-wait': 'available',
+  'installer-booting': 'installer',
+  installer: 'installer',
+  'installer-exiting': 'deployed',
+  'rescue-booting': 'rescue',
+  rescue: 'rescue',
 };
 
 export const ACTIONS = [
@@ -36,17 +46,36 @@ export const ACTIONS = [
   'unretire',
   'retry',
   'abort',
+  'boot-installer',
+  'exit-installer',
+  'rescue',
+  'exit-rescue',
   // actions of the controller and the installer
   'installer-started',
   'inspect-done',
   'deploy-done',
   'wipe-done',
+  'exit-done',
   'fail',
   'timeout',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
-export const OPERATOR_ACTIONS = ['inspect', 'deploy', 'redeploy', 'release', 'wipe', 'retire', 'unretire', 'retry', 'abort'] as const;
+export const OPERATOR_ACTIONS = [
+  'inspect',
+  'deploy',
+  'redeploy',
+  'release',
+  'wipe',
+  'retire',
+  'unretire',
+  'retry',
+  'abort',
+  'boot-installer',
+  'exit-installer',
+  'rescue',
+  'exit-rescue',
+] as const;
 export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
 
 /** Who may ask for a transition. `system` is the controller itself (sweeper, boot service, matching). */
@@ -70,7 +99,12 @@ export interface Transition {
 
 export interface TransitionParams {
   wipe?: 'none' | 'quick' | 'full';
+  /** Leaving the installer or rescue: the state the machine goes back to (resolved from `previous` by the caller). */
+  exitTo?: HoldReturnState;
 }
+
+const toDeployed = (p: TransitionParams) => p.exitTo === 'deployed';
+const toAvailable = (p: TransitionParams) => p.exitTo === 'available';
 
 const OP = ['operator'] as const;
 const OP_OR_SYSTEM = ['operator', 'system'] as const;
@@ -122,12 +156,48 @@ export const TRANSITIONS: readonly Transition[] = [
   { action: 'retry', from: 'wipe-failed', to: 'wiping', by: OP, run: 'wipe', why: 'try erasing again' },
   { action: 'abort', from: 'wipe-failed', to: 'enrolled', by: OP, why: 'give up the wipe; the machine must be inspected (and wiped) before it is handed out again' },
 
+  // --- the installer held for external automation (an Ansible playbook installs the OS over SSH)
+  { action: 'boot-installer', from: 'available', to: 'installer-booting', by: OP, run: 'installer', why: 'boot the installer with an SSH server for automation that installs the OS itself' },
+  { action: 'boot-installer', from: 'deployed', to: 'installer-booting', by: OP, destructive: true, run: 'installer', why: 'reinstall a running machine from outside (the automation may overwrite its disk)' },
+  { action: 'installer-started', from: 'installer-booting', to: 'installer', by: INSTALLER, why: 'the installer booted and its agent said hello; held there until the automation is done' },
+  { action: 'fail', from: 'installer-booting', to: 'installer-failed', by: INSTALLER, why: 'powering on, booting the installer or starting its SSH server failed' },
+  { action: 'fail', from: 'installer', to: 'installer-failed', by: INSTALLER, why: 'the installer reported an error while held' },
+  { action: 'fail', from: 'installer-exiting', to: 'installer-failed', by: INSTALLER, why: 'switching the machine to its disk failed' },
+  { action: 'timeout', from: 'installer-booting', to: 'installer-failed', by: SYSTEM, why: 'the agent never said hello before the deadline' },
+  { action: 'timeout', from: 'installer', to: 'installer-failed', by: SYSTEM, why: 'the automation did not exit the installer before the hold ran out' },
+  { action: 'timeout', from: 'installer-exiting', to: 'installer-failed', by: SYSTEM, why: 'the machine did not come up from its disk before the deadline' },
+  { action: 'abort', from: 'installer-booting', to: 'installer-failed', by: OP, why: 'the operator stops a boot into the installer' },
+  { action: 'abort', from: 'installer', to: 'installer-failed', by: OP, why: 'the operator ends the hold without saying where the machine goes (exit-installer says it)' },
+  { action: 'abort', from: 'installer-exiting', to: 'installer-failed', by: OP, why: 'the operator stops waiting for the installed OS' },
+  { action: 'exit-installer', from: 'installer', to: 'installer-exiting', by: OP, when: toDeployed, why: 'the automation installed an OS: boot it from disk' },
+  { action: 'exit-installer', from: 'installer', to: 'available', by: OP, when: toAvailable, why: 'back to available; nothing installed is kept in use' },
+  { action: 'exit-installer', from: 'installer-failed', to: 'installer-exiting', by: OP, when: toDeployed, why: 'the OS is installed even though the hold failed: boot it from disk' },
+  { action: 'exit-installer', from: 'installer-failed', to: 'available', by: OP, when: toAvailable, why: 'give up; the machine is handed out again (the next deploy overwrites its disk)' },
+  { action: 'exit-done', from: 'installer-exiting', to: 'deployed', by: SYSTEM, why: 'the machine was switched to its disk and reset into the installed OS' },
+
+  // --- rescue: the installer with an SSH server, the disks left alone
+  { action: 'rescue', from: 'available', to: 'rescue-booting', by: OP, run: 'rescue', why: 'boot the installer to look at or repair the disks by hand' },
+  { action: 'rescue', from: 'deployed', to: 'rescue-booting', by: OP, run: 'rescue', why: 'boot the installer to repair an installed OS that does not come up' },
+  { action: 'installer-started', from: 'rescue-booting', to: 'rescue', by: INSTALLER, why: 'the rescue system booted; held there until the operator exits' },
+  { action: 'fail', from: 'rescue-booting', to: 'rescue-failed', by: INSTALLER, why: 'powering on, booting the installer or starting its SSH server failed' },
+  { action: 'fail', from: 'rescue', to: 'rescue-failed', by: INSTALLER, why: 'the rescue system reported an error' },
+  { action: 'timeout', from: 'rescue-booting', to: 'rescue-failed', by: SYSTEM, why: 'the agent never said hello before the deadline' },
+  { action: 'timeout', from: 'rescue', to: 'rescue-failed', by: SYSTEM, why: 'the rescue hold ran out' },
+  { action: 'abort', from: 'rescue-booting', to: 'rescue-failed', by: OP, why: 'the operator stops a boot into rescue' },
+  { action: 'abort', from: 'rescue', to: 'rescue-failed', by: OP, why: 'the operator ends the rescue without saying where the machine goes (exit-rescue says it)' },
+  { action: 'exit-rescue', from: 'rescue', to: 'deployed', by: OP, when: toDeployed, why: 'back to the installed OS, its disk untouched' },
+  { action: 'exit-rescue', from: 'rescue', to: 'available', by: OP, when: toAvailable, why: 'back to available, powered off' },
+  { action: 'exit-rescue', from: 'rescue-failed', to: 'deployed', by: OP, when: toDeployed, why: 'back to the installed OS after a failed rescue' },
+  { action: 'exit-rescue', from: 'rescue-failed', to: 'available', by: OP, when: toAvailable, why: 'back to available after a failed rescue' },
+
   // --- retirement
   { action: 'retire', from: 'enrolled', to: 'retired', by: OP, destructive: true, why: 'keep the record, never boot it again' },
   { action: 'retire', from: 'available', to: 'retired', by: OP, destructive: true, why: 'keep the record, never boot it again' },
   { action: 'retire', from: 'inspect-failed', to: 'retired', by: OP, destructive: true, why: 'a machine that cannot be inspected is taken out of service' },
   { action: 'retire', from: 'deploy-failed', to: 'retired', by: OP, destructive: true, why: 'a machine that cannot be deployed is taken out of service' },
   { action: 'retire', from: 'wipe-failed', to: 'retired', by: OP, destructive: true, why: 'a machine whose disks cannot be erased is taken out of service' },
+  { action: 'retire', from: 'installer-failed', to: 'retired', by: OP, destructive: true, why: 'a machine that cannot be installed from outside is taken out of service' },
+  { action: 'retire', from: 'rescue-failed', to: 'retired', by: OP, destructive: true, why: 'a machine that cannot be rescued is taken out of service' },
   { action: 'unretire', from: 'retired', to: 'enrolled', by: OP, why: 'back into service; it is inspected again before use' },
 ];
 

@@ -16,10 +16,15 @@ import { isTransitional } from '../core/states.js';
 import { hasAnyIdentity } from '../inventory/identity.js';
 import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, type JobSpec, type ProviderJob } from './jobs.js';
 import { executeJob, JobStepError } from './execute.js';
+import { updateStep } from '../runs/runs.js';
 import { healthOfOutcome, setApplianceHealth } from './appliance-health.js';
 
 export const POWER_ACTOR: Actor = { kind: 'system', name: 'power' };
-const FAILED_STATES = new Set(['inspect-failed', 'deploy-failed', 'wipe-failed']);
+const FAILED_STATES = new Set(['inspect-failed', 'deploy-failed', 'wipe-failed', 'installer-failed', 'rescue-failed']);
+/** States a machine leaves for `available` with something running on it, to be switched off. */
+const LEFT_RUNNING = new Set(['deployed', 'installer', 'installer-failed', 'rescue', 'rescue-failed']);
+/** A machine leaving the installer or rescue for its installed OS: boot the disk from now on, and reset it. */
+const bootDisk = (m: Machine): JobSpec => ({ kind: 'boot', ref: m.provider.ref ?? '', device: 'disk', persistent: true, then: 'reboot' });
 
 /**
  * The two things power needs from the appliances: which site runs an appliance (to queue its
@@ -114,7 +119,11 @@ export class PowerService {
             { kind: 'boot', ref, device: 'uefi-http', persistent: false, mode: 'uefi', url: this.d.httpBootUrl ?? '', then: 'reboot' }
           : { kind: 'boot', ref, device: 'pxe', persistent: false, ...(mode ? { mode } : {}), then: 'reboot' };
       runId = r.run.id;
-    } else if (FAILED_STATES.has(m.state) || m.state === 'retired' || (m.state === 'available' && r.from === 'deployed')) {
+    } else if (m.state === 'installer-exiting' || (m.state === 'deployed' && (r.from === 'rescue' || r.from === 'rescue-failed'))) {
+      expected = 'on';
+      spec = bootDisk(m);
+      runId = m.currentRunId;
+    } else if (FAILED_STATES.has(m.state) || m.state === 'retired' || (m.state === 'available' && LEFT_RUNNING.has(r.from))) {
       expected = 'off';
       spec = { kind: 'power', ref: m.provider.ref ?? '', target: 'off' };
     } else if (m.state === 'available' || m.state === 'enrolled') {
@@ -145,7 +154,8 @@ export class PowerService {
     }
     if (spec?.kind === 'boot' && type === 'manual') {
       // A manual appliance switches nothing: ask the operator, and wait (the state's deadline still applies).
-      await this.note(trx, m, 'operator-action-required', `power on machine ${m.name} and make it boot from the network (PXE)`, { run: runId });
+      const what = spec.device === 'disk' ? `reset machine ${m.name} and make it boot from its disk` : `power on machine ${m.name} and make it boot from the network (PXE)`;
+      await this.note(trx, m, 'operator-action-required', what, { run: runId });
       return;
     }
     if (spec && m.provider.applianceId && type !== 'manual') {
@@ -372,6 +382,7 @@ export class PowerService {
     });
     if (!finished) return false;
     if (finished.job && finished.job.status !== 'succeeded') await this.onJobFailed(finished.job);
+    else if (finished.job) await this.onJobSucceeded(finished.job);
     return true;
   }
 
@@ -456,6 +467,23 @@ export class PowerService {
     const action = job.spec.kind === 'eject' ? (job.status === 'succeeded' ? 'virtual-media-ejected' : 'virtual-media-eject-failed') : 'virtual-media-inserted';
     const details = { job: job.id, ...(job.spec.kind === 'boot' ? { image: job.spec.media } : {}) };
     await recordEvent(db, { machineId: job.machineId, at: iso(this.d.clock.now()), actor: actorLabel(POWER_ACTOR), action, fromState: m.state, toState: m.state, reason: job.status === 'succeeded' ? null : (job.error?.message ?? null), details });
+  }
+
+  /** A machine leaving the installer was switched to its disk and reset: it runs its installed OS. */
+  private async onJobSucceeded(job: ProviderJob): Promise<void> {
+    if (!job.machineId || job.spec.kind !== 'boot' || job.spec.device !== 'disk') return;
+    try {
+      await this.d.engine.tryAct(job.machineId, 'exit-done', {
+        actor: POWER_ACTOR,
+        reason: 'switched to its disk and reset into the installed OS',
+        guard: (m) => m.state === 'installer-exiting' && m.currentRunId === job.runId && !m.maintenance,
+        alsoInTransaction: async (trx) => {
+          if (job.runId) await updateStep(trx, job.runId, 'exit', 'succeeded', iso(this.d.clock.now()), 'booted the installed OS from disk');
+        },
+      });
+    } catch (e) {
+      this.d.log.warn({ err: e, job: job.id }, 'could not finish leaving the installer after the switch to disk');
+    }
   }
 
   /** A failed job of a machine's run fails the machine (after the job's own commit). */

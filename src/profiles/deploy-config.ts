@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import Value from 'typebox/value';
+import { SSH_PUBLIC_KEY_PATTERN } from '../protocol/agent.js';
 import { DeployMethodSchema, KernelArgsSchema, OsSettingsSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
 import { TEMPLATE_NAME_MAX_LENGTH, TEMPLATE_NAME_PATTERN } from '../templates/kinds.js';
 
@@ -9,8 +10,8 @@ import { TEMPLATE_NAME_MAX_LENGTH, TEMPLATE_NAME_PATTERN } from '../templates/ki
  * refused, so a misspelt field is an error rather than silently ignored).
  */
 const Strict = { additionalProperties: false } as const;
-/** One OpenSSH public key line, as deploy requests accept them. */
-export const SSH_KEY_PATTERN = '^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$';
+/** One OpenSSH public key line, as deploy requests accept them (the protocol's definition). */
+export const SSH_KEY_PATTERN = SSH_PUBLIC_KEY_PATTERN;
 
 /**
  * The template rendered in place of the deploy method's main one (cloud-init `user-data` for

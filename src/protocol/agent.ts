@@ -16,6 +16,7 @@ import { KernelArgsSchema, RootDeviceHintsSchema } from './deploy.js';
  *   POST /agent/v1/log           LogBatch           → LogAnswer
  *   POST /agent/v1/boot-local    {}                 → BootLocalAnswer (deploy, after the last step)
  *   POST /agent/v1/fail          FailReport         → HeartbeatAnswer
+ *   POST /agent/v1/ssh           SshReport          → SshAnswer      (installer and rescue runs)
  *   POST /agent/v1/installed     InstalledReport    → InstalledAnswer
  *
  * Deploy steps, in order: select-disk, write-image, grow-root, configure; then boot-local and
@@ -125,10 +126,27 @@ export const WIPE_MODES = ['quick', 'full'] as const;
 export const WipeParamsSchema = Type.Object({ mode: Type.Enum(WIPE_MODES) }, Strict);
 export type WipeParams = Static<typeof WipeParamsSchema>;
 
-const Run = <K extends string, P extends typeof InspectParamsSchema | typeof DeployParamsSchema | typeof WipeParamsSchema>(kind: K, params: P) =>
+/** One OpenSSH public key line (`type base64 [comment]`). */
+export const SSH_PUBLIC_KEY_PATTERN = '^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$';
+export const SshPublicKeySchema = Type.String({ minLength: 16, maxLength: 16_384, pattern: SSH_PUBLIC_KEY_PATTERN });
+
+/**
+ * An installer or rescue run: the agent starts an SSH server that accepts only these keys
+ * (the run's own, handed over here and nowhere else), reports its host keys, and waits.
+ */
+export const HoldParamsSchema = Type.Object({ authorizedKeys: Type.Array(SshPublicKeySchema, { minItems: 1, maxItems: 100 }) }, Strict);
+export type HoldParams = Static<typeof HoldParamsSchema>;
+
+const Run = <K extends string, P extends typeof InspectParamsSchema | typeof DeployParamsSchema | typeof WipeParamsSchema | typeof HoldParamsSchema>(kind: K, params: P) =>
   Type.Object({ id: Type.String(), kind: Type.Literal(kind), params }, Strict);
 /** The run the agent is to do, with the parameters of its kind. */
-export const AgentRunSchema = Type.Union([Run('inspect', InspectParamsSchema), Run('deploy', DeployParamsSchema), Run('wipe', WipeParamsSchema)]);
+export const AgentRunSchema = Type.Union([
+  Run('inspect', InspectParamsSchema),
+  Run('deploy', DeployParamsSchema),
+  Run('wipe', WipeParamsSchema),
+  Run('installer', HoldParamsSchema),
+  Run('rescue', HoldParamsSchema),
+]);
 export type AgentRun = Static<typeof AgentRunSchema>;
 
 export const HelloResponseSchema = Type.Object(
@@ -201,6 +219,21 @@ export const FailReportSchema = Type.Object(
   Strict,
 );
 export type FailReport = Static<typeof FailReportSchema>;
+
+/**
+ * The installer's SSH server is up: the port it listens on, its host keys (generated at this
+ * boot), and the addresses the installer has. Clients pin the host keys (known_hosts).
+ */
+export const SshReportSchema = Type.Object(
+  {
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    hostKeys: Type.Array(SshPublicKeySchema, { minItems: 1, maxItems: 8 }),
+    addresses: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })),
+  },
+  Strict,
+);
+export type SshReport = Static<typeof SshReportSchema>;
+export const SshAnswerSchema = Type.Object({ next: AgentNextSchema });
 
 /** The installed OS (or a native installer's last step) reports in with its deploy's callback secret. */
 export const InstalledReportSchema = Type.Object(

@@ -22,4 +22,7 @@ export const PLANNED_STEPS: Record<RunKind, readonly string[]> = {
   inspect: [...STEPS_DONE_AT_HELLO, 'report-facts', 'match-profile'],
   deploy: ['prepare', ...STEPS_DONE_AT_HELLO, ...DEPLOY_STEPS, 'reboot', 'first-boot'],
   wipe: [...STEPS_DONE_AT_HELLO, ...WIPE_STEPS, 'power-off'],
+  // Held in the installer: the SSH server started, the hold, and the way out (to the disk or powered off).
+  installer: [...STEPS_DONE_AT_HELLO, 'ssh-server', 'hold', 'exit'],
+  rescue: [...STEPS_DONE_AT_HELLO, 'ssh-server', 'hold', 'exit'],
 };

@@ -129,6 +129,11 @@ export async function finishRun(
   });
 }
 
+/** Replaces a run's parameters (what its machine reported while the run holds it, e.g. an SSH endpoint). */
+export async function setRunParams(db: Db, runId: string, params: Record<string, unknown>): Promise<void> {
+  await db.updateTable('runs').set({ params: JSON.stringify(params) }).where('id', '=', runId).execute();
+}
+
 export async function getRun(db: Db, id: string): Promise<Run> {
   const row = await db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row) throw new PlinthError('not_found', `run '${id}' not found`, { details: { run: id } });

@@ -20,6 +20,8 @@ import {
   LogAnswerSchema,
   LogBatchSchema,
   NextAnswerSchema,
+  SshAnswerSchema,
+  SshReportSchema,
   StepParamsSchema,
   ScriptParamsSchema,
   ScriptResultSchema,
@@ -110,6 +112,7 @@ export function agentRoutes(deps: AgentApiDeps) {
         req.body ??= {};
       },
     });
+    report('/agent/v1/ssh', "The installer's SSH server is up: its port and host keys (installer and rescue runs)", SshReportSchema, SshAnswerSchema, (p, body, req) => session.sshReady(p, body, req.ip ?? null));
     report('/agent/v1/fail', 'The agent gives up: the machine goes to its *-failed state with this error', FailReportSchema, HeartbeatAnswerSchema, (p, body) => session.fail(p, body));
 
     app.get(

@@ -22,6 +22,7 @@ import {
   PageQuery,
   RunSchema,
   BootAttemptSchema,
+  InstallerAccessSchema,
 } from '../schemas.js';
 import { allowedActions } from '../../lifecycle/states.js';
 import type { Machine } from '../../inventory/machine.js';
@@ -191,6 +192,19 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
       req.log.info({ machine: r.machine.name, action, from: r.from, to: r.machine.state, by: req.principal?.name }, 'transition');
       return { machine: presentMachine(r.machine), run: r.run };
     },
+  );
+
+  app.get(
+    '/api/v1/machines/:machine/installer',
+    {
+      schema: {
+        tags: ['machines'],
+        summary: 'How to reach a machine held in the installer or rescue over SSH: address, port, host keys, known_hosts lines',
+        params: MachineParams,
+        response: { 200: InstallerAccessSchema, ...errors },
+      },
+    },
+    async (req) => s.holds.access(req.params.machine),
   );
 
   app.get(
