@@ -168,6 +168,7 @@ export async function updateStep(
     step = { name: stepName, status: 'pending', startedAt: null, finishedAt: null, message: null };
     run.steps.push(step);
   }
+  const was = step.status;
   if (status === 'running' && !step.startedAt) step.startedAt = now;
   if (status === 'succeeded' || status === 'failed' || status === 'skipped') {
     step.startedAt ??= now;
@@ -185,6 +186,12 @@ export async function updateStep(
     })
     .where('id', '=', runId)
     .execute();
+  if (run.status === 'pending') {
+    await appendEvent(db, { type: 'run.running', machineId: run.machineId, at: now, actor: 'system', action: 'running', reason: null, details: { run: runId, kind: run.kind } });
+  }
+  if (was !== status) {
+    await appendEvent(db, { type: 'run.step', machineId: run.machineId, at: now, actor: 'system', action: status, reason: message, details: { run: runId, kind: run.kind, step: stepName, status } });
+  }
   return { ...run, startedAt, status: run.status === 'pending' ? 'running' : run.status };
 }
 

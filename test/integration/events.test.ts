@@ -122,9 +122,16 @@ describe.each(backends)('event log on $name', (backend) => {
     const { run } = (await t.api('POST', '/api/v1/machines/ev-run/actions/inspect', {})).json();
     const agent = { kind: 'agent' as const, name: 'installer' };
     await t.controller.services.engine.act('ev-run', 'installer-started', { actor: agent, runId: run.id });
+    const { updateStep } = await import('../../src/runs/runs.js');
+    await updateStep(t.controller.services.store.db, run.id, 'agent-hello', 'succeeded', new Date().toISOString());
+    await updateStep(t.controller.services.store.db, run.id, 'agent-hello', 'succeeded', new Date().toISOString());
     await t.controller.services.engine.act('ev-run', 'inspect-done', { actor: agent, runId: run.id });
     const runs = (await log(`?after=${after}&type=run.`)).items;
-    expect(runs.map((e) => [e.type, e.details?.run, e.details?.kind])).toEqual([['run.succeeded', run.id, 'inspect']]);
+    expect(runs.map((e) => [e.type, e.details?.run, e.details?.step ?? null])).toEqual([
+      ['run.running', run.id, null],
+      ['run.step', run.id, 'agent-hello'],
+      ['run.succeeded', run.id, null],
+    ]);
     const { Readable } = await import('node:stream');
     await t.controller.services.images.upload({ name: 'ev-image', kind: 'disk', body: Readable.from([Buffer.alloc(1024, 1)]) });
     await t.controller.services.images.delete('ev-image');
