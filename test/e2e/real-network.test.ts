@@ -150,4 +150,35 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     expect(names).toContain('kernel');
     expect(names.slice(-2)).toEqual(['agent-hello', 'facts']);
   }, 900_000);
+
+  it('3. OVMF native UEFI HTTP boot (no iPXE ROM), Plinth a proxy: the firmware fetches ipxe.efi over HTTP, iPXE the script', async () => {
+    await siteDhcp(true);
+    await serveWith(['--dhcp', 'proxy']);
+    const mac = '52:54:00:e2:10:03';
+    const { machine, stages, names, addresses, poweredOn } = await boot({
+      name: 'vm-httpboot',
+      firmware: 'uefi',
+      smbios: { serial: 'NET-HTTP-3', uuid: '5c0e0003-0000-4000-8000-00000000e203' },
+      // romfile= (empty): the NIC has no iPXE ROM, OVMF boots from it with its own HTTP Boot.
+      nic: { mac, tap: 'tap0', romfile: '' },
+      // OVMF tries PXE and IPv6 first, tens of seconds each under TCG with no one answering.
+      extraArgs: ['-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6Support,string=n'],
+    });
+    expect(machine.state).toBe('available');
+    expect(machine.identity.serial).toBe('NET-HTTP-3');
+    expect(machine.facts?.firmware.bootMode).toBe('uefi');
+    expect(addresses[0]).toMatch(SITE_RANGE);
+    expect(names[0], JSON.stringify(stages)).toBe('dhcp');
+    const dhcp = stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail);
+    // The firmware's own DHCP: Plinth's proxy answers the HTTP Boot client with the URL of
+    // ipxe.efi; then iPXE's, answered with the script.
+    expect(dhcp[0], JSON.stringify(dhcp)).toMatchObject({ mac, client: 'http-boot', bootFile: `http://10.78.0.1:${PORT}/boot/ipxe.efi` });
+    expect(dhcp.find((d) => d.client === 'ipxe' && d.bootFile), JSON.stringify(dhcp)).toMatchObject({ bootFile: SCRIPT_URL });
+    expect(names.filter((s) => s !== 'dhcp').slice(0, 2)).toEqual(['chain-script', 'machine-script']);
+    expect(names).toContain('kernel');
+    expect(names.slice(-2)).toEqual(['agent-hello', 'facts']);
+    const hello = stages.find((s) => s.stage === 'agent-hello')!;
+    // The README's figure: power-on to the agent's hello, UEFI HTTP boot under TCG.
+    console.log(`figure: UEFI HTTP boot, power-on -> agent hello: ${((new Date(hello.at).getTime() - poweredOn) / 1000).toFixed(0)} s`);
+  }, 900_000);
 });
