@@ -34,7 +34,8 @@ import { AgentSession } from './boot/agent-session.js';
 import { DeployRuns } from './deploy/deploy-runs.js';
 import { existsSync } from 'node:fs';
 import { TftpServer } from './boot/tftp.js';
-import { DhcpService, interfaceAddress, type DhcpServiceOptions } from './dhcp/service.js';
+import { DhcpService, interfaceAddress, interfaceNetmask, type DhcpServiceOptions } from './dhcp/service.js';
+import { bootNetwork, type BootNetwork } from './inventory/boot-address.js';
 import { hostname } from 'node:os';
 import { SecretBox } from './auth/secrets.js';
 import { ApplianceService } from './appliances/service.js';
@@ -148,6 +149,17 @@ export function databaseUrl(config: Config): string {
   return config.databaseUrl || join(config.dataDir, 'plinth.sqlite');
 }
 
+/**
+ * The subnet boot addresses are fixed in (dhcp.mode full): dhcp.range's, with its netmask, or
+ * the interface's as dnsmasq would take it; null when Plinth hands out no addresses.
+ */
+function provisioningNetwork(config: Config, serverAddress: string): BootNetwork | null {
+  if (config.dhcp.mode !== 'full') return null;
+  const [first, , netmask] = config.dhcp.range.split(',');
+  const mask = netmask || interfaceNetmask(config.dhcp.interface);
+  return first && mask ? bootNetwork(first, mask, serverAddress) : null;
+}
+
 export async function createController(config: Config, opts: ControllerOptions = {}): Promise<Controller> {
   const log = opts.logger ?? createLogger(config.logLevel);
   // Checked before anything is opened: a bad path or a half-set boot listener stops here.
@@ -161,7 +173,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   const clock = opts.clock ?? systemClock;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const store = await Store.open({ url: databaseUrl(config) });
-  const inventory = new InventoryService(store, clock);
+  const inventory = new InventoryService(store, clock, { bootNetwork: dhcpAddress === null ? null : provisioningNetwork(config, dhcpAddress) });
   const tokens = new TokenService(store, clock);
   const engine = new LifecycleEngine({
     store,
@@ -328,6 +340,8 @@ export async function createController(config: Config, opts: ControllerOptions =
         });
   if (dhcp) {
     boot.onAttemptStarted((trx, a) => dhcp.trace.adoptPending(trx, a));
+    // A changed boot address or MAC reaches dnsmasq now, not at the next periodic sync.
+    inventory.onUpdated(() => void dhcp.syncHosts());
     if (!config.tftp.enabled) log.warn('dhcp.mode is on but tftp.enabled is false: PXE ROMs are sent to a TFTP server that does not answer (iPXE and HTTP boot clients are fine)');
   }
   let bootServer: Server | null = null;

@@ -123,6 +123,9 @@ export const MachinePatch = Type.Object(
     protected: Type.Optional(Type.Boolean()),
     provider: Type.Optional(ProviderRef),
     bootMethod: Type.Optional(BootMethodInput),
+    bootAddress: Type.Optional(
+      Nullable(Type.String({ maxLength: 64, description: "fixed IPv4 address Plinth's DHCP server (dhcp.mode full) gives the machine, in dhcp.range's subnet, unique; null clears it" })),
+    ),
   },
   { ...Strict, minProperties: 1 },
 );
@@ -193,6 +196,7 @@ export const MachineSchema = Type.Object(
       address: Nullable(Type.String({ description: 'where to reach the installed OS (SSH)' })),
       deployedAt: Nullable(Timestamp),
     }),
+    bootAddress: Nullable(Type.String({ description: "the fixed IPv4 address Plinth's DHCP server gives this machine's MACs (dhcp.mode full)" })),
     createdAt: Timestamp,
     updatedAt: Timestamp,
     version: Type.Integer(),

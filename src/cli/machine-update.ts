@@ -15,13 +15,14 @@ type UpdateFlags = IdentityFlags & {
   reason?: string;
   protected?: string;
   bootMethod?: string;
+  bootAddress?: string | false;
   json?: boolean;
 };
 
 export const registerMachineUpdate: CommandRegistrar = (machine, ctx) => {
   const cmd = machine
     .command('update')
-    .description('change a machine: name, identity, tags, owner, maintenance, protection, boot method')
+    .description('change a machine: name, identity, tags, owner, maintenance, protection, boot method, boot address')
     .argument('<machine>', 'name or id')
     .option('--rename <name>', 'new name');
   withIdentityOptions(cmd, 'MAC address; replaces the list (repeatable)')
@@ -33,6 +34,8 @@ export const registerMachineUpdate: CommandRegistrar = (machine, ctx) => {
     .option('--reason <text>', 'why (with --maintenance on)')
     .option('--protected <on|off>', 'refuse destructive actions')
     .option('--boot-method <method>', "how the lifecycle boots it into the installer: pxe, http, vmedia, or 'appliance' for its appliance's")
+    .option('--boot-address <ipv4>', "fixed address Plinth's DHCP server gives the machine (dhcp.mode full)")
+    .option('--no-boot-address', 'clear the fixed address')
     .option('--json', 'print JSON')
     .action(async (key: string, o: UpdateFlags) => {
       const patch: MachinePatchBody = {};
@@ -51,6 +54,9 @@ export const registerMachineUpdate: CommandRegistrar = (machine, ctx) => {
       const prot = onOff(o.protected, '--protected');
       if (prot !== undefined) patch.protected = prot;
       if (o.bootMethod !== undefined) patch.bootMethod = o.bootMethod === 'appliance' ? null : oneOf(o.bootMethod, '--boot-method', BOOT_METHODS);
+      // commander sets bootAddress=false for --no-boot-address.
+      if (o.bootAddress === false) patch.bootAddress = null;
+      else if (typeof o.bootAddress === 'string') patch.bootAddress = o.bootAddress;
       if (Object.keys(patch).length === 0) throw new UsageError('nothing to change: give at least one option (see plinth machine update --help)');
       const m = await ctx.client().updateMachine(key, patch);
       if (o.json) ctx.out.json(m);

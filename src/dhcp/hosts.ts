@@ -8,28 +8,32 @@ const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
  * dnsmasq's `dhcp-hostsdir`: one file per known machine, `MAC,NAME` per MAC, so that DHCP
- * gives known machines their Plinth name (fixed addresses are not modelled yet). Files are
+ * gives known machines their Plinth name; a machine with a boot address (given only when
+ * Plinth serves addresses, dhcp.mode full) gets one line `MAC1,MAC2,…,ADDRESS,NAME`, its MACs
+ * sharing that address (dnsmasq gives it to whichever asks: firmware, installer). Files are
  * replaced atomically (temporary file + rename), which dnsmasq notices without a restart;
  * dnsmasq only ever adds host records that way, so when a file is removed or loses lines the
  * caller sends dnsmasq SIGHUP (`sync` says so).
  */
-export function hostsFileContent(name: string, macs: string[]): string {
+export function hostsFileContent(name: string, macs: string[], address: string | null = null): string {
   const label = name.toLowerCase();
-  return macs
-    .slice()
-    .sort()
-    .map((mac) => (HOSTNAME.test(label) ? `${mac},${label}` : mac))
+  const sorted = macs.slice().sort();
+  const named = (fields: string[]) => (HOSTNAME.test(label) ? [...fields, label] : fields).join(',');
+  if (address && sorted.length) return `${named([...sorted, address])}\n`;
+  return sorted
+    .map((mac) => named([mac]))
     .join('\n')
-    .concat(macs.length ? '\n' : '');
+    .concat(sorted.length ? '\n' : '');
 }
 
-export async function syncHostsDir(store: Store, dir: string): Promise<{ written: number; removed: number; reloadNeeded: boolean }> {
+/** `addresses`: write the machines' boot addresses (only Plinth's own DHCP server, in full mode, hands addresses out). */
+export async function syncHostsDir(store: Store, dir: string, opts: { addresses: boolean }): Promise<{ written: number; removed: number; reloadNeeded: boolean }> {
   // dnsmasq reads it after dropping to its unprivileged user (Debian: nobody).
   await mkdir(dir, { recursive: true, mode: 0o755 });
-  const rows = await store.db.selectFrom('machines').innerJoin('machine_macs', 'machine_macs.machine_id', 'machines.id').select(['machines.id', 'machines.name', 'machine_macs.mac']).execute();
-  const wanted = new Map<string, { name: string; macs: string[] }>();
+  const rows = await store.db.selectFrom('machines').innerJoin('machine_macs', 'machine_macs.machine_id', 'machines.id').select(['machines.id', 'machines.name', 'machines.boot_address', 'machine_macs.mac']).execute();
+  const wanted = new Map<string, { name: string; address: string | null; macs: string[] }>();
   for (const r of rows) {
-    const m = wanted.get(r.id) ?? { name: r.name, macs: [] };
+    const m = wanted.get(r.id) ?? { name: r.name, address: opts.addresses ? r.boot_address : null, macs: [] };
     m.macs.push(r.mac);
     wanted.set(r.id, m);
   }
@@ -39,7 +43,7 @@ export async function syncHostsDir(store: Store, dir: string): Promise<{ written
   const present = new Set((await readdir(dir)).filter((f) => f.endsWith('.hosts')));
   for (const [id, m] of wanted) {
     const file = `${id}.hosts`;
-    const content = hostsFileContent(m.name, m.macs);
+    const content = hostsFileContent(m.name, m.macs, m.address);
     const old = present.has(file) ? await readFile(join(dir, file), 'utf8').catch(() => null) : null;
     present.delete(file);
     if (old === content) continue;

@@ -27,6 +27,11 @@ export interface DhcpServiceOptions {
   onEvent?: (e: DhcpEvent, outcome: 'recorded' | 'pending' | 'failed') => void;
 }
 
+/** The netmask of an interface's first IPv4 address, or null when this namespace has no such interface. */
+export function interfaceNetmask(name: string): string | null {
+  return networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.netmask ?? null;
+}
+
 /**
  * Plinth's address on an interface of this network namespace, of the family DHCP is served in:
  * the first IPv4 address, or the first IPv6 address that is not link-local (a link-local one
@@ -68,6 +73,7 @@ export class DhcpService {
   private supervisor: Supervisor | null = null;
   private hostsTimer: NodeJS.Timeout | null = null;
   private queue: Promise<void> = Promise.resolve();
+  private hostsSync: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: DhcpServiceOptions) {
     this.trace = new DhcpTrace({ store: o.store, clock: o.clock });
@@ -104,10 +110,15 @@ export class DhcpService {
     return { serverAddress, confFile };
   }
 
-  /** Brings the hosts directory in step with the inventory; SIGHUP when dnsmasq must forget entries. */
-  async syncHosts(): Promise<void> {
+  /** Brings the hosts directory in step with the inventory; SIGHUP when dnsmasq must forget entries. One at a time. */
+  syncHosts(): Promise<void> {
+    this.hostsSync = this.hostsSync.then(() => this.syncHostsNow());
+    return this.hostsSync;
+  }
+
+  private async syncHostsNow(): Promise<void> {
     try {
-      const r = await syncHostsDir(this.o.store, this.hostsDir);
+      const r = await syncHostsDir(this.o.store, this.hostsDir, { addresses: this.o.plan.mode === 'full' });
       const pid = this.supervisor?.pid;
       if (r.reloadNeeded && pid) process.kill(pid, 'SIGHUP');
     } catch (e) {

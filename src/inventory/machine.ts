@@ -61,6 +61,8 @@ export interface Machine {
   match: MachineMatch | null;
   /** What a deployed machine runs and where to reach it. */
   deployment: { image: string | null; address: string | null; deployedAt: string | null };
+  /** The fixed IPv4 address Plinth's DHCP server gives this machine's MACs (dhcp.mode full), or null. */
+  bootAddress: string | null;
   createdAt: string;
   updatedAt: string;
   version: number;

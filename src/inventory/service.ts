@@ -28,6 +28,7 @@ import {
 } from './machine-rows.js';
 import { normalizeIdentity, normalizeUuid, isJunk, reconcileIdentity, sameUuid, type Identity, type ReportedIdentity } from './identity.js';
 import { checkProviderLink } from './provider-link.js';
+import { checkBootAddress, type BootNetwork } from './boot-address.js';
 
 export interface MachineInput {
   name?: string;
@@ -45,6 +46,8 @@ export interface MachineInput {
 export interface MachinePatch extends Omit<MachineInput, 'tags'> {
   /** Merged into the machine's tags; a null value removes the key. */
   tags?: Record<string, string | null>;
+  /** The fixed address Plinth's DHCP server gives the machine; null clears it. */
+  bootAddress?: string | null;
 }
 
 /** Index names and SQLite column lists of unique constraints, mapped to the API field they protect. */
@@ -59,6 +62,8 @@ const UNIQUE_FIELDS: Record<string, string> = {
   'machines.asset_tag': 'identity.assetTag',
   machine_macs_pkey: 'identity.macs',
   'machine_macs.mac': 'identity.macs',
+  ux_machines_boot_address: 'bootAddress',
+  'machines.boot_address': 'bootAddress',
 };
 
 /**
@@ -96,10 +101,19 @@ export type DeleteHook = (trx: Db, machine: Machine) => Promise<void>;
 export class InventoryService {
   private readonly deleteHooks: DeleteHook[] = [];
 
+  private readonly updateListeners: ((m: Machine) => void)[] = [];
+
+  /** `bootNetwork`: the subnet this controller's DHCP server hands addresses out on (dhcp.mode full), or null. */
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly opts: { bootNetwork?: BootNetwork | null } = {},
   ) {}
+
+  /** Called after each committed `update` (the DHCP hosts directory follows boot addresses at once). */
+  onUpdated(listener: (m: Machine) => void): void {
+    this.updateListeners.push(listener);
+  }
 
   /** Registers work to do inside every machine delete's transaction. */
   onDeleting(hook: DeleteHook): void {
@@ -223,6 +237,7 @@ export class InventoryService {
       deployed_address: null,
       deployed_at: null,
       boot_base_url: null,
+      boot_address: null,
       profile_id: null,
       match_vars: null,
       match_spec_vars: null,
@@ -247,7 +262,9 @@ export class InventoryService {
 
   async update(key: string, patch: MachinePatch, actor: Actor): Promise<Machine> {
     try {
-      return await this.store.transaction((trx) => this.updateIn(trx, key, patch, actor));
+      const m = await this.store.transaction((trx) => this.updateIn(trx, key, patch, actor));
+      for (const l of this.updateListeners) l(m);
+      return m;
     } catch (e) {
       if (e instanceof PlinthError) throw e;
       this.mapUnique(e);
@@ -312,6 +329,15 @@ export class InventoryService {
       changed.push('maintenanceReason');
     } else if (patch.maintenanceReason !== undefined && patch.maintenanceReason !== null && !m.maintenance && patch.maintenance !== true) {
       throw validation('maintenanceReason', 'can only be set on a machine in maintenance (set maintenance: true)');
+    }
+    if (patch.bootAddress !== undefined && patch.bootAddress !== m.bootAddress) {
+      if (patch.bootAddress !== null) {
+        checkBootAddress(patch.bootAddress, this.opts.bootNetwork ?? null);
+        const clash = await trx.selectFrom('machines').select('name').where('boot_address', '=', patch.bootAddress).executeTakeFirst();
+        if (clash) throw duplicate('bootAddress', patch.bootAddress, clash.name);
+      }
+      changes.boot_address = patch.bootAddress;
+      changed.push('bootAddress');
     }
     if (patch.protected !== undefined && patch.protected !== m.protected) {
       changes.protected = patch.protected ? 1 : 0;

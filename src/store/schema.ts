@@ -49,6 +49,7 @@ export interface MachinesTable {
   deployed_address: string | null;
   deployed_at: string | null;
   boot_base_url: string | null;
+  boot_address: string | null;
 }
 
 export interface MachineMacsTable {

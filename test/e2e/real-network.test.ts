@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,8 +54,9 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     await serve?.stop();
     serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `0.0.0.0:${PORT}`, PLINTH_LOG_LEVEL: 'info' }, [...dhcpArgs, '--dhcp-interface', 'eth0'], {
       prefix: ['ip', 'netns', 'exec', net.ns('ctl')],
+      readyTimeoutMs: 120_000,
     });
-    await serve.waitForLog((l) => l.msg === 'DHCP (dnsmasq) started');
+    await serve.waitForLog((l) => l.msg === 'DHCP (dnsmasq) started', 120_000);
   };
 
   /** The site's own DHCP server, on or off (never two address-giving servers at once). */
@@ -117,17 +118,26 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('1. BIOS + iPXE ROM, Plinth the DHCP server (full): enrolled, inspected, trace starting with the DHCP answer', async () => {
+  it('1. BIOS + iPXE ROM, Plinth the DHCP server (full): its fixed boot address, inspected, trace starting with the DHCP answer', async () => {
     await siteDhcp(false);
     await serveWith(['--dhcp', 'full', '--dhcp-range', '10.78.0.100,10.78.0.150']);
     const mac = '52:54:00:e2:10:01';
+    // Known before it boots, with a fixed address outside the dynamic range.
+    await cli('machine', 'create', 'net-full', '--mac', mac, '--serial', 'NET-FULL-1');
+    expect((await cli('machine', 'update', 'net-full', '--boot-address', '10.78.0.42')).bootAddress).toBe('10.78.0.42');
+    const hostsDir = join(dataDir, 'dhcp', 'hosts');
+    await waitFor("the boot address in dnsmasq's hosts directory", 30_000, async () =>
+      readdirSync(hostsDir).some((f) => readFileSync(join(hostsDir, f), 'utf8').includes(`${mac},10.78.0.42,net-full`)) ? true : undefined,
+    );
     const { machine, stages, names, addresses } = await boot({ name: 'vm-full', firmware: 'bios', smbios: { serial: 'NET-FULL-1', uuid: '5c0e0001-0000-4000-8000-00000000e201' }, nic: { mac, tap: 'tap0' } });
+    expect(machine.name).toBe('net-full');
     expect(machine.state).toBe('available');
     expect(machine.identity.serial).toBe('NET-FULL-1');
-    expect(addresses[0]).toMatch(/^10\.78\.0\.1([0-4]\d|50)$/);
+    // What the installer reported: the address DHCP gave it is the fixed one.
+    expect(addresses).toEqual(['10.78.0.42']);
     expect(names[0]).toBe('dhcp');
     expect(names.filter((s) => s !== 'dhcp').slice(0, 2)).toEqual(['chain-script', 'machine-script']);
-    expect(stages.find((s) => s.stage === 'dhcp')!.detail).toMatchObject({ event: 'ack', client: 'ipxe', mac, bootFile: SCRIPT_URL });
+    expect(stages.find((s) => s.stage === 'dhcp')!.detail).toMatchObject({ event: 'ack', client: 'ipxe', mac, address: '10.78.0.42', bootFile: SCRIPT_URL });
     expect(stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail.client)).toEqual(['ipxe', 'other']);
     expect(names).toContain('kernel');
     expect(names.slice(-2)).toEqual(['agent-hello', 'facts']);

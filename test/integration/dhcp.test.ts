@@ -75,7 +75,8 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
     let p: Awaited<ReturnType<typeof startPlinth>>;
     const known = { name: 'rack1-node7', mac: nextMac() };
     beforeAll(async () => {
-      p = await startPlinth({ mode: 'full', range: '10.78.0.100,10.78.0.150', leaseTime: '5m' });
+      // The netmask is given: this controller runs outside namespace ctl, where eth0 is.
+      p = await startPlinth({ mode: 'full', range: '10.78.0.100,10.78.0.150,255.255.255.0', leaseTime: '5m' });
       expect((await p.t.api('POST', '/api/v1/machines', { name: known.name, identity: { macs: [known.mac] } })).statusCode).toBe(201);
       // dnsmasq reads the hosts directory as an unprivileged user: it must be able to enter the data directory.
       chmodSync(p.t.config.dataDir, 0o711);
@@ -167,6 +168,41 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
       });
       await listening(67);
       expect((await probe('bios', nextMac(), 2))[1]).toMatchObject({ type: 'ACK', bootfile: 'undionly.kpxe' });
+    });
+
+    it('a machine given a boot address gets it from DHCP without a dnsmasq restart; a bad or taken address is refused naming bootAddress', async () => {
+      const m = { name: 'rack1-node9', mac: nextMac() };
+      expect((await p.t.api('POST', '/api/v1/machines', { name: m.name, identity: { macs: [m.mac] } })).statusCode).toBe(201);
+      const before = (await probe('bios', m.mac, 2))[1]!;
+      expect(before.yiaddr).toMatch(/^10\.78\.0\.(1[0-4]\d|150)$/);
+      const pid = p.t.controller.dhcp!.dnsmasqPid;
+      // Outside the dynamic range, inside the subnet.
+      const r = await p.t.api('PATCH', `/api/v1/machines/${m.name}`, { bootAddress: '10.78.0.42' });
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json().bootAddress).toBe('10.78.0.42');
+      await waitFor('dnsmasq hands out the boot address', 20_000, async () => ((await probe('bios', m.mac, 2))[1]?.yiaddr === '10.78.0.42' ? true : undefined));
+      expect(p.t.controller.dhcp!.dnsmasqPid).toBe(pid);
+
+      for (const [value, why] of [
+        ['10.79.0.5', /not in the provisioning subnet 10\.78\.0\.0\/24/],
+        ['10.78.0.255', /broadcast/],
+        ['10.78.0.0', /network/],
+        ['10.78.0.1', /controller's own/],
+        ['10.78.0', /not an IPv4 address/],
+      ] as const) {
+        const bad = await p.t.api('PATCH', `/api/v1/machines/${known.name}`, { bootAddress: value });
+        expect(bad.statusCode, value).toBe(400);
+        expect(bad.json().error.details.field).toBe('bootAddress');
+        expect(bad.json().error.message).toMatch(why);
+      }
+      const taken = await p.t.api('PATCH', `/api/v1/machines/${known.name}`, { bootAddress: '10.78.0.42' });
+      expect(taken.statusCode).toBe(409);
+      expect(taken.json().error.details).toMatchObject({ field: 'bootAddress', existing: m.name });
+      expect((await p.t.api('GET', `/api/v1/machines/${known.name}`)).json().bootAddress).toBeNull();
+
+      const cleared = await p.t.api('PATCH', `/api/v1/machines/${m.name}`, { bootAddress: null });
+      expect(cleared.json().bootAddress).toBeNull();
+      await waitFor('dnsmasq forgets the boot address', 20_000, async () => ((await probe('bios', m.mac, 2))[1]?.yiaddr !== '10.78.0.42' ? true : undefined));
     });
 
     it('stops dnsmasq with the controller', async () => {

@@ -77,6 +77,9 @@ describe.each(backends)('machines API on $name', (backend) => {
     await rejected('GET', '/api/v1/machines?state=flying', undefined, 400, /^state\[0\]: must be one of/);
     await rejected('GET', '/api/v1/machines?cursor=bogus', undefined, 400, /^cursor: /);
     await rejected('PATCH', '/api/v1/machines/rack1-node01', {}, 400, /must not be empty/);
+    // Only Plinth's own DHCP server (dhcp.mode full) hands out fixed addresses; it is off here.
+    await rejected('PATCH', '/api/v1/machines/rack1-node01', { bootAddress: '10.0.0.5' }, 400, /^bootAddress: .*dhcp\.mode full/);
+    await rejected('PATCH', '/api/v1/machines/rack1-node01', { bootAddress: 'not-an-address' }, 400, /^bootAddress: 'not-an-address' is not an IPv4 address/);
   });
 
   it('rejects oversize bodies with 413', async () => {

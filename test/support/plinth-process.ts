@@ -37,7 +37,8 @@ export interface ServeProcess {
 }
 
 /** Starts `plinth serve` as a real process and waits until it listens. */
-export async function startServe(env: Record<string, string>, args: string[] = [], opts: { prefix?: string[] } = {}): Promise<ServeProcess> {
+/** `readyTimeoutMs`: how long it may take to listen (a loaded machine starts Node slowly); it is killed if it does not. */
+export async function startServe(env: Record<string, string>, args: string[] = [], opts: { prefix?: string[]; readyTimeoutMs?: number } = {}): Promise<ServeProcess> {
   // `prefix`: a wrapper that execs the controller (`ip netns exec NS`); it is then reached only from inside.
   const argv = [...(opts.prefix ?? []), process.execPath, BIN, 'serve', ...args];
   const child = spawn(argv[0]!, argv.slice(1), {
@@ -87,7 +88,13 @@ export async function startServe(env: Record<string, string>, args: string[] = [
       await new Promise((r) => setTimeout(r, 100));
     }
   } else {
-    url = String((await waitForLog((l) => l.msg === 'controller listening')).address);
+    try {
+      url = String((await waitForLog((l) => l.msg === 'controller listening', opts.readyTimeoutMs)).address);
+    } catch (e) {
+      // Not left behind to hold the port (or, under a prefix, a namespace's addresses).
+      child.kill('SIGKILL');
+      throw e;
+    }
   }
   return {
     child,

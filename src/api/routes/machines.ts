@@ -147,7 +147,7 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
     {
       schema: {
         tags: ['machines'],
-        summary: 'Change name, identity, tags, owner, maintenance, protection or provider',
+        summary: 'Change name, identity, tags, owner, maintenance, protection, provider or boot address',
         params: MachineParams,
         body: MachinePatch,
         response: { 200: MachineSchema, ...errors },

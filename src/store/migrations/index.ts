@@ -15,6 +15,7 @@ import { scripts } from './0011-scripts.js';
 import { eventLog } from './0012-event-log.js';
 import { powerFilter } from './0013-power-filter.js';
 import { webhooks } from './0014-webhooks.js';
+import { bootAddress } from './0015-boot-address.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -36,6 +37,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0012-event-log', eventLog],
   ['0013-power-filter', powerFilter],
   ['0014-webhooks', webhooks],
+  ['0015-boot-address', bootAddress],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
