@@ -91,8 +91,8 @@ export async function startServe(env: Record<string, string>, args: string[] = [
     try {
       url = String((await waitForLog((l) => l.msg === 'controller listening', opts.readyTimeoutMs)).address);
     } catch (e) {
-      // Not left behind to hold the port (or, under a prefix, a namespace's addresses).
-      child.kill('SIGKILL');
+      // Not left behind to hold the port; SIGTERM, so that it stops its dnsmasq too.
+      child.kill('SIGTERM');
       throw e;
     }
   }
