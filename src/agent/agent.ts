@@ -3,8 +3,8 @@ import type { AgentConfig } from './cmdline.js';
 import { AgentClient, AgentHttpError } from './client.js';
 import { LogShipper } from './log-shipper.js';
 import { isStepError } from './steps/errors.js';
-import type { AgentNext, BootLocalAnswer, FailReport, HelloRequest, HelloResponse, Heartbeat, NextAnswer, Progress, ScriptResult, StepReport, StepReportAnswer } from '../protocol/agent.js';
-import { parseDeployParams, parseInspectParams, parseWipeParams } from './steps/protocol.js';
+import type { AgentNext, BootLocalAnswer, FailReport, HelloRequest, HelloResponse, Heartbeat, NextAnswer, Progress, ScriptResult, SshReport, StepReport, StepReportAnswer, HoldParams } from '../protocol/agent.js';
+import { parseDeployParams, parseHoldParams, parseInspectParams, parseWipeParams } from './steps/protocol.js';
 import { runScripts } from './steps/scripts.js';
 import { candidateDisks } from './steps/root-disk.js';
 import { runDeploySteps, runWipeSteps, type StepRunnerDeps } from './steps/runner.js';
@@ -22,6 +22,10 @@ export interface AgentDeps {
   console: (line: string) => void;
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
+  /** Starts the SSH server of an installer or rescue run and says how to reach it (ssh-server.ts). */
+  sshServer?: (params: HoldParams, log: (line: string) => void) => Promise<SshReport>;
+  /** How a held agent waits for the controller to reset the machine (default: for ever). */
+  hold?: () => Promise<void>;
   /** Where operators' scripts run (default the system's temporary directory). */
   scriptDir?: string;
 }
@@ -114,6 +118,17 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
       } else {
         await runWipeSteps(parseWipeParams(hello.run.params), stepDeps);
         next = lastStepAnswer.next ?? 'poweroff';
+      }
+    } else if (hello.run.kind === 'installer' || hello.run.kind === 'rescue') {
+      if (!deps.sshServer) throw new Error('this installer has no SSH server');
+      const report = await deps.sshServer(parseHoldParams(hello.run.params), (l) => log.line(l));
+      await log.flush();
+      ({ next } = await client.post<NextAnswer>('/agent/v1/ssh', report));
+      if (next === 'wait') {
+        // Held: work is done over SSH, and the controller ends the hold by resetting or
+        // powering off the machine. The agent stays (heartbeats and log) until then.
+        log.line(`held for work over SSH on port ${report.port}`);
+        await (deps.hold ?? (() => new Promise<void>(() => setInterval(() => undefined, 1 << 30))))();
       }
     } else {
       throw new Error(`this agent does not know how to run a ${hello.run.kind} run`);

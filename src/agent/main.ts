@@ -5,6 +5,8 @@ import { parseCmdline, parseIsoCmdline } from './cmdline.js';
 import { askForTicket, identityQuery } from './ticket.js';
 import { runAgent } from './agent.js';
 import { collectFacts, nodeCommandRunner, nodeFactsFs } from './inspect/index.js';
+import { startSshServer } from './ssh-server.js';
+import { nodeExec } from './steps/exec.js';
 
 declare const PLINTH_AGENT_VERSION: string;
 
@@ -54,6 +56,7 @@ const outcome = await runAgent({
   inspect: (log) => collectFacts(nodeCommandRunner(), nodeFactsFs(), { onProblem: (p) => log(`inspection: ${p.source}: ${p.message}`) }),
   power,
   console: say,
+  sshServer: (params, log) => startSshServer(params, { exec: nodeExec(), log }),
 });
 say(`plinth-agent: ${outcome.result}${'message' in outcome ? `: ${outcome.message}` : ''}`);
 process.exit(outcome.result === 'done' ? 0 : outcome.result === 'rejected' ? 3 : 1);

@@ -130,3 +130,51 @@ describe('agent against a running controller', () => {
     expect(calls.slice(0, 4).every((c) => c.endsWith('/agent/v1/hello'))).toBe(true);
   });
 });
+
+describe('agent held in the installer for work over SSH', () => {
+  let t: TC;
+  let url: string;
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-agent-hold-'));
+  writeFileSync(join(dir, 'vmlinuz'), 'k');
+  writeFileSync(join(dir, 'initrd.img'), 'i');
+  const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx5dGVzdGtleWZvcnRoZWluc3RhbGxlcmhvbGQx automation@test';
+  const HOST = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhvc3RrZXlnZW5lcmF0ZWRhdHRoaXNib290MTIz';
+  beforeAll(async () => {
+    t = await freshController(sqliteBackend, {}, { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
+    url = await t.controller.listen();
+  });
+  afterAll(async () => t?.close());
+  const boot = async (mac: string) => {
+    const res = await fetch(`${url}/boot/machine.ipxe?mac=${mac}`);
+    return parseCmdline(/kernel \S+ (initrd=\S+ .*) \|\| goto/.exec(await res.text())![1]!)!;
+  };
+
+  it('starts its SSH server with the keys from the hello, reports it, and waits', async () => {
+    await t.api('POST', '/api/v1/machines', { name: 'held-1', identity: { macs: ['52:54:00:a6:00:31'] } });
+    const engine = t.controller.services.engine;
+    const agent = { kind: 'agent' as const, name: 'test' };
+    const inspect = await engine.act('held-1', 'inspect', { actor: { kind: 'operator', name: 'test' } });
+    await engine.act('held-1', 'installer-started', { actor: agent, runId: inspect.run!.id });
+    await engine.act('held-1', 'inspect-done', { actor: agent, runId: inspect.run!.id });
+    expect((await t.api('POST', '/api/v1/machines/held-1/actions/boot-installer', { sshKeys: [KEY] })).statusCode).toBe(200);
+    const config = await boot('52:54:00:a6:00:31');
+    const given: string[][] = [];
+    let held = false;
+    const outcome = await runAgent({
+      config,
+      version: 'test',
+      inspect: async () => makeFacts(),
+      power: { poweroff: async () => undefined, reboot: async () => undefined },
+      console: () => undefined,
+      sshServer: async (params) => (given.push(params.authorizedKeys), { port: 22, hostKeys: [HOST], addresses: ['192.0.2.9'] }),
+      hold: async () => void (held = true),
+    });
+    expect(outcome).toEqual({ result: 'done', next: 'wait' });
+    expect(given).toEqual([[KEY]]);
+    expect(held).toBe(true);
+    const access = (await t.api('GET', '/api/v1/machines/held-1/installer')).json();
+    expect(access).toMatchObject({ state: 'installer', address: '192.0.2.9', port: 22, knownHosts: [`192.0.2.9 ${HOST}`] });
+    const log = (await t.api('GET', `/api/v1/runs/${config.runId}/log`)).json().items.map((l: any) => l.line);
+    expect(log).toContain('held for work over SSH on port 22');
+  });
+});

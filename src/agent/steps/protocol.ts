@@ -9,7 +9,7 @@ import Value from 'typebox/value';
 import { KERNEL_ARGS_PATTERN, ROOT_DEVICE_HINTS, RootDeviceHintsSchema, type RootDeviceHints } from '../../protocol/deploy.js';
 
 const KERNEL_ARGS = new RegExp(KERNEL_ARGS_PATTERN);
-import { InspectParamsSchema, SHA256_PATTERN, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
+import { HoldParamsSchema, InspectParamsSchema, SHA256_PATTERN, type HoldParams, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
 import { StepError } from './errors.js';
 
 export type { RootDeviceHints } from '../../protocol/deploy.js';
@@ -51,6 +51,13 @@ export function parseWipeParams(raw: unknown): WipeParams {
   const mode = WIPE_MODES.find((m) => m === p['mode']);
   if (!mode) throw bad('params.mode', `is ${JSON.stringify(p['mode'])}; expected ${WIPE_MODES.map((m) => JSON.stringify(m)).join(' or ')}`);
   return { mode };
+}
+
+/** An installer or rescue run's parameters (the keys to let in), checked against the protocol's schema. */
+export function parseHoldParams(raw: unknown): HoldParams {
+  const problem = Value.Errors(HoldParamsSchema, raw ?? {})[0];
+  if (problem) throw bad(`params${problem.instancePath.replaceAll('/', '.')}`, problem.message);
+  return raw as HoldParams;
 }
 
 /** An inspect run's parameters (its scripts and variables), checked against the protocol's schema. */
