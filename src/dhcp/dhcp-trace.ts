@@ -46,7 +46,11 @@ export class DhcpTrace {
     await this.d.store.transaction(async (trx) => {
       // Boot firmware (PXE, iPXE, HTTP boot) starts a boot; any other client (the installer's
       // or an installed OS's) is part of the boot under way.
-      const newest = e.client === 'other' ? await currentAttempt(trx, known.machine_id) : await this.overtaken(trx, known.machine_id, at);
+      // A boot server's answer (proxy mode, port 4011) never starts a boot: it follows the
+      // proxy offer of the same one, so it joins the attempt under way even when that attempt
+      // has its DHCP stage already (the boot request may have got there before the log was read).
+      const newest =
+        e.client === 'other' ? await currentAttempt(trx, known.machine_id) : await this.overtaken(trx, known.machine_id, at, { continuing: e.kind === 'boot-server' });
       const attemptId = newest ?? (await dhcpAttempt(trx, { machineId: known.machine_id, at, bootMac: e.mac }));
       await recordStage(trx, { machineId: known.machine_id, attemptId, runId: null, at, stage: 'dhcp', detail: dhcpStageDetail(e) });
     });
@@ -57,10 +61,12 @@ export class DhcpTrace {
    * The attempt a firmware's DHCP answer led to when the boot request got there first (the
    * log is read asynchronously, and iPXE asks for its script the moment it has an address):
    * the newest attempt, when it has no DHCP stage and started less than OVERTAKEN_MS ago.
+   * A `continuing` answer (the boot server's, after the offer) needs only the latter.
    */
-  private async overtaken(trx: Db, machineId: string, at: string): Promise<string | null> {
+  private async overtaken(trx: Db, machineId: string, at: string, o: { continuing: boolean }): Promise<string | null> {
     const newest = await trx.selectFrom('boot_attempts').select(['id', 'started_at']).where('machine_id', '=', machineId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     if (!newest || Date.parse(at) - Date.parse(newest.started_at) > OVERTAKEN_MS) return null;
+    if (o.continuing) return newest.id;
     const dhcp = await trx.selectFrom('boot_trace').select('id').where('attempt_id', '=', newest.id).where('stage', '=', 'dhcp').limit(1).executeTakeFirst();
     return dhcp ? null : newest.id;
   }

@@ -86,6 +86,18 @@ describe.each(backends)('DHCP answers in the boot trace on $name', (backend) => 
     expect(attempts).toHaveLength(1);
     expect(attempts[0]!.stages.map((s) => s.stage)).toEqual(['machine-script', 'dhcp']);
   });
+  it("a boot server's answer read after the boot request joins that request's attempt, which has the proxy offer already", async () => {
+    const m = mac(4002);
+    expect((await t.api('POST', '/api/v1/machines', { name: 'known-3', identity: { macs: [m] } })).statusCode).toBe(201);
+    // proxy mode: the offer opens the attempt, iPXE asks for its script, and only then is the
+    // boot server's (port 4011) answer read from dnsmasq's log.
+    await trace.record({ ...ack(m), kind: 'proxy', address: null });
+    expect((await t.inject('GET', `/boot/machine.ipxe?mac=${m}`, { headers: { 'user-agent': 'iPXE/1.21.1' } })).statusCode).toBe(200);
+    await trace.record({ ...ack(m), kind: 'boot-server', address: null });
+    const attempts = (await t.api('GET', '/api/v1/machines/known-3/trace')).json().attempts as { decision: string; stages: { stage: string; detail: { event?: string } }[] }[];
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]!.stages.map((s) => `${s.stage}${s.detail?.event ? `:${s.detail.event}` : ''}`)).toEqual(['dhcp:proxy', 'machine-script', 'dhcp:boot-server']);
+  });
 });
 
 describe.each(backends)("the DHCP service turns its child's log into the trace on $name", (backend) => {
