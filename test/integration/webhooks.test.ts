@@ -159,6 +159,25 @@ describe.each(backends)('webhooks on $name', (backend) => {
     }
   });
 
+  it('two controllers delivering from one database at once send each event once per webhook', async () => {
+    const w = await add('/pair', { events: ['machine.enroll'] });
+    const other: TestController = await startController(t.db, FAST);
+    try {
+      other.controller.webhooks.start();
+      // Both loops are running while the events arrive: each must claim what the other has not.
+      const names = Array.from({ length: 24 }, (_, i) => `pair-${i}`);
+      await Promise.all(names.map((name, i) => (i % 2 ? other : t).api('POST', '/api/v1/machines', { name })));
+      const done = await until(() => deliveries(w.id), (x) => x.length === names.length && x.every((d) => d.status === 'delivered'));
+      const posts = rx.got.filter((g) => g.path === '/pair');
+      expect(posts).toHaveLength(names.length);
+      expect(new Set(posts.map((g) => g.headers['webhook-id'])).size).toBe(names.length);
+      expect(new Set(posts.map((g) => JSON.parse(g.body).data.machine?.name ?? JSON.parse(g.body).subject)).size).toBe(names.length);
+      expect(done.every((d) => d.attempts === 1)).toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('counts deliveries by status and the oldest undelivered age for /metrics', async () => {
     const stats = await webhookStats(t.controller.services.store.db);
     const rows = await t.controller.services.store.db.selectFrom('webhook_deliveries').select('status').execute();
