@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BIN, ensureBuilt, startServe, type ServeProcess } from '../support/plinth-process.js';
+import { OPERATOR_ACTIONS } from '../../src/lifecycle/states.js';
 
 const exec = promisify(execFile);
 
@@ -34,7 +35,7 @@ describe('`plinth serve` as a process', () => {
     expect(JSON.parse(created.stdout).name).toBe('proc-1');
     const usage = await exec(process.execPath, [BIN, 'machine', 'action', 'proc-1', 'teleport'], { env }).catch((e) => e);
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toBe("plinth: unknown action 'teleport'; one of: inspect, deploy, redeploy, release, wipe, retire, unretire, retry, abort\n");
+    expect(usage.stderr).toBe(`plinth: unknown action 'teleport'; one of: ${OPERATOR_ACTIONS.join(', ')}\n`);
     const refused = await exec(process.execPath, [BIN, 'machine', 'action', 'proc-1', 'release'], { env }).catch((e) => e);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toBe('plinth: cannot release machine proc-1: it is enrolled; allowed: inspect, wipe, retire\n');
