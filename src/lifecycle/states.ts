@@ -35,32 +35,6 @@ export const TARGET_STATE: Record<TransitionalState, State> = {
   rescue: 'rescue',
 };
 
-export const ACTIONS = [
-  // operator actions
-  'inspect',
-  'deploy',
-  'redeploy',
-  'release',
-  'wipe',
-  'retire',
-  'unretire',
-  'retry',
-  'abort',
-  'boot-installer',
-  'exit-installer',
-  'rescue',
-  'exit-rescue',
-  // actions of the controller and the installer
-  'installer-started',
-  'inspect-done',
-  'deploy-done',
-  'wipe-done',
-  'exit-done',
-  'fail',
-  'timeout',
-] as const;
-export type Action = (typeof ACTIONS)[number];
-
 export const OPERATOR_ACTIONS = [
   'inspect',
   'deploy',
@@ -77,6 +51,10 @@ export const OPERATOR_ACTIONS = [
   'exit-rescue',
 ] as const;
 export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
+
+/** Every action: the operator's, then those of the controller and the installer. */
+export const ACTIONS = [...OPERATOR_ACTIONS, 'installer-started', 'inspect-done', 'deploy-done', 'wipe-done', 'exit-done', 'fail', 'timeout'] as const;
+export type Action = (typeof ACTIONS)[number];
 
 /** Who may ask for a transition. `system` is the controller itself (sweeper, boot service, matching). */
 export type ActorKind = 'operator' | 'system' | 'agent';
