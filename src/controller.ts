@@ -61,7 +61,7 @@ import { ImageStore } from './images/store.js';
 import { TemplateStore } from './deploy/template-store.js';
 import { DeployService } from './deploy/service.js';
 import { OperatorActions } from './deploy/operator-actions.js';
-import { Holds } from './deploy/holds.js';
+import { applianceForwards, Holds } from './deploy/holds.js';
 import { RunService } from './runs/service.js';
 import { imageRoutes } from './api/routes/images.js';
 import { treeRoutes } from './api/routes/trees.js';
@@ -239,7 +239,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     onError: (e) => log.error({ err: e }, 'webhook delivery failed'),
   });
   const events = new EventLog(store, { pollMs: config.ms.events.poll, onError: (e) => log.error({ err: e }, 'reading the event log failed') });
-  const holds = new Holds({ store, clock, engine, inventory });
+  const holds = new Holds({ store, clock, engine, inventory, forwards: applianceForwards(appliances, registry) });
   const actions = new OperatorActions({ store, inventory, engine, deploy, holds });
   const importer = new MachineImporter({ store, inventory, appliances });
   const netbox = new NetboxSync({ importer, inventory, config: config.netbox, intervalMs: config.ms.netbox.interval, log });

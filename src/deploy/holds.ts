@@ -10,6 +10,30 @@ import { getRun, listRuns, setRunParams, updateStep, type Run } from '../runs/ru
 import type { RunPrincipal } from '../runs/run-tokens.js';
 import { currentAttempt, recordStage } from '../runs/trace.js';
 import type { HoldParams, SshReport } from '../protocol/agent.js';
+import type { ForwardedPort } from '../providers/types.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { ApplianceService } from '../appliances/service.js';
+
+/** Where a client on the controller's host reaches a machine's port through its platform's forward, if any. */
+export type PortForwards = (m: Machine, guestPort: number) => Promise<ForwardedPort | null>;
+
+/**
+ * The forward the machine's appliance declares (the QEMU lab's user network forwards a host port
+ * of 127.0.0.1 to the guest); null for appliances that forward nothing, or when it cannot say.
+ */
+export function applianceForwards(appliances: ApplianceService, registry: ProviderRegistry): PortForwards {
+  return async (m, guestPort) => {
+    const { applianceId, ref } = m.provider;
+    if (!applianceId || !ref) return null;
+    try {
+      const { appliance, endpoint } = await appliances.endpoint(applianceId);
+      const provider = registry.create(appliance.type, endpoint, { resilience: false });
+      return (await provider.management.forwardedPort?.(ref, guestPort, { timeoutMs: 5000, log: { debug() {}, info() {}, warn() {} } })) ?? null;
+    } catch {
+      return null;
+    }
+  };
+}
 
 /** Where to go when leaving the installer: the installed OS, or wherever the machine came from. */
 export const EXIT_TARGETS = ['deployed', 'previous'] as const;
@@ -69,7 +93,7 @@ const EXIT_ACTION: Record<HoldKind, string> = { installer: 'exit-installer', res
  * installed OS (booted from disk) or back where the machine was.
  */
 export class Holds {
-  constructor(private readonly d: { store: Store; clock: Clock; engine: LifecycleEngine; inventory: InventoryService }) {}
+  constructor(private readonly d: { store: Store; clock: Clock; engine: LifecycleEngine; inventory: InventoryService; forwards?: PortForwards }) {}
 
   /** Boots the installer (or rescue) with these public keys allowed in. */
   async start(machineKey: string, kind: HoldKind, keys: readonly string[] | undefined, actor: Actor, reason: string | null): Promise<TransitionResult> {
@@ -165,8 +189,14 @@ export class Holds {
     };
   }
 
-  /** Where a client reaches the installer: the address it reported (its first), else where its report came from. */
-  private async reach(_m: Machine, ssh: SshEndpoint): Promise<{ address: string; port: number } | null> {
+  /**
+   * Where a client reaches the installer: through the forward its platform declares for its SSH
+   * port (a lab VM behind QEMU's user network: 127.0.0.1 and a host port), else the address it
+   * reported (its first), else where its report came from.
+   */
+  private async reach(m: Machine, ssh: SshEndpoint): Promise<{ address: string; port: number } | null> {
+    const forward = await this.d.forwards?.(m, ssh.port);
+    if (forward) return forward;
     const address = ssh.addresses[0] ?? ssh.seenFrom;
     return address ? { address, port: ssh.port } : null;
   }

@@ -10,6 +10,7 @@ import {
   type Capability,
   type DiscoveredSystem,
   type Endpoint,
+  type ForwardedPort,
   type ManagementInterface,
   type PowerInterface,
   type PowerState,
@@ -94,6 +95,19 @@ async function isRunning(spec: VmSpec, runDir: string): Promise<boolean> {
   }
 }
 
+/**
+ * The host side of a guest port: QEMU's user network (slirp) forwards 127.0.0.1:hostPort to
+ * it. A NIC on a tap interface has no forward (its guest is reached on that network).
+ */
+export function forwardOf(spec: VmSpec, guestPort: number): ForwardedPort | null {
+  for (const nic of spec.nics ?? []) {
+    if (nic.tap) continue;
+    const f = nic.hostForwards?.find((x) => x.guestPort === guestPort);
+    if (f) return { address: '127.0.0.1', port: f.hostPort };
+  }
+  return null;
+}
+
 export class LabProvider implements Provider {
   readonly type = 'qemu' as const;
   readonly capabilities = CAPABILITIES;
@@ -161,6 +175,9 @@ export class LabProvider implements Provider {
           });
         }
         return out;
+      },
+      async forwardedPort(ref, guestPort) {
+        return forwardOf(self.lab.read(ref), guestPort);
       },
     };
   }

@@ -107,6 +107,17 @@ export interface ManagementInterface {
   ejectVirtualMedia?(ref: string, ctx: ProviderContext): Promise<void>;
   /** Lists the systems behind the endpoint (capability `enumerate`). */
   listSystems?(ctx: ProviderContext): Promise<DiscoveredSystem[]>;
+  /**
+   * Where a client on the controller's host reaches a TCP port of the system when the platform
+   * forwards it (a lab VM behind QEMU's user network); null when the port is not forwarded.
+   */
+  forwardedPort?(ref: string, guestPort: number, ctx: ProviderContext): Promise<ForwardedPort | null>;
+}
+
+/** A host address and port that lead to a system's own port. */
+export interface ForwardedPort {
+  address: string;
+  port: number;
 }
 
 export interface Provider {

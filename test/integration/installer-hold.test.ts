@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backends, sqliteBackend } from '../support/backends.js';
 import { inProcessCli as cli } from '../support/cli.js';
 import { freshController, snapshot, type InjectOptions } from '../support/controller.js';
 import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
+import { LabDir } from '../../src/lab/provider.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 const agent = { kind: 'agent' as const, name: 'installer' };
@@ -224,6 +225,52 @@ describe.each(backends)('installer hold and rescue on $name', (backend) => {
     // Back to its disk: the appliance boots the disk and resets the machine.
     await waitFor(() => peer.resets.length > resets);
     expect((peer.system() as { Boot: { BootSourceOverrideTarget: string } }).Boot.BootSourceOverrideTarget).toBe('Hdd');
+  });
+});
+
+/**
+ * A QEMU lab VM sits behind QEMU's user network: the address its installer reports (10.0.2.15)
+ * is not one a client on the controller's host can use. Its lab definition forwards a host port
+ * to its SSH port, and that forward is what the controller serves (and pins in known_hosts).
+ */
+describe.each(backends)('the installer of a QEMU lab VM on $name', (backend) => {
+  let t: TC;
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-hold-lab-'));
+  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
+  writeFileSync(join(dir, 'initrd.img'), 'initrd');
+  const lab = new LabDir(join(dir, 'lab'));
+  beforeAll(async () => {
+    // No power runner: the power-on stays queued, no QEMU starts; the agent's side is played here.
+    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708' }, { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
+  });
+  afterAll(async () => t?.close());
+  const inject = (method: string, url: string, opts: InjectOptions = {}) => t.inject(method, url, { ...opts, headers: { host: '10.0.2.2:7708', ...opts.headers } });
+
+  it('serves the forwarded host port as the installer\'s address and pins its host key there; a VM on a tap network keeps its own address', async () => {
+    lab.write({ name: 'fwd-14', nics: [{ mac: '52:54:00:14:01:01', hostForwards: [{ hostPort: 40222, guestPort: 8080 }, { hostPort: 40022, guestPort: 22 }] }] });
+    lab.write({ name: 'tap-14', nics: [{ mac: '52:54:00:14:01:02', tap: 'tap14', hostForwards: [{ hostPort: 40023, guestPort: 22 }] }] });
+    const a = await t.api('POST', '/api/v1/appliances', { name: 'lab-14', type: 'qemu', address: lab.dir });
+    expect(a.statusCode, a.body).toBe(201);
+    const engine = t.controller.services.engine;
+    const access: Record<string, any> = {};
+    for (const [name, mac] of [['fwd-14', '52:54:00:14:01:01'], ['tap-14', '52:54:00:14:01:02']] as const) {
+      const c = await t.api('POST', '/api/v1/machines', { name, identity: { macs: [mac] }, provider: { applianceId: a.json().id, ref: name } });
+      expect(c.statusCode, c.body).toBe(201);
+      const inspect = await engine.act(name, 'inspect', { actor: { kind: 'operator', name: 'test' } });
+      await engine.act(name, 'installer-started', { actor: agent, runId: inspect.run!.id });
+      await engine.act(name, 'inspect-done', { actor: agent, runId: inspect.run!.id });
+      expect((await t.api('POST', `/api/v1/machines/${name}/actions/boot-installer`, { sshKeys: [KEY] })).statusCode).toBe(200);
+      const token = /plinth\.token=(\S+)/.exec((await inject('GET', `/boot/machine.ipxe?mac=${mac}`)).body)![1]!;
+      expect((await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).statusCode).toBe(200);
+      expect((await inject('POST', '/agent/v1/ssh', { token, body: { port: 22, hostKeys: [HOST_KEY], addresses: ['10.0.2.15'] } })).statusCode).toBe(200);
+      access[name] = (await t.api('GET', `/api/v1/machines/${name}/installer`)).json();
+    }
+    const pinned = HOST_KEY.split(' ').slice(0, 2).join(' ');
+    expect(access['fwd-14']).toMatchObject({ state: 'installer', address: '127.0.0.1', port: 40022, hostKeys: [HOST_KEY], knownHosts: [`[127.0.0.1]:40022 ${pinned}`] });
+    expect(access['tap-14']).toMatchObject({ state: 'installer', address: '10.0.2.15', port: 22, knownHosts: [`10.0.2.15 ${pinned}`] });
+    // The lab definition gone: the controller falls back to what the installer reported.
+    rmSync(lab.path('fwd-14'));
+    expect((await t.api('GET', '/api/v1/machines/fwd-14/installer')).json()).toMatchObject({ address: '10.0.2.15', port: 22 });
   });
 });
 
