@@ -14,6 +14,16 @@ export interface CliContext {
 
 export type CommandRegistrar = (parent: Command, ctx: CliContext) => void;
 
+/**
+ * `plinth <noun> <verb>`: a noun and the registrars of its verbs, loaded only when a command
+ * line names the noun (so that `plinth --help` does not load what every verb imports).
+ */
+export interface CommandGroup {
+  noun: string;
+  description: string;
+  verbs: () => Promise<CommandRegistrar[]>;
+}
+
 /** Accumulates a repeatable option. */
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 

@@ -4,7 +4,6 @@ import { join, resolve } from 'node:path';
 import type { CommandRegistrar } from './context.js';
 import { collect, positiveInt } from './context.js';
 import { UsageError } from './errors.js';
-import { LabDir, LabProvider } from '../lab/provider.js';
 import { normalizeMac } from '../core/mac.js';
 import { parseSize as parseSizeText } from '../core/size.js';
 import type { VmSpec } from '../lab/vm.js';
@@ -15,6 +14,9 @@ function parseSize(text: string, flag: string): number {
   if (bytes === null) throw new UsageError(`${flag}: '${text}' is not a size (e.g. 8G, 512M)`);
   return bytes;
 }
+
+/** The lab's VMs and provider, loaded when a lab command runs (QEMU drivers are not needed for help). */
+const labProvider = () => import('../lab/provider.js');
 
 const labDir = (o: { dir?: string }, env: NodeJS.ProcessEnv) => resolve(o.dir ?? join(env.PLINTH_DATA_DIR ?? './var', 'lab'));
 
@@ -43,7 +45,8 @@ export const registerLab = (program: Parameters<CommandRegistrar>[0], ctx: Param
     .option('--asset-tag <tag>', 'SMBIOS chassis asset tag')
     .option('--boot-url <url>', 'the boot file DHCP hands iPXE (default http://10.0.2.2:<controller port>/boot.ipxe)')
     .option('--ssh-port <port>', 'forward this host port (127.0.0.1) to the VM\'s SSH port')
-    .action((name: string, o: Record<string, string | string[] | undefined> & { mac: string[]; disk: string[] }) => {
+    .action(async (name: string, o: Record<string, string | string[] | undefined> & { mac: string[]; disk: string[] }) => {
+      const { LabDir } = await labProvider();
       if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) throw new UsageError(`'${name}' is not a valid VM name (a-z, 0-9, hyphens)`);
       const dir = labDir(o as { dir?: string }, ctx.env);
       const l = new LabDir(dir);
@@ -85,6 +88,7 @@ export const registerLab = (program: Parameters<CommandRegistrar>[0], ctx: Param
     .option('--json', 'print JSON')
     .action(async (o: { dir?: string; json?: boolean }) => {
       const dir = labDir(o, ctx.env);
+      const { LabProvider } = await labProvider();
       const systems = await new LabProvider({ address: dir }).management.listSystems!({ timeoutMs: 5000, log: { debug() {}, info() {}, warn() {} } });
       if (o.json) return ctx.out.json(systems);
       ctx.out.table(systems.map((s) => ({ name: s.name, power: s.powerState, serial: s.serial, uuid: s.systemUuid, macs: s.macs.join(',') })), ['name', 'power', 'serial', 'uuid', 'macs']);
@@ -107,6 +111,7 @@ export const registerLab = (program: Parameters<CommandRegistrar>[0], ctx: Param
     .option('--dir <dir>', 'lab directory')
     .action(async (name: string, o: { dir?: string }) => {
       const dir = labDir(o, ctx.env);
+      const { LabDir, LabProvider } = await labProvider();
       const p = new LabProvider({ address: dir });
       if ((await p.power.getPowerState(name, { timeoutMs: 5000, log: { debug() {}, info() {}, warn() {} } })) === 'on') {
         throw new UsageError(`lab VM '${name}' is running; power it off first`);

@@ -2,11 +2,6 @@ import type { Command } from 'commander';
 import type { CommandRegistrar } from './context.js';
 import { positiveInt } from './context.js';
 import { UsageError } from './errors.js';
-import { caBundleFrom } from './connect.js';
-import { Manager } from '../manager/manager.js';
-import { defaultRegistry } from '../controller.js';
-import { createLogger } from '../core/logger.js';
-import { parseDuration } from '../core/clock.js';
 
 /** `plinth manager`: runs providers at a remote site and dials out to the controller. */
 export const registerManager: CommandRegistrar = (program, ctx) => {
@@ -24,6 +19,14 @@ export const registerManager: CommandRegistrar = (program, ctx) => {
     // NOTE: the program's own --ca-bundle takes the flag wherever it is written; read both.
     .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; powerVerifyTimeout: string; logLevel: string; caBundle?: string }, cmd: Command) => {
       o.caBundle ??= cmd.optsWithGlobals<{ caBundle?: string }>().caBundle;
+      // Providers and their dependencies load when the manager runs, not for every `plinth` command.
+      const [{ caBundleFrom }, { Manager }, { defaultRegistry }, { createLogger }, { parseDuration }] = await Promise.all([
+        import('./connect.js'),
+        import('../manager/manager.js'),
+        import('../controller.js'),
+        import('../core/logger.js'),
+        import('../core/clock.js'),
+      ]);
       const token = o.token ?? ctx.env.PLINTH_TOKEN;
       if (!token) throw new UsageError('--token or PLINTH_TOKEN is required');
       const ca = o.caBundle ? caBundleFrom(o.caBundle, '--ca-bundle') : caBundleFrom(ctx.env.PLINTH_CA_BUNDLE, 'PLINTH_CA_BUNDLE');

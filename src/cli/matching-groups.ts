@@ -1,27 +1,40 @@
-import type { CommandRegistrar } from './context.js';
-import { registerProfileList } from './profile-list.js';
-import { registerProfileShow } from './profile-show.js';
-import { registerProfileApply } from './profile-apply.js';
-import { registerProfileDelete } from './profile-delete.js';
-import { registerProfileExplain } from './profile-explain.js';
-import { registerProfileSimulate } from './profile-simulate.js';
-import { registerPoolList } from './pool-list.js';
-import { registerPoolShow } from './pool-show.js';
-import { registerPoolApply } from './pool-apply.js';
-import { registerPoolDelete } from './pool-delete.js';
-import { registerPoolExpand } from './pool-expand.js';
-import { registerSpecMatch } from './spec-match.js';
-import { registerEdeployResolve } from './edeploy-resolve.js';
-import { registerEdeployImport } from './edeploy-import.js';
+import type { CommandGroup } from './context.js';
 
 /** `plinth profile|pool|spec|edeploy ...`: matching (docs/matching.md). */
-export const MATCHING_GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[] = [
+export const MATCHING_GROUPS: CommandGroup[] = [
   {
     noun: 'profile',
     description: 'profiles: eDeploy specs tried in order, with quotas, pools and deploy configuration',
-    verbs: [registerProfileList, registerProfileShow, registerProfileApply, registerProfileDelete, registerProfileExplain, registerProfileSimulate],
+    verbs: () =>
+      Promise.all([
+        import('./profile-list.js').then((m) => m.registerProfileList),
+        import('./profile-show.js').then((m) => m.registerProfileShow),
+        import('./profile-apply.js').then((m) => m.registerProfileApply),
+        import('./profile-delete.js').then((m) => m.registerProfileDelete),
+        import('./profile-explain.js').then((m) => m.registerProfileExplain),
+        import('./profile-simulate.js').then((m) => m.registerProfileSimulate),
+      ]),
   },
-  { noun: 'pool', description: "pools (eDeploy's CMDB): entries handed to matched machines", verbs: [registerPoolList, registerPoolShow, registerPoolApply, registerPoolDelete, registerPoolExpand] },
-  { noun: 'spec', description: 'eDeploy spec lists', verbs: [registerSpecMatch] },
-  { noun: 'edeploy', description: 'eDeploy configuration directories', verbs: [registerEdeployResolve, registerEdeployImport] },
+  {
+    noun: 'pool',
+    description: "pools (eDeploy's CMDB): entries handed to matched machines",
+    verbs: () =>
+      Promise.all([
+        import('./pool-list.js').then((m) => m.registerPoolList),
+        import('./pool-show.js').then((m) => m.registerPoolShow),
+        import('./pool-apply.js').then((m) => m.registerPoolApply),
+        import('./pool-delete.js').then((m) => m.registerPoolDelete),
+        import('./pool-expand.js').then((m) => m.registerPoolExpand),
+      ]),
+  },
+  { noun: 'spec', description: 'eDeploy spec lists', verbs: () => Promise.all([import('./spec-match.js').then((m) => m.registerSpecMatch)]) },
+  {
+    noun: 'edeploy',
+    description: 'eDeploy configuration directories',
+    verbs: () =>
+      Promise.all([
+        import('./edeploy-resolve.js').then((m) => m.registerEdeployResolve),
+        import('./edeploy-import.js').then((m) => m.registerEdeployImport),
+      ]),
+  },
 ];

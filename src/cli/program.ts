@@ -1,101 +1,85 @@
 import { Command, CommanderError } from 'commander';
-import { resolveConnection, clientFor } from './connect.js';
 import { streamOutput, type Output } from './output.js';
 import { UsageError, ExitCode } from './errors.js';
-import type { CliContext, CommandRegistrar } from './context.js';
+import type { CliContext, CommandGroup, CommandRegistrar } from './context.js';
 import { PlinthError } from '../core/errors.js';
 import type { PlinthClient } from '../api/client.js';
 import { registerServe } from './serve.js';
 import { registerEvents } from './events.js';
-import { registerWebhookCommands } from './webhook.js';
-import { registerMachineList } from './machine-list.js';
-import { registerMachineShow } from './machine-show.js';
-import { registerMachineCreate } from './machine-create.js';
-import { registerMachineImport } from './machine-import.js';
-import { registerNetboxSync } from './netbox-sync.js';
-import { registerMachineUpdate } from './machine-update.js';
-import { registerMachineDelete } from './machine-delete.js';
-import { registerMachineAction } from './machine-action.js';
-import { registerMachineEvents } from './machine-events.js';
-import { registerMachineTrace } from './machine-trace.js';
-import { registerMachinePower } from './machine-power.js';
-import { registerApplianceRegister } from './appliance-register.js';
-import { registerApplianceList } from './appliance-list.js';
-import { registerApplianceShow } from './appliance-show.js';
-import { registerApplianceDelete } from './appliance-delete.js';
-import { registerApplianceEnlist } from './appliance-enlist.js';
-import { registerApplianceUpdate } from './appliance-update.js';
-import { registerApplianceCheck } from './appliance-check.js';
-import { registerApplianceMove } from './appliance-move.js';
-import { registerApplianceEvents } from './appliance-events.js';
 import { registerManager } from './manager.js';
 import { registerLab } from './lab.js';
-import { registerMachineDeploy } from './machine-deploy.js';
-import { registerMachineRelease } from './machine-release.js';
-import { registerMachineAllocate } from './machine-allocate.js';
-import { registerInstallerUpload } from './installer-upload.js';
-import { registerMachineHold } from './machine-hold.js';
-import { registerImageCommands } from './image.js';
-import { registerTreeCommands } from './tree.js';
-import { registerMachineScript, registerScriptCommands } from './script.js';
-import { registerTemplateCommands } from './template.js';
-import { registerInstallerBuild } from './installer-build.js';
-import { registerTokenCreate } from './token-create.js';
-import { registerTokenList } from './token-list.js';
-import { registerTokenRevoke } from './token-revoke.js';
 import { MATCHING_GROUPS } from './matching-groups.js';
 
 /** Command groups: `plinth <noun> <verb>`, one file per verb. */
-const GROUPS: { noun: string; description: string; verbs: CommandRegistrar[] }[] = [
+const GROUPS: CommandGroup[] = [
   {
     noun: 'machine',
     description: 'machines in the inventory',
-    verbs: [
-      registerMachineList,
-      registerMachineShow,
-      registerMachineCreate,
-      registerMachineImport,
-      registerMachineUpdate,
-      registerMachineDelete,
-      registerMachineAction,
-      registerMachineEvents,
-      registerMachineTrace,
-      registerMachinePower,
-      registerMachineDeploy,
-      registerMachineRelease,
-      registerMachineAllocate,
-      registerMachineScript,
-      registerMachineHold,
-    ],
+    verbs: () =>
+      Promise.all([
+        import('./machine-list.js').then((m) => m.registerMachineList),
+        import('./machine-show.js').then((m) => m.registerMachineShow),
+        import('./machine-create.js').then((m) => m.registerMachineCreate),
+        import('./machine-import.js').then((m) => m.registerMachineImport),
+        import('./machine-update.js').then((m) => m.registerMachineUpdate),
+        import('./machine-delete.js').then((m) => m.registerMachineDelete),
+        import('./machine-action.js').then((m) => m.registerMachineAction),
+        import('./machine-events.js').then((m) => m.registerMachineEvents),
+        import('./machine-trace.js').then((m) => m.registerMachineTrace),
+        import('./machine-power.js').then((m) => m.registerMachinePower),
+        import('./machine-deploy.js').then((m) => m.registerMachineDeploy),
+        import('./machine-release.js').then((m) => m.registerMachineRelease),
+        import('./machine-allocate.js').then((m) => m.registerMachineAllocate),
+        import('./script.js').then((m) => m.registerMachineScript),
+        import('./machine-hold.js').then((m) => m.registerMachineHold),
+      ]),
   },
-  { noun: 'netbox', description: 'NetBox as the source of truth for machines', verbs: [registerNetboxSync] },
-  { noun: 'webhook', description: 'webhooks: events POSTed to other systems (admin)', verbs: [registerWebhookCommands] },
-  { noun: 'token', description: 'API tokens', verbs: [registerTokenCreate, registerTokenList, registerTokenRevoke] },
-  { noun: 'installer', description: 'the live installer machines network-boot into', verbs: [registerInstallerBuild, registerInstallerUpload] },
-  { noun: 'image', description: 'disk images and installer files', verbs: [registerImageCommands] },
-  { noun: 'script', description: "operators' scripts run on machines in the installer (discovery, commissioning, tests)", verbs: [registerScriptCommands] },
-  { noun: 'tree', description: "eDeploy's trees: a role's files at a version, and the steps between versions", verbs: [registerTreeCommands] },
-  { noun: 'template', description: 'templates and snippets for deploys', verbs: [registerTemplateCommands] },
+  { noun: 'netbox', description: 'NetBox as the source of truth for machines', verbs: () => Promise.all([import('./netbox-sync.js').then((m) => m.registerNetboxSync)]) },
+  { noun: 'webhook', description: 'webhooks: events POSTed to other systems (admin)', verbs: () => Promise.all([import('./webhook.js').then((m) => m.registerWebhookCommands)]) },
+  {
+    noun: 'token',
+    description: 'API tokens',
+    verbs: () =>
+      Promise.all([
+        import('./token-create.js').then((m) => m.registerTokenCreate),
+        import('./token-list.js').then((m) => m.registerTokenList),
+        import('./token-revoke.js').then((m) => m.registerTokenRevoke),
+      ]),
+  },
+  {
+    noun: 'installer',
+    description: 'the live installer machines network-boot into',
+    verbs: () =>
+      Promise.all([
+        import('./installer-build.js').then((m) => m.registerInstallerBuild),
+        import('./installer-upload.js').then((m) => m.registerInstallerUpload),
+      ]),
+  },
+  { noun: 'image', description: 'disk images and installer files', verbs: () => Promise.all([import('./image.js').then((m) => m.registerImageCommands)]) },
+  { noun: 'script', description: "operators' scripts run on machines in the installer (discovery, commissioning, tests)", verbs: () => Promise.all([import('./script.js').then((m) => m.registerScriptCommands)]) },
+  { noun: 'tree', description: "eDeploy's trees: a role's files at a version, and the steps between versions", verbs: () => Promise.all([import('./tree.js').then((m) => m.registerTreeCommands)]) },
+  { noun: 'template', description: 'templates and snippets for deploys', verbs: () => Promise.all([import('./template.js').then((m) => m.registerTemplateCommands)]) },
   {
     noun: 'appliance',
     description: 'BMCs, hypervisors and labs that control machines',
-    verbs: [
-      registerApplianceRegister,
-      registerApplianceUpdate,
-      registerApplianceList,
-      registerApplianceShow,
-      registerApplianceCheck,
-      registerApplianceEvents,
-      registerApplianceMove,
-      registerApplianceDelete,
-      registerApplianceEnlist,
-    ],
+    verbs: () =>
+      Promise.all([
+        import('./appliance-register.js').then((m) => m.registerApplianceRegister),
+        import('./appliance-update.js').then((m) => m.registerApplianceUpdate),
+        import('./appliance-list.js').then((m) => m.registerApplianceList),
+        import('./appliance-show.js').then((m) => m.registerApplianceShow),
+        import('./appliance-check.js').then((m) => m.registerApplianceCheck),
+        import('./appliance-events.js').then((m) => m.registerApplianceEvents),
+        import('./appliance-move.js').then((m) => m.registerApplianceMove),
+        import('./appliance-delete.js').then((m) => m.registerApplianceDelete),
+        import('./appliance-enlist.js').then((m) => m.registerApplianceEnlist),
+      ]),
   },
   ...MATCHING_GROUPS,
 ];
 
 /** Groups registered by later components (installer, images, providers…). */
-export const extraGroups: { noun: string; description: string; verbs: CommandRegistrar[] }[] = [];
+export const extraGroups: CommandGroup[] = [];
 export const extraCommands: CommandRegistrar[] = [];
 
 export interface RunCliOptions {
@@ -112,11 +96,14 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
   const out = opts.out ?? streamOutput();
   const program = new Command('plinth');
   let client: PlinthClient | null = null;
+  /** The HTTP client and its configuration, loaded before the first action runs (not for help). */
+  let connect: typeof import('./connect.js') | null = null;
   const ctx: CliContext = {
     env,
     out,
     client() {
-      client ??= clientFor(resolveConnection(program.opts<{ url?: string; token?: string; caBundle?: string }>(), env));
+      if (!connect) throw new Error('the client is only available inside an action');
+      client ??= connect.clientFor(connect.resolveConnection(program.opts<{ url?: string; token?: string; caBundle?: string }>(), env));
       return client;
     },
   };
@@ -127,16 +114,22 @@ export async function runCli(argv: string[], opts: RunCliOptions = {}): Promise<
     .option('--ca-bundle <file>', "PEM CA certificates to trust for an HTTPS controller, besides the system's (PLINTH_CA_BUNDLE)")
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => out.line(s.trimEnd()), writeErr: (s) => out.error(s.trimEnd()) });
+    .configureOutput({ writeOut: (s) => out.line(s.trimEnd()), writeErr: (s) => out.error(s.trimEnd()) })
+    .hook('preAction', async () => {
+      connect ??= await import('./connect.js');
+    });
 
   registerServe(program, ctx);
   registerManager(program, ctx);
   registerLab(program, ctx);
   registerEvents(program, ctx);
   for (const r of extraCommands) r(program, ctx);
+  // Only the groups the command line names load their verbs (and all those import): help and
+  // one command stay quick to start. Every noun is still listed, and found by `plinth help <noun>`.
+  const words = new Set(argv);
   for (const g of [...GROUPS, ...extraGroups]) {
     const noun = program.command(g.noun).description(g.description);
-    for (const v of g.verbs) v(noun, ctx);
+    if (words.has(g.noun)) for (const v of await g.verbs()) v(noun, ctx);
   }
   // Usage errors anywhere in the tree surface as CommanderError (exit 2), not process.exit.
   const overrideAll = (c: Command): void => {

@@ -1,6 +1,4 @@
 import type { CommandRegistrar } from './context.js';
-import { loadConfig } from '../config/load.js';
-import { createController } from '../controller.js';
 
 interface ServeOptions {
   config?: string;
@@ -40,6 +38,8 @@ export const registerServe: CommandRegistrar = (parent, ctx) => {
       const dhcp = { mode: opts.dhcp, interface: opts.dhcpInterface, range: opts.dhcpRange };
       if (Object.values(dhcp).some((v) => v !== undefined)) flags.dhcp = Object.fromEntries(Object.entries(dhcp).filter(([, v]) => v !== undefined));
       if (opts.tftp) flags.tftp = { enabled: true, ...(typeof opts.tftp === 'string' ? { listen: opts.tftp } : {}) };
+      // The controller and its dependencies load when it runs, not for every `plinth` command.
+      const [{ loadConfig }, { createController }] = await Promise.all([import('../config/load.js'), import('../controller.js')]);
       const config = loadConfig({
         file: opts.config ?? ctx.env.PLINTH_CONFIG ?? 'plinth.yaml',
         fileRequired: Boolean(opts.config ?? ctx.env.PLINTH_CONFIG),
