@@ -38,22 +38,17 @@ export const INSTALLER_PACKAGES: readonly string[] = [
   'ca-certificates',
   'xz-utils',
   'zstd',
+  // Installer and rescue runs: dropbear is the SSH server the agent starts with the run's
+  // keys; Python is what Ansible's modules run with on the target.
+  'dropbear-bin',
+  'python3',
 ];
 
 /**
- * Packages whose files are removed after installation. cloud-guest-utils depends on
- * python3 for tools the installer never runs (growpart itself is a shell script);
- * Python is a quarter of the unpacked root filesystem.
+ * Packages whose files are removed after installation. None since the installer carries
+ * Python for Ansible (README: what it adds to the initramfs).
  */
-export const PRUNED_PACKAGES: readonly string[] = [
-  'python3',
-  'python3-minimal',
-  'python3.11',
-  'python3.11-minimal',
-  'libpython3-stdlib',
-  'libpython3.11-minimal',
-  'libpython3.11-stdlib',
-];
+export const PRUNED_PACKAGES: readonly string[] = [];
 
 /**
  * Paths (relative to the root) removed after installation: documentation, translations,
@@ -68,9 +63,6 @@ export const PRUNED_PATHS: readonly string[] = [
   'usr/share/bash-completion',
   'usr/share/zsh',
   'usr/lib/udev/hwdb.d',
-  // Byte-compiled modules of the pruned Python (written by its postinst, so in no file list).
-  'usr/lib/python3',
-  'usr/lib/python3.11',
   // iconv's charset modules; glibc converts UTF-8, ASCII and Latin-1 without them.
   'usr/lib/x86_64-linux-gnu/gconv',
   'var/lib/apt/lists',
