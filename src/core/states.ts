@@ -60,5 +60,5 @@ export const HOLD_KINDS = ['installer', 'rescue'] as const;
 export type HoldKind = (typeof HOLD_KINDS)[number];
 export const isHoldKind = (k: string): k is HoldKind => (HOLD_KINDS as readonly string[]).includes(k);
 /** Where a held machine may return: a hold starts from one of these, and its run remembers which. */
-export const HOLD_RETURN_STATES = ['available', 'deployed'] as const;
+export const HOLD_RETURN_STATES = ['available', 'deployed', 'enrolled'] as const;
 export type HoldReturnState = (typeof HOLD_RETURN_STATES)[number];

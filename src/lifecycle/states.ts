@@ -83,6 +83,7 @@ export interface TransitionParams {
 
 const toDeployed = (p: TransitionParams) => p.exitTo === 'deployed';
 const toAvailable = (p: TransitionParams) => p.exitTo === 'available';
+const toEnrolled = (p: TransitionParams) => p.exitTo === 'enrolled';
 
 const OP = ['operator'] as const;
 const OP_OR_SYSTEM = ['operator', 'system'] as const;
@@ -135,6 +136,7 @@ export const TRANSITIONS: readonly Transition[] = [
   { action: 'abort', from: 'wipe-failed', to: 'enrolled', by: OP, why: 'give up the wipe; the machine must be inspected (and wiped) before it is handed out again' },
 
   // --- the installer held for external automation (an Ansible playbook installs the OS over SSH)
+  { action: 'boot-installer', from: 'enrolled', to: 'installer-booting', by: OP, run: 'installer', why: 'Tateru\'s flow: an uninspected machine boots the installer for automation that installs the OS itself' },
   { action: 'boot-installer', from: 'available', to: 'installer-booting', by: OP, run: 'installer', why: 'boot the installer with an SSH server for automation that installs the OS itself' },
   { action: 'boot-installer', from: 'deployed', to: 'installer-booting', by: OP, destructive: true, run: 'installer', why: 'reinstall a running machine from outside (the automation may overwrite its disk)' },
   { action: 'installer-started', from: 'installer-booting', to: 'installer', by: INSTALLER, why: 'the installer booted and its agent said hello; held there until the automation is done' },
@@ -151,6 +153,8 @@ export const TRANSITIONS: readonly Transition[] = [
   { action: 'exit-installer', from: 'installer', to: 'available', by: OP, when: toAvailable, why: 'back to available; nothing installed is kept in use' },
   { action: 'exit-installer', from: 'installer-failed', to: 'installer-exiting', by: OP, when: toDeployed, why: 'the OS is installed even though the hold failed: boot it from disk' },
   { action: 'exit-installer', from: 'installer-failed', to: 'available', by: OP, when: toAvailable, why: 'give up; the machine is handed out again (the next deploy overwrites its disk)' },
+  { action: 'exit-installer', from: 'installer', to: 'enrolled', by: OP, when: toEnrolled, why: 'back to enrolled: the machine came uninspected and is still to be inspected' },
+  { action: 'exit-installer', from: 'installer-failed', to: 'enrolled', by: OP, when: toEnrolled, why: 'give up; the uninspected machine is still to be inspected' },
   { action: 'exit-done', from: 'installer-exiting', to: 'deployed', by: SYSTEM, why: 'the machine was switched to its disk and reset into the installed OS' },
 
   // --- rescue: the installer with an SSH server, the disks left alone

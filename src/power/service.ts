@@ -123,7 +123,7 @@ export class PowerService {
       expected = 'on';
       spec = bootDisk(m);
       runId = m.currentRunId;
-    } else if (FAILED_STATES.has(m.state) || m.state === 'retired' || (m.state === 'available' && LEFT_RUNNING.has(r.from))) {
+    } else if (FAILED_STATES.has(m.state) || m.state === 'retired' || ((m.state === 'available' || m.state === 'enrolled') && LEFT_RUNNING.has(r.from))) {
       expected = 'off';
       spec = { kind: 'power', ref: m.provider.ref ?? '', target: 'off' };
     } else if (m.state === 'available' || m.state === 'enrolled') {
