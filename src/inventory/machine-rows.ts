@@ -220,6 +220,8 @@ export interface MachineFilter {
   profile?: string;
 }
 
+const FULL_MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** Every column but the facts document, which lists leave out unless asked (it is most of a row's bytes). */
@@ -259,15 +261,37 @@ function filterWhere(filter: MachineFilter, dialect: Dialect) {
       const pattern = `%${escapeLike(filter.q)}%`;
       const like = dialect === 'postgres' ? sql<boolean>`ilike` : sql<boolean>`like`;
       const match = (col: string) => sql<boolean>`${sql.ref(col)} ${like} ${pattern} escape '\\'`;
-      // Two id lists, each from a narrow scan (ix_machines_search, machine_macs), rather than
-      // tests on every wide machines row in name order: a rare string is found in a fraction
-      // of the time (bench/results/*-inventory.md).
-      all.push(
-        eb.or([
-          eb('id', 'in', eb.selectFrom('machines as s').select('s.id').where((e) => e.or([match('s.name'), match('s.serial'), match('s.asset_tag'), match('s.system_uuid')]))),
-          eb('id', 'in', eb.selectFrom('machine_macs').select('machine_id').where(match('mac'))),
-        ]),
-      );
+      const matchRow = (t: string) => eb.or([match(`${t}.name`), match(`${t}.serial`), match(`${t}.asset_tag`), match(`${t}.system_uuid`)]);
+      if (dialect === 'postgres') {
+        // One id list the planner can join (a semi-join), each half served by the pg_trgm
+        // indexes (migration 0016) through a bitmap scan; without them, two scans as before.
+        // A whole MAC in canonical form is found in a stored (canonical) MAC only by equality,
+        // which the primary key answers: a MAC's trigrams are shared by most of a fleet's.
+        const wholeMac = FULL_MAC_RE.test(filter.q) ? filter.q.toLowerCase() : null;
+        all.push(
+          eb('id', 'in', eb.selectFrom('machines as s').select('s.id').where(matchRow('s'))
+            .unionAll(eb.selectFrom('machine_macs').select('machine_id as id').where((e) => (wholeMac ? e('mac', '=', wholeMac) : match('mac'))))),
+        );
+      } else if ([...filter.q].length >= 3) {
+        // The trigram FTS5 table (migration 0016) gives the candidates: a phrase of the
+        // query's trigrams is its substrings. The exact LIKE test then keeps SQLite's LIKE
+        // semantics (ASCII case folding, one MAC at a time) on those few rows.
+        const phrase = `"${filter.q.replace(/"/g, '""')}"`;
+        all.push(
+          eb('id', 'in', eb.selectFrom('machine_search_rows').select('machine_search_rows.machine_id').where('seq', 'in',
+            eb.selectFrom(sql<{ rowid: number }>`machine_search`.as('fts')).select(sql<number>`rowid`.as('rowid')).where(sql<boolean>`machine_search match ${phrase}`))),
+          eb.or([matchRow('machines'), eb.exists(eb.selectFrom('machine_macs as mm').select('mm.mac').whereRef('mm.machine_id', '=', 'machines.id').where(match('mm.mac')))]),
+        );
+      } else {
+        // Under three characters there is no trigram: two narrow scans (ix_machines_search,
+        // machine_macs).
+        all.push(
+          eb.or([
+            eb('id', 'in', eb.selectFrom('machines as s').select('s.id').where(matchRow('s'))),
+            eb('id', 'in', eb.selectFrom('machine_macs').select('machine_id').where(match('mac'))),
+          ]),
+        );
+      }
     }
     return eb.and(all);
   };

@@ -57,6 +57,20 @@ export interface MachineMacsTable {
   machine_id: string;
 }
 
+/**
+ * SQLite only: what substring search looks in, one row per machine, kept by triggers
+ * (migration 0016) and indexed by the FTS5 table machine_search. Nothing writes it directly.
+ */
+export interface MachineSearchRowsTable {
+  seq: Generated<number>;
+  machine_id: string;
+  name: string;
+  serial: string | null;
+  asset_tag: string | null;
+  system_uuid: string | null;
+  macs: string;
+}
+
 export interface MachineTagsTable {
   machine_id: string;
   key: string;
@@ -321,6 +335,7 @@ export interface Database {
   machines: MachinesTable;
   machine_macs: MachineMacsTable;
   machine_tags: MachineTagsTable;
+  machine_search_rows: MachineSearchRowsTable;
   events: EventsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;

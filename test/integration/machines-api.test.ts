@@ -152,6 +152,27 @@ describe.each(backends)('machines API on $name', (backend) => {
     expect(seen).toEqual(['flt-0', 'flt-1', 'flt-2', 'flt-3', 'flt-4', 'flt-5', 'flt-6']);
   });
 
+  it('finds machines by text after renames, MAC changes and deletion, and with short or quoted text', async () => {
+    const names = async (q: string) => (await t.api('GET', `/api/v1/machines?q=${encodeURIComponent(q)}`)).json().items.map((m: any) => m.name);
+    const made = await t.api('POST', '/api/v1/machines', { name: 'srch-old', identity: { serial: 'SRCH"Q"9', macs: ['52:54:00:5e:00:01'] } });
+    expect(made.statusCode, made.body).toBe(201);
+    expect(await names('srch-ol')).toEqual(['srch-old']);
+    expect((await t.api('PATCH', '/api/v1/machines/srch-old', { name: 'srch-new' })).statusCode).toBe(200);
+    expect(await names('srch-ol')).toEqual([]);
+    expect(await names('SRCH-NE')).toEqual(['srch-new']);
+    expect(await names('"q"')).toEqual(['srch-new']);
+    expect(await names('52:54:00:5E:00:01')).toEqual(['srch-new']);
+    const moved = await t.api('PATCH', '/api/v1/machines/srch-new', { identity: { macs: ['52:54:00:5e:00:02'] } });
+    expect(moved.statusCode, moved.body).toBe(200);
+    expect(await names('5e:00:01')).toEqual([]);
+    expect(await names('52:54:00:5e:00:02')).toEqual(['srch-new']);
+    expect(await names('5e:00:0')).toEqual(['srch-new']);
+    expect(await names('w')).toContain('srch-new');
+    expect((await t.api('DELETE', '/api/v1/machines/srch-new')).statusCode).toBe(204);
+    expect(await names('srch-')).toEqual([]);
+    expect(await names('5e:00:02')).toEqual([]);
+  });
+
   it('leaves facts out of lists unless asked', async () => {
     const facts = { cpu: { architecture: 'x86_64' }, hw: [['cpu', 'logical', 'number', '4']] };
     await t.controller.services.store.db.updateTable('machines').set({ facts: JSON.stringify(facts) }).where('name', '=', 'flt-2').execute();

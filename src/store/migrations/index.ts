@@ -16,6 +16,7 @@ import { eventLog } from './0012-event-log.js';
 import { powerFilter } from './0013-power-filter.js';
 import { webhooks } from './0014-webhooks.js';
 import { bootAddress } from './0015-boot-address.js';
+import { substringSearch } from './0016-substring-search.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -38,6 +39,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0013-power-filter', powerFilter],
   ['0014-webhooks', webhooks],
   ['0015-boot-address', bootAddress],
+  ['0016-substring-search', substringSearch],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
