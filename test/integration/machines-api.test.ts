@@ -43,7 +43,7 @@ describe.each(backends)('machines API on $name', (backend) => {
       macs: ['52:54:00:aa:00:01'],
     });
     expect(m.tags).toEqual({ rack: 'r1', role: 'compute' });
-    expect(m.allowedActions.sort()).toEqual(['inspect', 'retire', 'wipe']);
+    expect(m.allowedActions.sort()).toEqual(['boot-installer', 'inspect', 'retire', 'wipe']);
     const byId = await t.api('GET', `/api/v1/machines/${m.id}`);
     const byName = await t.api('GET', '/api/v1/machines/rack1-node01');
     expect(byId.json()).toEqual(byName.json());
