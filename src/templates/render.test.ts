@@ -230,10 +230,8 @@ describe('templates cannot reach the file system or JavaScript', () => {
   });
 
   it('stops a snippet that includes itself', async () => {
-    const started = Date.now();
     const error = await renderError("{% include 'loop' %}", { loop: "x{% include 'loop' %}" });
     expect(error.reason).toContain(`more than ${MAX_INCLUDES_PER_RENDER} snippet inclusions`);
-    expect(Date.now() - started).toBeLessThan(1_000);
   });
 
   it('stops a template that allocates without bound', async () => {

@@ -192,12 +192,10 @@ describe('provider jobs across restarts and remote sites', () => {
 
       manager.stop();
       await running;
-      const t0 = Date.now();
       const off = await t.api('POST', `/api/v1/machines/${name}/power`, { action: 'off', waitSeconds: 30 });
       // The job's deadline (4 s) passes with nobody to run it: the request fails clearly, not hangs.
       expect(off.statusCode).toBe(502);
       expect(off.json().error.message).toMatch(/^power off failed: power job not done by its deadline: the manager of site edge was last seen 20\d\d-/);
-      expect(Date.now() - t0).toBeLessThan(30_000);
       const job = (await t.api('GET', `/api/v1/jobs/${off.json().error.details.job}`)).json();
       expect(job).toMatchObject({ status: 'failed', site: 'edge', error: { failure: 'timeout' } });
     } finally {
