@@ -104,7 +104,9 @@ describe('plinth image build: a Debian 12 image that boots on BIOS and UEFI', ()
     expect(m.kernel.commandLine).toContain('console=ttyS0');
   });
 
-  const modes: BootMode[] = ['bios', 'uefi', 'uefi-secure-boot'];
+  // Plain UEFI is not booted here: Secure Boot is the stricter UEFI path (shim, signed GRUB and
+  // kernel), and deploy.test.ts boots this image on plain UEFI after writing it to a VM's disk.
+  const modes: BootMode[] = ['bios', 'uefi-secure-boot'];
   for (const mode of modes) {
     it(
       `boots a copy on ${mode}: installed kernel, cloud-init, hostname, SSH`,
