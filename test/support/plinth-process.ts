@@ -67,7 +67,8 @@ export async function startServe(env: Record<string, string>, args: string[] = [
     }
   });
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const waitForLog = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000) => {
+  // A bound on failure only: a controller starting on a busy two-core machine can take tens of seconds.
+  const waitForLog = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 90_000) => {
     const found = logs.find(pred);
     if (found) return Promise.resolve(found);
     return new Promise<Record<string, unknown>>((resolve, reject) => {
