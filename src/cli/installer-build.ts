@@ -4,13 +4,39 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { CommandRegistrar } from './context.js';
 import { ExitCode, UsageError } from './errors.js';
-import { installerBuildCommand } from '../installer/index.js';
+import { installerBuildCommand, installerPlan, type InstallerExtras } from '../installer/index.js';
+import type { PlinthError } from '../core/errors.js';
 import { caBundleFrom } from './connect.js';
 import { loadConfig } from '../config/load.js';
 import { buildPlace, requireAdmin, uploadInstaller } from './controller-place.js';
 
 /** The agent bundle `npm run build` produces beside the compiled CLI. */
 export const AGENT_BUNDLE = fileURLToPath(new URL('../agent/agent.mjs', import.meta.url));
+
+const collect = (v: string, p: string[]) => [...p, v];
+const listOf = (s: string) => s.split(/[\s,]+/).filter(Boolean);
+
+/**
+ * The packages, modules and firmware to add: the installerBuild settings (plinth.yaml or
+ * PLINTH_INSTALLER_BUILD_*) and the flags, each name once; bad names are refused before the build.
+ */
+export function installerExtras(o: { package: string[]; module: string[]; firmware: string[] }, env: Record<string, string | undefined>, configFile?: string): InstallerExtras | null {
+  const file = configFile ?? env.PLINTH_CONFIG ?? 'plinth.yaml';
+  const settings = loadConfig({ file, fileRequired: Boolean(configFile ?? env.PLINTH_CONFIG), env }).installerBuild;
+  const extras = {
+    packages: [...new Set([...listOf(settings.packages), ...o.package])],
+    modules: [...new Set([...listOf(settings.modules), ...o.module])],
+    firmware: [...new Set([...listOf(settings.firmware), ...o.firmware])],
+  };
+  try {
+    installerPlan(extras);
+  } catch (e) {
+    const field = String((e as PlinthError).details?.field ?? 'packages').replace(/\[\d+\]$/, '');
+    const flag = { packages: '--package', modules: '--module', firmware: '--firmware' }[field] ?? field;
+    throw new UsageError(`${flag} (or installerBuild.${field}): ${(e as Error).message.replace(/^[^:]*: /, '')}`);
+  }
+  return extras.packages.length + extras.modules.length + extras.firmware.length > 0 ? extras : null;
+}
 
 export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
   installer
@@ -23,8 +49,11 @@ export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
     .option('--iso', "also build the installer ISO for virtual media (grub-mkrescue, BIOS and UEFI) that the controller serves at /boot/installer.iso")
     .option('--config <file>', 'the controller configuration the ISO is built for: its publicUrl and installerKernelArgs (PLINTH_CONFIG, default plinth.yaml)')
     .option('--public-url <url>', "the controller URL the ISO's installer reaches (PLINTH_PUBLIC_URL; default the configuration's publicUrl)")
+    .option('--package <name>', 'a Debian package to add to the installer, with its dependencies (repeatable; e.g. sysbench, fio for health checks; setting installerBuild.packages)', collect, [])
+    .option('--module <name>', 'a kernel module to keep in the installer beyond its own: a name (raid1) or a path below kernel/ (drivers/md/) (repeatable; setting installerBuild.modules)', collect, [])
+    .option('--firmware <package>', "a firmware package from Debian's non-free-firmware (firmware-bnx2, intel-microcode…) (repeatable; setting installerBuild.firmware)", collect, [])
     // NOTE: the program's own --ca-bundle takes the flag wherever it is written; read both.
-    .action(async (o: { dataDir?: string; force?: boolean; mirror?: string; caBundle?: string; iso?: boolean; config?: string; publicUrl?: string }, cmd: Command) => {
+    .action(async (o: { dataDir?: string; force?: boolean; mirror?: string; caBundle?: string; iso?: boolean; config?: string; publicUrl?: string; package: string[]; module: string[]; firmware: string[] }, cmd: Command) => {
       o.caBundle ??= cmd.optsWithGlobals<{ caBundle?: string }>().caBundle;
       // Where the result must end up is settled before the (long, root-only) build: into the
       // controller's data directory when this host sees it, else built here and uploaded.
@@ -48,6 +77,7 @@ export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
         o.dataDir ??= config.dataDir;
       }
       if (place.kind === 'local' && place.controller) o.dataDir = place.dataDir;
+      const extras = installerExtras(o, ctx.env, o.config);
       const caBundle = caBundleFrom(o.caBundle, '--ca-bundle');
       if (!existsSync(AGENT_BUNDLE)) throw new UsageError(`the agent bundle ${AGENT_BUNDLE} is missing; run npm run build`);
       const code = await installerBuildCommand({
@@ -56,6 +86,7 @@ export const registerInstallerBuild: CommandRegistrar = (installer, ctx) => {
         ...(o.force ? { force: true } : {}),
         ...(o.mirror ? { mirror: o.mirror } : {}),
         ...(caBundle ? { caBundle } : {}),
+        ...(extras ? { extras } : {}),
         ...(iso ? { iso } : {}),
         out: (t) => ctx.out.line(t.trimEnd()),
         err: (t) => ctx.out.error(t.trimEnd()),

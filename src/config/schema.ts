@@ -68,6 +68,14 @@ export const ConfigSchema = Type.Object(
       default: 'poweroff',
       description: 'what the installer does once inspection is done: power the machine off, or reboot (to local disk)',
     }),
+    installerBuild: Type.Object(
+      {
+        packages: Type.String({ default: '', pattern: '^[a-z0-9+., -]*$', description: 'Debian packages `plinth installer build` adds to the installer (comma-separated, e.g. `sysbench,fio` for health checks); `--package` adds more' }),
+        modules: Type.String({ default: '', pattern: '^[A-Za-z0-9_./, -]*$', description: 'kernel modules the installer keeps beyond its own (comma-separated: a name like `raid1`, or a path below kernel/ like `drivers/md/`); `--module` adds more' }),
+        firmware: Type.String({ default: '', pattern: '^[a-z0-9+., -]*$', description: "firmware packages from Debian's non-free-firmware the installer carries (comma-separated, e.g. `firmware-bnx2`); `--firmware` adds more" }),
+      },
+      { default: {} },
+    ),
     tls: Type.Object(
       {
         cert: Type.String({ default: '', description: 'PEM certificate (chain) file: with `tls.key`, the controller serves HTTPS on `listen`; empty: plain HTTP' }),

@@ -113,7 +113,7 @@ async function debootstrap(ctx: BuildContext, root: string): Promise<void> {
       [
         '--variant=minbase',
         `--arch=${ctx.inputs.arch}`,
-        '--components=main',
+        `--components=${(ctx.inputs.components ?? ['main']).join(',')}`,
         `--include=${packages.join(',')}`,
         `--cache-dir=${ctx.debCacheDir}`,
         suite,

@@ -11,6 +11,8 @@ export interface InstallerBuildCommandOptions {
   force?: boolean;
   mirror?: string;
   compression?: BuildInstallerOptions['compression'];
+  /** Debian packages, kernel modules and firmware the site adds. */
+  extras?: BuildInstallerOptions['extras'];
   /** Also build the ISO for virtual media, for a controller at this URL with these kernel arguments. */
   iso?: { publicUrl: string; kernelArgs: string };
   signal?: AbortSignal;
@@ -36,6 +38,7 @@ export async function installerBuildCommand(options: InstallerBuildCommandOption
       ...(options.force !== undefined ? { force: options.force } : {}),
       ...(options.mirror !== undefined ? { mirror: options.mirror } : {}),
       ...(options.compression !== undefined ? { compression: options.compression } : {}),
+      ...(options.extras ? { extras: options.extras } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       log: (line) => out(`${stamp()} ${line}\n`),
     });
@@ -53,6 +56,13 @@ export async function installerBuildCommand(options: InstallerBuildCommandOption
       ),
       `  node ${m.inputs.node.version}, ${Object.keys(m.packages).length} Debian packages from ${m.inputs.suite}`,
     ];
+    const e = options.extras;
+    const added = [
+      ...(e?.packages?.length ? [`packages ${e.packages.join(' ')}`] : []),
+      ...(e?.modules?.length ? [`modules ${e.modules.join(' ')}`] : []),
+      ...(e?.firmware?.length ? [`firmware ${e.firmware.join(' ')}`] : []),
+    ];
+    if (added.length) lines.push(`  added      ${added.join('; ')}`);
     if (options.iso) {
       const r = await buildInstallerIso({
         kernel: result.kernel,

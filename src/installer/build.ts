@@ -10,10 +10,10 @@ import { makeScratchDir, removeScratchDir } from '../build/scratch.js';
 import { buildAgentLayer, cachedAgentLayer } from './agent-layer.js';
 import { buildBaseLayer, cachedBaseLayer } from './base-layer.js';
 import { formatSeconds, formatSize } from './log-format.js';
-import { DEFAULT_MIRROR, DEFAULT_SUITE, INSTALLER_PACKAGES, PRUNED_PACKAGES, PRUNED_PATHS } from './contents.js';
+import { DEFAULT_MIRROR, DEFAULT_SUITE, PRUNED_PACKAGES, PRUNED_PATHS } from './contents.js';
+import { installerPlan, type InstallerExtras, type InstallerPlan } from './extras.js';
 import { hostToolsForCompression, type InstallerCompression } from './cpio-archive.js';
 import { installerRootFiles } from './init-script.js';
-import { INSTALLER_MODULE_RULES } from './kernel-modules.js';
 import {
   installerCacheDir,
   installerDir,
@@ -59,6 +59,8 @@ export interface BuildInstallerOptions {
   compression?: InstallerCompression;
   /** The Node.js binary copied into the installer; default the one running Plinth. */
   nodeBinary?: string;
+  /** Debian packages, kernel modules and firmware a site adds (extras.ts); part of the base layer's key. */
+  extras?: InstallerExtras;
   log: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -98,6 +100,8 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
   const compression = options.compression ?? DEFAULT_COMPRESSION;
   const nodeBinary = resolve(options.nodeBinary ?? process.execPath);
   const isRoot = process.getuid?.() === 0;
+  // Bad names are refused before anything is built.
+  const plan = installerPlan(options.extras);
 
   if (process.arch !== 'x64') {
     throw new PlinthError('unsupported', `the installer is built for amd64 only; this host is ${process.arch}`);
@@ -115,21 +119,8 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
   mkdirSync(cacheDir, { recursive: true });
   const releaseLock = acquireBuildLock(join(cacheDir, 'build.lock'), 'installer build');
   try {
-    const baseInputs: BaseLayerInputs = {
-      builderVersion: BUILDER_VERSION,
-      arch: 'amd64',
-      suite: options.suite ?? DEFAULT_SUITE,
-      mirror: (options.mirror ?? DEFAULT_MIRROR).replace(/\/+$/, ''),
-      packages: [...INSTALLER_PACKAGES].sort(),
-      prunedPackages: [...PRUNED_PACKAGES],
-      prunedPaths: [...PRUNED_PATHS],
-      moduleRules: [...INSTALLER_MODULE_RULES],
-      initFilesSha256: sha256Text(JSON.stringify(installerRootFiles())),
-      node: { path: nodeBinary, sha256: await sha256File(nodeBinary) },
-      compression,
-    };
-    // The node binary's path is informative only; its content decides.
-    const baseKey = cacheKey({ ...baseInputs, node: { sha256: baseInputs.node.sha256 } });
+    const baseInputs = baseLayerInputs({ ...options, plan, compression, node: { path: nodeBinary, sha256: await sha256File(nodeBinary) } });
+    const baseKey = baseLayerKey(baseInputs);
     const agentInputs: AgentLayerRecord['inputs'] = {
       builderVersion: BUILDER_VERSION,
       agentSha256: await sha256File(agentBundle),
@@ -193,6 +184,28 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
     releaseLock();
   }
 }
+
+/** The base layer's inputs: what its cache key is made of. */
+export function baseLayerInputs(o: { suite?: string; mirror?: string; plan: InstallerPlan; compression: InstallerCompression; node: { path: string; sha256: string } }): BaseLayerInputs {
+  return {
+    builderVersion: BUILDER_VERSION,
+    arch: 'amd64',
+    suite: o.suite ?? DEFAULT_SUITE,
+    mirror: (o.mirror ?? DEFAULT_MIRROR).replace(/\/+$/, ''),
+    packages: o.plan.packages,
+    // Only present with firmware, so that installers without it keep their cache key.
+    ...(o.plan.components.length > 1 ? { components: o.plan.components } : {}),
+    prunedPackages: [...PRUNED_PACKAGES],
+    prunedPaths: [...PRUNED_PATHS],
+    moduleRules: o.plan.moduleRules,
+    initFilesSha256: sha256Text(JSON.stringify(installerRootFiles())),
+    node: o.node,
+    compression: o.compression,
+  };
+}
+
+/** The base layer's cache key; the node binary's path is informative only, its content decides. */
+export const baseLayerKey = (inputs: BaseLayerInputs): string => cacheKey({ ...inputs, node: { sha256: inputs.node.sha256 } });
 
 function result(outDir: string, manifest: InstallerManifest, cacheHit: boolean): BuildInstallerResult {
   return {

@@ -6,7 +6,8 @@
  *
  * Rules are paths below `lib/modules/<release>/kernel/`: a rule ending in `/` keeps every
  * module under that directory, any other rule names one module file without its `.ko*`
- * suffix. The dependencies of kept modules (modules.dep) are kept too.
+ * suffix, and a rule without `/` (added by a site: `raid1`) names a module by its file name
+ * wherever it is. The dependencies of kept modules (modules.dep) are kept too.
  */
 export const INSTALLER_MODULE_RULES: readonly string[] = [
   // Storage: virtual machines.
@@ -85,7 +86,8 @@ const MODULE_SUFFIX = /\.ko(\.xz|\.zst|\.gz)?$/;
 export function moduleMatchesRules(modulePath: string, rules: readonly string[] = INSTALLER_MODULE_RULES): boolean {
   const relative = modulePath.replace(/^kernel\//, '');
   const withoutSuffix = relative.replace(MODULE_SUFFIX, '');
-  return rules.some((rule) => (rule.endsWith('/') ? relative.startsWith(rule) : withoutSuffix === rule));
+  const name = withoutSuffix.slice(withoutSuffix.lastIndexOf('/') + 1);
+  return rules.some((rule) => (rule.endsWith('/') ? relative.startsWith(rule) : rule.includes('/') ? withoutSuffix === rule : name === rule));
 }
 
 /** Parses modules.dep: module path → the module paths it needs. */

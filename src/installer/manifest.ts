@@ -41,6 +41,8 @@ export interface BaseLayerInputs {
   suite: string;
   mirror: string;
   packages: string[];
+  /** Archive components besides `main` (non-free-firmware when firmware was asked for); absent: main only. */
+  components?: string[];
   prunedPackages: string[];
   prunedPaths: string[];
   moduleRules: string[];
