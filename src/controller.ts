@@ -67,6 +67,8 @@ import { imageRoutes } from './api/routes/images.js';
 import { treeRoutes } from './api/routes/trees.js';
 import { scriptRoutes } from './api/routes/scripts.js';
 import { ScriptService } from './runs/scripts.js';
+import { healthRoutes } from './api/routes/health.js';
+import { HealthService } from './health/service.js';
 import { TreeStore } from './trees/store.js';
 import { RsyncDaemon } from './trees/rsyncd.js';
 import { templateRoutes } from './api/routes/templates.js';
@@ -291,6 +293,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       poolRoutes(pools),
       treeRoutes(trees),
       scriptRoutes(new ScriptService({ store, clock })),
+      healthRoutes(new HealthService({ store })),
       netboxRoutes(netbox),
       imageRoutes,
       installerRoutes,

@@ -13,7 +13,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['core'],
   ['config', 'protocol', 'matching', 'providers', 'build'],
   ['store', 'events'],
-  ['inventory', 'runs', 'auth'],
+  ['inventory', 'runs', 'auth', 'health'],
   ['lifecycle'],
   ['appliances', 'power', 'profiles', 'images', 'installer', 'templates', 'lab', 'metrics', 'webhooks'],
   ['deploy', 'inspection', 'sources'],

@@ -1,3 +1,4 @@
+import { HealthParamsSchema } from '../protocol/health.js';
 import { BOOT_METHODS } from '../core/boot-method.js';
 import { Type, type Static, type TSchema } from 'typebox';
 import { MACHINE_NAME_PATTERN } from '../core/ids.js';
@@ -301,6 +302,8 @@ export const ActionBody = Type.Object(
         { minItems: 1, maxItems: 64, description: 'inspect: run these scripts on the machine (instead of the library\'s inspection scripts), in order, before the facts' },
       ),
     ),
+    /** inspect: a health check (docs/health.md): sysbench cpu and memory, fio reads of the disks. */
+    health: Type.Optional(HealthParamsSchema),
   },
   Strict,
 );

@@ -33,6 +33,7 @@ import type { DeployRuns } from '../deploy/deploy-runs.js';
 import type { ProfileLookup } from '../deploy/service.js';
 import { inspectionScripts, recordScriptResult } from '../runs/scripts.js';
 import type { Holds } from '../deploy/holds.js';
+import { healthTuplesOfRun } from '../health/service.js';
 
 export interface AgentSessionDeps {
   store: Store;
@@ -159,8 +160,13 @@ export class AgentSession {
     await this.within(p, async (tx) => {
       if (tx.machine.state === 'inspecting') await tx.act('installer-started', { actor: actorOf(p), runId: p.runId, reason: 'facts before hello' });
     });
+    // A health run's figures join the facts as eDeploy tuples (hardware's benchmark mode does the same).
+    const run = await getRun(this.d.store.db, p.runId);
+    const health = run.params.health ? await healthTuplesOfRun(this.d.store.db, p.runId) : [];
+    const measured = new Set(health.map(([c, id, k]) => `${c}/${id}/${k}`));
+    const reported = health.length ? { ...facts, hw: [...facts.hw.filter(([c, id, k]) => !measured.has(`${c}/${id}/${k}`)), ...health] } : facts;
     // Absorbing the facts is the inspection's own transaction (identity checks, matching hooks).
-    await this.d.inspection.complete(p.machineId, p.runId, facts, this.at());
+    await this.d.inspection.complete(p.machineId, p.runId, reported, this.at());
     await this.within(p, (tx) => this.trace(tx.trx, p, 'facts', { disks: facts.disks.length, nics: facts.nics.length, hw: facts.hw.length }));
     return { next: this.d.config.afterInspection as AgentNext };
   }

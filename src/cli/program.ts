@@ -31,6 +31,7 @@ const GROUPS: CommandGroup[] = [
         import('./machine-release.js').then((m) => m.registerMachineRelease),
         import('./machine-allocate.js').then((m) => m.registerMachineAllocate),
         import('./script.js').then((m) => m.registerMachineScript),
+        import('./health.js').then((m) => m.registerMachineHealth),
         import('./machine-hold.js').then((m) => m.registerMachineHold),
       ]),
   },
@@ -57,6 +58,7 @@ const GROUPS: CommandGroup[] = [
   },
   { noun: 'image', description: 'disk images and installer files', verbs: () => Promise.all([import('./image.js').then((m) => m.registerImageCommands)]) },
   { noun: 'script', description: "operators' scripts run on machines in the installer (discovery, commissioning, tests)", verbs: () => Promise.all([import('./script.js').then((m) => m.registerScriptCommands)]) },
+  { noun: 'health', description: "health checks: benchmark figures of machines, and outliers among a profile's machines", verbs: () => Promise.all([import('./health.js').then((m) => m.registerHealthCommands)]) },
   { noun: 'tree', description: "eDeploy's trees: a role's files at a version, and the steps between versions", verbs: () => Promise.all([import('./tree.js').then((m) => m.registerTreeCommands)]) },
   { noun: 'template', description: 'templates and snippets for deploys', verbs: () => Promise.all([import('./template.js').then((m) => m.registerTemplateCommands)]) },
   {

@@ -6,6 +6,8 @@ import type { LifecycleEngine, TransitionResult } from '../lifecycle/engine.js';
 import type { OperatorAction } from '../lifecycle/states.js';
 import { getRun } from '../runs/runs.js';
 import { DEFAULT_SCRIPT_TIMEOUT_SECONDS } from '../runs/scripts.js';
+import { healthParams, healthScript } from '../health/script.js';
+import type { HealthParamsInput } from '../protocol/health.js';
 import type { DeployRequest, DeployService } from './service.js';
 import type { ExitTarget, Holds } from './holds.js';
 
@@ -17,6 +19,8 @@ export interface ActionOptions extends DeployRequest {
   wipe?: WipeMode;
   /** inspect: the scripts to run on the machine instead of the library's. */
   scripts?: { name: string; content: string; timeoutSeconds?: number }[];
+  /** inspect: a health check (docs/health.md) instead of the library's scripts. */
+  health?: HealthParamsInput;
   /** exit-installer: to the installed OS, or back to the state the machine was in. */
   to?: ExitTarget;
 }
@@ -38,6 +42,10 @@ function checkOptions(action: OperatorAction, o: ActionOptions): void {
       if (seen.has(sc.name)) throw validation(`scripts[${i}].name`, `'${sc.name}' is given twice`);
       seen.add(sc.name);
     });
+  }
+  if (o.health !== undefined) {
+    if (action !== 'inspect') throw validation('health', `only applies to inspect, not ${action}`);
+    if (o.scripts !== undefined) throw validation('health', 'a health check runs its own script; send scripts in another inspect');
   }
   if (o.sshKeys !== undefined && !DEPLOY_ACTIONS.includes(action) && !HOLD_ACTIONS.includes(action)) {
     throw validation('sshKeys', `only applies to deploy, redeploy, retry, boot-installer and rescue, not ${action}`);
@@ -61,7 +69,7 @@ export class OperatorActions {
   async perform(machineKey: string, action: OperatorAction, options: ActionOptions, actor: Actor): Promise<TransitionResult> {
     checkOptions(action, options);
     const m = await this.d.inventory.get(machineKey);
-    const { reason, wipe, scripts, to, ...deployRequest } = options;
+    const { reason, wipe, scripts, to, health, ...deployRequest } = options;
     if (action === 'boot-installer') return this.d.holds.start(m.id, 'installer', options.sshKeys, actor, reason ?? null);
     if (action === 'rescue') return this.d.holds.start(m.id, 'rescue', options.sshKeys, actor, reason ?? null);
     if (action === 'exit-installer') return this.d.holds.exit(m.id, 'installer', to, actor, reason ?? null);
@@ -74,6 +82,11 @@ export class OperatorActions {
     const params: Record<string, unknown> = {};
     if (wipe !== undefined) params.wipe = wipe;
     if (scripts !== undefined) params.scripts = scripts.map((sc) => ({ name: sc.name, content: sc.content, timeoutSeconds: sc.timeoutSeconds ?? DEFAULT_SCRIPT_TIMEOUT_SECONDS }));
+    if (health !== undefined) {
+      // The run remembers it is a health check: its figures go into the facts it reports.
+      params.health = healthParams(health);
+      params.scripts = [healthScript(params.health as ReturnType<typeof healthParams>)];
+    }
     if (action === 'wipe' && params.wipe === undefined) params.wipe = 'quick';
     return this.d.engine.act(machineKey, action, {
       actor,
