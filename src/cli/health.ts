@@ -1,17 +1,11 @@
 import type { CommandRegistrar } from './context.js';
 import { UsageError } from './errors.js';
+import { seconds } from './script.js';
 import type { HealthRecord } from '../health/service.js';
 import type { HealthComparison } from '../health/compare.js';
 
 const enc = encodeURIComponent;
 const collect = (v: string, p: string[]) => [...p, v];
-
-function seconds(v: string | undefined, flag: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > 600) throw new UsageError(`${flag}: '${v}' must be a whole number of seconds from ${min} to 600`);
-  return n;
-}
 
 function fraction(v: string | undefined, flag: string, max: number): number | undefined {
   if (v === undefined) return undefined;
@@ -33,9 +27,9 @@ export const registerMachineHealth: CommandRegistrar = (machine, ctx) => {
     .option('--reason <text>', 'why (recorded in the history)')
     .option('--json', 'print JSON')
     .action(async (keys: string[], o: { cpuSeconds?: string; memorySeconds?: string; diskSeconds?: string; disk: string[]; reason?: string; json?: boolean }) => {
-      const cpuSeconds = seconds(o.cpuSeconds, '--cpu-seconds', 1);
-      const memorySeconds = seconds(o.memorySeconds, '--memory-seconds', 1);
-      const diskSeconds = seconds(o.diskSeconds, '--disk-seconds', 0);
+      const cpuSeconds = seconds(o.cpuSeconds, '--cpu-seconds', 1, 600);
+      const memorySeconds = seconds(o.memorySeconds, '--memory-seconds', 1, 600);
+      const diskSeconds = seconds(o.diskSeconds, '--disk-seconds', 0, 600);
       const health = {
         ...(cpuSeconds !== undefined ? { cpuSeconds } : {}),
         ...(memorySeconds !== undefined ? { memorySeconds } : {}),

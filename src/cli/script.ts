@@ -17,10 +17,11 @@ export function readScriptFile(file: string, name?: string): { name: string; con
   return { name: n, content };
 }
 
-function seconds(v: string | undefined, flag: string): number | undefined {
+/** A flag's whole number of seconds within [min, max]; absent: undefined. */
+export function seconds(v: string | undefined, flag: string, min = 1, max = 86_400): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 86_400) throw new UsageError(`${flag}: '${v}' must be a whole number of seconds from 1 to 86400`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag}: '${v}' must be a whole number of seconds from ${min} to ${max}`);
   return n;
 }
 

@@ -5,9 +5,7 @@ import { join } from 'node:path';
 import { backends } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
 import { inProcessCli } from '../support/cli.js';
-import { makeFacts } from '../support/facts.js';
-import { runAgent } from '../../src/agent/agent.js';
-import { parseCmdline } from '../../src/agent/cmdline.js';
+import { netbootAgent } from '../support/netboot-agent.js';
 import { runScript } from '../../src/agent/steps/scripts.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
@@ -43,19 +41,7 @@ describe.each(backends)('scripts on machines on $name', (backend) => {
   });
   afterAll(async () => t?.close());
 
-  /** The machine network-boots as iPXE would, and its agent runs to the end. */
-  async function bootAndRun() {
-    const res = await fetch(`${url}/boot/machine.ipxe?serial=${serial}&mac=${mac}`);
-    const config = parseCmdline(/kernel \S+ (initrd=\S+ .*) \|\| goto/.exec(await res.text())![1]!)!;
-    return runAgent({
-      config,
-      version: 'test',
-      inspect: async () => makeFacts({ serial, macs: [mac] }),
-      power: { poweroff: async () => undefined, reboot: async () => undefined },
-      console: () => undefined,
-      scriptDir,
-    });
-  }
+  const bootAndRun = () => netbootAgent(url, { serial, mac, scriptDir });
 
   it('runs the library’s discovery scripts in an inspection, with the machine’s variables, and keeps their output and files', async () => {
     const add = await cli(
