@@ -1,7 +1,6 @@
 import type { Db } from '../store/database.js';
-import { fromJson } from '../store/database.js';
 import { afterId, pageOf, type Page } from '../core/pagination.js';
-import { appendEvent, type LogEvent } from '../events/log.js';
+import { appendEvent, toLogEvent, type LogEvent } from '../events/log.js';
 
 /** One entry of a machine's history: who did what, from which state to which, when and why. */
 export type MachineEvent = { id: number; machineId: string } & Pick<LogEvent, 'at' | 'actor' | 'action' | 'fromState' | 'toState' | 'reason' | 'details'>;
@@ -27,17 +26,10 @@ export async function listEvents(db: Db, machineId: string, page: { limit: numbe
     .where((eb) => eb.or([eb('type', 'like', 'machine.%'), eb('type', 'like', 'power.%')]));
   if (page.after !== undefined) q = q.where('id', '>', page.after);
   const rows = await q.orderBy('id').limit(page.limit).execute();
-  return rows.map((r) => ({
-    id: Number(r.id),
-    machineId: r.machine_id ?? machineId,
-    at: r.at,
-    actor: r.actor,
-    action: r.action,
-    fromState: r.from_state,
-    toState: r.to_state,
-    reason: r.reason,
-    details: fromJson(r.details, null),
-  }));
+  return rows.map((r) => {
+    const { at, actor, action, fromState, toState, reason, details } = toLogEvent(r);
+    return { id: Number(r.id), machineId: r.machine_id ?? machineId, at, actor, action, fromState, toState, reason, details };
+  });
 }
 
 /** A machine's history page by page, oldest first; the cursor is the one the previous page returned. */
