@@ -62,6 +62,8 @@ import { TemplateStore } from './deploy/template-store.js';
 import { DeployService } from './deploy/service.js';
 import { OperatorActions } from './deploy/operator-actions.js';
 import { applianceForwards, Holds } from './deploy/holds.js';
+import { TateruMachineService } from './deploy/tateru.js';
+import { tateruRoutes } from './api/routes/tateru.js';
 import { RunService } from './runs/service.js';
 import { imageRoutes } from './api/routes/images.js';
 import { treeRoutes } from './api/routes/trees.js';
@@ -278,6 +280,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   });
   const stopObservingProviders = registry.resilience.observe((call) => metrics.providerCall(call));
   const sendFile = fileSender({ dataDir: config.dataDir, accelRedirect: config.accelRedirect });
+  const agentSession = new AgentSession({ store, clock, engine, inspection, deployRuns, holds, images, config, profileLookup: lookupProfileDeploy });
   const app = await buildApp(services, {
     logger: log,
     https: tls,
@@ -285,7 +288,8 @@ export async function createController(config: Config, opts: ControllerOptions =
       // First: its hook counts the boot routes' requests.
       metricsRoutes(metrics),
       bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile, ipxeDir: config.tftp.root }),
-      agentRoutes({ store, session: new AgentSession({ store, clock, engine, inspection, deployRuns, holds, images, config, profileLookup: lookupProfileDeploy }), deployRuns, images, sendFile, ticketKey }),
+      agentRoutes({ store, session: agentSession, deployRuns, images, sendFile, ticketKey }),
+      tateruRoutes({ store, tateru: new TateruMachineService({ store, inventory, holds }), session: agentSession, ticketKey }),
       applianceRoutes,
       powerRoutes,
       managerRoutes,

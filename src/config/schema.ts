@@ -41,6 +41,12 @@ export const ConfigSchema = Type.Object(
       description:
         "URL machines use to reach this controller (boot scripts, agents, seeds, callbacks); default: the controller's local address of the connection each boot request came in on (never the request's Host header)",
     }),
+    apiUrl: Type.String({
+      default: '',
+      pattern: '^(https?://.+)?$',
+      description:
+        "URL API clients (Ansible, Tateru's client) reach this controller at, served as Tateru's `managedBy`; default: the controller's local address of the connection the request came in on (never the request's Host header)",
+    }),
     accelRedirect: Type.String({
       default: '',
       description:

@@ -46,6 +46,8 @@ export interface HoldRunParams {
   returnTo: HoldReturnState;
   /** The installer's SSH server, as its agent reported it. */
   ssh?: SshEndpoint;
+  /** The client's idempotency key (Tateru's boot-installer `nonce`): the same one again is this run. */
+  nonce?: string;
 }
 
 /** How to reach the held installer over SSH. */
@@ -96,7 +98,7 @@ export class Holds {
   constructor(private readonly d: { store: Store; clock: Clock; engine: LifecycleEngine; inventory: InventoryService; forwards?: PortForwards }) {}
 
   /** Boots the installer (or rescue) with these public keys allowed in. */
-  async start(machineKey: string, kind: HoldKind, keys: readonly string[] | undefined, actor: Actor, reason: string | null): Promise<TransitionResult> {
+  async start(machineKey: string, kind: HoldKind, keys: readonly string[] | undefined, actor: Actor, reason: string | null, opts: { nonce?: string } = {}): Promise<TransitionResult> {
     const authorizedKeys = [...new Set((keys ?? []).map((k) => k.trim()))];
     if (authorizedKeys.length === 0) throw validation('sshKeys', `${START_ACTION[kind]} needs at least one public key to let in`);
     const m = await this.d.inventory.get(machineKey);
@@ -106,7 +108,7 @@ export class Holds {
       reason,
       // Checked again on the locked row: the return state is the state the transition leaves.
       guard: (cur) => cur.state === m.state,
-      params: { authorizedKeys, returnTo } satisfies HoldRunParams,
+      params: { authorizedKeys, returnTo, ...(opts.nonce !== undefined ? { nonce: opts.nonce } : {}) } satisfies HoldRunParams,
     });
   }
 
@@ -130,6 +132,12 @@ export class Holds {
         await updateStep(trx, run.id, 'exit', booting ? 'running' : 'succeeded', at, booting ? 'booting the installed OS from disk' : `back to ${t.to}`);
       },
     });
+  }
+
+  /** The newest run of this kind on the machine started with this nonce, if any. */
+  async runWithNonce(m: Machine, kind: HoldKind, nonce: string): Promise<Run | null> {
+    const recent = await listRuns(this.d.store.db, m.id, { limit: 50 });
+    return recent.find((r) => r.kind === kind && (r.params as Partial<HoldRunParams>).nonce === nonce) ?? null;
   }
 
   /** The machine's current installer or rescue run, else its latest one of that kind (a failed hold has none current). */
@@ -187,6 +195,19 @@ export class Holds {
       knownHosts: reach && ssh ? ssh.hostKeys.map((k) => knownHostsLine(reach.address, reach.port, k)) : [],
       reportedAt: ssh?.reportedAt ?? null,
     };
+  }
+
+  /**
+   * Where a client reaches the installer a machine is held in (null: not held, or its SSH
+   * server has not reported yet), with the keys its run lets in.
+   */
+  async endpoint(m: Machine): Promise<{ address: string; port: number; authorizedKeys: string[] } | null> {
+    if (!m.currentRunId) return null;
+    const run = await getRun(this.d.store.db, m.currentRunId);
+    if (!isHoldKind(run.kind)) return null;
+    const p = run.params as Partial<HoldRunParams>;
+    const reach = p.ssh ? await this.reach(m, p.ssh) : null;
+    return reach ? { ...reach, authorizedKeys: p.authorizedKeys ?? [] } : null;
   }
 
   /**
