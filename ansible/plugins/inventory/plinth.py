@@ -14,7 +14,9 @@ description:
     C(tag_gpu) for a tag without value) and owner (C(owner_ci)). Group names keep only letters,
     digits and underscores.
   - Host variables carry the machine's identity, tags, owner, facts, the profile's pool
-    variables and, for a deployed machine, its installed address as C(ansible_host).
+    variables and, for a deployed machine, its installed address as C(ansible_host); a machine
+    held in the installer or rescue has C(plinth_installer) (address, port, host keys and
+    C(known_hosts) lines pinning them).
   - The inventory file must end in C(plinth.yml) or C(plinth.yaml).
 version_added: 0.1.0
 author:
@@ -89,11 +91,12 @@ import re
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
-from ansible.module_utils.six.moves.urllib.parse import urlencode
+from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import open_url
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 
 PAGE = 500
+HELD = ("installer-booting", "installer", "rescue-booting", "rescue")
 
 
 def group_name(prefix, *parts):
@@ -128,6 +131,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 except Exception:
                     pass
             raise AnsibleError("plinth: GET %s failed: %s%s" % (path, to_native(e), detail))
+
+    def _installer(self, name):
+        """How to reach the installer a machine is held in: address, port, host keys, known_hosts lines."""
+        try:
+            a = self._get("/api/v1/machines/%s/installer" % quote(name, safe=""), {})
+        except AnsibleError:
+            # It left the installer between the list and this read.
+            return None
+        return {"address": a.get("address"), "port": a.get("port"), "user": a.get("user"), "host_keys": a.get("hostKeys", []), "known_hosts": a.get("knownHosts", [])}
 
     def _machines(self):
         query = {"limit": PAGE}
@@ -169,6 +181,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             hostvars["plinth_facts"] = m.get("facts")
         if deployment.get("address"):
             hostvars["ansible_host"] = deployment["address"]
+        if m["state"] in HELD:
+            hostvars["plinth_installer"] = self._installer(m["name"])
         for k, v in hostvars.items():
             self.inventory.set_variable(host, k, v)
 

@@ -1,0 +1,167 @@
+/**
+ * The collection's modules (ansible/plugins/modules: installer, machine_info) run by Debian's
+ * ansible-core against a real controller: a playbook holds a machine in the installer with its
+ * key and waits for the address, port and pinned host keys (the installer's side is played
+ * over HTTP by test/support/held-installer.ts); held twice is changed once; check mode changes
+ * nothing; exit_to=deployed boots the disk through the machine's appliance (a Redfish service)
+ * and waits for deployed; machine_info reads the machine; a refused token is the module's
+ * failure with the controller's reason.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it as vitestIt } from 'vitest';
+import { backends } from '../support/backends.js';
+import { freshController } from '../support/controller.js';
+import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
+import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
+import { installerUp, INSTALLER_HOST_KEY } from '../support/held-installer.js';
+import { fetchHttp } from './matching-support.js';
+
+const run = promisify(execFile);
+type TC = Awaited<ReturnType<typeof freshController>>;
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx5dGVzdGtleWZvcnRoZWluc3RhbGxlcmhvbGQx playbook@test';
+const agent = { kind: 'agent' as const, name: 'installer' };
+
+describe.each(backends)('ansible modules on $name', (backend) => {
+  let t: TC;
+  let url: string;
+  let peer: RedfishPeer;
+  let mac: string;
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-ansible-mod-'));
+
+  /** Runs a playbook of these tasks on localhost; the results of each task, in order. */
+  async function playbook(tasks: object[], opts: { check?: boolean; token?: string } = {}): Promise<{ code: number; results: any[]; stderr: string }> {
+    const file = join(dir, `play-${Date.now()}.yml`);
+    writeFileSync(file, JSON.stringify([{ hosts: 'localhost', connection: 'local', gather_facts: false, tasks }]));
+    const args = ['-i', 'localhost,', file, ...(opts.check ? ['--check'] : [])];
+    const env = {
+      PATH: '/usr/bin:/bin',
+      HOME: dir,
+      ANSIBLE_COLLECTIONS_PATH: join(dir, 'collections'),
+      ANSIBLE_STDOUT_CALLBACK: 'json',
+      ANSIBLE_PYTHON_INTERPRETER: '/usr/bin/python3',
+      ANSIBLE_LOCAL_TEMP: join(dir, 'tmp'),
+      ANSIBLE_NOCOLOR: '1',
+      PLINTH_URL: url,
+      PLINTH_TOKEN: opts.token ?? t.adminToken,
+    };
+    const r = await run('ansible-playbook', args, { env, timeout: 300_000 }).then(
+      (x) => ({ code: 0, stdout: x.stdout, stderr: x.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+    const out = JSON.parse(r.stdout);
+    return { code: r.code, results: out.plays[0].tasks.map((task: any) => task.hosts.localhost), stderr: r.stderr };
+  }
+  const machine = async () => (await t.api('GET', '/api/v1/machines/mod-1')).json();
+  async function until(ok: (m: any) => boolean): Promise<any> {
+    let m = await machine();
+    for (let i = 0; i < 1200 && !ok(m); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      m = await machine();
+    }
+    return m;
+  }
+
+  beforeAll(async () => {
+    ensureDebianPackages(['ansible-core'], () => hasCommand('ansible-playbook'));
+    mkdirSync(join(dir, 'collections', 'ansible_collections', 'plinth'), { recursive: true });
+    symlinkSync(resolve('ansible'), join(dir, 'collections', 'ansible_collections', 'plinth', 'metal'));
+    writeFileSync(join(dir, 'vmlinuz'), 'kernel');
+    writeFileSync(join(dir, 'initrd.img'), 'initrd');
+    peer = await startRedfishPeer({ username: 'root', password: 'calvin', powerState: 'Off' });
+    t = await freshController(
+      backend,
+      { publicUrl: 'http://10.0.2.2:7708', providers: { jobDeadline: '20s', timeout: '5s' } },
+      { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) },
+    );
+    t.controller.power.start();
+    url = await t.controller.listen();
+    // A machine behind a Redfish BMC, inspected (the way an inspection ends): available.
+    expect((await t.api('POST', '/api/v1/appliances', { name: 'bmc-mod', type: 'redfish', address: peer.url, username: 'root', password: 'calvin' })).statusCode).toBe(201);
+    const [e] = (await t.api('POST', '/api/v1/appliances/bmc-mod/enlist', {})).json().items;
+    await t.api('PATCH', `/api/v1/machines/${e.machine.id}`, { name: 'mod-1' });
+    mac = e.machine.identity.macs[0];
+    const r = await t.api('POST', '/api/v1/machines/mod-1/actions/inspect', {});
+    expect(r.statusCode, r.body).toBe(200);
+    await t.controller.services.engine.act('mod-1', 'installer-started', { actor: agent, runId: r.json().run.id });
+    await t.controller.services.engine.act('mod-1', 'inspect-done', { actor: agent, runId: r.json().run.id });
+    expect((await machine()).state).toBe('available');
+  }, 300_000);
+  afterAll(async () => {
+    await t?.close();
+    await peer?.close();
+  });
+
+  const held = { name: 'mod-1', ssh_public_key: KEY, wait_timeout: 120 };
+  /** Each playbook starts Ansible anew (seconds each on a busy machine). */
+  const it = (name: string, fn: () => Promise<void>) => vitestIt(name, fn, 300_000);
+
+  it('check mode: held and machine_info report, nothing changes', async () => {
+    // What an action would change: the state, the runs, the operator's events (power readings go on by themselves).
+    const seen = async () => ({
+      state: (await machine()).state,
+      runs: (await t.api('GET', '/api/v1/machines/mod-1/runs')).json().items.map((r: any) => r.id),
+      actions: (await t.api('GET', '/api/v1/machines/mod-1/events')).json().items.filter((e: any) => e.actor.startsWith('operator:')).length,
+    });
+    const before = await seen();
+    const { code, results } = await playbook([{ 'plinth.metal.installer': held }, { 'plinth.metal.machine_info': { name: 'mod-1' } }], { check: true });
+    expect(code).toBe(0);
+    expect(results[0]).toMatchObject({ changed: true, state: 'installer-booting', address: null });
+    expect(results[1]).toMatchObject({ changed: false, state: 'available', installer: null, installed_address: null });
+    expect(await seen()).toEqual(before);
+  });
+
+  it('held: boots the installer, waits for its address and host keys; held again changes nothing', async () => {
+    const play = playbook([{ 'plinth.metal.installer': held }, { 'plinth.metal.installer': held }, { 'plinth.metal.machine_info': { name: 'mod-1' } }]);
+    // The installer's side: the machine is told to boot, comes up and reports its SSH server.
+    expect((await until((m) => m.state !== 'available')).state).toBe('installer-booting');
+    await installerUp(fetchHttp(url), { mac }, { port: 2222, addresses: ['127.0.0.1'] });
+    const { code, results, stderr } = await play;
+    expect(code, stderr + JSON.stringify(results)).toBe(0);
+    const line = `[127.0.0.1]:2222 ${INSTALLER_HOST_KEY.split(' ').slice(0, 2).join(' ')}`;
+    const m = await machine();
+    expect(results[0]).toMatchObject({ changed: true, state: 'installer', address: '127.0.0.1', port: 2222, user: 'root', host_keys: [INSTALLER_HOST_KEY], known_hosts: [line], run: m.currentRunId });
+    expect(results[1]).toMatchObject({ changed: false, state: 'installer', address: '127.0.0.1', port: 2222, known_hosts: [line], run: m.currentRunId });
+    expect(results[2]).toMatchObject({ changed: false, state: 'installer', installer: { address: '127.0.0.1', port: 2222, knownHosts: [line] } });
+    expect(results[2].facts_summary).toBeNull();
+    const runs = (await t.api('GET', '/api/v1/machines/mod-1/runs')).json().items.filter((r: any) => r.kind === 'installer');
+    expect(runs).toHaveLength(1);
+    // The inventory plugin's host variables carry the held installer and its pinned host key.
+    writeFileSync(join(dir, 'plinth.yml'), 'plugin: plinth.metal.plinth\nwith_facts: false\n');
+    const inv = await run('ansible-inventory', ['-i', join(dir, 'plinth.yml'), '--host', 'mod-1'], {
+      env: { PATH: '/usr/bin:/bin', HOME: dir, ANSIBLE_COLLECTIONS_PATH: join(dir, 'collections'), ANSIBLE_INVENTORY_ENABLED: 'plinth.metal.plinth', ANSIBLE_INVENTORY_UNPARSED_FAILED: 'true', ANSIBLE_LOCAL_TEMP: join(dir, 'tmp'), PLINTH_URL: url, PLINTH_TOKEN: t.adminToken },
+      timeout: 120_000,
+    });
+    expect(JSON.parse(inv.stdout)).toMatchObject({ plinth_state: 'installer', plinth_installer: { address: '127.0.0.1', port: 2222, user: 'root', host_keys: [INSTALLER_HOST_KEY], known_hosts: [line] } });
+    // Held with another key: refused, not re-booted.
+    const other = await playbook([{ 'plinth.metal.installer': { ...held, ssh_public_key: KEY.replace('playbook@test', 'x').replace('AAAAIGx5', 'AAAAIGx6') } }]);
+    expect(other.code).not.toBe(0);
+    expect(other.results[0].msg).toBe('machine mod-1 is already held in installer with other keys; exit it first');
+  });
+
+  it('absent: check mode leaves it held; exit_to=deployed boots the disk and waits for deployed; absent again changes nothing', async () => {
+    const absent = { name: 'mod-1', state: 'absent', exit_to: 'deployed', wait_timeout: 120 };
+    const dry = await playbook([{ 'plinth.metal.installer': absent }], { check: true });
+    expect(dry.results[0]).toMatchObject({ changed: true, state: 'installer' });
+    expect((await machine()).state).toBe('installer');
+    const { code, results, stderr } = await playbook([{ 'plinth.metal.installer': absent }, { 'plinth.metal.installer': absent }, { 'plinth.metal.machine_info': { name: 'mod-1' } }]);
+    expect(code, stderr + JSON.stringify(results)).toBe(0);
+    expect(results[0]).toMatchObject({ changed: true, state: 'deployed', address: null });
+    expect(results[1]).toMatchObject({ changed: false, state: 'deployed' });
+    expect(results[2]).toMatchObject({ changed: false, state: 'deployed', installer: null });
+    expect((peer.system() as { Boot: { BootSourceOverrideTarget: string } }).Boot.BootSourceOverrideTarget).toBe('Hdd');
+  });
+
+  it("a refused token or an unknown machine fails the task with the controller's reason", async () => {
+    const bad = await playbook([{ 'plinth.metal.machine_info': { name: 'mod-1' } }], { token: 'not-a-token' });
+    expect(bad.code).not.toBe(0);
+    expect(bad.results[0].msg).toBe('plinth: GET /api/v1/machines/mod-1 failed: HTTP 401: token is unknown, revoked or expired');
+    const missing = await playbook([{ 'plinth.metal.installer': { ...held, name: 'no-such-machine' } }]);
+    expect(missing.results[0].msg).toBe("plinth: GET /api/v1/machines/no-such-machine failed: HTTP 404: machine 'no-such-machine' not found");
+    const noKey = await playbook([{ 'plinth.metal.installer': { name: 'mod-1' } }]);
+    expect(noKey.results[0].msg).toBe('state is held but all of the following are missing: ssh_public_key');
+  });
+});
