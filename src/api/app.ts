@@ -84,8 +84,9 @@ export async function buildApp(services: AppServices, options: BuildAppOptions):
         version: '1',
         description: 'Provisioning for bare-metal servers and virtual machines. Errors: { "error": { "code", "message", "details" } }.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
+      // The API token as a bearer token, or as the password of HTTP Basic (any user name; python-requests' ~/.netrc).
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, basic: { type: 'http', scheme: 'basic' } } },
+      security: [{ bearer: [] }, { basic: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/api/v1/docs', uiConfig: { deepLinking: true } });
