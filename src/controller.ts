@@ -60,6 +60,7 @@ import { lookupProfileDeploy } from './profiles/deploy-lookup.js';
 import { ImageStore } from './images/store.js';
 import { TemplateStore } from './deploy/template-store.js';
 import { DeployService } from './deploy/service.js';
+import { MulticastSessions } from './deploy/multicast.js';
 import { OperatorActions } from './deploy/operator-actions.js';
 import { applianceForwards, Holds } from './deploy/holds.js';
 import { TateruMachineService } from './deploy/tateru.js';
@@ -122,6 +123,8 @@ export interface ControllerOptions {
    * prefix `ip netns exec NS`), Plinth's address on the interface when it cannot be read here.
    */
   dhcp?: Pick<DhcpServiceOptions, 'onEvent'> & { command?: string[]; serverAddress?: string };
+  /** Multicast sessions: a command prefix for udp-sender (tests: `ip netns exec NS`). */
+  multicast?: { prefix?: string[] };
 }
 
 /** The built-in providers and the local QEMU lab. */
@@ -229,9 +232,11 @@ export async function createController(config: Config, opts: ControllerOptions =
         (event, fields) => log.debug(fields, event),
       )
     : null;
-  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, config: machineConfig, log, secrets: secrets.box });
+  // udp-sender children, one per open session, on the provisioning interface.
+  const multicast = new MulticastSessions({ interface: config.deploy.multicastInterface || config.dhcp.interface, portbase: config.deploy.multicastPortbase, log, ...(opts.multicast?.prefix ? { prefix: opts.multicast.prefix } : {}) });
+  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, config: machineConfig, log, secrets: secrets.box, multicast });
   deploy.profileLookup = lookupProfileDeploy;
-  const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy });
+  const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy, multicast });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const webhooks = new WebhookService({
     store,
@@ -418,6 +423,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       await tftp?.stop();
       await dhcp?.stop();
       await rsyncd?.stop();
+      await multicast.stop();
       if (bootServer) {
         const server = bootServer;
         const closing = new Promise<void>((resolve) => server.close(() => resolve()));

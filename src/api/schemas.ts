@@ -289,6 +289,16 @@ export const ActionBody = Type.Object(
     os: Type.Optional(OsSettingsSchema),
     kernelArgs: Type.Optional(KernelArgsSchema),
     template: Type.Optional(MainTemplateSchema),
+    multicast: Type.Optional(
+      Type.Object(
+        {
+          rate: Type.Optional(Type.String({ maxLength: 16, pattern: '^[0-9]+(\\.[0-9]+)?[kKmMgG]?$', description: 'rate cap in bits per second: 200M (the default), 1G, 50M' })),
+          minReceivers: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'start once this many machines joined (default 2)' })),
+          maxWaitSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'or this long after the first joined (default 60)' })),
+        },
+        { ...Strict, description: 'deploy: receive the image in a multicast session (udpcast) with the other machines deploying it; HTTP is the fallback' },
+      ),
+    ),
     scripts: Type.Optional(
       Type.Array(
         Type.Object(

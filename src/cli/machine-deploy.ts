@@ -1,5 +1,7 @@
 import type { CommandRegistrar } from './context.js';
-import { collect, oneOf, parsePairs } from './context.js';
+import { collect, oneOf, parsePairs, positiveInt } from './context.js';
+import { UsageError } from './errors.js';
+import { parseDuration } from '../core/clock.js';
 import { readSshKeyFiles } from './ssh-key-files.js';
 import type { MachineView, RunView } from '../api/client.js';
 import { DEPLOY_METHODS, OS_SETTING_KEYS, OsSettingsSchema, SIZE_HINTS } from '../protocol/deploy.js';
@@ -18,8 +20,8 @@ const OS_FLAGS = OS_SETTING_KEYS.map((key) => {
 export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
   const command = machine
     .command('deploy')
-    .description('install an OS on an available machine (or redeploy a deployed one)')
-    .argument('<machine>', 'name or id')
+    .description('install an OS on available machines (or redeploy deployed ones); with --multicast, in one multicast session')
+    .argument('<machines...>', 'names or ids')
     .option('--image <image>', 'image-store name (default: the profile\'s, else debian-12)')
     .option('--image-url <url>', 'fetch the image from this mirror instead of the controller')
     .option('--method <method>', 'image (default), preseed, kickstart or autoinstall')
@@ -28,6 +30,10 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
     .option('--kernel-args <args>', "added to the installed system's kernel command line (instead of the profile's)")
     .option('--template <name>', "a template of the method's kind rendered in place of its main one (e.g. an override named rhel9.cfg)")
     .option('--reuse-run <run>', 'deploy again with the artifacts of this run, byte for byte')
+    .option('--multicast', 'stream the image once to all the machines (udpcast); each falls back to HTTP on its own')
+    .option('--rate <bits>', 'multicast rate cap in bits per second (default 200M)')
+    .option('--min-receivers <n>', 'multicast: start once this many machines joined (default: the number of machines named)')
+    .option('--max-wait <duration>', 'multicast: or this long after the first one joined (default 60s)')
     .option('--reason <text>', 'why (recorded in the history)')
     .option('--json', 'print JSON');
   for (const f of OS_FLAGS) {
@@ -36,33 +42,69 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
   }
   command.action(
     async (
-      key: string,
-      o: { image?: string; imageUrl?: string; method?: string; sshKey: string[]; rootDevice: string[]; kernelArgs?: string; template?: string; reuseRun?: string; reason?: string; json?: boolean } & Record<string, unknown>,
+      keys: string[],
+      o: {
+        image?: string;
+        imageUrl?: string;
+        method?: string;
+        sshKey: string[];
+        rootDevice: string[];
+        kernelArgs?: string;
+        template?: string;
+        reuseRun?: string;
+        reason?: string;
+        json?: boolean;
+        multicast?: boolean;
+        rate?: string;
+        minReceivers?: string;
+        maxWait?: string;
+      } & Record<string, unknown>,
     ) => {
+      if (!o.multicast && (o.rate !== undefined || o.minReceivers !== undefined || o.maxWait !== undefined)) throw new UsageError('--rate, --min-receivers and --max-wait apply to --multicast deploys');
+      const multicast = o.multicast ? { ...(o.rate !== undefined ? { rate: o.rate } : {}), minReceivers: o.minReceivers !== undefined ? positiveInt(o.minReceivers, '--min-receivers') : keys.length, ...(o.maxWait !== undefined ? { maxWaitSeconds: maxWaitSeconds(o.maxWait) } : {}) } : null;
       const method = o.method ? oneOf(o.method, '--method', DEPLOY_METHODS) : undefined;
       const sshKeys = readSshKeyFiles(o.sshKey);
       const os = Object.fromEntries(OS_FLAGS.flatMap((f) => (f.list ? ((o[f.option] as string[]).length ? [[f.key, o[f.option]]] : []) : o[f.option] !== undefined ? [[f.key, o[f.option]]] : [])));
       const hints = Object.fromEntries(Object.entries(parsePairs(o.rootDevice, '--root-device')).map(([k, v]) => [k, HINT_NUMBERS.has(k) ? Number(v) : v]));
       const client = ctx.client();
-      const current = await client.getMachine(key);
-      const action = current.state === 'deployed' ? 'redeploy' : current.state === 'deploy-failed' ? 'retry' : 'deploy';
-      const r = await client.action(key, action, {
-        ...(o.image ? { image: o.image } : {}),
-        ...(o.imageUrl ? { imageUrl: o.imageUrl } : {}),
-        ...(method ? { method } : {}),
-        ...(sshKeys.length ? { sshKeys } : {}),
-        ...(Object.keys(hints).length ? { rootDeviceHints: hints } : {}),
-        ...(Object.keys(os).length ? { os } : {}),
-        ...(o.kernelArgs !== undefined ? { kernelArgs: o.kernelArgs } : {}),
-        ...(o.template ? { template: o.template } : {}),
-        ...(o.reuseRun ? { reuseRun: o.reuseRun } : {}),
-        ...(o.reason ? { reason: o.reason } : {}),
-      });
-      const m: MachineView = r.machine;
-      const run: RunView | null = r.run;
-      if (o.json) return ctx.out.json(r);
-      if (m.state === 'deploy-failed') throw new Error(`deploy of ${m.name} failed: [${m.lastError?.code}] ${m.lastError?.message}`);
-      ctx.out.line(`${m.name}: ${m.state}${run ? ` (run ${run.id})` : ''}`);
+      const results = [];
+      // One after the other: the first opens the multicast session, the others join it while it waits for them.
+      for (const key of keys) {
+        const current = await client.getMachine(key);
+        const action = current.state === 'deployed' ? 'redeploy' : current.state === 'deploy-failed' ? 'retry' : 'deploy';
+        const r = await client.action(key, action, {
+          ...(o.image ? { image: o.image } : {}),
+          ...(o.imageUrl ? { imageUrl: o.imageUrl } : {}),
+          ...(method ? { method } : {}),
+          ...(sshKeys.length ? { sshKeys } : {}),
+          ...(Object.keys(hints).length ? { rootDeviceHints: hints } : {}),
+          ...(Object.keys(os).length ? { os } : {}),
+          ...(o.kernelArgs !== undefined ? { kernelArgs: o.kernelArgs } : {}),
+          ...(o.template ? { template: o.template } : {}),
+          ...(o.reuseRun ? { reuseRun: o.reuseRun } : {}),
+          ...(multicast ? { multicast } : {}),
+          ...(o.reason ? { reason: o.reason } : {}),
+        });
+        results.push(r);
+        const m: MachineView = r.machine;
+        const run: RunView | null = r.run;
+        if (o.json) continue;
+        if (m.state === 'deploy-failed') throw new Error(`deploy of ${m.name} failed: [${m.lastError?.code}] ${m.lastError?.message}`);
+        ctx.out.line(`${m.name}: ${m.state}${run ? ` (run ${run.id})` : ''}`);
+      }
+      if (o.json) ctx.out.json(keys.length === 1 ? results[0] : results);
     },
   );
 };
+
+/** `--max-wait 60s` (or 2m, or plain seconds) as whole seconds. */
+function maxWaitSeconds(text: string): number {
+  let ms: number;
+  try {
+    ms = /^\d+$/.test(text.trim()) ? Number(text) * 1000 : parseDuration(text);
+  } catch {
+    throw new UsageError(`--max-wait: '${text}' is not a duration (e.g. 60s, 2m)`);
+  }
+  if (ms < 1000 || ms > 3_600_000) throw new UsageError(`--max-wait: '${text}' must be between 1s and 1h`);
+  return Math.round(ms / 1000);
+}

@@ -202,6 +202,17 @@ export const ConfigSchema = Type.Object(
         }),
         assumedWriteMBps: Type.Integer({ default: 20, minimum: 1, description: 'image write speed assumed before a deploy reports its own, for its deadline' }),
         firstBootAllowance: Duration('20m', 'time allowed from the reboot after writing to the installed OS reporting in'),
+        multicastInterface: Type.String({
+          default: '',
+          pattern: '^[A-Za-z0-9_.:@-]{0,15}$',
+          description: 'interface multicast deploy sessions send on (udp-sender); default dhcp.interface, else the one udp-sender picks',
+        }),
+        multicastPortbase: Type.Integer({
+          default: 9000,
+          minimum: 1024,
+          maximum: 65000,
+          description: 'first UDP port of multicast deploy sessions; each open session takes two ports from here on (16 at most)',
+        }),
       },
       { default: {} },
     ),

@@ -15,6 +15,7 @@ import type { SecretBox } from '../auth/secrets.js';
 import type { DeployParams, InstalledReport, Progress } from '../protocol/agent.js';
 import type { ProfileLookup } from './service.js';
 import { IPXE_TEMPLATE, sha256Hex, withCallbackSecret, type DeployRunParams } from './run-params.js';
+import type { MulticastSessions } from './multicast.js';
 
 /**
  * A deploy run as its machine lives it, once DeployService has prepared it: the parameters
@@ -33,7 +34,11 @@ export interface DeployRunsDeps {
   config: Pick<Config, 'deploy' | 'deadlines' | 'ms'>;
   secrets: SecretBox;
   profileLookup: ProfileLookup;
+  multicast?: MulticastSessions;
 }
+
+/** A receiver that saw no data for this long gives up on its session and completes over HTTP. */
+const MULTICAST_RECEIVE_TIMEOUT_SECONDS = 30;
 
 export class DeployRuns {
   constructor(private readonly d: DeployRunsDeps) {}
@@ -48,6 +53,17 @@ export class DeployRuns {
       image: { url: p.imageUrl ?? `/agent/v1/images/${encodeURIComponent(p.image ?? '')}`, sha256: p.imageSha256, sizeBytes: Number(p.imageSize), format: 'raw' },
       ...(p.rootDeviceHints ? { rootDeviceHints: p.rootDeviceHints } : {}),
       ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
+      // Only while the session still waits for receivers: one already sending has nothing for a late machine.
+      ...(p.multicast && this.d.multicast?.joinable(p.multicast.session)
+        ? {
+            multicast: {
+              session: p.multicast.session,
+              portbase: p.multicast.portbase,
+              startTimeoutSeconds: p.multicast.maxWaitSeconds + MULTICAST_RECEIVE_TIMEOUT_SECONDS,
+              receiveTimeoutSeconds: MULTICAST_RECEIVE_TIMEOUT_SECONDS,
+            },
+          }
+        : {}),
       seed: {
         userData: await artifact('cloud-init/user-data'),
         metaData: await artifact('cloud-init/meta-data'),

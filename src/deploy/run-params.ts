@@ -28,6 +28,8 @@ export interface DeployRunParams extends Record<string, unknown> {
   profile: string | null;
   sshKeyCount: number;
   reuseRun: string | null;
+  /** The multicast session this run was handed (its agent receives from it while it waits for receivers). */
+  multicast?: { session: string; portbase: number; maxWaitSeconds: number } | null;
   prepareError: { code: string; message: string } | null;
 }
 

@@ -20,6 +20,7 @@ import { takeQuotaForDeploy } from '../profiles/matching.js';
 import type { SecretBox } from '../auth/secrets.js';
 import { mergeOsSettings, type DeployMethod, type OsSettingsInput, type RootDeviceHints } from '../protocol/deploy.js';
 import { CALLBACK_PLACEHOLDER, IPXE_TEMPLATE, sha256Hex, type DeployRunParams } from './run-params.js';
+import { MULTICAST_DEFAULTS, parseRate, type MulticastSessions } from './multicast.js';
 
 /**
  * Deployment: from an `available` machine to an installed OS that reports in, by writing an
@@ -48,6 +49,8 @@ export interface DeployRequest {
   kernelArgs?: string;
   /** A template of the method's kind rendered in place of its main one (instead of the profile's). */
   template?: string;
+  /** Receive the image in a multicast session with the other machines deploying it (image deploys from the controller). */
+  multicast?: { rate?: string; minReceivers?: number; maxWaitSeconds?: number };
 }
 
 /** What a machine's profile says about deploying it (filled in by matching). */
@@ -82,6 +85,8 @@ export interface DeployServiceDeps {
   profileLookup?: ProfileLookup;
   /** Seals each run's callback secret. */
   secrets: SecretBox;
+  /** Multicast deploy sessions (absent: a deploy asking for one is refused). */
+  multicast?: MulticastSessions;
 }
 
 export class DeployService {
@@ -136,6 +141,7 @@ export class DeployService {
     const profile = await this.profileLookup(store.db, m);
     const method: DeployMethod = req.method ?? profile.deploy?.method ?? 'image';
     const runId = newId();
+    const multicast = req.multicast ? this.multicastSettings(req, method, req.imageUrl ?? profile.deploy?.imageUrl ?? null) : null;
     const params: DeployRunParams = {
       method,
       image: null,
@@ -163,6 +169,11 @@ export class DeployService {
         params.imageSha256 = image.sha256;
         params.imageSize = image.sizeBytes;
         this.checkFits(m.facts, image.name, image.sizeBytes, params.rootDeviceHints);
+        if (multicast && this.d.multicast) {
+          // Joins the waiting session of this image version, or opens one (its udp-sender starts now).
+          const session = this.d.multicast.join({ name: image.name, sha256: image.sha256, sizeBytes: image.sizeBytes, file: this.d.images.path(image) }, multicast, runId);
+          params.multicast = { session: session.id, portbase: session.portbase, maxWaitSeconds: session.maxWaitSeconds };
+        }
       }
       if (reused) {
         const names = await listArtifacts(store.db, reused.id);
@@ -203,6 +214,20 @@ export class DeployService {
       reason: params.prepareError.message,
       error: { ...params.prepareError, stage: 'prepare' },
     });
+  }
+
+  /** A multicast request's settings with their defaults; refused (naming the field) where multicast cannot apply. */
+  private multicastSettings(req: DeployRequest, method: DeployMethod, imageUrl: string | null) {
+    if (!this.d.multicast) throw new PlinthError('conflict', 'this controller runs no multicast sessions');
+    if (method !== 'image') throw validation('multicast', `applies to image deploys, not the ${method} method`);
+    if (imageUrl) throw validation('multicast', 'applies to images served by the controller, not one fetched from imageUrl');
+    if (req.reuseRun) throw validation('multicast', 'cannot be combined with reuseRun');
+    const o = req.multicast ?? {};
+    return {
+      rateBitsPerSecond: o.rate !== undefined ? parseRate(o.rate, 'multicast.rate') : MULTICAST_DEFAULTS.rateBitsPerSecond,
+      minReceivers: o.minReceivers ?? MULTICAST_DEFAULTS.minReceivers,
+      maxWaitSeconds: o.maxWaitSeconds ?? MULTICAST_DEFAULTS.maxWaitSeconds,
+    };
   }
 
   /** An image no disk can hold fails now, before anything is written. */

@@ -42,6 +42,8 @@ export const INSTALLER_PACKAGES: readonly string[] = [
   // keys; Python is what Ansible's modules run with on the target.
   'dropbear-bin',
   'python3',
+  // udp-receiver joins a multicast deploy session (the agent falls back to HTTP without it).
+  'udpcast',
 ];
 
 /**

@@ -99,6 +99,22 @@ export const ScriptResultSchema = Type.Object(
 export type ScriptResult = Static<typeof ScriptResultSchema>;
 export const ScriptParamsSchema = Type.Object({ name: Type.String({ pattern: SCRIPT_NAME_PATTERN }) }, Strict);
 
+/**
+ * Where a deploy's multicast session is (udpcast): the receiver listens on `portbase` (and
+ * the port after it), gives up if the transfer has not started after `startTimeoutSeconds`
+ * or stalls for `receiveTimeoutSeconds`, and the agent then fetches the rest over HTTP.
+ */
+export const MulticastReceiveSchema = Type.Object(
+  {
+    session: Type.String({ minLength: 1, maxLength: 64 }),
+    portbase: Type.Integer({ minimum: 1024, maximum: 65534 }),
+    startTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 86_400 }),
+    receiveTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600 }),
+  },
+  Strict,
+);
+export type MulticastReceive = Static<typeof MulticastReceiveSchema>;
+
 export const DeployParamsSchema = Type.Object(
   {
     image: Type.Object(
@@ -117,6 +133,8 @@ export const DeployParamsSchema = Type.Object(
     seed: Type.Object({ userData: Type.String(), metaData: Type.String(), networkConfig: Type.String() }, Strict),
     /** Added to the installed system's boot loader configuration (GRUB, BLS entries) when the seed is written. */
     kernelArgs: Type.Optional(KernelArgsSchema),
+    /** A multicast session to receive the image from first (HTTP `image.url` completes or repairs it). */
+    multicast: Type.Optional(MulticastReceiveSchema),
   },
   Strict,
 );

@@ -5,7 +5,8 @@
  */
 export { runDeploySteps, runWipeSteps, imageSource, type DeployDeps, type DeployOutcome, type WipeDeps, type WipeOutcome, type StepRunnerDeps, type StepReportBody } from './runner.js';
 export { chooseRootDisk, candidateDisks, type CandidateDisk } from './root-disk.js';
-export { writeImage, type WriteImageOptions, type WriteImageResult, type WriteProgress } from './write-image.js';
+export { writeImage, type WriteImageOptions, type WriteImageResult, type WriteProgress, type ImageTransport } from './write-image.js';
+export { udpReceiverSource, MulticastError, type ImageChunkSource, type UdpReceiverOptions } from './multicast-receive.js';
 export { growRoot, type GrowRootOptions, type GrowRootResult } from './grow-root.js';
 export { writeNoCloudSeed, NOCLOUD_SEED_DIR, type NoCloudSeed, type SeedOptions, type SeedResult } from './seed.js';
 export { wipeDisks, END_BYTES, type WipeMode, type WipeOptions, type WipeMethod, type DiskWipeResult } from './wipe.js';

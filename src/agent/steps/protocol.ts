@@ -9,11 +9,11 @@ import Value from 'typebox/value';
 import { KERNEL_ARGS_PATTERN, ROOT_DEVICE_HINTS, RootDeviceHintsSchema, type RootDeviceHints } from '../../protocol/deploy.js';
 
 const KERNEL_ARGS = new RegExp(KERNEL_ARGS_PATTERN);
-import { HoldParamsSchema, InspectParamsSchema, SHA256_PATTERN, type HoldParams, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
+import { HoldParamsSchema, InspectParamsSchema, MulticastReceiveSchema, SHA256_PATTERN, type HoldParams, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
 import { StepError } from './errors.js';
 
 export type { RootDeviceHints } from '../../protocol/deploy.js';
-export type { AgentNext, BootLocalAnswer, DeployParams, StepReport, StepReportAnswer, StepReportStatus, WipeParams } from '../../protocol/agent.js';
+export type { AgentNext, BootLocalAnswer, DeployParams, MulticastReceive, StepReport, StepReportAnswer, StepReportStatus, WipeParams } from '../../protocol/agent.js';
 export { DEPLOY_STEPS, WIPE_STEPS, type DeployStepName, type StepName, type WipeStepName } from '../../protocol/runs.js';
 
 const SHA256 = new RegExp(SHA256_PATTERN);
@@ -42,6 +42,11 @@ export function parseDeployParams(raw: unknown): DeployParams {
     const kernelArgs = string(p['kernelArgs'], 'params.kernelArgs');
     if (!KERNEL_ARGS.test(kernelArgs)) throw bad('params.kernelArgs', 'holds a quote, \\, `, $, ;, |, <, > or a control or non-ASCII character');
     params.kernelArgs = kernelArgs;
+  }
+  if (p['multicast'] !== undefined && p['multicast'] !== null) {
+    const problem = Value.Errors(MulticastReceiveSchema, p['multicast'])[0];
+    if (problem) throw bad(`params.multicast${problem.instancePath.replaceAll('/', '.')}`, problem.message);
+    params.multicast = p['multicast'] as NonNullable<DeployParams['multicast']>;
   }
   return params;
 }

@@ -8,6 +8,8 @@ import { writeNoCloudSeed, type SeedResult } from './seed.js';
 import { formatBytes, formatRate } from './units.js';
 import { eraseSignatures, wipeDisks, type DiskWipeResult } from './wipe.js';
 import { writeImage, type WriteImageOptions, type WriteImageResult } from './write-image.js';
+import { udpReceiverSource, type ImageChunkSource } from './multicast-receive.js';
+import type { MulticastReceive } from './protocol.js';
 
 /**
  * The deploy and wipe runs as the agent performs them: steps in order, each reported
@@ -41,6 +43,8 @@ export interface DeployDeps extends StepRunnerDeps {
   download?: Pick<WriteImageOptions, 'backoffMs' | 'sleep' | 'idleTimeoutMs' | 'maxFruitlessAttempts' | 'bufferBytes'>;
   /** Told how the image write progresses (the agent passes it on in its heartbeats). */
   onProgress?: WriteImageOptions['onProgress'];
+  /** How a run's multicast session is received (default: udp-receiver on this machine). */
+  multicastSource?: (session: MulticastReceive, log: (line: string) => void) => ImageChunkSource;
 }
 
 export interface DeployOutcome {
@@ -119,12 +123,26 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
       log: deps.log,
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
+      ...(params.multicast ? { multicast: (deps.multicastSource ?? ((m, log) => udpReceiverSource(m, { log })))(params.multicast, deps.log) } : {}),
       ...deps.download,
     });
+    const transport = params.multicast ? `, by ${result.transport} (multicast ${formatBytes(result.bytesReceived.multicast)}, HTTP ${formatBytes(result.bytesReceived.http)})` : '';
     return {
       value: result,
-      message: `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s (${formatRate(result.bytes, result.seconds)}), sha256 verified${result.resumedAt.length ? `, resumed ${result.resumedAt.length} time(s)` : ''}`,
-      details: { device, bytes: result.bytes, seconds: result.seconds, bytesPerSecond: Math.round(result.bytesPerSecond), sha256: result.sha256, attempts: result.attempts, resumedAt: result.resumedAt },
+      message: `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s (${formatRate(result.bytes, result.seconds)})${transport}, sha256 verified${result.resumedAt.length ? `, resumed ${result.resumedAt.length} time(s)` : ''}`,
+      details: {
+        device,
+        bytes: result.bytes,
+        seconds: result.seconds,
+        bytesPerSecond: Math.round(result.bytesPerSecond),
+        sha256: result.sha256,
+        attempts: result.attempts,
+        resumedAt: result.resumedAt,
+        transport: result.transport,
+        bytesReceived: result.bytesReceived,
+        ...(params.multicast ? { multicastSession: params.multicast.session } : {}),
+        ...(result.multicastFallback !== undefined ? { multicastFallback: result.multicastFallback } : {}),
+      },
     };
   });
 

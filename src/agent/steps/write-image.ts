@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { assertNotInUse, describeBlockDevice, EXCLUSIVE_WRITE, type BlockDevice } from './block-device.js';
 import { StepError } from './errors.js';
+import type { ImageChunkSource } from './multicast-receive.js';
 import { formatBytes, formatRate, MiB } from './units.js';
 
 /**
@@ -17,6 +18,11 @@ import { formatBytes, formatRate, MiB } from './units.js';
  * partial or corrupt image that firmware may still try to boot. The first MiB (protective
  * MBR, primary GPT, boot code), the image's last MiB (its backup GPT) and the disk's last MiB
  * (a backup GPT from an earlier install) are zeroed, so that the disk boots nothing.
+ *
+ * With a `multicast` source the image comes from it first, into the same hash and writer;
+ * HTTP is the fallback: it resumes with a Range request where the source stopped (it found
+ * no session, stalled or failed), or writes the whole image again when the bytes the source
+ * delivered do not match the checksum. The result says which transport brought how much.
  */
 export interface WriteImageOptions {
   url: string;
@@ -39,7 +45,11 @@ export interface WriteImageOptions {
   /** Bytes gathered before each write to the device (two such buffers). Default 8 MiB. */
   bufferBytes?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Tried first (a multicast session); HTTP completes or repairs what it delivers. */
+  multicast?: ImageChunkSource;
 }
+
+export type ImageTransport = 'multicast' | 'http';
 
 export interface WriteProgress {
   bytesWritten: number;
@@ -59,6 +69,12 @@ export interface WriteImageResult {
   attempts: number;
   /** Byte offsets the transfer resumed from, one per dropped connection. */
   resumedAt: number[];
+  /** `multicast` when the session delivered the whole verified image, else `http`. */
+  transport: ImageTransport;
+  /** Bytes received by each transport (a repaired image counts its discarded multicast bytes). */
+  bytesReceived: Record<ImageTransport, number>;
+  /** Why HTTP had to complete or repair a multicast transfer. */
+  multicastFallback?: string;
 }
 
 /** A failure worth another attempt: the connection, a 5xx, a stalled transfer. */
@@ -91,12 +107,14 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   }
 
   const writer = new DeviceWriter(fh, disk, o.bufferBytes ?? 8 * MiB);
-  const hash = createHash('sha256');
+  let hash = createHash('sha256');
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   let received = 0;
   let attempts = 0;
   const resumedAt: number[] = [];
+  const bytesReceived: Record<ImageTransport, number> = { multicast: 0, http: 0 };
+  let multicastFallback: string | undefined;
   /** What the first answer said the image is; later answers must say the same. */
   let validator: { etag: string | null } | null = null;
   let lastReportedTenth = 0;
@@ -196,6 +214,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
           if (received + chunk.length > o.sizeBytes) throw sizeMismatch(o, null);
           hash.update(chunk);
           received += chunk.length;
+          bytesReceived.http += chunk.length;
           await writer.write(chunk);
           progress();
         }
@@ -209,8 +228,39 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     }
   };
 
+  /** The multicast source's bytes into the same hash and writer; false when HTTP must finish or redo the image. */
+  const receiveMulticast = async (source: ImageChunkSource): Promise<boolean> => {
+    o.log(`write-image: receiving from ${source.describe}`);
+    try {
+      for await (const chunk of source.open()) {
+        if (received + chunk.length > o.sizeBytes) throw new Error(`it sent more than the image's ${o.sizeBytes} bytes`);
+        hash.update(chunk);
+        received += chunk.length;
+        bytesReceived.multicast += chunk.length;
+        await writer.write(chunk);
+        progress();
+      }
+      if (received < o.sizeBytes) throw new Error(`it ended at byte ${received} of ${o.sizeBytes}`);
+    } catch (e) {
+      if (e instanceof StepError) throw e; // the disk failed: HTTP would not help
+      multicastFallback = (e as Error).message;
+      o.log(`write-image: ${source.describe} stopped: ${multicastFallback}; continuing over HTTP from byte ${received}`);
+      return false;
+    }
+    const got = hash.copy().digest('hex');
+    if (got === expected) return true;
+    multicastFallback = `the ${o.sizeBytes} bytes received have sha256 ${got}, not ${expected}`;
+    o.log(`write-image: ${source.describe}: ${multicastFallback}; writing the image again over HTTP`);
+    await writer.rewind();
+    hash = createHash('sha256');
+    received = 0;
+    lastReportedTenth = 0;
+    return false;
+  };
+
   try {
     o.log(`write-image: ${o.url} (${formatBytes(o.sizeBytes)}) → ${disk.path} (${formatBytes(disk.sizeBytes)})`);
+    if (o.multicast) await receiveMulticast(o.multicast);
     let fruitless = 0;
     while (received < o.sizeBytes) {
       attempts++;
@@ -254,8 +304,21 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   }
   await fh.close();
   const took = seconds();
-  o.log(`write-image: wrote ${formatBytes(o.sizeBytes)} to ${disk.path} in ${took.toFixed(1)} s (${formatRate(o.sizeBytes, took)}), sha256 ${actual} verified${resumedAt.length > 0 ? `, resumed ${resumedAt.length} time(s)` : ''}`);
-  return { device: disk.path, bytes: o.sizeBytes, sha256: actual, seconds: took, bytesPerSecond: o.sizeBytes / took, attempts, resumedAt };
+  const transport: ImageTransport = bytesReceived.http === 0 && o.multicast ? 'multicast' : 'http';
+  const by = o.multicast ? ` by ${transport} (multicast ${bytesReceived.multicast} bytes, HTTP ${bytesReceived.http} bytes)` : '';
+  o.log(`write-image: wrote ${formatBytes(o.sizeBytes)} to ${disk.path} in ${took.toFixed(1)} s (${formatRate(o.sizeBytes, took)})${by}, sha256 ${actual} verified${resumedAt.length > 0 ? `, resumed ${resumedAt.length} time(s)` : ''}`);
+  return {
+    device: disk.path,
+    bytes: o.sizeBytes,
+    sha256: actual,
+    seconds: took,
+    bytesPerSecond: o.sizeBytes / took,
+    attempts,
+    resumedAt,
+    transport,
+    bytesReceived,
+    ...(multicastFallback !== undefined ? { multicastFallback } : {}),
+  };
 }
 
 function sizeMismatch(o: WriteImageOptions, served: number | null): StepError {
@@ -367,6 +430,14 @@ class DeviceWriter {
     } catch (e) {
       throw new StepError('disk', `${this.disk.name}: fsync failed: ${(e as Error).message}`, { disk: this.disk.name });
     }
+  }
+
+  /** Drops what is buffered and starts again at offset 0 (a whole image written again). */
+  async rewind(): Promise<void> {
+    if (this.inflight) await this.inflight;
+    this.inflight = null;
+    this.fill = 0;
+    this.position = 0;
   }
 
   /** Waits for the write in flight, whatever its outcome (before scrubbing). */

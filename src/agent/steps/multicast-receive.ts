@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import type { MulticastReceive } from './protocol.js';
+
+/**
+ * Receiving an image from a multicast session with Debian's `udp-receiver` (udpcast): it
+ * joins the session the controller's `udp-sender` announces on the segment and writes the
+ * image to its stdout, which feeds the same verifying writer as the HTTP download
+ * (write-image.ts). udpcast does the reliable part (NAKs, retransmits, rate control).
+ *
+ * A receiver that finds no session in time, stalls, or exits with an error ends its stream
+ * with a MulticastError; the writer then completes the image over HTTP from where it got.
+ */
+export interface ImageChunkSource {
+  /** What the source is, for the log ("multicast session S on port P"). */
+  readonly describe: string;
+  /** The image's bytes from offset 0, in order; throws MulticastError when the source gives up. */
+  open(): AsyncIterable<Uint8Array>;
+}
+
+export class MulticastError extends Error {
+  override name = 'MulticastError';
+}
+
+export interface UdpReceiverOptions {
+  /** Runs udp-receiver through this command prefix (a network namespace in tests: `ip netns exec NS`). */
+  prefix?: readonly string[];
+  /** The interface to listen on; default: the one udp-receiver picks (the first one up that is not loopback). */
+  interface?: string;
+  log: (line: string) => void;
+}
+
+/** udp-receiver's stderr ends with a line per event; only the last few are kept for the message. */
+const STDERR_KEPT = 4096;
+
+export function udpReceiverSource(p: MulticastReceive, o: UdpReceiverOptions): ImageChunkSource {
+  const args = [
+    '--nokbd',
+    '--no-progress',
+    '--portbase',
+    String(p.portbase),
+    '--start-timeout',
+    String(p.startTimeoutSeconds),
+    '--receive-timeout',
+    String(p.receiveTimeoutSeconds),
+    ...(o.interface ? ['--interface', o.interface] : []),
+  ];
+  const [command, ...prefixArgs] = [...(o.prefix ?? []), 'udp-receiver'];
+  return {
+    describe: `multicast session ${p.session} (udp-receiver, port ${p.portbase})`,
+    async *open() {
+      const child = spawn(command!, [...prefixArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-STDERR_KEPT)));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+        child.once('error', (error) => resolve({ code: null, signal: null, error }));
+        child.once('close', (code, signal) => resolve({ code, signal }));
+      });
+      let finished = false;
+      try {
+        for await (const chunk of child.stdout) yield chunk as Buffer;
+        const end = await exited;
+        finished = true;
+        if (end.error) throw new MulticastError(`udp-receiver did not start: ${end.error.message}`);
+        if (end.code !== 0) {
+          const said = stderr.replaceAll('\r', '\n').split('\n').map((l) => l.trim()).filter(Boolean).slice(-2).join('; ');
+          throw new MulticastError(`udp-receiver exited with ${end.code ?? end.signal}${said ? `: ${said}` : ''}`);
+        }
+      } finally {
+        // The reader stopped early (a failed write, a size mismatch): the receiver goes too.
+        if (!finished && child.exitCode === null) child.kill('SIGTERM');
+      }
+    },
+  };
+}

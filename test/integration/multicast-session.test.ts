@@ -1,0 +1,283 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/core/logger.js';
+import { MulticastSessions, type MulticastSessionView } from '../../src/deploy/multicast.js';
+import { udpReceiverSource, type ImageChunkSource } from '../../src/agent/steps/multicast-receive.js';
+import { writeImage } from '../../src/agent/steps/write-image.js';
+import { LoopDevices, MiB, readDevice, serveImage } from '../../src/agent/steps/test-fixtures.js';
+import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
+import { backends } from '../support/backends.js';
+import { freshController } from '../support/controller.js';
+import { makeFacts } from '../support/facts.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+
+/**
+ * Multicast sessions as they run: the controller's udp-sender (MulticastSessions) in one
+ * network namespace, udp-receivers in others on the same bridge, each feeding the agent's
+ * verifying writer onto a loop device, with the HTTP download as the fallback. Real udpcast
+ * from Debian; the only thing made up is the corrupted chunk, injected between one
+ * receiver's stdout and its writer.
+ */
+const root = isRoot();
+const which = (cmd: string) => {
+  try {
+    readFileSync(`/usr/bin/${cmd}`);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const ready = root && which('udp-sender') && which('udp-receiver');
+
+describe.skipIf(!ready)('multicast sessions (udpcast between namespaces)', () => {
+  const loops = new LoopDevices();
+  let net: TestNetwork;
+  let image: { path: string; sizeBytes: number; sha256: string };
+  let imageBytes: Buffer;
+  let server: Awaited<ReturnType<typeof serveImage>>;
+  const log = createLogger('silent');
+
+  beforeAll(async () => {
+    net = createTestNetwork({ ctl: '10.79.0.1/24', r1: '10.79.0.11/24', r2: '10.79.0.12/24', late: '10.79.0.13/24' });
+    // Random bytes: nothing for a transport to compress or skip.
+    imageBytes = randomBytes(24 * MiB);
+    image = { path: join(loops.dir, 'image.raw'), sizeBytes: imageBytes.length, sha256: createHash('sha256').update(imageBytes).digest('hex') };
+    writeFileSync(image.path, imageBytes);
+    server = await serveImage(image.path);
+  });
+  afterAll(async () => {
+    await server?.close();
+    net?.remove();
+    await loops.detachAll();
+  });
+
+  const inNs = (member: string) => ['ip', 'netns', 'exec', net.ns(member)];
+  const receiver = (member: string, s: MulticastSessionView, startTimeoutSeconds = 60): ImageChunkSource =>
+    udpReceiverSource({ session: s.id, portbase: s.portbase, startTimeoutSeconds, receiveTimeoutSeconds: 20 }, { prefix: inNs(member), log: () => undefined });
+
+  /** The receiver's bytes with one byte flipped in the chunk that holds `offset`. */
+  const corrupting = (source: ImageChunkSource, offset: number): ImageChunkSource => ({
+    describe: `${source.describe} (one byte flipped at ${offset})`,
+    async *open() {
+      let at = 0;
+      for await (const chunk of source.open()) {
+        if (offset >= at && offset < at + chunk.length) {
+          const copy = Buffer.from(chunk);
+          copy[offset - at] = copy[offset - at]! ^ 0xff;
+          yield copy;
+        } else yield chunk;
+        at += chunk.length;
+      }
+    },
+  });
+
+  const write = async (source: ImageChunkSource, lines: string[]) => {
+    const disk = await loops.attach(32 * MiB);
+    loops.assertOurs(disk.device);
+    const result = await writeImage({
+      url: server.url,
+      sha256: image.sha256,
+      sizeBytes: image.sizeBytes,
+      device: disk.device,
+      multicast: source,
+      log: (l) => lines.push(l),
+      backoffMs: [50],
+      bufferBytes: MiB,
+    });
+    const written = await readDevice(loops, disk.device, 0, image.sizeBytes);
+    return { result, intact: written.equals(imageBytes) };
+  };
+
+  it('streams the image once to two receivers; a corrupted chunk is caught by the checksum and written again over HTTP; a late receiver completes over HTTP', async () => {
+    const sessions = new MulticastSessions({ interface: 'eth0', portbase: 9400, prefix: inNs('ctl'), log });
+    try {
+      const settings = { rateBitsPerSecond: 40_000_000, minReceivers: 2, maxWaitSeconds: 30 };
+      const file = { name: 'test', sha256: image.sha256, sizeBytes: image.sizeBytes, file: image.path };
+      const s = sessions.join(file, settings, 'run-1');
+      // A second deploy of the same image while the session waits joins it.
+      expect(sessions.join(file, settings, 'run-2')).toMatchObject({ id: s.id, portbase: 9400, members: ['run-1', 'run-2'] });
+      expect(sessions.joinable(s.id)?.state).toBe('waiting');
+
+      const clean: string[] = [];
+      const damaged: string[] = [];
+      const first = write(receiver('r1', s), clean);
+      const second = write(corrupting(receiver('r2', s), 5 * MiB + 17), damaged);
+      // A machine that arrives once the transfer is under way finds no session to join.
+      const deadline = Date.now() + 60_000;
+      while (sessions.get(s.id)!.state === 'waiting' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(sessions.get(s.id)!.state).toBe('sending');
+      expect(sessions.joinable(s.id)).toBeNull();
+      const lateLines: string[] = [];
+      const late = write(receiver('late', s, 2), lateLines);
+
+      const [a, b, c] = await Promise.all([first, second, late]);
+      expect(a.result).toMatchObject({ transport: 'multicast', bytesReceived: { multicast: image.sizeBytes, http: 0 }, sha256: image.sha256 });
+      expect(a.intact).toBe(true);
+      expect(clean.at(-1)).toMatch(/by multicast \(multicast \d+ bytes, HTTP 0 bytes\), sha256 [0-9a-f]{64} verified$/);
+
+      expect(b.result).toMatchObject({ transport: 'http', bytesReceived: { multicast: image.sizeBytes, http: image.sizeBytes } });
+      expect(b.result.multicastFallback).toMatch(new RegExp(`the ${image.sizeBytes} bytes received have sha256 [0-9a-f]{64}, not ${image.sha256}`));
+      expect(b.intact).toBe(true);
+
+      expect(c.result).toMatchObject({ transport: 'http', bytesReceived: { multicast: 0, http: image.sizeBytes } });
+      expect(c.result.multicastFallback).toMatch(/^udp-receiver exited with \d+/);
+      expect(c.intact).toBe(true);
+
+      const ended = await sessions.ended(s.id);
+      expect(ended).toMatchObject({ state: 'done', receivers: 2, bytesSent: image.sizeBytes, error: null });
+      expect(ended!.retransmitPercent).toBeGreaterThanOrEqual(0);
+      // The corrupted receiver and the late one went to the HTTP server; the clean one never did.
+      expect(server.requests).toHaveLength(2);
+    } finally {
+      await sessions.stop();
+    }
+  });
+
+  it('a session nobody joins ends at its grace, and a receiver given it completes over HTTP', async () => {
+    const sessions = new MulticastSessions({ interface: 'eth0', portbase: 9420, prefix: inNs('ctl'), log, noReceiversGraceMs: 500 });
+    try {
+      const s = sessions.join({ name: 'test', sha256: image.sha256, sizeBytes: image.sizeBytes, file: image.path }, { rateBitsPerSecond: 40_000_000, minReceivers: 2, maxWaitSeconds: 1 }, 'run-1');
+      const ended = await sessions.ended(s.id);
+      expect(ended).toMatchObject({ state: 'failed', receivers: 0 });
+      expect(ended!.error).toMatch(/no receiver started the transfer within 1 s/);
+      const lines: string[] = [];
+      const { result, intact } = await write(receiver('r1', s, 2), lines);
+      expect(result).toMatchObject({ transport: 'http', bytesReceived: { multicast: 0, http: image.sizeBytes } });
+      expect(intact).toBe(true);
+    } finally {
+      await sessions.stop();
+    }
+  });
+});
+
+/**
+ * The same through the controller, on both databases: deploys asking for multicast join one
+ * session (its udp-sender in namespace `ctl`), the agent's hello hands the session out while
+ * it waits, receivers in namespaces write what it sends, and a machine whose hello comes once
+ * the transfer is under way is given none and downloads over HTTP (the controller's image
+ * route, reached through the test's request injection). Step reports carry the transport
+ * into the run and the boot trace.
+ */
+describe.skipIf(!ready).each(backends)('multicast deploys through the controller on $name', (backend) => {
+  let t: Awaited<ReturnType<typeof freshController>>;
+  let net: TestNetwork;
+  const loops = new LoopDevices();
+  const image = randomBytes(12 * MiB);
+  const imageSha = createHash('sha256').update(image).digest('hex');
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-mcast-'));
+  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
+  writeFileSync(join(dir, 'initrd.img'), 'initrd');
+
+  beforeAll(async () => {
+    net = createTestNetwork({ ctl: '10.79.1.1/24', a: '10.79.1.11/24', b: '10.79.1.12/24' });
+    t = await freshController(
+      backend,
+      { publicUrl: 'http://10.79.1.1:7708', deploy: { multicastInterface: 'eth0', multicastPortbase: 9440 } },
+      { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }), multicast: { prefix: ['ip', 'netns', 'exec', net.ns('ctl')] } },
+    );
+  });
+  afterAll(async () => {
+    await t?.close();
+    net?.remove();
+    await loops.detachAll();
+  });
+
+  const inject = (method: string, url: string, opts: Parameters<typeof t.inject>[2] = {}) => t.inject(method, url, { ...opts, headers: { host: '10.79.1.1:7708', ...opts.headers } });
+  const tokenIn = (script: string) => /plinth\.token=(\S+)/.exec(script)![1]!;
+  const bootScript = async (mac: string) => (await inject('GET', `/boot/machine.ipxe?mac=${mac}`)).body;
+  /** The agent's fetch, answered by the controller in-process (the image route with its Range support). */
+  const agentFetch = (async (url: string | URL, init?: RequestInit) => {
+    const u = new URL(String(url));
+    const r = await t.inject('GET', u.pathname, { headers: { host: u.host, ...(init?.headers as Record<string, string>) } });
+    return new Response(r.statusCode === 204 ? null : r.rawPayload, { status: r.statusCode, headers: r.headers as Record<string, string> });
+  }) as typeof fetch;
+
+  async function inspected(name: string, mac: string) {
+    const token = tokenIn(await bootScript(mac));
+    expect((await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).statusCode).toBe(200);
+    const r = await inject('POST', '/agent/v1/facts', { token, body: makeFacts({ serial: `SER-${name}`, macs: [mac], disks: [['vda', 8 * 2 ** 30]] }) });
+    expect(r.statusCode, r.body).toBe(200);
+    const m = (await t.api('GET', `/api/v1/machines?q=${mac}`)).json().items[0];
+    await t.api('PATCH', `/api/v1/machines/${m.id}`, { name });
+  }
+
+  /** What the agent does with its hello's parameters: write the image (multicast first when handed a session) and report the step. */
+  async function agentWrites(token: string, params: any, member: string, onBytes: (n: number) => void = () => undefined) {
+    const disk = await loops.attach(16 * MiB);
+    loops.assertOurs(disk.device);
+    const result = await writeImage({
+      url: `http://10.79.1.1:7708${params.image.url}`,
+      token,
+      sha256: params.image.sha256,
+      sizeBytes: params.image.sizeBytes,
+      device: disk.device,
+      fetch: agentFetch,
+      log: () => undefined,
+      bufferBytes: MiB,
+      onProgress: (p) => onBytes(p.bytesWritten),
+      ...(params.multicast ? { multicast: udpReceiverSource(params.multicast, { prefix: ['ip', 'netns', 'exec', net.ns(member)], log: () => undefined }) } : {}),
+    });
+    const s = await inject('POST', '/agent/v1/steps/write-image', { token, body: { status: 'succeeded', message: 'written', details: { transport: result.transport, bytesReceived: result.bytesReceived } } });
+    expect(s.statusCode, s.body).toBe(200);
+    expect((await readDevice(loops, disk.device, 0, image.length)).equals(image)).toBe(true);
+    return result;
+  }
+
+  it('deploys two machines in one session and a third, whose hello comes late, over HTTP; each run and trace says which', async () => {
+    const up = await inject('POST', `/api/v1/images?name=tiny&sha256=${imageSha}`, { token: t.adminToken, body: image, headers: { 'content-type': 'application/octet-stream' } });
+    expect(up.statusCode, up.body).toBe(201);
+    const macs: Record<string, string> = { a: '52:54:00:7c:00:01', b: '52:54:00:7c:00:02', c: '52:54:00:7c:00:03' };
+    for (const [name, mac] of Object.entries(macs)) await inspected(name, mac);
+
+    const multicast = { rate: '40M', minReceivers: 2, maxWaitSeconds: 30 };
+    const runs: Record<string, string> = {};
+    for (const name of ['a', 'b', 'c']) {
+      const r = await t.api('POST', `/api/v1/machines/${name}/actions/deploy`, { image: 'tiny', multicast });
+      expect(r.statusCode, r.body).toBe(200);
+      runs[name] = r.json().run.id;
+    }
+    const sessions = await Promise.all(Object.values(runs).map(async (id) => (await t.api('GET', `/api/v1/runs/${id}`)).json().params.multicast));
+    expect(new Set(sessions.map((s: any) => s.session)).size).toBe(1);
+    expect(sessions[0]).toMatchObject({ portbase: 9440, maxWaitSeconds: 30 });
+
+    // Refused, naming the field, before anything is written.
+    const bad = await t.api('POST', '/api/v1/machines/c/actions/redeploy', { image: 'tiny', multicast: { rate: 'fast' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toMatch(/multicast/);
+
+    const tokens: Record<string, string> = {};
+    const hellos: Record<string, any> = {};
+    for (const name of ['a', 'b']) {
+      tokens[name] = tokenIn(await bootScript(macs[name]!));
+      hellos[name] = (await inject('POST', '/agent/v1/hello', { token: tokens[name], body: { agentVersion: 't' } })).json().run.params;
+      expect(hellos[name].multicast).toMatchObject({ session: sessions[0].session, portbase: 9440, startTimeoutSeconds: 60, receiveTimeoutSeconds: 30 });
+    }
+    let received = 0;
+    let underWay!: () => void;
+    const transferring = new Promise<void>((r) => (underWay = r));
+    const writing = ['a', 'b'].map((name) =>
+      agentWrites(tokens[name]!, hellos[name], name, (n) => {
+        received = Math.max(received, n);
+        if (received >= 2 * MiB) underWay();
+      }),
+    );
+    // Once the transfer runs, a hello gets no session: the image comes over HTTP.
+    await transferring;
+    tokens.c = tokenIn(await bootScript(macs.c!));
+    const late = (await inject('POST', '/agent/v1/hello', { token: tokens.c, body: { agentVersion: 't' } })).json().run.params;
+    expect(late.multicast).toBeUndefined();
+    const [ra, rb] = await Promise.all(writing);
+    expect(ra).toMatchObject({ transport: 'multicast', bytesReceived: { multicast: image.length, http: 0 } });
+    expect(rb).toMatchObject({ transport: 'multicast', bytesReceived: { multicast: image.length, http: 0 } });
+    const rc = await agentWrites(tokens.c!, late, 'a');
+    expect(rc).toMatchObject({ transport: 'http', bytesReceived: { multicast: 0, http: image.length } });
+
+    const stage = async (name: string) =>
+      (await t.api('GET', `/api/v1/machines/${name}/trace?attempts=1`)).json().attempts[0].stages.find((s: any) => s.stage === 'step:write-image:succeeded');
+    expect((await stage('a')).detail).toEqual({ transport: 'multicast', bytesReceived: { multicast: image.length, http: 0 } });
+    expect((await stage('c')).detail).toEqual({ transport: 'http', bytesReceived: { multicast: 0, http: image.length } });
+  });
+});
