@@ -196,6 +196,7 @@ export const MachineSchema = Type.Object(
       image: Nullable(Type.String()),
       address: Nullable(Type.String({ description: 'where to reach the installed OS (SSH)' })),
       deployedAt: Nullable(Timestamp),
+      hostKeys: Type.Array(Type.String(), { description: "the installed OS's SSH host keys, as given when leaving the installer for it (pin them; empty when not known)" }),
     }),
     bootAddress: Nullable(Type.String({ description: "the fixed IPv4 address Plinth's DHCP server gives this machine's MACs (dhcp.mode full)" })),
     createdAt: Timestamp,
@@ -283,6 +284,13 @@ export const ActionBody = Type.Object(
       }),
     ),
     to: Type.Optional(StringEnum(EXIT_TARGETS, { description: 'exit-installer: boot the installed OS (deployed) or go back to the state before (previous, the default)' })),
+    hostKeys: Type.Optional(
+      Type.Array(Type.String({ minLength: 16, maxLength: 16384, pattern: SSH_KEY_PATTERN }), {
+        minItems: 1,
+        maxItems: 8,
+        description: "exit-installer to deployed: the installed OS's SSH host public keys, as the automation that installed it wrote them (served with the machine, for clients to pin)",
+      }),
+    ),
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
     reuseRun: Type.Optional(Type.String({ maxLength: 64, description: 'deploy again with this run\'s artifacts, byte for byte' })),
     installer: Type.Optional(Type.Object({ kernel: Type.Optional(Type.String({ maxLength: 2048 })), initrd: Type.Optional(Type.String({ maxLength: 2048 })) }, Strict)),

@@ -113,7 +113,7 @@ export class Holds {
   }
 
   /** Leaves the installer (or rescue): to the installed OS, or back where the machine came from. */
-  async exit(machineKey: string, kind: HoldKind, to: ExitTarget | undefined, actor: Actor, reason: string | null): Promise<TransitionResult> {
+  async exit(machineKey: string, kind: HoldKind, to: ExitTarget | undefined, actor: Actor, reason: string | null, hostKeys?: readonly string[]): Promise<TransitionResult> {
     if (kind === 'rescue' && to === 'deployed') throw validation('to', 'exit-rescue always returns to the previous state');
     const m = await this.d.inventory.get(machineKey);
     const run = await this.holdRun(m, kind);
@@ -125,11 +125,16 @@ export class Holds {
       params: { exitTo },
       guard: (cur) => cur.state === m.state,
       alsoInTransaction: async (trx, _m, t) => {
-        if (!run || run.status !== 'running') return;
-        const at = iso(this.d.clock.now());
-        await updateStep(trx, run.id, 'hold', 'succeeded', at);
         const booting = t.to === 'installer-exiting';
-        await updateStep(trx, run.id, 'exit', booting ? 'running' : 'succeeded', at, booting ? 'booting the installed OS from disk' : `back to ${t.to}`);
+        if (run?.status === 'running') {
+          const at = iso(this.d.clock.now());
+          await updateStep(trx, run.id, 'hold', 'succeeded', at);
+          await updateStep(trx, run.id, 'exit', booting ? 'running' : 'succeeded', at, booting ? 'booting the installed OS from disk' : `back to ${t.to}`);
+        }
+        // What the automation installed: its host keys, for clients to pin; not an image a deploy wrote.
+        if (!booting) return;
+        const keys = hostKeys?.length ? [...new Set(hostKeys.map((k) => k.trim().split(/\s+/).slice(0, 2).join(' ')))] : null;
+        return { deployed_image: null, deployed_host_keys: keys ? JSON.stringify(keys) : null };
       },
     });
   }

@@ -23,6 +23,8 @@ export interface ActionOptions extends DeployRequest {
   health?: HealthParamsInput;
   /** exit-installer: to the installed OS, or back to the state the machine was in. */
   to?: ExitTarget;
+  /** exit-installer to deployed: the installed OS's SSH host keys. */
+  hostKeys?: string[];
 }
 
 const DEPLOY_ACTIONS: readonly OperatorAction[] = ['deploy', 'redeploy', 'retry'];
@@ -51,6 +53,7 @@ function checkOptions(action: OperatorAction, o: ActionOptions): void {
     throw validation('sshKeys', `only applies to deploy, redeploy, retry, boot-installer and rescue, not ${action}`);
   }
   if (o.to !== undefined && action !== 'exit-installer') throw validation('to', `only applies to exit-installer, not ${action}`);
+  if (o.hostKeys !== undefined && (action !== 'exit-installer' || o.to !== 'deployed')) throw validation('hostKeys', 'only applies to exit-installer with to: deployed');
   if (o.wipe !== undefined) {
     if (action !== 'release' && action !== 'wipe') throw validation('wipe', `only applies to release and wipe, not ${action}`);
     if (action === 'wipe' && o.wipe === 'none') throw validation('wipe', 'a wipe must be quick or full');
@@ -72,7 +75,7 @@ export class OperatorActions {
     const { reason, wipe, scripts, to, health, ...deployRequest } = options;
     if (action === 'boot-installer') return this.d.holds.start(m.id, 'installer', options.sshKeys, actor, reason ?? null);
     if (action === 'rescue') return this.d.holds.start(m.id, 'rescue', options.sshKeys, actor, reason ?? null);
-    if (action === 'exit-installer') return this.d.holds.exit(m.id, 'installer', to, actor, reason ?? null);
+    if (action === 'exit-installer') return this.d.holds.exit(m.id, 'installer', to, actor, reason ?? null, options.hostKeys);
     if (action === 'exit-rescue') return this.d.holds.exit(m.id, 'rescue', undefined, actor, reason ?? null);
     if (action === 'deploy' || action === 'redeploy' || (action === 'retry' && m.state === 'deploy-failed')) {
       const r = await this.d.deploy.start(m.id, action, deployRequest, actor, reason ?? null);

@@ -235,6 +235,7 @@ export class InventoryService {
       power_drift: 0,
       deployed_image: null,
       deployed_address: null,
+      deployed_host_keys: null,
       deployed_at: null,
       boot_base_url: null,
       boot_address: null,

@@ -47,6 +47,8 @@ export interface MachinesTable {
   quota_held: number;
   deployed_image: string | null;
   deployed_address: string | null;
+  /** JSON list of the installed OS's SSH host keys (`type base64`). */
+  deployed_host_keys: string | null;
   deployed_at: string | null;
   boot_base_url: string | null;
   boot_address: string | null;

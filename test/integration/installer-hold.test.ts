@@ -11,6 +11,7 @@ import { LabDir } from '../../src/lab/provider.js';
 type TC = Awaited<ReturnType<typeof freshController>>;
 const agent = { kind: 'agent' as const, name: 'installer' };
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx5dGVzdGtleWZvcnRoZWluc3RhbGxlcmhvbGQx automation@test';
+const OS_HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9zaG9zdGtleXdyaXR0ZW5ieXRoZWF1dG9tYXRpb24x';
 const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhvc3RrZXlnZW5lcmF0ZWRhdHRoaXNib290MTIz root@installer';
 
 /**
@@ -192,11 +193,15 @@ describe.each(backends)('installer hold and rescue on $name', (backend) => {
     expect((peer.system() as { Boot: { BootSourceOverrideTarget: string } }).Boot.BootSourceOverrideTarget).toBe('Pxe');
     await installerUp(mac);
 
-    const exit = await act('hold-2', 'exit-installer', { to: 'deployed' });
+    // Host keys only go with an exit to the installed OS; the OS's keys are kept to be pinned.
+    const misplaced = await act('hold-2', 'exit-installer', { hostKeys: [OS_HOST_KEY] });
+    expect(misplaced.statusCode).toBe(400);
+    expect(misplaced.json().error.message).toBe('hostKeys: only applies to exit-installer with to: deployed');
+    const exit = await act('hold-2', 'exit-installer', { to: 'deployed', hostKeys: [`${OS_HOST_KEY} root@os`, OS_HOST_KEY] });
     expect(exit.statusCode, exit.body).toBe(200);
     expect(exit.json().machine).toMatchObject({ state: 'installer-exiting', targetState: 'deployed', currentRunId: run });
     const deployed = await until('hold-2', (m) => m.state === 'deployed');
-    expect(deployed).toMatchObject({ state: 'deployed', currentRunId: null, power: { expected: 'on' } });
+    expect(deployed).toMatchObject({ state: 'deployed', currentRunId: null, power: { expected: 'on' }, deployment: { image: null, hostKeys: [OS_HOST_KEY] } });
     expect((peer.system() as { Boot: { BootSourceOverrideTarget: string; BootSourceOverrideEnabled: string } }).Boot).toMatchObject({ BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
     const steps = (await t.api('GET', `/api/v1/runs/${run}`)).json();
     expect(steps.status).toBe('succeeded');

@@ -17,6 +17,7 @@ import { powerFilter } from './0013-power-filter.js';
 import { webhooks } from './0014-webhooks.js';
 import { bootAddress } from './0015-boot-address.js';
 import { substringSearch } from './0016-substring-search.js';
+import { deployedHostKeys } from './0017-deployed-host-keys.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -40,6 +41,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0014-webhooks', webhooks],
   ['0015-boot-address', bootAddress],
   ['0016-substring-search', substringSearch],
+  ['0017-deployed-host-keys', deployedHostKeys],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
