@@ -39,7 +39,15 @@ describe('profile and pool documents', () => {
       ['kvm-test', 40, 0, 'kvm-test'],
     ]);
     expect(body.pools!.find((p) => p.name === 'kvm-test')!.generate).toMatchObject({ hostname: 'kvm1-3' });
-    expect(notes).toEqual(['kvm-test: kvm-test.configure not imported (deploys use the profile\'s deploy configuration and templates)']);
+    // The real kvm-test.configure: each kind of statement the import cannot carry is named, with its first line.
+    expect(notes).toEqual([
+      "kvm-test: kvm-test.configure not imported (deploys use the profile's deploy configuration and templates); not carried over: " +
+        "set_role('base', 'D7-H.1.0.0', …) (line 73): deploy the tree base-D7-H.1.0.0 instead; " +
+        '22 run(…) command(s) from line 6 (partitions, RAID, LVM, file systems: the disk layout); ' +
+        '3 config(…) file(s) written into the installed system from line 32; ' +
+        '2 ipmi.… call(s) from line 70 (BMC users and network); ' +
+        'Python 2 (a print statement, line 19)',
+    ]);
   });
 
   it("carries eDeploy's kernel arguments for the installed system into deploy.kernelArgs: the PXE line's | … | part, then grub_options", () => {
@@ -60,7 +68,9 @@ describe('profile and pool documents', () => {
       ['vm-centos', { kernelArgs: 'console=ttyS0,115200n8' }],
       ['kvm-test', { kernelArgs: 'console=ttyS0,115200n8 intel_iommu=on' }],
     ]);
-    expect(notes).toEqual(["kvm-test: kvm-test.configure not imported (deploys use the profile's deploy configuration and templates); its grub_options are the profile's kernelArgs"]);
+    expect(notes).toEqual([
+      "kvm-test: kvm-test.configure not imported (deploys use the profile's deploy configuration and templates); its grub_options are the profile's kernelArgs; not carried over: set_role('base', 'D7-H.1.0.0', …) (line 1): deploy the tree base-D7-H.1.0.0 instead",
+    ]);
     expect(readEdeployConfigDir(dir).body.profiles!.find((p) => p.name === 'kvm-test')!.deploy).toEqual({ kernelArgs: 'intel_iommu=on' });
     expect(() => readEdeployConfigDir(dir, { pxeCmdline: 'a | x=$(reboot) |' })).toThrow(/^pxeCmdline: /);
     writeFileSync(join(dir, 'kvm-test.configure'), "\ngrub_options('a;b')\n");

@@ -67,6 +67,35 @@ export function configureGrubOptions(text: string): { options: { value: string; 
   return { options, unread };
 }
 
+/**
+ * What a `.configure` script does that an import cannot carry over, each with its first line:
+ * eDeploy ran it as Python 2 appended to a prelude of its own (`run`, `config`, `set_role`,
+ * `var`, the `ipmi` module) in its installer, before writing the role's tree. Plinth does
+ * not run it (Debian 12 has no Python 2, and the prelude's calls reach into eDeploy's
+ * installer); the import names each kind of statement so that the operator knows what to
+ * redo: the disk layout, files written into the system, BMC set-up, the role and version.
+ */
+export function configureFindings(text: string): string[] {
+  const lines = text.split('\n');
+  const first = (re: RegExp) => {
+    const i = lines.findIndex((l) => !/^\s*#/.test(l) && re.test(l));
+    return i < 0 ? null : { line: i + 1, count: lines.filter((l) => !/^\s*#/.test(l) && re.test(l)).length };
+  };
+  const out: string[] = [];
+  const role = /^\s*set_role\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]/m.exec(text.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n'));
+  const roleAt = first(/\bset_role\(/);
+  if (roleAt) out.push(role ? `set_role('${role[1]}', '${role[2]}', …) (line ${roleAt.line}): deploy the tree ${role[1]}-${role[2]} instead` : `set_role(…) with a computed role (line ${roleAt.line})`);
+  const run = first(/\brun\(/);
+  if (run) out.push(`${run.count} run(…) command(s) from line ${run.line} (partitions, RAID, LVM, file systems: the disk layout)`);
+  const config = first(/\bconfig\(/);
+  if (config) out.push(`${config.count} config(…) file(s) written into the installed system from line ${config.line}`);
+  const ipmi = first(/\bipmi\./);
+  if (ipmi) out.push(`${ipmi.count} ipmi.… call(s) from line ${ipmi.line} (BMC users and network)`);
+  const py2 = first(/^\s*print\s+["']/);
+  if (py2) out.push(`Python 2 (a print statement, line ${py2.line})`);
+  return out;
+}
+
 const KERNEL_ARGS_RE = new RegExp(KERNEL_ARGS_PATTERN);
 const CARRIED = 'kernel arguments hold no quotes, \\, `, $, ;, |, < or >';
 
@@ -111,7 +140,12 @@ export function readEdeployConfigDir(dir: string, options: EdeployImportOptions 
     const configure = readOptional(configurePath);
     const grub = configure === null ? { options: [], unread: 0 } : configureGrubOptions(configure);
     if (configure !== null) {
-      notes.push(`${name}: ${name}.configure not imported (deploys use the profile's deploy configuration and templates)${grub.options.length ? `; its grub_options are the profile's kernelArgs` : ''}`);
+      const findings = configureFindings(configure);
+      notes.push(
+        `${name}: ${name}.configure not imported (deploys use the profile's deploy configuration and templates)${grub.options.length ? `; its grub_options are the profile's kernelArgs` : ''}${
+          findings.length ? `; not carried over: ${findings.join('; ')}` : ''
+        }`,
+      );
       if (grub.unread > 0) notes.push(`${name}: ${grub.unread} grub_options call(s) in ${name}.configure with a computed argument not imported; add them to deploy.kernelArgs by hand`);
     }
     for (const o of grub.options) {
