@@ -8,9 +8,11 @@ const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
   matching: () => import('./matching.js'),
   providers: () => import('./providers.js'),
   deploy: () => import('./deploy.js'),
+  multicast: () => import('./multicast.js'),
 };
 
-const wanted = process.argv.slice(2);
+// Flags (`--quick`) are for the suites, which read process.argv themselves.
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const names = wanted.length ? wanted : Object.keys(SUITES);
 for (const n of names) {
   const load = SUITES[n];

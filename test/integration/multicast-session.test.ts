@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/core/logger.js';
@@ -21,16 +21,9 @@ import { tmpdir } from 'node:os';
  * from Debian; the only thing made up is the corrupted chunk, injected between one
  * receiver's stdout and its writer.
  */
-const root = isRoot();
-const which = (cmd: string) => {
-  try {
-    readFileSync(`/usr/bin/${cmd}`);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const ready = root && which('udp-sender') && which('udp-receiver');
+// udpcast comes from scripts/packages.json (the test command installs it); with CI=true nothing skips.
+const ready = (isRoot() && existsSync('/usr/bin/udp-sender') && existsSync('/usr/bin/udp-receiver')) || process.env.CI === 'true';
+if (!ready) console.warn('multicast-session.test.ts skipped: it needs root (network namespaces) and udpcast (it never skips with CI=true)');
 
 describe.skipIf(!ready)('multicast sessions (udpcast between namespaces)', () => {
   const loops = new LoopDevices();
