@@ -155,13 +155,44 @@ describe.each(backends)('ansible modules on $name', (backend) => {
     expect((peer.system() as { Boot: { BootSourceOverrideTarget: string } }).Boot.BootSourceOverrideTarget).toBe('Hdd');
   });
 
+  it('rescue: a deployed machine is held in rescue with the key, then goes back to deployed', async () => {
+    const rescue = { name: 'mod-1', mode: 'rescue', ssh_public_key: KEY, wait_timeout: 120 };
+    const play = playbook([{ 'plinth.metal.installer': rescue }]);
+    expect((await until((m) => m.state !== 'deployed')).state).toBe('rescue-booting');
+    const up = await installerUp(fetchHttp(url), { mac }, { port: 2223, addresses: ['127.0.0.1'] });
+    expect(up.authorizedKeys).toEqual([KEY]);
+    const { code, results, stderr } = await play;
+    expect(code, stderr + JSON.stringify(results)).toBe(0);
+    expect(results[0]).toMatchObject({ changed: true, state: 'rescue', address: '127.0.0.1', port: 2223, host_keys: [INSTALLER_HOST_KEY] });
+    const back = await playbook([{ 'plinth.metal.installer': { name: 'mod-1', mode: 'rescue', state: 'absent' } }, { 'plinth.metal.installer': { name: 'mod-1', mode: 'rescue', state: 'absent', exit_to: 'deployed' } }]);
+    expect(back.results[0]).toMatchObject({ changed: true, state: 'deployed' });
+    expect(back.results[1].msg).toBe('exit_to: a rescue always goes back to the previous state');
+    expect((await machine()).state).toBe('deployed');
+  });
+
+  it("ansible-doc reads each module's documentation, the shared connection options included", async () => {
+    const modules = ['plinth.metal.installer', 'plinth.metal.machine_info'];
+    const { stdout } = await run('ansible-doc', ['--json', ...modules], {
+      env: { PATH: '/usr/bin:/bin', HOME: dir, ANSIBLE_COLLECTIONS_PATH: join(dir, 'collections'), ANSIBLE_LOCAL_TEMP: join(dir, 'tmp') },
+      timeout: 120_000,
+    });
+    for (const module of modules) {
+      const doc = JSON.parse(stdout)[module];
+      expect(Object.keys(doc.doc.options)).toEqual(expect.arrayContaining(['name', 'url', 'token', 'validate_certs', 'ca_path', 'timeout']));
+      expect(doc.examples).toContain(module);
+      expect(Object.keys(doc.return)).toContain('state');
+    }
+  });
+
   it("a refused token or an unknown machine fails the task with the controller's reason", async () => {
     const bad = await playbook([{ 'plinth.metal.machine_info': { name: 'mod-1' } }], { token: 'not-a-token' });
     expect(bad.code).not.toBe(0);
     expect(bad.results[0].msg).toBe('plinth: GET /api/v1/machines/mod-1 failed: HTTP 401: token is unknown, revoked or expired');
-    const missing = await playbook([{ 'plinth.metal.installer': { ...held, name: 'no-such-machine' } }]);
-    expect(missing.results[0].msg).toBe("plinth: GET /api/v1/machines/no-such-machine failed: HTTP 404: machine 'no-such-machine' not found");
-    const noKey = await playbook([{ 'plinth.metal.installer': { name: 'mod-1' } }]);
-    expect(noKey.results[0].msg).toBe('state is held but all of the following are missing: ssh_public_key');
+    const refused = await playbook([
+      { 'plinth.metal.installer': { ...held, name: 'no-such-machine' }, ignore_errors: true },
+      { 'plinth.metal.installer': { name: 'mod-1' }, ignore_errors: true },
+    ]);
+    expect(refused.results[0]).toMatchObject({ failed: true, msg: "plinth: GET /api/v1/machines/no-such-machine failed: HTTP 404: machine 'no-such-machine' not found" });
+    expect(refused.results[1]).toMatchObject({ failed: true, msg: 'state is held but all of the following are missing: ssh_public_key' });
   });
 });

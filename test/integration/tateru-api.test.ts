@@ -30,6 +30,7 @@ describe.each(backends)("Tateru's /v1 API and Basic auth on $name", (backend) =>
   let a: { name: string; id: string };
   let bName: string;
   let reader: string;
+  let operator: string;
 
   beforeAll(async () => {
     t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708', apiUrl: API_URL }, { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
@@ -44,6 +45,7 @@ describe.each(backends)("Tateru's /v1 API and Basic auth on $name", (backend) =>
     // Without a system UUID a machine is known to Tateru by its Plinth id.
     expect((await t.api('POST', '/api/v1/machines', { name: 'no-uuid', identity: { serial: 'NOUUID-1' } })).statusCode).toBe(201);
     reader = (await t.api('POST', '/api/v1/tokens', { name: 'tateru-reader', role: 'reader' })).json().token;
+    operator = (await t.api('POST', '/api/v1/tokens', { name: 'tateru-operator', role: 'operator' })).json().token;
   });
   afterAll(async () => t?.close());
 
@@ -72,8 +74,10 @@ describe.each(backends)("Tateru's /v1 API and Basic auth on $name", (backend) =>
   });
 
   it('refuses bad boot-installer requests naming the field, changing nothing', async () => {
-    // A reader may look, not boot (its first use is recorded before the snapshot).
+    // A reader may look, not boot. Each token's use is recorded (at most once a minute) before the snapshot.
     expect((await v1('POST', `/v1/machines/${A.uuid}/boot-installer`, { ssh_pub_key: KEY }, basic('x', reader))).statusCode).toBe(403);
+    const asOperator = basic('ansible', operator);
+    expect((await v1('GET', '/v1/machines', undefined, asOperator)).statusCode).toBe(200);
     const before = await snapshot(t.controller);
     const cases: [unknown, string][] = [
       [{}, 'ssh_pub_key'],
@@ -83,11 +87,11 @@ describe.each(backends)("Tateru's /v1 API and Basic auth on $name", (backend) =>
       [{ ssh_pub_key: KEY, extra: true }, 'extra'],
     ];
     for (const [body, field] of cases) {
-      const r = await v1('POST', `/v1/machines/${A.uuid}/boot-installer`, body);
+      const r = await v1('POST', `/v1/machines/${A.uuid}/boot-installer`, body, asOperator);
       expect(r.statusCode, JSON.stringify(body)).toBe(400);
       expect(r.json().error.message, JSON.stringify(body)).toContain(field);
     }
-    expect((await v1('POST', `/v1/machines/0b3c7e1a-0000-4000-8000-000000000001/boot-installer`, { ssh_pub_key: KEY })).statusCode).toBe(404);
+    expect((await v1('POST', `/v1/machines/0b3c7e1a-0000-4000-8000-000000000001/boot-installer`, { ssh_pub_key: KEY }, asOperator)).statusCode).toBe(404);
     expect(await snapshot(t.controller)).toBe(before);
   });
 

@@ -14,7 +14,7 @@ description:
     I(ssh_public_key), and waits until the installer reports its address, port and host keys.
   - The installer's host keys are made at each boot; the module returns them as C(known_hosts)
     lines, so the playbook can pin them instead of turning host key checking off.
-  - With I(state=absent), leaves the installer, to the installed OS (I(exit_to=deployed): the machine
+  - With I(state=absent), leaves the installer, to the installed OS (I(exit_to=deployed), the machine
     boots from its disk) or back to the state it was in (I(exit_to=previous)), and waits for it.
   - Idempotent. A machine already held with the key is not booted again; a machine not held is not
     exited. In check mode nothing is asked of the controller but reads.

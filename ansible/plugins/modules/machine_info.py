@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: machine_info
 short_description: Read a machine of Plinth
 description:
-  - Reads one machine from a Plinth controller (C(GET /api/v1/machines/{name})): its provision state,
+  - Reads one machine from a Plinth controller (C(GET /api/v1/machines/{name})), with its provision state,
     identity, tags and owner, a summary of its inspected facts, the installed OS's address and, when it
     is held in the installer or rescue, how to reach that over SSH.
   - Changes nothing; runs in check mode too.
