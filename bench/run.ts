@@ -9,6 +9,7 @@ const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
   providers: () => import('./providers.js'),
   deploy: () => import('./deploy.js'),
   multicast: () => import('./multicast.js'),
+  serving: () => import('./serving.js'),
 };
 
 // Flags (`--quick`) are for the suites, which read process.argv themselves.

@@ -87,16 +87,16 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 /**
- * nginx as the reference file server (sendfile on, a worker per core) serving `root` on
+ * nginx as the reference file server (sendfile on, a worker per core unless `workers`) serving `root` on
  * `port`, plus any further `servers` blocks; resolves once `probe` (a file under root)
  * answers, and returns the function that stops it.
  */
-export async function startNginx(opts: { root: string; port: number; probe: string; servers?: string }): Promise<() => void> {
+export async function startNginx(opts: { root: string; port: number; probe: string; servers?: string; workers?: number }): Promise<() => void> {
   const dir = mkdtempSync(join(tmpdir(), 'plinth-nginx-'));
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
     conf,
-    `worker_processes auto;
+    `worker_processes ${opts.workers ?? 'auto'};
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 daemon off;
