@@ -144,6 +144,8 @@ export function defaultInstallerLocator(dataDir: string): InstallerLocator {
 const SHUTDOWN_GRACE_MS = 10_000;
 
 /** The version in package.json (beside src/ and dist/ alike). */
+/** The host command tree deploys install (bin/edeploy: POSIX sh and rsync). */
+const EDEPLOY_SCRIPT = readFileSync(new URL('../bin/edeploy', import.meta.url), 'utf8');
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** This controller as `GET /api/v1/controller` reports it; the data directory gets its id here. */
@@ -234,9 +236,9 @@ export async function createController(config: Config, opts: ControllerOptions =
     : null;
   // udp-sender children, one per open session, on the provisioning interface.
   const multicast = new MulticastSessions({ interface: config.deploy.multicastInterface || config.dhcp.interface, portbase: config.deploy.multicastPortbase, log, ...(opts.multicast?.prefix ? { prefix: opts.multicast.prefix } : {}) });
-  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, config: machineConfig, log, secrets: secrets.box, multicast });
+  const deploy = new DeployService({ store, clock, engine, inventory, images, templates, config: machineConfig, log, secrets: secrets.box, multicast, trees: (ref) => trees.resolve(ref) });
   deploy.profileLookup = lookupProfileDeploy;
-  const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy, multicast });
+  const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy, multicast, edeployScript: EDEPLOY_SCRIPT });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const webhooks = new WebhookService({
     store,

@@ -7,7 +7,8 @@ import type { AgentNext, BootLocalAnswer, FailReport, HelloRequest, HelloRespons
 import { parseDeployParams, parseHoldParams, parseInspectParams, parseWipeParams } from './steps/protocol.js';
 import { runScripts } from './steps/scripts.js';
 import { candidateDisks } from './steps/root-disk.js';
-import { runDeploySteps, runWipeSteps, type StepRunnerDeps } from './steps/runner.js';
+import { runDeploySteps, runTreeDeploySteps, runWipeSteps, type DeployDeps, type StepRunnerDeps } from './steps/runner.js';
+import type { OnSuccess } from '../protocol/deploy.js';
 
 /**
  * The agent's main loop: say hello with the run token, do the run's work, report, and end
@@ -18,7 +19,8 @@ export interface AgentDeps {
   config: AgentConfig;
   version: string;
   inspect: (log: (line: string) => void) => Promise<Facts>;
-  power: { poweroff(): Promise<void>; reboot(): Promise<void> };
+  /** kexec: boot the kernel loaded by a tree deploy's boot-loader step (kexec -e). */
+  power: { poweroff(): Promise<void>; reboot(): Promise<void>; kexec?(): Promise<void> };
   console: (line: string) => void;
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
@@ -69,6 +71,8 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
   heartbeat.unref();
   try {
     let next: AgentNext = 'wait';
+    /** A tree deploy's ONSUCCESS, which decides how the run ends instead of `next`. */
+    let onSuccess: OnSuccess | null = null;
     if (hello.run.kind === 'inspect') {
       // The operator's scripts first (discovery, commissioning, tests): a failing one fails the run.
       const params = parseInspectParams(hello.run.params);
@@ -103,7 +107,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
       if (hello.run.kind === 'deploy') {
         const params = parseDeployParams(hello.run.params);
         let bootLocal: BootLocalAnswer = {};
-        await runDeploySteps(params, {
+        const deployDeps: DeployDeps = {
           ...stepDeps,
           controllerUrl: deps.config.url,
           token: deps.config.token,
@@ -113,7 +117,11 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
             await log.flush();
             bootLocal = await client.post<BootLocalAnswer>('/agent/v1/boot-local', {});
           },
-        });
+        };
+        if (params.tree) {
+          await runTreeDeploySteps({ ...params, tree: params.tree }, deployDeps);
+          onSuccess = params.tree.onSuccess;
+        } else await runDeploySteps(params, deployDeps);
         next = bootLocal.next ?? 'reboot';
       } else {
         await runWipeSteps(parseWipeParams(hello.run.params), stepDeps);
@@ -133,9 +141,17 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
     } else {
       throw new Error(`this agent does not know how to run a ${hello.run.kind} run`);
     }
-    log.line(`done; next: ${next}`);
+    log.line(`done; next: ${onSuccess ? `ONSUCCESS=${onSuccess}` : next}`);
+    if (onSuccess === 'console') log.line('ONSUCCESS=console: the installed system is on the disks; this installer stays up (reset the machine to boot it)');
     await log.stop();
     clearInterval(heartbeat);
+    if (onSuccess) {
+      // eDeploy's ONSUCCESS: the controller already boots this machine from its disk.
+      if (onSuccess === 'kexec' && deps.power.kexec) await deps.power.kexec();
+      if (onSuccess === 'kexec' || onSuccess === 'reboot') await deps.power.reboot();
+      else if (onSuccess === 'halt') await deps.power.poweroff();
+      return { result: 'done', next: onSuccess };
+    }
     if (next === 'poweroff') await deps.power.poweroff();
     else if (next === 'reboot') await deps.power.reboot();
     return { result: 'done', next };

@@ -43,6 +43,11 @@ const power = {
     await run('poweroff', ['-f']);
     await run('sh', ['-c', 'echo o > /proc/sysrq-trigger']);
   },
+  /** Boots the kernel a tree deploy loaded (kexec --load); returns only if that failed. */
+  async kexec() {
+    await run('sync', []);
+    await run('kexec', ['--exec']);
+  },
   async reboot() {
     await run('sync', []);
     await run('reboot', ['-f']);

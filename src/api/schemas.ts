@@ -6,7 +6,8 @@ import { OPERATOR_ACTIONS } from '../lifecycle/states.js';
 import { HOLD_KINDS, RUN_KINDS, STATES } from '../core/states.js';
 import { EXIT_TARGETS } from '../deploy/holds.js';
 import { MainTemplateSchema, SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
-import { DeployMethodSchema, KernelArgsSchema, OsSettingsSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
+import { DeployMethodSchema, KernelArgsSchema, OnSuccessSchema, OsSettingsSchema, RootDeviceHintsSchema, TreeRefSchema } from '../protocol/deploy.js';
+import { DiskLayoutSchema } from '../protocol/disk-layout.js';
 import { SCRIPT_MAX_BYTES, SCRIPT_NAME_PATTERN } from '../protocol/agent.js';
 
 /**
@@ -307,6 +308,9 @@ export const ActionBody = Type.Object(
         { ...Strict, description: 'deploy: receive the image in a multicast session (udpcast) with the other machines deploying it; HTTP is the fallback' },
       ),
     ),
+    tree: Type.Optional(TreeRefSchema),
+    diskLayout: Type.Optional(DiskLayoutSchema),
+    onSuccess: Type.Optional(OnSuccessSchema),
     scripts: Type.Optional(
       Type.Array(
         Type.Object(

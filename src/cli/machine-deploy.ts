@@ -4,7 +4,10 @@ import { UsageError } from './errors.js';
 import { parseDuration } from '../core/clock.js';
 import { readSshKeyFiles } from './ssh-key-files.js';
 import type { MachineView, RunView } from '../api/client.js';
-import { DEPLOY_METHODS, OS_SETTING_KEYS, OsSettingsSchema, SIZE_HINTS } from '../protocol/deploy.js';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { DEPLOY_METHODS, ON_SUCCESS, OS_SETTING_KEYS, OsSettingsSchema, SIZE_HINTS } from '../protocol/deploy.js';
+import type { DiskLayout } from '../protocol/disk-layout.js';
 
 const HINT_NUMBERS = new Set<string>(SIZE_HINTS);
 
@@ -24,7 +27,10 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
     .argument('<machines...>', 'names or ids')
     .option('--image <image>', 'image-store name (default: the profile\'s, else debian-12)')
     .option('--image-url <url>', 'fetch the image from this mirror instead of the controller')
-    .option('--method <method>', 'image (default), preseed, kickstart or autoinstall')
+    .option('--method <method>', 'image (default), tree, preseed, kickstart or autoinstall')
+    .option('--tree <role-version>', 'deploy this tree (ROLE-VERSION, e.g. mysql-D7-F.1.0.0): lay out the disks and copy it (method tree)')
+    .option('--on-success <action>', "tree deploys: kexec (default), reboot, halt or console (eDeploy's ONSUCCESS)")
+    .option('--disk-layout <file>', "tree deploys: the disk layout, a YAML or JSON file (instead of the profile's)")
     .option('--ssh-key <file>', 'a public key file to authorise (repeatable)', collect, [])
     .option('--root-device <key=value>', 'root device hint: name, sizeGiB, serial, wwn, model, vendor… (repeatable)', collect, [])
     .option('--kernel-args <args>', "added to the installed system's kernel command line (instead of the profile's)")
@@ -47,6 +53,9 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
         image?: string;
         imageUrl?: string;
         method?: string;
+        tree?: string;
+        onSuccess?: string;
+        diskLayout?: string;
         sshKey: string[];
         rootDevice: string[];
         kernelArgs?: string;
@@ -63,6 +72,15 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
       if (!o.multicast && (o.rate !== undefined || o.minReceivers !== undefined || o.maxWait !== undefined)) throw new UsageError('--rate, --min-receivers and --max-wait apply to --multicast deploys');
       const multicast = o.multicast ? { ...(o.rate !== undefined ? { rate: o.rate } : {}), minReceivers: o.minReceivers !== undefined ? positiveInt(o.minReceivers, '--min-receivers') : keys.length, ...(o.maxWait !== undefined ? { maxWaitSeconds: maxWaitSeconds(o.maxWait) } : {}) } : null;
       const method = o.method ? oneOf(o.method, '--method', DEPLOY_METHODS) : undefined;
+      const onSuccess = o.onSuccess ? oneOf(o.onSuccess, '--on-success', ON_SUCCESS) : undefined;
+      let diskLayout: DiskLayout | undefined;
+      if (o.diskLayout) {
+        try {
+          diskLayout = parseYaml(readFileSync(o.diskLayout, 'utf8')) as DiskLayout;
+        } catch (e) {
+          throw new UsageError(`--disk-layout: ${o.diskLayout}: ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
       const sshKeys = readSshKeyFiles(o.sshKey);
       const os = Object.fromEntries(OS_FLAGS.flatMap((f) => (f.list ? ((o[f.option] as string[]).length ? [[f.key, o[f.option]]] : []) : o[f.option] !== undefined ? [[f.key, o[f.option]]] : [])));
       const hints = Object.fromEntries(Object.entries(parsePairs(o.rootDevice, '--root-device')).map(([k, v]) => [k, HINT_NUMBERS.has(k) ? Number(v) : v]));
@@ -76,6 +94,9 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
           ...(o.image ? { image: o.image } : {}),
           ...(o.imageUrl ? { imageUrl: o.imageUrl } : {}),
           ...(method ? { method } : {}),
+          ...(o.tree ? { tree: o.tree } : {}),
+          ...(onSuccess ? { onSuccess } : {}),
+          ...(diskLayout !== undefined ? { diskLayout } : {}),
           ...(sshKeys.length ? { sshKeys } : {}),
           ...(Object.keys(hints).length ? { rootDeviceHints: hints } : {}),
           ...(Object.keys(os).length ? { os } : {}),

@@ -13,6 +13,7 @@ import { currentAttempt, recordStage } from '../runs/trace.js';
 import type { PowerService } from '../power/service.js';
 import type { SecretBox } from '../auth/secrets.js';
 import type { DeployParams, InstalledReport, Progress } from '../protocol/agent.js';
+import { isAgentMethod } from '../protocol/deploy.js';
 import type { ProfileLookup } from './service.js';
 import { IPXE_TEMPLATE, sha256Hex, withCallbackSecret, type DeployRunParams } from './run-params.js';
 import type { MulticastSessions } from './multicast.js';
@@ -31,10 +32,12 @@ export interface DeployRunsDeps {
   engine: LifecycleEngine;
   inventory: InventoryService;
   power: PowerService;
-  config: Pick<Config, 'deploy' | 'deadlines' | 'ms'>;
+  config: Pick<Config, 'deploy' | 'deadlines' | 'ms'> & { trees?: Pick<Config['trees'], 'rsyncListen'> };
   secrets: SecretBox;
   profileLookup: ProfileLookup;
   multicast?: MulticastSessions;
+  /** bin/edeploy, the command tree deploys install on the host. */
+  edeployScript?: string;
 }
 
 /** A receiver that saw no data for this long gives up on its session and completes over HTTP. */
@@ -43,12 +46,34 @@ const MULTICAST_RECEIVE_TIMEOUT_SECONDS = 30;
 export class DeployRuns {
   constructor(private readonly d: DeployRunsDeps) {}
 
-  /** The parameters the agent works from, in the hello answer. Only image deploys run the agent. */
+  /** The parameters the agent works from, in the hello answer. Only image and tree deploys run the agent. */
   async agentParams(db: Db, run: Run): Promise<DeployParams> {
     const p = run.params as DeployRunParams;
-    if (p.method !== 'image' || !p.imageSha256 || !p.imageSize) throw new PlinthError('conflict', `run ${run.id} deploys with its ${p.method} installer; it has no work for the agent`);
     const secret = await this.callbackSecret(db, run.id);
     const artifact = async (name: string) => withCallbackSecret((await getArtifact(db, run.id, name)).body, secret);
+    if (p.method === 'tree' && p.tree && p.diskLayout) {
+      const rsync = this.d.config.trees?.rsyncListen;
+      const rsyncPort = rsync ? Number(rsync.slice(rsync.lastIndexOf(':') + 1)) : 0;
+      return {
+        tree: {
+          role: p.tree.role,
+          version: p.tree.version,
+          ...(rsyncPort ? { rsyncPort } : {}),
+          tarballUrl: `/install/${encodeURIComponent(`${p.tree.role}-${p.tree.version}`)}.edeploy`,
+          profile: p.profile ?? '',
+          edeployScript: this.d.edeployScript ?? '#!/bin/sh\necho "edeploy: this controller ships no edeploy command" >&2\nexit 1\n',
+          onSuccess: p.onSuccess ?? 'kexec',
+          diskLayout: p.diskLayout,
+        },
+        ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
+        seed: {
+          userData: await artifact('cloud-init/user-data'),
+          metaData: await artifact('cloud-init/meta-data'),
+          networkConfig: await artifact('cloud-init/network-config'),
+        },
+      };
+    }
+    if (p.method !== 'image' || !p.imageSha256 || !p.imageSize) throw new PlinthError('conflict', `run ${run.id} deploys with its ${p.method} installer; it has no work for the agent`);
     return {
       image: { url: p.imageUrl ?? `/agent/v1/images/${encodeURIComponent(p.image ?? '')}`, sha256: p.imageSha256, sizeBytes: Number(p.imageSize), format: 'raw' },
       ...(p.rootDeviceHints ? { rootDeviceHints: p.rootDeviceHints } : {}),
@@ -118,7 +143,7 @@ export class DeployRuns {
     const reboot = run.steps.find((s) => s.name === 'reboot');
     if (reboot && reboot.status !== 'pending') return { kind: 'local', why: 'its image is written; booting the installed OS' };
     const p = run.params as DeployRunParams;
-    if (p.method === 'image' || p.prepareError) return null;
+    if (isAgentMethod(p.method) || p.prepareError) return null;
     const name = `ipxe/${IPXE_TEMPLATE[p.method]}`;
     const body = (await getArtifact(this.d.store.db, run.id, name)).body;
     const secret = await this.callbackSecret(this.d.store.db, run.id);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { DeployMethod, RootDeviceHints } from '../protocol/deploy.js';
+import type { AgentMethod, DeployMethod, OnSuccess, RootDeviceHints } from '../protocol/deploy.js';
+import type { DiskLayout } from '../protocol/disk-layout.js';
 
 /**
  * What a deploy run carries from its preparation (DeployService) to its machine
@@ -31,10 +32,14 @@ export interface DeployRunParams extends Record<string, unknown> {
   /** The multicast session this run was handed (its agent receives from it while it waits for receivers). */
   multicast?: { session: string; portbase: number; maxWaitSeconds: number } | null;
   prepareError: { code: string; message: string } | null;
+  /** Tree deploys: the tree (null until found in the store), the layout and ONSUCCESS. */
+  tree?: { role: string; version: string } | null;
+  diskLayout?: DiskLayout | null;
+  onSuccess?: OnSuccess;
 }
 
 /** The iPXE script that starts each installer-native method's installer. */
-export const IPXE_TEMPLATE: Record<Exclude<DeployMethod, 'image'>, string> = {
+export const IPXE_TEMPLATE: Record<Exclude<DeployMethod, AgentMethod>, string> = {
   preseed: 'debian-installer',
   kickstart: 'anaconda',
   autoinstall: 'ubuntu-autoinstall',

@@ -18,7 +18,8 @@ import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from './template-store.js';
 import { takeQuotaForDeploy } from '../profiles/matching.js';
 import type { SecretBox } from '../auth/secrets.js';
-import { mergeOsSettings, type DeployMethod, type OsSettingsInput, type RootDeviceHints } from '../protocol/deploy.js';
+import { isAgentMethod, mergeOsSettings, type DeployMethod, type OnSuccess, type OsSettingsInput, type RootDeviceHints } from '../protocol/deploy.js';
+import { checkDiskLayout, DEFAULT_TREE_LAYOUT, type DiskLayout } from '../protocol/disk-layout.js';
 import { CALLBACK_PLACEHOLDER, IPXE_TEMPLATE, sha256Hex, type DeployRunParams } from './run-params.js';
 import { MULTICAST_DEFAULTS, parseRate, type MulticastSessions } from './multicast.js';
 
@@ -51,7 +52,16 @@ export interface DeployRequest {
   template?: string;
   /** Receive the image in a multicast session with the other machines deploying it (image deploys from the controller). */
   multicast?: { rate?: string; minReceivers?: number; maxWaitSeconds?: number };
+  /** Tree deploys: the tree, `ROLE-VERSION`. */
+  tree?: string;
+  /** Tree deploys: partitions, arrays, volumes and file systems (instead of the profile's; default DEFAULT_TREE_LAYOUT). */
+  diskLayout?: DiskLayout;
+  /** Tree deploys: eDeploy's ONSUCCESS (instead of the profile's; default kexec). */
+  onSuccess?: OnSuccess;
 }
+
+/** Finds a stored tree by its `ROLE-VERSION` name (trees/store.ts); not_found otherwise. */
+export type TreeResolver = (ref: string) => { role: string; version: string };
 
 /** What a machine's profile says about deploying it (filled in by matching). */
 export interface ProfileDeploy {
@@ -69,7 +79,7 @@ function osOf(profile: ProfileDeploy, req: DeployRequest): OsSettingsInput & { k
 }
 
 /** The template kind whose artifacts a deploy by this method serves. */
-const kindOf = (method: DeployMethod): TemplateKind => (method === 'image' ? 'cloud-init' : method);
+const kindOf = (method: DeployMethod): TemplateKind => (isAgentMethod(method) ? 'cloud-init' : method);
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
 
@@ -87,6 +97,8 @@ export interface DeployServiceDeps {
   secrets: SecretBox;
   /** Multicast deploy sessions (absent: a deploy asking for one is refused). */
   multicast?: MulticastSessions;
+  /** The tree store's lookup; without it tree deploys fail their preparation. */
+  trees?: TreeResolver;
 }
 
 export class DeployService {
@@ -139,7 +151,18 @@ export class DeployService {
       req = { ...(reused.params.request as DeployRequest), reuseRun: reused.id };
     }
     const profile = await this.profileLookup(store.db, m);
-    const method: DeployMethod = req.method ?? profile.deploy?.method ?? 'image';
+    // Naming a tree (in the request, else in a profile that names no method) makes it a tree deploy.
+    const method: DeployMethod = req.method ?? (req.tree ? 'tree' : undefined) ?? profile.deploy?.method ?? (profile.deploy?.tree ? 'tree' : 'image');
+    if (method !== 'tree') {
+      for (const field of ['tree', 'diskLayout', 'onSuccess'] as const) if (req[field] !== undefined) throw validation(field, `is for tree deploys (method tree), not ${method}`);
+    }
+    const treeRef = method === 'tree' ? (req.tree ?? profile.deploy?.tree) : undefined;
+    if (method === 'tree' && !treeRef) throw validation('tree', 'is required for a tree deploy (ROLE-VERSION), in the request or the profile');
+    const diskLayout = method === 'tree' ? (req.diskLayout ?? profile.deploy?.diskLayout ?? DEFAULT_TREE_LAYOUT) : null;
+    if (diskLayout) {
+      const problem = checkDiskLayout(diskLayout, req.diskLayout ? 'diskLayout' : 'profile.deploy.diskLayout');
+      if (problem) throw validation(problem.field, problem.message);
+    }
     const runId = newId();
     const multicast = req.multicast ? this.multicastSettings(req, method, req.imageUrl ?? profile.deploy?.imageUrl ?? null) : null;
     const params: DeployRunParams = {
@@ -155,6 +178,7 @@ export class DeployService {
       sshKeyCount: 0,
       reuseRun: reused?.id ?? null,
       prepareError: null,
+      ...(method === 'tree' ? { tree: null, diskLayout, onSuccess: req.onSuccess ?? profile.deploy?.onSuccess ?? 'kexec' } : {}),
     };
     let artifacts: { name: string; contentType: string; body: string }[] = [];
     // Every run its own callback secret, a reused run's artifacts included: the old one dies with its run.
@@ -173,6 +197,14 @@ export class DeployService {
           // Joins the waiting session of this image version, or opens one (its udp-sender starts now).
           const session = this.d.multicast.join({ name: image.name, sha256: image.sha256, sizeBytes: image.sizeBytes, file: this.d.images.path(image) }, multicast, runId);
           params.multicast = { session: session.id, portbase: session.portbase, maxWaitSeconds: session.maxWaitSeconds };
+        }
+      }
+      if (method === 'tree') {
+        if (!this.d.trees) throw new PlinthError('validation', 'this controller serves no trees', { details: { code: 'tree' } });
+        try {
+          params.tree = this.d.trees(treeRef!);
+        } catch (e) {
+          throw new PlinthError('validation', `tree '${treeRef}' is not in the tree store (plinth tree list)`, { details: { code: 'tree' }, cause: e });
         }
       }
       if (reused) {
@@ -204,7 +236,8 @@ export class DeployService {
           for (const a of artifacts) await putArtifact(trx, runId, { ...a, now: at });
           await trx.updateTable('runs').set({ callback_hash: callbackHash, callback_sealed: this.d.secrets.encrypt(secret) }).where('id', '=', runId).execute();
         }
-        await updateStep(trx, runId, 'prepare', params.prepareError ? 'failed' : 'succeeded', at, params.prepareError?.message ?? `${method}${params.image ? ` ${params.image}` : ''}, ${artifacts.length} artifact(s)${reused ? ` reused from run ${reused.id}` : ''}`);
+        const what = params.image ? ` ${params.image}` : params.tree ? ` ${params.tree.role}-${params.tree.version}` : '';
+        await updateStep(trx, runId, 'prepare', params.prepareError ? 'failed' : 'succeeded', at, params.prepareError?.message ?? `${method}${what}, ${artifacts.length} artifact(s)${reused ? ` reused from run ${reused.id}` : ''}`);
       },
     });
     if (!params.prepareError) return started;
@@ -274,7 +307,7 @@ export class DeployService {
     const main = req.template ?? profile.deploy?.template;
     const rendered = await renderArtifacts(source, kind, ctx, scope, main ? { main } : {});
     const out = Object.entries(rendered).map(([name, r]) => ({ name: `${kind}/${name}`, contentType: r.contentType, body: r.body }));
-    if (method !== 'image') {
+    if (!isAgentMethod(method)) {
       const name = IPXE_TEMPLATE[method];
       const r = await renderTemplate(source, 'ipxe', name, ctx, scope);
       out.push({ name: `ipxe/${name}`, contentType: contentTypeOf('ipxe', name), body: r.body });

@@ -1,7 +1,8 @@
 import { Type, type Static } from 'typebox';
 import Value from 'typebox/value';
 import { SSH_PUBLIC_KEY_PATTERN } from '../protocol/agent.js';
-import { DeployMethodSchema, KernelArgsSchema, OsSettingsSchema, RootDeviceHintsSchema } from '../protocol/deploy.js';
+import { DeployMethodSchema, KernelArgsSchema, OnSuccessSchema, OsSettingsSchema, RootDeviceHintsSchema, TreeRefSchema } from '../protocol/deploy.js';
+import { DiskLayoutSchema } from '../protocol/disk-layout.js';
 import { TEMPLATE_NAME_MAX_LENGTH, TEMPLATE_NAME_PATTERN } from '../templates/kinds.js';
 
 /**
@@ -35,6 +36,9 @@ export const DeployConfigSchema = Type.Object(
     kernelArgs: Type.Optional(KernelArgsSchema),
     os: Type.Optional(OsSettingsSchema),
     template: Type.Optional(MainTemplateSchema),
+    tree: Type.Optional(TreeRefSchema),
+    diskLayout: Type.Optional(DiskLayoutSchema),
+    onSuccess: Type.Optional(OnSuccessSchema),
     installer: Type.Optional(
       Type.Object(
         {

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
-import { KernelArgsSchema, RootDeviceHintsSchema } from './deploy.js';
+import { KernelArgsSchema, OnSuccessSchema, RootDeviceHintsSchema, TREE_NAME_PATTERN } from './deploy.js';
+import { DiskLayoutSchema } from './disk-layout.js';
 
 /**
  * What the controller and the installer's agent say to each other, as schemas both sides
@@ -19,8 +20,9 @@ import { KernelArgsSchema, RootDeviceHintsSchema } from './deploy.js';
  *   POST /agent/v1/ssh           SshReport          → SshAnswer      (installer and rescue runs)
  *   POST /agent/v1/installed     InstalledReport    → InstalledAnswer
  *
- * Deploy steps, in order: select-disk, write-image, grow-root, configure; then boot-local and
- * the reboot. Wipe steps: erase; then the power-off (runs.ts). Every step is reported
+ * Deploy steps, in order (runs.ts): image deploys select-disk, write-image, grow-root,
+ * configure; tree deploys layout-disks, copy-tree, configure, boot-loader; then boot-local
+ * and the reboot (a tree deploy: its ONSUCCESS). Wipe steps: erase; then the power-off (runs.ts). Every step is reported
  * `running` when it starts and `succeeded` or `failed` when it ends, with its duration in
  * `details.durationMs`.
  */
@@ -115,9 +117,35 @@ export const MulticastReceiveSchema = Type.Object(
 );
 export type MulticastReceive = Static<typeof MulticastReceiveSchema>;
 
+/**
+ * A tree deploy: the disks laid out as `diskLayout` says, the tree of `role` at `version`
+ * copied from Plinth's rsync daemon (on the controller's host at `rsyncPort`, when it runs
+ * one) or its `.edeploy` tarball, `/var/lib/edeploy/conf` written (ROLE, VERS, RSERV (the
+ * controller's host), RSERV_PORT, PROFILE) with the `edeploy` command (`edeployScript`, put at
+ * /usr/local/sbin/edeploy), then `onSuccess`.
+ */
+export const TreeParamsSchema = Type.Object(
+  {
+    role: Type.String({ pattern: TREE_NAME_PATTERN }),
+    version: Type.String({ pattern: TREE_NAME_PATTERN }),
+    rsyncPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_535 })),
+    /** Absolute, or relative to the controller URL the agent was booted with. */
+    tarballUrl: Type.String({ minLength: 1, maxLength: 2048 }),
+    /** The machine's profile (eDeploy's PROFILE); empty without one. */
+    profile: Type.String({ maxLength: 128, pattern: '^[A-Za-z0-9._-]*$' }),
+    edeployScript: Type.String({ minLength: 3, maxLength: 256 * 1024, pattern: '^#!' }),
+    onSuccess: OnSuccessSchema,
+    diskLayout: DiskLayoutSchema,
+  },
+  Strict,
+);
+export type TreeParams = Static<typeof TreeParamsSchema>;
+
+/** What a deploy run's agent does: write `image`, or lay out the disks and copy `tree` (exactly one of them). */
 export const DeployParamsSchema = Type.Object(
   {
-    image: Type.Object(
+    tree: Type.Optional(TreeParamsSchema),
+    image: Type.Optional(Type.Object(
       {
         /** Absolute, or relative to the controller URL the agent was booted with. */
         url: Type.String({ minLength: 1, maxLength: 2048 }),
@@ -127,7 +155,7 @@ export const DeployParamsSchema = Type.Object(
         format: Type.Literal('raw'),
       },
       Strict,
-    ),
+    )),
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
     /** cloud-init NoCloud seed: the documents as they are to be written (text, not objects). */
     seed: Type.Object({ userData: Type.String(), metaData: Type.String(), networkConfig: Type.String() }, Strict),

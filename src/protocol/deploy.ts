@@ -7,11 +7,32 @@ import { Type, type Static } from 'typebox';
  * refused by the agent after the machine had booted. Now every side checks the same schema.
  */
 
-/** How the OS gets onto the disk: the agent writes an image, or a distribution's installer runs. */
-export const DEPLOY_METHODS = ['image', 'preseed', 'kickstart', 'autoinstall'] as const;
+/**
+ * How the OS gets onto the disk: the agent writes an image, or lays out the disks and copies
+ * a tree (a role at a version, eDeploy's way), or a distribution's installer runs.
+ */
+export const DEPLOY_METHODS = ['image', 'preseed', 'kickstart', 'autoinstall', 'tree'] as const;
 export type DeployMethod = (typeof DEPLOY_METHODS)[number];
 export const DeployMethodSchema = Type.Enum(DEPLOY_METHODS, { description: 'how the OS gets onto the disk' });
 export const isDeployMethod = (s: string): s is DeployMethod => (DEPLOY_METHODS as readonly string[]).includes(s);
+
+/** The methods whose work the installer's agent does (the others boot a distribution's installer). */
+export const AGENT_METHODS = ['image', 'tree'] as const satisfies readonly DeployMethod[];
+export type AgentMethod = (typeof AGENT_METHODS)[number];
+export const isAgentMethod = (m: DeployMethod): m is AgentMethod => (AGENT_METHODS as readonly string[]).includes(m);
+
+/** A tree role's or version's name (`mysql`, `D7-F.1.0.0`). */
+export const TREE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$';
+/** A tree as deploys name it: `<role>-<version>` (eDeploy's `.edeploy` file names). */
+export const TreeRefSchema = Type.String({ minLength: 3, maxLength: 201, pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]*-[A-Za-z0-9][A-Za-z0-9._+-]*$', description: 'tree deploys: ROLE-VERSION, e.g. mysql-D7-F.1.0.0' });
+
+/**
+ * eDeploy's ONSUCCESS, what a tree deploy does once the tree is on the disks: `kexec` into
+ * the installed kernel, `reboot`, `halt` (power off) or `console` (stay in the installer).
+ */
+export const ON_SUCCESS = ['kexec', 'reboot', 'halt', 'console'] as const;
+export type OnSuccess = (typeof ON_SUCCESS)[number];
+export const OnSuccessSchema = Type.Enum(ON_SUCCESS, { description: "tree deploys: what the installer does once the tree is written (eDeploy's ONSUCCESS; default kexec)" });
 
 /** Text a hint compares: at least one visible character (the agent compares it trimmed), one line. */
 const HintText = (maxLength: number, description?: string) =>

@@ -9,8 +9,15 @@ export type { RunKind };
 
 /** Steps the agent runs and reports (POST /agent/v1/steps/{name}), per run kind. */
 export const DEPLOY_STEPS = ['select-disk', 'write-image', 'grow-root', 'configure'] as const;
+/**
+ * A tree deploy's agent steps: the disks laid out (partitions, arrays, volumes, file systems),
+ * the tree copied, the installed system configured (fstab, mdadm.conf, eDeploy's conf, the
+ * cloud-init seed), its boot loader installed. A configure script, when a deploy has one,
+ * runs before layout-disks.
+ */
+export const TREE_DEPLOY_STEPS = ['layout-disks', 'copy-tree', 'configure', 'boot-loader'] as const;
 export const WIPE_STEPS = ['erase'] as const;
-export type DeployStepName = (typeof DEPLOY_STEPS)[number];
+export type DeployStepName = (typeof DEPLOY_STEPS)[number] | (typeof TREE_DEPLOY_STEPS)[number];
 export type WipeStepName = (typeof WIPE_STEPS)[number];
 export type StepName = DeployStepName | WipeStepName;
 
@@ -26,3 +33,9 @@ export const PLANNED_STEPS: Record<RunKind, readonly string[]> = {
   installer: [...STEPS_DONE_AT_HELLO, 'ssh-server', 'hold', 'exit'],
   rescue: [...STEPS_DONE_AT_HELLO, 'ssh-server', 'hold', 'exit'],
 };
+
+/** The steps of a run as planned when it is created: a deploy's depend on its method. */
+export function plannedSteps(kind: RunKind, params: Record<string, unknown>): readonly string[] {
+  if (kind === 'deploy' && params['method'] === 'tree') return ['prepare', ...STEPS_DONE_AT_HELLO, ...TREE_DEPLOY_STEPS, 'reboot', 'first-boot'];
+  return PLANNED_STEPS[kind];
+}

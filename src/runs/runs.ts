@@ -5,7 +5,7 @@ import type { Db } from '../store/database.js';
 import { fromJson, toJson } from '../store/database.js';
 import type { RunsTable } from '../store/schema.js';
 import type { RunKind } from '../core/states.js';
-import { PLANNED_STEPS } from '../protocol/runs.js';
+import { plannedSteps } from '../protocol/runs.js';
 import { newId } from '../core/ids.js';
 import { PlinthError } from '../core/errors.js';
 
@@ -84,7 +84,7 @@ export async function createRun(
     kind: input.kind,
     status: 'pending',
     steps: JSON.stringify(
-      PLANNED_STEPS[input.kind].map((name) => ({ name, status: 'pending', startedAt: null, finishedAt: null, message: null })),
+      plannedSteps(input.kind, input.params).map((name) => ({ name, status: 'pending', startedAt: null, finishedAt: null, message: null })),
     ),
     params: JSON.stringify(input.params),
     error: null,

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import { PlinthError, notFound, validation } from '../core/errors.js';
+import { TREE_NAME_PATTERN } from '../protocol/deploy.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -25,7 +26,7 @@ const execFileAsync = promisify(execFile);
  * only when complete, so the rsync daemon and HTTP never serve half a tree. The file system is
  * the store (the rsync daemon reads it directly); there is no database row to disagree with it.
  */
-export const TREE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$';
+export { TREE_NAME_PATTERN };
 const NAME = new RegExp(TREE_NAME_PATTERN);
 
 /** The files an upgrade step may carry, as eDeploy names them. */
@@ -228,12 +229,17 @@ export class TreeStore {
    * `name` is `<role>-<version>`; both may contain `-`, so each split is tried.
    */
   tarball(name: string): { role: string; version: string; stream: Readable; child: ChildProcess } {
+    const { role, version } = this.resolve(name);
+    const child = spawn('tar', ['-C', this.treeDir(role, version), '--numeric-owner', '-czf', '-', '.'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    return { role, version, stream: child.stdout!, child };
+  }
+
+  /** The stored tree a `<role>-<version>` name means (both may contain `-`, so each split is tried), or not_found. */
+  resolve(name: string): { role: string; version: string } {
     for (let i = name.indexOf('-'); i > 0; i = name.indexOf('-', i + 1)) {
       const role = name.slice(0, i);
       const version = name.slice(i + 1);
-      if (!NAME.test(role) || !NAME.test(version) || !existsSync(this.recordFile(role, version))) continue;
-      const child = spawn('tar', ['-C', this.treeDir(role, version), '--numeric-owner', '-czf', '-', '.'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      return { role, version, stream: child.stdout!, child };
+      if (NAME.test(role) && NAME.test(version) && existsSync(this.recordFile(role, version))) return { role, version };
     }
     throw notFound('tree', name);
   }

@@ -9,9 +9,11 @@
  *   params   the run's parameters from the controller are malformed
  *   tool     a tool the installer should carry is missing
  *   script   an operator's script failed (exited non-zero, was killed, or timed out)
+ *   tree     a tree deploy's tree could not be copied (rsync or the tarball failed)
+ *   boot-loader  the installed system's boot loader, initramfs or kexec could not be set up
  *   agent    anything else: a fault of the agent itself
  */
-export type StepErrorCode = 'image' | 'disk' | 'network' | 'params' | 'tool' | 'script' | 'agent';
+export type StepErrorCode = 'image' | 'disk' | 'network' | 'params' | 'tool' | 'script' | 'tree' | 'boot-loader' | 'agent';
 
 export class StepError extends Error {
   /** The step that was running; set by the step runner when it reports the failure. */

@@ -9,7 +9,8 @@ import Value from 'typebox/value';
 import { KERNEL_ARGS_PATTERN, ROOT_DEVICE_HINTS, RootDeviceHintsSchema, type RootDeviceHints } from '../../protocol/deploy.js';
 
 const KERNEL_ARGS = new RegExp(KERNEL_ARGS_PATTERN);
-import { HoldParamsSchema, InspectParamsSchema, MulticastReceiveSchema, SHA256_PATTERN, type HoldParams, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
+import { checkDiskLayout } from '../../protocol/disk-layout.js';
+import { HoldParamsSchema, InspectParamsSchema, MulticastReceiveSchema, SHA256_PATTERN, TreeParamsSchema, type HoldParams, type TreeParams, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
 import { StepError } from './errors.js';
 
 export type { RootDeviceHints } from '../../protocol/deploy.js';
@@ -21,6 +22,20 @@ const SHA256 = new RegExp(SHA256_PATTERN);
 /** The deploy parameters of a hello answer, checked; a StepError (params) names the first problem. */
 export function parseDeployParams(raw: unknown): DeployParams {
   const p = record(raw, 'params');
+  const seedOf = () => {
+    const seed = record(p['seed'], 'params.seed');
+    return {
+      userData: string(seed['userData'], 'params.seed.userData'),
+      metaData: string(seed['metaData'], 'params.seed.metaData'),
+      networkConfig: string(seed['networkConfig'], 'params.seed.networkConfig'),
+    };
+  };
+  if (p['tree'] !== undefined && p['tree'] !== null) {
+    if (p['image'] !== undefined && p['image'] !== null) throw bad('params.image', 'is given with params.tree; a deploy writes one or the other');
+    const params: DeployParams = { tree: parseTreeParams(p['tree']), seed: seedOf() };
+    if (p['kernelArgs'] !== undefined && p['kernelArgs'] !== null) params.kernelArgs = kernelArgsOf(p['kernelArgs']);
+    return params;
+  }
   const image = record(p['image'], 'params.image');
   const url = text(image['url'], 'params.image.url');
   const sha256 = text(image['sha256'], 'params.image.sha256');
@@ -28,27 +43,34 @@ export function parseDeployParams(raw: unknown): DeployParams {
   const sizeBytes = count(image['sizeBytes'], 'params.image.sizeBytes');
   if (sizeBytes === 0) throw bad('params.image.sizeBytes', 'is 0');
   if (image['format'] !== 'raw') throw bad('params.image.format', `is ${JSON.stringify(image['format'])}; this agent writes raw images only`);
-  const seed = record(p['seed'], 'params.seed');
   const params: DeployParams = {
     image: { url, sha256: sha256.toLowerCase(), sizeBytes, format: 'raw' },
-    seed: {
-      userData: string(seed['userData'], 'params.seed.userData'),
-      metaData: string(seed['metaData'], 'params.seed.metaData'),
-      networkConfig: string(seed['networkConfig'], 'params.seed.networkConfig'),
-    },
+    seed: seedOf(),
   };
   if (p['rootDeviceHints'] !== undefined && p['rootDeviceHints'] !== null) params.rootDeviceHints = parseRootDeviceHints(p['rootDeviceHints']);
-  if (p['kernelArgs'] !== undefined && p['kernelArgs'] !== null) {
-    const kernelArgs = string(p['kernelArgs'], 'params.kernelArgs');
-    if (!KERNEL_ARGS.test(kernelArgs)) throw bad('params.kernelArgs', 'holds a quote, \\, `, $, ;, |, <, > or a control or non-ASCII character');
-    params.kernelArgs = kernelArgs;
-  }
+  if (p['kernelArgs'] !== undefined && p['kernelArgs'] !== null) params.kernelArgs = kernelArgsOf(p['kernelArgs']);
   if (p['multicast'] !== undefined && p['multicast'] !== null) {
     const problem = Value.Errors(MulticastReceiveSchema, p['multicast'])[0];
     if (problem) throw bad(`params.multicast${problem.instancePath.replaceAll('/', '.')}`, problem.message);
     params.multicast = p['multicast'] as NonNullable<DeployParams['multicast']>;
   }
   return params;
+}
+
+function kernelArgsOf(v: unknown): string {
+  const kernelArgs = string(v, 'params.kernelArgs');
+  if (!KERNEL_ARGS.test(kernelArgs)) throw bad('params.kernelArgs', 'holds a quote, \\, `, $, ;, |, <, > or a control or non-ASCII character');
+  return kernelArgs;
+}
+
+/** A tree deploy's parameters, checked against the protocol's schema and the disk layout's rules. */
+export function parseTreeParams(raw: unknown): TreeParams {
+  const problem = Value.Errors(TreeParamsSchema, raw)[0];
+  if (problem) throw bad(`params.tree${problem.instancePath.replaceAll('/', '.')}`, problem.message);
+  const tree = raw as TreeParams;
+  const layout = checkDiskLayout(tree.diskLayout, 'params.tree.diskLayout');
+  if (layout) throw bad(layout.field, layout.message);
+  return tree;
 }
 
 export function parseWipeParams(raw: unknown): WipeParams {

@@ -10,6 +10,8 @@ import { eraseSignatures, wipeDisks, type DiskWipeResult } from './wipe.js';
 import { writeImage, type WriteImageOptions, type WriteImageResult } from './write-image.js';
 import { udpReceiverSource, type ImageChunkSource } from './multicast-receive.js';
 import type { MulticastReceive } from './protocol.js';
+import { configureTarget, copyTree, installBootLoader, layoutAndMount, type BootLoaderResult, type TreeTarget } from './tree-deploy.js';
+import type { TreeParams } from '../../protocol/agent.js';
 
 /**
  * The deploy and wipe runs as the agent performs them: steps in order, each reported
@@ -94,11 +96,13 @@ async function step<T>(name: StepName, deps: StepRunnerDeps, work: () => Promise
 export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Promise<DeployOutcome> {
   const exec = deps.exec ?? nodeExec();
   const devDir = deps.devDir ?? '/dev';
-  const source = imageSource(params.image.url, deps.controllerUrl, deps.token);
+  const image = params.image;
+  if (!image) throw new StepError('params', 'params.image is required (a deploy writes an image or a tree)', { field: 'params.image' });
+  const source = imageSource(image.url, deps.controllerUrl, deps.token);
 
   const disk = await step('select-disk', deps, async () => {
     const disks = await deps.inspectDisks();
-    const chosen = chooseRootDisk(disks, params.rootDeviceHints, params.image.sizeBytes);
+    const chosen = chooseRootDisk(disks, params.rootDeviceHints, image.sizeBytes);
     const by = params.rootDeviceHints && Object.keys(params.rootDeviceHints).length > 0 ? 'the root device hints' : 'the smallest disk the image fits on';
     return {
       value: chosen,
@@ -117,8 +121,8 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
     const result = await writeImage({
       url: source.url,
       token: source.token,
-      sha256: params.image.sha256,
-      sizeBytes: params.image.sizeBytes,
+      sha256: image.sha256,
+      sizeBytes: image.sizeBytes,
       device,
       log: deps.log,
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
@@ -163,6 +167,54 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
   deps.log('deploy: every step succeeded; asking the controller to boot this machine from its disk');
   await deps.beforeReboot();
   return { disk, device, write, grow, seed };
+}
+
+export interface TreeDeployOutcome {
+  layout: TreeTarget['applied'];
+  bootLoader: BootLoaderResult;
+}
+
+/**
+ * A tree deploy: layout-disks, copy-tree, configure, boot-loader (protocol/runs.ts), the file
+ * systems mounted from the first to the last and unmounted whatever happens; then the
+ * controller is asked to boot the disk. What follows (ONSUCCESS) is the agent's to do.
+ */
+export async function runTreeDeploySteps(params: DeployParams & { tree: TreeParams }, deps: DeployDeps): Promise<TreeDeployOutcome> {
+  const exec = deps.exec ?? nodeExec();
+  const tree = params.tree;
+  const tarball = imageSource(tree.tarballUrl, deps.controllerUrl, null).url;
+  const target = await step('layout-disks', deps, async () => {
+    const t = await layoutAndMount(tree.diskLayout, await deps.inspectDisks(), { exec, log: deps.log, ...(deps.devDir ? { devDir: deps.devDir } : {}) });
+    const arrays = t.applied.devices.filter((d) => d.path.includes('/md'));
+    return {
+      value: t,
+      message: `${t.applied.disks.map((d) => d.name).join(', ')}: ${t.applied.devices.length} device(s)${arrays.length ? `, ${arrays.map((a) => `${a.path} (${a.id})`).join(', ')}` : ''}; / on ${t.applied.root.path}`,
+      details: { disks: t.applied.disks, devices: t.applied.devices, mdadm: t.applied.mdadmArrays },
+    };
+  });
+  let bootLoader: BootLoaderResult;
+  try {
+    await step('copy-tree', deps, async () => {
+      const started = performance.now();
+      const r = await copyTree(tree, deps.controllerUrl, tarball, target.dir, exec, deps.log);
+      const seconds = (performance.now() - started) / 1000;
+      return { value: r, message: `${tree.role}-${tree.version} by ${r.via} in ${seconds.toFixed(1)} s${r.files !== null ? ` (${r.files} files)` : ''}`, details: { ...r, role: tree.role, version: tree.version } };
+    });
+    await step('configure', deps, async () => {
+      const r = await configureTarget(target, tree, deps.controllerUrl, params.seed, params.kernelArgs, deps.log);
+      return { value: r, message: `${r.files.join(', ')}, cloud-init seed`, details: { ...r } };
+    });
+    bootLoader = await step('boot-loader', deps, async () => {
+      const r = await installBootLoader(target, tree.onSuccess, exec, deps.log);
+      return { value: r, message: `GRUB${r.bios.length ? ` on ${r.bios.join(', ')}` : ''}${r.efi ? ' (UEFI)' : ''}${r.kexec ? `; kexec loaded ${r.kexec.kernel}` : ''}`, details: { ...r } };
+    });
+  } finally {
+    await target.unmount();
+    await exec('sync', []).catch(() => undefined);
+  }
+  deps.log(`deploy: every step succeeded; asking the controller to boot this machine from its disk (then ONSUCCESS=${tree.onSuccess})`);
+  await deps.beforeReboot();
+  return { layout: target.applied, bootLoader };
 }
 
 export async function runWipeSteps(params: WipeParams, deps: WipeDeps): Promise<WipeOutcome> {

@@ -49,24 +49,10 @@ export async function writeNoCloudSeed(device: string, seed: NoCloudSeed, option
   const disk = await describeBlockDevice(device);
   const partitions = await syncPartitionTable(disk, exec, options.log);
   const root = await findRootFilesystem(disk, partitions, exec);
-  const files = [
-    { name: 'user-data', content: seed.userData },
-    { name: 'meta-data', content: seed.metaData },
-    { name: 'network-config', content: seed.networkConfig },
-  ];
+  const files = seedFiles(seed);
   let kernelArgsFiles: string[] = [];
   await withMounted(root.partition.path, root.type, exec, async (mountpoint) => {
-    const dir = join(mountpoint, NOCLOUD_SEED_DIR);
-    await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
-    // The image decides what its paths are; a symlinked /var/lib/cloud must not lead the
-    // writes out of the mounted filesystem (into the installer's own root).
-    const real = await fsp.realpath(dir);
-    if (!real.startsWith(`${mountpoint}/`)) throw new StepError('image', `${root.partition.name}: /${NOCLOUD_SEED_DIR} leads out of the root filesystem (to ${real})`, { partition: root.partition.name });
-    for (const file of files) await writePrivateFile(join(real, file.name), file.content);
-    if (options.kernelArgs) {
-      kernelArgsFiles = await addKernelArgs(mountpoint, options.kernelArgs);
-      options.log(`configure: kernel arguments "${options.kernelArgs}" added to ${kernelArgsFiles.join(', ') || 'the boot loader (already there)'}`);
-    }
+    kernelArgsFiles = await writeSeedInto(mountpoint, seed, options, root.partition.name);
   });
   options.log(`configure: NoCloud seed written to /${NOCLOUD_SEED_DIR} on ${root.partition.name} (${root.type}${root.label ? ` "${root.label}"` : ''})`);
   return {
@@ -78,8 +64,32 @@ export async function writeNoCloudSeed(device: string, seed: NoCloudSeed, option
   };
 }
 
+const seedFiles = (seed: NoCloudSeed) => [
+  { name: 'user-data', content: seed.userData },
+  { name: 'meta-data', content: seed.metaData },
+  { name: 'network-config', content: seed.networkConfig },
+];
+
+/**
+ * Writes the seed (and the kernel arguments) into an installed system mounted at `mountpoint`;
+ * the boot loader files that got the kernel arguments. `where` names the file system in errors.
+ */
+export async function writeSeedInto(mountpoint: string, seed: NoCloudSeed, options: Pick<SeedOptions, 'log' | 'kernelArgs'>, where: string): Promise<string[]> {
+  const dir = join(mountpoint, NOCLOUD_SEED_DIR);
+  await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+  // The image decides what its paths are; a symlinked /var/lib/cloud must not lead the
+  // writes out of the mounted filesystem (into the installer's own root).
+  const real = await fsp.realpath(dir);
+  if (!real.startsWith(`${mountpoint}/`)) throw new StepError('image', `${where}: /${NOCLOUD_SEED_DIR} leads out of the root filesystem (to ${real})`, { partition: where });
+  for (const file of seedFiles(seed)) await writePrivateFile(join(real, file.name), file.content);
+  if (!options.kernelArgs) return [];
+  const changed = await addKernelArgs(mountpoint, options.kernelArgs);
+  options.log(`configure: kernel arguments "${options.kernelArgs}" added to ${changed.join(', ') || 'the boot loader (already there)'}`);
+  return changed;
+}
+
 /** Replaces `path` with `content`, root's and 0600, synced; never follows a symlink at `path`. */
-async function writePrivateFile(path: string, content: string): Promise<void> {
+export async function writePrivateFile(path: string, content: string): Promise<void> {
   await fsp.rm(path, { force: true });
   const fh = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
