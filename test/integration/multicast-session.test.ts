@@ -10,6 +10,7 @@ import { LoopDevices, MiB, readDevice, serveImage } from '../../src/agent/steps/
 import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
 import { backends } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
+import { inProcessCli } from '../support/cli.js';
 import { makeFacts } from '../support/facts.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -225,13 +226,23 @@ describe.skipIf(!ready).each(backends)('multicast deploys through the controller
     const macs: Record<string, string> = { a: '52:54:00:7c:00:01', b: '52:54:00:7c:00:02', c: '52:54:00:7c:00:03' };
     for (const [name, mac] of Object.entries(macs)) await inspected(name, mac);
 
-    const multicast = { rate: '40M', minReceivers: 2, maxWaitSeconds: 30 };
-    const runs: Record<string, string> = {};
-    for (const name of ['a', 'b', 'c']) {
-      const r = await t.api('POST', `/api/v1/machines/${name}/actions/deploy`, { image: 'tiny', multicast });
-      expect(r.statusCode, r.body).toBe(200);
-      runs[name] = r.json().run.id;
-    }
+    // The command line: usage errors exit 2, a refused rate 1, each with one line and nothing started.
+    const cli = inProcessCli({ PLINTH_URL: await t.controller.listen(), PLINTH_DATA_DIR: t.config.dataDir, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+    const noFlag = await cli('machine', 'deploy', 'a', 'b', '--image', 'tiny', '--rate', '40M');
+    expect([noFlag.code, noFlag.stderr]).toEqual([2, 'plinth: --rate, --min-receivers and --max-wait apply to --multicast deploys\n']);
+    const badWait = await cli('machine', 'deploy', 'a', '--image', 'tiny', '--multicast', '--max-wait', 'soon');
+    expect([badWait.code, badWait.stderr]).toEqual([2, "plinth: --max-wait: 'soon' is not a duration (e.g. 60s, 2m)\n"]);
+    const badRate = await cli('machine', 'deploy', 'a', '--image', 'tiny', '--multicast', '--rate', '1.5x');
+    expect(badRate.code).toBe(1);
+    expect(badRate.stderr).toMatch(/^plinth: multicast\.rate: must match pattern .*\n$/);
+    const slow = await cli('machine', 'deploy', 'a', '--image', 'tiny', '--multicast', '--rate', '500k');
+    expect([slow.code, slow.stderr]).toEqual([1, "plinth: multicast.rate: '500k' is not a rate between 1M and 100G bits per second (e.g. 200M)\n"]);
+    expect((await t.api('GET', '/api/v1/machines/a')).json().state).toBe('available');
+
+    const deployed = await cli('machine', 'deploy', 'a', 'b', 'c', '--image', 'tiny', '--multicast', '--rate', '40M', '--min-receivers', '2', '--max-wait', '30s', '--json');
+    expect(deployed.code, deployed.stderr).toBe(0);
+    const runs: Record<string, string> = Object.fromEntries(JSON.parse(deployed.stdout).map((r: any) => [r.machine.name, r.run.id]));
+    expect(Object.keys(runs)).toEqual(['a', 'b', 'c']);
     const sessions = await Promise.all(Object.values(runs).map(async (id) => (await t.api('GET', `/api/v1/runs/${id}`)).json().params.multicast));
     expect(new Set(sessions.map((s: any) => s.session)).size).toBe(1);
     expect(sessions[0]).toMatchObject({ portbase: 9440, maxWaitSeconds: 30 });
