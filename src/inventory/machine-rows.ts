@@ -110,7 +110,7 @@ export async function insertMachineRow(db: Db, row: MachinesTable, macs: string[
   if (macs.length) await db.insertInto('machine_macs').values(macs.map((mac) => ({ mac, machine_id: row.id }))).execute();
   const entries = Object.entries(tags);
   if (entries.length) {
-    await db.insertInto('machine_tags').values(entries.map(([key, value]) => ({ machine_id: row.id, key, value }))).execute();
+    await db.insertInto('machine_tags').values(entries.map(([key, value]) => ({ machine_id: row.id, key, value, machine_name: row.name }))).execute();
   }
 }
 
@@ -132,6 +132,11 @@ export async function updateMachineRows(db: Db, where: MachineCondition, changes
     .set({ ...changes, updated_at: now, version: sql<number>`version + 1` })
     .where(where)
     .executeTakeFirst();
+  if (changes.name !== undefined && Number(r.numUpdatedRows) > 0) {
+    // A machine's tags carry its name (the order of a tag's page; migration 0018).
+    const named = db.selectFrom('machines').select('id').where('name', '=', changes.name);
+    await db.updateTable('machine_tags').set({ machine_name: changes.name }).where('machine_id', 'in', named).execute();
+  }
   return Number(r.numUpdatedRows);
 }
 
@@ -162,7 +167,8 @@ export async function replaceTags(db: Db, id: string, tags: Record<string, strin
   await db.deleteFrom('machine_tags').where('machine_id', '=', id).execute();
   const entries = Object.entries(tags);
   if (entries.length) {
-    await db.insertInto('machine_tags').values(entries.map(([key, value]) => ({ machine_id: id, key, value }))).execute();
+    const { name } = await db.selectFrom('machines').select('name').where('id', '=', id).executeTakeFirstOrThrow();
+    await db.insertInto('machine_tags').values(entries.map(([key, value]) => ({ machine_id: id, key, value, machine_name: name }))).execute();
   }
 }
 
@@ -304,6 +310,24 @@ export async function listMachineRows(
   filter: MachineFilter,
   page: { limit: number; after?: string; withFacts?: boolean },
 ): Promise<MachinesTable[]> {
+  const driver = filter.tags?.find((t) => t.value !== undefined);
+  if (driver) {
+    // A tag with a value: its machines in name order straight from ix_machine_tags_kv_name
+    // (migration 0018), the other conditions tested on each, so a page reads about a page of
+    // rows whether the tag is on ten machines or on half the fleet.
+    const rest = { ...filter, tags: filter.tags!.filter((t) => t !== driver) };
+    let q = db
+      .selectFrom('machine_tags as drv')
+      .innerJoin('machines', 'machines.id', 'drv.machine_id')
+      .select(SUMMARY_COLUMNS.map((c) => `machines.${c}` as const))
+      .select((eb) => (page.withFacts ? eb.ref('machines.facts').as('facts') : sql<string | null>`null`.as('facts')))
+      .where('drv.key', '=', driver.key)
+      .where('drv.value', '=', driver.value!)
+      // Unqualified names in the filter are the machine's: machine_tags shares none of them.
+      .where(filterWhere(rest, dialect) as unknown as MachineCondition);
+    if (page.after !== undefined) q = q.where('drv.machine_name', '>', page.after);
+    return q.orderBy('drv.machine_name').limit(page.limit).execute();
+  }
   let q = db
     .selectFrom('machines')
     .select(SUMMARY_COLUMNS)

@@ -77,6 +77,8 @@ export interface MachineTagsTable {
   machine_id: string;
   key: string;
   value: string;
+  /** The machine's name (a rename rewrites it), so a tag's machines come in name order from its index. */
+  machine_name: string | null;
 }
 
 /** The one event log (migration 0012): every kind of event, `seq` given after commit. */

@@ -173,6 +173,23 @@ describe.each(backends)('machines API on $name', (backend) => {
     expect(await names('5e:00:02')).toEqual([]);
   });
 
+  it('pages a tag filter in name order after renames and tag changes', async () => {
+    for (const n of ['tago-b', 'tago-d', 'tago-f']) {
+      expect((await t.api('POST', '/api/v1/machines', { name: n, tags: { tago: 'yes' } })).statusCode).toBe(201);
+    }
+    const names = async (qs: string) => (await t.api('GET', `/api/v1/machines?${qs}`)).json().items.map((m: any) => m.name);
+    expect((await t.api('PATCH', '/api/v1/machines/tago-f', { name: 'tago-a' })).statusCode).toBe(200);
+    expect((await t.api('PATCH', '/api/v1/machines/tago-b', { name: 'tago-e', tags: { extra: '1' } })).statusCode).toBe(200);
+    expect(await names('tag=tago=yes')).toEqual(['tago-a', 'tago-d', 'tago-e']);
+    const first = (await t.api('GET', '/api/v1/machines?tag=tago=yes&limit=2')).json();
+    expect(first.items.map((m: any) => m.name)).toEqual(['tago-a', 'tago-d']);
+    expect(await names(`tag=tago=yes&limit=2&cursor=${first.nextCursor}`)).toEqual(['tago-e']);
+    expect(await names('tag=tago=yes&tag=extra=1')).toEqual(['tago-e']);
+    expect(await names('tag=tago=yes&state=enrolled&q=tago-d')).toEqual(['tago-d']);
+    expect((await t.api('PATCH', '/api/v1/machines/tago-d', { tags: { tago: null } })).statusCode).toBe(200);
+    expect(await names('tag=tago=yes')).toEqual(['tago-a', 'tago-e']);
+  });
+
   it('leaves facts out of lists unless asked', async () => {
     const facts = { cpu: { architecture: 'x86_64' }, hw: [['cpu', 'logical', 'number', '4']] };
     await t.controller.services.store.db.updateTable('machines').set({ facts: JSON.stringify(facts) }).where('name', '=', 'flt-2').execute();

@@ -18,6 +18,7 @@ import { webhooks } from './0014-webhooks.js';
 import { bootAddress } from './0015-boot-address.js';
 import { substringSearch } from './0016-substring-search.js';
 import { deployedHostKeys } from './0017-deployed-host-keys.js';
+import { tagOrder } from './0018-tag-order.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -42,6 +43,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0015-boot-address', bootAddress],
   ['0016-substring-search', substringSearch],
   ['0017-deployed-host-keys', deployedHostKeys],
+  ['0018-tag-order', tagOrder],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
