@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/core/logger.js';
 import { MulticastSessions, type MulticastSessionView } from '../../src/deploy/multicast.js';
-import { udpReceiverSource, type ImageChunkSource } from '../../src/agent/steps/multicast-receive.js';
+import { interfaceTowards, udpReceiverSource, type ImageChunkSource } from '../../src/agent/steps/multicast-receive.js';
 import { writeImage } from '../../src/agent/steps/write-image.js';
 import { LoopDevices, MiB, readDevice, serveImage } from '../../src/agent/steps/test-fixtures.js';
 import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
@@ -50,7 +50,7 @@ describe.skipIf(!ready)('multicast sessions (udpcast between namespaces)', () =>
 
   const inNs = (member: string) => ['ip', 'netns', 'exec', net.ns(member)];
   const receiver = (member: string, s: MulticastSessionView, startTimeoutSeconds = 60): ImageChunkSource =>
-    udpReceiverSource({ session: s.id, portbase: s.portbase, startTimeoutSeconds, receiveTimeoutSeconds: 20 }, { prefix: inNs(member), log: () => undefined });
+    udpReceiverSource({ session: s.id, portbase: s.portbase, startTimeoutSeconds, receiveTimeoutSeconds: 20 }, { prefix: inNs(member), towards: '10.79.0.1', log: () => undefined });
 
   /** The receiver's bytes with one byte flipped in the chunk that holds `offset`. */
   const corrupting = (source: ImageChunkSource, offset: number): ImageChunkSource => ({
@@ -90,6 +90,8 @@ describe.skipIf(!ready)('multicast sessions (udpcast between namespaces)', () =>
     try {
       const settings = { rateBitsPerSecond: 40_000_000, minReceivers: 2, maxWaitSeconds: 30 };
       const file = { name: 'test', sha256: image.sha256, sizeBytes: image.sizeBytes, file: image.path };
+      // Receivers listen where the route to the controller leaves.
+      expect(await interfaceTowards('10.79.0.1', inNs('r1'))).toBe('eth0');
       const s = sessions.join(file, settings, 'run-1');
       // A second deploy of the same image while the session waits joins it.
       expect(sessions.join(file, settings, 'run-2')).toMatchObject({ id: s.id, portbase: 9400, members: ['run-1', 'run-2'] });

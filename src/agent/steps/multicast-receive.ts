@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { MulticastReceive } from './protocol.js';
 
 /**
@@ -24,8 +24,10 @@ export class MulticastError extends Error {
 export interface UdpReceiverOptions {
   /** Runs udp-receiver through this command prefix (a network namespace in tests: `ip netns exec NS`). */
   prefix?: readonly string[];
-  /** The interface to listen on; default: the one udp-receiver picks (the first one up that is not loopback). */
+  /** The interface to listen on; default: the one the route to `towards` leaves by, else the one udp-receiver picks (the first one up that is not loopback). */
   interface?: string;
+  /** The controller's address: the session is on the segment the route to it leaves by (a machine with several NICs). */
+  towards?: string;
   log: (line: string) => void;
 }
 
@@ -48,7 +50,9 @@ export function udpReceiverSource(p: MulticastReceive, o: UdpReceiverOptions): I
   return {
     describe: `multicast session ${p.session} (udp-receiver, port ${p.portbase})`,
     async *open() {
-      const child = spawn(command!, [...prefixArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const via = o.interface ?? (o.towards ? await interfaceTowards(o.towards, o.prefix) : null);
+      if (via) o.log(`multicast: receiving on ${via}`);
+      const child = spawn(command!, [...prefixArgs, ...args, ...(via && !o.interface ? ['--interface', via] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       child.stderr.setEncoding('utf8');
       child.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-STDERR_KEPT)));
@@ -72,4 +76,12 @@ export function udpReceiverSource(p: MulticastReceive, o: UdpReceiverOptions): I
       }
     },
   };
+}
+
+/** The interface the route to `host` (an IP address or name) leaves by, as `ip route get` says; null when it cannot say. */
+export function interfaceTowards(host: string, prefix: readonly string[] = []): Promise<string | null> {
+  const [command, ...args] = [...prefix, 'ip', '-o', 'route', 'get', host];
+  return new Promise((resolve) => {
+    execFile(command!, args, { timeout: 5000 }, (error, stdout) => resolve(error ? null : (/\bdev (\S+)/.exec(stdout)?.[1] ?? null)));
+  });
 }

@@ -127,7 +127,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
       log: deps.log,
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
-      ...(params.multicast ? { multicast: (deps.multicastSource ?? ((m, log) => udpReceiverSource(m, { log })))(params.multicast, deps.log) } : {}),
+      ...(params.multicast ? { multicast: (deps.multicastSource ?? ((m, log) => udpReceiverSource(m, { log, towards: new URL(deps.controllerUrl).hostname.replace(/^\[|\]$/g, '') })))(params.multicast, deps.log) } : {}),
       ...deps.download,
     });
     const transport = params.multicast ? `, by ${result.transport} (multicast ${formatBytes(result.bytesReceived.multicast)}, HTTP ${formatBytes(result.bytesReceived.http)})` : '';
