@@ -24,6 +24,7 @@ const run = promisify(execFile);
 type TC = Awaited<ReturnType<typeof freshController>>;
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx5dGVzdGtleWZvcnRoZWluc3RhbGxlcmhvbGQx playbook@test';
 const agent = { kind: 'agent' as const, name: 'installer' };
+const INSTALLED_HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGluc3RhbGxlZG9zaG9zdGtleXdyaXR0ZW5ieXBsYXkx root@installed';
 
 describe.each(backends)('ansible modules on $name', (backend) => {
   let t: TC;
@@ -54,6 +55,15 @@ describe.each(backends)('ansible modules on $name', (backend) => {
     );
     const out = JSON.parse(r.stdout);
     return { code: r.code, results: out.plays[0].tasks.map((task: any) => task.hosts.localhost), stderr: r.stderr };
+  }
+  /** The inventory plugin's host variables of mod-1. */
+  async function inventoryHost(): Promise<any> {
+    writeFileSync(join(dir, 'plinth.yml'), 'plugin: plinth.metal.plinth\nwith_facts: false\n');
+    const inv = await run('ansible-inventory', ['-i', join(dir, 'plinth.yml'), '--host', 'mod-1'], {
+      env: { PATH: '/usr/bin:/bin', HOME: dir, ANSIBLE_COLLECTIONS_PATH: join(dir, 'collections'), ANSIBLE_INVENTORY_ENABLED: 'plinth.metal.plinth', ANSIBLE_INVENTORY_UNPARSED_FAILED: 'true', ANSIBLE_LOCAL_TEMP: join(dir, 'tmp'), PLINTH_URL: url, PLINTH_TOKEN: t.adminToken },
+      timeout: 120_000,
+    });
+    return JSON.parse(inv.stdout);
   }
   const machine = async () => (await t.api('GET', '/api/v1/machines/mod-1')).json();
   async function until(ok: (m: any) => boolean): Promise<any> {
@@ -130,12 +140,7 @@ describe.each(backends)('ansible modules on $name', (backend) => {
     const runs = (await t.api('GET', '/api/v1/machines/mod-1/runs')).json().items.filter((r: any) => r.kind === 'installer');
     expect(runs).toHaveLength(1);
     // The inventory plugin's host variables carry the held installer and its pinned host key.
-    writeFileSync(join(dir, 'plinth.yml'), 'plugin: plinth.metal.plinth\nwith_facts: false\n');
-    const inv = await run('ansible-inventory', ['-i', join(dir, 'plinth.yml'), '--host', 'mod-1'], {
-      env: { PATH: '/usr/bin:/bin', HOME: dir, ANSIBLE_COLLECTIONS_PATH: join(dir, 'collections'), ANSIBLE_INVENTORY_ENABLED: 'plinth.metal.plinth', ANSIBLE_INVENTORY_UNPARSED_FAILED: 'true', ANSIBLE_LOCAL_TEMP: join(dir, 'tmp'), PLINTH_URL: url, PLINTH_TOKEN: t.adminToken },
-      timeout: 120_000,
-    });
-    expect(JSON.parse(inv.stdout)).toMatchObject({ plinth_state: 'installer', plinth_installer: { address: '127.0.0.1', port: 2222, user: 'root', host_keys: [INSTALLER_HOST_KEY], known_hosts: [line] } });
+    expect(await inventoryHost()).toMatchObject({ plinth_state: 'installer', plinth_installer: { address: '127.0.0.1', port: 2222, user: 'root', host_keys: [INSTALLER_HOST_KEY], known_hosts: [line] } });
     // Held with another key: refused, not re-booted.
     const other = await playbook([{ 'plinth.metal.installer': { ...held, ssh_public_key: KEY.replace('playbook@test', 'x').replace('AAAAIGx5', 'AAAAIGx6') } }]);
     expect(other.code).not.toBe(0);
@@ -143,16 +148,26 @@ describe.each(backends)('ansible modules on $name', (backend) => {
   });
 
   it('absent: check mode leaves it held; exit_to=deployed boots the disk and waits for deployed; absent again changes nothing', async () => {
-    const absent = { name: 'mod-1', state: 'absent', exit_to: 'deployed', wait_timeout: 120 };
+    const absent = { name: 'mod-1', state: 'absent', exit_to: 'deployed', wait_timeout: 120, installed_host_keys: [INSTALLED_HOST_KEY] };
     const dry = await playbook([{ 'plinth.metal.installer': absent }], { check: true });
     expect(dry.results[0]).toMatchObject({ changed: true, state: 'installer' });
     expect((await machine()).state).toBe('installer');
     const { code, results, stderr } = await playbook([{ 'plinth.metal.installer': absent }, { 'plinth.metal.installer': absent }, { 'plinth.metal.machine_info': { name: 'mod-1' } }]);
     expect(code, stderr + JSON.stringify(results)).toBe(0);
-    expect(results[0]).toMatchObject({ changed: true, state: 'deployed', address: null });
+    // The installed OS's host key the playbook gave, pinned where the installer was reached.
+    const pinned = `[127.0.0.1]:2222 ${INSTALLED_HOST_KEY.split(' ').slice(0, 2).join(' ')}`;
+    expect(results[0]).toMatchObject({ changed: true, state: 'deployed', address: null, installed_known_hosts: [pinned] });
     expect(results[1]).toMatchObject({ changed: false, state: 'deployed' });
     expect(results[2]).toMatchObject({ changed: false, state: 'deployed', installer: null });
     expect((peer.system() as { Boot: { BootSourceOverrideTarget: string } }).Boot.BootSourceOverrideTarget).toBe('Hdd');
+    expect((await machine()).deployment.hostKeys).toEqual([INSTALLED_HOST_KEY.split(' ').slice(0, 2).join(' ')]);
+    // Once the installed OS is known at an address (what it reported in with, set here as the store keeps it),
+    // the inventory pins its host key there.
+    const { updateMachineRow } = await import('../../src/inventory/machine-rows.js');
+    await updateMachineRow(t.controller.services.store.db, (await machine()).id, { deployed_address: '192.0.2.26' }, new Date().toISOString());
+    const inv = await inventoryHost();
+    expect(inv).toMatchObject({ ansible_host: '192.0.2.26', plinth_state: 'deployed', plinth_known_hosts: [`192.0.2.26 ${INSTALLED_HOST_KEY.split(' ').slice(0, 2).join(' ')}`] });
+    expect(inv).not.toHaveProperty('plinth_installer');
   });
 
   it('rescue: a deployed machine is held in rescue with the key, then goes back to deployed', async () => {

@@ -14,7 +14,8 @@ description:
     C(tag_gpu) for a tag without value) and owner (C(owner_ci)). Group names keep only letters,
     digits and underscores.
   - Host variables carry the machine's identity, tags, owner, facts, the profile's pool
-    variables and, for a deployed machine, its installed address as C(ansible_host); a machine
+    variables and, for a deployed machine, its installed address as C(ansible_host) and, when
+    its SSH host keys are known, C(plinth_known_hosts) lines pinning them there; a machine
     held in the installer or rescue has C(plinth_installer) (address, port, host keys and
     C(known_hosts) lines pinning them).
   - The inventory file must end in C(plinth.yml) or C(plinth.yaml).
@@ -181,6 +182,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             hostvars["plinth_facts"] = m.get("facts")
         if deployment.get("address"):
             hostvars["ansible_host"] = deployment["address"]
+            # The installed OS's host keys, as the automation that installed it gave them: pinned at its address.
+            hostvars["plinth_known_hosts"] = ["%s %s" % (deployment["address"], " ".join(k.split()[:2])) for k in deployment.get("hostKeys") or []]
         if m["state"] in HELD:
             hostvars["plinth_installer"] = self._installer(m["name"])
         for k, v in hostvars.items():

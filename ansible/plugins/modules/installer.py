@@ -60,6 +60,13 @@ options:
         always goes back).
     type: str
     choices: [deployed, previous]
+  installed_host_keys:
+    description:
+      - With I(state=absent) and I(exit_to=deployed), the installed OS's SSH host public keys, as the
+        playbook wrote them into it. Plinth keeps them with the machine (C(deployment.hostKeys)) and
+        the module returns them as C(installed_known_hosts) lines, so the installed OS is pinned too.
+    type: list
+    elements: str
   ssh_check:
     description:
       - After leaving for the installed OS, also wait until an SSH server answers there (its
@@ -67,7 +74,7 @@ options:
     type: bool
     default: false
   ssh_check_host:
-    description: Where the installed OS answers SSH. Default its deployed address, else the installer's.
+    description: Where the installed OS answers SSH. Default the installer's address (the same NIC, or the lab's same forward), else the deployed address.
     type: str
   ssh_check_port:
     description: The port of I(ssh_check_host). Default the installer's SSH port, else 22.
@@ -140,6 +147,15 @@ run:
   description: Plinth's run holding the installer.
   type: str
   returned: when held
+installed_known_hosts:
+  description:
+    - C(known_hosts) lines pinning I(installed_host_keys) (or the host keys Plinth already has for the
+      installed OS) where it is reached (I(ssh_check_host) and port, else the installer's address and
+      port, else the deployed address).
+  type: list
+  elements: str
+  returned: with state=absent and exit_to=deployed
+  sample: ["[127.0.0.1]:2222 ssh-ed25519 AAAAC3Nz..."]
 ssh_banner:
   description: What the installed OS's SSH server said (I(ssh_check)).
   type: str
@@ -161,6 +177,12 @@ FAILED = {"installer": "installer-failed", "rescue": "rescue-failed"}
 EXITING = {"installer": ("installer-exiting",), "rescue": ()}
 START = {"installer": "boot-installer", "rescue": "rescue"}
 EXIT = {"installer": "exit-installer", "rescue": "exit-rescue"}
+
+
+def known_hosts_line(host, port, key):
+    """A known_hosts line: C(host type blob) on port 22, C([host]:port type blob) elsewhere (the comment left out)."""
+    name = host if int(port) == 22 else "[%s]:%s" % (host, port)
+    return "%s %s" % (name, " ".join(key.split()[:2]))
 
 
 def access_result(access):
@@ -248,6 +270,8 @@ def release(module, client, m, result):
         if module.check_mode:
             return
         body = {"to": exit_to} if mode == "installer" else {}
+        if mode == "installer" and exit_to == "deployed" and p["installed_host_keys"]:
+            body["hostKeys"] = p["installed_host_keys"]
         r = client.act(m["name"], EXIT[mode], body)
         result["state"] = r["machine"]["state"]
     elif m["state"] not in EXITING[mode]:
@@ -267,10 +291,13 @@ def release(module, client, m, result):
     result["state"] = now["state"]
     if now["state"] == FAILED[mode]:
         module.fail_json(msg=failure(now), **result)
+    deployment = now.get("deployment") or {}
+    host = p["ssh_check_host"] or (before or {}).get("address") or deployment.get("address")
+    port = p["ssh_check_port"] or (before or {}).get("port") or 22
+    if exit_to == "deployed" and now["state"] == "deployed":
+        keys = deployment.get("hostKeys") or p["installed_host_keys"] or []
+        result["installed_known_hosts"] = [known_hosts_line(host, port, k) for k in keys] if host else []
     if p["ssh_check"] and now["state"] == "deployed":
-        deployment = now.get("deployment") or {}
-        host = p["ssh_check_host"] or deployment.get("address") or (before or {}).get("address")
-        port = p["ssh_check_port"] or (before or {}).get("port") or 22
         if not host:
             module.fail_json(msg="ssh_check: no address known for machine %s: set ssh_check_host" % m["name"], **result)
         banner = wait_until(lambda: ssh_banner(host, port, 5), p["wait_timeout"], interval=3)
@@ -289,6 +316,7 @@ def main():
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=1200),
             exit_to=dict(type="str", choices=["deployed", "previous"]),
+            installed_host_keys=dict(type="list", elements="str", no_log=False),
             ssh_check=dict(type="bool", default=False),
             ssh_check_host=dict(type="str"),
             ssh_check_port=dict(type="int"),
