@@ -25,7 +25,7 @@ import { buildApp, type RouteRegistrar } from './api/app.js';
 import type { AppServices } from './api/context.js';
 import { InspectionService } from './inspection/service.js';
 import { BootService, type InstallerLocator } from './boot/service.js';
-import { installerIsoDir } from './installer/index.js';
+import { installerIsoDir, removeMachineIso } from './installer/index.js';
 import { EnrolmentGate } from './boot/enrolment.js';
 import { TICKET_KEY_PURPOSE } from './runs/run-tokens.js';
 import { bootRoutes } from './api/routes/boot.js';
@@ -35,7 +35,7 @@ import { DeployRuns } from './deploy/deploy-runs.js';
 import { existsSync } from 'node:fs';
 import { TftpServer } from './boot/tftp.js';
 import { DhcpService, interfaceAddress, interfaceNetmask, type DhcpServiceOptions } from './dhcp/service.js';
-import { bootNetwork, type BootNetwork } from './inventory/boot-address.js';
+import { bootNetwork, NO_BOOT_NETWORK, prefixNetmask, type BootNetwork } from './inventory/boot-address.js';
 import { hostname } from 'node:os';
 import { SecretBox } from './auth/secrets.js';
 import { ApplianceService } from './appliances/service.js';
@@ -159,14 +159,35 @@ export function databaseUrl(config: Config): string {
 }
 
 /**
- * The subnet boot addresses are fixed in (dhcp.mode full): dhcp.range's, with its netmask, or
- * the interface's as dnsmasq would take it; null when Plinth hands out no addresses.
+ * The subnet boot addresses are fixed in: in dhcp.mode full dhcp.range's, with its netmask or
+ * the interface's as dnsmasq would take it, and dhcp.gateway / dhcp.dns; otherwise
+ * vmedia.network (the addresses virtual-media ISOs carry) with vmedia.gateway / vmedia.dns.
+ * A string says why there is none.
  */
-function provisioningNetwork(config: Config, serverAddress: string): BootNetwork | null {
-  if (config.dhcp.mode !== 'full') return null;
-  const [first, , netmask] = config.dhcp.range.split(',');
-  const mask = netmask || interfaceNetmask(config.dhcp.interface);
-  return first && mask ? bootNetwork(first, mask, serverAddress) : null;
+function provisioningNetwork(config: Config, serverAddress: string | null): BootNetwork | string {
+  const list = (s: string) => s.split(',').filter(Boolean);
+  if (config.dhcp.mode === 'full') {
+    if (dhcpFamily(config.dhcp) === 6) return "this controller's DHCP range (dhcp.range) is IPv6, and fixed boot addresses are IPv4: its machines take DHCPv6 or SLAAC addresses";
+    const [first, , netmask] = config.dhcp.range.split(',');
+    const mask = netmask || interfaceNetmask(config.dhcp.interface);
+    const net = first && mask ? bootNetwork(first, mask, serverAddress ?? '') : null;
+    return net ? { ...net, gateway: config.dhcp.gateway, dns: list(config.dhcp.dns) } : "the netmask of dhcp.range's subnet is unknown: give it as the range's third field";
+  }
+  if (config.vmedia.network) {
+    const [base, bits] = config.vmedia.network.split('/') as [string, string];
+    const host = (() => {
+      try {
+        return new URL(config.publicUrl).hostname;
+      } catch {
+        return '';
+      }
+    })();
+    const net = bootNetwork(base, prefixNetmask(Number(bits)), serverAddress ?? host);
+    if (net) return { ...net, gateway: config.vmedia.gateway, dns: list(config.vmedia.dns), source: 'vmedia.network' };
+  }
+  return config.dhcp.mode === 'proxy'
+    ? "in dhcp.mode proxy the site's DHCP server owns the addresses; a fixed boot address is carried only by a virtual-media ISO (vmedia.network), which is not set"
+    : NO_BOOT_NETWORK;
 }
 
 export async function createController(config: Config, opts: ControllerOptions = {}): Promise<Controller> {
@@ -182,7 +203,8 @@ export async function createController(config: Config, opts: ControllerOptions =
   const clock = opts.clock ?? systemClock;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const store = await Store.open({ url: databaseUrl(config) });
-  const inventory = new InventoryService(store, clock, { bootNetwork: dhcpAddress === null ? null : provisioningNetwork(config, dhcpAddress) });
+  const bootNet = provisioningNetwork(config, dhcpAddress);
+  const inventory = new InventoryService(store, clock, { bootNetwork: bootNet });
   const tokens = new TokenService(store, clock);
   const engine = new LifecycleEngine({
     store,
@@ -210,6 +232,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     ...(machineConfig.publicUrl
       ? { installerIsoUrl: `${machineConfig.publicUrl.replace(/\/+$/, '')}/boot/installer.iso`, httpBootUrl: `${machineConfig.publicUrl.replace(/\/+$/, '')}/boot/ipxe.efi` }
       : {}),
+    onEject: (machineId) => removeMachineIso(installerIsoDir(config.dataDir), machineId),
   });
   const enroller = new Enroller({ store, clock, inventory });
   const enlister = new Enlister({ store, clock, enroller, engine, appliances, power });
@@ -274,6 +297,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     ticketKey,
     enrolment: new EnrolmentGate(config.enrolment, clock),
     isoDir: installerIsoDir(config.dataDir),
+    bootNetwork: bootNet,
   });
   boot.addPlanner(deployRuns.planner);
   const metrics = new ControllerMetrics(store.db);

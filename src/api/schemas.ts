@@ -69,6 +69,11 @@ const ProviderRef = Type.Object(
   Strict,
 );
 
+const BootAddressInput = Type.String({
+  maxLength: 64,
+  description:
+    "fixed IPv4 address of the machine, unique: Plinth's DHCP server (dhcp.mode full) gives it to its MACs, in dhcp.range's subnet; a virtual-media ISO carries it where no DHCP answers (vmedia.network)",
+});
 const BootMethodInput = Nullable(Type.Enum(BOOT_METHODS, { description: "pxe, http or vmedia; null: its appliance's" }));
 
 export const MachineCreate = Type.Object(
@@ -82,6 +87,7 @@ export const MachineCreate = Type.Object(
     protected: Type.Optional(Type.Boolean()),
     provider: Type.Optional(ProviderRef),
     bootMethod: Type.Optional(BootMethodInput),
+    bootAddress: Type.Optional(Nullable(BootAddressInput)),
   },
   { ...Strict, description: 'A machine to enroll' },
 );
@@ -125,9 +131,7 @@ export const MachinePatch = Type.Object(
     protected: Type.Optional(Type.Boolean()),
     provider: Type.Optional(ProviderRef),
     bootMethod: Type.Optional(BootMethodInput),
-    bootAddress: Type.Optional(
-      Nullable(Type.String({ maxLength: 64, description: "fixed IPv4 address Plinth's DHCP server (dhcp.mode full) gives the machine, in dhcp.range's subnet, unique; null clears it" })),
-    ),
+    bootAddress: Type.Optional(Nullable(BootAddressInput)),
   },
   { ...Strict, minProperties: 1 },
 );

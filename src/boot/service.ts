@@ -2,7 +2,7 @@ import type { Store, Db } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import { newSecret, readableName } from '../core/ids.js';
-import { isPlinthError } from '../core/errors.js';
+import { isPlinthError, PlinthError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Enroller } from '../inventory/enrol.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
@@ -17,7 +17,8 @@ import { controllerBaseUrl } from './base-url.js';
 import { netbootCorrelation } from '../inspection/netboot.js';
 import type { EnrolmentGate } from './enrolment.js';
 import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
-import { buildInstallerIso, builtInstallerIso, isoKernelCmdline } from '../installer/index.js';
+import { buildInstallerIso, builtInstallerIso, isoKernelCmdline, machineIsoDir, staticNetworkArgs } from '../installer/index.js';
+import { prefixNetmask, type BootNetwork } from '../inventory/boot-address.js';
 import type { AgentTicketAnswer } from '../protocol/agent.js';
 import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from '../runs/trace.js';
 
@@ -84,6 +85,8 @@ export interface BootServiceDeps {
   enrolment: EnrolmentGate;
   /** Where installer ISOs are built and kept (DATA_DIR/boot/installer-iso); without it, no ISO is served. */
   isoDir?: string;
+  /** The subnet, gateway and DNS of fixed boot addresses, which a machine's own ISO carries (a string: there is none). */
+  bootNetwork?: BootNetwork | string | null;
 }
 
 const CHAIN_TTL_MS = 10 * 60_000;
@@ -303,18 +306,42 @@ export class BootService {
 
   /**
    * The installer ISO for this controller (built on first use, then cached): its kernel command
-   * line carries the URL the agent reaches the controller at. Null when the installer is not built.
+   * line carries the URL the agent reaches the controller at. A machine's own ISO (`machine`, its
+   * id) also carries its fixed boot address with the network's prefix, gateway and DNS (`ip=`,
+   * `BOOTIF=`), for a virtual-media boot that no DHCP server answers; without a boot address it
+   * is the common ISO. Null when the installer is not built.
    */
-  async installerIso(ctx: BootContext, signal?: AbortSignal): Promise<string | null> {
+  async installerIso(ctx: BootContext, o: { machine?: string; signal?: AbortSignal } = {}): Promise<string | null> {
     const files = this.deps.installer();
     if (!files || !this.deps.isoDir) return null;
-    const cmdline = isoKernelCmdline(this.deps.agentUrl || ctx.baseUrl, this.deps.kernelArgs);
-    const built = builtInstallerIso({ kernel: files.kernel, initrd: files.initrd, cmdline, dir: this.deps.isoDir });
+    let cmdline = isoKernelCmdline(this.deps.agentUrl || ctx.baseUrl, this.deps.kernelArgs);
+    let dir = this.deps.isoDir;
+    let keepOld: number | undefined;
+    if (o.machine !== undefined) {
+      const m = await requireMachine(this.deps.store.db, this.deps.store.dialect, o.machine);
+      // By id only: a public URL must not let names be tried for their network settings.
+      if (m.id !== o.machine) throw new PlinthError('not_found', `machine '${o.machine}' not found`, { details: { machine: o.machine } });
+      const net = this.deps.bootNetwork;
+      if (m.bootAddress && net && typeof net !== 'string') {
+        cmdline = `${cmdline} ${staticNetworkArgs({ address: m.bootAddress, netmask: prefixNetmask(net.prefix), ...(net.gateway ? { gateway: net.gateway } : {}), dns: net.dns ?? [], mac: m.identity.macs[0] ?? null })}`;
+        dir = machineIsoDir(this.deps.isoDir, m.id);
+        keepOld = 0;
+      }
+    }
+    const built = builtInstallerIso({ kernel: files.kernel, initrd: files.initrd, cmdline, dir });
     if (built) return built;
     const key = `${files.kernel}\0${files.initrd}\0${cmdline}`;
     let pending = this.isoBuilds.get(key);
     if (!pending) {
-      pending = buildInstallerIso({ kernel: files.kernel, initrd: files.initrd, cmdline, dir: this.deps.isoDir, log: (line) => this.deps.log.info(line), ...(signal ? { signal } : {}) })
+      pending = buildInstallerIso({
+        kernel: files.kernel,
+        initrd: files.initrd,
+        cmdline,
+        dir,
+        ...(keepOld !== undefined ? { keepOld } : {}),
+        log: (line) => this.deps.log.info(line),
+        ...(o.signal ? { signal: o.signal } : {}),
+      })
         .then((r) => r.path)
         .finally(() => this.isoBuilds.delete(key));
       this.isoBuilds.set(key, pending);

@@ -14,8 +14,9 @@ export const registerMachineCreate: CommandRegistrar = (machine, ctx) => {
     .option('--owner <owner>', 'allocate to this owner')
     .option('--maintenance <reason>', 'enroll in maintenance with this reason')
     .option('--protected', 'refuse destructive actions')
+    .option('--boot-address <ipv4>', "its fixed address: from Plinth's DHCP server (dhcp.mode full), or on its virtual-media ISO (vmedia.network)")
     .option('--json', 'print JSON')
-    .action(async (name: string | undefined, o: IdentityFlags & { tag: string[]; owner?: string; maintenance?: string; protected?: boolean; json?: boolean }) => {
+    .action(async (name: string | undefined, o: IdentityFlags & { tag: string[]; owner?: string; maintenance?: string; protected?: boolean; bootAddress?: string; json?: boolean }) => {
       const identity = identityFromFlags(o);
       const body: MachineCreateBody = {
         ...(name ? { name } : {}),
@@ -24,6 +25,7 @@ export const registerMachineCreate: CommandRegistrar = (machine, ctx) => {
         ...(o.owner ? { owner: o.owner } : {}),
         ...(o.maintenance ? { maintenance: true, maintenanceReason: o.maintenance } : {}),
         ...(o.protected ? { protected: true } : {}),
+        ...(o.bootAddress ? { bootAddress: o.bootAddress } : {}),
       };
       const m = await ctx.client().createMachine(body);
       if (o.json) ctx.out.json(m);

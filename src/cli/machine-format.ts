@@ -41,7 +41,7 @@ export function describeMachine(m: MachineView, bootMethodOfAppliance?: string):
     ['MACs', id.macs.join(', ') || '-'],
     ['Tags', Object.entries(m.tags).map(([k, v]) => `${k}=${v}`).join(', ') || '-'],
   ];
-  if (m.bootAddress) lines.push(['Boot address', `${m.bootAddress} (fixed, from Plinth's DHCP)`]);
+  if (m.bootAddress) lines.push(['Boot address', `${m.bootAddress} (fixed)`]);
   if (m.provider.applianceId || m.provider.ref) lines.push(['Provider', `${m.provider.applianceId ?? '-'} ${m.provider.ref ?? ''}`.trim()]);
   lines.push(['Boot method', m.bootMethod ?? (bootMethodOfAppliance ? `${bootMethodOfAppliance} (its appliance's)` : "its appliance's (pxe without one)")]);
   const f = m.facts as FactsView | null;

@@ -34,7 +34,7 @@ export const registerMachineUpdate: CommandRegistrar = (machine, ctx) => {
     .option('--reason <text>', 'why (with --maintenance on)')
     .option('--protected <on|off>', 'refuse destructive actions')
     .option('--boot-method <method>', "how the lifecycle boots it into the installer: pxe, http, vmedia, or 'appliance' for its appliance's")
-    .option('--boot-address <ipv4>', "fixed address Plinth's DHCP server gives the machine (dhcp.mode full)")
+    .option('--boot-address <ipv4>', "its fixed address: from Plinth's DHCP server (dhcp.mode full), or on its virtual-media ISO (vmedia.network)")
     .option('--no-boot-address', 'clear the fixed address')
     .option('--json', 'print JSON')
     .action(async (key: string, o: UpdateFlags) => {

@@ -109,3 +109,21 @@ describe('DHCP configuration', () => {
     expect(() => loadConfig({ flags: { dhcp: { mode: 'proxy', interface: 'br0', range: 'fd00::1,fd00::9' } } })).toThrow(/dhcp\.range: proxy mode is IPv4 only/);
   });
 });
+
+describe('virtual-media boot network', () => {
+  it('takes a subnet, a gateway in it and DNS servers from PLINTH_VMEDIA_*', () => {
+    const c = loadConfig({ env: { PLINTH_VMEDIA_NETWORK: '10.78.0.0/24', PLINTH_VMEDIA_GATEWAY: '10.78.0.254', PLINTH_VMEDIA_DNS: '10.78.0.53,10.78.0.54' } });
+    expect(c.vmedia).toEqual({ network: '10.78.0.0/24', gateway: '10.78.0.254', dns: '10.78.0.53,10.78.0.54' });
+    expect(loadConfig({}).vmedia.network).toBe('');
+  });
+
+  it('names the key that is wrong', () => {
+    const vmedia = (v: Record<string, string>, dhcp: Record<string, string> = {}) => () => loadConfig({ flags: { vmedia: v, dhcp } });
+    expect(vmedia({ network: '10.78.0.0' })).toThrow(/vmedia\.network/);
+    expect(vmedia({ network: 'fd78::/64' })).toThrow(/vmedia\.network/);
+    expect(vmedia({ network: '10.78.0.0/24', gateway: '10.79.0.1' })).toThrow(/vmedia\.gateway: 10\.79\.0\.1 is not in vmedia\.network 10\.78\.0\.0\/24/);
+    expect(vmedia({ gateway: '10.78.0.1' })).toThrow(/vmedia\.gateway: needs vmedia\.network/);
+    expect(vmedia({ network: '10.78.0.0/24', dns: '10.0.0.1,10.0.0.2,10.0.0.3' })).toThrow(/vmedia\.dns/);
+    expect(vmedia({ network: '10.78.0.0/24' }, { mode: 'full', interface: 'br0', range: '10.78.0.100,10.78.0.150' })).toThrow(/vmedia\.network: dhcp\.mode full already defines/);
+  });
+});

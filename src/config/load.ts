@@ -1,5 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs';
-import { isIPv4, isIPv6 } from 'node:net';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import Value from 'typebox/value';
@@ -117,7 +117,27 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   }
   const config = withDefaults as ConfigDocument;
   checkDhcp(config.dhcp);
+  checkVmedia(config);
   return { ...config, dataDir: resolve(config.dataDir), ms: milliseconds(config) };
+}
+
+/** A static boot network for virtual media: where no DHCP server is Plinth's, and its gateway inside it. */
+function checkVmedia(config: ConfigDocument): void {
+  const { network, gateway, dns } = config.vmedia;
+  const fail = (field: string, why: string) => {
+    throw new PlinthError('validation', `invalid configuration vmedia.${field}: ${why}`, { details: { field: `vmedia.${field}` } });
+  };
+  if (!network) {
+    if (gateway || dns) fail(gateway ? 'gateway' : 'dns', 'needs vmedia.network (PLINTH_VMEDIA_NETWORK), the subnet it belongs to');
+    return;
+  }
+  if (config.dhcp.mode === 'full') fail('network', 'dhcp.mode full already defines the provisioning network (dhcp.range, dhcp.gateway, dhcp.dns); leave vmedia.* empty');
+  if (gateway) {
+    const [base, bits] = network.split('/') as [string, string];
+    const subnet = new BlockList();
+    subnet.addSubnet(base, Number(bits), 'ipv4');
+    if (!subnet.check(gateway, 'ipv4')) fail('gateway', `${gateway} is not in vmedia.network ${network}`);
+  }
 }
 
 /** What the schema cannot say alone: the keys each DHCP mode needs. */

@@ -138,6 +138,19 @@ export const ConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    vmedia: Type.Object(
+      {
+        network: Type.String({
+          default: '',
+          pattern: `^(${IPV4}/([0-9]|[12][0-9]|3[0-2]))?$`,
+          description:
+            "IPv4 subnet (e.g. 10.78.0.0/24) of the fixed boot addresses that virtual-media boots carry where no DHCP server answers (dhcp.mode off or proxy): a machine's bootAddress goes on the kernel command line of its own installer ISO; empty: ISOs take DHCP",
+        }),
+        gateway: Type.String({ default: '', pattern: IPV4_OPTIONAL_PATTERN, description: "router on the machine's ISO with its boot address (in vmedia.network); empty: none" }),
+        dns: Type.String({ default: '', pattern: `^(${IPV4}(,${IPV4}){0,1})?$`, description: "at most two DNS servers on the machine's ISO with its boot address; empty: none" }),
+      },
+      { default: {} },
+    ),
     trees: Type.Object(
       {
         rsyncListen: Type.String({

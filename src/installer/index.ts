@@ -26,5 +26,18 @@ export {
 export type { InstallerCompression } from './cpio-archive.js';
 export { AGENT_PATH, NODE_PATH } from './init-script.js';
 export { DEFAULT_MIRROR, DEFAULT_SUITE, INSTALLER_PACKAGES } from './contents.js';
-export { buildInstallerIso, builtInstallerIso, installerIsoDir, isoGrubConfig, isoKernelCmdline, ISO_HOST_TOOLS, VMEDIA_BOOT_ARG, type InstallerIsoResult } from './iso.js';
+export {
+  buildInstallerIso,
+  builtInstallerIso,
+  installerIsoDir,
+  isoGrubConfig,
+  isoKernelCmdline,
+  ISO_HOST_TOOLS,
+  machineIsoDir,
+  removeMachineIso,
+  staticNetworkArgs,
+  VMEDIA_BOOT_ARG,
+  type InstallerIsoResult,
+  type IsoStaticNetwork,
+} from './iso.js';
 export { installerPlan, type InstallerExtras, type InstallerPlan } from './extras.js';

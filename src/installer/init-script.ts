@@ -8,6 +8,10 @@
  *   plinth.run=<run id>  plinth.token=<per-run token>         read by the agent only
  *   plinth.debug=1       a shell on the console whenever the agent exits
  *   plinth.netwait=<s>   how long /init waits for an address (default 60)
+ *   ip=<address>::<gateway>:<netmask>::<device>:off:<dns0>:<dns1>
+ *                        a static IPv4 address instead of DHCP (the kernel's and
+ *                        initramfs-tools' format), on <device>, else on the card whose
+ *                        MAC BOOTIF=01-aa-bb-cc-dd-ee-ff names, else the first card
  *
  * NOTE: these are TypeScript template literals: `\${` is a literal `${` in the shell
  * script and `\\` a single backslash. init-script.test.ts checks the result with `sh -n`.
@@ -102,8 +106,12 @@ read_cmdline() {
   PLINTH_URL=""
   PLINTH_DEBUG=0
   NET_WAIT=60
+  IP_CONFIG=""
+  BOOT_IF=""
   for word in $(cat /proc/cmdline); do
     case "$word" in
+      ip=*) IP_CONFIG=\${word#ip=} ;;
+      BOOTIF=*) BOOT_IF=\${word#BOOTIF=} ;;
       plinth.url=*) PLINTH_URL=\${word#plinth.url=} ;;
       plinth.debug=*) PLINTH_DEBUG=\${word#plinth.debug=} ;;
       plinth.netwait=*) NET_WAIT=\${word#plinth.netwait=} ;;
@@ -191,6 +199,57 @@ links_with_dhcp() {
   done
 }
 
+# The card a static address goes on: the named device, else the one with BOOTIF's MAC, else the first.
+static_link() {
+  if [ -n "$1" ] && [ -e "/sys/class/net/$1" ]; then
+    echo "$1"
+    return
+  fi
+  if [ -n "$BOOT_IF" ]; then
+    mac=$(echo "\${BOOT_IF#01-}" | tr 'A-F-' 'a-f:')
+    for link in $LINKS; do
+      if [ "$(cat "/sys/class/net/$link/address" 2>/dev/null)" = "$mac" ]; then
+        echo "$link"
+        return
+      fi
+    done
+  fi
+  for link in $LINKS; do
+    echo "$link"
+    return
+  done
+}
+
+# ip=<address>:<server>:<gateway>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>: where
+# no DHCP server answers (virtual media), the address the controller gave this machine. That
+# card gets no DHCP at all; the others still do. ip=dhcp (or none) leaves DHCP in charge.
+apply_static_ip() {
+  old_ifs=$IFS
+  IFS=:
+  set -- $IP_CONFIG
+  IFS=$old_ifs
+  address=$1 gateway=$3 netmask=$4 device=$6 autoconf=$7 dns0=$8 dns1=$9
+  case "$autoconf" in ''|off|none|static) ;; *) return 1 ;; esac
+  [ -n "$address" ] || return 1
+  link=$(static_link "$device")
+  [ -n "$link" ] || return 1
+  : > "$STATE/net/$link.dhcp"
+  # brd +: tools that use the broadcast address (udpcast among them) fail silently without it.
+  if ! ip -4 addr add "$address\${netmask:+/$netmask}" brd + dev "$link"; then
+    say "could not set the static address $address on $link (ip=$IP_CONFIG)"
+    return 1
+  fi
+  [ -n "$gateway" ] && ip -4 route replace default via "$gateway" dev "$link" onlink
+  rm -f "$STATE/net/$link.dns"
+  for server in $dns0 $dns1; do echo "$server" >> "$STATE/net/$link.dns"; done
+  {
+    echo "# written by the Plinth installer from ip= on the kernel command line"
+    for server in $dns0 $dns1; do echo "nameserver $server"; done
+  } > /etc/resolv.conf
+  echo "$address" > "$STATE/net/$link.bound"
+  say "static address $address\${netmask:+/$netmask} on $link\${gateway:+, gateway $gateway}, no DHCP on it (ip= on the kernel command line)"
+}
+
 bring_up_network() {
   ip link set lo up
   LINKS=$(physical_links)
@@ -204,6 +263,7 @@ bring_up_network() {
     echo 1 > "/proc/sys/net/ipv6/conf/$link/autoconf" 2>/dev/null
     ip link set "$link" up
   done
+  [ -n "$IP_CONFIG" ] && apply_static_ip
   deadline=$(( $(uptime_seconds) + NET_WAIT ))
   ipv6_since=""
   while :; do

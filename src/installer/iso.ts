@@ -45,6 +45,30 @@ export function isoKernelCmdline(agentUrl: string, kernelArgs: string): string {
   return `plinth.url=${url} ${VMEDIA_BOOT_ARG} ${kernelArgs}`.trim();
 }
 
+/** A machine's static IPv4 configuration, for an ISO booted where no DHCP server answers. */
+export interface IsoStaticNetwork {
+  address: string;
+  /** Dotted (255.255.255.0). */
+  netmask: string;
+  gateway?: string;
+  dns?: string[];
+  /** The card to configure (BOOTIF=); without it, the installer's first card. */
+  mac?: string | null;
+}
+
+/**
+ * The kernel command line words that give the installer a static address instead of DHCP:
+ * `ip=` in the kernel's (and initramfs-tools') format, client:server:gateway:netmask:hostname:
+ * device:autoconf:dns0:dns1, and `BOOTIF=01-<mac>` (PXELINUX's) naming the card, as a device
+ * name cannot be known before the installer's kernel names its cards.
+ */
+export function staticNetworkArgs(n: IsoStaticNetwork): string {
+  const dns = (n.dns ?? []).slice(0, 2);
+  const words = [`ip=${n.address}::${n.gateway ?? ''}:${n.netmask}:::off:${dns[0] ?? ''}:${dns[1] ?? ''}`];
+  if (n.mac) words.push(`BOOTIF=01-${n.mac.toLowerCase().replaceAll(':', '-')}`);
+  return words.join(' ');
+}
+
 /** GRUB quotes words as the shell does: inside '…' nothing is special but the quote itself. */
 const grubWord = (w: string): string => `'${w.replaceAll("'", `'\\''`)}'`;
 
@@ -73,6 +97,8 @@ export interface InstallerIsoOptions {
   dir: string;
   log: (line: string) => void;
   signal?: AbortSignal;
+  /** ISOs of other inputs kept in `dir` besides the newest (default 1). */
+  keepOld?: number;
   /**
    * Install missing host packages with apt-get (as root), as `plinth installer build` does;
    * otherwise (the controller answering a request) a missing one fails naming its package.
@@ -140,18 +166,26 @@ export async function buildInstallerIso(o: InstallerIsoOptions): Promise<Install
   } finally {
     await removeScratchDir(scratch);
   }
-  pruneIsos(o.dir, name);
+  pruneIsos(o.dir, name, o.keepOld ?? KEEP_OLD_ISOS);
   return { path, cacheHit: false, bytes: statSync(path).size };
 }
 
 /** Removes all but the newest ISOs (a controller serving an older one keeps its open file). */
-function pruneIsos(dir: string, keep: string): void {
+function pruneIsos(dir: string, keep: string, keepOld: number): void {
   const old = readdirSync(dir)
     .filter((f) => f.startsWith('installer-') && f.endsWith('.iso') && f !== keep)
     .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
     .sort((a, b) => b.t - a.t);
-  for (const { f } of old.slice(KEEP_OLD_ISOS)) rmSync(join(dir, f), { force: true });
+  for (const { f } of old.slice(keepOld)) rmSync(join(dir, f), { force: true });
 }
 
 /** Where a controller keeps its installer ISOs. */
 export const installerIsoDir = (dataDir: string): string => join(dataDir, 'boot', 'installer-iso');
+
+/** Where a machine's own ISO (its static network on the command line) is kept, one at a time. */
+export const machineIsoDir = (isoDir: string, machineId: string): string => join(isoDir, 'machines', machineId.replace(/[^A-Za-z0-9_-]/g, '_'));
+
+/** Removes a machine's own ISO (its virtual CD was ejected: the next boot builds it again). */
+export function removeMachineIso(isoDir: string, machineId: string): void {
+  rmSync(machineIsoDir(isoDir, machineId), { recursive: true, force: true });
+}

@@ -41,13 +41,13 @@ export interface MachineInput {
   provider?: { applianceId?: string | null; ref?: string | null };
   /** null: its appliance's. */
   bootMethod?: BootMethod | null;
+  /** Its fixed boot address (see boot-address.ts). */
+  bootAddress?: string | null;
 }
 
 export interface MachinePatch extends Omit<MachineInput, 'tags'> {
   /** Merged into the machine's tags; a null value removes the key. */
   tags?: Record<string, string | null>;
-  /** The fixed address Plinth's DHCP server gives the machine; null clears it. */
-  bootAddress?: string | null;
 }
 
 /** Index names and SQLite column lists of unique constraints, mapped to the API field they protect. */
@@ -103,11 +103,14 @@ export class InventoryService {
 
   private readonly updateListeners: ((m: Machine) => void)[] = [];
 
-  /** `bootNetwork`: the subnet this controller's DHCP server hands addresses out on (dhcp.mode full), or null. */
+  /**
+   * `bootNetwork`: the subnet boot addresses are fixed in (dhcp.mode full's, or vmedia.network),
+   * or why there is none.
+   */
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    private readonly opts: { bootNetwork?: BootNetwork | null } = {},
+    private readonly opts: { bootNetwork?: BootNetwork | string | null } = {},
   ) {}
 
   /** Called after each committed `update` (the DHCP hosts directory follows boot addresses at once). */
@@ -172,7 +175,9 @@ export class InventoryService {
     for (let attempt = 0; ; attempt++) {
       const name = input.name ?? readableName();
       try {
-        return await this.store.transaction((trx) => this.createIn(trx, { ...input, name }, actor, opts));
+        const m = await this.store.transaction((trx) => this.createIn(trx, { ...input, name }, actor, opts));
+        if (m.bootAddress) for (const l of this.updateListeners) l(m);
+        return m;
       } catch (e) {
         const takenName = e instanceof PlinthError && e.code === 'duplicate' && e.details?.['field'] === 'name';
         if (takenName && !explicitName && attempt < 5) continue;
@@ -195,7 +200,15 @@ export class InventoryService {
     await this.assertIdentityFree(trx, identity, null);
     await checkProviderLink(trx, { applianceId: input.provider?.applianceId ?? null, ref: input.provider?.ref ?? null });
     if (await trx.selectFrom('machines').select('id').where('name', '=', input.name).executeTakeFirst()) throw duplicate('name', input.name);
+    if (input.bootAddress) await this.assertBootAddressFree(trx, input.bootAddress);
     return this.insert(trx, { name: input.name, identity, tags: input.tags ?? {}, input, actor, state: opts.state ?? 'enrolled', ...(opts.reason ? { reason: opts.reason } : {}) });
+  }
+
+  /** A boot address an operator gives: of the provisioning network, and no other machine's. */
+  private async assertBootAddressFree(trx: Db, address: string): Promise<void> {
+    checkBootAddress(address, this.opts.bootNetwork ?? null);
+    const clash = await trx.selectFrom('machines').select('name').where('boot_address', '=', address).executeTakeFirst();
+    if (clash) throw duplicate('bootAddress', address, clash.name);
   }
 
   /** Inserts a machine row and its enrolment event inside the caller's transaction. */
@@ -238,7 +251,7 @@ export class InventoryService {
       deployed_host_keys: null,
       deployed_at: null,
       boot_base_url: null,
-      boot_address: null,
+      boot_address: m.input.bootAddress ?? null,
       profile_id: null,
       match_vars: null,
       match_spec_vars: null,
@@ -332,11 +345,7 @@ export class InventoryService {
       throw validation('maintenanceReason', 'can only be set on a machine in maintenance (set maintenance: true)');
     }
     if (patch.bootAddress !== undefined && patch.bootAddress !== m.bootAddress) {
-      if (patch.bootAddress !== null) {
-        checkBootAddress(patch.bootAddress, this.opts.bootNetwork ?? null);
-        const clash = await trx.selectFrom('machines').select('name').where('boot_address', '=', patch.bootAddress).executeTakeFirst();
-        if (clash) throw duplicate('bootAddress', patch.bootAddress, clash.name);
-      }
+      if (patch.bootAddress !== null) await this.assertBootAddressFree(trx, patch.bootAddress);
       changes.boot_address = patch.bootAddress;
       changed.push('bootAddress');
     }

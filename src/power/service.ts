@@ -50,8 +50,13 @@ export interface PowerServiceDeps {
   config: Config['providers'] & { ms: Config['ms']['providers'] };
   /** Who claims jobs (controller instance id), for leases. */
   claimer: string;
-  /** The installer ISO's URL as BMCs fetch it (publicUrl), for machines that boot from virtual media; undefined when unknown. */
+  /**
+   * The installer ISO's URL as BMCs fetch it (publicUrl), for machines that boot from virtual
+   * media (`?machine=ID`: a machine's own, for one with a fixed boot address); undefined when unknown.
+   */
   installerIsoUrl?: string;
+  /** Told when a machine's virtual CD is to be ejected (its own ISO can go). */
+  onEject?: (machineId: string) => void;
   /** The iPXE binary's URL for UEFI HTTP boot (boot method `http`); undefined when unknown. */
   httpBootUrl?: string;
 }
@@ -113,7 +118,7 @@ export class PowerService {
       const ref = m.provider.ref ?? '';
       // Virtual media: the installer ISO in the virtual CD, a one-time boot from it, then power.
       spec = vmedia
-        ? { kind: 'boot', ref, device: 'cd', persistent: false, ...(mode ? { mode } : {}), media: this.d.installerIsoUrl ?? '', then: 'reboot' }
+        ? { kind: 'boot', ref, device: 'cd', persistent: false, ...(mode ? { mode } : {}), media: this.d.installerIsoUrl ? `${this.d.installerIsoUrl}${m.bootAddress ? `?machine=${encodeURIComponent(m.id)}` : ''}` : '', then: 'reboot' }
         : method === 'http'
           ? // UEFI HTTP boot: the firmware fetches iPXE from Plinth, which then asks for its script as any iPXE does.
             { kind: 'boot', ref, device: 'uefi-http', persistent: false, mode: 'uefi', url: this.d.httpBootUrl ?? '', then: 'reboot' }
@@ -141,7 +146,9 @@ export class PowerService {
     }
     if (expected) await updateMachineRow(trx, m.id, { power_expected: expected }, iso(this.d.clock.now()));
     if (vmedia && type !== 'manual' && isTransitional(r.from) && !isTransitional(m.state) && m.provider.applianceId) {
-      // The run booted from the ISO (or would have): the virtual CD is emptied whatever its end.
+      // The run booted from the ISO (or would have): the virtual CD is emptied whatever its end,
+      // and the machine's own ISO, if it had one, removed.
+      this.d.onEject?.(m.id);
       await enqueueJob(trx, {
         applianceId: m.provider.applianceId,
         site: await this.applianceSite(trx, m.provider.applianceId),

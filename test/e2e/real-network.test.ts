@@ -7,10 +7,12 @@ import { promisify } from 'node:util';
 import { Vm, type VmNic, type VmSpec } from '../../src/lab/vm.js';
 import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { sharedInstaller, waitFor } from '../support/e2e.js';
-import { BIN, startServe, type ServeProcess } from '../support/plinth-process.js';
+import { BIN, freePort, startServe, type ServeProcess } from '../support/plinth-process.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
 import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
 import { startSiteDhcp, type SiteDhcp } from '../support/peers/site-dhcp.js';
+import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
+import { redfishVm, type RedfishVm } from '../support/peers/redfish-vm.js';
 
 /**
  * Machines on a real provisioning network: a bridge between network namespaces, `plinth serve`
@@ -19,7 +21,9 @@ import { startSiteDhcp, type SiteDhcp } from '../support/peers/site-dhcp.js';
  * a time, on a tap on the bridge, each with its own SMBIOS identity. Nothing but DHCP on that
  * network tells a VM where to boot; each must end `available` with its facts, and a boot trace
  * that starts with the DHCP stage. The network and the controller's data are shared; each
- * scenario restarts the controller with its DHCP mode.
+ * scenario restarts the controller with its DHCP mode. The last has no DHCP server at all: the
+ * controller runs on this side of the bridge (a veth into it), next to the Redfish test service
+ * whose VM boots the installer ISO from its virtual CD, the machine's static address on it.
  */
 const run = promisify(execFile);
 const canRun = isRoot() || process.env.CI === 'true';
@@ -40,12 +44,16 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
   let serve: ServeProcess | null = null;
   let site: SiteDhcp | null = null;
   let vm: Vm | null = null;
+  let bmc: RedfishPeer | null = null;
+  let bmcVm: RedfishVm | null = null;
+  /** Where the CLI reaches the controller (from namespace `ctl`). */
+  let controllerUrl = `http://10.78.0.1:${PORT}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-net-'));
   const vmDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-net-vm-'));
   // The controller is reached from inside its namespace only: the CLI runs there too.
   const cli = async (...args: string[]) => {
     const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
-    const { stdout } = await run('ip', ['netns', 'exec', net.ns('ctl'), process.execPath, BIN, ...args, '--json'], { env: { ...process.env, PLINTH_URL: `http://10.78.0.1:${PORT}`, PLINTH_TOKEN: token } });
+    const { stdout } = await run('ip', ['netns', 'exec', net.ns('ctl'), process.execPath, BIN, ...args, '--json'], { env: { ...process.env, PLINTH_URL: controllerUrl, PLINTH_TOKEN: token, PLINTH_APPLIANCE_PASSWORD: 'calvin' } });
     return JSON.parse(stdout);
   };
 
@@ -112,6 +120,8 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
   afterAll(async () => {
     await vm?.stop();
     await serve?.stop();
+    await bmc?.close();
+    await bmcVm?.stop();
     await site?.stop();
     net?.remove();
     rmSync(vmDir, { recursive: true, force: true });
@@ -191,4 +201,81 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     // The README's figure: power-on to the agent's hello, UEFI HTTP boot under TCG.
     console.log(`figure: UEFI HTTP boot, power-on -> agent hello: ${((new Date(hello.at).getTime() - poweredOn) / 1000).toFixed(0)} s`);
   }, 900_000);
+
+  it('4. virtual media through the Redfish test service, no DHCP server on the network: OVMF boots the machine\'s own ISO, its static address on it', async () => {
+    await siteDhcp(false);
+    await serve?.stop();
+    serve = null;
+    // The controller on this side of the bridge (10.78.0.3), with the Redfish service on loopback;
+    // no dnsmasq anywhere: nothing on the bridge answers DHCP.
+    net.joinHost('10.78.0.3/24');
+    const port = await freePort();
+    controllerUrl = `http://10.78.0.3:${port}`;
+    serve = await startServe(
+      { PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `0.0.0.0:${port}`, PLINTH_PUBLIC_URL: controllerUrl, PLINTH_VMEDIA_NETWORK: '10.78.0.0/24', PLINTH_VMEDIA_DNS: '10.78.0.53', PLINTH_LOG_LEVEL: 'info' },
+      ['--dhcp', 'off'],
+      { readyTimeoutMs: 120_000 },
+    );
+    const mac = '52:54:00:e2:10:04';
+    const uuid = '5c0e0004-0000-4000-8000-00000000e204';
+    let spec!: VmSpec;
+    bmcVm = redfishVm({ spec: () => spec, runDir: vmDir, mediaDir: vmDir, launcher: ['ip', 'netns', 'exec', net.ns('core'), ...TEST_QEMU_LAUNCHER] });
+    bmc = await startRedfishPeer({ username: 'root', password: 'calvin', powerState: 'Off', ...bmcVm.hooks });
+    bmcVm.bind(bmc);
+    const system = bmc.system() as { UUID: string; SerialNumber: string; Manufacturer: string };
+    Object.assign(system, { UUID: uuid.toUpperCase(), SerialNumber: 'NET-VMEDIA-4' });
+    spec = {
+      name: 'vm-vmedia',
+      firmware: 'uefi',
+      memoryMiB: 1536,
+      disks: [{ path: join(vmDir, 'vm-vmedia.qcow2'), sizeBytes: 3 * GiB }],
+      // No option ROM and no network boot: the CD it is told to boot once is all it has.
+      nics: [{ mac, tap: 'tap0', romfile: '' }],
+      bootOrder: ['disk'],
+      smbios: { uuid, serial: 'NET-VMEDIA-4', manufacturer: system.Manufacturer },
+      extraArgs: ['-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6Support,string=n'],
+    };
+    // Known before it boots, with its fixed address given at creation.
+    const created = await cli('machine', 'create', 'net-vmedia', '--mac', mac, '--serial', 'NET-VMEDIA-4', '--uuid', uuid, '--boot-address', '10.78.0.44');
+    expect(created.bootAddress).toBe('10.78.0.44');
+    await cli('appliance', 'register', 'bmc-vmedia', '--type', 'redfish', '--address', bmc.url, '--user', 'root', '--boot-method', 'vmedia');
+    const enlisted = await cli('appliance', 'enlist', 'bmc-vmedia', '--inspect');
+    expect(JSON.stringify(enlisted)).toContain('net-vmedia');
+    const consoleTail = () => {
+      try {
+        return readFileSync(join(vmDir, 'vm-vmedia.serial.log'), 'utf8').slice(-2000);
+      } catch {
+        return '-';
+      }
+    };
+    const machine = await waitFor('the virtual-media machine inspected', 12 * 60_000, async () => {
+      const m = await cli('machine', 'show', 'net-vmedia');
+      return m.state === 'available' ? m : undefined;
+    }, async () => `state ${(await cli('machine', 'show', 'net-vmedia')).state}, BMC ${JSON.stringify(bmcVm!.log)}, console: ${consoleTail()}`);
+    expect(machine.identity.serial).toBe('NET-VMEDIA-4');
+    expect(machine.facts.firmware.bootMode).toBe('uefi');
+    // What the installer reported: the static address from its ISO, on the card BOOTIF named.
+    expect(machine.facts.nics.find((n: { mac: string }) => n.mac === mac).ipv4).toEqual(['10.78.0.44']);
+    // The BMC fetched the machine's own ISO, attached it and booted once from the CD.
+    const attachedAt = bmcVm.log.findIndex((l) => l.startsWith('attached '));
+    expect(bmcVm.log.slice(0, attachedAt + 2).filter((l) => /^(fetched|attached|power On)/.test(l))).toEqual([
+      `fetched ${controllerUrl}/boot/installer.iso?machine=${machine.id}`,
+      expect.stringMatching(/^attached /),
+      'power On Cd',
+    ]);
+    const trace = await cli('machine', 'trace', 'net-vmedia');
+    const stages: Stage[] = trace.attempts.flatMap((a: { stages: Stage[] }) => a.stages);
+    const names = stages.map((x) => x.stage);
+    // No DHCP answered it and no iPXE script was fetched: it asked for its ticket by identity.
+    expect(names).not.toContain('dhcp');
+    expect(names).not.toContain('machine-script');
+    expect(names).toContain('agent-ticket');
+    expect(names.slice(-2)).toEqual(['agent-hello', 'facts']);
+    // The run is over: the CD is ejected and the machine's own ISO removed.
+    await waitFor('ejected', 120_000, async () => (bmc!.insertedImage() === null ? true : undefined));
+    await waitFor("the machine's ISO removed", 60_000, async () => (readdirSync(join(dataDir, 'boot', 'installer-iso', 'machines')).length === 0 ? true : undefined));
+    const hello = stages.find((x) => x.stage === 'agent-hello')!;
+    // The README's figure: power-on to the agent's hello, virtual media under TCG with no DHCP.
+    console.log(`figure: virtual media (OVMF, no DHCP), power-on -> agent hello: ${((Date.parse(hello.at) - bmcVm.poweredOnAt[0]!) / 1000).toFixed(0)} s`);
+  }, 20 * 60_000);
 });

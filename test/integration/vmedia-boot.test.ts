@@ -99,3 +99,63 @@ describe.each(backends)('installer ISO and agent tickets on $name', (backend) =>
     expect(((await bad.json()) as { error: { message: string } }).error.message).toContain('shell');
   });
 });
+
+describe.each(backends)("a machine's own ISO, its fixed boot address on it, on $name", (backend) => {
+  let t: TC;
+  let url: string;
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-iso-static-'));
+  writeFileSync(join(dir, 'vmlinuz'), randomBytes(200_000));
+  writeFileSync(join(dir, 'initrd.img'), randomBytes(500_000));
+  beforeAll(async () => {
+    t = await freshController(
+      backend,
+      { publicUrl: 'http://10.78.0.3:7709', installerKernelArgs: 'console=ttyS0', vmedia: { network: '10.78.0.0/24', gateway: '10.78.0.254', dns: '10.78.0.53' } },
+      { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) },
+    );
+    url = await t.controller.listen();
+  });
+  afterAll(async () => t?.close());
+
+  const grubCfg = async (path: string) => {
+    const r = await fetch(`${url}${path}`);
+    expect(r.status, r.status === 200 ? '' : await r.text()).toBe(200);
+    const iso = join(dir, 'got.iso');
+    writeFileSync(iso, Buffer.from(await r.arrayBuffer()));
+    execFileSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/boot/grub/grub.cfg', join(dir, 'grub.cfg')], { stdio: 'ignore' });
+    return readFileSync(join(dir, 'grub.cfg'), 'utf8');
+  };
+
+  it('takes the boot address at creation, and builds the ISO with ip= and BOOTIF= for that machine alone', async () => {
+    const created = await t.api('POST', '/api/v1/machines', { name: 'vm-static', identity: { macs: ['52:54:00:e2:10:44'] }, bootAddress: '10.78.0.44' });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.json().bootAddress).toBe('10.78.0.44');
+    const id = created.json().id as string;
+    const cfg = await grubCfg(`/boot/installer.iso?machine=${id}`);
+    expect(cfg).toContain("linux /plinth/vmlinuz 'plinth.url=http://10.78.0.3:7709' 'plinth.boot=vmedia' 'console=ttyS0' 'ip=10.78.0.44::10.78.0.254:255.255.255.0:::off:10.78.0.53:' 'BOOTIF=01-52-54-00-e2-10-44'");
+    const machines = join(installerIsoDir(t.config.dataDir), 'machines');
+    expect(readdirSync(join(machines, id)).filter((f) => f.endsWith('.iso'))).toHaveLength(1);
+    // The common ISO carries no address.
+    expect(await grubCfg('/boot/installer.iso')).not.toContain('ip=');
+    // A machine without a boot address gets the common ISO; an unknown id, or a name, nothing.
+    const plain = await t.api('POST', '/api/v1/machines', { name: 'vm-dhcp' });
+    expect(await grubCfg(`/boot/installer.iso?machine=${plain.json().id}`)).not.toContain('ip=');
+    expect((await fetch(`${url}/boot/installer.iso?machine=vm-static`)).status).toBe(404);
+    expect((await fetch(`${url}/boot/installer.iso?machine=nope`)).status).toBe(404);
+    expect((await fetch(`${url}/boot/installer.iso?machine=a/../b`)).status).toBe(400);
+  }, 120_000);
+
+  it('refuses a boot address outside vmedia.network or an IPv6 one with a 400 naming bootAddress, creating nothing', async () => {
+    for (const [address, why] of [
+      ['10.79.0.5', /^bootAddress: 10\.79\.0\.5 is not in the provisioning subnet 10\.78\.0\.0\/24 \(vmedia\.network\)/],
+      ['fd78::44', /^bootAddress: fd78::44 is an IPv6 address: fixed boot addresses are IPv4/],
+      ['10.78.0.3', /^bootAddress: 10\.78\.0\.3 is the controller's own address/],
+      ['10.78.0.44', /bootAddress/],
+    ] as const) {
+      const r = await t.api('POST', '/api/v1/machines', { name: 'vm-bad', bootAddress: address });
+      expect(r.statusCode, `${address}: ${r.body}`).toBe(address === '10.78.0.44' ? 409 : 400);
+      expect(r.json().error.message, address).toMatch(why);
+      expect(r.json().error.details.field).toBe('bootAddress');
+    }
+    expect((await t.api('GET', '/api/v1/machines/vm-bad')).statusCode).toBe(404);
+  });
+});

@@ -116,10 +116,16 @@ export function bootRoutes(deps: { boot: BootService; store: Store; clock: Clock
       '/boot/installer.iso',
       {
         config: { role: 'public' },
-        schema: { tags: ['boot'], summary: 'The installer as a bootable ISO (BIOS and UEFI) for virtual media, with this controller\'s URL on its kernel command line', security: [] },
+        schema: {
+          tags: ['boot'],
+          summary: "The installer as a bootable ISO (BIOS and UEFI) for virtual media, with this controller's URL on its kernel command line; a machine's own (machine: its id) also with its fixed boot address",
+          security: [],
+          querystring: Type.Object({ machine: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' })) }, { additionalProperties: false }),
+        },
       },
       async (req, reply) => {
-        const path = await deps.boot.installerIso(ctx(req));
+        const { machine } = req.query as { machine?: string };
+        const path = await deps.boot.installerIso(ctx(req), machine !== undefined ? { machine } : {});
         if (!path) return reply.status(404).type('text/plain').send('the installer is not built on this controller: run `plinth installer build`\n');
         return deps.sendFile(reply.type('application/x-iso9660-image'), path);
       },

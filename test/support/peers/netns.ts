@@ -16,6 +16,12 @@ export interface TestNetwork {
   exec(member: string, argv: string[]): string;
   /** Adds a tap interface to the bridge (in namespace `core`) for a VM: QEMU must run in `core`. */
   addTap(name: string): void;
+  /**
+   * Joins this process's own namespace to the bridge with a veth pair holding `address` (with
+   * `brd +`): what runs here (a BMC stand-in on loopback, a controller) is then on the network
+   * too. The pair goes with namespace `core`.
+   */
+  joinHost(address: string): void;
   remove(): void;
 }
 
@@ -65,6 +71,13 @@ export function createTestNetwork(members: Record<string, string | null>): TestN
     addTap(name) {
       ip(['-n', ns('core'), 'tuntap', 'add', name, 'mode', 'tap']);
       ip(['-n', ns('core'), 'link', 'set', name, 'master', 'br0', 'up']);
+    },
+    joinHost(address) {
+      const inside = `h-${id.slice(-6)}`;
+      ip(['link', 'add', inside, 'type', 'veth', 'peer', 'name', 'vhost', 'netns', ns('core')]);
+      ip(['-n', ns('core'), 'link', 'set', 'vhost', 'master', 'br0', 'up']);
+      ip(['addr', 'add', address, 'brd', '+', 'dev', inside]);
+      ip(['link', 'set', inside, 'up']);
     },
     remove,
   };

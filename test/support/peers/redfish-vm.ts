@@ -23,6 +23,8 @@ export interface RedfishVmOptions {
   mediaDir: string;
   /** The URL as the BMC fetches it (default: as given). */
   reach?: (url: string) => string;
+  /** How QEMU is started (default TEST_QEMU_LAUNCHER; e.g. inside a network namespace for a tap). */
+  launcher?: string[];
 }
 
 export interface RedfishVm {
@@ -77,7 +79,7 @@ export function redfishVm(o: RedfishVmOptions): RedfishVm {
         ...spec,
         extraArgs: [...(spec.extraArgs ?? []), '-S', '-drive', `if=none,id=cd0,media=cdrom,readonly=on`, '-device', `ide-cd,drive=cd0,id=${CD}${cdFirst ? ',bootindex=0' : ''}`],
       },
-      { dir: o.runDir, launcher: TEST_QEMU_LAUNCHER },
+      { dir: o.runDir, launcher: o.launcher ?? TEST_QEMU_LAUNCHER },
     );
     vm = v;
     await v.start();
