@@ -1,4 +1,4 @@
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Store } from '../store/database.js';
@@ -61,6 +61,40 @@ async function untraversable(path: string): Promise<string | null> {
   return null;
 }
 
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * A dnsmasq left running by a controller of this data directory that was killed before it
+ * could stop it (SIGKILL, OOM): its pid file names it, and its command line names this data
+ * directory's configuration file (so a pid reused by another program is left alone). It holds
+ * the DHCP ports, so the new one could not start: it is stopped (SIGTERM, then SIGKILL after
+ * `killAfterMs`). Returns the pid stopped, or null.
+ */
+export async function stopStaleDnsmasq(pidFile: string, confFile: string, o: { log: Logger; killAfterMs?: number }): Promise<number | null> {
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (!Number.isInteger(pid) || pid <= 1) return null;
+  const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  let stopped: number | null = null;
+  if (cmdline.includes(`--conf-file=${confFile}`) && alive(pid)) {
+    o.log.warn({ pid, pidFile }, `stopping dnsmasq ${pid}, left running by a controller of this data directory that did not stop it`);
+    process.kill(pid, 'SIGTERM');
+    const until = Date.now() + (o.killAfterMs ?? 5000);
+    while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    while (alive(pid)) await new Promise((r) => setTimeout(r, 50));
+    stopped = pid;
+  }
+  await rm(pidFile, { force: true });
+  return stopped;
+}
+
 /**
  * Plinth's DHCP service (dhcp.mode proxy or full): writes dnsmasq's configuration, keeps
  * dnsmasq running (restarted with backoff when it dies, stopped with the controller), keeps
@@ -87,6 +121,11 @@ export class DhcpService {
     return this.supervisor?.pid ?? null;
   }
 
+  /** Where the running dnsmasq's pid is kept, for the next start after a controller that was killed. */
+  get pidFile(): string {
+    return join(this.o.dir, 'dnsmasq.pid');
+  }
+
   async start(): Promise<{ serverAddress: string; confFile: string }> {
     const { serverAddress } = this.o.plan;
     const conf = dnsmasqConfig({ ...this.o.plan, serverAddress, bootUrl: this.o.plan.bootUrl(serverAddress), hostsDir: this.hostsDir, leaseFile: join(this.o.dir, 'dnsmasq.leases') });
@@ -97,12 +136,19 @@ export class DhcpService {
       this.o.log.warn({ dir: closed }, `dnsmasq runs as an unprivileged user and cannot enter ${closed}: known machines get no host names (chmod o+x ${closed})`);
     }
     const confFile = join(this.o.dir, 'dnsmasq.conf');
+    await stopStaleDnsmasq(this.pidFile, confFile, { log: this.o.log });
     await writeFile(confFile, conf, { mode: 0o640 });
     this.supervisor = new Supervisor({
       argv: [...this.o.command, ...dnsmasqArgs(confFile)],
       onLine: (line) => this.handle(this.reader.line(line), line),
       onQuiet: () => this.handle(this.reader.flush()),
-      log: (event, fields) => (event === 'started' ? this.o.log.info(fields, `dnsmasq ${event}`) : this.o.log.warn(fields, `dnsmasq ${event}`)),
+      log: (event, fields) => {
+        if (event === 'started') {
+          this.o.log.info(fields, `dnsmasq ${event}`);
+          // NOTE: the wrapper before dnsmasq (ip netns exec) execs it: the child's pid is dnsmasq's.
+          void writeFile(this.pidFile, `${String(fields['pid'])}\n`).catch((err: unknown) => this.o.log.warn({ err }, 'could not write the dnsmasq pid file'));
+        } else this.o.log.warn(fields, `dnsmasq ${event}`);
+      },
     });
     this.supervisor.start();
     this.hostsTimer = setInterval(() => void this.syncHosts(), this.o.hostsSyncMs ?? 30_000);
@@ -151,6 +197,7 @@ export class DhcpService {
     if (this.hostsTimer) clearInterval(this.hostsTimer);
     this.hostsTimer = null;
     await this.supervisor?.stop();
+    await rm(this.pidFile, { force: true });
     await this.queue;
   }
 }

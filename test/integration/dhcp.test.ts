@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backends } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
 import { parsePrometheus, valueOf } from '../support/prometheus.js';
 import { waitFor } from '../support/e2e.js';
-import { ROOT } from '../support/plinth-process.js';
+import { ensureBuilt, ROOT, startServe, type ServeProcess } from '../support/plinth-process.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
 import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
 import { startSiteDhcp, type SiteDhcp } from '../support/peers/site-dhcp.js';
@@ -256,4 +257,71 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
       expect(replies.find((r) => r.from === '10.78.0.1' && r.yiaddr !== '0.0.0.0')).toBeUndefined();
     });
   });
+});
+
+describe.skipIf(!canRun)('a controller killed with SIGKILL, and its dnsmasq', () => {
+  let net: TestNetwork;
+  let serve: ServeProcess | null = null;
+  const dataDir = mkdtempSync(join(tmpdir(), 'plinth-dhcp-kill-'));
+  const pidFile = join(dataDir, 'dhcp', 'dnsmasq.pid');
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  beforeAll(() => {
+    ensureDebianPackages(['dnsmasq-base', 'iproute2'], () => hasCommand('dnsmasq') && hasCommand('ip'));
+    ensureBuilt();
+    chmodSync(dataDir, 0o711);
+    net = createTestNetwork({ ctl: '10.78.0.1/24' });
+  }, 300_000);
+  afterAll(async () => {
+    await serve?.stop();
+    net?.remove();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** `plinth serve` (a real process) in namespace ctl, Plinth the DHCP server there. */
+  const start = async () => {
+    const s = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: '0.0.0.0:7708', PLINTH_LOG_LEVEL: 'info' }, ['--dhcp', 'full', '--dhcp-interface', 'eth0', '--dhcp-range', '10.78.0.100,10.78.0.150'], {
+      prefix: ['ip', 'netns', 'exec', net.ns('ctl')],
+      readyTimeoutMs: 120_000,
+    });
+    await s.waitForLog((l) => l.msg === 'dnsmasq started', 120_000);
+    return s;
+  };
+  const pidInFile = () => waitFor('the dnsmasq pid file', 30_000, async () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) || undefined : undefined));
+
+  it('outlives it; the next start stops it by its pid file before starting its own, and a clean stop leaves none', async () => {
+    serve = await start();
+    const first = await pidInFile();
+    expect(readFileSync(`/proc/${first}/cmdline`, 'utf8')).toContain(`--conf-file=${join(dataDir, 'dhcp', 'dnsmasq.conf')}`);
+    const killed = serve;
+    serve = null;
+    const gone = new Promise((r) => killed.child.once('exit', r));
+    killed.child.kill('SIGKILL');
+    await gone;
+    // Nothing stopped it: it still holds the DHCP port of namespace ctl.
+    expect(alive(first)).toBe(true);
+    expect(net.exec('ctl', ['ss', '-Hlunp'])).toContain(`pid=${first},`);
+
+    serve = await start();
+    const stale = serve.logs.find((l) => String(l.msg).startsWith(`stopping dnsmasq ${first},`));
+    expect(stale, JSON.stringify(serve.logs.slice(-20))).toMatchObject({ pid: first });
+    expect(alive(first)).toBe(false);
+    const second = await waitFor('a new pid in the pid file', 30_000, async () => {
+      const pid = await pidInFile();
+      return pid !== first ? pid : undefined;
+    });
+    expect(alive(second)).toBe(true);
+    await waitFor('the new dnsmasq listening on UDP 67', 20_000, async () => (net.exec('ctl', ['ss', '-Hlunp']).includes(`pid=${second},`) ? true : undefined));
+
+    await serve.stop();
+    serve = null;
+    expect(alive(second)).toBe(false);
+    expect(existsSync(pidFile)).toBe(false);
+  }, 600_000);
 });
