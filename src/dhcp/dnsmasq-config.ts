@@ -18,9 +18,10 @@ import { parseDhcpRange } from '../config/dhcp-range.js';
  *
  * An IPv6 range (full mode) makes dnsmasq a DHCPv6 server that also sends router
  * advertisements: the prefix is advertised on-link and for SLAAC, and with the "managed" flag,
- * so a machine gets a DHCPv6 address, a SLAAC address, or both. Only iPXE is told what to boot
- * over IPv6 (DHCPv6 option 59, `bootfile-url`, for user class `iPXE`): legacy PXE ROMs have no
- * IPv6, and Plinth serves no TFTP over IPv6 for UEFI PXEv6.
+ * so a machine gets a DHCPv6 address, a SLAAC address, or both. iPXE (user class `iPXE`) and
+ * UEFI HTTP Boot (vendor class `HTTPClient`) are told what to boot over IPv6 (DHCPv6 option 59,
+ * `bootfile-url`): the script, and ipxe.efi over HTTP; legacy PXE ROMs have no IPv6, and Plinth
+ * serves no TFTP over IPv6 for UEFI PXEv6.
  */
 export interface DnsmasqPlan {
   mode: 'proxy' | 'full';
@@ -79,6 +80,12 @@ export function dnsmasqConfig(p: DnsmasqPlan): string {
       // NOTE: iPXE says who it is in the DHCPv6 user class (option 15), not in option 175.
       `dhcp-userclass=set:${ipxe},iPXE`,
       `dhcp-option=tag:${ipxe},option6:bootfile-url,${script}`,
+      // UEFI HTTP Boot over IPv6 says HTTPClient in its vendor class (option 16), which in
+      // DHCPv6 dnsmasq matches only under its enterprise number (343): it gets ipxe.efi's URL.
+      // NOTE: dnsmasq 2.90 sends a forced option6:16 as text, never as bytes, so the answer
+      // cannot echo the vendor class (enterprise 343, "HTTPClient") as the UEFI spec asks.
+      `dhcp-vendorclass=set:${httpBoot},enterprise:343,HTTPClient`,
+      `dhcp-option=tag:${httpBoot},tag:!${ipxe},option6:bootfile-url,${efiUrl}`,
     );
   } else if (range) {
     const { first, last, netmask } = range;

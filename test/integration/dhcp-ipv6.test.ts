@@ -41,9 +41,10 @@ describe.skipIf(!canRun).each(backends)('DHCPv6 on an IPv6-only bridge, $name', 
     net?.remove();
   });
 
-  const probe = async (mac: string, ipxe: boolean) => {
-    const { stdout } = await run('ip', ['netns', 'exec', net.ns('cli'), process.execPath, PROBE, '--if', 'eth0', '--mac', mac, '--wait', '20', ...(ipxe ? ['--ipxe'] : [])]);
-    return JSON.parse(stdout) as { address: string | null; bootfileUrl: string | null; dns: string[] };
+  const probe = async (mac: string, kind: boolean | 'httpboot') => {
+    const flag = kind === 'httpboot' ? ['--httpboot'] : kind ? ['--ipxe'] : [];
+    const { stdout } = await run('ip', ['netns', 'exec', net.ns('cli'), process.execPath, PROBE, '--if', 'eth0', '--mac', mac, '--wait', '20', ...flag]);
+    return JSON.parse(stdout) as { address: string | null; bootfileUrl: string | null; dns: string[]; vendorClass: string | null };
   };
 
   it('offers iPXE an address from the range and the boot script URL with the IPv6 literal; other clients get no boot file', async () => {
@@ -55,6 +56,14 @@ describe.skipIf(!canRun).each(backends)('DHCPv6 on an IPv6-only bridge, $name', 
     const os = await probe('52:54:00:d6:00:02', false);
     expect(os.address).toMatch(/^fd78::1[0-9a-f]{2}$/);
     expect(os.bootfileUrl).toBeNull();
+    expect(os.vendorClass).toBeNull();
+  });
+
+  it('answers UEFI HTTP Boot over IPv6 (vendor class HTTPClient, enterprise 343) with the URL of ipxe.efi', async () => {
+    const port = new URL(t.controller.url!).port;
+    const http = await probe('52:54:00:d6:00:03', 'httpboot');
+    expect(http.address).toMatch(/^fd78::1[0-9a-f]{2}$/);
+    expect(http.bootfileUrl).toBe(`http://[fd78::1]:${port}/boot/ipxe.efi`);
   });
 
   it('advertises the prefix for SLAAC and is no default router', async () => {
