@@ -12,7 +12,7 @@
  * controller URL is a cache hit. Building takes seconds; the controller builds on the first
  * request for /boot/installer.iso, `plinth installer build --iso` ahead of time.
  */
-import { existsSync, linkSync, copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, copyFileSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PlinthError } from '../core/errors.js';
 import { cacheKey } from '../build/digest.js';
@@ -31,7 +31,7 @@ export const ISO_HOST_TOOLS: HostTool[] = [
 ];
 
 /** Bumped when the ISO's layout or GRUB configuration changes. */
-const ISO_VERSION = '1';
+const ISO_VERSION = '2';
 /** ISOs of older installers or other URLs kept besides the newest. */
 const KEEP_OLD_ISOS = 1;
 
@@ -126,8 +126,12 @@ export function builtInstallerIso(o: Pick<InstallerIsoOptions, 'kernel' | 'initr
   return existsSync(path) ? path : null;
 }
 
-/** Hard link where the file system allows it (no copy of the initramfs), else a copy. */
+/**
+ * Hard link where the file system allows it (no copy of the initramfs), else a copy. A symlink
+ * is followed first: xorriso would put the link itself on the ISO, which GRUB cannot follow.
+ */
 function place(from: string, to: string): void {
+  from = realpathSync(from);
   try {
     linkSync(from, to);
   } catch {

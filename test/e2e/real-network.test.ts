@@ -238,7 +238,7 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     // Known before it boots, with its fixed address given at creation.
     const created = await cli('machine', 'create', 'net-vmedia', '--mac', mac, '--serial', 'NET-VMEDIA-4', '--uuid', uuid, '--boot-address', '10.78.0.44');
     expect(created.bootAddress).toBe('10.78.0.44');
-    await cli('appliance', 'register', 'bmc-vmedia', '--type', 'redfish', '--address', bmc.url, '--user', 'root', '--boot-method', 'vmedia');
+    await cli('appliance', 'register', '--name', 'bmc-vmedia', '--type', 'redfish', '--address', bmc.url, '--user', 'root', '--boot-method', 'vmedia');
     const enlisted = await cli('appliance', 'enlist', 'bmc-vmedia', '--inspect');
     expect(JSON.stringify(enlisted)).toContain('net-vmedia');
     const consoleTail = () => {

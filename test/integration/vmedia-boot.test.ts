@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,8 +104,12 @@ describe.each(backends)("a machine's own ISO, its fixed boot address on it, on $
   let t: TC;
   let url: string;
   const dir = mkdtempSync(join(tmpdir(), 'plinth-iso-static-'));
-  writeFileSync(join(dir, 'vmlinuz'), randomBytes(200_000));
-  writeFileSync(join(dir, 'initrd.img'), randomBytes(500_000));
+  // The installer's files are symlinks here (as a test's shared installer is): the ISO must carry the files.
+  mkdirSync(join(dir, 'real'));
+  writeFileSync(join(dir, 'real', 'vmlinuz'), randomBytes(200_000));
+  writeFileSync(join(dir, 'real', 'initrd.img'), randomBytes(500_000));
+  symlinkSync(join(dir, 'real', 'vmlinuz'), join(dir, 'vmlinuz'));
+  symlinkSync(join(dir, 'real', 'initrd.img'), join(dir, 'initrd.img'));
   beforeAll(async () => {
     t = await freshController(
       backend,
@@ -121,7 +125,10 @@ describe.each(backends)("a machine's own ISO, its fixed boot address on it, on $
     expect(r.status, r.status === 200 ? '' : await r.text()).toBe(200);
     const iso = join(dir, 'got.iso');
     writeFileSync(iso, Buffer.from(await r.arrayBuffer()));
-    execFileSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/boot/grub/grub.cfg', join(dir, 'grub.cfg')], { stdio: 'ignore' });
+    rmSync(join(dir, 'initrd.out'), { force: true });
+    execFileSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/boot/grub/grub.cfg', join(dir, 'grub.cfg'), '-extract', '/plinth/initrd.img', join(dir, 'initrd.out')], { stdio: 'ignore' });
+    expect(lstatSync(join(dir, 'initrd.out')).isSymbolicLink()).toBe(false);
+    expect(readFileSync(join(dir, 'initrd.out')).equals(readFileSync(join(dir, 'real', 'initrd.img')))).toBe(true);
     return readFileSync(join(dir, 'grub.cfg'), 'utf8');
   };
 
