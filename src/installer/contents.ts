@@ -44,6 +44,12 @@ export const INSTALLER_PACKAGES: readonly string[] = [
   'python3',
   // udp-receiver joins a multicast deploy session (the agent falls back to HTTP without it).
   'udpcast',
+  // Tree deploys: disk layouts with software RAID and LVM, the tree copied by rsync, and
+  // eDeploy's ONSUCCESS=kexec into the installed kernel.
+  'mdadm',
+  'lvm2',
+  'rsync',
+  'kexec-tools',
 ];
 
 /**

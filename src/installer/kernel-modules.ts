@@ -38,6 +38,13 @@ export const INSTALLER_MODULE_RULES: readonly string[] = [
   'drivers/mmc/host/sdhci',
   'drivers/mmc/host/sdhci-pci',
   'drivers/mmc/host/sdhci-acpi',
+  // Tree deploys' disk layouts: software RAID (mdadm) and LVM (device mapper).
+  'drivers/md/md-mod',
+  'drivers/md/raid0',
+  'drivers/md/raid1',
+  'drivers/md/raid10',
+  'drivers/md/raid456',
+  'drivers/md/dm-mod',
   // Images are written through these: loop for raw files, nbd for qemu-nbd.
   'drivers/block/loop',
   'drivers/block/nbd',
