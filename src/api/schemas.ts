@@ -202,6 +202,8 @@ export const MachineSchema = Type.Object(
       address: Nullable(Type.String({ description: 'where to reach the installed OS (SSH)' })),
       deployedAt: Nullable(Timestamp),
       hostKeys: Type.Array(Type.String(), { description: "the installed OS's SSH host keys, as given when leaving the installer for it (pin them; empty when not known)" }),
+      role: Nullable(Type.String({ description: "tree deploys: the role the installed system runs (eDeploy's ROLE)" })),
+      version: Nullable(Type.String({ description: "tree deploys: the role's version the installed system runs (eDeploy's VERS)" })),
     }),
     bootAddress: Nullable(Type.String({ description: "the fixed IPv4 address Plinth's DHCP server gives this machine's MACs (dhcp.mode full)" })),
     createdAt: Timestamp,

@@ -56,6 +56,7 @@ export function describeMachine(m: MachineView, bootMethodOfAppliance?: string):
   }
   if (m.deployment?.image || m.deployment?.address) {
     lines.push(['Deployed', `${m.deployment.image ?? '-'}${m.deployment.deployedAt ? ` (${m.deployment.deployedAt})` : ''}`]);
+    if (m.deployment.role) lines.push(['Tree', `${m.deployment.role}-${m.deployment.version ?? '?'}  (role ${m.deployment.role}, version ${m.deployment.version ?? '?'})`]);
     if (m.deployment.address) lines.push(['Address', `${m.deployment.address}  (ssh plinth@${m.deployment.address})`]);
   }
   if (m.lastError) lines.push(['Last error', `[${m.lastError.code}] at ${m.lastError.stage}: ${m.lastError.message} (${m.lastError.at})`]);

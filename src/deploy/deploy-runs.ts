@@ -200,7 +200,8 @@ export class DeployRuns {
       alsoInTransaction: async (trx) => {
         for (const s of ['reboot', 'first-boot']) await updateStep(trx, run.id, s, 'succeeded', at);
         await recordStage(trx, { machineId: machine.id, attemptId: await currentAttempt(trx, machine.id, run.id), runId: run.id, at, stage: 'installed-os', detail: { event } });
-        return { deployed_image: (run.params.image as string | null) ?? (run.params.method as string), deployed_at: at, deployed_address: address };
+        const tree = (run.params as DeployRunParams).tree ?? null;
+        return { deployed_image: (run.params.image as string | null) ?? (run.params.method as string), deployed_at: at, deployed_address: address, deployed_role: tree?.role ?? null, deployed_version: tree?.version ?? null };
       },
     });
     return r.machine;

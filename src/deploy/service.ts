@@ -341,7 +341,7 @@ export class DeployService {
   /** Forgets what a deployed machine ran once it is taken back (a redeploy keeps it until the new OS reports in). */
   async onLeftDeployed(trx: Db, r: TransitionResult): Promise<void> {
     if (r.from === 'deployed' && (r.machine.state === 'wiping' || r.machine.state === 'available')) {
-      await updateMachineRow(trx, r.machine.id, { deployed_image: null, deployed_address: null, deployed_at: null, deployed_host_keys: null }, iso(this.d.clock.now()));
+      await updateMachineRow(trx, r.machine.id, { deployed_image: null, deployed_address: null, deployed_at: null, deployed_host_keys: null, deployed_role: null, deployed_version: null }, iso(this.d.clock.now()));
     }
   }
 

@@ -55,7 +55,7 @@ export function rowToMachine(row: MachinesTable, macs: string[], tags: Record<st
     identityConflicts: fromJson(row.identity_conflicts, []),
     currentRunId: row.current_run_id,
     match: matchOf(row, matchRefs),
-    deployment: { image: row.deployed_image, address: row.deployed_address, deployedAt: row.deployed_at, hostKeys: fromJson(row.deployed_host_keys, []) },
+    deployment: { image: row.deployed_image, address: row.deployed_address, deployedAt: row.deployed_at, hostKeys: fromJson(row.deployed_host_keys, []), role: row.deployed_role ?? null, version: row.deployed_version ?? null },
     bootAddress: row.boot_address,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -236,7 +236,7 @@ const SUMMARY_COLUMNS = [
   'state_deadline', 'state_entered_at', 'last_stage', 'power_state', 'power_read_at', 'power_source', 'maintenance',
   'maintenance_reason', 'protected', 'owner', 'allocated_at', 'appliance_id', 'provider_ref', 'last_error',
   'identity_conflicts', 'current_run_id', 'created_at', 'updated_at', 'version', 'power_expected', 'power_drift',
-  'deployed_image', 'deployed_address', 'deployed_at', 'deployed_host_keys', 'boot_base_url', 'boot_address',
+  'deployed_image', 'deployed_address', 'deployed_at', 'deployed_host_keys', 'deployed_role', 'deployed_version', 'boot_base_url', 'boot_address',
   'profile_id', 'match_vars', 'match_spec_vars', 'pool_entry_id', 'match_error', 'matched_at', 'quota_held', 'boot_method',
 ] as const satisfies readonly Exclude<keyof MachinesTable, 'facts'>[];
 // A column added to the machines table must be listed above: this line stops compiling otherwise.

@@ -60,7 +60,8 @@ export interface Machine {
   currentRunId: string | null;
   match: MachineMatch | null;
   /** What a deployed machine runs and where to reach it. */
-  deployment: { image: string | null; address: string | null; deployedAt: string | null; hostKeys: string[] };
+  /** Tree deploys: `role` and `version` (eDeploy's) the installed system runs; null otherwise. */
+  deployment: { image: string | null; address: string | null; deployedAt: string | null; hostKeys: string[]; role: string | null; version: string | null };
   /** The fixed IPv4 address Plinth's DHCP server gives this machine's MACs (dhcp.mode full), or null. */
   bootAddress: string | null;
   createdAt: string;

@@ -249,6 +249,8 @@ export class InventoryService {
       deployed_image: null,
       deployed_address: null,
       deployed_host_keys: null,
+      deployed_role: null,
+      deployed_version: null,
       deployed_at: null,
       boot_base_url: null,
       boot_address: m.input.bootAddress ?? null,

@@ -50,6 +50,9 @@ export interface MachinesTable {
   /** JSON list of the installed OS's SSH host keys (`type base64`). */
   deployed_host_keys: string | null;
   deployed_at: string | null;
+  /** Tree deploys: the role and version the installed system runs. */
+  deployed_role: string | null;
+  deployed_version: string | null;
   boot_base_url: string | null;
   boot_address: string | null;
 }

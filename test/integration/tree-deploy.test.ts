@@ -62,7 +62,8 @@ describe.each(backends)('tree deploys prepared on $name', (backend) => {
     const stored = (await t.api('GET', `/api/v1/runs/${run.id}`)).json();
     expect(stored.steps[0]).toMatchObject({ status: 'succeeded', message: expect.stringContaining('tree mysql-D7-F.1.0.0') });
 
-    const hello = await inject('POST', '/agent/v1/hello', { token: await tokenFor('52:54:00:7e:00:01'), body: { agentVersion: 't' } });
+    const token = await tokenFor('52:54:00:7e:00:01');
+    const hello = await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } });
     expect(hello.statusCode, hello.body).toBe(200);
     const params = hello.json().run.params;
     expect(Object.keys(params).sort()).toEqual(['seed', 'tree']);
@@ -73,6 +74,24 @@ describe.each(backends)('tree deploys prepared on $name', (backend) => {
     // The tarball the agent falls back on is served.
     const tarball = await inject('GET', params.tree.tarballUrl);
     expect(tarball.statusCode).toBe(200);
+
+    // The agent's steps, the switch to the disk, and the installed system reporting in: deployed, with its role and version.
+    for (const step of ['layout-disks', 'copy-tree', 'configure', 'boot-loader']) {
+      for (const status of ['running', 'succeeded']) expect((await inject('POST', `/agent/v1/steps/${step}`, { token, body: { status, details: { durationMs: 5 } } })).statusCode).toBe(200);
+    }
+    expect((await inject('POST', '/agent/v1/boot-local', { token, body: {} })).json()).toEqual({ next: 'reboot' });
+    const callback = /plcb_[A-Za-z0-9_-]+/.exec(params.seed.userData)![0];
+    const reported = await inject('POST', '/agent/v1/installed', { token: callback, body: { event: 'first-boot', source: 'cloud-init' } });
+    expect(reported.statusCode, reported.body).toBe(200);
+    expect(await machine('db-1')).toMatchObject({ state: 'deployed', deployment: { image: 'tree', role: 'mysql', version: 'D7-F.1.0.0' } });
+    const shown = await cli('machine', 'show', 'db-1');
+    expect(shown.stdout).toMatch(/Tree:\s+mysql-D7-F\.1\.0\.0  \(role mysql, version D7-F\.1\.0\.0\)/);
+    expect(JSON.parse((await cli('machine', 'show', 'db-1', '--json')).stdout).deployment).toMatchObject({ role: 'mysql', version: 'D7-F.1.0.0' });
+    const steps = (await t.api('GET', `/api/v1/runs/${run.id}`)).json().steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`);
+    expect(steps).toEqual(['prepare', 'power-on', 'boot-installer', 'agent-hello', 'layout-disks', 'copy-tree', 'configure', 'boot-loader', 'reboot', 'first-boot'].map((n) => `${n}:succeeded`));
+    // Taken back, it runs no tree any more.
+    expect((await t.api('POST', '/api/v1/machines/db-1/actions/release', { wipe: 'none' })).statusCode).toBe(200);
+    expect((await machine('db-1')).deployment).toMatchObject({ role: null, version: null });
   });
 
   it('refuses a bad layout or a misplaced option with 400 naming the field, and changes nothing', async () => {

@@ -19,6 +19,7 @@ import { bootAddress } from './0015-boot-address.js';
 import { substringSearch } from './0016-substring-search.js';
 import { deployedHostKeys } from './0017-deployed-host-keys.js';
 import { tagOrder } from './0018-tag-order.js';
+import { deployedTree } from './0019-deployed-tree.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -44,6 +45,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0016-substring-search', substringSearch],
   ['0017-deployed-host-keys', deployedHostKeys],
   ['0018-tag-order', tagOrder],
+  ['0019-deployed-tree', deployedTree],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
