@@ -16,16 +16,26 @@ import { TEST_QEMU_LAUNCHER } from './qemu-processes.js';
  */
 export const E2E_DIR = process.env.PLINTH_E2E_DIR ?? '/tmp/plinth-e2e';
 
-let installer: Promise<{ kernel: string; initrd: string }> | null = null;
+const installers = new Map<string, Promise<{ kernel: string; initrd: string }>>();
 
-export function sharedInstaller(): Promise<{ kernel: string; initrd: string }> {
-  installer ??= (async () => {
-    ensureBuilt();
-    const dataDir = join(E2E_DIR, 'installer');
-    mkdirSync(dataDir, { recursive: true });
-    const r = await buildInstaller({ dataDir, agentBundle: join(ROOT, 'dist', 'agent', 'agent.mjs'), log: () => undefined });
-    return { kernel: r.kernel, initrd: r.initramfs };
-  })();
+/**
+ * The installer, built once per set of extras: the plain one in E2E_DIR/installer, one with
+ * extra packages (`plinth installer build --package …`) in a data directory of its own
+ * (E2E_DIR/installer-<packages>), so that it never replaces the one other files boot.
+ */
+export function sharedInstaller(packages: string[] = []): Promise<{ kernel: string; initrd: string }> {
+  const key = [...packages].sort().join('-');
+  let installer = installers.get(key);
+  if (!installer) {
+    installer = (async () => {
+      ensureBuilt();
+      const dataDir = join(E2E_DIR, key ? `installer-${key}` : 'installer');
+      mkdirSync(dataDir, { recursive: true });
+      const r = await buildInstaller({ dataDir, agentBundle: join(ROOT, 'dist', 'agent', 'agent.mjs'), log: () => undefined, ...(key ? { extras: { packages } } : {}) });
+      return { kernel: r.kernel, initrd: r.initramfs };
+    })();
+    installers.set(key, installer);
+  }
   return installer;
 }
 
@@ -36,15 +46,16 @@ export function testRegistry(): ProviderRegistry {
   return registry;
 }
 
-export async function e2eController(overrides: Record<string, unknown> = {}, opts: ControllerOptions = {}) {
-  const files = await sharedInstaller();
+export async function e2eController(overrides: Record<string, unknown> = {}, opts: ControllerOptions & { installerPackages?: string[] } = {}) {
+  const { installerPackages, ...controllerOpts } = opts;
+  const files = await sharedInstaller(installerPackages);
   // Guests reach the loopback listener as 10.0.2.2, an address the controller never sees on its
   // sockets (QEMU's user network connects from the host's loopback), so it is the configured publicUrl.
   const listenPort = await freePort();
   const t = await freshController(
     sqliteBackend,
     { listen: `127.0.0.1:${listenPort}`, publicUrl: `http://10.0.2.2:${listenPort}`, ...overrides },
-    { installer: () => files, registry: testRegistry(), ...opts },
+    { installer: () => files, registry: testRegistry(), ...controllerOpts },
   );
   const url = await t.controller.listen();
   const port = Number(new URL(url).port);
