@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqliteBackend } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
 import { inProcessCli as cli } from '../support/cli.js';
+import { allowedActions } from '../../src/lifecycle/states.js';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -29,7 +30,9 @@ describe('plinth CLI against a running controller', () => {
     expect(show.code).toBe(0);
     expect(show.stdout).toMatch(/^Name:\s+cli-1$/m);
     expect(show.stdout).toMatch(/^Serial:\s+SER-CLI-1$/m);
-    expect(show.stdout).toMatch(/^Allowed:\s+inspect, wipe, retire$/m);
+    // What the lifecycle allows an operator on an enrolled machine, in its order.
+    expect(allowedActions('enrolled')).toEqual(['inspect', 'wipe', 'boot-installer', 'retire']);
+    expect(show.stdout).toMatch(/^Allowed:\s+inspect, wipe, boot-installer, retire$/m);
 
     const list = await run('machine', 'list', '--tag', 'rack=r9');
     expect(list.code).toBe(0);
