@@ -154,14 +154,14 @@ describe('Ansible installs an OS through the installer, then rescue, on one lab 
     writeFileSync(join(work, 'os_known_hosts'), `[127.0.0.1]:${sshPort} ${hostvars.plinth_deployment.hostKeys[0]}\n`);
     const ping = await ansible('ansible', [
       NAME, '-i', 'plinth.yml', '-u', 'ansible', '--private-key', join(work, 'os_key'),
-      '--ssh-common-args', `-o UserKnownHostsFile=${join(work, 'os_known_hosts')} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes`,
+      `--ssh-common-args=-o UserKnownHostsFile=${join(work, 'os_known_hosts')} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes`,
       '-m', 'ansible.builtin.command', '-a', 'cat /etc/plinth-flow-marker',
     ], 15 * 60_000).catch(async () => {
       // The OS may still be in its first boot: wait for its SSH once, then ask again.
       await waitFor('installed OS SSH', 10 * 60_000, async () => (await ssh(join(work, 'os_key'), join(work, 'os_known_hosts'), 'ansible', 'true').then(() => true).catch(() => undefined)));
       return ansible('ansible', [
         NAME, '-i', 'plinth.yml', '-u', 'ansible', '--private-key', join(work, 'os_key'),
-        '--ssh-common-args', `-o UserKnownHostsFile=${join(work, 'os_known_hosts')} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes`,
+        `--ssh-common-args=-o UserKnownHostsFile=${join(work, 'os_known_hosts')} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes`,
         '-m', 'ansible.builtin.command', '-a', 'cat /etc/plinth-flow-marker',
       ], 5 * 60_000);
     });
