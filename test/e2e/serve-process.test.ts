@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BIN, ensureBuilt, startServe, type ServeProcess } from '../support/plinth-process.js';
-import { OPERATOR_ACTIONS } from '../../src/lifecycle/states.js';
+import { OPERATOR_ACTIONS, allowedActions } from '../../src/lifecycle/states.js';
 
 const exec = promisify(execFile);
 
@@ -38,7 +38,7 @@ describe('`plinth serve` as a process', () => {
     expect(usage.stderr).toBe(`plinth: unknown action 'teleport'; one of: ${OPERATOR_ACTIONS.join(', ')}\n`);
     const refused = await exec(process.execPath, [BIN, 'machine', 'action', 'proc-1', 'release'], { env }).catch((e) => e);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toBe('plinth: cannot release machine proc-1: it is enrolled; allowed: inspect, wipe, retire\n');
+    expect(refused.stderr).toBe(`plinth: cannot release machine proc-1: it is enrolled; allowed: ${allowedActions('enrolled').join(', ')}\n`);
   });
 
   it('finishes in-flight requests and closes the database cleanly on SIGTERM', async () => {
