@@ -28,6 +28,9 @@ import { BootService, type InstallerLocator } from './boot/service.js';
 import { installerIsoDir, removeMachineIso } from './installer/index.js';
 import { EnrolmentGate } from './boot/enrolment.js';
 import { TICKET_KEY_PURPOSE } from './runs/run-tokens.js';
+import { HOST_TOKEN_PURPOSE } from './auth/host-tokens.js';
+import { HostVersions } from './trees/host-versions.js';
+import { hostRoutes } from './api/routes/hosts.js';
 import { bootRoutes } from './api/routes/boot.js';
 import { agentRoutes } from './api/routes/agent.js';
 import { AgentSession } from './boot/agent-session.js';
@@ -263,6 +266,7 @@ export async function createController(config: Config, opts: ControllerOptions =
   deploy.profileLookup = lookupProfileDeploy;
   const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy, multicast, edeployScript: EDEPLOY_SCRIPT });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
+  const hostVersions = new HostVersions({ store, clock, key: secrets.box.deriveKey(HOST_TOKEN_PURPOSE), trees });
   const webhooks = new WebhookService({
     store,
     clock,
@@ -320,6 +324,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       metricsRoutes(metrics),
       bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile, ipxeDir: config.tftp.root }),
       agentRoutes({ store, session: agentSession, deployRuns, images, sendFile, ticketKey }),
+      hostRoutes(hostVersions),
       tateruRoutes({ store, tateru: new TateruMachineService({ store, inventory, holds }), session: agentSession, ticketKey }),
       applianceRoutes,
       powerRoutes,

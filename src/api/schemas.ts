@@ -6,7 +6,7 @@ import { OPERATOR_ACTIONS } from '../lifecycle/states.js';
 import { HOLD_KINDS, RUN_KINDS, STATES } from '../core/states.js';
 import { EXIT_TARGETS } from '../deploy/holds.js';
 import { MainTemplateSchema, SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
-import { DeployMethodSchema, KernelArgsSchema, OnSuccessSchema, OsSettingsSchema, RootDeviceHintsSchema, TreeRefSchema } from '../protocol/deploy.js';
+import { DeployMethodSchema, KernelArgsSchema, OnSuccessSchema, OsSettingsSchema, RootDeviceHintsSchema, TreeRefSchema, TREE_NAME_PATTERN } from '../protocol/deploy.js';
 import { DiskLayoutSchema } from '../protocol/disk-layout.js';
 import { SCRIPT_MAX_BYTES, SCRIPT_NAME_PATTERN } from '../protocol/agent.js';
 
@@ -228,6 +228,8 @@ const MachineFilterFields = {
   maintenance: Type.Optional(Type.Boolean()),
   power: Type.Optional(Type.String({ enum: ['on', 'off', 'unknown'], description: 'the last power reading' })),
   profile: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'the name of the profile matching gave the machine' })),
+  role: Type.Optional(Type.String({ pattern: TREE_NAME_PATTERN, description: "tree deploys: the role the installed system runs (deployment.role)" })),
+  version: Type.Optional(Type.String({ pattern: TREE_NAME_PATTERN, description: "tree deploys: the version the installed system runs, as it last reported (deployment.version)" })),
 };
 
 export const MachineCountsQuery = Type.Object(MachineFilterFields, Strict);

@@ -12,6 +12,7 @@ import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
 import { currentAttempt, recordStage } from '../runs/trace.js';
 import type { PowerService } from '../power/service.js';
 import type { SecretBox } from '../auth/secrets.js';
+import { HOST_TOKEN_PURPOSE, mintHostToken } from '../auth/host-tokens.js';
 import type { DeployParams, InstalledReport, Progress } from '../protocol/agent.js';
 import { isAgentMethod } from '../protocol/deploy.js';
 import type { ProfileLookup } from './service.js';
@@ -64,6 +65,7 @@ export class DeployRuns {
           edeployScript: this.d.edeployScript ?? '#!/bin/sh\necho "edeploy: this controller ships no edeploy command" >&2\nexit 1\n',
           onSuccess: p.onSuccess ?? 'kexec',
           diskLayout: p.diskLayout,
+          hostToken: mintHostToken(this.d.secrets.deriveKey(HOST_TOKEN_PURPOSE), run.machineId, run.id),
         },
         ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
         seed: {

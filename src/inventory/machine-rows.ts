@@ -224,6 +224,9 @@ export interface MachineFilter {
   power?: string;
   /** The name of the profile matching gave the machine. */
   profile?: string;
+  /** Tree deploys: the role and the version the installed system runs (as it last reported). */
+  role?: string;
+  version?: string;
 }
 
 const FULL_MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
@@ -255,6 +258,8 @@ function filterWhere(filter: MachineFilter, dialect: Dialect) {
     if (filter.maintenance !== undefined) all.push(eb('maintenance', '=', filter.maintenance ? 1 : 0));
     if (filter.applianceId !== undefined) all.push(eb('appliance_id', '=', filter.applianceId));
     if (filter.power !== undefined) all.push(eb('power_state', '=', filter.power));
+    if (filter.role !== undefined) all.push(eb('deployed_role', '=', filter.role));
+    if (filter.version !== undefined) all.push(eb('deployed_version', '=', filter.version));
     if (filter.profile !== undefined) {
       all.push(eb('profile_id', 'in', eb.selectFrom('profiles').select('profiles.id').where('profiles.name', '=', filter.profile)));
     }

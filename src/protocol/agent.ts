@@ -121,8 +121,9 @@ export type MulticastReceive = Static<typeof MulticastReceiveSchema>;
  * A tree deploy: the disks laid out as `diskLayout` says, the tree of `role` at `version`
  * copied from Plinth's rsync daemon (on the controller's host at `rsyncPort`, when it runs
  * one) or its `.edeploy` tarball, `/var/lib/edeploy/conf` written (ROLE, VERS, RSERV (the
- * controller's host), RSERV_PORT, PROFILE) with the `edeploy` command (`edeployScript`, put at
- * /usr/local/sbin/edeploy), then `onSuccess`.
+ * controller's host), RSERV_PORT, PROFILE, PLINTH_URL) with the `edeploy` command
+ * (`edeployScript`, put at /usr/local/sbin/edeploy) and the host's credential (`hostToken`,
+ * /var/lib/edeploy/token), then `onSuccess`.
  */
 export const TreeParamsSchema = Type.Object(
   {
@@ -136,6 +137,8 @@ export const TreeParamsSchema = Type.Object(
     edeployScript: Type.String({ minLength: 3, maxLength: 256 * 1024, pattern: '^#!' }),
     onSuccess: OnSuccessSchema,
     diskLayout: DiskLayoutSchema,
+    /** The installed host's credential for reporting its version (protocol/host.ts), written to /var/lib/edeploy/token (0600). */
+    hostToken: Type.Optional(Type.String({ minLength: 10, maxLength: 200, pattern: '^plhost_[A-Za-z0-9._-]+$' })),
   },
   Strict,
 );

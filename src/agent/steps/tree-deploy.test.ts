@@ -131,8 +131,11 @@ describe('tree deploy on loop devices', () => {
     expect(statSync(join(t.dir, 'usr/bin/hello')).mode & 0o777).toBe(0o755);
 
     const seed = { userData: '#cloud-config\n', metaData: 'instance-id: x\n', networkConfig: 'version: 2\n' };
-    const configured = await configureTarget(t, tree({ rsyncPort }), 'http://127.0.0.1:7708', seed, undefined, (l) => lines.push(l));
-    expect(configured.files).toEqual(['/etc/fstab', '/var/lib/edeploy/conf', '/usr/local/sbin/edeploy']);
+    const hostToken = 'plhost_00000000-0000-0000-0000-000000000001.00000000-0000-0000-0000-000000000002.sig';
+    const configured = await configureTarget(t, tree({ rsyncPort, hostToken }), 'http://127.0.0.1:7708', seed, undefined, (l) => lines.push(l));
+    expect(configured.files).toEqual(['/etc/fstab', '/var/lib/edeploy/conf', '/var/lib/edeploy/token', '/usr/local/sbin/edeploy']);
+    expect(readFileSync(join(t.dir, 'var/lib/edeploy/token'), 'utf8')).toBe(`${hostToken}\n`);
+    expect(statSync(join(t.dir, 'var/lib/edeploy/token')).mode & 0o777).toBe(0o600);
     const fstab = readFileSync(join(t.dir, 'etc/fstab'), 'utf8');
     expect(fstab).toBe(fstabOf(t.applied));
     const uuids = await Promise.all([3, 2].map((n) => blkid(partitionPath(`/dev/${big.name}`, n), 'UUID')));
@@ -180,6 +183,6 @@ describe('tree deploy on loop devices', () => {
     expect(rsyncUrlOf(tree({ rsyncPort: 831 }), 'http://10.0.0.1:7708')).toBe('rsync://10.0.0.1:831/install/D7-F.1.0.0/mysql/');
     expect(rsyncUrlOf(tree({ rsyncPort: 831 }), 'http://[fd00::1]:7708')).toBe('rsync://[fd00::1]:831/install/D7-F.1.0.0/mysql/');
     expect(rsyncUrlOf(tree(), 'http://10.0.0.1:7708')).toBeNull();
-    expect(edeployConfOf(tree({ rsyncPort: 831 }), 'http://[fd00::1]:7708')).toBe("ROLE='mysql'\nVERS='D7-F.1.0.0'\nRSERV='fd00::1'\nRSERV_PORT=831\nPROFILE='db'\n");
+    expect(edeployConfOf(tree({ rsyncPort: 831 }), 'http://[fd00::1]:7708')).toBe("ROLE='mysql'\nVERS='D7-F.1.0.0'\nRSERV='fd00::1'\nRSERV_PORT=831\nPROFILE='db'\nPLINTH_URL='http://[fd00::1]:7708'\n");
   });
 });

@@ -51,10 +51,15 @@ export function rsyncUrlOf(tree: TreeParams, controllerUrl: string): string | nu
   return `rsync://${host.includes(':') ? `[${host}]` : host}:${tree.rsyncPort}/install/${tree.version}/${tree.role}/`;
 }
 
-/** /var/lib/edeploy/conf as bin/edeploy reads it (shell variables; every value matches a safe pattern or is quoted). */
+/**
+ * /var/lib/edeploy/conf as bin/edeploy reads it (shell variables; every value matches a safe
+ * pattern or is quoted). PLINTH_URL is where the host reports its version (the controller the
+ * installer was booted from, without a trailing slash).
+ */
 export function edeployConfOf(tree: TreeParams, controllerUrl: string): string {
   const q = (v: string) => `'${v.replaceAll("'", "'\\''")}'`;
-  return [`ROLE=${q(tree.role)}`, `VERS=${q(tree.version)}`, `RSERV=${q(rservOf(controllerUrl))}`, `RSERV_PORT=${tree.rsyncPort ?? 831}`, `PROFILE=${q(tree.profile)}`, ''].join('\n');
+  const url = controllerUrl.replace(/\/+$/, '');
+  return [`ROLE=${q(tree.role)}`, `VERS=${q(tree.version)}`, `RSERV=${q(rservOf(controllerUrl))}`, `RSERV_PORT=${tree.rsyncPort ?? 831}`, `PROFILE=${q(tree.profile)}`, `PLINTH_URL=${q(url)}`, ''].join('\n');
 }
 
 /** Copies the tree onto the target: rsync when the controller runs its daemon, else the tarball. */
@@ -95,6 +100,8 @@ export async function configureTarget(t: TreeTarget, tree: TreeParams, controlle
   await write('etc/fstab', fstabOf(t.applied));
   if (t.applied.mdadmArrays.length) await write('etc/mdadm/mdadm.conf', mdadmConfOf(t.applied));
   await write('var/lib/edeploy/conf', edeployConfOf(tree, controllerUrl), 0o600);
+  // The host's credential for reporting its version: this machine's alone (auth/host-tokens.ts).
+  if (tree.hostToken) await write('var/lib/edeploy/token', `${tree.hostToken}\n`, 0o600);
   await write('usr/local/sbin/edeploy', tree.edeployScript, 0o755);
   const kernelArgsFiles = await writeSeedInto(t.dir, seed, { log, kernelArgs }, t.applied.root.path);
   log(`configure: ${files.join(', ')} and the cloud-init seed written`);

@@ -43,6 +43,8 @@ function filterOf(q: MachineCountsQueryType): MachineFilter {
   if (q.maintenance !== undefined) filter.maintenance = q.maintenance;
   if (q.power !== undefined) filter.power = q.power;
   if (q.profile !== undefined) filter.profile = q.profile;
+  if (q.role !== undefined) filter.role = q.role;
+  if (q.version !== undefined) filter.version = q.version;
   return filter;
 }
 

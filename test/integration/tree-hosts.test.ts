@@ -1,0 +1,216 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { backends } from '../support/backends.js';
+import { freshController } from '../support/controller.js';
+import { makeFacts } from '../support/facts.js';
+import { inProcessCli } from '../support/cli.js';
+import { waitFor } from '../support/e2e.js';
+import { freePort } from '../support/plinth-process.js';
+import { writeFiles as write } from '../support/trees.js';
+import { edeployConfOf } from '../../src/agent/steps/tree-deploy.js';
+import type { TreeParams } from '../../src/protocol/agent.js';
+
+/**
+ * Hosts installed from a tree talking to the controller: each machine deployed through the
+ * API as its agent would (hello, steps, boot-local, the installed system's report-in), its
+ * host laid out in a temporary root directory from the controller's real rsync daemon with the
+ * conf and credential the agent writes, then the real `edeploy` command (EDEPLOY_ROOT) upgrading
+ * it and reporting its version with curl, with wget, and with neither. Both databases.
+ */
+const run = promisify(execFile);
+const EDEPLOY = resolve('bin/edeploy');
+const V0 = 'D7-F.1.0.0';
+const V1 = 'D7-F.1.0.1';
+const V2 = 'D7-F.1.0.2';
+
+/** A PATH holding every command of /usr/bin and /bin but those named (a host without curl, say). */
+function pathWithout(dir: string, ...missing: string[]): string {
+  mkdirSync(dir, { recursive: true });
+  for (const from of ['/usr/bin', '/bin']) {
+    for (const name of readdirSync(from)) {
+      if (missing.includes(name) || existsSync(join(dir, name))) continue;
+      symlinkSync(join(from, name), join(dir, name));
+    }
+  }
+  return dir;
+}
+
+describe.each(backends)('hosts installed from trees report their versions on $name', (backend) => {
+  let t: Awaited<ReturnType<typeof freshController>>;
+  let cli: ReturnType<typeof inProcessCli>;
+  let url: string;
+  let rsyncPort: number;
+  const work = mkdtempSync(join(tmpdir(), 'plinth-tree-hosts-'));
+  const noCurl = join(work, 'bin-no-curl');
+  const noTools = join(work, 'bin-no-tools');
+
+  const edeploy = (name: string, args: string[], path = process.env.PATH!) =>
+    run('sh', [EDEPLOY, ...args], { env: { ...process.env, PATH: path, EDEPLOY_ROOT: join(work, 'hosts', name) } }).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+  const machine = async (name: string) => (await t.api('GET', `/api/v1/machines/${name}`)).json();
+  const tokenFor = async (mac: string) => /plinth\.token=(\S+)/.exec((await t.inject('GET', `/boot/machine.ipxe?mac=${mac}`)).body)![1]!;
+  const tar = (dir: string) => execFileSync('tar', ['-C', dir, '-cf', '-', '.'], { maxBuffer: 64 * 1024 * 1024 });
+  const credentials = new Map<string, string>();
+
+  /** A machine inspected, deployed with mysql at V0 as its agent and installed system would, and its host root laid out. */
+  async function deployedHost(name: string, mac: string): Promise<string> {
+    let token = await tokenFor(mac);
+    expect((await t.inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).statusCode).toBe(200);
+    const facts = await t.inject('POST', '/agent/v1/facts', { token, body: makeFacts({ serial: `SER-${name}`, macs: [mac], disks: [['vda', 8 * 2 ** 30]] }) });
+    expect(facts.statusCode, facts.body).toBe(200);
+    const id = (await t.api('GET', `/api/v1/machines?q=${mac}`)).json().items[0].id;
+    await t.api('PATCH', `/api/v1/machines/${id}`, { name });
+    const d = await t.api('POST', `/api/v1/machines/${name}/actions/deploy`, { tree: `mysql-${V0}` });
+    expect(d.statusCode, d.body).toBe(200);
+    token = await tokenFor(mac);
+    const hello = await t.inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } });
+    expect(hello.statusCode, hello.body).toBe(200);
+    const params = hello.json().run.params as { tree: TreeParams; seed: { userData: string } };
+    expect(params.tree.hostToken).toMatch(/^plhost_/);
+    for (const step of ['layout-disks', 'copy-tree', 'configure', 'boot-loader']) {
+      for (const status of ['running', 'succeeded']) expect((await t.inject('POST', `/agent/v1/steps/${step}`, { token, body: { status, details: { durationMs: 5 } } })).statusCode).toBe(200);
+    }
+    expect((await t.inject('POST', '/agent/v1/boot-local', { token, body: {} })).statusCode).toBe(200);
+    const callback = /plcb_[A-Za-z0-9_-]+/.exec(params.seed.userData)![0];
+    expect((await t.inject('POST', '/agent/v1/installed', { token: callback, body: { event: 'first-boot', source: 'cloud-init' } })).statusCode).toBe(200);
+    expect(await machine(name)).toMatchObject({ state: 'deployed', deployment: { role: 'mysql', version: V0 } });
+    // The host as the agent's copy-tree and configure steps leave it: the tree, conf and credential.
+    const root = join(work, 'hosts', name);
+    mkdirSync(root, { recursive: true });
+    await run('rsync', ['-a', `rsync://127.0.0.1:${rsyncPort}/install/${V0}/mysql/`, `${root}/`]);
+    write(root, { 'var/lib/edeploy/conf': edeployConfOf(params.tree, url), 'var/lib/edeploy/token': `${params.tree.hostToken}\n` }, 0o600);
+    credentials.set(name, params.tree.hostToken!);
+    return root;
+  }
+
+  beforeAll(async () => {
+    rsyncPort = await freePort();
+    t = await freshController(backend, { trees: { rsyncListen: `127.0.0.1:${rsyncPort}` } }, { installer: () => ({ kernel: join(work, 'vmlinuz'), initrd: join(work, 'initrd.img') }) });
+    url = await t.controller.listen();
+    cli = inProcessCli({ PLINTH_URL: url, PLINTH_TOKEN: t.adminToken, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+    writeFileSync(join(work, 'vmlinuz'), 'kernel');
+    writeFileSync(join(work, 'initrd.img'), 'initrd');
+    for (const [v, text] of [[V0, 'v0\n'], [V1, 'v1\n'], [V2, 'v2\n']] as const) {
+      write(join(work, 'trees', v), { 'etc/mysql/my.cnf': text });
+      mkdirSync(join(work, 'trees', v, 'var/lib/edeploy'), { recursive: true });
+      const put = await t.inject('PUT', `/api/v1/trees/mysql/${v}`, { token: t.adminToken, body: tar(join(work, 'trees', v)), headers: { 'content-type': 'application/octet-stream' } });
+      expect(put.statusCode, put.body).toBe(201);
+    }
+    for (const [from, to, step] of [
+      [V0, V1, { post: '#!/bin/sh\nexit 100\n' }],
+      [V1, V2, { pre: '#!/bin/sh\necho "disk too small" >&2\nexit 3\n' }],
+    ] as const) {
+      expect((await t.api('PUT', `/api/v1/trees/mysql/${from}/upgrades/${to}`, step)).statusCode).toBe(200);
+    }
+    pathWithout(noCurl, 'curl');
+    pathWithout(noTools, 'curl', 'wget');
+    await waitFor('the rsync daemon', 60_000, async () =>
+      run('rsync', ['--list-only', `rsync://127.0.0.1:${rsyncPort}/install/`]).then(
+        () => true,
+        () => undefined,
+      ),
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    await t?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('records the version a host reports after edeploy upgrade (curl), with an event, and filters the list by role and version', async () => {
+    const root = await deployedHost('db-1', '52:54:00:7f:00:01');
+    await deployedHost('db-2', '52:54:00:7f:00:02');
+    const up = await edeploy('db-1', ['upgrade', V1]);
+    expect(up.stderr).toBe('');
+    expect(up.code).toBe(0);
+    expect(up.stdout).toBe(`upgraded mysql from ${V0} to ${V1}: reboot needed\nreported mysql ${V1} to the controller\n`);
+    expect(readFileSync(join(root, 'etc/mysql/my.cnf'), 'utf8')).toBe('v1\n');
+
+    const shown = JSON.parse((await cli('machine', 'show', 'db-1', '--json')).stdout);
+    expect(shown.deployment).toMatchObject({ role: 'mysql', version: V1 });
+    expect((await machine('db-2')).deployment.version).toBe(V0);
+    const events = (await t.api('GET', '/api/v1/machines/db-1/events')).json().items as { action: string; actor: string; reason: string; details: Record<string, unknown> }[];
+    expect(events.filter((e) => e.action === 'version-reported')).toEqual([
+      expect.objectContaining({ actor: 'host:db-1', reason: `upgraded from ${V0} to ${V1}`, details: { role: 'mysql', version: V1, previous: V0, result: 'upgraded', from: V0, rebootNeeded: true } }),
+    ]);
+
+    const byVersion = await cli('machine', 'list', '--role', 'mysql', '--tree-version', V1, '--json');
+    expect(byVersion.code, byVersion.stderr).toBe(0);
+    expect(JSON.parse(byVersion.stdout).map((m: { name: string }) => m.name)).toEqual(['db-1']);
+    expect(JSON.parse((await cli('machine', 'list', '--role', 'mysql', '--json')).stdout).map((m: { name: string }) => m.name)).toEqual(['db-1', 'db-2']);
+    expect(JSON.parse((await cli('machine', 'list', '--role', 'web', '--json')).stdout)).toEqual([]);
+    expect((await t.api('GET', '/api/v1/machines?role=a%20b')).statusCode).toBe(400);
+  });
+
+  it('reports a failed upgrade with its reason, and reports with wget when the host has no curl', async () => {
+    const failed = await edeploy('db-1', ['upgrade', V2], noCurl);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toBe(`disk too small\nedeploy: pre exited 3: nothing was changed, the host is still at ${V1}\n`);
+    expect(failed.stdout).toBe(`reported mysql ${V1} to the controller\n`);
+    const last = (await t.api('GET', '/api/v1/machines/db-1/events')).json().items.at(-1);
+    expect(last).toMatchObject({ action: 'version-reported', reason: `upgrade to ${V2} failed: pre exited 3: nothing was changed, the host is still at ${V1}`, details: { result: 'failed', version: V1, target: V2, from: V1 } });
+    expect((await machine('db-1')).deployment.version).toBe(V1);
+  });
+
+  it('upgrades all the same when the report cannot be made (no curl, no wget), and says so', async () => {
+    const root = await deployedHost('db-3', '52:54:00:7f:00:03');
+    const up = await edeploy('db-3', ['upgrade', V1], noTools);
+    expect(up.code).toBe(0);
+    expect(up.stdout).toBe(`upgraded mysql from ${V0} to ${V1}: reboot needed\n`);
+    expect(up.stderr).toBe('edeploy: not reported to the controller: neither curl nor wget is installed\n');
+    expect(readFileSync(join(root, 'etc/mysql/my.cnf'), 'utf8')).toBe('v1\n');
+    expect((await machine('db-3')).deployment.version).toBe(V0);
+    // With a tool again, `edeploy report` tells the controller.
+    const r = await edeploy('db-3', ['report']);
+    expect(r.stdout).toBe(`reported mysql ${V1} to the controller\n`);
+    expect((await machine('db-3')).deployment.version).toBe(V1);
+  });
+
+  it("refuses what a host may not say, and a credential that is not this machine's or whose deployment ended", async () => {
+    const db1 = credentials.get('db-1')!;
+    const db2 = credentials.get('db-2')!;
+    const report = (token: string, body: unknown) => t.inject('POST', '/agent/v1/host/version', { token, body });
+    const before = await machine('db-1');
+    const field = async (body: unknown) => {
+      const r = await report(db1, body);
+      expect(r.statusCode, r.body).toBe(400);
+      return r.json().error.details.field ?? r.json().error.message;
+    };
+    expect(await field({ role: 'web', version: V1, result: 'running' })).toBe('role');
+    expect(await field({ role: 'mysql', version: 'D7-F.9.9.9', result: 'running' })).toBe('version');
+    expect(await field({ role: 'mysql', version: V1, result: 'failed' })).toBe('target');
+    expect(await field({ role: 'mysql', version: V1, result: 'failed', target: 'nope' })).toBe('target');
+    expect(String(await field({ role: 'mysql', version: '../../etc', result: 'running' }))).toMatch(/version/);
+    expect(String(await field({ role: 'mysql', version: V1, result: 'running', machine: 'db-2' }))).toMatch(/machine|additional/i);
+    expect((await report(db1, { role: 'mysql', version: V1, result: 'running', message: 'x'.repeat(3000) })).statusCode).toBe(400);
+    expect(await machine('db-1')).toMatchObject({ version: before.version, deployment: { version: V1 } });
+
+    // Another machine's id under db-1's signature, an API token, a run ticket's shape, junk: 401.
+    const [, db1Machine, db1Run, sig] = /^plhost_([^.]+)\.([^.]+)\.(.+)$/.exec(db1)!;
+    const db2Machine = /^plhost_([^.]+)\./.exec(db2)![1]!;
+    for (const token of [`plhost_${db2Machine}.${db1Run}.${sig}`, `plhost_${db1Machine}.${db1Run}.${sig}x`, t.adminToken, 'plrun_x', 'x']) {
+      expect((await report(token, { role: 'mysql', version: V1, result: 'running' })).statusCode).toBe(401);
+      expect((await t.inject('GET', '/agent/v1/host/desired', { token })).statusCode).toBe(401);
+    }
+    // Nor does a host credential open anything else.
+    expect((await t.inject('GET', '/api/v1/machines/db-1', { token: db1 })).statusCode).toBe(401);
+    expect((await t.inject('POST', '/agent/v1/hello', { token: db1, body: { agentVersion: 't' } })).statusCode).toBe(401);
+    expect((await t.inject('GET', '/agent/v1/host/desired', { token: db1 })).json()).toEqual({ role: 'mysql', version: V1, desired: null, roll: null });
+
+    // Released, the machine's credential is dead; its host says the report failed and still upgrades.
+    expect((await t.api('POST', '/api/v1/machines/db-2/actions/release', { wipe: 'none' })).statusCode).toBe(200);
+    expect((await report(db2, { role: 'mysql', version: V0, result: 'running' })).statusCode).toBe(401);
+    const up = await edeploy('db-2', ['upgrade', V1]);
+    expect(up.code).toBe(0);
+    expect(up.stderr).toMatch(/^edeploy: not reported to the controller: the controller answered 401: host credential is unknown/);
+    // The credential never reached a log line or a stored event.
+    const all = JSON.stringify((await t.api('GET', '/api/v1/events?limit=1000')).json());
+    expect(all).not.toContain(sig);
+  });
+});
