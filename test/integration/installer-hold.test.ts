@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backends, sqliteBackend } from '../support/backends.js';
 import { inProcessCli as cli } from '../support/cli.js';
-import { freshController, snapshot, type InjectOptions } from '../support/controller.js';
-import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
+import { freshController, placeholderInstaller, snapshot, type InjectOptions } from '../support/controller.js';
+import { heldInstallerController } from '../support/held-installer.js';
+import type { RedfishPeer } from '../support/peers/redfish-server.js';
 import { LabDir } from '../../src/lab/provider.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
@@ -23,17 +24,8 @@ const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhvc3RrZXlnZW5lcmF0ZWRhdH
 describe.each(backends)('installer hold and rescue on $name', (backend) => {
   let t: TC;
   let peer: RedfishPeer;
-  const dir = mkdtempSync(join(tmpdir(), 'plinth-hold-'));
-  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
-  writeFileSync(join(dir, 'initrd.img'), 'initrd');
   beforeAll(async () => {
-    peer = await startRedfishPeer({ username: 'root', password: 'calvin', powerState: 'Off' });
-    t = await freshController(
-      backend,
-      { publicUrl: 'http://10.0.2.2:7708', providers: { jobDeadline: '20s', timeout: '5s' } },
-      { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) },
-    );
-    t.controller.power.start();
+    ({ t, peer } = await heldInstallerController(backend));
   });
   afterAll(async () => {
     await t?.close();
@@ -241,12 +233,10 @@ describe.each(backends)('installer hold and rescue on $name', (backend) => {
 describe.each(backends)('the installer of a QEMU lab VM on $name', (backend) => {
   let t: TC;
   const dir = mkdtempSync(join(tmpdir(), 'plinth-hold-lab-'));
-  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
-  writeFileSync(join(dir, 'initrd.img'), 'initrd');
   const lab = new LabDir(join(dir, 'lab'));
   beforeAll(async () => {
     // No power runner: the power-on stays queued, no QEMU starts; the agent's side is played here.
-    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708' }, { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
+    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708' }, { installer: placeholderInstaller('plinth-hold-lab-') });
   });
   afterAll(async () => t?.close());
   const inject = (method: string, url: string, opts: InjectOptions = {}) => t.inject(method, url, { ...opts, headers: { host: '10.0.2.2:7708', ...opts.headers } });
@@ -294,10 +284,8 @@ describe('plinth machine boot-installer, installer, exit-installer, rescue, exit
   const keyFile = join(dir, 'id.pub');
   writeFileSync(keyFile, `# the automation's key\n${KEY}\n`);
   writeFileSync(join(dir, 'empty.pub'), '# nothing\n');
-  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
-  writeFileSync(join(dir, 'initrd.img'), 'initrd');
   beforeAll(async () => {
-    t = await freshController(sqliteBackend, { publicUrl: 'http://10.0.2.2:7708' }, { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
+    t = await freshController(sqliteBackend, { publicUrl: 'http://10.0.2.2:7708' }, { installer: placeholderInstaller('plinth-hold-cli-') });
     const url = await t.controller.listen();
     run = cli({ PLINTH_URL: url, PLINTH_DATA_DIR: t.config.dataDir, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
   });

@@ -1,9 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { backends } from '../support/backends.js';
-import { freshController } from '../support/controller.js';
+import { freshController, placeholderInstaller } from '../support/controller.js';
 import { makeFacts } from '../support/facts.js';
 import { startPyghmiBmc, type PyghmiBmcPeer } from '../support/peers/pyghmi-bmc.js';
 
@@ -20,11 +17,8 @@ describe.each(backends)('network boots of machines enlisted from a BMC on $name'
   const peers: PyghmiBmcPeer[] = [];
   let n = 0;
   // The installer's files are only handed out by URL here; their content does not matter.
-  const dir = mkdtempSync(join(tmpdir(), 'plinth-netboot-'));
-  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
-  writeFileSync(join(dir, 'initrd.img'), 'initrd');
   beforeAll(async () => {
-    const installer = () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') });
+    const installer = placeholderInstaller('plinth-netboot-');
     t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708', providers: { jobDeadline: '30s', timeout: '10s' } }, { installer });
     t.controller.power.start();
   });

@@ -6,11 +6,8 @@
  * accepted on the whole API next to Bearer.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { backends } from '../support/backends.js';
-import { freshController, snapshot } from '../support/controller.js';
+import { freshController, placeholderInstaller, snapshot } from '../support/controller.js';
 import { availableMachine, installerUp, INSTALLER_HOST_KEY, type HeldMachineIdentity } from '../support/held-installer.js';
 import { injectHttp } from './matching-support.js';
 
@@ -24,16 +21,13 @@ const basic = (user: string, password: string) => 'Basic ' + Buffer.from(`${user
 
 describe.each(backends)("Tateru's /v1 API and Basic auth on $name", (backend) => {
   let t: TC;
-  const dir = mkdtempSync(join(tmpdir(), 'plinth-tateru-'));
-  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
-  writeFileSync(join(dir, 'initrd.img'), 'initrd');
   let a: { name: string; id: string };
   let bName: string;
   let reader: string;
   let operator: string;
 
   beforeAll(async () => {
-    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708', apiUrl: API_URL }, { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
+    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708', apiUrl: API_URL }, { installer: placeholderInstaller('plinth-tateru-') });
     const http = injectHttp(t.controller.app);
     await availableMachine(http, A);
     await availableMachine(http, B);

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from '../support/backends.js';
-import { freshController } from '../support/controller.js';
+import { freshController, placeholderInstaller } from '../support/controller.js';
 import { ensureDebianPackages } from '../support/peers/debian-packages.js';
 import { availableMachine, installerUp, type HeldMachineIdentity } from '../support/held-installer.js';
 import { fetchHttp } from './matching-support.js';
@@ -33,10 +33,7 @@ describe.each(backends)("Tateru's client calls with ~/.netrc on $name", (backend
 
   beforeAll(async () => {
     ensureDebianPackages(['python3-requests'], hasRequests);
-    const dir = mkdtempSync(join(tmpdir(), 'plinth-tateru-'));
-    writeFileSync(join(dir, 'vmlinuz'), 'kernel');
-    writeFileSync(join(dir, 'initrd.img'), 'initrd');
-    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708' }, { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
+    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708' }, { installer: placeholderInstaller('plinth-tateru-') });
     url = await t.controller.listen();
     await availableMachine(fetchHttp(url), M);
     name = (await t.api('GET', '/api/v1/machines')).json().items[0].name;

@@ -4,7 +4,8 @@ import type { Config } from '../../src/config/schema.js';
 import { createController, type Controller, type ControllerOptions } from '../../src/controller.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { Backend } from './backends.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -97,4 +98,16 @@ export async function snapshot(c: Controller): Promise<string> {
     parts.push(await db.selectFrom(t).selectAll().execute().then((rows) => rows.map((r) => JSON.stringify(r)).sort()));
   }
   return JSON.stringify(parts);
+}
+
+/**
+ * Installer files with placeholder contents, for a controller whose machines never really boot
+ * them (tests play the agent's side over HTTP).
+ */
+export function placeholderInstaller(prefix = 'plinth-installer-'): () => { kernel: string; initrd: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const files = { kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') };
+  writeFileSync(files.kernel, 'kernel');
+  writeFileSync(files.initrd, 'initrd');
+  return () => files;
 }

@@ -6,6 +6,9 @@
  */
 import type { Facts } from '../../src/core/facts.js';
 import { bladeFacts, type Http } from '../integration/matching-support.js';
+import type { Backend } from './backends.js';
+import { freshController, placeholderInstaller } from './controller.js';
+import { startRedfishPeer } from './peers/redfish-server.js';
 
 export interface HeldMachineIdentity {
   /** Index for bladeFacts: serial CZ0000000i, MACs 9c:b6:…. */
@@ -67,4 +70,19 @@ export async function installerUp(
 
 async function macTicket(http: Http, mac: string): Promise<string> {
   return ticketOf(await ok('boot script', http('GET', `/boot/machine.ipxe?mac=${mac}`)));
+}
+
+/**
+ * A controller for tests of holds: machines behind a Redfish BMC (`root`/`calvin`, powered
+ * off) whose power jobs run (short deadlines), and placeholder installer files.
+ */
+export async function heldInstallerController(backend: Backend, overrides: Record<string, unknown> = {}) {
+  const peer = await startRedfishPeer({ username: 'root', password: 'calvin', powerState: 'Off' });
+  const t = await freshController(
+    backend,
+    { publicUrl: 'http://10.0.2.2:7708', providers: { jobDeadline: '20s', timeout: '5s' }, ...overrides },
+    { installer: placeholderInstaller('plinth-held-') },
+  );
+  t.controller.power.start();
+  return { t, peer };
 }
