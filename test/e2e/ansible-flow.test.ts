@@ -10,6 +10,7 @@ import { LabDir, LabProvider } from '../../src/lab/provider.js';
 import { e2eController, sharedImage, waitFor } from '../support/e2e.js';
 import { freePort } from '../support/image-ssh.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
+import { spawnSync } from 'node:child_process';
 
 const run = promisify(execFile);
 
@@ -21,7 +22,10 @@ const run = promisify(execFile);
  * is then listed as deployed by the dynamic inventory and reached there by Ansible. The same VM
  * then goes into rescue: a file on its disk is read over SSH, and after exit-rescue its OS boots
  * unchanged. The lab VM sits behind QEMU's user network; its port 22 is forwarded to a host port,
- * which the controller serves as the installer's address.
+ * which the controller serves as the installer's address. The first boot into the installer is
+ * asked for the way Tateru's own client asks (test/fixtures/tateru/client-calls.py: Debian's
+ * python3-requests on the `/v1` API, the API token as HTTP Basic password from ~/.netrc); the
+ * playbook's `plinth.metal.installer` then finds the machine held with its key and changes nothing.
  */
 type E2E = Awaited<ReturnType<typeof e2eController>>;
 const GiB = 2 ** 30;
@@ -86,6 +90,7 @@ describe('Ansible installs an OS through the installer, then rescue, on one lab 
 
   beforeAll(async () => {
     ensureDebianPackages(['ansible-core'], () => hasCommand('ansible-playbook'));
+    ensureDebianPackages(['python3-requests'], () => spawnSync('/usr/bin/python3', ['-c', 'import requests'], { stdio: 'ignore' }).status === 0);
     const { dir: imageDir, name: imageName } = await sharedImage();
     t = await e2eController({ providers: { timeout: '60s' } });
     t.controller.power.start();
@@ -137,9 +142,25 @@ describe('Ansible installs an OS through the installer, then rescue, on one lab 
 
   it('a playbook boots the uninspected VM into the installer, writes the OS from the playbook and boots it; the inventory lists it deployed and Ansible reaches it', async () => {
     expect((await machine()).state).toBe('enrolled');
+    // Tateru's client boots it into the installer through /v1, its credentials from ~/.netrc.
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'installer_key', '-f', join(work, 'installer_key')]);
+    writeFileSync(join(work, '.netrc'), `machine 127.0.0.1 login ansible password ${t.adminToken}\n`, { mode: 0o600 });
+    const tateru = await run('/usr/bin/python3', [resolve('test/fixtures/tateru/client-calls.py'), NAME, readFileSync(join(work, 'installer_key.pub'), 'utf8').trim()], {
+      env: { PATH: '/usr/bin:/bin', HOME: work, TATERU_SVC: t.url, WAIT_SECONDS: String(30 * 60) },
+      timeout: 35 * 60_000,
+    }).then((r) => JSON.parse(r.stdout), (e: { stdout?: string; stderr?: string }) => {
+      throw new Error(`Tateru's client calls failed: ${e.stdout ?? ''}${e.stderr ?? ''}\n${console_()}`);
+    });
+    expect(tateru.found).toEqual([expect.objectContaining({ name: NAME, uuid: expect.any(String) })]);
+    expect(tateru.statuses.map((s: [string, number]) => s[0]).slice(0, 3)).toEqual(['find', 'get', 'boot-installer']);
+    expect(tateru).toMatchObject({ managedBy: t.url, address: '127.0.0.1', port: sshPort });
+    expect((await machine()).state).toBe('installer');
+    console.log(`ansible-flow: Tateru's client saw the installer's address at ${seconds()} s`);
     const playbook = resolve('test/e2e/ansible-flow/install.yml');
     const out = await ansible('ansible-playbook', [playbook, '-e', JSON.stringify({ machine: NAME, work, marker, image_url: `http://10.0.2.2:${imagePort}/image.raw` })], 40 * 60_000);
     expect(out).toMatch(/PLAY RECAP[\s\S]*installer\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0/);
+    // Already held with the one-time key Tateru's client gave: the module boots nothing again.
+    expect(out).toMatch(/TASK \[Boot into the installer[^\]]*\][^\n]*\nok: \[localhost\]/);
     console.log(`ansible-flow: installer held, OS written and deployed at ${seconds()} s`);
     const m = await machine();
     expect(m).toMatchObject({ state: 'deployed', currentRunId: null });
