@@ -1,10 +1,14 @@
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync, rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { CommandRegistrar } from './context.js';
 import { ExitCode, UsageError } from './errors.js';
 import { buildPlace, uploadFile } from './controller-place.js';
-import { imageBuildCommand, DEFAULT_IMAGE_NAME } from '../images/builder/index.js';
+import { imageBuildCommand, DEFAULT_IMAGE_NAME, treeBuildCommand } from '../images/builder/index.js';
+import { TREE_NAME_PATTERN } from '../protocol/deploy.js';
+import type { Tree } from '../trees/store.js';
+import { sendStream } from './upload.js';
 import { IMAGE_KINDS } from '../images/store.js';
 
 type ImageView = { name: string; kind: string; sourceFormat: string; sizeBytes: number; sha256: string; firmware: string[] | null; createdAt: string };
@@ -15,7 +19,7 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
 export const registerImageCommands: CommandRegistrar = (image, ctx) => {
   image
     .command('build')
-    .description('build a bootable Debian 12 disk image (BIOS and UEFI, cloud-init) into the store; run on the controller host, as root')
+    .description('build a bootable Debian 12 disk image (BIOS and UEFI, cloud-init) into the store, or with --tree the same system as a tree; run on the controller host, as root')
     .argument('[name]', 'image name', DEFAULT_IMAGE_NAME)
     .option('--size <GiB>', 'disk image size in GiB', '3')
     .option('--package <name>', 'extra Debian package (repeatable)', (v: string, p: string[] = []) => [...p, v], [])
@@ -24,11 +28,14 @@ export const registerImageCommands: CommandRegistrar = (image, ctx) => {
     .option('--refresh', 'rebuild the cached base system')
     .option('--data-dir <dir>', 'the controller\'s data directory (PLINTH_DATA_DIR, default ./var)')
     .option('--verbose', 'show the tools\' output')
+    .option('--tree <version>', 'build the system as a tree instead of a disk image, stored as role NAME at this version (eDeploy\'s trees, docs/trees.md)')
     .option('--json', 'print the result as JSON')
-    .action(async (name: string, o: { size: string; package: string[]; postInstall?: string; mirror?: string; refresh?: boolean; dataDir?: string; verbose?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (name: string, o: { size: string; package: string[]; postInstall?: string; mirror?: string; refresh?: boolean; dataDir?: string; verbose?: boolean; tree?: string; json?: boolean }, cmd: Command) => {
       const size = Number(o.size);
       if (!Number.isFinite(size) || size <= 0) throw new UsageError(`--size: '${o.size}' must be a number of GiB`);
       if (o.postInstall && !existsSync(o.postInstall)) throw new UsageError(`--post-install: ${o.postInstall} does not exist`);
+      if (o.tree !== undefined && !new RegExp(TREE_NAME_PATTERN).test(o.tree)) throw new UsageError(`--tree: '${o.tree}' is not a version (letters, digits, '.', '_', '+', '-')`);
+      if (o.tree !== undefined && !new RegExp(TREE_NAME_PATTERN).test(name)) throw new UsageError(`name: '${name}' is not a role (letters, digits, '.', '_', '+', '-')`);
       // The image is adopted from the controller's own data directory: a build anywhere else
       // would end in "no built image", so it is refused before the work starts.
       const place = await buildPlace(ctx, cmd, o.dataDir);
@@ -39,17 +46,26 @@ export const registerImageCommands: CommandRegistrar = (image, ctx) => {
             ` or upload an image built elsewhere with plinth image upload FILE --name ${name}`,
         );
       }
-      const code = await imageBuildCommand({
-        name,
+      const inputs = {
         dataDir: place.dataDir,
-        sizeBytes: Math.round(size * 2 ** 30),
         ...(o.package.length ? { extraPackages: o.package } : {}),
         ...(o.postInstall ? { postInstallScript: resolve(o.postInstall) } : {}),
         ...(o.mirror ? { mirror: o.mirror } : {}),
         ...(o.refresh ? { refreshBase: true } : {}),
         ...(o.verbose ? { verbose: true } : {}),
-        out: { line: (l) => ctx.out.error(l), error: (l) => ctx.out.error(l) },
-      });
+        out: { line: (l: string) => ctx.out.error(l), error: (l: string) => ctx.out.error(l) },
+      };
+      if (o.tree !== undefined) {
+        const { code, tree } = await treeBuildCommand({ ...inputs, name: `${name}-${o.tree}` });
+        if (code !== 0 || !tree) throw new ExitCode(code || 1);
+        // Stored the way `plinth tree import` stores an archive; the archive goes once stored.
+        const stored = await sendStream<Tree>(ctx, 'PUT', `/api/v1/trees/${encodeURIComponent(name)}/${encodeURIComponent(o.tree)}`, Readable.toWeb(createReadStream(tree.path)) as ReadableStream);
+        rmSync(tree.path, { force: true });
+        if (o.json) ctx.out.json(stored);
+        else ctx.out.line(`tree ${stored.role} ${stored.version}: ${stored.entries} entries, ${(stored.bytes / 2 ** 20).toFixed(1)} MiB`);
+        return;
+      }
+      const code = await imageBuildCommand({ ...inputs, name, sizeBytes: Math.round(size * 2 ** 30) });
       if (code !== 0) throw new ExitCode(code);
       const adopted = await ctx.client().request<ImageView>('POST', `/api/v1/images/${encodeURIComponent(name)}/adopt`);
       if (o.json) ctx.out.json(adopted);

@@ -73,6 +73,31 @@ export async function waitFor<T>(what: string, timeoutMs: number, check: () => P
   }
 }
 
+/**
+ * A hash of the image builder's sources: a finished image or tree is kept while it is unchanged.
+ * Keyed by the builder's content, not its files' times: a fresh clone has new times and
+ * would otherwise rebuild an unchanged image on every run.
+ */
+async function builderRecipe(): Promise<string> {
+  const { readFileSync, readdirSync } = await import('node:fs');
+  const { createHash } = await import('node:crypto');
+  const builderDir = join(ROOT, 'src', 'images', 'builder');
+  const hash = createHash('sha256');
+  for (const f of (readdirSync(builderDir, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).sort()) {
+    hash.update(f).update('\0').update(readFileSync(join(builderDir, f))).update('\0');
+  }
+  return hash.digest('hex');
+}
+
+/** Runs `build` unless `stamp` holds `recipe` and every file in `outputs` exists; then records the recipe. */
+async function buildOnce(stamp: string, recipe: string, outputs: string[], build: () => Promise<unknown>): Promise<void> {
+  const { existsSync, readFileSync, writeFileSync } = await import('node:fs');
+  const current = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
+  if (outputs.every((f) => existsSync(f)) && current === recipe) return;
+  await build();
+  writeFileSync(stamp, `${recipe}\n`);
+}
+
 let image: Promise<{ dir: string; name: string }> | null = null;
 
 /**
@@ -83,28 +108,35 @@ let image: Promise<{ dir: string; name: string }> | null = null;
 export function sharedImage(): Promise<{ dir: string; name: string }> {
   image ??= (async () => {
     const { buildImage, imageFileName, manifestFileName } = await import('../../src/images/builder/index.js');
-    const { existsSync, readFileSync, readdirSync, writeFileSync } = await import('node:fs');
-    const { createHash } = await import('node:crypto');
     const dir = join(E2E_DIR, 'images');
     const name = 'debian-12-e2e';
-    const manifest = join(dir, manifestFileName(name));
-    // Keyed by the builder's content, not its files' times: a fresh clone has new times and
-    // would otherwise rebuild an unchanged image on every run.
-    const builderDir = join(ROOT, 'src', 'images', 'builder');
-    const hash = createHash('sha256');
-    for (const f of (readdirSync(builderDir, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).sort()) {
-      hash.update(f).update('\0').update(readFileSync(join(builderDir, f))).update('\0');
-    }
-    const recipe = hash.digest('hex');
-    const stamp = join(dir, `${name}.recipe`);
-    const current = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
-    if (!existsSync(manifest) || !existsSync(join(dir, imageFileName(name))) || current !== recipe) {
-      await buildImage({ name, outputDir: dir, sizeBytes: 2 * 2 ** 30, cacheDir: join(E2E_DIR, 'image-cache'), log: () => undefined });
-      writeFileSync(stamp, `${recipe}\n`);
-    }
+    await buildOnce(join(dir, `${name}.recipe`), await builderRecipe(), [join(dir, manifestFileName(name)), join(dir, imageFileName(name))], () =>
+      buildImage({ name, outputDir: dir, sizeBytes: 2 * 2 ** 30, cacheDir: join(E2E_DIR, 'image-cache'), log: () => undefined }),
+    );
     return { dir, name };
   })();
   return image;
+}
+
+let tree: Promise<string> | null = null;
+
+/**
+ * The same system as a tree (`plinth image build ROLE --tree VERSION` builds it this way): an
+ * `.edeploy` archive from the image's cached base system (no second debootstrap), kept while
+ * the builder's sources hash the same. Its path.
+ */
+export function sharedTree(): Promise<string> {
+  tree ??= (async () => {
+    const { buildTree, treeFileName } = await import('../../src/images/builder/index.js');
+    const dir = join(E2E_DIR, 'trees');
+    const name = 'debian-12-e2e';
+    const path = join(dir, treeFileName(name));
+    await buildOnce(join(dir, `${name}.recipe`), await builderRecipe(), [path], () =>
+      buildTree({ name, outputDir: dir, cacheDir: join(E2E_DIR, 'image-cache'), log: () => undefined }),
+    );
+    return path;
+  })();
+  return tree;
 }
 
 /** Puts the shared image into a controller's store (hard links: no copy of gigabytes). */

@@ -121,7 +121,7 @@ export const cachePaths = (cacheDir: string) => ({
   snapshots: join(cacheDir, 'base-snapshots'),
 });
 
-const TAR_OPTIONS = ['--numeric-owner', '--xattrs', "--xattrs-include=*", '--acls'];
+export const TAR_OPTIONS = ['--numeric-owner', '--xattrs', "--xattrs-include=*", '--acls'];
 
 /**
  * Fills the mounted root file system `root` with the base system, from a snapshot when one

@@ -40,6 +40,7 @@ import {
   type BuiltImage,
   type Firmware,
   type ImageManifest,
+  type ResolvedBuildOptions,
 } from './options.js';
 import { IMAGE_BUILD, runProcess, TOOL_OUTPUT_PREFIX } from './process.js';
 import { Teardown, type Held } from './teardown.js';
@@ -69,29 +70,23 @@ function lockCache(cacheDir: string, teardown: Teardown): Held {
   return teardown.hold(`unlock ${path}`, async () => release());
 }
 
+/** A build's progress lines, each with the time since `started`; each checks for an abort first. */
+export function stepLogger(options: Pick<ResolvedBuildOptions, 'log' | 'signal'>, started: number): (text: string) => void {
+  return (text) => {
+    throwIfAborted(options.signal, IMAGE_BUILD);
+    options.log(`[${elapsed(started)}] ${text}`);
+  };
+}
+
 export async function buildImage(input: BuildImageOptions): Promise<BuiltImage> {
   const options = resolveBuildOptions(input);
   const { log, signal, name, outputDir, cacheDir } = options;
   const started = Date.now();
-  const step = (text: string) => {
-    throwIfAborted(signal, IMAGE_BUILD);
-    log(`[${elapsed(started)}] ${text}`);
-  };
+  const step = stepLogger(options, started);
   const ctx = { log, signal };
 
   step(`building image ${name} (Debian ${DEBIAN_RELEASE} ${DEBIAN_SUITE}, ${Number((options.sizeBytes / 2 ** 30).toFixed(2))} GiB) in ${outputDir}`);
-  await ensureHostTools(BUILD_HOST_REQUIREMENTS, { ...ctx, onToolLine: (line) => log(TOOL_OUTPUT_PREFIX + line) });
-  if (!isRoot()) throw new PlinthError('forbidden', 'building an image needs root: it uses loop devices, mount and chroot');
-  mkdirSync(outputDir, { recursive: true });
-  mkdirSync(cacheDir, { recursive: true });
-
-  const teardown = new Teardown(log);
-  let workDir: string | null = null;
-  try {
-    lockCache(cacheDir, teardown);
-    await sweepAbandonedBuilds(outputDir, log);
-    workDir = makeScratchDir(outputDir, `${WORK_DIR_PREFIX}${name}`);
-    writeFileSync(join(workDir, OWNER_FILE), ownerRecord());
+  return inWorkDir(options, 'building an image needs root: it uses loop devices, mount and chroot', async (workDir, teardown) => {
     const rawPath = join(workDir, imageFileName(name));
 
     step('partitioning a sparse raw disk (GPT: BIOS boot, EFI system, root)');
@@ -196,6 +191,29 @@ export async function buildImage(input: BuildImageOptions): Promise<BuiltImage> 
       `image ${finalPath}: ${(stat.size / 2 ** 30).toFixed(1)} GiB, ${(manifest.allocatedBytes / 2 ** 20).toFixed(0)} MiB allocated, kernel ${contents.kernel.version}, sha256 ${sha256}`,
     );
     return { path: finalPath, sha256, sizeBytes: stat.size, format: 'raw', firmware: [...FIRMWARE], manifest, manifestPath };
+  });
+}
+
+/**
+ * The frame of a build: the host's tools, root, the cache's lock, a work directory of its own
+ * in the output directory (so that the final renames are atomic); afterwards, whatever
+ * happened, everything held is released and the work directory removed.
+ */
+export async function inWorkDir<T>(options: ResolvedBuildOptions, needsRoot: string, build: (workDir: string, teardown: Teardown) => Promise<T>): Promise<T> {
+  const { log, signal, name, outputDir, cacheDir } = options;
+  await ensureHostTools(BUILD_HOST_REQUIREMENTS, { log, signal, onToolLine: (line) => log(TOOL_OUTPUT_PREFIX + line) });
+  if (!isRoot()) throw new PlinthError('forbidden', needsRoot);
+  mkdirSync(outputDir, { recursive: true });
+  mkdirSync(cacheDir, { recursive: true });
+
+  const teardown = new Teardown(log);
+  let workDir: string | null = null;
+  try {
+    lockCache(cacheDir, teardown);
+    await sweepAbandonedBuilds(outputDir, log);
+    workDir = makeScratchDir(outputDir, `${WORK_DIR_PREFIX}${name}`);
+    writeFileSync(join(workDir, OWNER_FILE), ownerRecord());
+    return await build(workDir, teardown);
   } finally {
     await teardown.unwind();
     if (workDir !== null) await removeLeftovers(workDir, log);

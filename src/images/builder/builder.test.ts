@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { aptSources, BASE_PACKAGES, baseInputs, baseKey } from './base-system.js';
 import { checkGrubConfig, defaultCommandLine } from './boot-loaders.js';
-import { imageBuildCommand, imageBuilderPaths } from './command.js';
-import { CLOUD_INIT_CONFIG, fstab } from './configure.js';
+import { imageBuildCommand, imageBuilderPaths, treeBuildCommand } from './command.js';
+import { TREE_PACKAGES, treeFileName } from './tree.js';
+import { CLOUD_INIT_CONFIG, fstab, TREE_FSTAB } from './configure.js';
 import { parsePartitionTable, sgdiskArguments, newDiskIdentity } from './disk.js';
 import { missingTools, missingToolsMessage } from '../../build/host-tools.js';
 import { ownerAlive, ownerRecord } from '../../build/lock.js';
@@ -254,5 +255,27 @@ describe('imageBuildCommand', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/^image build failed: name: '..\/escape' must be/);
     expect(process.listenerCount('SIGINT')).toBe(sigintListeners);
+  });
+
+  it('refuses a tree build with bad input the same way, with nothing built', async () => {
+    const errors: string[] = [];
+    const { code, tree } = await treeBuildCommand({
+      name: 'mysql-D7-F.1.0.0',
+      dataDir: '/nonexistent/plinth',
+      extraPackages: ['mysql-server; reboot'],
+      out: { line: (l) => errors.push(l), error: (l) => errors.push(l) },
+    });
+    expect(code).toBe(2);
+    expect(tree).toBeNull();
+    expect(errors).toEqual([expect.stringMatching(/^image build failed: extraPackages: 'mysql-server; reboot' is not a Debian package name/)]);
+  });
+});
+
+describe('trees', () => {
+  it('carry what tree deploys and edeploy need on the host, and no fstab of their own', () => {
+    expect([...TREE_PACKAGES].sort()).toEqual(['lvm2', 'mdadm', 'rsync']);
+    expect(BASE_PACKAGES.filter((p) => TREE_PACKAGES.includes(p))).toEqual([]);
+    expect(TREE_FSTAB).not.toMatch(/^UUID=/m);
+    expect(treeFileName('mysql-D7-F.1.0.0')).toBe('mysql-D7-F.1.0.0.edeploy');
   });
 });

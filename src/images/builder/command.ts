@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { isPlinthError, messageOf } from '../../core/errors.js';
 import { buildImage } from './build.js';
+import { buildTree, type BuiltTree } from './tree.js';
 import { DEFAULT_IMAGE_NAME } from './options.js';
 import { outputOf } from '../../build/process.js';
 import { TOOL_OUTPUT_PREFIX } from './process.js';
@@ -45,10 +46,61 @@ const processOutput: CommandOutput = {
 };
 
 export async function imageBuildCommand(options: ImageBuildCommandOptions): Promise<number> {
-  const out = options.out ?? processOutput;
   const name = options.name ?? DEFAULT_IMAGE_NAME;
   const { outputDir, cacheDir } = imageBuilderPaths(options.dataDir);
+  return runBuildCommand(options, async ({ log, signal, out }) => {
+    const image = await buildImage({
+      name,
+      outputDir,
+      cacheDir,
+      log,
+      signal,
+      ...(options.sizeBytes !== undefined && { sizeBytes: options.sizeBytes }),
+      ...commonInputs(options),
+    });
+    if (options.json) {
+      out.line(JSON.stringify({ path: image.path, manifestPath: image.manifestPath, manifest: image.manifest }, null, 2));
+    } else {
+      const m = image.manifest;
+      out.line(`built ${image.path}`);
+      out.line(`  manifest  ${image.manifestPath}`);
+      out.line(`  sha256    ${image.sha256}`);
+      out.line(`  size      ${image.sizeBytes} bytes (${m.allocatedBytes} allocated)`);
+      out.line(`  debian    ${m.distribution.version} (${m.distribution.suite}), kernel ${m.kernel.version}`);
+      out.line(`  firmware  ${image.firmware.join(', ')}; ${m.packages.length} packages; built in ${m.buildSeconds} s`);
+    }
+  });
+}
 
+/**
+ * `plinth image build ROLE --tree VERSION`: the same system built as a tree, NAME.edeploy in
+ * the images directory (the CLI then imports it into the tree store and removes it). The exit
+ * code, and the tree's file when it was built.
+ */
+export async function treeBuildCommand(options: ImageBuildCommandOptions & { name: string }): Promise<{ code: number; tree: BuiltTree | null }> {
+  const { outputDir, cacheDir } = imageBuilderPaths(options.dataDir);
+  let tree: BuiltTree | null = null;
+  const code = await runBuildCommand(options, async ({ log, signal, out }) => {
+    tree = await buildTree({ name: options.name, outputDir, cacheDir, log, signal, ...commonInputs(options) });
+    out.line(`built ${tree.path}: ${tree.bytes} bytes, sha256 ${tree.sha256}`);
+    out.line(`  debian    ${tree.debianVersion}, kernel ${tree.kernel}; ${tree.packages} packages; built in ${tree.buildSeconds} s`);
+  });
+  return { code, tree };
+}
+
+const commonInputs = (options: ImageBuildCommandOptions) => ({
+  ...(options.extraPackages !== undefined && { extraPackages: options.extraPackages }),
+  ...(options.postInstallScript !== undefined && { postInstallScript: options.postInstallScript }),
+  ...(options.mirror !== undefined && { mirror: options.mirror }),
+  ...(options.refreshBase !== undefined && { refreshBase: options.refreshBase }),
+});
+
+/** Runs a build with its output shown or kept for a failure, Ctrl-C turned into a clean abort; the exit code. */
+async function runBuildCommand(
+  options: ImageBuildCommandOptions,
+  build: (b: { log: (line: string) => void; signal: AbortSignal; out: CommandOutput }) => Promise<void>,
+): Promise<number> {
+  const out = options.out ?? processOutput;
   // Tool output is printed when verbose, otherwise kept so that a failure can show its end.
   const recentToolLines: string[] = [];
   const log = (line: string) => {
@@ -69,29 +121,7 @@ export async function imageBuildCommand(options: ImageBuildCommandOptions): Prom
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const image = await buildImage({
-      name,
-      outputDir,
-      cacheDir,
-      log,
-      signal: controller.signal,
-      ...(options.sizeBytes !== undefined && { sizeBytes: options.sizeBytes }),
-      ...(options.extraPackages !== undefined && { extraPackages: options.extraPackages }),
-      ...(options.postInstallScript !== undefined && { postInstallScript: options.postInstallScript }),
-      ...(options.mirror !== undefined && { mirror: options.mirror }),
-      ...(options.refreshBase !== undefined && { refreshBase: options.refreshBase }),
-    });
-    if (options.json) {
-      out.line(JSON.stringify({ path: image.path, manifestPath: image.manifestPath, manifest: image.manifest }, null, 2));
-    } else {
-      const m = image.manifest;
-      out.line(`built ${image.path}`);
-      out.line(`  manifest  ${image.manifestPath}`);
-      out.line(`  sha256    ${image.sha256}`);
-      out.line(`  size      ${image.sizeBytes} bytes (${m.allocatedBytes} allocated)`);
-      out.line(`  debian    ${m.distribution.version} (${m.distribution.suite}), kernel ${m.kernel.version}`);
-      out.line(`  firmware  ${image.firmware.join(', ')}; ${m.packages.length} packages; built in ${m.buildSeconds} s`);
-    }
+    await build({ log, signal: controller.signal, out });
     return 0;
   } catch (e) {
     const tail = outputOf(e);

@@ -10,7 +10,7 @@ import { unmount } from '../../build/scratch.js';
 import { isPlinthError, PlinthError } from '../../core/errors.js';
 import { outputOf } from '../../build/process.js';
 import { runProcess } from './process.js';
-import type { Teardown } from './teardown.js';
+import type { Held, Teardown } from './teardown.js';
 
 export interface FilesystemIds {
   rootFsUuid: string;
@@ -113,9 +113,13 @@ function isSymlink(path: string): boolean {
   }
 }
 
-export async function configureImage(chroot: Chroot, ids: FilesystemIds): Promise<void> {
+/** A tree's fstab: its deploy writes the real one from the disk layout. */
+export const TREE_FSTAB = `# ${GENERATED} A tree deploy writes this file from its disk layout.\n`;
+
+/** `ids`: the image's file systems; null for a tree, whose file systems its deploy makes. */
+export async function configureImage(chroot: Chroot, ids: FilesystemIds | null): Promise<void> {
   const { root } = chroot;
-  writeFile(root, 'etc/fstab', fstab(ids));
+  writeFile(root, 'etc/fstab', ids ? fstab(ids) : TREE_FSTAB);
   mkdirSync(join(root, 'boot/efi'), { recursive: true, mode: 0o700 });
   writeFile(root, 'etc/default/grub.d/50-plinth-image.cfg', GRUB_SETTINGS);
   writeFile(root, 'etc/cloud/cloud.cfg.d/99_plinth-image.cfg', CLOUD_INIT_CONFIG);
@@ -151,12 +155,8 @@ export async function runPostInstallScript(
   const inside = '/var/tmp/plinth-post-install';
   copyFileSync(script.path, join(root, inside));
   chmodSync(join(root, inside), 0o755);
-  const archives = join(root, 'var/cache/apt/archives');
-  mkdirSync(join(script.aptArchives, 'partial'), { recursive: true });
-  await runProcess('mount', ['--bind', script.aptArchives, archives], { log });
-  const mounted = teardown.hold(`unmount ${archives}`, () => unmount(archives, log));
+  const mounted = await withFreshPackageLists(chroot, script.aptArchives, teardown, log);
   try {
-    await chroot.run(['apt-get', ...APT_OPTIONS, 'update']);
     const hasInterpreter = readFileSync(script.path, 'utf8').startsWith('#!');
     try {
       await chroot.run(hasInterpreter ? [inside] : ['/bin/sh', inside], { env: { PLINTH_IMAGE_NAME: script.imageName } });
@@ -171,6 +171,29 @@ export async function runPostInstallScript(
   } finally {
     await mounted.release();
     rmSync(join(root, inside), { force: true });
+  }
+}
+
+/**
+ * The package cache mounted at the chroot's APT archives and fresh package lists, so that
+ * packages can be installed; release the result to unmount it.
+ */
+async function withFreshPackageLists(chroot: Chroot, aptArchives: string, teardown: Teardown, log: (line: string) => void): Promise<Held> {
+  const archives = join(chroot.root, 'var/cache/apt/archives');
+  mkdirSync(join(aptArchives, 'partial'), { recursive: true });
+  await runProcess('mount', ['--bind', aptArchives, archives], { log });
+  const mounted = teardown.hold(`unmount ${archives}`, () => unmount(archives, log));
+  await chroot.run(['apt-get', ...APT_OPTIONS, 'update']);
+  return mounted;
+}
+
+/** Installs Debian packages on top of the base system (which stays cached as it was). */
+export async function installPackages(chroot: Chroot, packages: readonly string[], aptArchives: string, teardown: Teardown, log: (line: string) => void): Promise<void> {
+  const mounted = await withFreshPackageLists(chroot, aptArchives, teardown, log);
+  try {
+    await chroot.run(['apt-get', ...APT_OPTIONS, '-y', 'install', ...packages]);
+  } finally {
+    await mounted.release();
   }
 }
 

@@ -3,7 +3,8 @@
  * NoCloud) built from Debian packages with debootstrap. See docs/decisions.md.
  */
 export { buildImage, checksumFileName, FIRMWARE, IMAGE_BUILDER_VERSION, imageFileName, manifestFileName } from './build.js';
-export { imageBuildCommand, imageBuilderPaths, type CommandOutput, type ImageBuildCommandOptions } from './command.js';
+export { imageBuildCommand, imageBuilderPaths, treeBuildCommand, type CommandOutput, type ImageBuildCommandOptions } from './command.js';
+export { buildTree, TREE_PACKAGES, treeFileName, type BuildTreeOptions, type BuiltTree } from './tree.js';
 export {
   DEBIAN_RELEASE,
   DEBIAN_SUITE,

@@ -21,19 +21,28 @@ export function parseDpkgQuery(output: string): ManifestPackage[] {
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/** Every package installed in the chroot, by name. */
+export async function installedPackages(chroot: Chroot): Promise<ManifestPackage[]> {
+  const dpkg = await chroot.run(['dpkg-query', '--show', '--showformat=${Package}\\t${Version}\\t${Architecture}\\n'], { capture: true, log: () => undefined });
+  return parseDpkgQuery(dpkg.stdout);
+}
+
+/** The newest kernel installed, the one GRUB boots by default. */
+export async function newestKernel(chroot: Chroot): Promise<string> {
+  const kernels = await chroot.run(['sh', '-c', 'linux-version list | linux-version sort --reverse'], { capture: true, log: () => undefined });
+  const version = kernels.stdout.split('\n')[0]?.trim();
+  if (!version) throw new PlinthError('internal', 'no kernel installed in the image');
+  return version;
+}
+
 export type ImageContents = Pick<ImageManifest, 'packages' | 'kernel' | 'bootLoaders' | 'cloudInit'> & { debianVersion: string };
 
 export async function readImageContents(chroot: Chroot, datasources: string[]): Promise<ImageContents> {
   const { root } = chroot;
-  const quiet = { capture: true, log: () => undefined };
-  const dpkg = await chroot.run(['dpkg-query', '--show', '--showformat=${Package}\\t${Version}\\t${Architecture}\\n'], quiet);
-  const packages = parseDpkgQuery(dpkg.stdout);
+  const packages = await installedPackages(chroot);
   const versionOf = (name: string): string => packages.find((p) => p.name === name)?.version ?? 'not installed';
 
-  // The newest kernel is the one GRUB boots by default.
-  const kernels = await chroot.run(['sh', '-c', 'linux-version list | linux-version sort --reverse'], quiet);
-  const kernelVersion = kernels.stdout.split('\n')[0]?.trim();
-  if (!kernelVersion) throw new PlinthError('internal', 'no kernel installed in the image');
+  const kernelVersion = await newestKernel(chroot);
   const kernelPackage = `linux-image-${kernelVersion}`;
 
   return {
