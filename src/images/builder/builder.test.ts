@@ -273,7 +273,7 @@ describe('imageBuildCommand', () => {
 
 describe('trees', () => {
   it('carry what tree deploys and edeploy need on the host, and no fstab of their own', () => {
-    expect([...TREE_PACKAGES].sort()).toEqual(['lvm2', 'mdadm', 'rsync']);
+    expect([...TREE_PACKAGES].sort()).toEqual(['curl', 'lvm2', 'mdadm', 'rsync']);
     expect(BASE_PACKAGES.filter((p) => TREE_PACKAGES.includes(p))).toEqual([]);
     expect(TREE_FSTAB).not.toMatch(/^UUID=/m);
     expect(treeFileName('mysql-D7-F.1.0.0')).toBe('mysql-D7-F.1.0.0.edeploy');

@@ -2,7 +2,7 @@
  * `buildTree`: the system an image holds, as an eDeploy tree instead of a disk: the same
  * cached base (debootstrap runs once for both), configured the same way (serial console,
  * cloud-init NoCloud, no identity of its own), plus what a tree deploy and `edeploy` need on
- * the host (mdadm and LVM for the disk layouts, rsync for `edeploy upgrade`), packed as a
+ * the host (mdadm and LVM for the disk layouts, rsync and curl for `edeploy`), packed as a
  * gzip'ed tar, `NAME.edeploy` — the archive `plinth tree import` takes. No partitions, no boot
  * loader installed, no fstab: a tree deploy makes those from its disk layout.
  *
@@ -21,8 +21,8 @@ import { installedPackages, newestKernel } from './manifest.js';
 import { DEBIAN_RELEASE, DEBIAN_SUITE, resolveBuildOptions, type BuildImageOptions } from './options.js';
 import { IMAGE_BUILD, runProcess } from './process.js';
 
-/** What a tree has beyond an image's packages: disk layouts' tools for its initramfs, rsync for `edeploy`. */
-export const TREE_PACKAGES: readonly string[] = ['lvm2', 'mdadm', 'rsync'];
+/** What a tree has beyond an image's packages: disk layouts' tools for its initramfs, rsync and curl for `edeploy` (upgrades, reports). */
+export const TREE_PACKAGES: readonly string[] = ['curl', 'lvm2', 'mdadm', 'rsync'];
 
 export const treeFileName = (name: string) => `${name}.edeploy`;
 
