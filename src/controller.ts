@@ -47,6 +47,7 @@ import { MachineImporter } from './sources/machine-import.js';
 import { NetboxSync } from './sources/netbox-sync.js';
 import { netboxRoutes } from './api/routes/netbox.js';
 import { PowerService } from './power/service.js';
+import { SITE_CACHE_KEY_PURPOSE, SiteCaches } from './power/site-caches.js';
 import { ProviderRegistry, BUILTIN_PROVIDER_FACTORIES } from './providers/registry.js';
 import { createLabProvider } from './lab/provider.js';
 import { applianceRoutes } from './api/routes/appliances.js';
@@ -264,7 +265,15 @@ export async function createController(config: Config, opts: ControllerOptions =
   const multicast = new MulticastSessions({ interface: config.deploy.multicastInterface || config.dhcp.interface, portbase: config.deploy.multicastPortbase, log, ...(opts.multicast?.prefix ? { prefix: opts.multicast.prefix } : {}) });
   const deploy = new DeployService({ store, clock, engine, inventory, images, templates, config: machineConfig, log, secrets: secrets.box, multicast, trees: (ref) => trees.resolve(ref) });
   deploy.profileLookup = lookupProfileDeploy;
-  const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy, multicast, edeployScript: EDEPLOY_SCRIPT });
+  const installer = opts.installer ?? defaultInstallerLocator(config.dataDir);
+  // Remote sites' caches fetch by sha256 what the controller serves its machines: images (and files beside them), the installer.
+  const siteCaches = new SiteCaches({ store, clock, keyRoot: secrets.box.deriveKey(SITE_CACHE_KEY_PURPOSE) });
+  siteCaches.addResolver((sha256) => images.pathBySha256(sha256));
+  siteCaches.addFiles(() => {
+    const i = installer();
+    return i ? [i.kernel, i.initrd] : [];
+  });
+  const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy, multicast, edeployScript: EDEPLOY_SCRIPT, siteCaches });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
   const hostVersions = new HostVersions({ store, clock, key: secrets.box.deriveKey(HOST_TOKEN_PURPOSE), trees });
   const webhooks = new WebhookService({
@@ -286,7 +295,6 @@ export async function createController(config: Config, opts: ControllerOptions =
   new MatchingService({ store, clock }).attach(engine, inspection, inventory);
   const profiles = new ProfileService(store, clock);
   const pools = new PoolService(store, clock);
-  const installer = opts.installer ?? defaultInstallerLocator(config.dataDir);
   const boot = new BootService({
     store,
     clock,
@@ -302,6 +310,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     enrolment: new EnrolmentGate(config.enrolment, clock),
     isoDir: installerIsoDir(config.dataDir),
     bootNetwork: bootNet,
+    siteCaches,
   });
   boot.addPlanner(deployRuns.planner);
   const metrics = new ControllerMetrics(store.db);
@@ -328,7 +337,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       tateruRoutes({ store, tateru: new TateruMachineService({ store, inventory, holds }), session: agentSession, ticketKey }),
       applianceRoutes,
       powerRoutes,
-      managerRoutes,
+      managerRoutes({ siteCaches, sendFile }),
       profileRoutes(profiles, new MatchPreviewService(store)),
       poolRoutes(pools),
       treeRoutes(trees),

@@ -78,14 +78,21 @@ export interface InstallerBoot {
   initrdUrl: string;
   /** Kernel command line (already containing the controller URL, run id and token). */
   cmdline: string;
+  /** Where to load each file from when the first URLs fail (the controller, when they name the site's cache). */
+  fallback?: { kernelUrl: string; initrdUrl: string };
 }
 
 /** Boots Plinth's installer for a run. */
 export function installerScript(b: InstallerBoot): string {
+  const kernel = (url: string) => `kernel ${ipxeUrl(url)} initrd=initrd.img ${b.cmdline}`;
+  const initrd = (url: string) => `initrd --name initrd.img ${ipxeUrl(url)}`;
+  const lines = b.fallback
+    ? [`${kernel(b.kernelUrl)} || ${kernel(b.fallback.kernelUrl)}`, `${initrd(b.initrdUrl)} || ${initrd(b.fallback.initrdUrl)}`]
+    : [kernel(b.kernelUrl), initrd(b.initrdUrl)];
   return `#!ipxe
 # Plinth: ${ipxeSafe(b.machineName)} boots the installer for its ${ipxeSafe(b.runKind)} run.
 echo Plinth: ${ipxeSafe(b.machineName)}: booting the installer (${ipxeSafe(b.runKind)})
-${withRetry('installer', [`kernel ${ipxeUrl(b.kernelUrl)} initrd=initrd.img ${b.cmdline}`, `initrd --name initrd.img ${ipxeUrl(b.initrdUrl)}`, 'boot'], 'echo Plinth: cannot load the installer; rebooting\nsleep 30\nreboot')}`;
+${withRetry('installer', [...lines, 'boot'], 'echo Plinth: cannot load the installer; rebooting\nsleep 30\nreboot')}`;
 }
 
 /** Hands the machine to its next boot device (the local disk). */

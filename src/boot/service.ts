@@ -21,6 +21,7 @@ import { buildInstallerIso, builtInstallerIso, isoKernelCmdline, machineIsoDir, 
 import { prefixNetmask, type BootNetwork } from '../inventory/boot-address.js';
 import type { AgentTicketAnswer } from '../protocol/agent.js';
 import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from '../runs/trace.js';
+import type { SiteCaches } from '../power/site-caches.js';
 
 export const BOOT_ACTOR: Actor = { kind: 'system', name: 'boot-service' };
 
@@ -87,6 +88,8 @@ export interface BootServiceDeps {
   isoDir?: string;
   /** The subnet, gateway and DNS of fixed boot addresses, which a machine's own ISO carries (a string: there is none). */
   bootNetwork?: BootNetwork | string | null;
+  /** Remote sites' caches: a machine at a site with one loads the installer from there, the controller as fallback. */
+  siteCaches?: Pick<SiteCaches, 'forMachine' | 'sha256Of'>;
 }
 
 const CHAIN_TTL_MS = 10 * 60_000;
@@ -271,12 +274,35 @@ export class BootService {
       script = installerScript({
         machineName: machine.name,
         runKind: run!.kind,
-        kernelUrl: `${ctx.baseUrl}/boot/installer/vmlinuz?attempt=${attemptId}`,
-        initrdUrl: `${ctx.baseUrl}/boot/installer/initrd.img?attempt=${attemptId}`,
+        ...(await this.installerUrls(machine, run!.id, installer, `${ctx.baseUrl}/boot/installer`, attemptId)),
         cmdline: `plinth.url=${this.deps.agentUrl || ctx.baseUrl} plinth.run=${run!.id} plinth.token=${ticket} ${this.deps.kernelArgs}`.trim(),
       });
     }
     return { script, machine, decision };
+  }
+
+  /**
+   * Where a machine loads the installer from: its site's cache when it has one (with the
+   * controller as the fallback of each file), else the controller. The trace records the
+   * controller's downloads only; a cache's are in its own figures.
+   */
+  private async installerUrls(machine: Machine, runId: string, files: { kernel: string; initrd: string }, controllerBase: string, attemptId: string) {
+    const controller = { kernelUrl: `${controllerBase}/vmlinuz?attempt=${attemptId}`, initrdUrl: `${controllerBase}/initrd.img?attempt=${attemptId}` };
+    const caches = this.deps.siteCaches;
+    if (!caches) return controller;
+    try {
+      const cache = await caches.forMachine(this.deps.store.db, machine.id);
+      if (!cache) return controller;
+      const [kernel, initrd] = await Promise.all([caches.sha256Of(files.kernel), caches.sha256Of(files.initrd)]);
+      return {
+        kernelUrl: cache.fileUrl({ sha256: kernel, name: 'vmlinuz', runId }),
+        initrdUrl: cache.fileUrl({ sha256: initrd, name: 'initrd.img', runId }),
+        fallback: controller,
+      };
+    } catch (e) {
+      this.deps.log.warn({ err: e, machine: machine.name }, 'site cache URLs not made; the installer loads from the controller');
+      return controller;
+    }
   }
 
   /**

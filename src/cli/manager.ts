@@ -16,16 +16,22 @@ export const registerManager: CommandRegistrar = (program, ctx) => {
     .option('--power-verify-timeout <duration>', 'after a power action, how long to wait for the system to show the target state', '60s')
     .option('--log-level <level>', 'log level', 'info')
     .option('--ca-bundle <file>', "PEM CA certificates to trust for an HTTPS controller, besides the system's (PLINTH_CA_BUNDLE)")
+    .option('--cache-dir <dir>', "keep a site cache here: images and installer files for the site's machines, fetched from the controller once")
+    .option('--cache-size <size>', 'size limit of the site cache (least recently used files are evicted)', '20G')
+    .option('--listen <host:port>', "where the site cache serves the site's machines", '0.0.0.0:7709')
+    .option('--advertise-url <url>', 'the URL machines reach the site cache at (required when --listen is a wildcard address)')
     // NOTE: the program's own --ca-bundle takes the flag wherever it is written; read both.
-    .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; powerVerifyTimeout: string; logLevel: string; caBundle?: string }, cmd: Command) => {
+    .action(async (o: { controller: string; token?: string; site: string; parallel: string; providerTimeout: string; powerVerifyTimeout: string; logLevel: string; caBundle?: string; cacheDir?: string; cacheSize: string; listen: string; advertiseUrl?: string }, cmd: Command) => {
       o.caBundle ??= cmd.optsWithGlobals<{ caBundle?: string }>().caBundle;
       // Providers and their dependencies load when the manager runs, not for every `plinth` command.
-      const [{ caBundleFrom }, { Manager }, { defaultRegistry }, { createLogger }, { parseDuration }] = await Promise.all([
+      const [{ caBundleFrom }, { Manager }, { defaultRegistry }, { createLogger }, { parseDuration }, { parseSize }, { parseListen }] = await Promise.all([
         import('./connect.js'),
         import('../manager/manager.js'),
         import('../controller.js'),
         import('../core/logger.js'),
         import('../core/clock.js'),
+        import('../core/size.js'),
+        import('../config/load.js'),
       ]);
       const token = o.token ?? ctx.env.PLINTH_TOKEN;
       if (!token) throw new UsageError('--token or PLINTH_TOKEN is required');
@@ -39,6 +45,24 @@ export const registerManager: CommandRegistrar = (program, ctx) => {
       };
       const timeoutMs = duration(o.providerTimeout, '--provider-timeout');
       const powerVerifyTimeoutMs = duration(o.powerVerifyTimeout, '--power-verify-timeout');
+      let cache;
+      if (o.cacheDir) {
+        const limitBytes = parseSize(o.cacheSize);
+        if (!limitBytes) throw new UsageError(`--cache-size: '${o.cacheSize}' is not a size (20G, 500M)`);
+        let listen;
+        try {
+          listen = parseListen(o.listen);
+        } catch {
+          throw new UsageError(`--listen: '${o.listen}' is not host:port`);
+        }
+        if (o.advertiseUrl !== undefined && !/^https?:\/\/[^/?#\s]+\/?$/.test(o.advertiseUrl)) throw new UsageError(`--advertise-url: '${o.advertiseUrl}' is not http(s)://host[:port]`);
+        if (o.advertiseUrl === undefined && (listen.host === '0.0.0.0' || listen.host === '::' || listen.host === '')) {
+          throw new UsageError('--advertise-url is required when --listen is a wildcard address: machines must be told one address');
+        }
+        cache = { dir: o.cacheDir, limitBytes, listen, ...(o.advertiseUrl !== undefined ? { advertiseUrl: o.advertiseUrl } : {}) };
+      } else if (o.advertiseUrl !== undefined) {
+        throw new UsageError('--advertise-url needs --cache-dir');
+      }
       const m = new Manager({
         url: o.controller,
         token,
@@ -50,6 +74,7 @@ export const registerManager: CommandRegistrar = (program, ctx) => {
         providerTimeoutMs: timeoutMs,
         powerVerifyTimeoutMs,
         ca,
+        ...(cache ? { cache } : {}),
       });
       process.once('SIGTERM', () => m.stop());
       process.once('SIGINT', () => m.stop());

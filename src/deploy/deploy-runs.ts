@@ -18,6 +18,7 @@ import { isAgentMethod } from '../protocol/deploy.js';
 import type { ProfileLookup } from './service.js';
 import { IPXE_TEMPLATE, sha256Hex, withCallbackSecret, type DeployRunParams } from './run-params.js';
 import type { MulticastSessions } from './multicast.js';
+import type { SiteCaches } from '../power/site-caches.js';
 
 /**
  * A deploy run as its machine lives it, once DeployService has prepared it: the parameters
@@ -39,6 +40,8 @@ export interface DeployRunsDeps {
   multicast?: MulticastSessions;
   /** bin/edeploy, the command tree deploys install on the host. */
   edeployScript?: string;
+  /** Remote sites' caches: a machine at a site with one fetches the image from there. */
+  siteCaches?: Pick<SiteCaches, 'forMachine'>;
 }
 
 /** A receiver that saw no data for this long gives up on its session and completes over HTTP. */
@@ -77,7 +80,7 @@ export class DeployRuns {
     }
     if (p.method !== 'image' || !p.imageSha256 || !p.imageSize) throw new PlinthError('conflict', `run ${run.id} deploys with its ${p.method} installer; it has no work for the agent`);
     return {
-      image: { url: p.imageUrl ?? `/agent/v1/images/${encodeURIComponent(p.image ?? '')}`, sha256: p.imageSha256, sizeBytes: Number(p.imageSize), format: 'raw' },
+      image: { url: p.imageUrl ?? (await this.imageUrl(db, run, p.image ?? '', p.imageSha256)), sha256: p.imageSha256, sizeBytes: Number(p.imageSize), format: 'raw' },
       ...(p.rootDeviceHints ? { rootDeviceHints: p.rootDeviceHints } : {}),
       ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
       // Only while the session still waits for receivers: one already sending has nothing for a late machine.
@@ -97,6 +100,15 @@ export class DeployRuns {
         networkConfig: await artifact('cloud-init/network-config'),
       },
     };
+  }
+
+  /**
+   * The URL of an image the controller serves: the machine's site cache when it has one in
+   * use (a signed URL for this run, no run token needed), else the controller's own path.
+   */
+  private async imageUrl(db: Db, run: Run, image: string, sha256: string): Promise<string> {
+    const cache = await this.d.siteCaches?.forMachine(db, run.machineId);
+    return cache ? cache.fileUrl({ sha256, name: image, runId: run.id }) : `/agent/v1/images/${encodeURIComponent(image)}`;
   }
 
   /** The deploy-wait deadline grows with the image: the write at the assumed speed, twice, plus the first boot. */

@@ -172,6 +172,12 @@ export class ImageStore {
     return i;
   }
 
+  /** The file of an image with these bytes (any kind), or null: what a site cache fetches by sha256. */
+  async pathBySha256(sha256: string): Promise<string | null> {
+    const r = await this.store.db.selectFrom('images').selectAll().where('sha256', '=', sha256).orderBy('created_at').executeTakeFirst();
+    return r ? this.path(toImage(r)) : null;
+  }
+
   /** Where an image's bytes are (raw for disk images). */
   path(image: Image): string {
     return join(this.dir, image.file);

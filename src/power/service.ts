@@ -355,7 +355,7 @@ export class PowerService {
     const existing = await db.selectFrom('managers').select('site').where('site', '=', site).executeTakeFirst();
     if (existing) await db.updateTable('managers').set({ last_seen: now, version, address }).where('site', '=', site).execute();
     // Two first claims of a site at once: one insert wins, the other's heartbeat is the same.
-    else await db.insertInto('managers').values({ site, last_seen: now, version, address }).execute().catch(() => undefined);
+    else await db.insertInto('managers').values({ site, last_seen: now, version, address, cache_url: null, cache_report: null, cache_seen: null }).execute().catch(() => undefined);
   }
 
   /** Claims up to `max` jobs of a site for its manager, each with its appliance's address and (decrypted) credentials. */

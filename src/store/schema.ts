@@ -252,6 +252,11 @@ export interface ManagersTable {
   last_seen: string;
   version: string | null;
   address: string | null;
+  /** The site's cache as its machines reach it; null: the manager keeps no cache. */
+  cache_url: string | null;
+  /** JSON: the cache's last report (protocol/site-cache.ts). */
+  cache_report: string | null;
+  cache_seen: string | null;
 }
 
 export interface ImagesTable {

@@ -1,16 +1,30 @@
 import { Type } from 'typebox';
 import type { App, AppServices } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
+import type { SendFile } from '../send-file.js';
+import type { SiteCaches } from '../../power/site-caches.js';
+import { SHA256_PATTERN, SiteCacheAnswerSchema, SiteCacheReportSchema, SiteCacheRunAnswerSchema } from '../../protocol/site-cache.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
 const Site = Type.Object({ site: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: 63 }) }, { additionalProperties: false });
 
+const CacheStatus = Type.Union([
+  Type.Null(),
+  Type.Object({
+    url: Type.String(),
+    lastReport: Type.String(),
+    inUse: Type.Boolean({ description: "whether machines of the site are sent to the cache now (its manager reported within the last minute)" }),
+    report: Type.Union([Type.Null(), SiteCacheReportSchema]),
+  }),
+]);
+
 /**
  * The API remote managers dial out to (`plinth manager`): claim the provider jobs of their
  * site — with the appliance's credentials, so these routes need an admin token — and report
- * results. A claim is also the manager's heartbeat.
+ * results. A claim is also the manager's heartbeat. A manager with a site cache reports it,
+ * fetches files by sha256 and asks whether a run may still fetch (docs/mass-deploy.md).
  */
-export async function managerRoutes(app: App, s: AppServices): Promise<void> {
+export const managerRoutes = (deps: { siteCaches: SiteCaches; sendFile: SendFile }) => async (app: App, s: AppServices): Promise<void> => {
   // Long polls end when the controller shuts down, so that in-flight requests finish promptly.
   let closing = false;
   app.addHook('preClose', async () => {
@@ -101,9 +115,61 @@ export async function managerRoutes(app: App, s: AppServices): Promise<void> {
       schema: {
         tags: ['managers'],
         summary: 'Remote sites and when their manager was last seen',
-        response: { 200: Type.Object({ items: Type.Array(Type.Object({ site: Type.String(), lastSeen: Type.String(), version: Type.Union([Type.String(), Type.Null()]) })) }), ...errors },
+        response: {
+          200: Type.Object({ items: Type.Array(Type.Object({ site: Type.String(), lastSeen: Type.String(), version: Type.Union([Type.String(), Type.Null()]), cache: CacheStatus })) }),
+          ...errors,
+        },
       },
     },
-    async () => ({ items: await s.power.managers() }),
+    async () => {
+      const caches = await deps.siteCaches.statuses();
+      return { items: (await s.power.managers()).map((m) => ({ ...m, cache: caches.get(m.site) ?? null })) };
+    },
   );
-}
+
+  app.post(
+    '/api/v1/managers/:site/cache',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['managers'],
+        summary: "A manager reports its site cache (URL, figures); the answer is the key the site's cache URLs are signed with",
+        params: Site,
+        body: SiteCacheReportSchema,
+        response: { 200: SiteCacheAnswerSchema, ...errors },
+      },
+    },
+    async (req) => deps.siteCaches.report(req.params.site, req.body, req.ip),
+  );
+
+  app.get(
+    '/api/v1/managers/:site/files/:sha256',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['managers'],
+        summary: "A site cache fetches a file the controller serves (an image, the installer's kernel or initramfs, a file beside an image) by its sha256 (Range supported)",
+        params: Type.Object({ site: Site.properties.site, sha256: Type.String({ pattern: SHA256_PATTERN }) }, { additionalProperties: false }),
+      },
+    },
+    async (req, reply) => {
+      const path = await deps.siteCaches.file(req.params.sha256);
+      req.log.info({ site: req.params.site, sha256: req.params.sha256 }, 'file sent to a site cache');
+      return deps.sendFile(reply.type('application/octet-stream').header('etag', `"${req.params.sha256}"`), path);
+    },
+  );
+
+  app.get(
+    '/api/v1/managers/:site/runs/:run',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['managers'],
+        summary: "A site cache asks whether a run is still under way on one of the site's machines (only then does it serve the run's files)",
+        params: Type.Object({ site: Site.properties.site, run: Type.String({ maxLength: 64 }) }, { additionalProperties: false }),
+        response: { 200: SiteCacheRunAnswerSchema, ...errors },
+      },
+    },
+    async (req) => ({ active: await deps.siteCaches.runActive(req.params.site, req.params.run) }),
+  );
+};

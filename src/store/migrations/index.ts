@@ -20,6 +20,7 @@ import { substringSearch } from './0016-substring-search.js';
 import { deployedHostKeys } from './0017-deployed-host-keys.js';
 import { tagOrder } from './0018-tag-order.js';
 import { deployedTree } from './0019-deployed-tree.js';
+import { siteCaches } from './0020-site-caches.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -46,6 +47,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0017-deployed-host-keys', deployedHostKeys],
   ['0018-tag-order', tagOrder],
   ['0019-deployed-tree', deployedTree],
+  ['0020-site-caches', siteCaches],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {

@@ -1,0 +1,156 @@
+import { createHash, createHmac } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
+import type { Db, Store } from '../store/database.js';
+import { fromJson, toJson } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import { iso } from '../core/clock.js';
+import { PlinthError } from '../core/errors.js';
+import { cacheFileUrl, type SiteCacheAnswer, type SiteCacheReport } from '../protocol/site-cache.js';
+
+/** Finds the file the controller serves under a sha256, or null when it has none. */
+export type SiteFileResolver = (sha256: string) => Promise<string | null>;
+
+/** A site's cache as the controller points machines at it. */
+export interface SiteCache {
+  site: string;
+  url: string;
+  /** A machine's URL of one file there, for one run (see protocol/site-cache.ts). */
+  fileUrl(f: { sha256: string; name: string; runId: string }): string;
+}
+
+export interface SiteCacheStatus {
+  url: string;
+  lastReport: string;
+  /** Whether the controller names the cache to machines now (reports keep coming). */
+  inUse: boolean;
+  report: SiteCacheReport | null;
+}
+
+export interface SiteCachesDeps {
+  store: Store;
+  clock: Clock;
+  /** Root of the per-site URL keys (SecretBox.deriveKey(SITE_CACHE_KEY_PURPOSE)). */
+  keyRoot: Buffer;
+  /** A cache not heard from for this long is passed over: machines fetch from the controller. */
+  staleMs?: number;
+  /** How long a cache URL stays valid (the run check bounds it further). */
+  urlLifetimeSeconds?: number;
+}
+
+export const SITE_CACHE_KEY_PURPOSE = 'site-cache-urls';
+/** Managers report every 15 s; three missed reports and the controller stops naming the cache. */
+export const SITE_CACHE_STALE_MS = 60_000;
+
+/**
+ * Site caches as the controller sees them: which cache (if any) serves a machine — the one
+ * of its appliance's site, while that site's manager keeps reporting — the signed URLs
+ * machines get for it, the files a cache may fetch (by sha256, from resolvers the composition
+ * root registers: images, the installer, sidecar files), and whether a run may still fetch.
+ */
+export class SiteCaches {
+  private readonly resolvers: SiteFileResolver[] = [];
+  private readonly hashes = new Map<string, { size: number; mtimeMs: number; sha256: Promise<string> }>();
+  private readonly staleMs: number;
+  private readonly lifetimeS: number;
+
+  constructor(private readonly d: SiteCachesDeps) {
+    this.staleMs = d.staleMs ?? SITE_CACHE_STALE_MS;
+    this.lifetimeS = d.urlLifetimeSeconds ?? 24 * 3600;
+  }
+
+  addResolver(r: SiteFileResolver): void {
+    this.resolvers.push(r);
+  }
+
+  /** A resolver over files known by path (the installer's kernel and initramfs): hashed once per size and mtime. */
+  addFiles(paths: () => string[]): void {
+    this.addResolver(async (sha256) => {
+      for (const p of paths()) if ((await this.sha256Of(p).catch(() => null)) === sha256) return p;
+      return null;
+    });
+  }
+
+  /** The sha256 of a file, hashed again only when its size or mtime changed. */
+  sha256Of(path: string): Promise<string> {
+    const st = statSync(path);
+    const known = this.hashes.get(path);
+    if (known && known.size === st.size && known.mtimeMs === st.mtimeMs) return known.sha256;
+    const sha256 = (async () => {
+      const h = createHash('sha256');
+      for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) h.update(chunk as Buffer);
+      return h.digest('hex');
+    })();
+    sha256.catch(() => this.hashes.delete(path));
+    this.hashes.set(path, { size: st.size, mtimeMs: st.mtimeMs, sha256 });
+    return sha256;
+  }
+
+  /** The key a site's cache URLs are signed with: the manager of that site alone gets it. */
+  keyFor(site: string): Buffer {
+    return createHmac('sha256', this.d.keyRoot).update(`site:${site}`).digest();
+  }
+
+  /** A site's manager reports its cache; the answer is the key of the site's URLs. */
+  async report(site: string, report: SiteCacheReport, address: string): Promise<SiteCacheAnswer> {
+    const { db } = this.d.store;
+    const now = iso(this.d.clock.now());
+    const cache = { cache_url: report.url.replace(/\/+$/, ''), cache_report: toJson(report), cache_seen: now };
+    const updated = await db.updateTable('managers').set({ ...cache, address }).where('site', '=', site).executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 0) {
+      // Before the manager's first claim; a concurrent first claim inserting the row wins, and the next report lands.
+      await db.insertInto('managers').values({ site, last_seen: now, version: null, address, ...cache }).execute().catch(() => undefined);
+    }
+    return { key: this.keyFor(site).toString('base64url') };
+  }
+
+  /** The cache serving a machine now: its appliance's site's, if that manager has one and reported within the stale time. */
+  async forMachine(db: Db, machineId: string): Promise<SiteCache | null> {
+    const row = await db
+      .selectFrom('machines')
+      .innerJoin('appliances', 'appliances.id', 'machines.appliance_id')
+      .innerJoin('managers', 'managers.site', 'appliances.site')
+      .select(['managers.site', 'managers.cache_url', 'managers.cache_seen'])
+      .where('machines.id', '=', machineId)
+      .executeTakeFirst();
+    if (!row?.cache_url || !row.cache_seen || !this.fresh(row.cache_seen)) return null;
+    const key = this.keyFor(row.site);
+    const expires = Math.floor(this.d.clock.now().getTime() / 1000) + this.lifetimeS;
+    const base = row.cache_url;
+    return { site: row.site, url: base, fileUrl: (f) => cacheFileUrl(base, key, { ...f, expires }) };
+  }
+
+  /** The file a site's cache asked for by sha256; not_found when no resolver has it. */
+  async file(sha256: string): Promise<string> {
+    for (const r of this.resolvers) {
+      const path = await r(sha256);
+      if (path) return path;
+    }
+    throw new PlinthError('not_found', `no file with sha256 ${sha256} is served by this controller`, { details: { sha256 } });
+  }
+
+  /** Whether a run is still under way on a machine of this site (the controller would still serve its files). */
+  async runActive(site: string, runId: string): Promise<boolean> {
+    const row = await this.d.store.db
+      .selectFrom('runs')
+      .innerJoin('machines', 'machines.id', 'runs.machine_id')
+      .innerJoin('appliances', 'appliances.id', 'machines.appliance_id')
+      .select(['runs.finished_at', 'appliances.site'])
+      .where('runs.id', '=', runId)
+      .executeTakeFirst();
+    return !!row && row.finished_at === null && row.site === site;
+  }
+
+  /** The sites' caches as the managers list shows them, by site. */
+  async statuses(): Promise<Map<string, SiteCacheStatus>> {
+    const rows = await this.d.store.db.selectFrom('managers').select(['site', 'cache_url', 'cache_report', 'cache_seen']).where('cache_url', 'is not', null).execute();
+    const out = new Map<string, SiteCacheStatus>();
+    for (const r of rows) {
+      if (r.cache_url && r.cache_seen) out.set(r.site, { url: r.cache_url, lastReport: r.cache_seen, inUse: this.fresh(r.cache_seen), report: fromJson<SiteCacheReport | null>(r.cache_report, null) });
+    }
+    return out;
+  }
+
+  private fresh(seen: string): boolean {
+    return this.d.clock.now().getTime() - Date.parse(seen) <= this.staleMs;
+  }
+}
