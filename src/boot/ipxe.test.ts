@@ -15,6 +15,18 @@ describe('iPXE scripts', () => {
         cmdline: 'plinth.url=http://10.0.2.2:7708 plinth.run=R plinth.token=T console=ttyS0,115200n8',
       }),
     ));
+  it('installer script from a site cache, the controller as fallback of each file', () =>
+    expectGolden(
+      'ipxe/installer-site-cache.ipxe',
+      installerScript({
+        machineName: 'brisk-heron-3f7a',
+        runKind: 'deploy',
+        kernelUrl: 'http://10.2.0.5:7709/files/aa/vmlinuz?run=R&expires=1&sig=S',
+        initrdUrl: 'http://10.2.0.5:7709/files/bb/initrd.img?run=R&expires=1&sig=S',
+        fallback: { kernelUrl: 'http://10.0.2.2:7708/boot/installer/vmlinuz?attempt=A', initrdUrl: 'http://10.0.2.2:7708/boot/installer/initrd.img?attempt=A' },
+        cmdline: 'plinth.url=http://10.0.2.2:7708 plinth.run=R plinth.token=T',
+      }),
+    ));
   it('local boot script', () => expectGolden('ipxe/local.ipxe', localBootScript('brisk-heron-3f7a', 'it is available')));
   it('unidentified script', () => expectGolden('ipxe/unidentified.ipxe', unidentifiedScript('no usable UUID, serial, asset tag or MAC address was sent')));
   it('retry-later script', () => expectGolden('ipxe/retry-later.ipxe', retryLaterScript('http://10.0.2.2:7708', 'database unreachable')));
