@@ -10,6 +10,7 @@ import { freshController } from '../support/controller.js';
 import { makeFacts } from '../support/facts.js';
 import { BIN, ensureBuilt, freePort } from '../support/plinth-process.js';
 import { cacheFileUrl } from '../../src/protocol/site-cache.js';
+import { inProcessCli } from '../support/cli.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -323,5 +324,24 @@ describe.each(backends)('site caches on $name', (backend) => {
     expect(w3.script).not.toContain(manager.url);
     expect(w3.script).toContain('/boot/installer/vmlinuz?attempt=');
     expect((await t.api('GET', '/api/v1/managers')).json().items.find((m: any) => m.site === 'dc2').cache.inUse).toBe(false);
+  });
+});
+
+describe('plinth manager: site cache flags', () => {
+  const cli = inProcessCli({ PLINTH_TOKEN: 'plinth_x' });
+  it('refuses bad flags with one line and exit 2, before reaching anything', async () => {
+    const cases: [string[], string][] = [
+      [['--cache-dir', '/nonexistent/c', '--cache-size', 'lots', '--listen', '127.0.0.1:1'], "--cache-size: 'lots' is not a size (20G, 500M)"],
+      [['--cache-dir', '/nonexistent/c'], '--advertise-url is required when --listen is a wildcard address: machines must be told one address'],
+      [['--cache-dir', '/nonexistent/c', '--listen', 'nowhere'], "--listen: 'nowhere' is not host:port"],
+      [['--cache-dir', '/nonexistent/c', '--listen', '127.0.0.1:1', '--advertise-url', 'ftp://x'], "--advertise-url: 'ftp://x' is not http(s)://host[:port]"],
+      [['--advertise-url', 'http://10.2.0.5:7709'], '--advertise-url needs --cache-dir'],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await cli('manager', '--controller', 'http://127.0.0.1:1', '--site', 'dc2', ...flags);
+      expect(r.code, flags.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(message);
+    }
   });
 });
