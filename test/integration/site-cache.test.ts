@@ -125,7 +125,8 @@ describe.each(backends)('site caches on $name', (backend) => {
     // 8 MiB: two of the three 3 MiB images fit, the third evicts one.
     manager = await startManager({ controller: wan.url, token: t.adminToken, site: 'dc2', dir: cacheDir, size: '8M', port: await freePort() });
     await until('the manager reports its cache', async () => (await t.api('GET', '/api/v1/managers')).json().items, (items: any[]) => items.some((m) => m.site === 'dc2' && m.cache?.inUse));
-  });
+    // A bound on failure only: ensureBuilt may build dist/ first, and a loaded machine starts processes slowly.
+  }, 600_000);
   afterAll(async () => {
     await manager?.stop();
     await wan?.close();
