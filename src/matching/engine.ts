@@ -1,7 +1,7 @@
 import type { HwTuple } from '../core/facts.js';
 import { allocateEntry, isEntryUsed } from './cmdb.js';
 import { CMDB_EXHAUSTED_MESSAGE, EdeployError, isEdeployError, noProfileMatched, noRoleAvailable } from './edeploy-errors.js';
-import { matchAll, type MatchOptions, type MatchResult } from './matcher.js';
+import { HardwareIndex, matchAll, type MatchOptions, type MatchResult } from './matcher.js';
 import type { PyDict } from './python-values.js';
 import type { SpecInput } from './spec-rules.js';
 
@@ -175,11 +175,12 @@ const NO_MATCH: MatchResult = { matched: false, vars: {}, cmdbVars: {}, limitRea
 function* allocation<P extends EngineProfile>(machine: MachineToMatch, profiles: readonly P[], locksProfiles: boolean, options: EngineOptions): Steps<MatchOutcome<P>> {
   const { holding } = machine;
   const matches = options.matches ?? new Map<string, MatchResult>();
+  let hw: HardwareIndex | undefined;
   const matchOf = (p: P): MatchResult => {
     let r = matches.get(p.id);
     if (!r) {
       const specs = p.specs;
-      matches.set(p.id, (r = specs ? matchAll(specs, machine.hw, options) : NO_MATCH));
+      matches.set(p.id, (r = specs ? matchAll(specs, (hw ??= new HardwareIndex(machine.hw)), options) : NO_MATCH));
     }
     return r;
   };

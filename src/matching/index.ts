@@ -6,7 +6,7 @@
  */
 
 // Matching
-export { matchAll, matchSpec, firstUnsatisfiable, MAX_BACKTRACK_DEPTH, DEFAULT_MAX_STEPS } from './matcher.js';
+export { matchAll, matchSpec, firstUnsatisfiable, HardwareIndex, MAX_BACKTRACK_DEPTH, DEFAULT_MAX_STEPS } from './matcher.js';
 export type { MatchOptions, MatchResult, SpecMatch } from './matcher.js';
 export { explainMatch } from './explain.js';
 export type { MatchExplanation, RuleFailure, RuleFailureKind, NearMiss } from './explain.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { HwTuple } from '../core/facts.js';
-import { MAX_BACKTRACK_DEPTH, matchAll, matchSpec } from './matcher.js';
+import { HardwareIndex, MAX_BACKTRACK_DEPTH, matchAll, matchSpec } from './matcher.js';
 
 type T = HwTuple;
 
@@ -354,4 +354,26 @@ describe('agreement with the upstream algorithm', () => {
   function sorted(o: Record<string, string>): [string, string][] {
     return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   }
+});
+
+describe('matchAll on a HardwareIndex (one machine, many spec lists)', () => {
+  const hw: HwTuple[] = [
+    ['disk', 'sda', 'size', '300'],
+    ['cpu', 'physical_0', 'cores', '8'],
+    ['disk', 'sdb', 'size', '50'],
+    ['network', 'eth0', 'serial', 'aa:bb'],
+  ];
+  const lists: string[][][] = [
+    [['disk', '$d', 'size', 'gt(100)'], ['cpu', 'physical_0', 'cores', '$c']],
+    [['disk', '$d', 'size', 'gt(100)'], ['disk', '$e', 'size', 'lt(100)']],
+    [['$cat', 'eth0', 'serial', '$mac'], ['disk', 'sdc', 'size', '$s']],
+    [['disk', '$d', 'size', 'gt(1000)']],
+    [['$cat', '$id', 'size', 'lt(60)'], ['disk', '$d', 'size', 'gt(100)']],
+  ];
+
+  it('answers every list as the plain hardware list does, the index shared across them', () => {
+    const index = new HardwareIndex(hw);
+    for (const specs of lists) expect(matchAll(specs, index)).toEqual(matchAll(specs, hw));
+    expect(lists.map((specs) => matchAll(specs, index).matched)).toEqual([true, true, false, false, true]);
+  });
 });

@@ -84,8 +84,11 @@ export function findLine(
     if (sameLine(hw[order[at]!]!, spec.tuple)) return { at, binds: [] };
   }
   onStep?.(order.length);
+  const els = spec.elements;
   for (let at = 0; at < order.length; at++) {
     const line = hw[order[at]!]!;
+    // A literal that differs rejects the line without building the failure checkElement would describe.
+    if (rejectsLiteral(els, line)) continue;
     const binds: [string, string][] = [];
     let ok = true;
     for (let pos = 0; pos < 4; pos++) {
@@ -100,6 +103,52 @@ export function findLine(
   }
   return null;
 }
+
+function rejectsLiteral(els: CompiledSpec['elements'], line: HwTuple): boolean {
+  for (let pos = 0; pos < 4; pos++) {
+    const el = els[pos]!;
+    if (el.kind === 'literal' && el.text !== line[pos]) return true;
+  }
+  return false;
+}
+
+/**
+ * A hardware list prepared once for matching against many spec lists (every profile tried
+ * for one machine): its lines grouped by category (the first value), and whether each spec
+ * line seen so far can take any line at all. That answer depends only on the spec line and
+ * the hardware, so profiles sharing a rule ask it once.
+ */
+export class HardwareIndex {
+  readonly all: readonly number[];
+  private readonly byCategory = new Map<string, number[]>();
+  private readonly satisfiable = new Map<string, boolean>();
+
+  constructor(readonly hw: readonly HwTuple[]) {
+    this.all = hw.map((_, i) => i);
+    hw.forEach((line, i) => {
+      const list = this.byCategory.get(line[0]);
+      if (list) list.push(i);
+      else this.byCategory.set(line[0], [i]);
+    });
+  }
+
+  /** True when some line matches `spec` with every variable free. */
+  canMatch(spec: CompiledSpec): boolean {
+    const key = spec.tuple.join('\u0000');
+    let ok = this.satisfiable.get(key);
+    if (ok === undefined) {
+      const category = spec.elements[0];
+      const lines = category.kind === 'literal' ? (this.byCategory.get(category.text) ?? []) : this.all;
+      ok = findLine(spec, this.hw, lines, NO_BINDINGS) !== null;
+      this.satisfiable.set(key, ok);
+    }
+    return ok;
+  }
+}
+
+const NO_BINDINGS: ReadonlyMap<string, string> = new Map();
+
+const asIndex = (hw: readonly HwTuple[] | HardwareIndex): HardwareIndex => (hw instanceof HardwareIndex ? hw : new HardwareIndex(hw));
 
 type Point = [lines: number[], specs: number[], bound: Map<string, string>];
 
@@ -166,23 +215,27 @@ class Search {
  * or -1. Bindings only ever narrow what a spec accepts, so such a spec fails on every
  * backtracking path: eDeploy would end up answering "no match" too.
  */
-export function firstUnsatisfiable(specs: readonly CompiledSpec[], hw: readonly HwTuple[]): number {
-  const all = hw.map((_, i) => i);
-  const none = new Map<string, string>();
-  return specs.findIndex((spec) => findLine(spec, hw, all, none) === null);
+export function firstUnsatisfiable(specs: readonly CompiledSpec[], hw: readonly HwTuple[] | HardwareIndex): number {
+  const index = asIndex(hw);
+  return specs.findIndex((spec) => !index.canMatch(spec));
 }
 
-/** Matches a spec list against a hardware list: eDeploy's `match_all`. Inputs are not modified. */
-export function matchAll(specs: SpecInput, hw: readonly HwTuple[], options: MatchOptions = {}): MatchResult {
+/**
+ * Matches a spec list against a hardware list: eDeploy's `match_all`. Inputs are not modified.
+ * Matching one machine against many spec lists, pass the list once as a `HardwareIndex`.
+ */
+export function matchAll(specs: SpecInput, hardware: readonly HwTuple[] | HardwareIndex, options: MatchOptions = {}): MatchResult {
   const compiled = compileSpecs(specs);
   const none: MatchResult = { matched: false, vars: {}, cmdbVars: {}, limitReached: false };
-  if (firstUnsatisfiable(compiled, hw) >= 0) return none;
+  const index = asIndex(hardware);
+  if (firstUnsatisfiable(compiled, index) >= 0) return none;
+  const hw = index.hw;
   const search = new Search(hw, compiled, options.maxSteps ?? DEFAULT_MAX_STEPS);
   const arr = new Map<string, string>();
   const arr2 = new Map<string, string>();
   try {
     const ok = search.run(
-      hw.map((_, i) => i),
+      index.all,
       compiled.map((_, i) => i),
       arr,
       arr2,
