@@ -98,7 +98,7 @@ export class Enroller {
   async findOrEnrol(identity: Identity, policy: EnrolPolicy): Promise<Enrolment> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.d.store.transaction((trx) => this.findOrEnrolIn(trx, identity, policy));
+        return await this.d.store.groupTransaction((trx) => this.findOrEnrolIn(trx, identity, policy));
       } catch (e) {
         if (uniqueViolation(e) && attempt < UNIQUE_RETRIES) continue;
         throw e;

@@ -175,7 +175,7 @@ export class InventoryService {
     for (let attempt = 0; ; attempt++) {
       const name = input.name ?? readableName();
       try {
-        const m = await this.store.transaction((trx) => this.createIn(trx, { ...input, name }, actor, opts));
+        const m = await this.store.groupTransaction((trx) => this.createIn(trx, { ...input, name }, actor, opts));
         if (m.bootAddress) for (const l of this.updateListeners) l(m);
         return m;
       } catch (e) {
