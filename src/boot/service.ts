@@ -142,7 +142,8 @@ export class BootService {
     const nonce = newSecret('c').slice(2, 18);
     const now = this.deps.clock.now();
     try {
-      await rememberChain(this.deps.store.db, nonce, iso(now), ctx.remoteAddr);
+      // A thousand machines booting at once each write one: group commit (store/group-commit.ts).
+      await this.deps.store.groupTransaction((trx) => rememberChain(trx, nonce, iso(now), ctx.remoteAddr));
       if (Math.random() < 0.05) await pruneChains(this.deps.store.db, iso(new Date(now.getTime() - CHAIN_TTL_MS)));
     } catch (e) {
       // The trace is a diagnostic: a machine must boot even if it cannot be recorded.
@@ -229,7 +230,9 @@ export class BootService {
           ? 'local'
           : plan.decision;
     const at = iso(clock.now());
-    const attemptId = await store.transaction(async (trx) => {
+    // Database work only, so concurrent boot requests share a commit (store/group-commit.ts);
+    // DHCP lines the trace adopts here are forgotten if the batch fails, as with a lone transaction.
+    const attemptId = await store.groupTransaction(async (trx) => {
       const id = await startAttempt(trx, {
         machineId: machine.id,
         runId: run?.id ?? null,
