@@ -5,13 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { ensureBuilt, freePort, startServe, ROOT } from '../test/support/plinth-process.js';
-import { machineInfo, percentile, record, rssMiB, cpuSeconds, startNginx, table, today } from './support.js';
+import { loadAverage, machineInfo, percentile, record, rssMiB, cpuSeconds, startNginx, table, today } from './support.js';
 
 /**
  * Boot storm: N simulated machines at once, each doing what iPXE does — fetch /boot.ipxe,
  * its own script, the installer kernel and initramfs — against one controller; then the same
  * artifact downloads against nginx serving the same files on the same machine, as a ratio.
  */
+const QUICK = process.argv.includes('--quick');
 const SIZES = (process.env.BENCH_STORM ?? '100,500,1000').split(',').map(Number);
 
 function artifacts(dir: string): { kernel: string; initrd: string; note: string } {
@@ -59,6 +60,7 @@ interface StormResult {
   scriptRps: number;
   scriptP50ms: number;
   scriptP99ms: number;
+  nginxScriptP99ms: number | '–';
   controllerMiBps: number | '–';
   nginxMiBps: number | '–';
   ratio: string;
@@ -97,6 +99,20 @@ async function storm(base: string, nginxBase: string, frontBase: string, n: numb
   await agent.close();
   lat.sort((a, b) => a - b);
   const artifacts = arrivalsPerS === 0;
+  // The yardstick for the script figures: the same N clients at once, each fetching two
+  // small static files from nginx over its own connection (no database, no decision).
+  const nginxLat: number[] = [];
+  if (artifacts) {
+    const ngAgent = new Agent({ connections: n, pipelining: 1, keepAliveTimeout: 60_000 });
+    await Promise.all(
+      Array.from({ length: n }, async () => {
+        nginxLat.push((await get(ngAgent, `${nginxBase}/chain.ipxe`)).ms);
+        nginxLat.push((await get(ngAgent, `${nginxBase}/script.ipxe`)).ms);
+      }),
+    );
+    await ngAgent.close();
+    nginxLat.sort((a, b) => a - b);
+  }
   const controllerMiBps = artifacts ? wrk(initrdUrls[0]!, n, WRK_SECONDS) : NaN;
   const nginxMiBps = artifacts ? wrk(`${nginxBase}/initrd.img`, n, WRK_SECONDS) : NaN;
   const frontedMiBps = artifacts ? wrk(initrdUrls[0]!.replace(base, frontBase), n, WRK_SECONDS) : NaN;
@@ -106,6 +122,7 @@ async function storm(base: string, nginxBase: string, frontBase: string, n: numb
     scriptRps: Math.round((2 * n) / scriptsS),
     scriptP50ms: Math.round(percentile(lat, 50) * 10) / 10,
     scriptP99ms: Math.round(percentile(lat, 99) * 10) / 10,
+    nginxScriptP99ms: artifacts ? Math.round(percentile(nginxLat, 99) * 10) / 10 : '–',
     controllerMiBps: artifacts ? Math.round(controllerMiBps) : '–',
     nginxMiBps: artifacts ? Math.round(nginxMiBps) : '–',
     ratio: artifacts ? `${Math.round((controllerMiBps / nginxMiBps) * 100)}%` : '–',
@@ -118,6 +135,9 @@ export async function run(): Promise<string> {
   ensureBuilt();
   const dataDir = mkdtempSync(join(tmpdir(), 'plinth-storm-'));
   const files = artifacts(join(dataDir, 'boot', 'installer'));
+  // What nginx serves in place of the two scripts, for the yardstick (sizes of real ones).
+  writeFileSync(join(dataDir, 'boot', 'installer', 'chain.ipxe'), '#!ipxe\n'.padEnd(300, '#') + '\n');
+  writeFileSync(join(dataDir, 'boot', 'installer', 'script.ipxe'), '#!ipxe\n'.padEnd(900, '#') + '\n');
   // nginx's workers must be able to read the files.
   for (const d of [dataDir, join(dataDir, 'boot'), join(dataDir, 'boot', 'installer')]) chmodSync(d, 0o755);
   const port = await freePort();
@@ -136,13 +156,14 @@ export async function run(): Promise<string> {
   await probe.body.dump();
 
   const results: StormResult[] = [];
+  const load0 = loadAverage();
   const cpu0 = cpuSeconds(serve.child.pid!);
   try {
     for (const n of SIZES) {
       const mac = (i: number) => `02:${n.toString(16).padStart(2, '0').slice(-2)}:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
       // Unknown machines: every one is enrolled and sent to inspection on its first request.
       results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, n, mac, 'new'));
-      console.log(JSON.stringify(results.at(-1)));
+      console.log(JSON.stringify(results.at(-1)), `load ${loadAverage()}`);
       // The same machines again, now known and with their inspection pending (a mass re-boot).
       results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, n, mac, 'known'));
       console.log(JSON.stringify(results.at(-1)));
@@ -161,9 +182,9 @@ export async function run(): Promise<string> {
   const k = statSync(files.kernel).size;
   const i = statSync(files.initrd).size;
   rmSync(dataDir, { recursive: true, force: true });
-  let md = `# Boot storm — ${today()}\n\n${machineInfo()}. One controller (SQLite), artifacts: ${files.note}: kernel ${(k / 2 ** 20).toFixed(1)} MiB, initramfs ${(i / 2 ** 20).toFixed(1)} MiB.\n`;
-  md += `Scripts: N simulated machines at once each fetch /boot.ipxe and then their own script over their own connection; "new" machines are enrolled and sent to inspection by that request (several database writes each), "known" ones boot again with their inspection pending (a new boot attempt and run token each); "new, R/s" are new machines arriving R a second instead of all in the same instant (script figures only). Artifacts: wrk with N connections downloads the initramfs for ${WRK_SECONDS} s from the controller (every request traced against a boot attempt), then from nginx (sendfile on, worker_processes auto) serving the same file, then through that nginx in front of a second controller on the same data (PLINTH_ACCEL_REDIRECT: the controller traces and answers with X-Accel-Redirect, nginx sends the bytes; "fronted"). wrk, controller and nginx share the machine's cores.\n\n`;
-  md += table(results as unknown as Record<string, unknown>[], ['clients', 'scenario', 'scriptRps', 'scriptP50ms', 'scriptP99ms', 'controllerMiBps', 'nginxMiBps', 'ratio', 'frontedMiBps', 'frontedRatio']);
+  let md = `# Boot storm — ${today()}${QUICK ? ' (quick)' : ''}\n\n${machineInfo()}. One controller (SQLite), artifacts: ${files.note}: kernel ${(k / 2 ** 20).toFixed(1)} MiB, initramfs ${(i / 2 ** 20).toFixed(1)} MiB.\n`;
+  md += `Scripts: N simulated machines at once each fetch /boot.ipxe and then their own script over their own connection; "new" machines are enrolled and sent to inspection by that request (several database writes each), "known" ones boot again with their inspection pending (a new boot attempt and run token each); "new, R/s" are new machines arriving R a second instead of all in the same instant (script figures only). Artifacts: wrk with N connections downloads the initramfs for ${WRK_SECONDS} s from the controller (every request traced against a boot attempt), then from nginx (sendfile on, worker_processes auto) serving the same file, then through that nginx in front of a second controller on the same data (PLINTH_ACCEL_REDIRECT: the controller traces and answers with X-Accel-Redirect, nginx sends the bytes; "fronted"). wrk, controller and nginx share the machine's cores. The yardstick for the script figures, "nginxScriptP99ms": the same N clients at once, each over its own connection, fetching two small static files from that nginx (no database, no decision): what N simultaneous arrivals cost on this machine at this load before Plinth does anything. Load average at the start and end: ${load0} → ${loadAverage()}.\n\n`;
+  md += table(results as unknown as Record<string, unknown>[], ['clients', 'scenario', 'scriptRps', 'scriptP50ms', 'scriptP99ms', 'nginxScriptP99ms', 'controllerMiBps', 'nginxMiBps', 'ratio', 'frontedMiBps', 'frontedRatio']);
   md += `\nController peak RSS ${mem.peak} MiB, ${Math.round(cpu)} CPU-seconds over all runs.\n`;
-  return record('boot-storm', md, { date: today(), machine: machineInfo(), kernelBytes: k, initrdBytes: i, results, peakRssMiB: mem.peak });
+  return record(QUICK ? 'boot-storm-quick' : 'boot-storm', md, { date: today(), machine: machineInfo(), kernelBytes: k, initrdBytes: i, results, peakRssMiB: mem.peak });
 }

@@ -139,9 +139,29 @@ async function downloads(t: Awaited<ReturnType<typeof e2eController>>, imagePath
   return { controller: Math.round(controller), nginx: Math.round(ngx) };
 }
 
+/** `--quick`: the concurrent downloads only, no VM (a deploy under TCG takes minutes). */
+const QUICK = process.argv.includes('--quick');
+
 export async function run(): Promise<string> {
   const { dir, name } = await sharedImage();
   const imagePath = join(dir, `${name}.raw`);
+  if (QUICK) {
+    const t = await e2eController({});
+    try {
+      const dl = await downloads(t, imagePath, await adoptSharedImage(t));
+      const md = `# Deploy — ${today()} (quick)\n\n${machineInfo()}. The concurrent image downloads alone (no VM): controller on SQLite on the same machine, then nginx serving the same ${(statSync(imagePath).size / GiB).toFixed(0)} GiB image.\n\n` +
+        table(
+          [
+            { measure: '50 concurrent image downloads for 15 s (curl): controller', value: `${dl.controller} MiB/s` },
+            { measure: '50 concurrent image downloads: nginx, same file', value: `${dl.nginx} MiB/s (controller / nginx: ${Math.round((dl.controller / dl.nginx) * 100)}%)` },
+          ],
+          ['measure', 'value'],
+        );
+      return record('deploy-quick', md, { date: today(), machine: machineInfo(), downloads: dl });
+    } finally {
+      await t.close();
+    }
+  }
   const { rows, t } = await stages();
   let dl: { controller: number; nginx: number };
   try {

@@ -7,6 +7,7 @@ import { Store } from '../src/store/database.js';
 import { insertMachineRow } from '../src/inventory/machine-rows.js';
 import type { MachinesTable } from '../src/store/schema.js';
 import { postgresBackend } from '../test/support/backends.js';
+import { rawEnrolRate } from './support/raw-enrol.js';
 import { ensureBuilt, freePort, startServe, type ServeProcess } from '../test/support/plinth-process.js';
 import { cpuSeconds, load, loadAverage, machineInfo, percentile, record, rssMiB, table, today, type LoadResult } from './support.js';
 
@@ -123,6 +124,25 @@ async function addFacts(url: string): Promise<void> {
   await store.close();
 }
 
+/**
+ * The yardstick for the enrolment figure, in the same run: the rows API_ENROL enrolments
+ * write, in hand-written SQL without any of Plinth's code (bench/support/raw-enrol.ts), into a
+ * database of their own with Plinth's schema: a transaction per machine (16 writers on
+ * PostgreSQL), then 100 machines a transaction (group commit's best case).
+ */
+async function enrolYardstick(name: 'sqlite' | 'postgres') {
+  const dir = mkdtempSync(join(tmpdir(), `plinth-bench-raw-${name}-`));
+  const pg = name === 'postgres' ? await postgresBackend.create() : null;
+  const url = pg ? pg.url : join(dir, 'plinth.sqlite');
+  await (await Store.open({ url })).close();
+  const load0 = loadAverage();
+  const perMachine = await rawEnrolRate(url, { machines: API_ENROL, perTransaction: 1, clients: 16, first: 0 });
+  const grouped = await rawEnrolRate(url, { machines: API_ENROL, perTransaction: 100, clients: 16, first: API_ENROL });
+  await pg?.drop();
+  rmSync(dir, { recursive: true, force: true });
+  return { perMachine, grouped, loadAvg: `${load0} → ${loadAverage()}` };
+}
+
 async function runBackend(name: 'sqlite' | 'postgres') {
   const dataDir = mkdtempSync(join(tmpdir(), `plinth-bench-${name}-`));
   const pg = name === 'postgres' ? await postgresBackend.create() : null;
@@ -134,6 +154,8 @@ async function runBackend(name: 'sqlite' | 'postgres') {
   const enrolLoad0 = loadAverage();
   const enrolment = { ...(await enrol(serve, token)), loadAvg: `${enrolLoad0} → ${loadAverage()}` };
   await serve.stop();
+  const rawEnrol = await enrolYardstick(name);
+  console.log(`[${name}] the same rows in raw SQL: ${rawEnrol.perMachine} machines/s a transaction each, ${rawEnrol.grouped} in transactions of 100`);
   console.log(`[${name}] ${enrolment.rate} machines/s; writing the other ${N - API_ENROL}, adding facts…`);
   await writeRest(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
   await addFacts(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
@@ -170,7 +192,7 @@ async function runBackend(name: 'sqlite' | 'postgres') {
   await serve.stop();
   rmSync(dataDir, { recursive: true, force: true });
   await pg?.drop();
-  return { backend: name, enrolment, results, peakRssMiB: mem.peak, controllerCpuS: Math.round(cpu) };
+  return { backend: name, enrolment, rawEnrol, results, peakRssMiB: mem.peak, controllerCpuS: Math.round(cpu) };
 }
 
 export async function run(): Promise<string> {
@@ -179,7 +201,7 @@ export async function run(): Promise<string> {
   for (const b of ['sqlite', 'postgres'] as const) out.push(await runBackend(b));
   let md = `# Inventory at scale — ${today()}${process.argv.includes('--quick') ? ' (quick)' : ''}\n\n${machineInfo()}; load average (1/5/15 min) given per scenario, as other work shared the machine. ${N} machines with facts (~2.5 KB each), ${CONNECTIONS} connections, ${DURATION} s per scenario; the load generator (autocannon) runs on the same cores as the controller. Facts are written straight to the rows after enrolment; PostgreSQL then gets the VACUUM ANALYZE autovacuum would give it (this server runs with autovacuum off).\n\n`;
   for (const o of out) {
-    md += `## ${o.backend}\n\nEnrolment through the API (16 concurrent clients): ${o.enrolment.rate} machines/s (${o.enrolment.seconds} s for ${API_ENROL}${API_ENROL < N ? `; the other ${N - API_ENROL} written straight to the database` : ''}), p99 ${o.enrolment.p99ms} ms (load ${o.enrolment.loadAvg}).\nController peak RSS ${o.peakRssMiB} MiB; ${o.controllerCpuS} CPU-seconds over the read scenarios.\n\n`;
+    md += `## ${o.backend}\n\nEnrolment through the API (16 concurrent clients): ${o.enrolment.rate} machines/s (${o.enrolment.seconds} s for ${API_ENROL}${API_ENROL < N ? `; the other ${N - API_ENROL} written straight to the database` : ''}), p99 ${o.enrolment.p99ms} ms (load ${o.enrolment.loadAvg}). The same rows in raw SQL right after, without Plinth (bench/support/raw-enrol.ts): ${o.rawEnrol.perMachine} machines/s a transaction each, ${o.rawEnrol.grouped} machines/s 100 a transaction (load ${o.rawEnrol.loadAvg}).\nController peak RSS ${o.peakRssMiB} MiB; ${o.controllerCpuS} CPU-seconds over the read scenarios.\n\n`;
     md += table(o.results as unknown as Record<string, unknown>[], ['scenario', 'rps', 'p50ms', 'p99ms', 'p99VsGetOne', 'maxMs', 'non2xx', 'errors', 'rssMiB', 'loadAvg']) + '\n';
   }
   return record(process.argv.includes('--quick') ? 'inventory-quick' : 'inventory', md, { date: today(), machines: N, connections: CONNECTIONS, durationS: DURATION, machine: machineInfo(), apiEnrolled: API_ENROL, backends: out });

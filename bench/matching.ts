@@ -6,7 +6,7 @@ import { allocateSync, compileSpecs, MemoryLedger, type EngineProfile } from '..
 import { pgAvailable, postgresBackend } from '../test/support/backends.js';
 import { ensureBuilt, freePort, startServe } from '../test/support/plinth-process.js';
 import { bladeFacts, bladeHw, bootAndReport, fetchHttp } from '../test/integration/matching-support.js';
-import { cpuSeconds, machineInfo, percentile, record, rssMiB, table, today } from './support.js';
+import { cpuSeconds, loadAverage, machineInfo, percentile, record, rssMiB, table, today } from './support.js';
 
 /**
  * Matching at scale.
@@ -79,6 +79,7 @@ async function matchAlone() {
     p99ms: Math.round(percentile(times, 99) * 100) / 100,
     maxMs: Math.round(times[times.length - 1]! * 100) / 100,
     wallS: Math.round(seconds * 10) / 10,
+    loadAvg: loadAverage(),
   };
 }
 
@@ -109,6 +110,7 @@ async function allocation(backend: 'sqlite' | 'postgres', withProfiles: boolean)
     const whole: number[] = [];
     let next = 0;
     const cpu0 = cpuSeconds(pid);
+    const load0 = loadAverage();
     const started = performance.now();
     const worker = async () => {
       for (;;) {
@@ -154,6 +156,7 @@ async function allocation(backend: 'sqlite' | 'postgres', withProfiles: boolean)
       seconds: Math.round(seconds * 10) / 10,
       controllerCpuS: Math.round(cpu),
       peakRssMiB: mem.peak,
+      loadAvg: `${load0} → ${loadAverage()}`,
     };
   } finally {
     await serve.stop();
@@ -176,10 +179,11 @@ export async function run(): Promise<string> {
       alloc.push(r);
     }
   }
-  let md = `# Matching — ${today()}\n\n${machineInfo()}.\n\n`;
-  md += `## Matching alone\n\n${match.machines} machines (real ${match.hwLines}-line HP BL460c hardware lists, each with its own serial, MACs and address) against ${match.profiles} profiles of 12 rules, tried in order; each machine goes through ${match.profiles / 2} profiles on average. One core, in process, after 200 machines of warm-up; p50/p99 are per machine (all the profiles it tries).\n\n`;
+  const quick = process.argv.includes('--quick');
+  let md = `# Matching — ${today()}${quick ? ' (quick)' : ''}\n\n${machineInfo()}; load average (1/5/15 min) given with each figure, as other work shared the machine.\n\n`;
+  md += `## Matching alone\n\n${match.machines} machines (real ${match.hwLines}-line HP BL460c hardware lists, each with its own serial, MACs and address) against ${match.profiles} profiles of 12 rules, tried in order; each machine goes through ${match.profiles / 2} profiles on average. One core, in process, after 200 machines of warm-up; p50/p99 are per machine (all the profiles it tries). Load ${match.loadAvg}.\n\n`;
   md += table([match as unknown as Record<string, unknown>], ['machines', 'profiles', 'machinesPerS', 'p50ms', 'p99ms', 'maxMs', 'wallS']) + '\n';
   md += `## Inspection with allocation\n\nA controller process; ${CONCURRENCY} machines at a time boot (script), say hello and report their facts, which matches them against the ${PROFILES} profiles (quota 1000 each, taken by a conditional update) and allocates an entry from one of ${POOLS} pools of ${POOL_SIZE}. "facts" is the report request alone (match + quota + allocation + state change, one transaction); "inspection" is boot + hello + facts. The load generator shares the cores with the controller. Every run checks that each machine holds exactly one entry and no entry is held twice. The runs without profiles are the same inspections with nothing to match: the difference is what matching and allocation cost.\n\n`;
-  md += table(alloc as unknown as Record<string, unknown>[], ['backend', 'profiles', 'machines', 'concurrency', 'inspectionsPerS', 'factsP50ms', 'factsP99ms', 'inspectionP99ms', 'controllerCpuS', 'peakRssMiB']) + '\n';
-  return record('matching', md, { date: today(), machine: machineInfo(), match, allocation: alloc });
+  md += table(alloc as unknown as Record<string, unknown>[], ['backend', 'profiles', 'machines', 'concurrency', 'inspectionsPerS', 'factsP50ms', 'factsP99ms', 'inspectionP99ms', 'controllerCpuS', 'peakRssMiB', 'loadAvg']) + '\n';
+  return record(quick ? 'matching-quick' : 'matching', md, { date: today(), machine: machineInfo(), match, allocation: alloc });
 }

@@ -103,6 +103,6 @@ export async function run(): Promise<string> {
     { measure: `one power-sync pass over ${BMCS * SYSTEMS} machines (${BMCS} BMCs)`, value: `${syncWall.toFixed(1)} s wall, ${syncCpu.toFixed(1)} CPU-seconds` },
     { measure: 'controller RSS after sync', value: `${mem.rss} MiB (peak ${mem.peak} MiB)` },
   ];
-  const md = `# Power at scale — ${today()}\n\n${machineInfo()}. ${BMCS} simulated Redfish BMCs (one HTTP listener each, ${LATENCY[0]}–${LATENCY[1]} ms per request, sessions), ${SYSTEMS} systems each; controller on SQLite with providers.parallel=${BMCS}; the BMC farm runs in the benchmark process on the same cores.\n\n${table(rows, ['measure', 'value'])}`;
-  return record('providers', md, { date: today(), machine: machineInfo(), bmcs: BMCS, systemsPerBmc: SYSTEMS, latencyMs: LATENCY, powerOnS, accepted, peak, pxe, requests, powerCpu, syncWall, syncCpu, rssMiB: mem });
+  const md = `# Power at scale — ${today()}${process.argv.includes('--quick') ? ' (quick)' : ''}\n\n${machineInfo()}. ${BMCS} simulated Redfish BMCs (one HTTP listener each, ${LATENCY[0]}–${LATENCY[1]} ms per request, sessions), ${SYSTEMS} systems each; controller on SQLite with providers.parallel=${BMCS}; the BMC farm runs in the benchmark process on the same cores.\n\n${table(rows, ['measure', 'value'])}`;
+  return record(process.argv.includes('--quick') ? 'providers-quick' : 'providers', md, { date: today(), machine: machineInfo(), bmcs: BMCS, systemsPerBmc: SYSTEMS, latencyMs: LATENCY, powerOnS, accepted, peak, pxe, requests, powerCpu, syncWall, syncCpu, rssMiB: mem });
 }
