@@ -28,6 +28,11 @@ function track<T>(p: Promise<T>) {
 /** Whether a slot is free now: an outside flock -n on it succeeds. */
 const free = (slot: 1 | 2) => spawnSync('flock', ['-n', slotFile(dir, slot), 'true']).status === 0;
 
+/** Polls a condition (flock states change in other processes) until it holds. */
+async function waitUntil(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setTimeout(r, 200));
+}
+
 /** A process outside this one holding `slot` (as vmrun does), until it is killed. */
 async function outsideHolder(slot: 1 | 2): Promise<ChildProcess> {
   // -o: only flock holds the lock, not its command; the command ends when its stdin closes.
@@ -83,12 +88,11 @@ describe('VM slots', () => {
     expect(third.inherited).toEqual([]);
   });
 
-  it('gives a two-slot taker both only when both are free, holding neither while it waits; keep(1) gives one back', async () => {
+  it('gives a two-slot taker one slot and then the other; keep(1) gives one back', async () => {
     const outside = await outsideHolder(2);
     const both = track(takeVmSlots(2, { dir }));
-    // Waiting, it holds nothing: slot 1 stays free for anyone (a `vmrun vmrun` holding slot 2
-    // and waiting for slot 1 would otherwise wait for it forever).
-    expect(free(1)).toBe(true);
+    // It takes the free one and waits for the other.
+    await waitUntil(() => !free(1));
     expect(both.settled()).toBe(false);
     await stop(outside);
     const s = await both.promise;
@@ -100,6 +104,27 @@ describe('VM slots', () => {
     expect([free(1), free(2)]).toEqual([false, true]);
     const other = await take(1);
     expect(other.slots).toEqual([2]);
+  });
+
+  it('gives its one slot back after its patience, so that a vmrun vmrun holding the other and waiting for it goes first: no deadlock', async () => {
+    // vmrun vmrun's way: hold slot 2, then (told to go, once the taker holds slot 1) wait for
+    // slot 1, blocking, and keep both until stdin closes.
+    const vmrunVmrun = spawn('flock', ['-o', slotFile(dir, 2), 'sh', '-c', `echo has-2; read go; flock -o "$0" sh -c 'echo has-both; exec cat'`, slotFile(dir, 1)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    started.push(vmrunVmrun);
+    const said: string[] = [];
+    vmrunVmrun.stdout!.on('data', (d: Buffer) => said.push(...d.toString().trim().split('\n')));
+    await waitUntil(() => said.includes('has-2'));
+    const both = track(takeVmSlots(2, { dir, patienceSeconds: 4, backoffSeconds: 6 }));
+    await waitUntil(() => !free(1));
+    vmrunVmrun.stdin!.write('go\n');
+    // Each holds one slot and waits for the other's: the taker gives slot 1 up after its
+    // patience, and vmrun vmrun gets it.
+    await waitUntil(() => said.includes('has-both'));
+    expect(both.settled()).toBe(false);
+    await stop(vmrunVmrun);
+    const s = await both.promise;
+    held.push(s);
+    expect(s.slots).toEqual([1, 2]);
   });
 
   it('gets the slots of a process that died holding them back', async () => {

@@ -7,10 +7,13 @@
  * happens when they are given back or when this process dies (it also gets SIGKILL then:
  * setpriv --pdeathsig). A killed test run never leaves a slot taken.
  *
- * No deadlock: a taker never waits while holding a slot. It polls for all the slots it needs
- * at once (as vmrun does), takes them only when they are free together, and otherwise holds
- * none. Among takers of this module a queue lock keeps a two-slot taker from waiting forever
- * behind a stream of one-slot ones: it queues exclusively, one-slot takers shared.
+ * Takers poll (as vmrun does). A two-slot taker takes one slot as soon as one is free and
+ * waits for the other, as `vmrun vmrun` does; one that held nothing while waiting would never
+ * see both free on a busy machine. But it keeps that slot for PATIENCE_SECONDS at most, then
+ * gives it back and stays away a moment: waiting for ever would deadlock with a `vmrun vmrun`
+ * holding the other slot and waiting for this one. Among takers of this module a queue lock
+ * keeps a two-slot taker from being overtaken by one-slot ones: it queues exclusively, they
+ * shared.
  *
  * A run started under `vmrun` (or `vmrun vmrun`) already holds one slot (or two) through an
  * ancestor process: those are this run's, nothing more is taken for them. A file that needs
@@ -32,24 +35,34 @@ export const VM_SLOT_DIR = process.env.PLINTH_VM_SLOT_DIR ?? '/tmp';
 export const slotFile = (dir: string, slot: 1 | 2) => join(dir, `vmrun.slot${slot}`);
 /** How often a waiting taker tries again (vmrun: every 5 s). */
 const POLL_SECONDS = 2;
+/** How long a two-slot taker keeps one slot while it waits for the other, and then stays away. */
+const PATIENCE_SECONDS = 600;
+const BACKOFF_SECONDS = 15;
 
 // $1 dir, $2 slots wanted, $3 "wait" or "once" (one try: prints "busy" and ends when they are
-// not free). fd 7: the queue (vmrun.queue, not one of vmrun's files: only this module's takers
-// queue on it), fd 8 and 9: the slots. Prints the slots taken ("slots 1 2"), then keeps them
-// until its stdin closes; a line "release N" gives slot N back.
+// not free), $4 patience, $5 backoff (seconds). fd 7: the queue (vmrun.queue, not one of
+// vmrun's files: only this module's takers queue on it), fd 8 and 9: the slots. Prints the
+// slots taken ("slots 1 2"), then keeps them until its stdin closes; "release N" gives N back.
 const HOLDER = `
 set -u
-dir=$1 want=$2 mode=$3
+dir=$1 want=$2 mode=$3 patience=$4 backoff=$5
 exec 7>"$dir/vmrun.queue"
 if [ "$want" = 2 ]; then flock -x 7; else flock -s 7; fi
+exec 8>"$dir/vmrun.slot1" 9>"$dir/vmrun.slot2"
+a=0 b=0 kept=0
 while :; do
-  exec 8>"$dir/vmrun.slot1" 9>"$dir/vmrun.slot2"
-  a=0 b=0
-  flock -n 8 && a=1
-  if [ "$want" = 2 ] || [ $a = 0 ]; then flock -n 9 && b=1; fi
+  [ $a = 1 ] || { flock -n 8 && a=1; }
+  if [ $b = 0 ] && { [ "$want" = 2 ] || [ $a = 0 ]; }; then flock -n 9 && b=1; fi
   [ $((a + b)) -ge "$want" ] && break
-  exec 8>&- 9>&-
   if [ "$mode" = once ]; then echo busy; exit 0; fi
+  if [ $((a + b)) = 1 ]; then
+    kept=$((kept + ${POLL_SECONDS}))
+    if [ $kept -ge "$patience" ]; then
+      flock -u 8; flock -u 9; a=0 b=0 kept=0
+      sleep "$backoff"
+      continue
+    fi
+  fi
   sleep ${POLL_SECONDS}
 done
 exec 7>&-
@@ -107,12 +120,14 @@ export interface VmSlots {
  * rest only if they are free now, and fails otherwise: waiting there, holding a slot, could
  * deadlock with a `vmrun vmrun` holding the other and waiting for this one.
  */
-export async function takeVmSlots(count: SlotCount, opts: { dir?: string; from?: number } = {}): Promise<VmSlots> {
+export async function takeVmSlots(count: SlotCount, opts: { dir?: string; from?: number; patienceSeconds?: number; backoffSeconds?: number } = {}): Promise<VmSlots> {
   const dir = opts.dir ?? VM_SLOT_DIR;
   const inherited = slotsHeldByAncestors(dir, opts.from ?? process.pid);
   const want = count - inherited.length;
   if (want <= 0) return { slots: inherited, inherited, keep: async () => undefined, release: async () => undefined };
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'sh', '-c', HOLDER, 'vm-slots', dir, String(want), inherited.length > 0 ? 'once' : 'wait'], {
+  const mode = inherited.length > 0 ? 'once' : 'wait';
+  const timing = [String(opts.patienceSeconds ?? PATIENCE_SECONDS), String(opts.backoffSeconds ?? BACKOFF_SECONDS)];
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'sh', '-c', HOLDER, 'vm-slots', dir, String(want), mode, ...timing], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = lineReader(child);
