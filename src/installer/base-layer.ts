@@ -113,7 +113,6 @@ async function debootstrap(ctx: BuildContext, root: string): Promise<void> {
       [
         '--variant=minbase',
         `--arch=${ctx.inputs.arch}`,
-        `--components=${(ctx.inputs.components ?? ['main']).join(',')}`,
         `--include=${packages.join(',')}`,
         `--cache-dir=${ctx.debCacheDir}`,
         suite,
@@ -222,7 +221,7 @@ async function download(url: string, path: string, expectedSha256: string, signa
  * Removes what an installer running from memory never uses. Files of pruned packages are
  * taken from dpkg's file lists; directories are removed only when they end up empty.
  */
-function pruneRoot(root: string, prunedPackages: string[], prunedPaths: string[]): { packages: string[]; paths: string[] } {
+export function pruneRoot(root: string, prunedPackages: string[], prunedPaths: string[]): { packages: string[]; paths: string[] } {
   const infoDir = join(root, 'var/lib/dpkg/info');
   const packages: string[] = [];
   for (const name of prunedPackages) {

@@ -9,6 +9,7 @@ import { acquireBuildLock } from '../build/lock.js';
 import { makeScratchDir, removeScratchDir } from '../build/scratch.js';
 import { buildAgentLayer, cachedAgentLayer } from './agent-layer.js';
 import { buildBaseLayer, cachedBaseLayer } from './base-layer.js';
+import { buildExtrasLayer, cachedExtrasLayer } from './extras-layer.js';
 import { formatSeconds, formatSize } from './log-format.js';
 import { DEFAULT_MIRROR, DEFAULT_SUITE, PRUNED_PACKAGES, PRUNED_PATHS } from './contents.js';
 import { installerPlan, type InstallerExtras, type InstallerPlan } from './extras.js';
@@ -22,7 +23,9 @@ import {
   type AgentLayerRecord,
   type BaseLayerInputs,
   type BaseLayerRecord,
+  type ExtrasLayerRecord,
   type InstallerManifest,
+  type LayerRecord,
 } from './manifest.js';
 import { HOST_TOOLS } from './tools.js';
 
@@ -59,8 +62,10 @@ export interface BuildInstallerOptions {
   compression?: InstallerCompression;
   /** The Node.js binary copied into the installer; default the one running Plinth. */
   nodeBinary?: string;
-  /** Debian packages, kernel modules and firmware a site adds (extras.ts); part of the base layer's key. */
+  /** Debian packages and firmware a site adds (the extras layer) and kernel modules (base layer rules); extras.ts. */
   extras?: InstallerExtras;
+  /** The layer cache; default DATA_DIR/cache/installer. Data directories may share one (one build at a time). */
+  cacheDir?: string;
   log: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -81,13 +86,15 @@ export interface BuildInstallerResult {
 /** How many superseded layers the cache keeps (besides the ones in use). */
 const KEEP_OLD_BASE_LAYERS = 1;
 const KEEP_OLD_AGENT_LAYERS = 3;
+const KEEP_OLD_EXTRAS_LAYERS = 3;
 
 /**
  * Builds the installer (kernel + initramfs) into DATA_DIR/boot/installer/ with a
- * manifest.json. The initramfs is two layers, each cached under DATA_DIR/cache/installer/
- * by a hash of its inputs: the base (Debian root, kernel modules, Node.js, /init) and the
- * agent bundle. Unchanged inputs are a cache hit that rewrites nothing; a new agent
- * bundle re-packs only the agent layer.
+ * manifest.json. The initramfs is two or three layers, each cached under
+ * DATA_DIR/cache/installer/ by a hash of its inputs: the base (Debian root, kernel modules,
+ * Node.js, /init), the site's extra packages when there are any (installed over the base:
+ * extras-layer.ts), and the agent bundle. Unchanged inputs are a cache hit that rewrites
+ * nothing; a new agent bundle re-packs only the agent layer; new extras rebuild only theirs.
  *
  * Needs root (debootstrap, chroot, mknod) and an amd64 host. Host packages that are
  * missing are installed with apt-get. Idempotent; one build per data directory at a time.
@@ -114,7 +121,7 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
     throw new PlinthError('forbidden', 'building the installer needs root (debootstrap, chroot and mknod)');
   }
 
-  const cacheDir = installerCacheDir(dataDir);
+  const cacheDir = resolve(options.cacheDir ?? installerCacheDir(dataDir));
   const outDir = installerDir(dataDir);
   mkdirSync(cacheDir, { recursive: true });
   const releaseLock = acquireBuildLock(join(cacheDir, 'build.lock'), 'installer build');
@@ -129,11 +136,17 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
       ...(options.caBundle ? { caBundleSha256: sha256Text(options.caBundle) } : {}),
     };
     const agentKey = cacheKey(agentInputs);
+    const extrasInputs: ExtrasLayerRecord['inputs'] | null =
+      plan.extraPackages.length > 0
+        ? { builderVersion: BUILDER_VERSION, baseKey, packages: plan.extraPackages, components: plan.extraComponents, compression }
+        : null;
+    const extrasKey = extrasInputs ? cacheKey(extrasInputs) : null;
+    const layerKeys: [string, string][] = [['base', baseKey], ...(extrasKey ? [['extras', extrasKey] as [string, string]] : []), ['agent', agentKey]];
 
     if (!options.force) {
-      const current = await currentInstallerIfUpToDate(outDir, baseKey, agentKey);
+      const current = await currentInstallerIfUpToDate(outDir, layerKeys);
       if (current) {
-        log(`installer is up to date (base ${baseKey}, agent ${agentKey}): cache hit, nothing rebuilt`);
+        log(`installer is up to date (${layerKeys.map(([name, key]) => `${name} ${key}`).join(', ')}): cache hit, nothing rebuilt`);
         return result(outDir, current, true);
       }
     }
@@ -151,6 +164,17 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
         log,
         ...(options.signal ? { signal: options.signal } : {}),
       });
+    }
+
+    let extras: { dir: string; record: ExtrasLayerRecord; cacheHit: boolean } | null = null;
+    if (extrasInputs && extrasKey) {
+      const cached = options.force ? null : await cachedExtrasLayer(cacheDir, extrasKey);
+      if (cached) log(`extras layer ${extrasKey}: cached (${formatSize(cached.record.bytes)})`);
+      else log(`extras layer ${extrasKey}: building (${extrasInputs.packages.join(' ')} over base ${baseKey})`);
+      const built =
+        cached ??
+        (await buildExtrasLayer({ cacheDir, key: extrasKey, base, inputs: extrasInputs, log, ...(options.signal ? { signal: options.signal } : {}) }));
+      extras = { ...built, cacheHit: cached !== null };
     }
 
     let agent = options.force ? null : await cachedAgentLayer(cacheDir, agentKey);
@@ -172,12 +196,14 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
       dataDir,
       outDir,
       base: { ...base, cacheHit: baseCacheHit },
+      extras,
       agent: { ...agent, cacheHit: agentCacheHit },
       agentBundle,
       started,
     });
     await pruneCache(cacheDir, 'base', baseKey, KEEP_OLD_BASE_LAYERS);
     await pruneCache(cacheDir, 'agent', agentKey, KEEP_OLD_AGENT_LAYERS);
+    if (extrasKey) await pruneCache(cacheDir, 'extras', extrasKey, KEEP_OLD_EXTRAS_LAYERS);
     log(`installer ready in ${outDir} (${formatSeconds(Date.now() - started)})`);
     return result(outDir, manifest, false);
   } finally {
@@ -193,8 +219,6 @@ export function baseLayerInputs(o: { suite?: string; mirror?: string; plan: Inst
     suite: o.suite ?? DEFAULT_SUITE,
     mirror: (o.mirror ?? DEFAULT_MIRROR).replace(/\/+$/, ''),
     packages: o.plan.packages,
-    // Only present with firmware, so that installers without it keep their cache key.
-    ...(o.plan.components.length > 1 ? { components: o.plan.components } : {}),
     prunedPackages: [...PRUNED_PACKAGES],
     prunedPaths: [...PRUNED_PATHS],
     moduleRules: o.plan.moduleRules,
@@ -219,11 +243,11 @@ function result(outDir: string, manifest: InstallerManifest, cacheHit: boolean):
 }
 
 /** The published installer when it was built from exactly these layers and is intact. */
-async function currentInstallerIfUpToDate(outDir: string, baseKey: string, agentKey: string): Promise<InstallerManifest | null> {
+async function currentInstallerIfUpToDate(outDir: string, layerKeys: [string, string][]): Promise<InstallerManifest | null> {
   const manifest = readManifest(outDir);
   if (!manifest || manifest.builderVersion !== BUILDER_VERSION) return null;
   const keys = manifest.layers.map((l) => `${l.name}:${l.key}`).join(' ');
-  if (keys !== `base:${baseKey} agent:${agentKey}`) return null;
+  if (keys !== layerKeys.map(([name, key]) => `${name}:${key}`).join(' ')) return null;
   for (const artifact of [manifest.artifacts.kernel, manifest.artifacts.initramfs]) {
     const path = join(outDir, artifact.file);
     if (!existsSync(path) || statSync(path).size !== artifact.bytes) return null;
@@ -241,6 +265,7 @@ async function publish(args: {
   dataDir: string;
   outDir: string;
   base: { dir: string; record: BaseLayerRecord; cacheHit: boolean };
+  extras: { dir: string; record: ExtrasLayerRecord; cacheHit: boolean } | null;
   agent: { dir: string; record: AgentLayerRecord; cacheHit: boolean };
   agentBundle: string;
   started: number;
@@ -252,8 +277,10 @@ async function publish(args: {
     const base = args.base.record;
     const agent = args.agent.record;
     copyFileSync(join(args.base.dir, base.kernel.file), join(staging, KERNEL_ARTIFACT));
+    const extras = args.extras?.record;
+    const layers = [args.base, ...(args.extras ? [args.extras] : []), args.agent];
     const initramfs = await concatenate(
-      [join(args.base.dir, base.file), join(args.agent.dir, agent.file)],
+      layers.map((l) => join(l.dir, l.record.file)),
       join(staging, INITRAMFS_ARTIFACT),
     );
     const manifest: InstallerManifest = {
@@ -269,11 +296,12 @@ async function publish(args: {
         node: { ...base.inputs.node, version: base.nodeVersion },
         agentBundle: { path: args.agentBundle, sha256: agent.inputs.agentSha256, bytes: statSync(args.agentBundle).size },
         initFilesSha256: base.inputs.initFilesSha256,
+        ...(extras ? { extras: { packages: extras.inputs.packages, components: extras.inputs.components } } : {}),
       },
       kernel: base.kernel,
-      packages: base.packages,
+      packages: extras ? sortedByName({ ...base.packages, ...extras.packages }) : base.packages,
       pruned: base.pruned,
-      layers: [layerEntry(base, 'base', args.base.cacheHit), layerEntry(agent, 'agent', args.agent.cacheHit)],
+      layers: layers.map((l) => layerEntry(l.record, l.cacheHit)),
       artifacts: {
         kernel: { file: KERNEL_ARTIFACT, bytes: base.kernel.bytes, sha256: base.kernel.sha256 },
         initramfs: { file: INITRAMFS_ARTIFACT, ...initramfs },
@@ -293,11 +321,14 @@ async function publish(args: {
   }
 }
 
-function layerEntry(record: BaseLayerRecord | AgentLayerRecord, kind: 'base' | 'agent', cacheHit: boolean): InstallerManifest['layers'][number] {
+const sortedByName = (packages: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(packages).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+function layerEntry(record: LayerRecord, cacheHit: boolean): InstallerManifest['layers'][number] {
   return {
     name: record.name,
     key: record.key,
-    file: `${kind}/${record.key}/${record.file}`,
+    file: `${record.name}/${record.key}/${record.file}`,
     bytes: record.bytes,
     uncompressedBytes: record.uncompressedBytes,
     sha256: record.sha256,
@@ -327,7 +358,7 @@ async function concatenate(parts: string[], output: string): Promise<{ bytes: nu
 }
 
 /** Drops superseded layers, newest kept first; the layer in use is never removed. */
-async function pruneCache(cacheDir: string, kind: 'base' | 'agent', inUse: string, keep: number): Promise<void> {
+async function pruneCache(cacheDir: string, kind: LayerRecord['name'], inUse: string, keep: number): Promise<void> {
   const dir = join(cacheDir, kind);
   for (const key of supersededEntries(dir, keep, { inUse })) await removeScratchDir(join(dir, key));
 }

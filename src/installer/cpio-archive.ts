@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { PlinthError } from '../core/errors.js';
 import type { HostTool } from '../build/host-tools.js';
-import { startTool } from '../build/process.js';
+import { runTool, startTool } from '../build/process.js';
 import { installerTool } from './tools.js';
 
 /**
@@ -22,6 +22,12 @@ interface Compressor {
   args: string[];
   extension: string;
   tool: HostTool;
+}
+
+/** The command that decompresses a layer to standard output (none for `none`). */
+function decompressorFor(compression: InstallerCompression): { command: string; args: string[] } | null {
+  const compressor = compressorFor(compression);
+  return compressor ? { command: compressor.command, args: ['-d', '-c'] } : null;
 }
 
 export function compressorFor(compression: InstallerCompression): Compressor | null {
@@ -75,20 +81,22 @@ export function listTree(root: string): string[] {
 }
 
 /**
- * Packs `root` into a compressed newc cpio archive at `outputPath`. Returns the size of the
- * uncompressed archive (what the kernel unpacks into memory). cpio keeps owners, modes,
- * device nodes, hard links and modification times.
+ * Packs `root` (or only `paths` below it, relative, parents before their contents) into a
+ * compressed newc cpio archive at `outputPath`. Returns the size of the uncompressed archive
+ * (what the kernel unpacks into memory). cpio keeps owners, modes, device nodes, hard links
+ * and modification times.
  */
 export async function packCpio(
   root: string,
   outputPath: string,
   compression: InstallerCompression,
   signal?: AbortSignal,
+  paths: string[] = listTree(root),
 ): Promise<{ uncompressedBytes: number }> {
   const compressor = compressorFor(compression);
   const out = openSync(outputPath, 'w', 0o644);
   try {
-    const list = listTree(root).join('\0') + '\0';
+    const list = paths.join('\0') + '\0';
     const cpio = startTool('cpio', ['--null', '--create', '--format=newc', '--reproducible', '--quiet'], {
       ...installerTool(signal),
       cwd: root,
@@ -117,4 +125,20 @@ export async function packCpio(
   } finally {
     closeSync(out);
   }
+}
+
+/**
+ * Unpacks a layer written by packCpio into the directory `root` (which must exist), with
+ * owners, modes, device nodes and modification times (owners need root).
+ */
+export async function unpackCpio(archive: string, root: string, compression: InstallerCompression, signal?: AbortSignal): Promise<void> {
+  const decompressor = decompressorFor(compression);
+  const cpioArgs = ['--extract', '--make-directories', '--preserve-modification-time', '--no-absolute-filenames', '--quiet'];
+  if (!decompressor) {
+    await runTool('cpio', [...cpioArgs, '-F', archive], { ...installerTool(signal), cwd: root });
+    return;
+  }
+  const decompress = startTool(decompressor.command, [...decompressor.args, archive], { ...installerTool(signal), stdout: 'pipe' });
+  const cpio = startTool('cpio', cpioArgs, { ...installerTool(signal), cwd: root, input: decompress.stdout! });
+  await Promise.all([decompress.result, cpio.result]);
 }

@@ -13,26 +13,28 @@ describe('installer extras (packages, modules, firmware)', () => {
     expect(plain.packages).toEqual([...INSTALLER_PACKAGES].sort());
     expect(plain.moduleRules).toEqual([...INSTALLER_MODULE_RULES]);
     expect('components' in plain).toBe(false);
+    expect(installerPlan().extraPackages).toEqual([]);
     expect(baseLayerKey(inputs({ packages: [], modules: [], firmware: [] }))).toBe(baseLayerKey(plain));
-    // A package the installer already carries changes nothing either.
-    expect(baseLayerKey(inputs({ packages: ['curl'] }))).toBe(baseLayerKey(plain));
+    // A package the installer already carries is no extra.
+    expect(installerPlan({ packages: ['curl'] }).extraPackages).toEqual([]);
   });
 
-  it('adds packages, module rules and firmware (with the non-free-firmware component), each changing the key', () => {
+  it('packages and firmware go to the extras layer and leave the base layer\'s key alone; modules change the base', () => {
     const plain = baseLayerKey(inputs());
-    const withTools = inputs({ packages: ['sysbench', 'fio', 'fio'] });
-    expect(withTools.packages.filter((p) => p === 'fio')).toEqual(['fio']);
-    expect(withTools.packages).toContain('sysbench');
-    expect(withTools.packages).toEqual([...withTools.packages].sort());
+    const withTools = installerPlan({ packages: ['sysbench', 'fio', 'fio', 'curl'] });
+    expect(withTools.extraPackages).toEqual(['fio', 'sysbench']);
+    expect(withTools.extraComponents).toEqual(['main']);
+    expect(withTools.packages).toEqual([...INSTALLER_PACKAGES].sort());
+    expect(baseLayerKey(inputs({ packages: ['sysbench', 'fio'] }))).toBe(plain);
+    const withFirmware = installerPlan({ packages: ['fio'], firmware: ['firmware-bnx2'] });
+    expect(withFirmware.extraPackages).toEqual(['fio', 'firmware-bnx2']);
+    expect(withFirmware.extraComponents).toEqual(['main', 'non-free-firmware']);
+    expect(baseLayerKey(inputs({ firmware: ['firmware-bnx2'] }))).toBe(plain);
     const withModule = inputs({ modules: ['raid1', 'drivers/md/'] });
     expect(withModule.moduleRules.slice(-2)).toEqual(['raid1', 'drivers/md/']);
-    const withFirmware = inputs({ firmware: ['firmware-bnx2'] });
-    expect(withFirmware.packages).toContain('firmware-bnx2');
-    expect(withFirmware.components).toEqual(['main', 'non-free-firmware']);
-    const keys = new Set([plain, baseLayerKey(withTools), baseLayerKey(withModule), baseLayerKey(withFirmware)]);
-    expect(keys.size).toBe(4);
-    // The order flags are given in does not matter for packages (sorted).
-    expect(baseLayerKey(inputs({ packages: ['fio', 'sysbench'] }))).toBe(baseLayerKey(withTools));
+    expect(baseLayerKey(withModule)).not.toBe(plain);
+    // The order flags are given in does not matter (sorted).
+    expect(installerPlan({ packages: ['fio', 'sysbench'] }).extraPackages).toEqual(withTools.extraPackages);
   });
 
   it('refuses names that are not package names or module rules, naming the field', () => {

@@ -6,16 +6,19 @@ import { INSTALLER_MODULE_RULES } from './kernel-modules.js';
  * What a site adds to the installer for its own tools (`plinth installer build --package
  * sysbench --module raid1 --firmware firmware-bnx2`, or the `installerBuild` settings):
  *
- * - packages: Debian packages from the suite's `main` component, installed by debootstrap
- *   with their dependencies (the health checks' sysbench and fio, a vendor's RAID tool…);
+ * - packages: Debian packages from the suite's `main` component, installed with their
+ *   dependencies by apt-get (the health checks' sysbench and fio, a vendor's RAID tool…);
  * - modules: kernel modules kept beyond the installer's own set, written as its rules are
  *   (`drivers/md/` keeps a directory, `drivers/md/raid1` one module) or by a module's file
  *   name alone (`raid1`, wherever it lives in the tree), with their dependencies;
  * - firmware: Debian packages from `non-free-firmware` (`firmware-bnx2`,
  *   `firmware-misc-nonfree`, `intel-microcode`); naming one adds that component.
  *
- * They are inputs of the base layer, so they are part of its cache key; with none given the
- * key is the one an installer without extras has (the lists are the same).
+ * Packages and firmware make the extras layer (extras-layer.ts): installed over the cached
+ * base layer, which stays the one an installer without extras has, so adding a tool costs an
+ * apt-get install rather than a second debootstrap. Modules are rules of the base layer (they
+ * come from the kernel package the base layer unpacks), so they are part of its cache key.
+ * With no extras given, the plan is the installer's own and its keys do not move.
  */
 export interface InstallerExtras {
   packages?: readonly string[];
@@ -29,11 +32,13 @@ const PACKAGE = /^[a-z0-9][a-z0-9+.-]{1,99}$/;
 const MODULE = /^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$/;
 
 export interface InstallerPlan {
-  /** Every package debootstrap installs besides minbase, sorted, each once. */
+  /** Every package debootstrap installs besides minbase (the installer's own), sorted. */
   packages: string[];
   moduleRules: string[];
-  /** Archive components; only `main` unless firmware is asked for. */
-  components: string[];
+  /** The site's packages and firmware that the installer does not carry already, sorted, each once: the extras layer's. */
+  extraPackages: string[];
+  /** Archive components the extras layer installs from; only `main` unless firmware is asked for. */
+  extraComponents: string[];
 }
 
 function checked(values: readonly string[] | undefined, field: string, pattern: RegExp, what: string): string[] {
@@ -52,8 +57,9 @@ export function installerPlan(extras: InstallerExtras = {}): InstallerPlan {
   const rules = [...INSTALLER_MODULE_RULES];
   for (const m of modules) if (!rules.includes(m)) rules.push(m);
   return {
-    packages: [...new Set([...INSTALLER_PACKAGES, ...packages, ...firmware])].sort(),
+    packages: [...INSTALLER_PACKAGES].sort(),
     moduleRules: rules,
-    components: firmware.length > 0 ? ['main', 'non-free-firmware'] : ['main'],
+    extraPackages: [...new Set([...packages, ...firmware])].filter((p) => !INSTALLER_PACKAGES.includes(p)).sort(),
+    extraComponents: firmware.length > 0 ? ['main', 'non-free-firmware'] : ['main'],
   };
 }

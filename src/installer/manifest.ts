@@ -15,7 +15,7 @@ export interface ArtifactRecord {
 
 /** One initramfs layer (a compressed cpio archive), kept in the build cache. */
 export interface LayerRecord extends ArtifactRecord {
-  name: 'base' | 'agent';
+  name: 'base' | 'extras' | 'agent';
   /** Cache key: a hash of everything the layer is built from. */
   key: string;
   /** Size of the unpacked cpio archive (what the kernel unpacks into memory). */
@@ -41,8 +41,6 @@ export interface BaseLayerInputs {
   suite: string;
   mirror: string;
   packages: string[];
-  /** Archive components besides `main` (non-free-firmware when firmware was asked for); absent: main only. */
-  components?: string[];
   prunedPackages: string[];
   prunedPaths: string[];
   moduleRules: string[];
@@ -59,6 +57,17 @@ export interface KernelRecord extends ArtifactRecord {
   release: string;
   /** Modules kept in the base layer (with their dependencies). */
   modules: number;
+}
+
+/** The site's packages and firmware over a base layer (cache/installer/extras/KEY/layer.json). */
+export interface ExtrasLayerRecord extends LayerRecord {
+  name: 'extras';
+  /** baseKey: the base layer installed over; packages: the site's, sorted; components: the archive's, main first. */
+  inputs: { builderVersion: string; baseKey: string; packages: string[]; components: string[]; compression: InstallerCompression };
+  /** name → version of every Debian package this layer installed or upgraded. */
+  packages: Record<string, string>;
+  /** How many paths the layer holds (added or changed over the base). */
+  paths: number;
 }
 
 export interface AgentLayerRecord extends LayerRecord {
@@ -86,8 +95,11 @@ export interface InstallerManifest {
     node: { path: string; sha256: string; version: string };
     agentBundle: { path: string; sha256: string; bytes: number };
     initFilesSha256: string;
+    /** The site's packages and firmware in the extras layer, and the archive components they came from (absent: none). */
+    extras?: { packages: string[]; components: string[] };
   };
   kernel: KernelRecord;
+  /** name → version of every Debian package in the installer (the base layer's and the extras layer's). */
   packages: Record<string, string>;
   pruned: { packages: string[]; paths: string[] };
   /** In the order they are concatenated into the initramfs; `file` is relative to the cache. */
