@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildInstaller } from '../../src/installer/index.js';
+import { buildInstaller, installerCacheDir, type BuildInstallerOptions, type BuildInstallerResult } from '../../src/installer/index.js';
+import { PlinthError } from '../../src/core/errors.js';
 import { ensureBuilt, freePort, ROOT } from './plinth-process.js';
 import { sqliteBackend } from './backends.js';
 import { freshController } from './controller.js';
@@ -19,9 +20,25 @@ export const E2E_DIR = process.env.PLINTH_E2E_DIR ?? '/tmp/plinth-e2e';
 const installers = new Map<string, Promise<{ kernel: string; initrd: string }>>();
 
 /**
+ * buildInstaller, waiting while another process builds in the same layer cache (test files
+ * and other runs share E2E_DIR's cache, and a build takes its lock even for a cache hit).
+ */
+export async function buildInstallerWhenFree(options: BuildInstallerOptions): Promise<BuildInstallerResult> {
+  for (;;) {
+    try {
+      return await buildInstaller(options);
+    } catch (e) {
+      if (!(e instanceof PlinthError && e.code === 'conflict' && /lock/.test(e.message))) throw e;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
+/**
  * The installer, built once per set of extras: the plain one in E2E_DIR/installer, one with
  * extra packages (`plinth installer build --package …`) in a data directory of its own
- * (E2E_DIR/installer-<packages>), so that it never replaces the one other files boot.
+ * (E2E_DIR/installer-<packages>), so that it never replaces the one other files boot. Both
+ * use the plain one's layer cache: the extras are a layer over its cached base.
  */
 export function sharedInstaller(packages: string[] = []): Promise<{ kernel: string; initrd: string }> {
   const key = [...packages].sort().join('-');
@@ -31,7 +48,13 @@ export function sharedInstaller(packages: string[] = []): Promise<{ kernel: stri
       ensureBuilt();
       const dataDir = join(E2E_DIR, key ? `installer-${key}` : 'installer');
       mkdirSync(dataDir, { recursive: true });
-      const r = await buildInstaller({ dataDir, agentBundle: join(ROOT, 'dist', 'agent', 'agent.mjs'), log: () => undefined, ...(key ? { extras: { packages } } : {}) });
+      const r = await buildInstallerWhenFree({
+        dataDir,
+        cacheDir: installerCacheDir(join(E2E_DIR, 'installer')),
+        agentBundle: join(ROOT, 'dist', 'agent', 'agent.mjs'),
+        log: () => undefined,
+        ...(key ? { extras: { packages } } : {}),
+      });
       return { kernel: r.kernel, initrd: r.initramfs };
     })();
     installers.set(key, installer);
