@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, realpathSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PlinthError } from '../core/errors.js';
+import { messageOf, PlinthError, validation } from '../core/errors.js';
 import { publishEntry, verifiedEntry } from '../build/cache.js';
 import { sha256File } from '../build/digest.js';
-import { throwIfAborted } from '../build/process.js';
+import { outputOf, throwIfAborted } from '../build/process.js';
 import { makeScratchDir, removeScratchDir } from '../build/scratch.js';
 import { APT_OPTIONS, openChroot } from '../images/builder/chroot.js';
 import { Teardown } from '../images/builder/teardown.js';
@@ -67,7 +67,9 @@ export async function buildExtrasLayer(ctx: {
       };
       const chroot = await openChroot(root, [], teardown, { log: aptLog, signal });
       await chroot.run(['apt-get', ...APT_OPTIONS, 'update'], { log: aptLog });
-      await chroot.run(['apt-get', ...APT_OPTIONS, '-y', 'install', ...inputs.packages], { log: aptLog });
+      await chroot.run(['apt-get', ...APT_OPTIONS, '-y', 'install', ...inputs.packages], { log: aptLog }).catch((e: unknown) => {
+        throw signal?.aborted ? e : installFailure(e, inputs.packages, `${base.record.inputs.suite} (${inputs.components.join(', ')})`);
+      });
       await chroot.held.release();
     } finally {
       await teardown.unwind();
@@ -111,6 +113,16 @@ export async function buildExtrasLayer(ctx: {
   } finally {
     await removeScratchDir(work);
   }
+}
+
+/** apt-get's refusal of a name as the field's error; anything else as what apt-get said. */
+function installFailure(e: unknown, packages: string[], archive: string): PlinthError {
+  const output = outputOf(e);
+  const missing = output.map((line) => /^E: Unable to locate package (\S+)/.exec(line)?.[1]).find((name) => name !== undefined);
+  // The field is the extras' list (packages and firmware together, as they are installed).
+  if (missing !== undefined) return validation('packages', `'${missing}' is not a package of Debian ${archive}`);
+  const errors = output.filter((line) => line.startsWith('E: '));
+  return new PlinthError('internal', `apt-get install ${packages.join(' ')} failed: ${errors.join('; ') || messageOf(e)}`, { cause: e });
 }
 
 /** Reads a cached extras layer; null unless its file is there and intact. */
