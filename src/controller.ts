@@ -30,6 +30,7 @@ import { EnrolmentGate } from './boot/enrolment.js';
 import { TICKET_KEY_PURPOSE } from './runs/run-tokens.js';
 import { HOST_TOKEN_PURPOSE } from './auth/host-tokens.js';
 import { HostVersions } from './trees/host-versions.js';
+import { RollService } from './trees/rolls.js';
 import { hostRoutes } from './api/routes/hosts.js';
 import { bootRoutes } from './api/routes/boot.js';
 import { agentRoutes } from './api/routes/agent.js';
@@ -275,7 +276,9 @@ export async function createController(config: Config, opts: ControllerOptions =
   });
   const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy, multicast, edeployScript: EDEPLOY_SCRIPT, siteCaches });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));
-  const hostVersions = new HostVersions({ store, clock, key: secrets.box.deriveKey(HOST_TOKEN_PURPOSE), trees });
+  const rolls = new RollService({ store, clock, trees });
+  engine.onTransitionInTransaction((trx, r) => rolls.onTransition(trx, r));
+  const hostVersions = new HostVersions({ store, clock, key: secrets.box.deriveKey(HOST_TOKEN_PURPOSE), trees, rolls });
   const webhooks = new WebhookService({
     store,
     clock,
@@ -340,7 +343,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       managerRoutes({ siteCaches, sendFile }),
       profileRoutes(profiles, new MatchPreviewService(store)),
       poolRoutes(pools),
-      treeRoutes(trees),
+      treeRoutes(trees, rolls),
       scriptRoutes(new ScriptService({ store, clock })),
       healthRoutes(new HealthService({ store })),
       netboxRoutes(netbox),

@@ -3,13 +3,23 @@ import { createReadStream, existsSync, readdirSync, readFileSync, statSync } fro
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { CommandRegistrar } from './context.js';
+import { collect, positiveInt } from './context.js';
 import { UsageError } from './errors.js';
 import { sendStream } from './upload.js';
 import { UPGRADE_FILES, type Tree, type UpgradeStep } from '../trees/store.js';
+import type { Roll } from '../trees/rolls.js';
 
 const enc = encodeURIComponent;
 
-/** `plinth tree import|list|upgrade-path`: eDeploy's trees (docs/trees.md). */
+/** A roll as one line per machine, under a summary line. */
+function describeRoll(r: Roll): string[] {
+  const counts = Object.entries(r.counts).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', ');
+  const head = `roll ${r.id}: ${r.role} to ${r.to}, ${r.parallel} at a time: ${r.state} (${counts})`;
+  const failure = r.failure ? [`stopped at ${r.failure.machine}: ${r.failure.message}`] : [];
+  return [head, ...failure];
+}
+
+/** `plinth tree import|list|upgrade-path|roll|roll-list|roll-show|roll-stop`: eDeploy's trees (docs/trees.md). */
 export const registerTreeCommands: CommandRegistrar = (tree, ctx) => {
   tree
     .command('import')
@@ -69,5 +79,63 @@ export const registerTreeCommands: CommandRegistrar = (tree, ctx) => {
       const t = await ctx.client().request<Tree>('PUT', `/api/v1/trees/${enc(role)}/${enc(from)}/upgrades/${enc(to)}`, step);
       if (o.json) return ctx.out.json(t);
       ctx.out.line(`${role}: ${from} → ${to} stored (${Object.keys(step).join(', ') || 'no files'}); ${from} upgrades to ${t.upgrades.join(', ')}`);
+    });
+
+  tree
+    .command('roll')
+    .description('upgrade machines of a role to a version, N at a time, stopping at the first failure (each host upgrades itself when `edeploy poll` asks)')
+    .argument('<role>', 'the role the machines run')
+    .argument('<to-version>', 'the version to take them to')
+    .option('--machines <names>', 'the machines, comma-separated, in the order they upgrade')
+    .option('--tag <key[=value]>', 'or every machine with this tag (repeatable; all must match), in name order', collect, [])
+    .option('--parallel <n>', 'how many upgrade at once (default 1)')
+    .option('--json', 'print JSON')
+    .action(async (role: string, to: string, o: { machines?: string; tag: string[]; parallel?: string; json?: boolean }) => {
+      const machines = o.machines?.split(',').map((s) => s.trim()).filter(Boolean);
+      if (!!machines?.length === o.tag.length > 0) throw new UsageError('give --machines A,B,C or --tag k=v (one of the two)');
+      const body = { role, to, ...(machines?.length ? { machines } : { tags: o.tag }), ...(o.parallel ? { parallel: positiveInt(o.parallel, '--parallel') } : {}) };
+      const r = await ctx.client().request<Roll>('POST', '/api/v1/tree-rolls', body);
+      if (o.json) return ctx.out.json(r);
+      for (const l of describeRoll(r)) ctx.out.line(l);
+      ctx.out.line(`follow it with: plinth tree roll-show ${r.id}`);
+    });
+
+  tree
+    .command('roll-list')
+    .description('rolling upgrades, newest first')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { items } = await ctx.client().request<{ items: Roll[] }>('GET', '/api/v1/tree-rolls');
+      if (o.json) return ctx.out.json(items);
+      ctx.out.table(
+        items.map((r) => ({ id: r.id, role: r.role, to: r.to, parallel: r.parallel, state: r.state, machines: r.machines.length, upgraded: r.counts.upgraded, failure: r.failure ? `${r.failure.machine}: ${r.failure.message}` : null, started: r.createdAt })),
+        ['id', 'role', 'to', 'parallel', 'state', 'machines', 'upgraded', 'failure', 'started'],
+      );
+    });
+
+  tree
+    .command('roll-show')
+    .description('a rolling upgrade and where each of its machines is')
+    .argument('<id>', 'the roll')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const r = await ctx.client().request<Roll>('GET', `/api/v1/tree-rolls/${enc(id)}`);
+      if (o.json) return ctx.out.json(r);
+      for (const l of describeRoll(r)) ctx.out.line(l);
+      ctx.out.table(
+        r.machines.map((m) => ({ machine: m.name, state: m.state, from: m.from, started: m.startedAt, finished: m.finishedAt, message: m.message })),
+        ['machine', 'state', 'from', 'started', 'finished', 'message'],
+      );
+    });
+
+  tree
+    .command('roll-stop')
+    .description('stop a running roll: no further machine is asked to upgrade (those upgrading finish on their own)')
+    .argument('<id>', 'the roll')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const r = await ctx.client().request<Roll>('POST', `/api/v1/tree-rolls/${enc(id)}/stop`, {});
+      if (o.json) return ctx.out.json(r);
+      for (const l of describeRoll(r)) ctx.out.line(l);
     });
 };

@@ -343,6 +343,36 @@ export interface ScriptResultsTable {
   finished_at: string;
 }
 
+/** A rolling upgrade of a role's machines to a version (trees/rolls.ts). */
+export interface TreeRollsTable {
+  id: string;
+  role: string;
+  to_version: string;
+  parallel: number;
+  /** running, succeeded, failed or stopped. */
+  state: string;
+  created_at: string;
+  created_by: string;
+  finished_at: string | null;
+  failed_machine_id: string | null;
+  failure: string | null;
+}
+
+/** A machine's place in a roll. */
+export interface TreeRollMachinesTable {
+  roll_id: string;
+  machine_id: string;
+  position: number;
+  /** pending, upgrading, upgraded or failed. */
+  state: string;
+  /** 1 while the roll runs (one active roll per machine). */
+  active: number;
+  from_version: string;
+  started_at: string | null;
+  finished_at: string | null;
+  message: string | null;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_macs: MachineMacsTable;
@@ -368,4 +398,6 @@ export interface Database {
   template_overrides: TemplateOverridesTable;
   scripts: ScriptsTable;
   script_results: ScriptResultsTable;
+  tree_rolls: TreeRollsTable;
+  tree_roll_machines: TreeRollMachinesTable;
 }

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { backends } from '../support/backends.js';
-import { freshController } from '../support/controller.js';
+import { startController, type TestController } from '../support/controller.js';
 import { makeFacts } from '../support/facts.js';
 import { inProcessCli } from '../support/cli.js';
 import { waitFor } from '../support/e2e.js';
 import { freePort } from '../support/plinth-process.js';
 import { writeFiles as write } from '../support/trees.js';
-import { edeployConfOf } from '../../src/agent/steps/tree-deploy.js';
+import { edeployConfOf, POLL_SERVICE, POLL_TIMER } from '../../src/agent/steps/tree-deploy.js';
 import type { TreeParams } from '../../src/protocol/agent.js';
 
 /**
@@ -19,7 +19,9 @@ import type { TreeParams } from '../../src/protocol/agent.js';
  * API as its agent would (hello, steps, boot-local, the installed system's report-in), its
  * host laid out in a temporary root directory from the controller's real rsync daemon with the
  * conf and credential the agent writes, then the real `edeploy` command (EDEPLOY_ROOT) upgrading
- * it and reporting its version with curl, with wget, and with neither. Both databases.
+ * it and reporting its version with curl, with wget, and with neither; then rolling upgrades
+ * over groups of such hosts, each host polling with `edeploy poll`, across a restart of the
+ * controller. Both databases.
  */
 const run = promisify(execFile);
 const EDEPLOY = resolve('bin/edeploy');
@@ -40,10 +42,12 @@ function pathWithout(dir: string, ...missing: string[]): string {
 }
 
 describe.each(backends)('hosts installed from trees report their versions on $name', (backend) => {
-  let t: Awaited<ReturnType<typeof freshController>>;
+  let db: Awaited<ReturnType<typeof backend.create>>;
+  let t: TestController;
   let cli: ReturnType<typeof inProcessCli>;
   let url: string;
   let rsyncPort: number;
+  let port: number;
   const work = mkdtempSync(join(tmpdir(), 'plinth-tree-hosts-'));
   const noCurl = join(work, 'bin-no-curl');
   const noTools = join(work, 'bin-no-tools');
@@ -91,14 +95,15 @@ describe.each(backends)('hosts installed from trees report their versions on $na
 
   beforeAll(async () => {
     rsyncPort = await freePort();
-    t = await freshController(backend, { trees: { rsyncListen: `127.0.0.1:${rsyncPort}` } }, { installer: () => ({ kernel: join(work, 'vmlinuz'), initrd: join(work, 'initrd.img') }) });
-    url = await t.controller.listen();
-    cli = inProcessCli({ PLINTH_URL: url, PLINTH_TOKEN: t.adminToken, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+    port = await freePort();
+    db = await backend.create();
+    await startServing();
     writeFileSync(join(work, 'vmlinuz'), 'kernel');
     writeFileSync(join(work, 'initrd.img'), 'initrd');
     for (const [v, text] of [[V0, 'v0\n'], [V1, 'v1\n'], [V2, 'v2\n']] as const) {
       write(join(work, 'trees', v), { 'etc/mysql/my.cnf': text });
-      mkdirSync(join(work, 'trees', v, 'var/lib/edeploy'), { recursive: true });
+      // Whole systems, as trees are: the host's state directory, and systemd's units (where the deploy adds the poll timer).
+      for (const d of ['var/lib/edeploy', 'etc/systemd/system/timers.target.wants']) mkdirSync(join(work, 'trees', v, d), { recursive: true });
       const put = await t.inject('PUT', `/api/v1/trees/mysql/${v}`, { token: t.adminToken, body: tar(join(work, 'trees', v)), headers: { 'content-type': 'application/octet-stream' } });
       expect(put.statusCode, put.body).toBe(201);
     }
@@ -120,17 +125,28 @@ describe.each(backends)('hosts installed from trees report their versions on $na
 
   afterAll(async () => {
     await t?.close();
+    await db?.drop();
     rmSync(work, { recursive: true, force: true });
   });
+
+  /** A controller on the test's database and data directory, at the same address every time (hosts keep it in their conf). */
+  async function startServing(): Promise<void> {
+    t = await startController(db, { listen: `127.0.0.1:${port}`, trees: { rsyncListen: `127.0.0.1:${rsyncPort}` } }, { installer: () => ({ kernel: join(work, 'vmlinuz'), initrd: join(work, 'initrd.img') }) });
+    url = await t.controller.listen();
+    cli = inProcessCli({ PLINTH_URL: url, PLINTH_TOKEN: t.adminToken, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+  }
 
   it('records the version a host reports after edeploy upgrade (curl), with an event, and filters the list by role and version', async () => {
     const root = await deployedHost('db-1', '52:54:00:7f:00:01');
     await deployedHost('db-2', '52:54:00:7f:00:02');
+    // The poll timer the deploy enables in a systemd tree is the host's own: upgrades keep it.
+    write(root, { 'etc/systemd/system/edeploy-poll.timer': POLL_TIMER, 'etc/systemd/system/edeploy-poll.service': POLL_SERVICE });
     const up = await edeploy('db-1', ['upgrade', V1]);
     expect(up.stderr).toBe('');
     expect(up.code).toBe(0);
     expect(up.stdout).toBe(`upgraded mysql from ${V0} to ${V1}: reboot needed\nreported mysql ${V1} to the controller\n`);
     expect(readFileSync(join(root, 'etc/mysql/my.cnf'), 'utf8')).toBe('v1\n');
+    expect(readFileSync(join(root, 'etc/systemd/system/edeploy-poll.timer'), 'utf8')).toBe(POLL_TIMER);
 
     const shown = JSON.parse((await cli('machine', 'show', 'db-1', '--json')).stdout);
     expect(shown.deployment).toMatchObject({ role: 'mysql', version: V1 });
@@ -212,5 +228,107 @@ describe.each(backends)('hosts installed from trees report their versions on $na
     // The credential never reached a log line or a stored event.
     const all = JSON.stringify((await t.api('GET', '/api/v1/events?limit=1000')).json());
     expect(all).not.toContain(sig);
+  });
+  it('rolls an upgrade over machines selected by tag, two at a time, as their hosts poll, across a controller restart', async () => {
+    for (const n of [1, 2, 3]) {
+      await deployedHost(`r-${n}`, `52:54:00:7f:01:0${n}`);
+      expect((await t.api('PATCH', `/api/v1/machines/r-${n}`, { tags: { group: 'r' } })).statusCode).toBe(200);
+    }
+    const started = await cli('tree', 'roll', 'mysql', V1, '--tag', 'group=r', '--parallel', '2', '--json');
+    expect(started.code, started.stderr).toBe(0);
+    const roll = JSON.parse(started.stdout) as { id: string; state: string; machines: { name: string; state: string; from: string }[] };
+    expect(roll.state).toBe('running');
+    expect(roll.machines.map((m) => [m.name, m.state, m.from])).toEqual([
+      ['r-1', 'upgrading', V0],
+      ['r-2', 'upgrading', V0],
+      ['r-3', 'pending', V0],
+    ]);
+    // r-3 waits its turn: its host is asked for nothing yet.
+    expect((await edeploy('r-3', ['poll'])).stdout).toBe(`mysql ${V0}: nothing to do\n`);
+
+    // The controller restarts; the roll is in the database and goes on.
+    await t.close();
+    await startServing();
+    const shown = await cli('tree', 'roll-show', roll.id);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(`roll ${roll.id}: mysql to ${V1}, 2 at a time: running (1 pending, 2 upgrading)`);
+
+    const polled = await edeploy('r-1', ['poll']);
+    expect(polled.stderr).toBe('');
+    expect(polled.stdout).toBe(`upgraded mysql from ${V0} to ${V1}: reboot needed\nreported mysql ${V1} to the controller\n`);
+    let now = (await t.api('GET', `/api/v1/tree-rolls/${roll.id}`)).json();
+    expect(now.machines.map((m: { state: string }) => m.state)).toEqual(['upgraded', 'upgrading', 'upgrading']);
+    expect(now.machines[0].message).toBe('reboot needed');
+    for (const n of [3, 2]) expect((await edeploy(`r-${n}`, ['poll'])).code).toBe(0);
+    now = (await t.api('GET', `/api/v1/tree-rolls/${roll.id}`)).json();
+    expect(now).toMatchObject({ state: 'succeeded', failure: null, counts: { upgraded: 3, pending: 0, upgrading: 0, failed: 0 } });
+    expect(now.finishedAt).not.toBeNull();
+    for (const n of [1, 2, 3]) expect((await machine(`r-${n}`)).deployment.version).toBe(V1);
+    expect((await edeploy('r-1', ['poll'])).stdout).toBe(`mysql ${V1}: nothing to do\n`);
+    const types = (await t.api('GET', '/api/v1/events?type=tree.&limit=100')).json().items.filter((e: { details: { roll?: string } }) => e.details?.roll === roll.id).map((e: { type: string }) => e.type);
+    expect(types).toEqual(['tree.roll-started', 'tree.roll-upgrading', 'tree.roll-upgrading', 'tree.roll-upgraded', 'tree.roll-upgrading', 'tree.roll-upgraded', 'tree.roll-upgraded', 'tree.roll-succeeded']);
+  });
+
+  it('stops a roll at the first failure, naming the machine and why; the machines after it are never asked', async () => {
+    const started = await cli('tree', 'roll', 'mysql', V2, '--machines', 'r-2,r-1,r-3', '--json');
+    expect(started.code, started.stderr).toBe(0);
+    const id = JSON.parse(started.stdout).id as string;
+    const failed = await edeploy('r-2', ['poll']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('edeploy: pre exited 3');
+    const now = (await t.api('GET', `/api/v1/tree-rolls/${id}`)).json();
+    const why = `pre exited 3: nothing was changed, the host is still at ${V1}`;
+    expect(now).toMatchObject({ state: 'failed', failure: { machine: 'r-2', message: why }, counts: { failed: 1, pending: 2 } });
+    expect(now.machines.map((m: { name: string; state: string }) => `${m.name}:${m.state}`)).toEqual(['r-2:failed', 'r-1:pending', 'r-3:pending']);
+    expect((await edeploy('r-1', ['poll'])).stdout).toBe(`mysql ${V1}: nothing to do\n`);
+    const shown = await cli('tree', 'roll-show', id);
+    expect(shown.stdout).toContain(`stopped at r-2: ${why}`);
+    const list = await cli('tree', 'roll-list', '--json');
+    expect(JSON.parse(list.stdout).map((r: { id: string; state: string }) => [r.id, r.state])[0]).toEqual([id, 'failed']);
+    const last = (await t.api('GET', '/api/v1/events?type=tree.roll-failed&limit=100')).json().items.at(-1);
+    expect(last).toMatchObject({ type: 'tree.roll-failed', reason: `stopped at r-2: ${why}` });
+  });
+
+  it('refuses a roll it cannot do, naming the machine or field, and starts nothing; stops one on request', async () => {
+    await deployedHost('r-4', '52:54:00:7f:01:04');
+    const before = (await t.api('GET', '/api/v1/tree-rolls')).json().items.length;
+    const refuse = async (body: Record<string, unknown>, status = 400) => {
+      const r = await t.api('POST', '/api/v1/tree-rolls', body);
+      expect(r.statusCode, r.body).toBe(status);
+      return r.json().error;
+    };
+    expect((await refuse({ role: 'mysql', to: V1, machines: ['r-4', 'db-2'] })).details).toMatchObject({ field: 'machines[1]', machine: 'db-2' }); // released
+    expect((await refuse({ role: 'mysql', to: V1, machines: ['nope'] })).details.field).toBe('machines[0]');
+    expect((await refuse({ role: 'mysql', to: V1, machines: ['r-4', 'r-4'] })).details.field).toBe('machines[1]');
+    const noPath = await refuse({ role: 'mysql', to: V2, machines: ['r-4'] });
+    expect(noPath.message).toContain(`machine r-4 runs mysql ${V0}, and no upgrade step from ${V0} to ${V2} is stored`);
+    expect((await refuse({ role: 'mysql', to: 'D7-F.9', machines: ['r-4'] })).details.field).toBe('to');
+    expect((await refuse({ role: 'web', to: V1, machines: ['r-4'] })).details.field).toBe('to');
+    expect((await refuse({ role: 'mysql', to: V1, machines: ['r-4'], tags: ['group=r'] })).details.field).toBe('machines');
+    expect((await refuse({ role: 'mysql', to: V1, tags: ['group=none'] })).details.field).toBe('tags');
+    expect((await refuse({ role: 'mysql', to: V1, machines: ['r-4'], parallel: 0 })).details.field).toMatch(/parallel/);
+    expect((await refuse({ role: 'mysql', to: V1, machines: ['r-4'], extra: 1 })).message).toMatch(/extra|additional/i);
+    const both = await cli('tree', 'roll', 'mysql', V1, '--machines', 'r-4', '--tag', 'group=r');
+    expect(both.code).toBe(2);
+    expect(both.stderr.trim().split('\n')).toHaveLength(1);
+    expect((await t.api('GET', '/api/v1/tree-rolls')).json().items).toHaveLength(before);
+
+    // A machine in a running roll is in no other; a stopped roll asks nothing more of its hosts.
+    const first = (await t.api('POST', '/api/v1/tree-rolls', { role: 'mysql', to: V1, machines: ['r-4'] })).json();
+    expect(first.machines[0].state).toBe('upgrading');
+    const busy = await refuse({ role: 'mysql', to: V1, machines: ['r-4'] }, 409);
+    expect(busy.message).toContain(`machine r-4 is in roll ${first.id}`);
+    const stopped = await cli('tree', 'roll-stop', first.id);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toContain('stopped');
+    expect((await edeploy('r-4', ['poll'])).stdout).toBe(`mysql ${V0}: nothing to do\n`);
+    expect((await t.api('POST', `/api/v1/tree-rolls/${first.id}/stop`, {})).statusCode).toBe(409);
+    expect((await t.api('GET', '/api/v1/tree-rolls/not-a-roll')).statusCode).toBe(400);
+    // Free again: a new roll may take it. Released before its host upgrades, it fails that roll.
+    const second = await t.api('POST', '/api/v1/tree-rolls', { role: 'mysql', to: V1, machines: ['r-4'] });
+    expect(second.statusCode).toBe(201);
+    expect((await t.api('POST', '/api/v1/machines/r-4/actions/release', { wipe: 'none' })).statusCode).toBe(200);
+    const gone = (await t.api('GET', `/api/v1/tree-rolls/${second.json().id}`)).json();
+    expect(gone).toMatchObject({ state: 'failed', failure: { machine: 'r-4', message: expect.stringMatching(/^the machine left deployed \(release, now \S+\) before it reached D7-F\.1\.0\.1$/) } });
   });
 });

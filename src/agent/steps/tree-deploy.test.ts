@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { assignDisks, fstabOf, partitionPath } from './disk-layout.js';
 import { nodeExec } from './exec.js';
 import type { CandidateDisk } from './root-disk.js';
 import { LoopDevices, MiB, must, sh } from './test-fixtures.js';
-import { configureTarget, copyTree, edeployConfOf, firstGrubEntry, installBootLoader, layoutAndMount, rsyncUrlOf, type TreeTarget } from './tree-deploy.js';
+import { configureTarget, copyTree, edeployConfOf, firstGrubEntry, installBootLoader, layoutAndMount, rsyncUrlOf, writePollTimer, type TreeTarget } from './tree-deploy.js';
 
 const exec = nodeExec();
 const EDEPLOY = readFileSync(new URL('../../../bin/edeploy', import.meta.url), 'utf8');
@@ -184,5 +184,25 @@ describe('tree deploy on loop devices', () => {
     expect(rsyncUrlOf(tree({ rsyncPort: 831 }), 'http://[fd00::1]:7708')).toBe('rsync://[fd00::1]:831/install/D7-F.1.0.0/mysql/');
     expect(rsyncUrlOf(tree(), 'http://10.0.0.1:7708')).toBeNull();
     expect(edeployConfOf(tree({ rsyncPort: 831 }), 'http://[fd00::1]:7708')).toBe("ROLE='mysql'\nVERS='D7-F.1.0.0'\nRSERV='fd00::1'\nRSERV_PORT=831\nPROFILE='db'\nPLINTH_URL='http://[fd00::1]:7708'\n");
+  });
+});
+
+describe('the edeploy poll timer', () => {
+  it('is written and enabled in a tree that runs systemd, and not in one that does not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plinth-poll-timer-'));
+    try {
+      expect(await writePollTimer(dir)).toEqual([]);
+      expect(existsSync(join(dir, 'etc'))).toBe(false);
+      mkdirSync(join(dir, 'usr/lib/systemd'), { recursive: true });
+      writeFileSync(join(dir, 'usr/lib/systemd/systemd'), '');
+      expect(await writePollTimer(dir)).toEqual(['/etc/systemd/system/edeploy-poll.service', '/etc/systemd/system/edeploy-poll.timer']);
+      expect(readFileSync(join(dir, 'etc/systemd/system/edeploy-poll.service'), 'utf8')).toContain('ExecStart=/usr/local/sbin/edeploy poll\n');
+      expect(readFileSync(join(dir, 'etc/systemd/system/edeploy-poll.timer'), 'utf8')).toContain('WantedBy=timers.target\n');
+      expect(readlinkSync(join(dir, 'etc/systemd/system/timers.target.wants/edeploy-poll.timer'))).toBe('/etc/systemd/system/edeploy-poll.timer');
+      // Written again (a redeploy over the same files): the same result.
+      expect(await writePollTimer(dir)).toHaveLength(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -62,6 +62,45 @@ export function edeployConfOf(tree: TreeParams, controllerUrl: string): string {
   return [`ROLE=${q(tree.role)}`, `VERS=${q(tree.version)}`, `RSERV=${q(rservOf(controllerUrl))}`, `RSERV_PORT=${tree.rsyncPort ?? 831}`, `PROFILE=${q(tree.profile)}`, `PLINTH_URL=${q(url)}`, ''].join('\n');
 }
 
+/** The systemd units that run `edeploy poll` (rolling upgrades reach the host by its asking; docs/decisions.md). */
+export const POLL_SERVICE = `[Unit]
+Description=Plinth: upgrade to the version a rolling upgrade wants (edeploy poll)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/edeploy poll
+`;
+export const POLL_TIMER = `[Unit]
+Description=Plinth: ask the controller for rolling upgrades (edeploy poll)
+
+[Timer]
+OnBootSec=5min
+OnUnitActiveSec=5min
+RandomizedDelaySec=1min
+
+[Install]
+WantedBy=timers.target
+`;
+
+/**
+ * In a tree that runs systemd: `edeploy poll` every five minutes (a timer, enabled by its
+ * symlink as `systemctl enable` would make it). bin/edeploy never synchronises these files, so
+ * upgrades keep them. Returns the paths written (none without systemd).
+ */
+export async function writePollTimer(dir: string): Promise<string[]> {
+  if (!['lib/systemd/systemd', 'usr/lib/systemd/systemd'].some((p) => existsSync(join(dir, p)))) return [];
+  const units = join(dir, 'etc/systemd/system');
+  await fsp.mkdir(join(units, 'timers.target.wants'), { recursive: true });
+  await fsp.writeFile(join(units, 'edeploy-poll.service'), POLL_SERVICE, { mode: 0o644 });
+  await fsp.writeFile(join(units, 'edeploy-poll.timer'), POLL_TIMER, { mode: 0o644 });
+  const link = join(units, 'timers.target.wants/edeploy-poll.timer');
+  await fsp.rm(link, { force: true });
+  await fsp.symlink('/etc/systemd/system/edeploy-poll.timer', link);
+  return ['/etc/systemd/system/edeploy-poll.service', '/etc/systemd/system/edeploy-poll.timer'];
+}
+
 /** Copies the tree onto the target: rsync when the controller runs its daemon, else the tarball. */
 export async function copyTree(tree: TreeParams, controllerUrl: string, tarballUrl: string, target: string, exec: Exec, log: (l: string) => void): Promise<{ via: 'rsync' | 'http'; files: number | null }> {
   const rsyncUrl = rsyncUrlOf(tree, controllerUrl);
@@ -103,6 +142,7 @@ export async function configureTarget(t: TreeTarget, tree: TreeParams, controlle
   // The host's credential for reporting its version: this machine's alone (auth/host-tokens.ts).
   if (tree.hostToken) await write('var/lib/edeploy/token', `${tree.hostToken}\n`, 0o600);
   await write('usr/local/sbin/edeploy', tree.edeployScript, 0o755);
+  files.push(...(await writePollTimer(t.dir)));
   const kernelArgsFiles = await writeSeedInto(t.dir, seed, { log, kernelArgs }, t.applied.root.path);
   log(`configure: ${files.join(', ')} and the cloud-init seed written`);
   return { files, kernelArgsFiles };

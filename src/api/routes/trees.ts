@@ -4,6 +4,9 @@ import type { App } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
 import { PlinthError } from '../../core/errors.js';
 import { TREE_NAME_PATTERN, type TreeStore } from '../../trees/store.js';
+import { ROLL_MACHINE_STATES, ROLL_MAX_MACHINES, ROLL_STATES, type RollService } from '../../trees/rolls.js';
+import { operatorActor } from '../context.js';
+import { actorLabel } from '../../inventory/machine.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse };
 const Name = Type.String({ pattern: TREE_NAME_PATTERN });
@@ -32,9 +35,84 @@ const UpgradeStepSchema = Type.Object(
 );
 const TREE_LIMIT = 256 * 1024 ** 3; // trees are streamed to disk, never buffered
 
-/** eDeploy's trees (docs/trees.md): the store's API and the `.edeploy` tarballs machines fetch. */
-export function treeRoutes(trees: TreeStore) {
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+export const RollSchema = Type.Object(
+  {
+    id: Type.String(),
+    role: Type.String(),
+    to: Type.String({ description: 'the version the machines are taken to' }),
+    parallel: Type.Integer({ description: 'how many machines upgrade at once' }),
+    state: Type.Enum(ROLL_STATES),
+    createdAt: Type.String({ format: 'date-time' }),
+    createdBy: Type.String(),
+    finishedAt: Nullable(Type.String({ format: 'date-time' })),
+    failure: Type.Union([Type.Object({ machine: Type.String(), message: Type.String() }), Type.Null()], { description: 'the first failure, which stopped the roll' }),
+    counts: Type.Record(Type.String(), Type.Integer(), { description: 'machines per state' }),
+    machines: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        name: Type.String(),
+        position: Type.Integer(),
+        state: Type.Enum(ROLL_MACHINE_STATES),
+        from: Type.String({ description: 'its version when the roll started' }),
+        startedAt: Nullable(Type.String({ format: 'date-time' })),
+        finishedAt: Nullable(Type.String({ format: 'date-time' })),
+        message: Nullable(Type.String()),
+      }),
+    ),
+  },
+  { $id: 'TreeRoll' },
+);
+const RollBody = Type.Object(
+  {
+    role: Name,
+    to: Name,
+    machines: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1, maxItems: ROLL_MAX_MACHINES, description: 'machines by name or id, upgraded in this order' })),
+    tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^=]+(=.*)?$' }), { minItems: 1, maxItems: 64, description: 'or every machine with these tags (key or key=value, all must match), in name order' })),
+    parallel: Type.Optional(Type.Integer({ minimum: 1, maximum: ROLL_MAX_MACHINES, default: 1, description: 'how many machines upgrade at once' })),
+  },
+  { additionalProperties: false },
+);
+const RollParams = Type.Object({ roll: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }, { additionalProperties: false });
+
+/** eDeploy's trees (docs/trees.md): the store's API, rolling upgrades and the `.edeploy` tarballs machines fetch. */
+export function treeRoutes(trees: TreeStore, rolls: RollService) {
   return async (app: App): Promise<void> => {
+    app.post(
+      '/api/v1/tree-rolls',
+      {
+        schema: {
+          tags: ['trees'],
+          summary: 'Start a rolling upgrade: machines of a role taken to a version, `parallel` at a time, stopping at the first failure',
+          body: RollBody,
+          response: { 201: RollSchema, ...errors },
+        },
+      },
+      async (req, reply) => {
+        const roll = await rolls.start(req.body, actorLabel(operatorActor(req.principal)));
+        req.log.info({ roll: roll.id, role: roll.role, to: roll.to, machines: roll.machines.length, by: req.principal?.name }, 'tree roll started');
+        return reply.status(201).send(roll);
+      },
+    );
+
+    app.get(
+      '/api/v1/tree-rolls',
+      { schema: { tags: ['trees'], summary: 'Rolling upgrades, newest first', response: { 200: Type.Object({ items: Type.Array(RollSchema) }), ...errors } } },
+      async () => ({ items: await rolls.list() }),
+    );
+
+    app.get(
+      '/api/v1/tree-rolls/:roll',
+      { schema: { tags: ['trees'], summary: 'One rolling upgrade, with each machine', params: RollParams, response: { 200: RollSchema, ...errors } } },
+      async (req) => rolls.get(req.params.roll),
+    );
+
+    app.post(
+      '/api/v1/tree-rolls/:roll/stop',
+      { schema: { tags: ['trees'], summary: 'Stop a running roll: no further machine is asked to upgrade', params: RollParams, response: { 200: RollSchema, ...errors } } },
+      async (req) => rolls.stop(req.params.roll, actorLabel(operatorActor(req.principal))),
+    );
+
     app.get(
       '/api/v1/trees',
       { schema: { tags: ['trees'], summary: 'Every stored tree (role at a version)', response: { 200: Type.Object({ items: Type.Array(TreeSchema) }), ...errors } } },

@@ -21,6 +21,7 @@ import { deployedHostKeys } from './0017-deployed-host-keys.js';
 import { tagOrder } from './0018-tag-order.js';
 import { deployedTree } from './0019-deployed-tree.js';
 import { siteCaches } from './0020-site-caches.js';
+import { treeRolls } from './0021-tree-rolls.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -48,6 +49,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0018-tag-order', tagOrder],
   ['0019-deployed-tree', deployedTree],
   ['0020-site-caches', siteCaches],
+  ['0021-tree-rolls', treeRolls],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
