@@ -23,6 +23,7 @@ import { Vm, type VmSpec } from '../../src/lab/vm.js';
 import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { makeNoCloudSeedDisk } from '../support/image-seed.js';
 import { freePort, generateSshKey, ssh, sshWhenReady, type SshKey, type SshTarget } from '../support/image-ssh.js';
+import { whenBuildLockFree } from '../support/e2e.js';
 
 const CACHE_DIR = process.env.PLINTH_IMAGE_TEST_CACHE ?? '/tmp/plinth-image-builder-cache';
 const KEEP = process.env.PLINTH_IMAGE_TEST_KEEP === '1';
@@ -55,7 +56,7 @@ describe('plinth image build: a Debian 12 image that boots on BIOS and UEFI', ()
     writeFileSync(postInstall, '#!/bin/sh\nset -e\necho "post-install ran in $PLINTH_IMAGE_NAME" > /etc/image-post-install\n');
     const started = Date.now();
     try {
-      image = await buildImage({
+      image = await whenBuildLockFree(() => buildImage({
         name: 'debian-12-e2e',
         outputDir: join(work, 'images'),
         cacheDir: CACHE_DIR,
@@ -64,7 +65,7 @@ describe('plinth image build: a Debian 12 image that boots on BIOS and UEFI', ()
           appendFileSync(buildLog, line + '\n');
           if (!line.startsWith(TOOL_OUTPUT_PREFIX)) console.log(line);
         },
-      });
+      }));
     } catch (e) {
       console.error(outputOf(e).join('\n'));
       throw e;

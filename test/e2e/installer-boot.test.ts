@@ -3,11 +3,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildInstaller, installerArtifacts, type BuildInstallerResult } from '../../src/installer/index.js';
+import { installerArtifacts, installerCacheDir, type BuildInstallerResult } from '../../src/installer/index.js';
 import { Vm } from '../../src/lab/vm.js';
 import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { InstallerReportServer } from '../support/installer-report-server.js';
 import { testAgentSource, type TestAgentReport } from '../support/installer-test-agent.js';
+import { buildInstallerWhenFree } from '../support/e2e.js';
 
 /**
  * Builds the installer from Debian packages (real debootstrap: minutes), checks the layer
@@ -15,8 +16,9 @@ import { testAgentSource, type TestAgentReport } from '../support/installer-test
  * inside reported about the machine.
  *
  * Needs root, debootstrap's host tools (installed when missing) and deb.debian.org.
- * PLINTH_TEST_INSTALLER_DATA_DIR keeps the data directory (and its build cache) between
- * runs; by default a fresh one is made and removed.
+ * PLINTH_TEST_INSTALLER_DATA_DIR's layer cache is used (and kept) when set; otherwise a fresh
+ * one is made and removed. The installer is published in a data directory of this file's own:
+ * its test agent must never replace the installer other files boot at the same time.
  */
 const isRoot = process.getuid?.() === 0;
 const keptDataDir = process.env.PLINTH_TEST_INSTALLER_DATA_DIR;
@@ -42,6 +44,7 @@ const mtime = (path: string) => statSync(path).mtimeMs;
 describe.skipIf(!isRoot)('installer: build from Debian packages and boot in QEMU (TCG)', () => {
   let scratch: string;
   let dataDir: string;
+  let cacheDir: string;
   let agentBundle: string;
   let server: InstallerReportServer<TestAgentReport>;
   let vm: Vm | null = null;
@@ -52,7 +55,7 @@ describe.skipIf(!isRoot)('installer: build from Debian packages and boot in QEMU
     buildLog.length = 0;
     const started = Date.now();
     try {
-      const result = await buildInstaller({ dataDir, agentBundle, log: (line) => buildLog.push(line) });
+      const result = await buildInstallerWhenFree({ dataDir, cacheDir, agentBundle, log: (line) => buildLog.push(line) });
       return { result, ms: Date.now() - started };
     } finally {
       console.log(`installer build log:\n  ${buildLog.join('\n  ')}`);
@@ -61,7 +64,8 @@ describe.skipIf(!isRoot)('installer: build from Debian packages and boot in QEMU
 
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'plinth-installer-e2e-'));
-    dataDir = keptDataDir ?? join(scratch, 'data');
+    dataDir = join(scratch, 'data');
+    cacheDir = keptDataDir ? installerCacheDir(keptDataDir) : installerCacheDir(dataDir);
     agentBundle = join(scratch, 'agent.mjs');
     writeFileSync(agentBundle, testAgentSource(agentA));
     server = await InstallerReportServer.start<TestAgentReport>();
@@ -120,7 +124,7 @@ describe.skipIf(!isRoot)('installer: build from Debian packages and boot in QEMU
 
   it('re-packs only the agent layer when the agent bundle changes', { timeout: 5 * 60_000 }, async () => {
     const [baseBefore, agentBefore] = built.manifest.layers;
-    const baseLayerFile = join(dataDir, 'cache', 'installer', baseBefore!.file);
+    const baseLayerFile = join(cacheDir, baseBefore!.file);
     const baseLayerMtime = mtime(baseLayerFile);
     writeFileSync(agentBundle, testAgentSource(agentB));
     const { result: rebuilt, ms } = await build();

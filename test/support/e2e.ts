@@ -1,5 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
+import { sha256File } from '../../src/build/digest.js';
 import { buildInstaller, installerCacheDir, type BuildInstallerOptions, type BuildInstallerResult } from '../../src/installer/index.js';
 import { PlinthError } from '../../src/core/errors.js';
 import { ensureBuilt, freePort, ROOT } from './plinth-process.js';
@@ -20,13 +21,15 @@ export const E2E_DIR = process.env.PLINTH_E2E_DIR ?? '/tmp/plinth-e2e';
 const installers = new Map<string, Promise<{ kernel: string; initrd: string }>>();
 
 /**
- * buildInstaller, waiting while another process builds in the same layer cache (test files
- * and other runs share E2E_DIR's cache, and a build takes its lock even for a cache hit).
+ * Runs a build, waiting while another process holds its cache's build lock (the builders
+ * refuse a second build instead of waiting; test files and other runs share E2E_DIR's caches,
+ * and a build takes its lock even for a cache hit): two files asking for the same build at
+ * once get one build, the second finding it done. `build` must check again what is there.
  */
-export async function buildInstallerWhenFree(options: BuildInstallerOptions): Promise<BuildInstallerResult> {
+export async function whenBuildLockFree<T>(build: () => Promise<T>): Promise<T> {
   for (;;) {
     try {
-      return await buildInstaller(options);
+      return await build();
     } catch (e) {
       if (!(e instanceof PlinthError && e.code === 'conflict' && /lock/.test(e.message))) throw e;
       await new Promise((r) => setTimeout(r, 2000));
@@ -34,11 +37,16 @@ export async function buildInstallerWhenFree(options: BuildInstallerOptions): Pr
   }
 }
 
+/** buildInstaller, waiting while another process builds in the same layer cache. */
+export const buildInstallerWhenFree = (options: BuildInstallerOptions): Promise<BuildInstallerResult> => whenBuildLockFree(() => buildInstaller(options));
+
 /**
  * The installer, built once per set of extras: the plain one in E2E_DIR/installer, one with
  * extra packages (`plinth installer build --package …`) in a data directory of its own
  * (E2E_DIR/installer-<packages>), so that it never replaces the one other files boot. Both
- * use the plain one's layer cache: the extras are a layer over its cached base.
+ * use the plain one's layer cache: the extras are a layer over its cached base. What a file
+ * boots is pinned (pinnedInstaller): another run sharing E2E_DIR (another checkout, another
+ * agent) may publish its own build there while this file's VMs boot.
  */
 export function sharedInstaller(packages: string[] = []): Promise<{ kernel: string; initrd: string }> {
   const key = [...packages].sort().join('-');
@@ -48,18 +56,69 @@ export function sharedInstaller(packages: string[] = []): Promise<{ kernel: stri
       ensureBuilt();
       const dataDir = join(E2E_DIR, key ? `installer-${key}` : 'installer');
       mkdirSync(dataDir, { recursive: true });
-      const r = await buildInstallerWhenFree({
-        dataDir,
-        cacheDir: installerCacheDir(join(E2E_DIR, 'installer')),
-        agentBundle: join(ROOT, 'dist', 'agent', 'agent.mjs'),
-        log: () => undefined,
-        ...(key ? { extras: { packages } } : {}),
-      });
-      return { kernel: r.kernel, initrd: r.initramfs };
+      for (;;) {
+        const r = await buildInstallerWhenFree({
+          dataDir,
+          cacheDir: installerCacheDir(join(E2E_DIR, 'installer')),
+          agentBundle: join(ROOT, 'dist', 'agent', 'agent.mjs'),
+          log: () => undefined,
+          ...(key ? { extras: { packages } } : {}),
+        });
+        const pinned = await pinnedInstaller(dataDir, r);
+        if (pinned) return pinned;
+      }
     })();
     installers.set(key, installer);
   }
   return installer;
+}
+
+/** How long a pinned installer is kept after a file last used it. */
+const PINNED_KEPT_MS = 6 * 60 * 60_000;
+
+/**
+ * Hard links to the installer just built, in DATA_DIR/pinned/<initramfs sha256>/: a build
+ * published into the same data directory later (a rename of boot/installer) leaves them as
+ * they are. Null when another build was published before the links were made (the caller
+ * builds again).
+ */
+async function pinnedInstaller(dataDir: string, r: BuildInstallerResult): Promise<{ kernel: string; initrd: string } | null> {
+  const sha = r.manifest.artifacts.initramfs.sha256;
+  const pinnedDir = join(dataDir, 'pinned');
+  const dir = join(pinnedDir, sha.slice(0, 32));
+  const files = { kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') };
+  mkdirSync(pinnedDir, { recursive: true });
+  if (!existsSync(files.initrd)) {
+    const staging = join(pinnedDir, `.new-${process.pid}`);
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging);
+    try {
+      linkSync(r.kernel, join(staging, 'vmlinuz'));
+      linkSync(r.initramfs, join(staging, 'initrd.img'));
+      if ((await sha256File(join(staging, 'initrd.img'))) !== sha || (await sha256File(join(staging, 'vmlinuz'))) !== r.manifest.artifacts.kernel.sha256) return null;
+      try {
+        renameSync(staging, dir);
+      } catch (e) {
+        if (!existsSync(files.initrd)) throw e; // else another file pinned the same build first
+      }
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  }
+  const now = new Date();
+  utimesSync(dir, now, now);
+  for (const old of readdirSync(pinnedDir)) {
+    const path = join(pinnedDir, old);
+    const mtimeMs = (() => {
+      try {
+        return statSync(path).mtimeMs;
+      } catch {
+        return now.getTime(); // removed meanwhile by another file
+      }
+    })();
+    if (path !== dir && now.getTime() - mtimeMs > PINNED_KEPT_MS) rmSync(path, { recursive: true, force: true });
+  }
+  return files;
 }
 
 /** The controller's providers, with lab QEMU started so that it dies with the test worker. */
@@ -112,13 +171,18 @@ async function builderRecipe(): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Runs `build` unless `stamp` holds `recipe` and every file in `outputs` exists; then records the recipe. */
+/**
+ * Runs `build` unless `stamp` holds `recipe` and every file in `outputs` exists; then records
+ * the recipe. While another process builds in the same cache it waits, then checks again.
+ */
 async function buildOnce(stamp: string, recipe: string, outputs: string[], build: () => Promise<unknown>): Promise<void> {
-  const { existsSync, readFileSync, writeFileSync } = await import('node:fs');
-  const current = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
-  if (outputs.every((f) => existsSync(f)) && current === recipe) return;
-  await build();
-  writeFileSync(stamp, `${recipe}\n`);
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  await whenBuildLockFree(async () => {
+    const current = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
+    if (outputs.every((f) => existsSync(f)) && current === recipe) return;
+    await build();
+    writeFileSync(stamp, `${recipe}\n`);
+  });
 }
 
 let image: Promise<{ dir: string; name: string }> | null = null;
