@@ -11,6 +11,7 @@ import { e2eController, sharedImage, waitFor } from '../support/e2e.js';
 import { freePort } from '../support/image-ssh.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
 import { spawnSync } from 'node:child_process';
+import { holdVmSlots } from '../support/hold-vm-slots.js';
 
 const run = promisify(execFile);
 
@@ -31,6 +32,8 @@ type E2E = Awaited<ReturnType<typeof e2eController>>;
 const GiB = 2 ** 30;
 const ctx = { timeoutMs: 10_000, log: { debug() {}, info() {}, warn() {} } };
 const NAME = 'flow-14';
+
+holdVmSlots(1); // one VM at a time: a slot of the machine's two (docs/testing.md)
 
 describe('Ansible installs an OS through the installer, then rescue, on one lab VM', () => {
   let t: E2E;

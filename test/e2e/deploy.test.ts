@@ -8,6 +8,7 @@ import { LabDir, LabProvider } from '../../src/lab/provider.js';
 import type { VmSpec } from '../../src/lab/vm.js';
 import { adoptSharedImage, e2eController, sharedImage, waitFor } from '../support/e2e.js';
 import { freePort, generateSshKey, sshWhenReady, type SshKey } from '../support/image-ssh.js';
+import { holdVmSlots } from '../support/hold-vm-slots.js';
 
 /**
  * From an unknown VM to an installed OS that Ansible can reach, and back, on real VMs (TCG)
@@ -19,6 +20,8 @@ import { freePort, generateSshKey, sshWhenReady, type SshKey } from '../support/
 type E2E = Awaited<ReturnType<typeof e2eController>>;
 const GiB = 2 ** 30;
 const ctx = { timeoutMs: 10_000, log: { debug() {}, info() {}, warn() {} } };
+
+const slots = holdVmSlots(2); // two VMs at once while inspecting, then one (docs/testing.md)
 
 describe('deploying real VMs', () => {
   let t: E2E;
@@ -126,6 +129,9 @@ describe('deploying real VMs', () => {
     await until('dep-uefi', 'available', 10);
     expect(bios.match).toMatchObject({ profile: 'web', vars: { hostname: 'web-07', ip: '10.0.2.15' } });
     expect((await machine('dep-uefi')).match?.profile ?? null).toBeNull();
+    // From here on one VM runs at a time: once both are off, the other slot goes back.
+    for (const n of ['dep-bios', 'dep-uefi']) await waitFor(`${n} off`, 2 * 60_000, async () => ((await new LabProvider({ address: lab.dir }).power.getPowerState(n, ctx)) === 'off' ? true : undefined));
+    await slots.keep(1);
   }, 25 * 60_000);
 
   let biosRun = '';

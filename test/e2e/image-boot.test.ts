@@ -24,6 +24,7 @@ import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { makeNoCloudSeedDisk } from '../support/image-seed.js';
 import { freePort, generateSshKey, ssh, sshWhenReady, type SshKey, type SshTarget } from '../support/image-ssh.js';
 import { whenBuildLockFree } from '../support/e2e.js';
+import { holdVmSlots } from '../support/hold-vm-slots.js';
 
 const CACHE_DIR = process.env.PLINTH_IMAGE_TEST_CACHE ?? '/tmp/plinth-image-builder-cache';
 const KEEP = process.env.PLINTH_IMAGE_TEST_KEEP === '1';
@@ -41,6 +42,8 @@ const SECURE_BOOT_VARS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const seconds = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
+
+holdVmSlots(1); // one VM at a time: a slot of the machine's two (docs/testing.md)
 
 describe('plinth image build: a Debian 12 image that boots on BIOS and UEFI', () => {
   let work: string;

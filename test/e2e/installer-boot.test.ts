@@ -9,6 +9,7 @@ import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { InstallerReportServer } from '../support/installer-report-server.js';
 import { testAgentSource, type TestAgentReport } from '../support/installer-test-agent.js';
 import { buildInstallerWhenFree } from '../support/e2e.js';
+import { holdVmSlots } from '../support/hold-vm-slots.js';
 
 /**
  * Builds the installer from Debian packages (real debootstrap: minutes), checks the layer
@@ -40,6 +41,8 @@ const agentB = `B-${runNonce}`;
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const mtime = (path: string) => statSync(path).mtimeMs;
+
+holdVmSlots(1); // one VM at a time: a slot of the machine's two (docs/testing.md)
 
 describe.skipIf(!isRoot)('installer: build from Debian packages and boot in QEMU (TCG)', () => {
   let scratch: string;

@@ -10,6 +10,7 @@ import { sharedInstaller, waitFor } from '../support/e2e.js';
 import { BIN, startServe, type ServeProcess } from '../support/plinth-process.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
 import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
+import { holdVmSlots } from '../support/hold-vm-slots.js';
 
 /**
  * A machine on an IPv6-only provisioning network: a bridge between network namespaces with no
@@ -33,6 +34,8 @@ interface Stage {
   stage: string;
   detail: Record<string, unknown>;
 }
+
+holdVmSlots(1); // one VM at a time: a slot of the machine's two (docs/testing.md)
 
 describe.skipIf(!canRun)('a BIOS machine on an IPv6-only provisioning network (DHCPv6 from Plinth)', () => {
   let net: TestNetwork;

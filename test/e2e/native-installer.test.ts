@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Vm, type VmSpec } from '../../src/lab/vm.js';
 import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { e2eController, waitFor } from '../support/e2e.js';
+import { holdVmSlots } from '../support/hold-vm-slots.js';
 
 /**
  * The installer-native deploy method as far as these machines allow: a VM boots Debian's own
@@ -15,6 +16,8 @@ import { e2eController, waitFor } from '../support/e2e.js';
 type E2E = Awaited<ReturnType<typeof e2eController>>;
 const DI = '/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64';
 const dir = mkdtempSync(join(tmpdir(), 'plinth-e2e-native-'));
+
+holdVmSlots(1); // one VM at a time: a slot of the machine's two (docs/testing.md)
 
 describe('deploying with the Debian installer', () => {
   let t: E2E;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Vm, type VmSpec } from '../../src/lab/vm.js';
 import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
 import { e2eController, waitFor } from '../support/e2e.js';
+import { holdVmSlots } from '../support/hold-vm-slots.js';
 
 /**
  * Machines nobody told Plinth about network-boot through their own iPXE firmware (QEMU, TCG),
@@ -14,6 +15,8 @@ import { e2eController, waitFor } from '../support/e2e.js';
 type E2E = Awaited<ReturnType<typeof e2eController>>;
 const GiB = 2 ** 30;
 const vmDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-vms-'));
+
+holdVmSlots(2); // two VMs at once: both slots of the machine's two (docs/testing.md)
 
 describe('network boot and inspection of real VMs', () => {
   let t: E2E;

@@ -8,6 +8,7 @@ import { e2eController, waitFor } from '../support/e2e.js';
 import { startIpmiSim, type IpmiSimPeer } from '../support/peers/ipmi-sim.js';
 import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
 import { redfishVm as vmBehindRedfish, type RedfishVm } from '../support/peers/redfish-vm.js';
+import { holdVmSlots } from '../support/hold-vm-slots.js';
 
 /**
  * Providers driving real VMs through the lifecycle, with no human at the (virtual) rack: an
@@ -57,6 +58,8 @@ while [ $# -gt 1 ]; do
 done
 `;
 }
+
+holdVmSlots(1); // one VM at a time: a slot of the machine's two (docs/testing.md)
 
 describe('providers driving real VMs', () => {
   let t: E2E;
@@ -165,6 +168,8 @@ describe('providers driving real VMs', () => {
     expect(m.facts.system.serial).toBe(system.SerialNumber);
     expect(m.identityConflicts).toEqual([]);
     expect((await t.api('GET', '/api/v1/machines')).json().items).toHaveLength(before + 1);
+    // The agent powers it off after its facts: one VM at a time (this file holds one slot).
+    await waitFor('Redfish VM off', 2 * 60_000, async () => ((redfish.system() as { PowerState: string }).PowerState === 'Off' ? true : undefined));
   }, 12 * 60_000);
 
   it('Redfish virtual media: a VM that no DHCP points anywhere boots the installer ISO its BMC attached, and ends available', async () => {

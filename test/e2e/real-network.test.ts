@@ -13,6 +13,7 @@ import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/ne
 import { startSiteDhcp, type SiteDhcp } from '../support/peers/site-dhcp.js';
 import { startRedfishPeer, type RedfishPeer } from '../support/peers/redfish-server.js';
 import { redfishVm, type RedfishVm } from '../support/peers/redfish-vm.js';
+import { holdVmSlots } from '../support/hold-vm-slots.js';
 
 /**
  * Machines on a real provisioning network: a bridge between network namespaces, `plinth serve`
@@ -38,6 +39,8 @@ interface Stage {
   at: string;
   detail: Record<string, unknown>;
 }
+
+holdVmSlots(1); // one VM at a time: a slot of the machine's two (docs/testing.md)
 
 describe.skipIf(!canRun)('machines on a real provisioning network (bridge, namespaces, dnsmasq)', () => {
   let net: TestNetwork;
