@@ -17,6 +17,7 @@ import { hasAnyIdentity } from '../inventory/identity.js';
 import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, type JobSpec, type ProviderJob } from './jobs.js';
 import { executeJob, JobStepError } from './execute.js';
 import { updateStep } from '../runs/runs.js';
+import { rearmUnclaimedRun } from '../runs/run-tokens.js';
 import { healthOfOutcome, setApplianceHealth } from './appliance-health.js';
 
 export const POWER_ACTOR: Actor = { kind: 'system', name: 'power' };
@@ -324,6 +325,13 @@ export class PowerService {
       },
     };
     let outcome: Parameters<typeof finishJob>[3];
+    if (await this.bootedAlready(job)) {
+      // Handed out again after its runner vanished (a lease is at-least-once), but the machine
+      // already booted into the run: another reset would pull the running agent from under it.
+      log.info({ run: job.runId, attempts: job.attempts }, 'boot job skipped: its run was claimed by the agent of the boot it caused, or is over');
+      await this.complete(job.id, job.claimedBy ?? this.d.claimer, { status: 'succeeded', result: {} });
+      return;
+    }
     try {
       const { appliance, endpoint } = await this.d.appliances.endpoint(job.applianceId);
       const provider = this.d.registry.create(appliance.type, endpoint, { appliance: appliance.name });
@@ -334,6 +342,20 @@ export class PowerService {
       outcome = { status: 'failed', error: { failure, step, message: (e as Error).message } };
     }
     await this.complete(job.id, job.claimedBy ?? this.d.claimer, outcome);
+  }
+
+  /**
+   * A network boot into a run, handed out again after its first runner vanished (a lease is
+   * at-least-once): true when it needs doing no more — the run is over, or an agent claimed
+   * it since the job was queued (queueing re-arms the run, so only a boot the first runner
+   * caused can have claimed it). Otherwise the run is re-armed once more, in the same
+   * statement, as the boot about to happen is the controller's own reset: a ticket handed to
+   * a boot the first runner caused dies with that boot, and the next boot's agent claims the
+   * run. A boot to the local disk is the one a run's own agent asks for, and always runs.
+   */
+  private async bootedAlready(job: ProviderJob): Promise<boolean> {
+    if (job.attempts < 2 || job.spec.kind !== 'boot' || job.spec.device === 'disk' || job.spec.then === 'none' || !job.runId) return false;
+    return !(await rearmUnclaimedRun(this.d.store.db, job.runId));
   }
 
   /** One provider job; not_found when there is none of that id. */

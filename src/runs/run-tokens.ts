@@ -88,6 +88,22 @@ export async function rearmRun(db: Db, runId: string): Promise<void> {
 }
 
 /**
+ * Re-arms the run only if it is active and no agent holds it; false otherwise (an agent
+ * claimed it, or it is over). For a controller's reset that must not pull a running agent
+ * from under its run.
+ */
+export async function rearmUnclaimedRun(db: Db, runId: string): Promise<boolean> {
+  const r = await db
+    .updateTable('runs')
+    .set({ token_epoch: sql<number>`token_epoch + 1` })
+    .where('id', '=', runId)
+    .where('status', 'in', ACTIVE_RUN)
+    .where('token_hash', 'is', null)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/**
  * Claims an unclaimed run of this epoch for a ticket: the agent's first call, or the boot
  * service itself when it hands a native installer its script (there is no agent to claim).
  */

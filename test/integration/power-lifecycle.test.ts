@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backends } from '../support/backends.js';
@@ -163,6 +163,60 @@ describe('provider jobs across restarts and remote sites', () => {
       expect(job.status).toBe('succeeded');
       expect(Number(job.attempts)).toBe(1);
       await b.close();
+    } finally {
+      await db.drop();
+      await peer.close();
+    }
+  });
+
+  it.each([
+    ['claimed the run', true],
+    ['not yet claimed it', false],
+  ])('takes over a network boot whose runner vanished: no second reset when the agent %s, else a reset that re-arms the run', async (_label, agentClaimed) => {
+    const peer = await startRedfishPeer({ username: 'u', password: 'p', powerState: 'Off' });
+    const db = await backend.create();
+    try {
+      const files = mkdtempSync(join(tmpdir(), 'plinth-takeover-'));
+      writeFileSync(join(files, 'vmlinuz'), 'kernel');
+      writeFileSync(join(files, 'initrd.img'), 'initrd');
+      const a = await startController(
+        db,
+        { publicUrl: 'http://10.0.2.2:7708', providers: { lease: '2s', jobDeadline: '60s' } },
+        { installer: () => ({ kernel: join(files, 'vmlinuz'), initrd: join(files, 'initrd.img') }) },
+      );
+      const appliance = (await a.api('POST', '/api/v1/appliances', { name: 'r1', type: 'redfish', address: peer.url, username: 'u', password: 'p' })).json();
+      const mac = '52:54:00:7a:00:01';
+      const m = await a.api('POST', '/api/v1/machines', { name: 'taken-1', identity: { macs: [mac] }, provider: { applianceId: appliance.id, ref: peer.systemPath } });
+      expect(m.statusCode, m.body).toBe(201);
+      await a.api('POST', '/api/v1/machines/taken-1/actions/inspect', {});
+      const store = a.controller.services.store;
+      // A runner that vanished: it claimed the job (and, for all anyone knows, reset the machine) and never finished it.
+      const [held] = await claimJobs(store, { site: null, claimer: 'controller:gone', limit: 1, leaseMs: 1, now: new Date() });
+      expect(held?.spec).toMatchObject({ kind: 'boot', device: 'pxe' });
+      // The machine booted from that reset: its script carries a run ticket.
+      const ticket = /plinth\.token=(\S+)/.exec((await a.api('GET', `/boot/machine.ipxe?mac=${mac}`, undefined, null)).body)?.[1];
+      expect(ticket).toBeTruthy();
+      if (agentClaimed) expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, ticket)).statusCode).toBe(200);
+
+      a.controller.power.start();
+      const done = async () => (await store.db.selectFrom('provider_jobs').selectAll().where('id', '=', held!.id).executeTakeFirstOrThrow());
+      for (let i = 0; i < 600 && (await done()).status !== 'succeeded'; i++) await new Promise((x) => setTimeout(x, 100));
+      const job = await done();
+      expect([job.status, Number(job.attempts)]).toEqual(['succeeded', 2]);
+      expect(job.claimed_by).not.toBe('controller:gone');
+      if (agentClaimed) {
+        // The agent keeps its run: nothing reset the machine under it, and its next report is taken.
+        expect(peer.resets).toEqual([]);
+        expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, ticket)).statusCode).toBe(200);
+      } else {
+        // The machine was reset again: the boot that follows gets the run; a ticket from before the reset is dead.
+        expect(peer.resets).toEqual(['On']);
+        expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, ticket)).statusCode).toBe(401);
+        const fresh = /plinth\.token=(\S+)/.exec((await a.api('GET', `/boot/machine.ipxe?mac=${mac}`, undefined, null)).body)?.[1];
+        expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, fresh)).statusCode).toBe(200);
+      }
+      expect((await a.api('GET', '/api/v1/machines/taken-1')).json().state).toBe('inspect-wait');
+      await a.close();
     } finally {
       await db.drop();
       await peer.close();
