@@ -32,7 +32,13 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   return s ? (JSON.parse(s) as Record<string, unknown>) : {};
 }
 
-export async function startFarm(o: { bmcs: number; systemsPerBmc: number; latencyMs: [number, number] }): Promise<Farm> {
+export async function startFarm(o: {
+  bmcs: number;
+  systemsPerBmc: number;
+  latencyMs: [number, number];
+  /** Told after a reset that leaves a system running (On, ForceRestart…): the machine boots now. */
+  onBoot?: (bmc: number, system: string) => void;
+}): Promise<Farm> {
   const servers: Server[] = [];
   const bmcs: FarmBmc[] = [];
   for (let b = 0; b < o.bmcs; b++) {
@@ -83,9 +89,13 @@ export async function startFarm(o: { bmcs: number; systemsPerBmc: number; latenc
           const body = await readBody(req);
           s.power = body.ResetType === 'ForceOff' || body.ResetType === 'GracefulShutdown' ? 'Off' : 'On';
           send(res, 204);
+          if (s.power === 'On') o.onBoot?.(b, s.id);
         } else {
           send(res, 404, { error: { message: `no ${url}` } });
         }
+      } catch {
+        // The client went away mid-request (a controller killed while it talked to this BMC).
+        res.destroy();
       } finally {
         bmc.inFlight--;
       }
