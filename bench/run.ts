@@ -12,6 +12,8 @@ const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
   deploy: () => import('./deploy.js'),
   multicast: () => import('./multicast.js'),
   serving: () => import('./serving.js'),
+  scaleout: () => import('./scaleout.js'),
+  'job-engines': () => import('./job-engines.js'),
 };
 
 // Flags (`--quick`) are for the suites, which read process.argv themselves; the reduced sizes
