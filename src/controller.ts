@@ -269,10 +269,13 @@ export async function createController(config: Config, opts: ControllerOptions =
   const installer = opts.installer ?? defaultInstallerLocator(config.dataDir);
   // Remote sites' caches fetch by sha256 what the controller serves its machines: images (and files beside them), the installer.
   const siteCaches = new SiteCaches({ store, clock, keyRoot: secrets.box.deriveKey(SITE_CACHE_KEY_PURPOSE) });
-  siteCaches.addResolver((sha256) => images.pathBySha256(sha256));
+  siteCaches.addResolver(async (sha256) => {
+    const path = await images.pathBySha256(sha256);
+    return path ? { path, stage: 'image' } : null;
+  });
   siteCaches.addFiles(() => {
     const i = installer();
-    return i ? [i.kernel, i.initrd] : [];
+    return i ? [{ path: i.kernel, stage: 'kernel' }, { path: i.initrd, stage: 'initrd' }] : [];
   });
   const deployRuns = new DeployRuns({ store, clock, engine, inventory, power, config: machineConfig, secrets: secrets.box, profileLookup: lookupProfileDeploy, multicast, edeployScript: EDEPLOY_SCRIPT, siteCaches });
   engine.onTransitionInTransaction((trx, r) => deploy.onLeftDeployed(trx, r));

@@ -286,8 +286,8 @@ export class BootService {
 
   /**
    * Where a machine loads the installer from: its site's cache when it has one (with the
-   * controller as the fallback of each file), else the controller. The trace records the
-   * controller's downloads only; a cache's are in its own figures.
+   * controller as the fallback of each file), else the controller. The cache reports what it
+   * served to the boot trace (SiteCaches.recordFetch).
    */
   private async installerUrls(machine: Machine, runId: string, files: { kernel: string; initrd: string }, controllerBase: string, attemptId: string) {
     const controller = { kernelUrl: `${controllerBase}/vmlinuz?attempt=${attemptId}`, initrdUrl: `${controllerBase}/initrd.img?attempt=${attemptId}` };

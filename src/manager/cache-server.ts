@@ -4,13 +4,15 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from '../core/logger.js';
-import { checkCacheUrl, type SiteCacheReport } from '../protocol/site-cache.js';
+import { checkCacheUrl, type SiteCacheFetch, type SiteCacheReport } from '../protocol/site-cache.js';
 import { CacheError, type FileCache } from './file-cache.js';
 
 /** What the cache server asks the controller. */
 export interface CacheAuthority {
   /** Whether the run is still under way on a machine of this site (the controller would serve it). */
   runActive(runId: string): Promise<boolean>;
+  /** Told of each download served to a run (for the machine's boot trace); must not throw or block. */
+  served(f: SiteCacheFetch): void;
 }
 
 export interface CacheServerOptions {
@@ -125,15 +127,20 @@ export class CacheServer {
       this.o.cache.figures.refused++;
       return text(res, 403, `run ${grant.runId} has ended, or is not on a machine of this site`);
     }
+    const range = req.headers.range?.slice(0, 128);
     let held;
     try {
       held = await this.o.cache.acquire(grant.sha256);
     } catch (e) {
-      if (e instanceof CacheError) return text(res, e.status, e.message, e.status === 503 ? { 'retry-after': '5' } : {});
+      if (e instanceof CacheError) {
+        this.o.authority.served({ runId: grant.runId, sha256: grant.sha256, cache: 'miss', status: e.status, ...(range ? { range } : {}) });
+        return text(res, e.status, e.message, e.status === 503 ? { 'retry-after': '5' } : {});
+      }
       throw e;
     }
     res.once('close', held.release);
-    await this.sendRange(req, res, held.path, held.size, `"${grant.sha256}"`);
+    const status = await this.sendRange(req, res, held.path, held.size, `"${grant.sha256}"`);
+    this.o.authority.served({ runId: grant.runId, sha256: grant.sha256, cache: held.hit ? 'hit' : 'miss', status, ...(range ? { range } : {}) });
   }
 
   private runActive(runId: string): Promise<boolean> {
@@ -149,7 +156,7 @@ export class CacheServer {
   }
 
   /** One file, whole or one byte range of it (RFC 9110: a range the file cannot satisfy is 416; several ranges get the whole file). */
-  private async sendRange(req: IncomingMessage, res: ServerResponse, path: string, size: number, etag: string): Promise<void> {
+  private async sendRange(req: IncomingMessage, res: ServerResponse, path: string, size: number, etag: string): Promise<number> {
     const headers: Record<string, string> = { 'accept-ranges': 'bytes', etag, 'content-type': 'application/octet-stream' };
     let start = 0;
     let end = size - 1;
@@ -170,7 +177,7 @@ export class CacheServer {
         if (start >= size) {
           res.writeHead(416, { ...headers, 'content-range': `bytes */${size}` });
           res.end();
-          return;
+          return 416;
         }
         status = 206;
         headers['content-range'] = `bytes ${start}-${end}/${size}`;
@@ -180,7 +187,7 @@ export class CacheServer {
     res.writeHead(status, headers);
     if (req.method === 'HEAD' || end < start) {
       res.end();
-      return;
+      return status;
     }
     const figures = this.o.cache.figures;
     const count = new Transform({
@@ -191,6 +198,7 @@ export class CacheServer {
     });
     // A machine that hangs up mid-file is no error of the cache's.
     await pipeline(createReadStream(path, { start, end, highWaterMark: 1024 * 1024 }), count, res).catch(() => undefined);
+    return status;
   }
 }
 

@@ -46,6 +46,8 @@ interface Entry {
 export interface HeldFile {
   path: string;
   size: number;
+  /** Whether the file was held when asked for (else this request waited for a fetch). */
+  hit: boolean;
   release(): void;
 }
 
@@ -121,6 +123,7 @@ export class FileCache {
         return {
           path: join(this.filesDir, sha256),
           size: e.size,
+          hit: !counted,
           release: () => {
             if (released) return;
             released = true;

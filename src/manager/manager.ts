@@ -4,7 +4,7 @@ import { executeJob, JobStepError } from '../power/execute.js';
 import type { JobSpec } from '../power/jobs.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Endpoint, ProviderType } from '../providers/types.js';
-import type { SiteCacheAnswer, SiteCacheReport } from '../protocol/site-cache.js';
+import type { SiteCacheAnswer, SiteCacheFetch, SiteCacheReport } from '../protocol/site-cache.js';
 import { CacheServer } from './cache-server.js';
 import { CacheError, FileCache } from './file-cache.js';
 
@@ -98,6 +98,8 @@ export class Manager {
       log: this.o.log,
       authority: {
         runActive: async (runId) => (await this.client.request<{ active: boolean }>('GET', this.sitePath(`/runs/${encodeURIComponent(runId)}`), undefined, undefined, AbortSignal.timeout(15_000))).active,
+        // The trace is a diagnostic: a download is never held up or failed by its record.
+        served: (f) => void this.client.request('POST', this.sitePath('/fetches'), f satisfies SiteCacheFetch).catch((e) => this.o.log.debug({ err: (e as Error).message }, 'site cache: fetch not recorded')),
       },
     });
     const listened = await server.listen(c.listen.host, c.listen.port);

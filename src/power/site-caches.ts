@@ -5,10 +5,14 @@ import { fromJson, toJson } from '../store/database.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import { PlinthError } from '../core/errors.js';
-import { cacheFileUrl, type SiteCacheAnswer, type SiteCacheReport } from '../protocol/site-cache.js';
+import { cacheFileUrl, type SiteCacheAnswer, type SiteCacheFetch, type SiteCacheReport } from '../protocol/site-cache.js';
+import { currentAttempt, recordStage } from '../runs/trace.js';
 
-/** Finds the file the controller serves under a sha256, or null when it has none. */
-export type SiteFileResolver = (sha256: string) => Promise<string | null>;
+/**
+ * Finds the file the controller serves under a sha256, or null when it has none; `stage` names
+ * its download in the boot trace (`kernel`, `initrd`, `image`, as the controller's own routes do).
+ */
+export type SiteFileResolver = (sha256: string) => Promise<{ path: string; stage: string } | null>;
 
 /** A site's cache as the controller points machines at it. */
 export interface SiteCache {
@@ -63,9 +67,9 @@ export class SiteCaches {
   }
 
   /** A resolver over files known by path (the installer's kernel and initramfs): hashed once per size and mtime. */
-  addFiles(paths: () => string[]): void {
+  addFiles(files: () => { path: string; stage: string }[]): void {
     this.addResolver(async (sha256) => {
-      for (const p of paths()) if ((await this.sha256Of(p).catch(() => null)) === sha256) return p;
+      for (const f of files()) if ((await this.sha256Of(f.path).catch(() => null)) === sha256) return f;
       return null;
     });
   }
@@ -120,12 +124,40 @@ export class SiteCaches {
   }
 
   /** The file a site's cache asked for by sha256; not_found when no resolver has it. */
-  async file(sha256: string): Promise<string> {
+  async file(sha256: string): Promise<{ path: string; stage: string }> {
     for (const r of this.resolvers) {
-      const path = await r(sha256);
-      if (path) return path;
+      const found = await r(sha256);
+      if (found) return found;
     }
     throw new PlinthError('not_found', `no file with sha256 ${sha256} is served by this controller`, { details: { sha256 } });
+  }
+
+  /**
+   * A site's cache served a run's file: recorded in the machine's boot trace like the
+   * controller's own downloads (stage `kernel`, `initrd`, `image`…, with the site and whether
+   * the cache held it). A run that is not on a machine of this site records nothing.
+   */
+  async recordFetch(site: string, f: SiteCacheFetch): Promise<void> {
+    const { db } = this.d.store;
+    const row = await db
+      .selectFrom('runs')
+      .innerJoin('machines', 'machines.id', 'runs.machine_id')
+      .innerJoin('appliances', 'appliances.id', 'machines.appliance_id')
+      .select(['runs.machine_id', 'appliances.site'])
+      .where('runs.id', '=', f.runId)
+      .executeTakeFirst();
+    if (!row || row.site !== site) return;
+    const stage = (await this.file(f.sha256).catch(() => null))?.stage ?? 'file';
+    await this.d.store.transaction(async (trx) =>
+      recordStage(trx, {
+        machineId: row.machine_id,
+        attemptId: await currentAttempt(trx, row.machine_id, f.runId),
+        runId: f.runId,
+        at: iso(this.d.clock.now()),
+        stage,
+        detail: { site, cache: f.cache, status: f.status, ...(f.range ? { range: f.range } : {}) },
+      }),
+    );
   }
 
   /** Whether a run is still under way on a machine of this site (the controller would still serve its files). */

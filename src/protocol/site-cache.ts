@@ -42,6 +42,19 @@ export const SiteCacheAnswerSchema = Type.Object({
 });
 export type SiteCacheAnswer = Static<typeof SiteCacheAnswerSchema>;
 
+/** A download the cache served (or refused for want of the file), for the machine's boot trace. */
+export const SiteCacheFetchSchema = Type.Object(
+  {
+    runId: Type.String({ maxLength: 64 }),
+    sha256: Type.String({ pattern: SHA256_PATTERN }),
+    cache: Type.Union([Type.Literal('hit'), Type.Literal('miss')], { description: 'hit: the file was held; miss: it was fetched from the controller first (by this request or one it waited for)' }),
+    status: Type.Integer({ minimum: 100, maximum: 599, description: 'the HTTP status the machine got' }),
+    range: Type.Optional(Type.String({ maxLength: 128 })),
+  },
+  { additionalProperties: false },
+);
+export type SiteCacheFetch = Static<typeof SiteCacheFetchSchema>;
+
 /** The controller's answer to "may this run still fetch files?". */
 export const SiteCacheRunAnswerSchema = Type.Object({ active: Type.Boolean() });
 

@@ -202,6 +202,14 @@ describe.each(backends)('site caches on $name', (backend) => {
     expect(sha(Buffer.from(await three.arrayBuffer()))).toBe(sha(images.a!));
     expect(wan.sent - again).toBeLessThan(16 * 1024);
     expect((await cacheFigures()).hits - after.hits).toBe(1);
+    // The cache tells the controller what it served: web-1's boot trace shows its installer and image downloads.
+    const stages = await until(
+      "web-1's trace shows the cache's downloads",
+      async () => (await t.api('GET', '/api/v1/machines/web-1/trace?attempts=1')).json().attempts[0].stages as { stage: string; detail: any }[],
+      (st) => st.filter((x) => x.stage === 'image').length >= 2,
+    );
+    expect(stages.find((x) => x.stage === 'kernel')?.detail).toEqual({ site: 'dc2', cache: 'miss', status: 200 });
+    expect(stages.filter((x) => x.stage === 'image').map((x) => x.detail.cache).sort()).toEqual(['hit', 'miss']);
   });
 
   it('serves byte ranges as the agent resumes: 206 from an offset, If-Range, 416 past the end', async () => {

@@ -3,7 +3,7 @@ import type { App, AppServices } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
 import type { SendFile } from '../send-file.js';
 import type { SiteCaches } from '../../power/site-caches.js';
-import { SHA256_PATTERN, SiteCacheAnswerSchema, SiteCacheReportSchema, SiteCacheRunAnswerSchema } from '../../protocol/site-cache.js';
+import { SHA256_PATTERN, SiteCacheAnswerSchema, SiteCacheFetchSchema, SiteCacheReportSchema, SiteCacheRunAnswerSchema } from '../../protocol/site-cache.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
 const Site = Type.Object({ site: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: 63 }) }, { additionalProperties: false });
@@ -153,7 +153,7 @@ export const managerRoutes = (deps: { siteCaches: SiteCaches; sendFile: SendFile
       },
     },
     async (req, reply) => {
-      const path = await deps.siteCaches.file(req.params.sha256);
+      const { path } = await deps.siteCaches.file(req.params.sha256);
       req.log.info({ site: req.params.site, sha256: req.params.sha256 }, 'file sent to a site cache');
       return deps.sendFile(reply.type('application/octet-stream').header('etag', `"${req.params.sha256}"`), path);
     },
@@ -171,5 +171,23 @@ export const managerRoutes = (deps: { siteCaches: SiteCaches; sendFile: SendFile
       },
     },
     async (req) => ({ active: await deps.siteCaches.runActive(req.params.site, req.params.run) }),
+  );
+
+  app.post(
+    '/api/v1/managers/:site/fetches',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['managers'],
+        summary: "A site cache tells what it served a run's machine, for the machine's boot trace",
+        params: Site,
+        body: SiteCacheFetchSchema,
+        response: { 200: Type.Object({}), ...errors },
+      },
+    },
+    async (req) => {
+      await deps.siteCaches.recordFetch(req.params.site, req.body);
+      return {};
+    },
   );
 };
