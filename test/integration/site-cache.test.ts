@@ -11,6 +11,8 @@ import { makeFacts } from '../support/facts.js';
 import { BIN, ensureBuilt, freePort } from '../support/plinth-process.js';
 import { cacheFileUrl } from '../../src/protocol/site-cache.js';
 import { inProcessCli } from '../support/cli.js';
+import { writeImage } from '../../src/agent/steps/write-image.js';
+import { LoopDevices, readDevice } from '../../src/agent/steps/test-fixtures.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -19,12 +21,13 @@ const MiB = 2 ** 20;
 /**
  * A TCP relay in front of the controller: counts the bytes the controller sends through it
  * (its egress to the site, measured on the wire, not reported by anyone), and can cut the
- * connection that carries the next `bytes` bytes (a WAN link that drops mid-file; the
- * manager's HTTP client keeps its connections open, so it is whichever carries them).
+ * connection that carries the next N bytes (a link that drops mid-file; HTTP clients keep
+ * their connections open, so it is whichever carries them), and again after that.
  */
 async function relay(target: URL) {
   let sent = 0;
   let budget: number | null = null;
+  let budgets: number[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     sockets.add(client);
@@ -33,7 +36,7 @@ async function relay(target: URL) {
     upstream.on('data', (d: Buffer) => {
       if (budget !== null && d.length > budget) {
         const part = d.subarray(0, budget);
-        budget = null;
+        budget = budgets.shift() ?? null;
         sent += part.length;
         client.end(part);
         client.destroySoon();
@@ -57,8 +60,9 @@ async function relay(target: URL) {
     get sent() {
       return sent;
     },
-    cutAfter(bytes: number) {
-      budget = bytes;
+    /** Cuts the connection carrying the next `bytes[0]` bytes, then the one carrying the `bytes[1]` after them… */
+    cutAfter(...bytes: number[]) {
+      [budget = null, ...budgets] = bytes;
     },
     close: () => new Promise((r) => (sockets.forEach((c) => c.destroy()), server.close(r))),
   };
@@ -233,6 +237,40 @@ describe.each(backends)('site caches on $name', (backend) => {
     expect(past.headers.get('content-range')).toBe(`bytes */${images.a!.length}`);
     const head = await fetch(url, { method: 'HEAD' });
     expect(head.headers.get('content-length')).toBe(String(images.a!.length));
+  });
+
+  it("the agent's own image writer, its connection to the cache cut twice, resumes with Range and writes the verified image", async () => {
+    // The site's network between machine and cache, cut twice mid-image.
+    const lan = await relay(new URL(manager.url));
+    const loops = new LoopDevices();
+    try {
+      const disk = await loops.attach(4 * MiB);
+      const url = new URL(web1.params.image.url);
+      lan.cutAfter(MiB + 4321, MiB);
+      const write = writeImage({
+        url: `${lan.url}${url.pathname}${url.search}`,
+        sha256: web1.params.image.sha256,
+        sizeBytes: web1.params.image.sizeBytes,
+        device: disk.device,
+        log: () => undefined,
+        backoffMs: [10],
+        idleTimeoutMs: 30_000,
+      });
+      const result = await write;
+      expect(result).toMatchObject({ bytes: images.a!.length, sha256: sha(images.a!), attempts: 3, transport: 'http' });
+      expect(result.resumedAt).toHaveLength(2);
+      expect(result.resumedAt[0]).toBeGreaterThan(0);
+      expect((await readDevice(loops, disk.device, 0, images.a!.length)).equals(images.a!)).toBe(true);
+      const ranges = await until(
+        "the resumed downloads in web-1's trace",
+        async () => ((await t.api('GET', '/api/v1/machines/web-1/trace?attempts=1')).json().attempts[0].stages as { stage: string; detail: any }[]).filter((x) => x.stage === 'image' && x.detail.range),
+        (st) => result.resumedAt.every((at) => st.some((x) => x.detail.range === `bytes=${at}-` && x.detail.status === 206 && x.detail.cache === 'hit')),
+      );
+      expect(ranges.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await loops.detachAll();
+      await lan.close();
+    }
   });
 
   it('refuses callers the controller would refuse: no or a forged signature, another file, an ended run', async () => {
