@@ -160,7 +160,7 @@ async function installKernel(ctx: BuildContext, root: string, work: string): Pro
     throw new PlinthError('internal', `cannot resolve linux-image-${ctx.inputs.arch} in ${ctx.inputs.suite}'s Packages index`);
   }
 
-  const debPath = join(ctx.debCacheDir, `${imageName}_${version.replace(/:/g, '%3a')}_${ctx.inputs.arch}.deb`);
+  const debPath = kernelPackagePath(ctx.debCacheDir, imageName, version);
   if (existsSync(debPath) && (await sha256File(debPath)) === sha256) {
     ctx.log(`kernel ${imageName} ${version} (cached package)`);
   } else {
@@ -170,20 +170,42 @@ async function installKernel(ctx: BuildContext, root: string, work: string): Pro
   }
 
   const extracted = join(work, 'kernel');
-  await runTool('dpkg-deb', ['-x', debPath, extracted], installerTool(ctx.signal));
-  const releases = readdirSync(join(extracted, 'lib/modules'));
-  const release = releases[0];
-  if (!release || releases.length !== 1) throw new PlinthError('internal', `${imageName}: expected one module tree, found ${releases.join(', ') || 'none'}`);
+  const { release, modules } = await installModules({ debPath, extracted, root, rules: ctx.inputs.moduleRules, log: ctx.log, signal: ctx.signal });
   copyFileSync(join(extracted, 'boot', `vmlinuz-${release}`), join(work, KERNEL_FILE));
+
+  const kernelPath = join(work, KERNEL_FILE);
+  return { package: imageName, version, release, modules, bytes: statSync(kernelPath).size, sha256: await sha256File(kernelPath) };
+}
+
+/** Where the kernel's image package is kept in the .deb cache. */
+export const kernelPackagePath = (debCacheDir: string, name: string, version: string, arch = 'amd64'): string =>
+  join(debCacheDir, `${name}_${version.replace(/:/g, '%3a')}_${arch}.deb`);
+
+/**
+ * Extracts the kernel's image package into `extracted` and copies the modules the rules
+ * select, with their dependencies, into `root`'s module tree, then runs depmod for it.
+ */
+export async function installModules(o: {
+  debPath: string;
+  extracted: string;
+  root: string;
+  rules: string[];
+  log: (line: string) => void;
+  signal?: AbortSignal | undefined;
+}): Promise<{ release: string; modules: number }> {
+  await runTool('dpkg-deb', ['-x', o.debPath, o.extracted], installerTool(o.signal));
+  const releases = readdirSync(join(o.extracted, 'lib/modules'));
+  const release = releases[0];
+  if (!release || releases.length !== 1) throw new PlinthError('internal', `${o.debPath}: expected one module tree, found ${releases.join(', ') || 'none'}`);
 
   // NOTE: Debian's image package has no modules.dep (its postinst runs depmod), so compute
   // it for the whole tree to find the dependencies of the modules kept.
-  const fullTree = join(extracted, 'lib/modules', release);
-  await runTool('depmod', ['-b', extracted, release], installerTool(ctx.signal));
-  const { modules, unmatchedRules } = selectModules(parseModulesDep(readFileSync(join(fullTree, 'modules.dep'), 'utf8')), ctx.inputs.moduleRules);
-  if (unmatchedRules.length > 0) ctx.log(`kernel module rules that matched nothing in ${release}: ${unmatchedRules.join(', ')}`);
+  const fullTree = join(o.extracted, 'lib/modules', release);
+  await runTool('depmod', ['-b', o.extracted, release], installerTool(o.signal));
+  const { modules, unmatchedRules } = selectModules(parseModulesDep(readFileSync(join(fullTree, 'modules.dep'), 'utf8')), o.rules);
+  if (unmatchedRules.length > 0) o.log(`kernel module rules that matched nothing in ${release}: ${unmatchedRules.join(', ')}`);
 
-  const tree = join(root, 'lib/modules', release);
+  const tree = join(o.root, 'lib/modules', release);
   let moduleBytes = 0;
   for (const module of modules) {
     const target = join(tree, module);
@@ -194,11 +216,9 @@ async function installKernel(ctx: BuildContext, root: string, work: string): Pro
   for (const file of ['modules.order', 'modules.builtin', 'modules.builtin.modinfo']) {
     if (existsSync(join(fullTree, file))) copyFileSync(join(fullTree, file), join(tree, file));
   }
-  await runTool('depmod', ['-b', root, release], installerTool(ctx.signal));
-  ctx.log(`kernel ${release}: kept ${modules.length} modules (${formatSize(moduleBytes)})`);
-
-  const kernelPath = join(work, KERNEL_FILE);
-  return { package: imageName, version, release, modules: modules.length, bytes: statSync(kernelPath).size, sha256: await sha256File(kernelPath) };
+  await runTool('depmod', ['-b', o.root, release], installerTool(o.signal));
+  o.log(`kernel ${release}: kept ${modules.length} modules (${formatSize(moduleBytes)})`);
+  return { release, modules: modules.length };
 }
 
 async function download(url: string, path: string, expectedSha256: string, signal?: AbortSignal): Promise<void> {

@@ -62,7 +62,7 @@ export interface BuildInstallerOptions {
   compression?: InstallerCompression;
   /** The Node.js binary copied into the installer; default the one running Plinth. */
   nodeBinary?: string;
-  /** Debian packages and firmware a site adds (the extras layer) and kernel modules (base layer rules); extras.ts. */
+  /** Debian packages, firmware and kernel modules a site adds: the extras layer (extras.ts). */
   extras?: InstallerExtras;
   /** The layer cache; default DATA_DIR/cache/installer. Data directories may share one (one build at a time). */
   cacheDir?: string;
@@ -137,8 +137,15 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
     };
     const agentKey = cacheKey(agentInputs);
     const extrasInputs: ExtrasLayerRecord['inputs'] | null =
-      plan.extraPackages.length > 0
-        ? { builderVersion: BUILDER_VERSION, baseKey, packages: plan.extraPackages, components: plan.extraComponents, compression }
+      plan.extraPackages.length + plan.extraModules.length > 0
+        ? {
+            builderVersion: BUILDER_VERSION,
+            baseKey,
+            packages: plan.extraPackages,
+            components: plan.extraComponents,
+            ...(plan.extraModules.length > 0 ? { modules: plan.extraModules } : {}),
+            compression,
+          }
         : null;
     const extrasKey = extrasInputs ? cacheKey(extrasInputs) : null;
     const layerKeys: [string, string][] = [['base', baseKey], ...(extrasKey ? [['extras', extrasKey] as [string, string]] : []), ['agent', agentKey]];
@@ -170,10 +177,18 @@ export async function buildInstaller(options: BuildInstallerOptions): Promise<Bu
     if (extrasInputs && extrasKey) {
       const cached = options.force ? null : await cachedExtrasLayer(cacheDir, extrasKey);
       if (cached) log(`extras layer ${extrasKey}: cached (${formatSize(cached.record.bytes)})`);
-      else log(`extras layer ${extrasKey}: building (${extrasInputs.packages.join(' ')} over base ${baseKey})`);
+      else log(`extras layer ${extrasKey}: building (${[...extrasInputs.packages, ...(extrasInputs.modules ?? [])].join(' ')} over base ${baseKey})`);
       const built =
         cached ??
-        (await buildExtrasLayer({ cacheDir, key: extrasKey, base, inputs: extrasInputs, log, ...(options.signal ? { signal: options.signal } : {}) }));
+        (await buildExtrasLayer({
+          cacheDir,
+          debCacheDir: join(cacheDir, 'debs'),
+          key: extrasKey,
+          base,
+          inputs: extrasInputs,
+          log,
+          ...(options.signal ? { signal: options.signal } : {}),
+        }));
       extras = { ...built, cacheHit: cached !== null };
     }
 
@@ -296,7 +311,9 @@ async function publish(args: {
         node: { ...base.inputs.node, version: base.nodeVersion },
         agentBundle: { path: args.agentBundle, sha256: agent.inputs.agentSha256, bytes: statSync(args.agentBundle).size },
         initFilesSha256: base.inputs.initFilesSha256,
-        ...(extras ? { extras: { packages: extras.inputs.packages, components: extras.inputs.components } } : {}),
+        ...(extras
+          ? { extras: { packages: extras.inputs.packages, components: extras.inputs.components, ...(extras.inputs.modules ? { modules: extras.inputs.modules } : {}) } }
+          : {}),
       },
       kernel: base.kernel,
       packages: extras ? sortedByName({ ...base.packages, ...extras.packages }) : base.packages,

@@ -96,7 +96,7 @@ export async function packCpio(
   const compressor = compressorFor(compression);
   const out = openSync(outputPath, 'w', 0o644);
   try {
-    const list = paths.join('\0') + '\0';
+    const list = paths.map((path) => `${path}\0`).join('');
     const cpio = startTool('cpio', ['--null', '--create', '--format=newc', '--reproducible', '--quiet'], {
       ...installerTool(signal),
       cwd: root,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, realpathSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, realpathSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { messageOf, PlinthError, validation } from '../core/errors.js';
 import { publishEntry, verifiedEntry } from '../build/cache.js';
@@ -9,7 +9,7 @@ import { makeScratchDir, removeScratchDir } from '../build/scratch.js';
 import { APT_OPTIONS, openChroot } from '../images/builder/chroot.js';
 import { Teardown } from '../images/builder/teardown.js';
 import { TOOL_OUTPUT_PREFIX } from '../images/builder/process.js';
-import { pruneRoot } from './base-layer.js';
+import { installModules, kernelPackagePath, pruneRoot } from './base-layer.js';
 import { layerFileName, listTree, packCpio, unpackCpio } from './cpio-archive.js';
 import { installedPackages } from './debian-index.js';
 import { formatSeconds, formatSize } from './log-format.js';
@@ -22,7 +22,8 @@ const BUILD_ONLY_FILES = ['etc/resolv.conf', 'etc/apt/sources.list'];
 
 /**
  * The extras layer: the site's packages and firmware (extras.ts), installed with apt-get in
- * a chroot of a copy of the base layer's root, holding only the files they add or change.
+ * a chroot of a copy of the base layer's root, and its kernel modules, copied from the kernel
+ * package the base was built with, holding only the files they add or change.
  * Later archives override earlier ones when the kernel unpacks the initramfs, so base then
  * extras gives the root filesystem apt-get left; the base layer itself is the cached one an
  * installer without extras uses.
@@ -34,6 +35,8 @@ const BUILD_ONLY_FILES = ['etc/resolv.conf', 'etc/apt/sources.list'];
  */
 export async function buildExtrasLayer(ctx: {
   cacheDir: string;
+  /** Where the base build kept the kernel's package. */
+  debCacheDir: string;
   key: string;
   base: { dir: string; record: BaseLayerRecord };
   inputs: ExtrasLayerRecord['inputs'];
@@ -52,38 +55,22 @@ export async function buildExtrasLayer(ctx: {
     log(`extras layer: unpacked the base layer (${before.size} paths) in ${formatSeconds(Date.now() - started)}`);
     throwIfAborted(signal, 'installer build');
 
-    const installStarted = Date.now();
-    const saved = BUILD_ONLY_FILES.map((path) => ({ path, entry: savedEntry(join(root, path)) }));
-    // The base layer's package indexes were pruned; the archive may have moved on since.
-    mkdirSync(join(root, 'var/lib/apt/lists/partial'), { recursive: true });
-    mkdirSync(join(root, 'var/cache/apt/archives/partial'), { recursive: true });
-    writeFileSync(join(root, 'etc/apt/sources.list'), `deb ${base.record.inputs.mirror} ${base.record.inputs.suite} ${inputs.components.join(' ')}\n`);
-    const teardown = new Teardown(log);
-    try {
-      // apt-get prints a line per package and per index; keep errors and the summary.
-      const aptLog = (line: string) => {
-        const text = line.startsWith(TOOL_OUTPUT_PREFIX) ? line.slice(TOOL_OUTPUT_PREFIX.length) : line;
-        if (/^(E:|W:|\d+ upgraded|Need to get)/.test(text)) log(`apt-get: ${text}`);
-      };
-      const chroot = await openChroot(root, [], teardown, { log: aptLog, signal });
-      await chroot.run(['apt-get', ...APT_OPTIONS, 'update'], { log: aptLog });
-      await chroot.run(['apt-get', ...APT_OPTIONS, '-y', 'install', ...inputs.packages], { log: aptLog }).catch((e: unknown) => {
-        throw signal?.aborted ? e : installFailure(e, inputs.packages, `${base.record.inputs.suite} (${inputs.components.join(', ')})`);
-      });
-      await chroot.held.release();
-    } finally {
-      await teardown.unwind();
+    if (inputs.packages.length > 0) await installPackages(root, base.record, inputs, log, signal);
+    if (inputs.modules?.length) {
+      const { package: name, version } = base.record.kernel;
+      const debPath = kernelPackagePath(ctx.debCacheDir, name, version);
+      if (!existsSync(debPath)) {
+        throw new PlinthError('conflict', `the base layer's kernel package ${name} ${version} is no longer in ${ctx.debCacheDir}: build with --force to rebuild the base`);
+      }
+      await installModules({ debPath, extracted: join(work, 'kernel'), root, rules: inputs.modules, log: (line) => log(`extras layer: ${line}`), signal });
     }
-    for (const { path, entry } of saved) restoreEntry(join(root, path), entry);
-    const pruned = pruneRoot(root, base.record.inputs.prunedPackages, base.record.inputs.prunedPaths);
-    log(`extras layer: installed ${inputs.packages.join(' ')} in ${formatSeconds(Date.now() - installStarted)} (pruned ${pruned.paths.length} paths again)`);
     throwIfAborted(signal, 'installer build');
 
     const after = snapshot(root, before);
     const changed = [...after].filter(([path, entry]) => before.get(path)?.signature !== entry.signature).map(([path]) => path);
     const removed = [...before.keys()].filter((path) => !after.has(path));
     if (removed.length > 0) log(`extras layer: ${removed.length} files of the base were removed by the packages and stay in the installer (a later layer cannot remove them), e.g. ${removed.slice(0, 3).join(', ')}`);
-    if (changed.length === 0) throw new PlinthError('internal', `installing ${inputs.packages.join(' ')} changed nothing in the base layer's root`);
+    if (changed.length === 0) log('extras layer: the extras add nothing the base layer does not have already');
 
     const packages = installedPackages(readFileSync(join(root, 'var/lib/dpkg/status'), 'utf8'));
     const added = Object.fromEntries(Object.entries(packages).filter(([name, version]) => base.record.packages[name] !== version));
@@ -113,6 +100,44 @@ export async function buildExtrasLayer(ctx: {
   } finally {
     await removeScratchDir(work);
   }
+}
+
+/**
+ * apt-get update and install in a chroot of `root` (the image builder's: its own /proc, /sys,
+ * /dev, no daemons), then the build-only files put back and the root pruned as the base was.
+ */
+async function installPackages(
+  root: string,
+  base: BaseLayerRecord,
+  inputs: ExtrasLayerRecord['inputs'],
+  log: (line: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const installStarted = Date.now();
+  const saved = BUILD_ONLY_FILES.map((path) => ({ path, entry: savedEntry(join(root, path)) }));
+  // The base layer's package indexes were pruned; the archive may have moved on since.
+  mkdirSync(join(root, 'var/lib/apt/lists/partial'), { recursive: true });
+  mkdirSync(join(root, 'var/cache/apt/archives/partial'), { recursive: true });
+  writeFileSync(join(root, 'etc/apt/sources.list'), `deb ${base.inputs.mirror} ${base.inputs.suite} ${inputs.components.join(' ')}\n`);
+  const teardown = new Teardown(log);
+  try {
+    // apt-get prints a line per package and per index; keep errors and the summary.
+    const aptLog = (line: string) => {
+      const text = line.startsWith(TOOL_OUTPUT_PREFIX) ? line.slice(TOOL_OUTPUT_PREFIX.length) : line;
+      if (/^(E:|W:|\d+ upgraded|Need to get)/.test(text)) log(`apt-get: ${text}`);
+    };
+    const chroot = await openChroot(root, [], teardown, { log: aptLog, signal });
+    await chroot.run(['apt-get', ...APT_OPTIONS, 'update'], { log: aptLog });
+    await chroot.run(['apt-get', ...APT_OPTIONS, '-y', 'install', ...inputs.packages], { log: aptLog }).catch((e: unknown) => {
+      throw signal?.aborted ? e : installFailure(e, inputs.packages, `${base.inputs.suite} (${inputs.components.join(', ')})`);
+    });
+    await chroot.held.release();
+  } finally {
+    await teardown.unwind();
+  }
+  for (const { path, entry } of saved) restoreEntry(join(root, path), entry);
+  const pruned = pruneRoot(root, base.inputs.prunedPackages, base.inputs.prunedPaths);
+  log(`extras layer: installed ${inputs.packages.join(' ')} in ${formatSeconds(Date.now() - installStarted)} (pruned ${pruned.paths.length} paths again)`);
 }
 
 /** apt-get's refusal of a name as the field's error; anything else as what apt-get said. */

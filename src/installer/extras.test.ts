@@ -14,12 +14,13 @@ describe('installer extras (packages, modules, firmware)', () => {
     expect(plain.moduleRules).toEqual([...INSTALLER_MODULE_RULES]);
     expect('components' in plain).toBe(false);
     expect(installerPlan().extraPackages).toEqual([]);
+    expect(installerPlan().extraModules).toEqual([]);
     expect(baseLayerKey(inputs({ packages: [], modules: [], firmware: [] }))).toBe(baseLayerKey(plain));
     // A package the installer already carries is no extra.
     expect(installerPlan({ packages: ['curl'] }).extraPackages).toEqual([]);
   });
 
-  it('packages and firmware go to the extras layer and leave the base layer\'s key alone; modules change the base', () => {
+  it('packages, firmware and modules go to the extras layer and leave the base layer\'s key alone', () => {
     const plain = baseLayerKey(inputs());
     const withTools = installerPlan({ packages: ['sysbench', 'fio', 'fio', 'curl'] });
     expect(withTools.extraPackages).toEqual(['fio', 'sysbench']);
@@ -30,9 +31,11 @@ describe('installer extras (packages, modules, firmware)', () => {
     expect(withFirmware.extraPackages).toEqual(['fio', 'firmware-bnx2']);
     expect(withFirmware.extraComponents).toEqual(['main', 'non-free-firmware']);
     expect(baseLayerKey(inputs({ firmware: ['firmware-bnx2'] }))).toBe(plain);
-    const withModule = inputs({ modules: ['raid1', 'drivers/md/'] });
-    expect(withModule.moduleRules.slice(-2)).toEqual(['raid1', 'drivers/md/']);
-    expect(baseLayerKey(withModule)).not.toBe(plain);
+    const withModule = installerPlan({ modules: ['raid1', 'drivers/md/', 'raid1', 'drivers/md/raid1'] });
+    // A rule the installer has already is no extra; a module name is kept as given.
+    expect(withModule.extraModules).toEqual(['raid1', 'drivers/md/']);
+    expect(withModule.moduleRules).toEqual([...INSTALLER_MODULE_RULES]);
+    expect(baseLayerKey(inputs({ modules: ['raid1'] }))).toBe(plain);
     // The order flags are given in does not matter (sorted).
     expect(installerPlan({ packages: ['fio', 'sysbench'] }).extraPackages).toEqual(withTools.extraPackages);
   });

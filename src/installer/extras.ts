@@ -14,11 +14,10 @@ import { INSTALLER_MODULE_RULES } from './kernel-modules.js';
  * - firmware: Debian packages from `non-free-firmware` (`firmware-bnx2`,
  *   `firmware-misc-nonfree`, `intel-microcode`); naming one adds that component.
  *
- * Packages and firmware make the extras layer (extras-layer.ts): installed over the cached
- * base layer, which stays the one an installer without extras has, so adding a tool costs an
- * apt-get install rather than a second debootstrap. Modules are rules of the base layer (they
- * come from the kernel package the base layer unpacks), so they are part of its cache key.
- * With no extras given, the plan is the installer's own and its keys do not move.
+ * They make the extras layer (extras-layer.ts), built over the cached base layer, which stays
+ * the one an installer without extras has: adding a tool costs an apt-get install rather than
+ * a second debootstrap, adding a module a copy from the kernel package the base was built
+ * with. With no extras given, the plan is the installer's own and its keys do not move.
  */
 export interface InstallerExtras {
   packages?: readonly string[];
@@ -34,7 +33,10 @@ const MODULE = /^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$/;
 export interface InstallerPlan {
   /** Every package debootstrap installs besides minbase (the installer's own), sorted. */
   packages: string[];
+  /** The base layer's module rules (the installer's own). */
   moduleRules: string[];
+  /** The site's module rules that the installer's own do not already name: the extras layer's. */
+  extraModules: string[];
   /** The site's packages and firmware that the installer does not carry already, sorted, each once: the extras layer's. */
   extraPackages: string[];
   /** Archive components the extras layer installs from; only `main` unless firmware is asked for. */
@@ -54,11 +56,10 @@ export function installerPlan(extras: InstallerExtras = {}): InstallerPlan {
   const packages = checked(extras.packages, 'packages', PACKAGE, 'a Debian package name');
   const firmware = checked(extras.firmware, 'firmware', PACKAGE, 'a Debian firmware package name (firmware-bnx2, intel-microcode…)');
   const modules = checked(extras.modules, 'modules', MODULE, 'a kernel module (raid1) or a path below kernel/ (drivers/md/raid1, drivers/md/)');
-  const rules = [...INSTALLER_MODULE_RULES];
-  for (const m of modules) if (!rules.includes(m)) rules.push(m);
   return {
     packages: [...INSTALLER_PACKAGES].sort(),
-    moduleRules: rules,
+    moduleRules: [...INSTALLER_MODULE_RULES],
+    extraModules: [...new Set(modules)].filter((m) => !INSTALLER_MODULE_RULES.includes(m)),
     extraPackages: [...new Set([...packages, ...firmware])].filter((p) => !INSTALLER_PACKAGES.includes(p)).sort(),
     extraComponents: firmware.length > 0 ? ['main', 'non-free-firmware'] : ['main'],
   };

@@ -62,8 +62,12 @@ export interface KernelRecord extends ArtifactRecord {
 /** The site's packages and firmware over a base layer (cache/installer/extras/KEY/layer.json). */
 export interface ExtrasLayerRecord extends LayerRecord {
   name: 'extras';
-  /** baseKey: the base layer installed over; packages: the site's, sorted; components: the archive's, main first. */
-  inputs: { builderVersion: string; baseKey: string; packages: string[]; components: string[]; compression: InstallerCompression };
+  /**
+   * baseKey: the base layer installed over; packages: the site's, sorted; components: the
+   * archive's, main first; modules: the site's module rules (absent: none, so that a layer of
+   * packages alone keeps its key).
+   */
+  inputs: { builderVersion: string; baseKey: string; packages: string[]; components: string[]; modules?: string[]; compression: InstallerCompression };
   /** name → version of every Debian package this layer installed or upgraded. */
   packages: Record<string, string>;
   /** How many paths the layer holds (added or changed over the base). */
@@ -95,8 +99,8 @@ export interface InstallerManifest {
     node: { path: string; sha256: string; version: string };
     agentBundle: { path: string; sha256: string; bytes: number };
     initFilesSha256: string;
-    /** The site's packages and firmware in the extras layer, and the archive components they came from (absent: none). */
-    extras?: { packages: string[]; components: string[] };
+    /** The site's packages, firmware and module rules in the extras layer, and the archive components the packages came from (absent: none). */
+    extras?: { packages: string[]; components: string[]; modules?: string[] };
   };
   kernel: KernelRecord;
   /** name → version of every Debian package in the installer (the base layer's and the extras layer's). */

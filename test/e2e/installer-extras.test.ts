@@ -40,7 +40,7 @@ describe.skipIf(!isRoot)('installer: site packages as a layer over the cached ba
   let plain: BuildInstallerResult;
   let withTools: BuildInstallerResult;
   const buildLog: string[] = [];
-  const build = async (name: string, packages?: string[]): Promise<BuildInstallerResult> => {
+  const build = async (name: string, packages?: string[], modules?: string[]): Promise<BuildInstallerResult> => {
     buildLog.length = 0;
     const started = Date.now();
     try {
@@ -49,7 +49,7 @@ describe.skipIf(!isRoot)('installer: site packages as a layer over the cached ba
         cacheDir,
         agentBundle,
         log: (line) => buildLog.push(line),
-        ...(packages ? { extras: { packages } } : {}),
+        ...(packages || modules ? { extras: { ...(packages ? { packages } : {}), ...(modules ? { modules } : {}) } } : {}),
       });
     } finally {
       console.log(`installer build (${name}) in ${((Date.now() - started) / 1000).toFixed(1)} s:\n  ${buildLog.join('\n  ')}`);
@@ -134,6 +134,28 @@ describe.skipIf(!isRoot)('installer: site packages as a layer over the cached ba
     expect(sh(`chroot '${root}' /usr/bin/fio --version`)).toMatch(/^fio-\d/);
     // The installer's own tools still work over the extras (libraries they share were not broken).
     expect(sh(`chroot '${root}' /usr/bin/curl --version`)).toMatch(/^curl \d/);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('a kernel module the installer lacks is a layer of that module and the module indexes', { timeout: 10 * 60_000 }, async () => {
+    const withModule = await build('module', undefined, ['dummy']);
+    const m = withModule.manifest;
+    expect(m.layers.map((l) => l.name)).toEqual(['base', 'extras', 'agent']);
+    expect(m.layers[0]!.key).toBe(plain.manifest.layers[0]!.key);
+    expect(m.inputs.extras).toEqual({ packages: [], components: ['main'], modules: ['dummy'] });
+    expect(buildLog.some((l) => /apt-get/.test(l))).toBe(false);
+    const release = m.kernel.release;
+    const basePaths = new Set(listing(layerFile(withModule, 'base')));
+    const extrasPaths = listing(layerFile(withModule, 'extras'));
+    const module = extrasPaths.find((p) => /\/kernel\/drivers\/net\/dummy\.ko/.test(p));
+    expect(module, extrasPaths.join(' ')).toBe(`usr/lib/modules/${release}/kernel/drivers/net/${module!.split('/').pop()}`);
+    expect(basePaths.has(module!)).toBe(false);
+    expect(extrasPaths).toContain(`usr/lib/modules/${release}/modules.dep`);
+    // Only the module, its directory and depmod's indexes: no other module is repeated.
+    expect(extrasPaths.filter((p) => /\.ko(\.\w+)?$/.test(p))).toEqual([module]);
+    const root = join(scratch, 'module-root');
+    for (const name of ['base', 'extras']) unpack(layerFile(withModule, name), root);
+    expect(readFileSync(join(root, `usr/lib/modules/${release}/modules.dep`), 'utf8')).toMatch(/^kernel\/drivers\/net\/dummy\.ko\S*:/m);
     rmSync(root, { recursive: true, force: true });
   });
 
