@@ -1,6 +1,6 @@
 import { appendEvent } from '../events/log.js';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +14,8 @@ import { iso } from '../core/clock.js';
 import { newId } from '../core/ids.js';
 import { PlinthError, duplicate, validation } from '../core/errors.js';
 import { checksumFileName, imageFileName, manifestFileName } from './builder/index.js';
+import { ChunkIndexer, chunkIndexProblem, ChunkIndexSchema, type ChunkIndex } from '../protocol/chunk-index.js';
+import Value from 'typebox/value';
 
 const execFileAsync = promisify(execFile);
 
@@ -55,24 +57,45 @@ const toImage = (r: ImagesTable): Image => ({
 export const IMAGE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$';
 const NAME = new RegExp(IMAGE_NAME_PATTERN);
 
-/** Hashes what flows through it. */
-function hasher(): { stream: Transform; digest: () => string; bytes: () => number } {
-  const h = createHash('sha256');
-  let n = 0;
+/** Hashes what flows through it, the whole and each chunk (the chunk index of a raw disk image). */
+function hasher(): { stream: Transform; index: () => ChunkIndex } {
+  const h = new ChunkIndexer();
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       h.update(chunk);
-      n += chunk.length;
       cb(null, chunk);
     },
   });
-  return { stream, digest: () => h.digest('hex'), bytes: () => n };
+  return { stream, index: () => h.finish() };
 }
 
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
+/** A file's chunk index, its `imageSha256` the whole file's checksum, in one read. */
+async function indexFile(path: string): Promise<ChunkIndex> {
+  const h = new ChunkIndexer();
   for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) h.update(chunk as Buffer);
-  return h.digest('hex');
+  return h.finish();
+}
+
+/**
+ * The chunk index of the image file at `imagePath` lives beside it, at this path: a plain
+ * file (JSON) that whoever serves or caches the image can serve or cache with it.
+ */
+export const chunkIndexPath = (imagePath: string) => `${imagePath}${CHUNK_INDEX_SUFFIX}`;
+const CHUNK_INDEX_SUFFIX = '.chunks.json';
+
+/** Writes an index durably (temp file, fsync, rename) and returns the SHA-256 of its bytes. */
+function writeChunkIndex(imagePath: string, index: ChunkIndex): string {
+  const body = Buffer.from(`${JSON.stringify(index)}\n`);
+  const final = chunkIndexPath(imagePath);
+  const tmp = `${final}.${newId()}.tmp`;
+  try {
+    writeFileSync(tmp, body, { mode: 0o644 });
+    fsyncPath(tmp);
+    renameSync(tmp, final);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return createHash('sha256').update(body).digest('hex');
 }
 
 const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]);
@@ -188,9 +211,11 @@ export class ImageStore {
    * rename, the directory after it, so a crash leaves the file whole or absent. Touched first
    * so that start-up cleanup never takes it for an old orphan while its row is committed.
    */
-  private keep(tmp: string): string {
+  private keep(tmp: string, index: ChunkIndex | null): string {
     const file = `${VERSIONS}/${newId()}`;
     fsyncPath(tmp);
+    // The index first: a version file never lacks the index it was kept with.
+    if (index) writeChunkIndex(join(this.dir, file), index);
     const now = new Date();
     utimesSync(tmp, now, now);
     renameSync(tmp, join(this.dir, file));
@@ -201,7 +226,40 @@ export class ImageStore {
   /** Removes a version file after its row is gone, unless a row (an old one) still names it. */
   private async forget(file: string): Promise<void> {
     const still = await this.store.db.selectFrom('images').select('id').where('file', '=', file).executeTakeFirst();
-    if (!still) rmSync(join(this.dir, file), { force: true });
+    if (!still) this.removeVersion(file);
+  }
+
+  /** A version file and its chunk index. */
+  private removeVersion(file: string): void {
+    rmSync(join(this.dir, file), { force: true });
+    rmSync(chunkIndexPath(join(this.dir, file)), { force: true });
+  }
+
+  /**
+   * A disk image's chunk index: its path and the SHA-256 of its bytes (what the deploy's run
+   * parameters record). Kept since the upload or build; an image stored before indexes existed
+   * (or whose index file is gone or belongs to other bytes) is indexed now, once.
+   */
+  async chunkIndex(image: Image): Promise<{ path: string; sha256: string }> {
+    const imagePath = this.path(image);
+    const path = chunkIndexPath(imagePath);
+    if (existsSync(path)) {
+      const body = readFileSync(path);
+      let parsed: unknown = null;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        // rebuilt below
+      }
+      if (Value.Check(ChunkIndexSchema, parsed) && chunkIndexProblem(parsed, image) === null) return { path, sha256: createHash('sha256').update(body).digest('hex') };
+    }
+    const index = await indexFile(imagePath);
+    if (index.imageSha256 !== image.sha256 || index.sizeBytes !== image.sizeBytes) {
+      throw new PlinthError('checksum_mismatch', `image ${image.name}: its file has sha256 ${index.imageSha256} (${index.sizeBytes} bytes), not the recorded ${image.sha256} (${image.sizeBytes} bytes)`, {
+        details: { image: image.name },
+      });
+    }
+    return { path, sha256: writeChunkIndex(imagePath, index) };
   }
 
   /**
@@ -258,13 +316,14 @@ export class ImageStore {
     const h = hasher();
     try {
       await pipeline(o.body, h.stream, createWriteStream(tmp));
-      const uploadedSha = h.digest();
+      let index = h.index();
+      const uploadedSha = index.imageSha256;
       if (o.expectedSha256 && o.expectedSha256.toLowerCase() !== uploadedSha) {
         throw new PlinthError('checksum_mismatch', `sha256: the upload's checksum is ${uploadedSha}, not ${o.expectedSha256} (transfer damaged?)`, {
           details: { field: 'sha256', expected: o.expectedSha256, actual: uploadedSha },
         });
       }
-      if (h.bytes() === 0) throw validation('body', 'the upload is empty');
+      if (index.sizeBytes === 0) throw validation('body', 'the upload is empty');
       const head = Buffer.alloc(4);
       const fd = openSync(tmp, 'r');
       try {
@@ -286,10 +345,11 @@ export class ImageStore {
           throw validation('body', `qemu-img could not read the qcow2 image: ${(e as { stderr?: string }).stderr?.trim() ?? (e as Error).message}`);
         });
         rmSync(tmp, { force: true });
-        sha256 = await sha256File(finalTmp);
+        index = await indexFile(finalTmp);
+        sha256 = index.imageSha256;
       }
       const size = statSync(finalTmp).size;
-      const file = this.keep(finalTmp);
+      const file = this.keep(finalTmp, o.kind === 'disk' ? index : null);
       try {
         return await this.commit(
           { id: newId(), name: o.name, kind: o.kind, file, source_format: sourceFormat, size_bytes: size, sha256, firmware: null, manifest: null, created_at: iso(this.clock.now()) },
@@ -297,7 +357,7 @@ export class ImageStore {
         );
       } catch (e) {
         // The loser of a race on the name removes its own version file, nothing else.
-        rmSync(join(this.dir, file), { force: true });
+        this.removeVersion(file);
         throw e;
       }
     } finally {
@@ -320,7 +380,8 @@ export class ImageStore {
     }
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
     const recorded = readFileSync(join(this.dir, checksumFileName(name)), 'utf8').split(/\s+/)[0]!;
-    const actual = await sha256File(raw);
+    const index = await indexFile(raw);
+    const actual = index.imageSha256;
     if (actual !== recorded) throw new PlinthError('checksum_mismatch', `image ${name} does not match its recorded checksum (${actual} ≠ ${recorded})`);
     // Refuse early, before moving the build's output, when a deploy uses the image (commit checks again).
     const users = await machinesDeploying(this.store.db, name);
@@ -329,7 +390,7 @@ export class ImageStore {
     const other = await this.store.db.selectFrom('images').select('name').where('file', '=', imageFileName(name)).where('name', '!=', name).executeTakeFirst();
     if (other) throw new PlinthError('conflict', `${imageFileName(name)} holds the bytes of image ${other.name}; delete that image first`, { details: { image: other.name } });
     mkdirSync(join(this.dir, VERSIONS), { recursive: true });
-    const file = this.keep(raw);
+    const file = this.keep(raw, index);
     let image: Image;
     try {
       image = await this.commit(
@@ -350,6 +411,7 @@ export class ImageStore {
     } catch (e) {
       // Refused: the build's output goes back where the builder left it.
       renameSync(join(this.dir, file), raw);
+      rmSync(chunkIndexPath(join(this.dir, file)), { force: true });
       throw e;
     }
     // The row holds the checksum and the manifest now; adopting again needs a new build.
@@ -406,7 +468,9 @@ export class ImageStore {
       const named = new Set((await this.store.db.selectFrom('images').select('file').execute()).map((r) => r.file));
       for (const f of readdirSync(versions)) {
         const file = `${VERSIONS}/${f}`;
-        if (named.has(file) || now - statSync(join(versions, f)).mtimeMs < ORPHAN_AGE_MS) continue;
+        // An index (or its temp file) goes with its version file.
+        const version = f.includes(CHUNK_INDEX_SUFFIX) ? `${VERSIONS}/${f.slice(0, f.indexOf(CHUNK_INDEX_SUFFIX))}` : file;
+        if (named.has(version) || now - statSync(join(versions, f)).mtimeMs < ORPHAN_AGE_MS) continue;
         rmSync(join(versions, f), { force: true });
         removed.push(file);
       }

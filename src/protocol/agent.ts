@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { KernelArgsSchema, OnSuccessSchema, RootDeviceHintsSchema, TREE_NAME_PATTERN } from './deploy.js';
 import { DiskLayoutSchema } from './disk-layout.js';
+import { ChunkIndexRefSchema } from './chunk-index.js';
 
 /**
  * What the controller and the installer's agent say to each other, as schemas both sides
@@ -156,6 +157,10 @@ export const DeployParamsSchema = Type.Object(
         sha256: Type.String({ pattern: SHA256_PATTERN }),
         sizeBytes: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
         format: Type.Literal('raw'),
+        /** The image's chunk index (images the controller serves): zero chunks are not fetched, every chunk is verified. */
+        index: Type.Optional(ChunkIndexRefSchema),
+        /** The disk may hold an earlier version of this image: chunks it already holds are read and kept, not fetched. Needs `index`. */
+        differential: Type.Optional(Type.Boolean()),
       },
       Strict,
     )),
