@@ -174,6 +174,8 @@ export async function discardMaxBytes(disk: BlockDevice): Promise<number> {
 // NOTE: O_EXCL on a block device (without O_CREAT) is the kernel's "nobody else has it
 // open exclusively" lock: it fails with EBUSY while a filesystem on the disk is mounted.
 export const EXCLUSIVE_WRITE = constants.O_WRONLY | constants.O_EXCL;
+/** The same, for a writer that reads the disk too (a differential image write). */
+export const EXCLUSIVE_READ_WRITE = constants.O_RDWR | constants.O_EXCL;
 
 const ZERO_CHUNK = 4 * MiB;
 let zeroes: Buffer | null = null;

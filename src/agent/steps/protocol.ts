@@ -12,6 +12,7 @@ const KERNEL_ARGS = new RegExp(KERNEL_ARGS_PATTERN);
 import { checkDiskLayout } from '../../protocol/disk-layout.js';
 import { HoldParamsSchema, InspectParamsSchema, MulticastReceiveSchema, SHA256_PATTERN, TreeParamsSchema, type HoldParams, type TreeParams, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
 import { StepError } from './errors.js';
+import { ChunkIndexRefSchema, type ChunkIndexRef } from '../../protocol/chunk-index.js';
 
 export type { RootDeviceHints } from '../../protocol/deploy.js';
 export type { AgentNext, BootLocalAnswer, DeployParams, MulticastReceive, StepReport, StepReportAnswer, StepReportStatus, WipeParams } from '../../protocol/agent.js';
@@ -47,6 +48,16 @@ export function parseDeployParams(raw: unknown): DeployParams {
     image: { url, sha256: sha256.toLowerCase(), sizeBytes, format: 'raw' },
     seed: seedOf(),
   };
+  if (image['index'] !== undefined && image['index'] !== null) {
+    const problem = Value.Errors(ChunkIndexRefSchema, image['index'])[0];
+    if (problem) throw bad(`params.image.index${problem.instancePath.replaceAll('/', '.')}`, problem.message);
+    params.image!.index = image['index'] as ChunkIndexRef;
+  }
+  if (image['differential'] !== undefined && image['differential'] !== null) {
+    if (typeof image['differential'] !== 'boolean') throw bad('params.image.differential', 'is not true or false');
+    if (image['differential'] && !params.image!.index) throw bad('params.image.differential', 'needs params.image.index (the chunks to compare the disk with)');
+    params.image!.differential = image['differential'];
+  }
   if (p['rootDeviceHints'] !== undefined && p['rootDeviceHints'] !== null) params.rootDeviceHints = parseRootDeviceHints(p['rootDeviceHints']);
   if (p['kernelArgs'] !== undefined && p['kernelArgs'] !== null) params.kernelArgs = kernelArgsOf(p['kernelArgs']);
   if (p['multicast'] !== undefined && p['multicast'] !== null) {

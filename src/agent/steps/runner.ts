@@ -121,6 +121,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
     const result = await writeImage({
       url: source.url,
       token: source.token,
+      ...(image.index ? { index: { url: imageSource(image.index.url, deps.controllerUrl, deps.token).url, sha256: image.index.sha256 }, differential: image.differential === true } : {}),
       sha256: image.sha256,
       sizeBytes: image.sizeBytes,
       device,
@@ -131,9 +132,13 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
       ...deps.download,
     });
     const transport = params.multicast ? `, by ${result.transport} (multicast ${formatBytes(result.bytesReceived.multicast)}, HTTP ${formatBytes(result.bytesReceived.http)})` : '';
+    const c = result.chunks;
+    const chunked = c
+      ? `: fetched ${formatBytes(c.fetchedBytes)}, zero-filled ${formatBytes(c.zeroFilledBytes)}${c.differential ? `, kept ${formatBytes(c.keptBytes)} already on the disk` : ''}, every chunk verified`
+      : `${transport}, sha256 verified`;
     return {
       value: result,
-      message: `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s (${formatRate(result.bytes, result.seconds)})${transport}, sha256 verified${result.resumedAt.length ? `, resumed ${result.resumedAt.length} time(s)` : ''}`,
+      message: `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s (${formatRate(result.bytes, result.seconds)})${chunked}${result.resumedAt.length ? `, resumed ${result.resumedAt.length} time(s)` : ''}`,
       details: {
         device,
         bytes: result.bytes,
@@ -144,6 +149,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
         resumedAt: result.resumedAt,
         transport: result.transport,
         bytesReceived: result.bytesReceived,
+        ...(c ? { chunks: c } : {}),
         ...(params.multicast ? { multicastSession: params.multicast.session } : {}),
         ...(result.multicastFallback !== undefined ? { multicastFallback: result.multicastFallback } : {}),
       },

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -211,6 +211,10 @@ export interface ImageServerOptions {
   ignoreRange?: boolean;
   /** Pretend the image is this long in Content-Length. */
   contentLength?: number;
+  /** Per request: flip the byte at this image offset in what is sent (when the answer covers it). */
+  corrupt?: (index: number) => number | null;
+  /** Other files, served at /NAME (not counted in `requests`). */
+  files?: Record<string, Buffer>;
 }
 
 /** Serves one file at /image.raw with Range support; the requests it saw are in `requests`. */
@@ -218,6 +222,11 @@ export async function serveImage(file: string, options: ImageServerOptions = {})
   const data = readFileSync(file);
   const requests: ServedRequest[] = [];
   const server: Server = createServer((req: IncomingMessage, res) => {
+    const other = options.files?.[(req.url ?? '').slice(1)];
+    if (other) {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': other.length }).end(other);
+      return;
+    }
     const index = requests.length;
     requests.push({
       method: req.method ?? '',
@@ -235,19 +244,26 @@ export async function serveImage(file: string, options: ImageServerOptions = {})
     const headers: Record<string, string | number> = { 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
     if (etag) headers['etag'] = etag;
     let start = 0;
+    let end = data.length;
     let code = 200;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const ifRange = req.headers['if-range'];
     if (range && !options.ignoreRange && (ifRange === undefined || ifRange === etag)) {
       start = Number(range[1]);
+      if (range[2]) end = Math.min(end, Number(range[2]) + 1);
       if (start >= data.length) {
         res.writeHead(416, { 'content-range': `bytes */${data.length}` }).end();
         return;
       }
       code = 206;
-      headers['content-range'] = `bytes ${start}-${data.length - 1}/${data.length}`;
+      headers['content-range'] = `bytes ${start}-${end - 1}/${data.length}`;
     }
-    const body = data.subarray(start);
+    let body = data.subarray(start, end);
+    const flip = options.corrupt?.(index) ?? null;
+    if (flip !== null && flip >= start && flip < end) {
+      body = Buffer.from(body);
+      body[flip - start] = body[flip - start]! ^ 0xff;
+    }
     headers['content-length'] = code === 200 && options.contentLength !== undefined ? options.contentLength : body.length;
     res.writeHead(code, headers);
     const cut = options.cutAfter?.(index) ?? null;
@@ -264,5 +280,40 @@ export async function serveImage(file: string, options: ImageServerOptions = {})
     origin,
     requests,
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+/**
+ * A TCP proxy in front of an HTTP server that counts the bytes the server sent through it:
+ * what crossed the network, headers included, whatever the client says it fetched.
+ */
+export async function countingProxy(target: string): Promise<{ url: string; sent: () => number; close(): Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  let sent = 0;
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((client) => {
+    const upstream = connect(Number(port), hostname);
+    sockets.add(client).add(upstream);
+    upstream.on('data', (d: Buffer) => {
+      sent += d.length;
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    sent: () => sent,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StepError } from './errors.js';
 import { buildTestImage, isZero, LoopDevices, MiB, readDevice, serveImage, type TestImage } from './test-fixtures.js';
 import { writeImage, type WriteImageOptions } from './write-image.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { ChunkIndexer, type ChunkIndex } from '../../protocol/chunk-index.js';
 
 /** Writing images onto real loop devices, served by a local HTTP server that can misbehave. */
 describe('writeImage', () => {
@@ -183,5 +185,149 @@ describe('writeImage', () => {
     } finally {
       await server.close();
     }
+  });
+
+  describe('with a chunk index', () => {
+    const indexOf = (bytes: Buffer) => {
+      const indexer = new ChunkIndexer();
+      indexer.update(bytes);
+      const index = indexer.finish();
+      const body = Buffer.from(JSON.stringify(index));
+      return { index, body, sha256: createHash('sha256').update(body).digest('hex') };
+    };
+    /** The byte ranges of runs of non-zero chunks, as Range headers ask for them. */
+    const nonZeroRanges = (index: ChunkIndex, wanted = (_i: number) => true, gapChunks = 0) => {
+      const ranges: string[] = [];
+      const fetched = index.chunks.map((c, i) => !c.zero && wanted(i));
+      const nextFetched = (from: number) => fetched.indexOf(true, from);
+      for (let i = 0; i < index.chunks.length; ) {
+        if (!fetched[i]) {
+          i++;
+          continue;
+        }
+        let last = i;
+        for (;;) {
+          while (last + 1 < index.chunks.length && fetched[last + 1]) last++;
+          const next = nextFetched(last + 1);
+          if (next < 0 || next - last - 1 > gapChunks) break;
+          last = next;
+        }
+        const end = Math.min((last + 1) * index.chunkBytes, index.sizeBytes);
+        ranges.push(`bytes=${i * index.chunkBytes}-${end === index.sizeBytes ? '' : end - 1}`);
+        i = last + 1;
+      }
+      return ranges;
+    };
+
+    it('fetches only the non-zero chunks, writes zeros over what the disk held, and verifies every chunk', async () => {
+      const { index, body, sha256 } = indexOf(imageBytes);
+      const zeroChunks = index.chunks.filter((c) => c.zero).length;
+      expect(zeroChunks).toBeGreaterThan(index.chunks.length / 2);
+      const server = await serveImage(image.path, { files: { 'image.chunks': body } });
+      const { device, file } = await target();
+      // A reused disk: nothing on it reads as zeros.
+      writeFileSync(file, Buffer.alloc(48 * MiB, 0xab), { flag: 'r+' });
+      const lines: string[] = [];
+      try {
+        const result = await writeImage({ url: server.url, sha256: image.sha256, sizeBytes: image.sizeBytes, device, token: 'plrun_secret', index: { url: `${server.origin}/image.chunks`, sha256 }, mergeGapBytes: 0, log: (l) => lines.push(l), ...quick });
+        const nonZero = index.chunks.length - zeroChunks;
+        expect(result.chunks).toEqual({ chunkBytes: index.chunkBytes, fetchedBytes: nonZero * index.chunkBytes, zeroFilledBytes: zeroChunks * index.chunkBytes, keptBytes: 0, repairedChunks: [], requests: nonZeroRanges(index).length, differential: false });
+        expect(result.sha256).toBe(image.sha256);
+        expect(server.requests.map((r) => r.range)).toEqual(nonZeroRanges(index));
+        expect(server.requests.every((r) => r.authorization === 'Bearer plrun_secret')).toBe(true);
+        expect((await readDevice(loops, device, 0, image.sizeBytes)).equals(imageBytes)).toBe(true);
+        expect(lines.at(-1)).toMatch(/zero-filled [\d.]+ MiB; every chunk verified against the index of sha256 [0-9a-f]{64}$/);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('fetches short zero gaps with the chunks around them, and resumes a run cut in the middle of a chunk', async () => {
+      const { index, body, sha256 } = indexOf(imageBytes);
+      const server = await serveImage(image.path, { files: { 'image.chunks': body }, cutAfter: (i) => (i === 0 ? 1000 : null) });
+      const { device } = await target();
+      try {
+        const result = await writeImage({ url: server.url, sha256: image.sha256, sizeBytes: image.sizeBytes, device, index: { url: `${server.origin}/image.chunks`, sha256 }, mergeGapBytes: 8 * MiB, log: () => undefined, ...quick });
+        const nonZero = index.chunks.filter((c) => !c.zero).length * index.chunkBytes;
+        expect(result.resumedAt).toEqual([1000]);
+        // Gaps of up to 8 MiB of zero chunks fetched with their neighbours: fewer requests than runs of non-zero chunks.
+        const merged = nonZeroRanges(index, () => true, (8 * MiB) / index.chunkBytes);
+        expect(merged.length).toBeLessThan(nonZeroRanges(index).length);
+        expect(server.requests.map((r) => r.range)).toEqual([merged[0], merged[0]!.replace(/^bytes=0-/, 'bytes=1000-'), ...merged.slice(1)]);
+        expect(result.chunks!.requests).toBe(merged.length + 1);
+        expect(result.chunks!.fetchedBytes).toBeGreaterThanOrEqual(nonZero);
+        expect(result.chunks!.fetchedBytes + result.chunks!.zeroFilledBytes).toBe(image.sizeBytes);
+        expect((await readDevice(loops, device, 0, image.sizeBytes)).equals(imageBytes)).toBe(true);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('fetches a chunk that arrives corrupted again, alone, and fails when it is corrupted twice', async () => {
+      const { index, body, sha256 } = indexOf(imageBytes);
+      const bad = index.chunks.findIndex((c, i) => i > 0 && !c.zero);
+      const at = bad * index.chunkBytes + 100;
+      const once = await serveImage(image.path, { files: { 'image.chunks': body }, corrupt: (i) => (i === 0 || i === 1 ? at : null) });
+      const { device } = await target();
+      try {
+        const result = await writeImage({ url: once.url, sha256: image.sha256, sizeBytes: image.sizeBytes, device, index: { url: `${once.origin}/image.chunks`, sha256 }, log: () => undefined, ...quick });
+        expect(result.chunks!.repairedChunks).toEqual([bad]);
+        expect(once.requests.at(-1)!.range).toBe(`bytes=${bad * index.chunkBytes}-${(bad + 1) * index.chunkBytes - 1}`);
+        expect((await readDevice(loops, device, 0, image.sizeBytes)).equals(imageBytes)).toBe(true);
+      } finally {
+        await once.close();
+      }
+      const always = await serveImage(image.path, { files: { 'image.chunks': body }, corrupt: () => at });
+      const second = await target();
+      try {
+        const error = (await writeImage({ url: always.url, sha256: image.sha256, sizeBytes: image.sizeBytes, device: second.device, index: { url: `${always.origin}/image.chunks`, sha256 }, log: () => undefined, ...quick }).catch((e: unknown) => e)) as StepError;
+        expect(error).toBeInstanceOf(StepError);
+        expect(error.code).toBe('image');
+        expect(error.message).toBe(`checksum mismatch: chunk ${bad} of ${always.url} (bytes ${bad * index.chunkBytes}-${(bad + 1) * index.chunkBytes - 1}) does not match the image's chunk index, fetched twice`);
+        expect(isZero(await readDevice(loops, second.device, 0, MiB))).toBe(true);
+      } finally {
+        await always.close();
+      }
+    });
+
+    it('refuses an index whose checksum is not the one the run names, before writing anything', async () => {
+      const { body } = indexOf(imageBytes);
+      const server = await serveImage(image.path, { files: { 'image.chunks': body } });
+      const { device, file } = await target();
+      writeFileSync(file, Buffer.alloc(MiB, 0xab), { flag: 'r+' });
+      try {
+        const error = (await writeImage({ url: server.url, sha256: image.sha256, sizeBytes: image.sizeBytes, device, index: { url: `${server.origin}/image.chunks`, sha256: 'f'.repeat(64) }, log: () => undefined, ...quick }).catch((e: unknown) => e)) as StepError;
+        expect(error.code).toBe('image');
+        expect(error.message).toMatch(new RegExp(`^chunk index ${server.origin}/image.chunks: its sha256 is [0-9a-f]{64}, not the f{64} the run names$`));
+        expect(server.requests).toEqual([]);
+        expect((await readDevice(loops, device, 0, MiB)).every((b) => b === 0xab)).toBe(true);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('differential: fetches only the chunks the disk does not hold', async () => {
+      // Version 1 on the disk; version 2 differs in three places, one of them a zero chunk made non-zero.
+      const v2 = Buffer.from(imageBytes);
+      const { index: v1Index } = indexOf(imageBytes);
+      const data = v1Index.chunks.map((c, i) => (c.zero ? -1 : i)).filter((i) => i > 0);
+      const zero = v1Index.chunks.findIndex((c) => c.zero);
+      const changed = [data[1]!, data.at(-1)!, zero];
+      for (const c of changed) randomBytes(4096).copy(v2, c * v1Index.chunkBytes + 8192);
+      const path = `${image.path}.v2`;
+      writeFileSync(path, v2);
+      const { index, body, sha256 } = indexOf(v2);
+      const server = await serveImage(path, { files: { 'image.chunks': body } });
+      const { device, file } = await target();
+      writeFileSync(file, imageBytes, { flag: 'r+' });
+      try {
+        const result = await writeImage({ url: server.url, sha256: index.imageSha256, sizeBytes: v2.length, device, index: { url: `${server.origin}/image.chunks`, sha256 }, differential: true, mergeGapBytes: 0, log: () => undefined, ...quick });
+        expect(result.chunks).toMatchObject({ fetchedBytes: 3 * index.chunkBytes, zeroFilledBytes: 0, keptBytes: v2.length - 3 * index.chunkBytes, differential: true });
+        expect(server.requests.map((r) => r.range).sort()).toEqual(nonZeroRanges(index, (i) => changed.includes(i)).sort());
+        expect((await readDevice(loops, device, 0, v2.length)).equals(v2)).toBe(true);
+      } finally {
+        await server.close();
+      }
+    });
   });
 });

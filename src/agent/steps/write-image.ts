@@ -1,7 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { assertNotInUse, describeBlockDevice, EXCLUSIVE_WRITE, type BlockDevice } from './block-device.js';
+import Value from 'typebox/value';
+import { chunkIndexProblem, ChunkIndexSchema, chunkRange, isAllZero, type ChunkIndex } from '../../protocol/chunk-index.js';
+import { assertNotInUse, describeBlockDevice, EXCLUSIVE_READ_WRITE, EXCLUSIVE_WRITE, type BlockDevice } from './block-device.js';
 import { StepError } from './errors.js';
 import type { ImageChunkSource } from './multicast-receive.js';
 import { formatBytes, formatRate, MiB } from './units.js';
@@ -11,8 +13,20 @@ import { formatBytes, formatRate, MiB } from './units.js';
  * of the bytes as written; nothing is read back), resuming with a Range request when the
  * connection drops.
  *
- * Every byte is written, zeros included: skipping zero runs is only safe on a target known
- * to read back zeros, which a reused disk is not.
+ * With the image's chunk index (`index`, src/protocol/chunk-index.ts; its own SHA-256 comes
+ * with the run parameters, and it names the image's SHA-256 and size), the image is written
+ * chunk by chunk instead: zero chunks are written here without being fetched, the other
+ * chunks are fetched with one Range request per contiguous run of them, and each is verified
+ * against its index entry before it is written (hashed off the main thread, while the next
+ * one arrives). A chunk that does not match is fetched again, alone; a second mismatch fails
+ * the write. With `differential` (the disk may hold an earlier version of the image) each
+ * chunk is read from the disk first and kept when it already matches — a zero chunk compared
+ * with zeros, the others by their SHA-256 — so only what changed crosses the network. The
+ * result says how many bytes were fetched, zero-filled and kept.
+ *
+ * Every byte of the image is written (or, differential, read and found right), zeros
+ * included: skipping zero runs unread is only safe on a target known to read back zeros,
+ * which a reused disk is not.
  *
  * When the write fails after it started, or the checksum does not match, the disk holds a
  * partial or corrupt image that firmware may still try to boot. The first MiB (protective
@@ -23,6 +37,8 @@ import { formatBytes, formatRate, MiB } from './units.js';
  * HTTP is the fallback: it resumes with a Range request where the source stopped (it found
  * no session, stalled or failed), or writes the whole image again when the bytes the source
  * delivered do not match the checksum. The result says which transport brought how much.
+ * (A multicast write streams the whole image and checks its whole checksum; the index is
+ * not used.)
  */
 export interface WriteImageOptions {
   url: string;
@@ -33,6 +49,15 @@ export interface WriteImageOptions {
   device: string;
   /** Run token, sent as Bearer; omit for a server that is not the controller. */
   token?: string | null;
+  /** The image's chunk index: where it is and the SHA-256 of its bytes (sent the same token). */
+  index?: { url: string; sha256: string } | null;
+  /** Read the disk first and keep the chunks it already holds (needs `index`). */
+  differential?: boolean;
+  /**
+   * Zero chunks between two runs of chunks to fetch are fetched with them (one request, not
+   * two) when they are this many bytes or fewer. Default 1 MiB; 0 fetches no zero chunk.
+   */
+  mergeGapBytes?: number;
   fetch?: typeof fetch;
   log: (line: string) => void;
   onProgress?: (progress: WriteProgress) => void;
@@ -59,6 +84,22 @@ export interface WriteProgress {
   attempt: number;
 }
 
+/** How a write with a chunk index got each byte of the image onto the disk. */
+export interface ChunkedWrite {
+  chunkBytes: number;
+  /** Image bytes fetched from the server (chunks fetched again after a mismatch included). */
+  fetchedBytes: number;
+  /** Zero chunks written here, never fetched. */
+  zeroFilledBytes: number;
+  /** Differential: chunks the disk already held, read and kept. */
+  keptBytes: number;
+  /** Chunks that did not match their index entry when fetched, and were fetched again. */
+  repairedChunks: number[];
+  /** Range requests made for the image's chunks (resumes included). */
+  requests: number;
+  differential: boolean;
+}
+
 export interface WriteImageResult {
   device: string;
   bytes: number;
@@ -75,12 +116,16 @@ export interface WriteImageResult {
   bytesReceived: Record<ImageTransport, number>;
   /** Why HTTP had to complete or repair a multicast transfer. */
   multicastFallback?: string;
+  /** Written with the image's chunk index: what was fetched, zero-filled, kept. */
+  chunks?: ChunkedWrite;
 }
 
 /** A failure worth another attempt: the connection, a 5xx, a stalled transfer. */
 class RetryableError extends Error {}
 
 const SCRUB_BYTES = MiB;
+/** Fetched chunks being hashed or written at once (each is a buffer of the index's chunk size). */
+const CHUNKS_IN_FLIGHT = 4;
 
 export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult> {
   const fetchImpl = o.fetch ?? globalThis.fetch;
@@ -89,6 +134,10 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   const maxFruitless = o.maxFruitlessAttempts ?? 8;
   const idleTimeoutMs = o.idleTimeoutMs ?? 60_000;
   const expected = o.sha256.toLowerCase();
+  if (o.differential && !o.index) throw new StepError('params', "a differential write needs the image's chunk index", { field: 'params.image.differential' });
+  // A multicast session streams the whole image; the index is for HTTP writes.
+  const chunkedRef = o.index && !o.multicast ? o.index : null;
+  const differential = Boolean(chunkedRef && o.differential);
 
   const disk = await describeBlockDevice(o.device);
   if (o.sizeBytes > disk.sizeBytes) {
@@ -101,7 +150,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   await assertNotInUse(disk);
   let fh: FileHandle;
   try {
-    fh = await fsp.open(disk.path, EXCLUSIVE_WRITE);
+    fh = await fsp.open(disk.path, differential ? EXCLUSIVE_READ_WRITE : EXCLUSIVE_WRITE);
   } catch (e) {
     throw new StepError('disk', `${disk.name}: cannot open for writing: ${(e as Error).message}`, { disk: disk.name });
   }
@@ -110,11 +159,13 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   let hash = createHash('sha256');
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
+  /** Bytes of the image on the disk so far (written, or found there by a differential write). */
   let received = 0;
   let attempts = 0;
   const resumedAt: number[] = [];
   const bytesReceived: Record<ImageTransport, number> = { multicast: 0, http: 0 };
   let multicastFallback: string | undefined;
+  let chunks: ChunkedWrite | undefined;
   /** What the first answer said the image is; later answers must say the same. */
   let validator: { etag: string | null } | null = null;
   let lastReportedTenth = 0;
@@ -133,18 +184,23 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     }
   };
 
-  /** One GET from `received` to the end (or until the connection fails). */
-  const transfer = async (): Promise<void> => {
-    const offset = received;
+  /**
+   * One GET of the image's bytes [start, end), handed to `sink` in order (a server that
+   * ignores the range has what comes before `start` skipped and what comes after `end` left
+   * unread). Throws RetryableError when the connection fails or ends early: the caller resumes.
+   */
+  const get = async (start: number, end: number, sink: (data: Uint8Array) => Promise<void>): Promise<void> => {
     // NOTE: undici's fetch asks for gzip/br and inflates transparently; a compressed answer
     // would make Content-Length and byte ranges count compressed bytes. Ask for the bytes.
     const headers: Record<string, string> = { 'accept-encoding': 'identity' };
     if (o.token) headers['authorization'] = `Bearer ${o.token}`;
-    if (offset > 0) {
-      headers['range'] = `bytes=${offset}-`;
+    const asked = `${start}-${end === o.sizeBytes ? '' : end - 1}`;
+    if (start > 0 || end < o.sizeBytes) {
+      headers['range'] = `bytes=${asked}`;
       // A strong ETag lets the server answer 200 with the whole new image if it changed.
       if (validator?.etag && !validator.etag.startsWith('W/')) headers['if-range'] = validator.etag;
     }
+    if (chunks) chunks.requests++;
     const abort = new AbortController();
     let idle: NodeJS.Timeout | undefined;
     const arm = () => {
@@ -163,7 +219,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
       if (status === 404) throw new StepError('image', `image not found: GET ${o.url} answered HTTP 404`, { url: o.url, status });
       if (status >= 500 || status === 408 || status === 429) throw new RetryableError(`GET ${o.url}: HTTP ${status}`);
       if (status === 416) {
-        throw new StepError('image', `size mismatch: the controller has no byte ${offset} of the image (HTTP 416); the run says it has ${o.sizeBytes} bytes`, { url: o.url, status });
+        throw new StepError('image', `size mismatch: the controller has no byte ${start} of the image (HTTP 416); the run says it has ${o.sizeBytes} bytes`, { url: o.url, status });
       }
       if (status !== 200 && status !== 206) {
         const said = (await res.text().catch(() => '')).split('\n')[0]!.slice(0, 200);
@@ -181,21 +237,22 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
       let skip = 0;
       if (status === 206) {
         const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
-        if (!range || Number(range[1]) !== offset) {
-          throw new StepError('image', `GET ${o.url}: asked for bytes ${offset}- and got Content-Range '${res.headers.get('content-range') ?? ''}'`, { url: o.url });
+        if (!range || Number(range[1]) !== start) {
+          throw new StepError('image', `GET ${o.url}: asked for bytes ${asked} and got Content-Range '${res.headers.get('content-range') ?? ''}'`, { url: o.url });
         }
         if (range[3] !== '*' && Number(range[3]) !== o.sizeBytes) throw sizeMismatch(o, Number(range[3]));
       } else {
         const length = res.headers.get('content-length');
         if (length !== null && Number(length) !== o.sizeBytes) throw sizeMismatch(o, Number(length));
         // The server ignored the Range header: it sends everything again; drop what is already written.
-        skip = offset;
-        if (offset > 0) o.log(`write-image: the server ignored the range request; skipping the first ${formatBytes(offset)} it sends again`);
+        skip = start;
+        if (start > 0) o.log(`write-image: the server ignored the range request; skipping the first ${formatBytes(start)} it sends again`);
       }
       if (!res.body) throw new RetryableError(`GET ${o.url}: HTTP ${status} without a body`);
       const reader = res.body.getReader();
+      let at = start;
       try {
-        for (;;) {
+        while (at < end || end === o.sizeBytes) {
           let chunk: Uint8Array;
           try {
             const next = await reader.read();
@@ -211,21 +268,59 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
             chunk = chunk.subarray(dropped);
             if (chunk.length === 0) continue;
           }
-          if (received + chunk.length > o.sizeBytes) throw sizeMismatch(o, null);
-          hash.update(chunk);
-          received += chunk.length;
-          bytesReceived.http += chunk.length;
-          await writer.write(chunk);
-          progress();
+          if (at + chunk.length > end) {
+            if (end === o.sizeBytes) throw sizeMismatch(o, null);
+            chunk = chunk.subarray(0, end - at);
+          }
+          await sink(chunk);
+          at += chunk.length;
         }
       } finally {
         await reader.cancel().catch(() => undefined);
       }
-      if (received < o.sizeBytes) throw new RetryableError(`the connection ended at byte ${received} of ${o.sizeBytes}`);
+      if (at < end) throw new RetryableError(`the connection ended at byte ${at} of ${end === o.sizeBytes ? o.sizeBytes : `bytes ${asked}`}`);
     } finally {
       clearTimeout(idle);
       abort.abort();
     }
+  };
+
+  /** The image's bytes [start, end) into `sink`, resuming after failures until attempts in a row bring nothing. */
+  const fetchRange = async (start: number, end: number, sink: (data: Uint8Array) => Promise<void>): Promise<void> => {
+    let at = start;
+    let fruitless = 0;
+    while (at < end) {
+      attempts++;
+      const before = at;
+      try {
+        await get(at, end, async (data) => {
+          await sink(data);
+          at += data.length;
+        });
+      } catch (e) {
+        if (!(e instanceof RetryableError)) throw e;
+        fruitless = at > before ? 0 : fruitless + 1;
+        if (fruitless >= maxFruitless) {
+          throw new StepError('network', `gave up fetching the image after ${fruitless} attempts in a row without progress, at byte ${at} of ${o.sizeBytes}: ${e.message}`, {
+            url: o.url,
+            bytesWritten: received,
+          });
+        }
+        const pause = backoffMs[Math.min(fruitless, backoffMs.length - 1)] ?? 1000;
+        o.log(`write-image: ${e.message}; resuming from byte ${at} (${formatBytes(at)}) in ${pause / 1000} s`);
+        resumedAt.push(at);
+        await sleep(pause);
+      }
+    }
+  };
+
+  /** The whole image in order, into the hash and the writer. */
+  const streamed = async (chunk: Uint8Array): Promise<void> => {
+    hash.update(chunk);
+    received += chunk.length;
+    bytesReceived.http += chunk.length;
+    await writer.write(chunk);
+    progress();
   };
 
   /** The multicast source's bytes into the same hash and writer; false when HTTP must finish or redo the image. */
@@ -258,29 +353,190 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     return false;
   };
 
-  try {
-    o.log(`write-image: ${o.url} (${formatBytes(o.sizeBytes)}) → ${disk.path} (${formatBytes(disk.sizeBytes)})`);
-    if (o.multicast) await receiveMulticast(o.multicast);
-    let fruitless = 0;
-    while (received < o.sizeBytes) {
-      attempts++;
-      const before = received;
+  /** The index the run names, fetched and checked: its bytes' SHA-256, its form, and that it is this image's. */
+  const fetchIndex = async (ref: { url: string; sha256: string }): Promise<ChunkIndex> => {
+    const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+    if (o.token) headers['authorization'] = `Bearer ${o.token}`;
+    const refuse = (why: string, details: Record<string, unknown> = {}) => new StepError('image', `chunk index ${ref.url}: ${why}`, { url: ref.url, ...details });
+    let body: Buffer | null = null;
+    for (let fruitless = 1; body === null; fruitless++) {
+      let retry: string;
       try {
-        await transfer();
+        const res = await fetchImpl(ref.url, { headers, signal: AbortSignal.timeout(idleTimeoutMs) });
+        if (res.status === 200) {
+          body = Buffer.from(await res.arrayBuffer());
+          break;
+        }
+        if (res.status < 500 && res.status !== 408 && res.status !== 429) throw refuse(`HTTP ${res.status}`, { status: res.status });
+        retry = `HTTP ${res.status}`;
       } catch (e) {
-        if (!(e instanceof RetryableError)) throw e;
-        fruitless = received > before ? 0 : fruitless + 1;
-        if (fruitless >= maxFruitless) {
-          throw new StepError('network', `gave up fetching the image after ${fruitless} attempts in a row without progress, at byte ${received} of ${o.sizeBytes}: ${e.message}`, {
+        if (e instanceof StepError) throw e;
+        retry = describeFetchError(e);
+      }
+      if (fruitless >= maxFruitless) throw new StepError('network', `gave up fetching the chunk index ${ref.url} after ${fruitless} attempts: ${retry}`, { url: ref.url });
+      const pause = backoffMs[Math.min(fruitless, backoffMs.length - 1)] ?? 1000;
+      o.log(`write-image: chunk index: ${retry}; again in ${pause / 1000} s`);
+      await sleep(pause);
+    }
+    const got = createHash('sha256').update(body).digest('hex');
+    if (got !== ref.sha256.toLowerCase()) throw refuse(`its sha256 is ${got}, not the ${ref.sha256} the run names`, { expected: ref.sha256, actual: got });
+    let index: unknown;
+    try {
+      index = JSON.parse(body.toString('utf8'));
+    } catch (e) {
+      throw refuse(`not JSON: ${(e as Error).message}`);
+    }
+    const problem = Value.Errors(ChunkIndexSchema, index)[0];
+    if (problem) throw refuse(`${problem.instancePath || '/'} ${problem.message}`);
+    const wrong = chunkIndexProblem(index as ChunkIndex, { sha256: expected, sizeBytes: o.sizeBytes });
+    if (wrong) throw refuse(wrong);
+    return index as ChunkIndex;
+  };
+
+  /** The image chunk by chunk from its index (see the module comment). */
+  const writeChunked = async (ref: { url: string; sha256: string }): Promise<void> => {
+    const index = await fetchIndex(ref);
+    const stats: ChunkedWrite = { chunkBytes: index.chunkBytes, fetchedBytes: 0, zeroFilledBytes: 0, keptBytes: 0, repairedChunks: [], requests: 0, differential };
+    chunks = stats;
+    const count = index.chunks.length;
+    /** What each chunk needs: nothing (the disk holds it), zeros written here, or fetching. */
+    const plan: ('keep' | 'zero' | 'fetch')[] = index.chunks.map((c) => (c.zero ? 'zero' : 'fetch'));
+    if (differential) {
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < count; i++) {
+        const { start, end } = chunkRange(index, i);
+        const buf = await readDisk(fh, disk, Buffer.allocUnsafe(end - start), start);
+        const entry = index.chunks[i]!;
+        const keep = () => {
+          plan[i] = 'keep';
+          stats.keptBytes += buf.length;
+          received += buf.length;
+          progress();
+        };
+        if (entry.zero) {
+          if (isAllZero(buf)) keep();
+          continue;
+        }
+        pending.push(sha256Of(buf).then((digest) => (digest === entry.sha256 ? keep() : undefined)));
+        if (pending.length >= CHUNKS_IN_FLIGHT) await pending.shift();
+      }
+      await Promise.all(pending);
+      o.log(`write-image: the disk holds ${formatBytes(stats.keptBytes)} of the image already (${plan.filter((p) => p === 'keep').length} of ${count} chunks)`);
+    }
+    // Short runs of zero chunks between chunks to fetch are fetched with them: fewer requests.
+    const gapChunks = Math.floor((o.mergeGapBytes ?? MiB) / index.chunkBytes);
+    for (let i = 0; i < count; ) {
+      if (plan[i] !== 'zero') {
+        i++;
+        continue;
+      }
+      let end = i;
+      while (end < count && plan[end] === 'zero') end++;
+      if (i > 0 && plan[i - 1] === 'fetch' && end < count && plan[end] === 'fetch' && end - i <= gapChunks) plan.fill('fetch', i, end);
+      i = end;
+    }
+
+    // Zero chunks are written here while the others are fetched.
+    let stop = false;
+    const zeros = Buffer.alloc(index.chunkBytes);
+    const zeroFill = (async () => {
+      for (let i = 0; i < count && !stop; i++) {
+        if (plan[i] !== 'zero') continue;
+        const { start, end } = chunkRange(index, i);
+        await writer.writeAt(zeros.subarray(0, end - start), start);
+        stats.zeroFilledBytes += end - start;
+        received += end - start;
+        progress();
+      }
+    })();
+    zeroFill.catch(() => undefined);
+
+    /** Chunks whose bytes did not match their entry; fetched again once the runs are done. */
+    const mismatched: number[] = [];
+    const inFlight: Promise<void>[] = [];
+    const verifyAndWrite = async (i: number, buf: Buffer): Promise<boolean> => {
+      if ((await sha256Of(buf)) !== index.chunks[i]!.sha256) return false;
+      await writer.writeAt(buf, chunkRange(index, i).start);
+      received += buf.length;
+      progress();
+      return true;
+    };
+    /** Gathers a run's bytes into chunks; each full one is verified and written while the next arrives. */
+    const chunker = (first: number) => {
+      let i = first;
+      let buf: Buffer | null = null;
+      let fill = 0;
+      return async (data: Uint8Array) => {
+        stats.fetchedBytes += data.length;
+        bytesReceived.http += data.length;
+        for (let from = 0; from < data.length; ) {
+          const { start, end } = chunkRange(index, i);
+          buf ??= Buffer.allocUnsafe(end - start);
+          const n = Math.min(data.length - from, buf.length - fill);
+          buf.set(data.subarray(from, from + n), fill);
+          fill += n;
+          from += n;
+          if (fill < buf.length) continue;
+          const chunk = i;
+          const done = verifyAndWrite(chunk, buf).then((ok) => (ok ? undefined : void mismatched.push(chunk)));
+          done.catch(() => undefined);
+          inFlight.push(done);
+          if (inFlight.length >= CHUNKS_IN_FLIGHT) await inFlight.shift();
+          i++;
+          buf = null;
+          fill = 0;
+        }
+      };
+    };
+    try {
+      for (let i = 0; i < count; ) {
+        if (plan[i] !== 'fetch') {
+          i++;
+          continue;
+        }
+        let last = i;
+        while (last + 1 < count && plan[last + 1] === 'fetch') last++;
+        await fetchRange(chunkRange(index, i).start, chunkRange(index, last).end, chunker(i));
+        i = last + 1;
+      }
+      while (inFlight.length > 0) await inFlight.shift();
+      for (const i of mismatched.sort((a, b) => a - b)) {
+        const { start, end } = chunkRange(index, i);
+        o.log(`write-image: chunk ${i} (bytes ${start}-${end - 1}) did not match the index; fetching it again`);
+        const buf = Buffer.allocUnsafe(end - start);
+        let fill = 0;
+        await fetchRange(start, end, async (data) => {
+          stats.fetchedBytes += data.length;
+          bytesReceived.http += data.length;
+          buf.set(data, fill);
+          fill += data.length;
+        });
+        if (!(await verifyAndWrite(i, buf))) {
+          throw new StepError('image', `checksum mismatch: chunk ${i} of ${o.url} (bytes ${start}-${end - 1}) does not match the image's chunk index, fetched twice`, {
             url: o.url,
-            bytesWritten: received,
+            chunk: i,
+            expected: index.chunks[i]!.sha256,
           });
         }
-        const pause = backoffMs[Math.min(fruitless, backoffMs.length - 1)] ?? 1000;
-        o.log(`write-image: ${e.message}; resuming from byte ${received} (${formatBytes(received)}) in ${pause / 1000} s`);
-        resumedAt.push(received);
-        await sleep(pause);
+        stats.repairedChunks.push(i);
       }
+    } catch (e) {
+      stop = true;
+      await zeroFill.catch(() => undefined);
+      await Promise.allSettled(inFlight);
+      throw e;
+    }
+    await zeroFill;
+  };
+
+  try {
+    if (chunkedRef) {
+      o.log(`write-image: ${o.url} (${formatBytes(o.sizeBytes)}) → ${disk.path} (${formatBytes(disk.sizeBytes)}) by chunks${differential ? ', keeping those the disk holds' : ''}`);
+      await writeChunked(chunkedRef);
+    } else {
+      o.log(`write-image: ${o.url} (${formatBytes(o.sizeBytes)}) → ${disk.path} (${formatBytes(disk.sizeBytes)})`);
+      if (o.multicast) await receiveMulticast(o.multicast);
+      if (received < o.sizeBytes) await fetchRange(received, o.sizeBytes, streamed);
     }
     await writer.finish();
   } catch (e) {
@@ -292,7 +548,8 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     throw error;
   }
 
-  const actual = hash.digest('hex');
+  // With an index every chunk was checked against it, and the index names the image's checksum.
+  const actual = chunks ? expected : hash.digest('hex');
   if (actual !== expected) {
     const scrubbed = await scrubPartialImage(writer, disk, o.sizeBytes);
     await fh.close().catch(() => undefined);
@@ -306,7 +563,10 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   const took = seconds();
   const transport: ImageTransport = bytesReceived.http === 0 && o.multicast ? 'multicast' : 'http';
   const by = o.multicast ? ` by ${transport} (multicast ${bytesReceived.multicast} bytes, HTTP ${bytesReceived.http} bytes)` : '';
-  o.log(`write-image: wrote ${formatBytes(o.sizeBytes)} to ${disk.path} in ${took.toFixed(1)} s (${formatRate(o.sizeBytes, took)})${by}, sha256 ${actual} verified${resumedAt.length > 0 ? `, resumed ${resumedAt.length} time(s)` : ''}`);
+  const how = chunks
+    ? `: fetched ${formatBytes(chunks.fetchedBytes)} in ${chunks.requests} request(s), zero-filled ${formatBytes(chunks.zeroFilledBytes)}${chunks.differential ? `, kept ${formatBytes(chunks.keptBytes)} the disk held` : ''}${chunks.repairedChunks.length ? `, ${chunks.repairedChunks.length} chunk(s) fetched again` : ''}; every chunk verified against the index of sha256 ${actual}`
+    : `${by}, sha256 ${actual} verified`;
+  o.log(`write-image: wrote ${formatBytes(o.sizeBytes)} to ${disk.path} in ${took.toFixed(1)} s (${formatRate(o.sizeBytes, took)})${how}${resumedAt.length > 0 ? `, resumed ${resumedAt.length} time(s)` : ''}`);
   return {
     device: disk.path,
     bytes: o.sizeBytes,
@@ -318,7 +578,28 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     transport,
     bytesReceived,
     ...(multicastFallback !== undefined ? { multicastFallback } : {}),
+    ...(chunks ? { chunks } : {}),
   };
+}
+
+/** Hex SHA-256 computed in the thread pool (WebCrypto), off the thread that receives and writes. */
+async function sha256Of(buf: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', buf)).toString('hex');
+}
+
+/** Fills `buf` from the disk at `position`. */
+async function readDisk(fh: FileHandle, disk: BlockDevice, buf: Buffer, position: number): Promise<Buffer> {
+  let done = 0;
+  try {
+    while (done < buf.length) {
+      const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+      if (bytesRead <= 0) throw new Error('end of device');
+      done += bytesRead;
+    }
+  } catch (e) {
+    throw new StepError('disk', `${disk.name}: read failed at byte ${position + done}: ${(e as Error).message}`, { disk: disk.name, offset: position + done });
+  }
+  return buf;
 }
 
 function sizeMismatch(o: WriteImageOptions, served: number | null): StepError {
@@ -402,6 +683,12 @@ class DeviceWriter {
     this.spare = buffer;
     this.position += length;
     this.fill = 0;
+  }
+
+  /** Writes `buffer` at `position` now, outside the stream's buffers (chunks written by their index). */
+  async writeAt(buffer: Buffer, position: number): Promise<void> {
+    this.touched = true;
+    await this.writeAll(buffer, buffer.length, position);
   }
 
   private async writeAll(buffer: Buffer, length: number, position: number): Promise<void> {
