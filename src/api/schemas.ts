@@ -316,6 +316,12 @@ export const ActionBody = Type.Object(
         { ...Strict, description: 'deploy: receive the image in a multicast session (udpcast) with the other machines deploying it; HTTP is the fallback' },
       ),
     ),
+    differential: Type.Optional(
+      Type.Boolean({
+        description:
+          "deploy: read the machine's disk first and fetch only the image's chunks it does not hold (default: true for a redeploy of the image the machine runs, else false)",
+      }),
+    ),
     tree: Type.Optional(TreeRefSchema),
     diskLayout: Type.Optional(DiskLayoutSchema),
     onSuccess: Type.Optional(OnSuccessSchema),

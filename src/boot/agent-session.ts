@@ -229,6 +229,13 @@ export class AgentSession {
     return image;
   }
 
+  /** The path of the deploy run's image's chunk index, for its agent to download (the route sends it). */
+  async imageIndex(p: RunPrincipal, name: string): Promise<string> {
+    const run = await getRun(this.d.store.db, p.runId);
+    if (run.kind !== 'deploy' || run.params.image !== name) throw new PlinthError('forbidden', `run ${p.runId} does not deploy image ${name}`);
+    return (await this.d.images.chunkIndex(await this.d.images.get(name))).path;
+  }
+
   /** The installed OS reports in with its deploy's callback secret (already checked: `found`). */
   async installed(found: { run: Run; machine: Machine }, report: InstalledReport, remoteAddr: string | null): Promise<{ machine: string; state: string }> {
     const machine = await this.d.engine.withMachine(found.machine.id, (tx) => this.d.deployRuns.installed(tx, found.run, report, remoteAddr));

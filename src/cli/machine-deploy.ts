@@ -40,6 +40,8 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
     .option('--rate <bits>', 'multicast rate cap in bits per second (default 200M)')
     .option('--min-receivers <n>', 'multicast: start once this many machines joined (default: the number of machines named)')
     .option('--max-wait <duration>', 'multicast: or this long after the first one joined (default 60s)')
+    .option('--differential', "read each machine's disk first and fetch only the image's chunks it does not hold (default for a redeploy of the image it runs)")
+    .option('--no-differential', 'write every chunk of the image, even on a redeploy of the image the machine runs')
     .option('--reason <text>', 'why (recorded in the history)')
     .option('--json', 'print JSON');
   for (const f of OS_FLAGS) {
@@ -64,6 +66,7 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
         reason?: string;
         json?: boolean;
         multicast?: boolean;
+        differential?: boolean;
         rate?: string;
         minReceivers?: string;
         maxWait?: string;
@@ -104,6 +107,7 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
           ...(o.template ? { template: o.template } : {}),
           ...(o.reuseRun ? { reuseRun: o.reuseRun } : {}),
           ...(multicast ? { multicast } : {}),
+          ...(o.differential !== undefined ? { differential: o.differential } : {}),
           ...(o.reason ? { reason: o.reason } : {}),
         });
         results.push(r);

@@ -80,7 +80,14 @@ export class DeployRuns {
     }
     if (p.method !== 'image' || !p.imageSha256 || !p.imageSize) throw new PlinthError('conflict', `run ${run.id} deploys with its ${p.method} installer; it has no work for the agent`);
     return {
-      image: { url: p.imageUrl ?? (await this.imageUrl(db, run, p.image ?? '', p.imageSha256)), sha256: p.imageSha256, sizeBytes: Number(p.imageSize), format: 'raw' },
+      image: {
+        url: p.imageUrl ?? (await this.imageUrl(db, run, p.image ?? '', p.imageSha256)),
+        sha256: p.imageSha256,
+        sizeBytes: Number(p.imageSize),
+        format: 'raw',
+        // The index always from the controller (small); the chunks from wherever the image comes (a site cache serves ranges too).
+        ...(p.imageIndexSha256 && !p.imageUrl ? { index: { url: `/agent/v1/images/${encodeURIComponent(p.image ?? '')}/chunks`, sha256: p.imageIndexSha256 }, ...(p.differential ? { differential: true } : {}) } : {}),
+      },
       ...(p.rootDeviceHints ? { rootDeviceHints: p.rootDeviceHints } : {}),
       ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
       // Only while the session still waits for receivers: one already sending has nothing for a late machine.

@@ -28,7 +28,7 @@ export interface ActionOptions extends DeployRequest {
 }
 
 const DEPLOY_ACTIONS: readonly OperatorAction[] = ['deploy', 'redeploy', 'retry'];
-const DEPLOY_FIELDS = ['image', 'imageUrl', 'method', 'rootDeviceHints', 'reuseRun', 'installer', 'os', 'kernelArgs', 'template', 'multicast', 'tree', 'diskLayout', 'onSuccess'] as const;
+const DEPLOY_FIELDS = ['image', 'imageUrl', 'method', 'rootDeviceHints', 'reuseRun', 'installer', 'os', 'kernelArgs', 'template', 'multicast', 'differential', 'tree', 'diskLayout', 'onSuccess'] as const;
 /** Actions that hold the machine in the installer with an SSH server for the given keys. */
 const HOLD_ACTIONS: readonly OperatorAction[] = ['boot-installer', 'rescue'];
 

@@ -23,6 +23,10 @@ export interface DeployRunParams extends Record<string, unknown> {
   imageSha256: string | null;
   imageSize: number | null;
   imageUrl: string | null;
+  /** SHA-256 of the image's chunk index (images served by the controller). */
+  imageIndexSha256?: string | null;
+  /** The agent keeps the chunks the disk already holds (a redeploy of the same image). */
+  differential?: boolean;
   rootDeviceHints: RootDeviceHints | null;
   /** Added to the installed system's kernel command line (image deploys: by the agent). */
   kernelArgs?: string | null;

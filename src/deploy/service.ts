@@ -52,6 +52,11 @@ export interface DeployRequest {
   template?: string;
   /** Receive the image in a multicast session with the other machines deploying it (image deploys from the controller). */
   multicast?: { rate?: string; minReceivers?: number; maxWaitSeconds?: number };
+  /**
+   * Image deploys from the controller: the agent reads the disk and fetches only the chunks it
+   * does not hold already. Default: a redeploy of the image the machine runs.
+   */
+  differential?: boolean;
   /** Tree deploys: the tree, `ROLE-VERSION`. */
   tree?: string;
   /** Tree deploys: partitions, arrays, volumes and file systems (instead of the profile's; default DEFAULT_TREE_LAYOUT). */
@@ -192,6 +197,18 @@ export class DeployService {
         if (!image || image.kind !== 'disk') throw new PlinthError('validation', `image '${name}' is not in the image store`, { details: { code: 'image' } });
         params.imageSha256 = image.sha256;
         params.imageSize = image.sizeBytes;
+        if (!params.imageUrl) {
+          // The image from the controller: its chunk index (computed now for an image stored before
+          // indexes). Without one the agent streams the whole image, as it always could.
+          params.imageIndexSha256 = await this.d.images.chunkIndex(image).then(
+            (index) => index.sha256,
+            (e: unknown) => {
+              this.d.log.warn({ err: e, image: image.name }, 'no chunk index for this image; the agent streams all of it');
+              return null;
+            },
+          );
+          params.differential = req.differential ?? (action === 'redeploy' && m.deployment.image === image.name);
+        } else if (req.differential) throw validation('differential', 'applies to images served by the controller (their chunk index), not one fetched from imageUrl');
         this.checkFits(m.facts, image.name, image.sizeBytes, params.rootDeviceHints);
         if (multicast && this.d.multicast) {
           // Joins the waiting session of this image version, or opens one (its udp-sender starts now).

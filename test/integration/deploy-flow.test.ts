@@ -94,7 +94,13 @@ describe.each(backends)('deployment on $name', (backend) => {
     expect(script).toContain('booting the installer (deploy)');
     const token = tokenIn(script);
     const hello = (await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).json();
-    expect(hello.run.params.image).toEqual({ url: '/agent/v1/images/tiny', sha256: sha(image), sizeBytes: image.length, format: 'raw' });
+    expect(hello.run.params.image).toEqual({
+      url: '/agent/v1/images/tiny',
+      sha256: sha(image),
+      sizeBytes: image.length,
+      format: 'raw',
+      index: { url: '/agent/v1/images/tiny/chunks', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+    });
     const callback = /plcb_[A-Za-z0-9_-]+/.exec(hello.run.params.seed.userData)![0];
     expect(callback).not.toBe(CALLBACK_PLACEHOLDER);
     expect(hello.run.params.seed.userData).toBe(userData.replaceAll(CALLBACK_PLACEHOLDER, callback));

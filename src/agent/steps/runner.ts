@@ -121,7 +121,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
     const result = await writeImage({
       url: source.url,
       token: source.token,
-      ...(image.index ? { index: { url: imageSource(image.index.url, deps.controllerUrl, deps.token).url, sha256: image.index.sha256 }, differential: image.differential === true } : {}),
+      ...(image.index ? { index: { ...imageSource(image.index.url, deps.controllerUrl, deps.token), sha256: image.index.sha256 }, differential: image.differential === true } : {}),
       sha256: image.sha256,
       sizeBytes: image.sizeBytes,
       device,

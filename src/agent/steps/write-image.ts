@@ -49,8 +49,8 @@ export interface WriteImageOptions {
   device: string;
   /** Run token, sent as Bearer; omit for a server that is not the controller. */
   token?: string | null;
-  /** The image's chunk index: where it is and the SHA-256 of its bytes (sent the same token). */
-  index?: { url: string; sha256: string } | null;
+  /** The image's chunk index: where it is, the SHA-256 of its bytes, the token to send there (the controller's run token). */
+  index?: { url: string; sha256: string; token?: string | null } | null;
   /** Read the disk first and keep the chunks it already holds (needs `index`). */
   differential?: boolean;
   /**
@@ -354,9 +354,9 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   };
 
   /** The index the run names, fetched and checked: its bytes' SHA-256, its form, and that it is this image's. */
-  const fetchIndex = async (ref: { url: string; sha256: string }): Promise<ChunkIndex> => {
+  const fetchIndex = async (ref: NonNullable<WriteImageOptions['index']>): Promise<ChunkIndex> => {
     const headers: Record<string, string> = { 'accept-encoding': 'identity' };
-    if (o.token) headers['authorization'] = `Bearer ${o.token}`;
+    if (ref.token) headers['authorization'] = `Bearer ${ref.token}`;
     const refuse = (why: string, details: Record<string, unknown> = {}) => new StepError('image', `chunk index ${ref.url}: ${why}`, { url: ref.url, ...details });
     let body: Buffer | null = null;
     for (let fruitless = 1; body === null; fruitless++) {
@@ -394,7 +394,7 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   };
 
   /** The image chunk by chunk from its index (see the module comment). */
-  const writeChunked = async (ref: { url: string; sha256: string }): Promise<void> => {
+  const writeChunked = async (ref: NonNullable<WriteImageOptions['index']>): Promise<void> => {
     const index = await fetchIndex(ref);
     const stats: ChunkedWrite = { chunkBytes: index.chunkBytes, fetchedBytes: 0, zeroFilledBytes: 0, keptBytes: 0, repairedChunks: [], requests: 0, differential };
     chunks = stats;

@@ -115,22 +115,18 @@ export function agentRoutes(deps: AgentApiDeps) {
     report('/agent/v1/ssh', "The installer's SSH server is up: its port and host keys (installer and rescue runs)", SshReportSchema, SshAnswerSchema, (p, body, req) => session.sshReady(p, body, req.ip ?? null));
     report('/agent/v1/fail', 'The agent gives up: the machine goes to its *-failed state with this error', FailReportSchema, HeartbeatAnswerSchema, (p, body) => session.fail(p, body));
 
-    app.get(
-      '/agent/v1/images/:name',
-      {
-        ...route,
-        schema: {
-          tags: ['agent'],
-          summary: "The deploy run's image (Range and ETag supported, for resuming)",
-          security: [],
-          params: Type.Object({ name: Type.String({ maxLength: 100 }) }, { additionalProperties: false }),
+    /** A file of the deploy run's image, sent as it is stored (Range and ETag from the file sender). */
+    const imageFile = (url: string, summary: string, path: (run: RunPrincipal, name: string, range: string | undefined) => Promise<string>) =>
+      app.get(
+        url,
+        {
+          ...route,
+          schema: { tags: ['agent'], summary, security: [], params: Type.Object({ name: Type.String({ maxLength: 100 }) }, { additionalProperties: false }) },
         },
-      },
-      async (req, reply) => {
-        const image = await session.image(req.run!, (req.params as { name: string }).name, req.headers.range);
-        return deps.sendFile(reply, deps.images.path(image));
-      },
-    );
+        async (req, reply) => deps.sendFile(reply, await path(req.run!, (req.params as { name: string }).name, req.headers.range)),
+      );
+    imageFile('/agent/v1/images/:name', "The deploy run's image (Range and ETag supported, for resuming)", async (run, name, range) => deps.images.path(await session.image(run, name, range)));
+    imageFile('/agent/v1/images/:name/chunks', "The deploy run's image's chunk index (JSON; its SHA-256 is in the run parameters)", (run, name) => session.imageIndex(run, name));
 
     app.post(
       '/agent/v1/installed',
