@@ -11,6 +11,7 @@ const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
   providers: () => import('./providers.js'),
   deploy: () => import('./deploy.js'),
   multicast: () => import('./multicast.js'),
+  differential: () => import('./differential.js'),
   serving: () => import('./serving.js'),
   scaleout: () => import('./scaleout.js'),
   'job-engines': () => import('./job-engines.js'),

@@ -146,8 +146,13 @@ describe('deploying real VMs', () => {
     const run = (await t.api('GET', `/api/v1/runs/${biosRun}`)).json();
     expect(run.steps.filter((s: any) => s.status !== 'succeeded').map((s: any) => s.name)).toEqual([]);
     const write = run.steps.find((s: any) => s.name === 'write-image');
-    expect(write.message).toMatch(/sha256 verified/);
-    const stages = (await t.api('GET', '/api/v1/machines/dep-bios/trace?attempts=2')).json().attempts.flatMap((a: any) => a.stages.map((s: any) => s.stage));
+    // From the controller, by the image's chunk index: zero chunks were not fetched.
+    expect(write.message).toMatch(/: fetched [\d.]+ [KMG]iB, zero-filled [\d.]+ [KMG]iB, every chunk verified/);
+    const trace = (await t.api('GET', '/api/v1/machines/dep-bios/trace?attempts=2')).json().attempts.flatMap((a: any) => a.stages);
+    const written = trace.find((s: any) => s.stage === 'step:write-image:succeeded').detail;
+    expect(written.chunks.zeroFilledBytes).toBeGreaterThan(0);
+    expect(written.chunks.fetchedBytes + written.chunks.zeroFilledBytes).toBe(written.bytes);
+    const stages = trace.map((s: any) => s.stage);
     for (const s of ['agent-hello', 'image', 'step:write-image:succeeded', 'boot-local', 'local-boot', 'installed-os']) expect(stages).toContain(s);
   }, 25 * 60_000);
 
