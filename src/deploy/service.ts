@@ -168,6 +168,8 @@ export class DeployService {
       const problem = checkDiskLayout(diskLayout, req.diskLayout ? 'diskLayout' : 'profile.deploy.diskLayout');
       if (problem) throw validation(problem.field, problem.message);
     }
+    if (req.differential !== undefined && method !== 'image') throw validation('differential', `is for image deploys, not ${method}`);
+    if (req.differential && (req.imageUrl ?? profile.deploy?.imageUrl)) throw validation('differential', 'applies to images served by the controller (their chunk index), not one fetched from imageUrl');
     const runId = newId();
     const multicast = req.multicast ? this.multicastSettings(req, method, req.imageUrl ?? profile.deploy?.imageUrl ?? null) : null;
     const params: DeployRunParams = {
@@ -208,7 +210,7 @@ export class DeployService {
             },
           );
           params.differential = req.differential ?? (action === 'redeploy' && m.deployment.image === image.name);
-        } else if (req.differential) throw validation('differential', 'applies to images served by the controller (their chunk index), not one fetched from imageUrl');
+        }
         this.checkFits(m.facts, image.name, image.sizeBytes, params.rootDeviceHints);
         if (multicast && this.d.multicast) {
           // Joins the waiting session of this image version, or opens one (its udp-sender starts now).

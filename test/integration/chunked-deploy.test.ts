@@ -142,6 +142,15 @@ describe.each(backends)('chunked image deploys on $name', (backend) => {
     expect(sha(await readDevice(loops, disk.device, 0, IMAGE_BYTES))).toBe(sha(v1));
     await finish(token, callback);
     expect((await t.api('GET', '/api/v1/machines/web-1')).json()).toMatchObject({ state: 'deployed', deployment: { image: 'web' } });
+    // A differential write needs the controller's index; a tree deploy has no image at all.
+    for (const [body, message] of [
+      [{ image: 'web', imageUrl: 'http://mirror.example/web.raw', differential: true }, 'differential: applies to images served by the controller (their chunk index), not one fetched from imageUrl'],
+      [{ tree: 'web-1.0', differential: false }, 'differential: is for image deploys, not tree'],
+    ] as const) {
+      const refused = await t.api('POST', '/api/v1/machines/web-1/actions/redeploy', body);
+      expect(refused.statusCode, refused.body).toBe(400);
+      expect(refused.json().error.message).toBe(message);
+    }
   });
 
   it('a differential redeploy of a new version differing in 5% of its blocks moves less than 15% of the image', async () => {
