@@ -3,7 +3,7 @@ import type { AgentConfig } from './cmdline.js';
 import { AgentClient, AgentHttpError } from './client.js';
 import { LogShipper } from './log-shipper.js';
 import { isStepError } from './steps/errors.js';
-import type { AgentNext, BootLocalAnswer, FailReport, HelloRequest, HelloResponse, Heartbeat, NextAnswer, Progress, ScriptResult, SshReport, StepReport, StepReportAnswer, HoldParams } from '../protocol/agent.js';
+import type { AgentNext, BootLocalAnswer, FailReport, HelloRequest, HelloResponse, Heartbeat, NextAnswer, Progress, Script, ScriptResult, SshReport, StepReport, StepReportAnswer, HoldParams } from '../protocol/agent.js';
 import { parseDeployParams, parseHoldParams, parseInspectParams, parseWipeParams } from './steps/protocol.js';
 import { runScripts } from './steps/scripts.js';
 import { candidateDisks } from './steps/root-disk.js';
@@ -69,6 +69,17 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
     hello.heartbeatSeconds * 1000,
   );
   heartbeat.unref();
+  /** The operator's scripts (an inspection's tests, a deploy's configure step): a failing one fails the run. */
+  const operatorScripts = (scripts: Script[] | undefined, variables: Record<string, unknown> | undefined) =>
+    scripts?.length
+      ? runScripts(scripts, variables ?? {}, {
+          log: (l) => log.line(l),
+          report: async (name, result) => {
+            await client.post(`/agent/v1/scripts/${encodeURIComponent(name)}`, result satisfies ScriptResult);
+          },
+          ...(deps.scriptDir ? { workDir: deps.scriptDir } : {}),
+        })
+      : Promise.resolve();
   try {
     let next: AgentNext = 'wait';
     /** A tree deploy's ONSUCCESS, which decides how the run ends instead of `next`. */
@@ -76,15 +87,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
     if (hello.run.kind === 'inspect') {
       // The operator's scripts first (discovery, commissioning, tests): a failing one fails the run.
       const params = parseInspectParams(hello.run.params);
-      if (params.scripts?.length) {
-        await runScripts(params.scripts, params.variables ?? {}, {
-          log: (l) => log.line(l),
-          report: async (name, result) => {
-            await client.post(`/agent/v1/scripts/${encodeURIComponent(name)}`, result satisfies ScriptResult);
-          },
-          ...(deps.scriptDir ? { workDir: deps.scriptDir } : {}),
-        });
-      }
+      await operatorScripts(params.scripts, params.variables);
       const started = Date.now();
       const facts = await deps.inspect((l) => log.line(l));
       log.line(
@@ -106,6 +109,8 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
       };
       if (hello.run.kind === 'deploy') {
         const params = parseDeployParams(hello.run.params);
+        // The configure step, before any disk is touched: a failing script leaves the disks as they were.
+        await operatorScripts(params.scripts, params.variables);
         let bootLocal: BootLocalAnswer = {};
         const deployDeps: DeployDeps = {
           ...stepDeps,

@@ -335,7 +335,7 @@ export const ActionBody = Type.Object(
           },
           Strict,
         ),
-        { minItems: 1, maxItems: 64, description: 'inspect: run these scripts on the machine (instead of the library\'s inspection scripts), in order, before the facts' },
+        { minItems: 1, maxItems: 64, description: 'inspect: run these scripts on the machine (instead of the library\'s inspection scripts), in order, before the facts; deploy, redeploy, retry (image and tree deploys): the configure step, run in the installer before the disks are touched' },
       ),
     ),
     /** inspect: a health check (docs/health.md): sysbench cpu and memory, fio reads of the disks. */

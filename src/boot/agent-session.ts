@@ -31,7 +31,7 @@ import type {
 import { currentAttempt, recordStage } from '../runs/trace.js';
 import type { DeployRuns } from '../deploy/deploy-runs.js';
 import type { ProfileLookup } from '../deploy/service.js';
-import { inspectionScripts, recordScriptResult } from '../runs/scripts.js';
+import { inspectionScripts, recordScriptResult, scriptVariables } from '../runs/scripts.js';
 import type { Holds } from '../deploy/holds.js';
 import { healthTuplesOfRun } from '../health/service.js';
 
@@ -113,7 +113,7 @@ export class AgentSession {
       case 'inspect':
         return { id: run.id, kind: 'inspect', params: await this.inspectParams(db, run, machine) };
       case 'deploy':
-        return { id: run.id, kind: 'deploy', params: await this.d.deployRuns.agentParams(db, run) };
+        return { id: run.id, kind: 'deploy', params: await this.d.deployRuns.agentParams(db, run, machine) };
       case 'wipe':
         return { id: run.id, kind: 'wipe', params: { mode: run.params.wipe === 'full' ? 'full' : 'quick' } };
       case 'installer':
@@ -131,17 +131,12 @@ export class AgentSession {
     const scripts = given ?? (await inspectionScripts(db));
     if (scripts.length === 0) return {};
     const profile = this.d.profileLookup ? await this.d.profileLookup(db, m) : null;
-    const variables = {
-      ...(profile?.vars ?? {}),
-      machine: { id: m.id, name: m.name, serial: m.identity.serial, uuid: m.identity.systemUuid, assetTag: m.identity.assetTag, tags: m.tags },
-      profile: profile?.profile ?? null,
-    };
-    return { scripts, variables };
+    return { scripts, variables: scriptVariables(m, profile) };
   }
 
-  /** One script's result (inspect runs, before the facts); its failure is the agent's `fail`. */
+  /** One script's result (inspect runs, before the facts; deploys, their configure step); its failure is the agent's `fail`. */
   async script(p: RunPrincipal, name: string, result: ScriptResult): Promise<Record<string, never>> {
-    if (p.kind !== 'inspect') throw new PlinthError('conflict', `run ${p.runId} is a ${p.kind} run; scripts run in inspect runs`);
+    if (p.kind !== 'inspect' && p.kind !== 'deploy') throw new PlinthError('conflict', `run ${p.runId} is a ${p.kind} run; scripts run in inspect and deploy runs`);
     return this.within(p, async (tx) => {
       const now = this.at();
       const passed = result.exitCode === 0;

@@ -3,6 +3,7 @@ import { collect, oneOf, parsePairs, positiveInt } from './context.js';
 import { UsageError } from './errors.js';
 import { parseDuration } from '../core/clock.js';
 import { readSshKeyFiles } from './ssh-key-files.js';
+import { readScriptFile, seconds } from './script.js';
 import type { MachineView, RunView } from '../api/client.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -42,6 +43,8 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
     .option('--max-wait <duration>', 'multicast: or this long after the first one joined (default 60s)')
     .option('--differential', "read each machine's disk first and fetch only the image's chunks it does not hold (default for a redeploy of the image it runs)")
     .option('--no-differential', 'write every chunk of the image, even on a redeploy of the image the machine runs')
+    .option('--script <file>', 'image and tree deploys: a configure script run in the installer before the disks are touched, with the machine\'s variables (repeatable, in order; one that fails fails the deploy)', collect, [])
+    .option('--script-timeout <seconds>', 'each configure script\'s time limit (default 3600)')
     .option('--reason <text>', 'why (recorded in the history)')
     .option('--json', 'print JSON');
   for (const f of OS_FLAGS) {
@@ -59,6 +62,8 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
         onSuccess?: string;
         diskLayout?: string;
         sshKey: string[];
+        script: string[];
+        scriptTimeout?: string;
         rootDevice: string[];
         kernelArgs?: string;
         template?: string;
@@ -85,6 +90,9 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
         }
       }
       const sshKeys = readSshKeyFiles(o.sshKey);
+      const timeoutSeconds = seconds(o.scriptTimeout, '--script-timeout');
+      if (timeoutSeconds !== undefined && !o.script.length) throw new UsageError('--script-timeout applies to --script');
+      const scripts = o.script.map((f) => ({ ...readScriptFile(f), ...(timeoutSeconds ? { timeoutSeconds } : {}) }));
       const os = Object.fromEntries(OS_FLAGS.flatMap((f) => (f.list ? ((o[f.option] as string[]).length ? [[f.key, o[f.option]]] : []) : o[f.option] !== undefined ? [[f.key, o[f.option]]] : [])));
       const hints = Object.fromEntries(Object.entries(parsePairs(o.rootDevice, '--root-device')).map(([k, v]) => [k, HINT_NUMBERS.has(k) ? Number(v) : v]));
       const client = ctx.client();
@@ -101,6 +109,7 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
           ...(onSuccess ? { onSuccess } : {}),
           ...(diskLayout !== undefined ? { diskLayout } : {}),
           ...(sshKeys.length ? { sshKeys } : {}),
+          ...(scripts.length ? { scripts } : {}),
           ...(Object.keys(hints).length ? { rootDeviceHints: hints } : {}),
           ...(Object.keys(os).length ? { os } : {}),
           ...(o.kernelArgs !== undefined ? { kernelArgs: o.kernelArgs } : {}),

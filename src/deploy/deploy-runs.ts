@@ -7,6 +7,7 @@ import type { LifecycleEngine, MachineTransaction } from '../lifecycle/engine.js
 import type { InventoryService } from '../inventory/service.js';
 import type { Machine } from '../inventory/machine.js';
 import { getArtifact, getRun, updateStep, type Run } from '../runs/runs.js';
+import { scriptVariables } from '../runs/scripts.js';
 import type { RunPrincipal } from '../runs/run-tokens.js';
 import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
 import { currentAttempt, recordStage } from '../runs/trace.js';
@@ -51,8 +52,10 @@ export class DeployRuns {
   constructor(private readonly d: DeployRunsDeps) {}
 
   /** The parameters the agent works from, in the hello answer. Only image and tree deploys run the agent. */
-  async agentParams(db: Db, run: Run): Promise<DeployParams> {
+  async agentParams(db: Db, run: Run, machine: Machine): Promise<DeployParams> {
     const p = run.params as DeployRunParams;
+    // The configure step: the operator's scripts with the machine's variables, before any disk.
+    const configure = p.configureScripts?.length ? { scripts: p.configureScripts, variables: scriptVariables(machine, await this.d.profileLookup(db, machine)) } : {};
     const secret = await this.callbackSecret(db, run.id);
     const artifact = async (name: string) => withCallbackSecret((await getArtifact(db, run.id, name)).body, secret);
     if (p.method === 'tree' && p.tree && p.diskLayout) {
@@ -70,6 +73,7 @@ export class DeployRuns {
           diskLayout: p.diskLayout,
           hostToken: mintHostToken(this.d.secrets.deriveKey(HOST_TOKEN_PURPOSE), run.machineId, run.id),
         },
+        ...configure,
         ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
         seed: {
           userData: await artifact('cloud-init/user-data'),
@@ -90,6 +94,7 @@ export class DeployRuns {
       },
       ...(p.rootDeviceHints ? { rootDeviceHints: p.rootDeviceHints } : {}),
       ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
+      ...configure,
       // Only while the session still waits for receivers: one already sending has nothing for a late machine.
       ...(p.multicast && this.d.multicast?.joinable(p.multicast.session)
         ? {

@@ -17,7 +17,7 @@ export type WipeMode = 'none' | 'quick' | 'full';
 export interface ActionOptions extends DeployRequest {
   reason?: string;
   wipe?: WipeMode;
-  /** inspect: the scripts to run on the machine instead of the library's. */
+  /** inspect: the scripts to run on the machine instead of the library's; deploys: the configure step's. */
   scripts?: { name: string; content: string; timeoutSeconds?: number }[];
   /** inspect: a health check (docs/health.md) instead of the library's scripts. */
   health?: HealthParamsInput;
@@ -38,7 +38,7 @@ function checkOptions(action: OperatorAction, o: ActionOptions): void {
     if (o[f] !== undefined && !DEPLOY_ACTIONS.includes(action)) throw validation(f, `only applies to deploy, redeploy and retry, not ${action}`);
   }
   if (o.scripts !== undefined) {
-    if (action !== 'inspect') throw validation('scripts', `only apply to inspect, not ${action}`);
+    if (action !== 'inspect' && !DEPLOY_ACTIONS.includes(action)) throw validation('scripts', `only apply to inspect (tests) and deploy, redeploy and retry (the configure step), not ${action}`);
     const seen = new Set<string>();
     o.scripts.forEach((sc, i) => {
       if (seen.has(sc.name)) throw validation(`scripts[${i}].name`, `'${sc.name}' is given twice`);
@@ -78,7 +78,7 @@ export class OperatorActions {
     if (action === 'exit-installer') return this.d.holds.exit(m.id, 'installer', to, actor, reason ?? null, options.hostKeys);
     if (action === 'exit-rescue') return this.d.holds.exit(m.id, 'rescue', undefined, actor, reason ?? null);
     if (action === 'deploy' || action === 'redeploy' || (action === 'retry' && m.state === 'deploy-failed')) {
-      const r = await this.d.deploy.start(m.id, action, deployRequest, actor, reason ?? null);
+      const r = await this.d.deploy.start(m.id, action, { ...deployRequest, ...(scripts !== undefined ? { scripts } : {}) }, actor, reason ?? null);
       // A deploy that reuses the current run reports that run.
       return r.run || !r.machine.currentRunId ? r : { ...r, run: await getRun(this.d.store.db, r.machine.currentRunId) };
     }

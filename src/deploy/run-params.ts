@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AgentMethod, DeployMethod, OnSuccess, RootDeviceHints } from '../protocol/deploy.js';
 import type { DiskLayout } from '../protocol/disk-layout.js';
+import type { Script } from '../protocol/agent.js';
 
 /**
  * What a deploy run carries from its preparation (DeployService) to its machine
@@ -40,6 +41,8 @@ export interface DeployRunParams extends Record<string, unknown> {
   tree?: { role: string; version: string } | null;
   diskLayout?: DiskLayout | null;
   onSuccess?: OnSuccess;
+  /** The configure step's scripts (image and tree deploys), run by the agent before the disks. */
+  configureScripts?: Script[];
 }
 
 /** The iPXE script that starts each installer-native method's installer. */

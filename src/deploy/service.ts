@@ -18,6 +18,7 @@ import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from './template-store.js';
 import { takeQuotaForDeploy } from '../profiles/matching.js';
 import type { SecretBox } from '../auth/secrets.js';
+import { DEFAULT_SCRIPT_TIMEOUT_SECONDS } from '../runs/scripts.js';
 import { isAgentMethod, mergeOsSettings, type DeployMethod, type OnSuccess, type OsSettingsInput, type RootDeviceHints } from '../protocol/deploy.js';
 import { checkDiskLayout, DEFAULT_TREE_LAYOUT, type DiskLayout } from '../protocol/disk-layout.js';
 import { CALLBACK_PLACEHOLDER, IPXE_TEMPLATE, sha256Hex, type DeployRunParams } from './run-params.js';
@@ -63,6 +64,8 @@ export interface DeployRequest {
   diskLayout?: DiskLayout;
   /** Tree deploys: eDeploy's ONSUCCESS (instead of the profile's; default kexec). */
   onSuccess?: OnSuccess;
+  /** Image and tree deploys: the configure step, scripts run in the installer before the disks are touched. */
+  scripts?: { name: string; content: string; timeoutSeconds?: number }[];
 }
 
 /** Finds a stored tree by its `ROLE-VERSION` name (trees/store.ts); not_found otherwise. */
@@ -170,6 +173,7 @@ export class DeployService {
     }
     if (req.differential !== undefined && method !== 'image') throw validation('differential', `is for image deploys, not ${method}`);
     if (req.differential && (req.imageUrl ?? profile.deploy?.imageUrl)) throw validation('differential', 'applies to images served by the controller (their chunk index), not one fetched from imageUrl');
+    if (req.scripts !== undefined && !isAgentMethod(method)) throw validation('scripts', `configure scripts run in Plinth's installer (image and tree deploys), not in the ${method} installer`);
     const runId = newId();
     const multicast = req.multicast ? this.multicastSettings(req, method, req.imageUrl ?? profile.deploy?.imageUrl ?? null) : null;
     const params: DeployRunParams = {
@@ -186,6 +190,7 @@ export class DeployService {
       reuseRun: reused?.id ?? null,
       prepareError: null,
       ...(method === 'tree' ? { tree: null, diskLayout, onSuccess: req.onSuccess ?? profile.deploy?.onSuccess ?? 'kexec' } : {}),
+      ...(req.scripts?.length ? { configureScripts: req.scripts.map((sc) => ({ name: sc.name, content: sc.content, timeoutSeconds: sc.timeoutSeconds ?? DEFAULT_SCRIPT_TIMEOUT_SECONDS })) } : {}),
     };
     let artifacts: { name: string; contentType: string; body: string }[] = [];
     // Every run its own callback secret, a reused run's artifacts included: the old one dies with its run.

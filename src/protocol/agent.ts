@@ -11,7 +11,7 @@ import { ChunkIndexRefSchema } from './chunk-index.js';
  * the installed OS makes with its deploy's callback secret.
  *
  *   POST /agent/v1/hello         HelloRequest       → HelloResponse (the run and its params)
- *   POST /agent/v1/scripts/{name} ScriptResult      → {}             (inspect runs, before the facts)
+ *   POST /agent/v1/scripts/{name} ScriptResult      → {}             (inspect runs, before the facts; deploy runs, before the disks)
  *   POST /agent/v1/facts         Facts (facts.ts)   → NextAnswer     (inspect runs)
  *   POST /agent/v1/steps/{name}  StepReport         → StepReportAnswer (deploy and wipe runs)
  *   POST /agent/v1/heartbeat     Heartbeat          → HeartbeatAnswer
@@ -171,6 +171,12 @@ export const DeployParamsSchema = Type.Object(
     kernelArgs: Type.Optional(KernelArgsSchema),
     /** A multicast session to receive the image from first (HTTP `image.url` completes or repairs it). */
     multicast: Type.Optional(MulticastReceiveSchema),
+    /**
+     * The configure step: operator scripts run before any disk is touched, in order, with the
+     * machine's variables (as inspect runs give them); the first that fails fails the deploy.
+     */
+    scripts: Type.Optional(Type.Array(ScriptSchema, { maxItems: 64 })),
+    variables: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   },
   Strict,
 );

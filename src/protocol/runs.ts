@@ -36,6 +36,9 @@ export const PLANNED_STEPS: Record<RunKind, readonly string[]> = {
 
 /** The steps of a run as planned when it is created: a deploy's depend on its method. */
 export function plannedSteps(kind: RunKind, params: Record<string, unknown>): readonly string[] {
-  if (kind === 'deploy' && params['method'] === 'tree') return ['prepare', ...STEPS_DONE_AT_HELLO, ...TREE_DEPLOY_STEPS, 'reboot', 'first-boot'];
-  return PLANNED_STEPS[kind];
+  if (kind !== 'deploy') return PLANNED_STEPS[kind];
+  // The configure step's scripts run after the hello, before any disk step.
+  const scripts = ((params['configureScripts'] as { name: string }[] | undefined) ?? []).map((s) => `script-${s.name}`);
+  const disk = params['method'] === 'tree' ? TREE_DEPLOY_STEPS : DEPLOY_STEPS;
+  return ['prepare', ...STEPS_DONE_AT_HELLO, ...scripts, ...disk, 'reboot', 'first-boot'];
 }

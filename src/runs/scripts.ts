@@ -6,6 +6,7 @@ import type { Selectable } from 'kysely';
 import type { ScriptResultsTable, ScriptsTable } from '../store/schema.js';
 import { PlinthError, notFound } from '../core/errors.js';
 import type { Script, ScriptResult } from '../protocol/agent.js';
+import type { Machine } from '../inventory/machine.js';
 
 /**
  * Operators' scripts (MAAS's commissioning and testing scripts, hardcap's discovery scripts):
@@ -14,6 +15,19 @@ import type { Script, ScriptResult } from '../protocol/agent.js';
  * `inspect` action runs instead of them (a test run on an available machine).
  */
 export const DEFAULT_SCRIPT_TIMEOUT_SECONDS = 3600;
+
+/**
+ * What a machine's scripts get as $PLINTH_VARIABLES (inspect runs and a deploy's configure
+ * step alike): its profile's variables (matched spec variables, pool entry), its identity and
+ * tags, and its profile's name.
+ */
+export function scriptVariables(m: Machine, profile: { vars: Record<string, unknown>; profile: string | null } | null): Record<string, unknown> {
+  return {
+    ...(profile?.vars ?? {}),
+    machine: { id: m.id, name: m.name, serial: m.identity.serial, uuid: m.identity.systemUuid, assetTag: m.identity.assetTag, tags: m.tags },
+    profile: profile?.profile ?? null,
+  };
+}
 
 export interface LibraryScript extends Script {
   inspect: boolean;

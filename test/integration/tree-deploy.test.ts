@@ -146,4 +146,54 @@ describe.each(backends)('tree deploys prepared on $name', (backend) => {
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toContain("--on-success: 'later' must be kexec, reboot, halt or console");
   });
+  it('runs configure scripts before the disks (--script): variables in the hello, a failing script fails the deploy naming it, no disk step started', async () => {
+    await inspected('db-6', '52:54:00:7e:00:06');
+    writeFileSync(join(work, 'raid.sh'), '#!/bin/sh\necho raid for "$PLINTH_VAR_MACHINE_NAME"\n');
+    writeFileSync(join(work, 'fw.sh'), '#!/bin/sh\necho no firmware\nexit 3\n');
+    const started = await cli('machine', 'deploy', 'db-6', '--tree', 'mysql-D7-F.1.0.0', '--script', join(work, 'raid.sh'), '--script', join(work, 'fw.sh'), '--script-timeout', '120', '--json');
+    expect(started.code, started.stderr).toBe(0);
+    const run = JSON.parse(started.stdout).run;
+    expect(run.steps.map((s: { name: string }) => s.name)).toEqual(['prepare', 'power-on', 'boot-installer', 'agent-hello', 'script-raid', 'script-fw', 'layout-disks', 'copy-tree', 'configure', 'boot-loader', 'reboot', 'first-boot']);
+    const token = await tokenFor('52:54:00:7e:00:06');
+    const hello = await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } });
+    expect(hello.statusCode, hello.body).toBe(200);
+    const params = hello.json().run.params;
+    expect(params.scripts).toEqual([
+      { name: 'raid', content: '#!/bin/sh\necho raid for "$PLINTH_VAR_MACHINE_NAME"\n', timeoutSeconds: 120 },
+      { name: 'fw', content: '#!/bin/sh\necho no firmware\nexit 3\n', timeoutSeconds: 120 },
+    ]);
+    expect(params.variables).toMatchObject({ machine: { name: 'db-6', serial: 'SER-db-6' } });
+    // The agent's reports, as it makes them: the first passes, the second fails, then the agent gives up.
+    const result = (exitCode: number, output: string) => ({ exitCode, timedOut: false, durationMs: 5, output, files: [] });
+    expect((await inject('POST', '/agent/v1/scripts/raid', { token, body: result(0, 'raid for db-6\n') })).statusCode).toBe(200);
+    expect((await inject('POST', '/agent/v1/scripts/fw', { token, body: result(3, 'no firmware\n') })).statusCode).toBe(200);
+    expect((await inject('POST', '/agent/v1/fail', { token, body: { code: 'script', stage: 'script-fw', message: 'script fw exited 3: no firmware' } })).statusCode).toBe(200);
+    const m = await machine('db-6');
+    expect(m.state).toBe('deploy-failed');
+    expect(m.lastError).toMatchObject({ code: 'script', stage: 'script-fw', message: 'script fw exited 3: no firmware' });
+    const steps = (await t.api('GET', `/api/v1/runs/${run.id}`)).json().steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`);
+    expect(steps.slice(4, 7)).toEqual(['script-raid:succeeded', 'script-fw:failed', 'layout-disks:pending']);
+    const results = (await t.api('GET', '/api/v1/machines/db-6/scripts')).json().items;
+    expect(results.map((r: { name: string; exitCode: number }) => [r.name, r.exitCode])).toEqual([
+      ['fw', 3],
+      ['raid', 0],
+    ]);
+    // A retry runs them again, as the failed deploy asked.
+    const retried = await t.api('POST', '/api/v1/machines/db-6/actions/retry', {});
+    expect(retried.statusCode, retried.body).toBe(200);
+    expect(retried.json().run.params.configureScripts.map((s: { name: string }) => s.name)).toEqual(['raid', 'fw']);
+
+    // Where no agent runs them, or for actions that configure nothing: 400 naming the field, nothing changed.
+    await inspected('db-7', '52:54:00:7e:00:07');
+    const script = [{ name: 'x', content: '#!/bin/sh\n' }];
+    const native = await t.api('POST', '/api/v1/machines/db-7/actions/deploy', { method: 'preseed', scripts: script });
+    expect(native.statusCode).toBe(400);
+    expect(native.json().error.details.field).toBe('scripts');
+    const release = await t.api('POST', '/api/v1/machines/db-7/actions/wipe', { scripts: script });
+    expect(release.statusCode).toBe(400);
+    expect(release.json().error.details.field).toBe('scripts');
+    expect((await machine('db-7')).state).toBe('available');
+    const noScript = await cli('machine', 'deploy', 'db-7', '--tree', 'mysql-D7-F.1.0.0', '--script-timeout', '5');
+    expect(noScript.code).toBe(2);
+  });
 });

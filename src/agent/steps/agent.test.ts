@@ -43,6 +43,7 @@ async function fakeController(run: { kind: string; params: unknown }, imagePath:
       else if (path.startsWith('/agent/v1/steps/')) json(answers.steps?.(path.slice('/agent/v1/steps/'.length), body) ?? {});
       else if (path === '/agent/v1/boot-local') json(answers.bootLocal ?? { next: 'reboot' });
       else if (path === '/agent/v1/fail') json({ next: 'poweroff' });
+      else if (path.startsWith('/agent/v1/scripts/')) json({});
       else res.writeHead(404).end();
     });
   });
@@ -174,6 +175,29 @@ describe('the agent runs deploy and wipe runs', () => {
       const fail = controller.calls.at(-1)!.body;
       expect(fail).toEqual({ code: 'image', stage: 'write-image', message: expect.stringMatching(/^checksum mismatch: expected sha256 0{64}, got [0-9a-f]{64}/) });
       expect(isZero(await readDevice(loops, target.device, 0, MiB))).toBe(true);
+    } finally {
+      await controller.close();
+    }
+  });
+
+  it("runs a deploy's configure scripts before any disk step, and a failing one fails the deploy naming it, the disk untouched", async () => {
+    const target = await loops.attach(64 * MiB);
+    const scripts = [
+      { name: 'raid', content: '#!/bin/sh\necho "configuring $PLINTH_VAR_MACHINE_NAME in rack $PLINTH_VAR_MACHINE_TAGS_RACK"\necho layout > "$PLINTH_OUTPUT_DIR/plan.txt"\n', timeoutSeconds: 60 },
+      { name: 'fw', content: '#!/bin/sh\necho "no firmware for $(jq -r .machine.serial "$PLINTH_VARIABLES" 2>/dev/null || echo ?)"\nexit 3\n', timeoutSeconds: 60 },
+      { name: 'never', content: '#!/bin/sh\nexit 0\n', timeoutSeconds: 60 },
+    ];
+    const variables = { machine: { name: 'node-7', serial: 'SER-7', tags: { rack: 'r9' } } };
+    const controller = await fakeController({ kind: 'deploy', params: { ...deployParams(), scripts, variables } }, image.path);
+    try {
+      const { outcome, powered } = await agent(controller.url, [{ name: target.name, sizeBytes: 64 * MiB }]);
+      expect(outcome).toEqual({ result: 'failed', message: expect.stringMatching(/^script fw exited 3: no firmware for /) });
+      expect(powered).toEqual([]);
+      expect(controller.flow()).toEqual(['/agent/v1/hello', '/agent/v1/scripts/raid', '/agent/v1/scripts/fw', '/agent/v1/fail']);
+      const raid = controller.calls.find((c) => c.path === '/agent/v1/scripts/raid')!.body;
+      expect(raid).toMatchObject({ exitCode: 0, output: 'configuring node-7 in rack r9\n', files: [{ name: 'plan.txt', content: Buffer.from('layout\n').toString('base64') }] });
+      expect(controller.calls.at(-1)!.body).toEqual({ code: 'script', stage: 'script-fw', message: expect.stringMatching(/^script fw exited 3: no firmware for /) });
+      expect(isZero(await readDevice(loops, target.device, 0, 64 * MiB))).toBe(true);
     } finally {
       await controller.close();
     }

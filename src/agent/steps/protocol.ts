@@ -10,7 +10,7 @@ import { KERNEL_ARGS_PATTERN, ROOT_DEVICE_HINTS, RootDeviceHintsSchema, type Roo
 
 const KERNEL_ARGS = new RegExp(KERNEL_ARGS_PATTERN);
 import { checkDiskLayout } from '../../protocol/disk-layout.js';
-import { HoldParamsSchema, InspectParamsSchema, MulticastReceiveSchema, SHA256_PATTERN, TreeParamsSchema, type HoldParams, type TreeParams, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
+import { DeployParamsSchema, HoldParamsSchema, InspectParamsSchema, MulticastReceiveSchema, SHA256_PATTERN, TreeParamsSchema, type HoldParams, type TreeParams, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
 import { StepError } from './errors.js';
 import { ChunkIndexRefSchema, type ChunkIndexRef } from '../../protocol/chunk-index.js';
 
@@ -33,7 +33,7 @@ export function parseDeployParams(raw: unknown): DeployParams {
   };
   if (p['tree'] !== undefined && p['tree'] !== null) {
     if (p['image'] !== undefined && p['image'] !== null) throw bad('params.image', 'is given with params.tree; a deploy writes one or the other');
-    const params: DeployParams = { tree: parseTreeParams(p['tree']), seed: seedOf() };
+    const params: DeployParams = { tree: parseTreeParams(p['tree']), seed: seedOf(), ...configureOf(p) };
     if (p['kernelArgs'] !== undefined && p['kernelArgs'] !== null) params.kernelArgs = kernelArgsOf(p['kernelArgs']);
     return params;
   }
@@ -47,6 +47,7 @@ export function parseDeployParams(raw: unknown): DeployParams {
   const params: DeployParams = {
     image: { url, sha256: sha256.toLowerCase(), sizeBytes, format: 'raw' },
     seed: seedOf(),
+    ...configureOf(p),
   };
   if (image['index'] !== undefined && image['index'] !== null) {
     const problem = Value.Errors(ChunkIndexRefSchema, image['index'])[0];
@@ -66,6 +67,18 @@ export function parseDeployParams(raw: unknown): DeployParams {
     params.multicast = p['multicast'] as NonNullable<DeployParams['multicast']>;
   }
   return params;
+}
+
+/** A deploy's configure step: its scripts and the machine's variables, checked against the protocol's schemas. */
+function configureOf(p: Record<string, unknown>): Pick<DeployParams, 'scripts' | 'variables'> {
+  const out: Pick<DeployParams, 'scripts' | 'variables'> = {};
+  for (const key of ['scripts', 'variables'] as const) {
+    if (p[key] === undefined || p[key] === null) continue;
+    const problem = Value.Errors(DeployParamsSchema.properties[key], p[key])[0];
+    if (problem) throw bad(`params.${key}${problem.instancePath.replaceAll('/', '.')}`, problem.message);
+    (out as Record<string, unknown>)[key] = p[key];
+  }
+  return out;
 }
 
 function kernelArgsOf(v: unknown): string {
