@@ -18,7 +18,8 @@ import type { ImageStore } from '../images/store.js';
 import type { TemplateStore } from './template-store.js';
 import { takeQuotaForDeploy } from '../profiles/matching.js';
 import type { SecretBox } from '../auth/secrets.js';
-import { DEFAULT_SCRIPT_TIMEOUT_SECONDS } from '../runs/scripts.js';
+import { DEFAULT_SCRIPT_TIMEOUT_SECONDS, getScript } from '../runs/scripts.js';
+import type { Script } from '../protocol/agent.js';
 import { isAgentMethod, mergeOsSettings, type DeployMethod, type OnSuccess, type OsSettingsInput, type RootDeviceHints } from '../protocol/deploy.js';
 import { checkDiskLayout, DEFAULT_TREE_LAYOUT, type DiskLayout } from '../protocol/disk-layout.js';
 import { CALLBACK_PLACEHOLDER, IPXE_TEMPLATE, sha256Hex, type DeployRunParams } from './run-params.js';
@@ -66,6 +67,8 @@ export interface DeployRequest {
   onSuccess?: OnSuccess;
   /** Image and tree deploys: the configure step, scripts run in the installer before the disks are touched. */
   scripts?: { name: string; content: string; timeoutSeconds?: number }[];
+  /** Profiles: the configure step's scripts by their names in the library (when the request gives none). */
+  configureScripts?: string[];
 }
 
 /** Finds a stored tree by its `ROLE-VERSION` name (trees/store.ts); not_found otherwise. */
@@ -174,6 +177,7 @@ export class DeployService {
     if (req.differential !== undefined && method !== 'image') throw validation('differential', `is for image deploys, not ${method}`);
     if (req.differential && (req.imageUrl ?? profile.deploy?.imageUrl)) throw validation('differential', 'applies to images served by the controller (their chunk index), not one fetched from imageUrl');
     if (req.scripts !== undefined && !isAgentMethod(method)) throw validation('scripts', `configure scripts run in Plinth's installer (image and tree deploys), not in the ${method} installer`);
+    const configureScripts = await this.configureScripts(req, profile, method);
     const runId = newId();
     const multicast = req.multicast ? this.multicastSettings(req, method, req.imageUrl ?? profile.deploy?.imageUrl ?? null) : null;
     const params: DeployRunParams = {
@@ -190,7 +194,7 @@ export class DeployService {
       reuseRun: reused?.id ?? null,
       prepareError: null,
       ...(method === 'tree' ? { tree: null, diskLayout, onSuccess: req.onSuccess ?? profile.deploy?.onSuccess ?? 'kexec' } : {}),
-      ...(req.scripts?.length ? { configureScripts: req.scripts.map((sc) => ({ name: sc.name, content: sc.content, timeoutSeconds: sc.timeoutSeconds ?? DEFAULT_SCRIPT_TIMEOUT_SECONDS })) } : {}),
+      ...(configureScripts.length ? { configureScripts } : {}),
     };
     let artifacts: { name: string; contentType: string; body: string }[] = [];
     // Every run its own callback secret, a reused run's artifacts included: the old one dies with its run.
@@ -271,6 +275,25 @@ export class DeployService {
       reason: params.prepareError.message,
       error: { ...params.prepareError, stage: 'prepare' },
     });
+  }
+
+  /**
+   * The configure step's scripts: the request's, else those the profile names from the library
+   * (their content copied into the run now). A name the library lacks is refused naming it.
+   */
+  private async configureScripts(req: DeployRequest, profile: ProfileDeploy, method: DeployMethod): Promise<Script[]> {
+    if (req.scripts?.length) return req.scripts.map((sc) => ({ name: sc.name, content: sc.content, timeoutSeconds: sc.timeoutSeconds ?? DEFAULT_SCRIPT_TIMEOUT_SECONDS }));
+    const names = profile.deploy?.configureScripts ?? [];
+    if (names.length && !isAgentMethod(method)) throw validation('profile.deploy.configureScripts', `configure scripts run in Plinth's installer (image and tree deploys), not in the ${method} installer`);
+    const scripts: Script[] = [];
+    for (const [i, name] of names.entries()) {
+      const sc = await getScript(this.d.store.db, name).catch((e: unknown) => {
+        if (e instanceof PlinthError && e.code === 'not_found') throw validation(`profile.deploy.configureScripts[${i}]`, `no script '${name}' in the library (plinth script add)`);
+        throw e;
+      });
+      scripts.push({ name: sc.name, content: sc.content, timeoutSeconds: sc.timeoutSeconds });
+    }
+    return scripts;
   }
 
   /** A multicast request's settings with their defaults; refused (naming the field) where multicast cannot apply. */

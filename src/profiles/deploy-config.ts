@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import Value from 'typebox/value';
-import { SSH_PUBLIC_KEY_PATTERN } from '../protocol/agent.js';
+import { SCRIPT_NAME_PATTERN, SSH_PUBLIC_KEY_PATTERN } from '../protocol/agent.js';
 import { DeployMethodSchema, KernelArgsSchema, OnSuccessSchema, OsSettingsSchema, RootDeviceHintsSchema, TreeRefSchema } from '../protocol/deploy.js';
 import { DiskLayoutSchema } from '../protocol/disk-layout.js';
 import { TEMPLATE_NAME_MAX_LENGTH, TEMPLATE_NAME_PATTERN } from '../templates/kinds.js';
@@ -39,6 +39,9 @@ export const DeployConfigSchema = Type.Object(
     tree: Type.Optional(TreeRefSchema),
     diskLayout: Type.Optional(DiskLayoutSchema),
     onSuccess: Type.Optional(OnSuccessSchema),
+    configureScripts: Type.Optional(
+      Type.Array(Type.String({ pattern: SCRIPT_NAME_PATTERN }), { minItems: 1, maxItems: 64, description: 'image and tree deploys: library scripts (plinth script add) run in the installer before the disks, in order, when the deploy names none of its own' }),
+    ),
     installer: Type.Optional(
       Type.Object(
         {

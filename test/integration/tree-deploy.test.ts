@@ -196,4 +196,34 @@ describe.each(backends)('tree deploys prepared on $name', (backend) => {
     const noScript = await cli('machine', 'deploy', 'db-7', '--tree', 'mysql-D7-F.1.0.0', '--script-timeout', '5');
     expect(noScript.code).toBe(2);
   });
+  it("takes configure scripts from the profile's library names unless the deploy gives its own; a name the library lacks is refused", async () => {
+    const content = '#!/bin/sh\necho setting up the RAID controller\n';
+    expect((await t.api('PUT', '/api/v1/scripts/raid-ctl', { content, timeoutSeconds: 300 })).statusCode).toBeLessThan(300);
+    const apply = (configureScripts: string[]) => t.api('POST', '/api/v1/profiles/apply', { profiles: [{ name: 'db', spec: [], deploy: { tree: 'mysql-D7-F.1.0.0', configureScripts } }] });
+    expect((await apply(['raid-ctl'])).statusCode).toBe(200);
+    await inspected('db-8', '52:54:00:7e:00:08');
+    const fromProfile = await t.api('POST', '/api/v1/machines/db-8/actions/deploy', {});
+    expect(fromProfile.statusCode, fromProfile.body).toBe(200);
+    expect(fromProfile.json().run.params.configureScripts).toEqual([{ name: 'raid-ctl', content, timeoutSeconds: 300 }]);
+    expect(fromProfile.json().run.steps.map((st: { name: string }) => st.name)).toContain('script-raid-ctl');
+    const token = await tokenFor('52:54:00:7e:00:08');
+    expect((await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).json().run.params.scripts).toEqual([{ name: 'raid-ctl', content, timeoutSeconds: 300 }]);
+
+    // The request's scripts replace the profile's.
+    await inspected('db-9', '52:54:00:7e:00:09');
+    const own = await t.api('POST', '/api/v1/machines/db-9/actions/deploy', { scripts: [{ name: 'mine', content: '#!/bin/sh\n' }] });
+    expect(own.statusCode, own.body).toBe(200);
+    expect(own.json().run.params.configureScripts.map((st: { name: string }) => st.name)).toEqual(['mine']);
+
+    // A name the library lacks: 400 naming it, the machine untouched; a name that cannot be a script's: refused when the profile is written.
+    expect((await apply(['raid-ctl', 'nope'])).statusCode).toBe(200);
+    await inspected('db-10', '52:54:00:7e:00:0a');
+    const missing = await t.api('POST', '/api/v1/machines/db-10/actions/deploy', {});
+    expect(missing.statusCode).toBe(400);
+    expect(missing.json().error.details.field).toBe('profile.deploy.configureScripts[1]');
+    expect((await machine('db-10')).state).toBe('available');
+    const badName = await apply(['Not A Name']);
+    expect(badName.statusCode).toBe(400);
+    expect(badName.body).toContain('configureScripts');
+  });
 });
