@@ -67,6 +67,22 @@ describe('FileCache', () => {
     expect(c.figures.hits).toBe(1);
   });
 
+  it('prefetches a file once: a request during or after the fetch waits for it or hits', async () => {
+    const a = file(100, 1);
+    const src = memorySource([a]);
+    src.held = true;
+    const { c } = cache(1000, src.source);
+    c.prefetch(sha(a));
+    c.prefetch(sha(a));
+    const during = c.acquire(sha(a));
+    src.open();
+    (await during).release();
+    (await c.acquire(sha(a))).release();
+    c.prefetch(sha(a));
+    expect(src.fetches).toBe(1);
+    expect(c.figures).toMatchObject({ fetches: 1, misses: 1, hits: 1 });
+  });
+
   it('keeps nothing whose sha256 is not the one named', async () => {
     const a = file(100, 1);
     const { c, dir } = cache(1000, memorySource([a], { corrupt: true }).source);

@@ -134,14 +134,21 @@ export class FileCache {
       }
       if (!counted) this.figures.misses++;
       counted = true;
-      let fill = this.fills.get(sha256);
-      if (!fill) {
-        fill = this.fill(sha256).finally(() => this.fills.delete(sha256));
-        this.fills.set(sha256, fill);
-      }
-      await fill;
+      this.prefetch(sha256);
+      await this.fills.get(sha256);
     }
     throw new CacheError(503, `sha256 ${sha256} was evicted as soon as it was fetched: the cache is too small for the files being served`);
+  }
+
+  /**
+   * Fetches a file before any machine asks for it (the controller's `prefetch` list), unless it
+   * is held or already being fetched. Failures are logged; a machine's request tries again.
+   */
+  prefetch(sha256: string): void {
+    if (this.entries.has(sha256) || this.fills.has(sha256)) return;
+    const fill = this.fill(sha256).finally(() => this.fills.delete(sha256));
+    this.fills.set(sha256, fill);
+    fill.catch(() => undefined);
   }
 
   private async fill(sha256: string): Promise<void> {

@@ -112,6 +112,7 @@ export class Manager {
         try {
           const answer = await this.client.request<SiteCacheAnswer>('POST', this.sitePath('/cache'), server.report(url) satisfies SiteCacheReport, undefined, this.stopping.signal);
           server.setKey(Buffer.from(answer.key, 'base64url'));
+          for (const sha256 of answer.prefetch) files.prefetch(sha256);
         } catch (e) {
           if (this.stopped) break;
           this.o.log.warn({ err: (e as Error).message }, 'site cache: cannot report to the controller; retrying');

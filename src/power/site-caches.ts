@@ -53,6 +53,7 @@ export const SITE_CACHE_STALE_MS = 60_000;
  */
 export class SiteCaches {
   private readonly resolvers: SiteFileResolver[] = [];
+  private readonly fileLists: (() => { path: string; stage: string }[])[] = [];
   private readonly hashes = new Map<string, { size: number; mtimeMs: number; sha256: Promise<string> }>();
   private readonly staleMs: number;
   private readonly lifetimeS: number;
@@ -66,12 +67,19 @@ export class SiteCaches {
     this.resolvers.push(r);
   }
 
-  /** A resolver over files known by path (the installer's kernel and initramfs): hashed once per size and mtime. */
+  /** A resolver over files known by path (the installer's kernel and initramfs): hashed once per size and mtime; prefetched while a site has runs. */
   addFiles(files: () => { path: string; stage: string }[]): void {
+    this.fileLists.push(files);
     this.addResolver(async (sha256) => {
       for (const f of files()) if ((await this.sha256Of(f.path).catch(() => null)) === sha256) return f;
       return null;
     });
+  }
+
+  private async installerHashes(): Promise<string[]> {
+    const out: string[] = [];
+    for (const list of this.fileLists) for (const f of list()) out.push(...[await this.sha256Of(f.path).catch(() => null)].filter((x): x is string => x !== null));
+    return out;
   }
 
   /** The sha256 of a file, hashed again only when its size or mtime changed. */
@@ -104,7 +112,31 @@ export class SiteCaches {
       // Before the manager's first claim; a concurrent first claim inserting the row wins, and the next report lands.
       await db.insertInto('managers').values({ site, last_seen: now, version: null, address, ...cache }).execute().catch(() => undefined);
     }
-    return { key: this.keyFor(site).toString('base64url') };
+    return { key: this.keyFor(site).toString('base64url'), prefetch: await this.wanted(site) };
+  }
+
+  /**
+   * What the site's machines will fetch soon: with any run under way on a machine of the site,
+   * the installer's files, and the image of each deploy the controller serves (not one
+   * fetched from an `imageUrl`). The cache fetches them while the machines power on and boot.
+   */
+  private async wanted(site: string): Promise<string[]> {
+    const runs = await this.d.store.db
+      .selectFrom('runs')
+      .innerJoin('machines', 'machines.id', 'runs.machine_id')
+      .innerJoin('appliances', 'appliances.id', 'machines.appliance_id')
+      .select(['runs.kind', 'runs.params'])
+      .where('appliances.site', '=', site)
+      .where('runs.finished_at', 'is', null)
+      .execute();
+    if (runs.length === 0) return [];
+    const out = new Set<string>();
+    for (const r of runs) {
+      const p = fromJson<{ method?: string; imageSha256?: string | null; imageUrl?: string | null }>(r.params, {});
+      if (r.kind === 'deploy' && p.method === 'image' && p.imageSha256 && !p.imageUrl) out.add(p.imageSha256);
+    }
+    for (const sha256 of await this.installerHashes()) out.add(sha256);
+    return [...out];
   }
 
   /** The cache serving a machine now: its appliance's site's, if that manager has one and reported within the stale time. */

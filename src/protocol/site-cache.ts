@@ -39,6 +39,9 @@ export type SiteCacheReport = Static<typeof SiteCacheReportSchema>;
 /** The controller's answer to a report: the key cache URLs of this site are signed with. */
 export const SiteCacheAnswerSchema = Type.Object({
   key: Type.String({ description: 'base64url HMAC key of this site\'s cache URLs; a secret: the manager keeps it in memory only' }),
+  prefetch: Type.Array(Type.String({ pattern: SHA256_PATTERN }), {
+    description: "files the site's machines will ask for (the installer while a run is under way at the site, the images of its deploys): the cache fetches those it lacks now",
+  }),
 });
 export type SiteCacheAnswer = Static<typeof SiteCacheAnswerSchema>;
 
