@@ -121,10 +121,7 @@ export class SiteCaches {
    * fetched from an `imageUrl`). The cache fetches them while the machines power on and boot.
    */
   private async wanted(site: string): Promise<string[]> {
-    const runs = await this.d.store.db
-      .selectFrom('runs')
-      .innerJoin('machines', 'machines.id', 'runs.machine_id')
-      .innerJoin('appliances', 'appliances.id', 'machines.appliance_id')
+    const runs = await this.runsWithSite()
       .select(['runs.kind', 'runs.params'])
       .where('appliances.site', '=', site)
       .where('runs.finished_at', 'is', null)
@@ -170,14 +167,7 @@ export class SiteCaches {
    * the cache held it). A run that is not on a machine of this site records nothing.
    */
   async recordFetch(site: string, f: SiteCacheFetch): Promise<void> {
-    const { db } = this.d.store;
-    const row = await db
-      .selectFrom('runs')
-      .innerJoin('machines', 'machines.id', 'runs.machine_id')
-      .innerJoin('appliances', 'appliances.id', 'machines.appliance_id')
-      .select(['runs.machine_id', 'appliances.site'])
-      .where('runs.id', '=', f.runId)
-      .executeTakeFirst();
+    const row = await this.runsWithSite().select(['runs.machine_id', 'appliances.site']).where('runs.id', '=', f.runId).executeTakeFirst();
     if (!row || row.site !== site) return;
     const stage = (await this.file(f.sha256).catch(() => null))?.stage ?? 'file';
     await this.d.store.transaction(async (trx) =>
@@ -194,14 +184,13 @@ export class SiteCaches {
 
   /** Whether a run is still under way on a machine of this site (the controller would still serve its files). */
   async runActive(site: string, runId: string): Promise<boolean> {
-    const row = await this.d.store.db
-      .selectFrom('runs')
-      .innerJoin('machines', 'machines.id', 'runs.machine_id')
-      .innerJoin('appliances', 'appliances.id', 'machines.appliance_id')
-      .select(['runs.finished_at', 'appliances.site'])
-      .where('runs.id', '=', runId)
-      .executeTakeFirst();
+    const row = await this.runsWithSite().select(['runs.finished_at', 'appliances.site']).where('runs.id', '=', runId).executeTakeFirst();
     return !!row && row.finished_at === null && row.site === site;
+  }
+
+  /** Runs with the site of their machine's appliance (runs of machines without one drop out). */
+  private runsWithSite() {
+    return this.d.store.db.selectFrom('runs').innerJoin('machines', 'machines.id', 'runs.machine_id').innerJoin('appliances', 'appliances.id', 'machines.appliance_id');
   }
 
   /** The sites' caches as the managers list shows them, by site. */
