@@ -225,8 +225,12 @@ describe.each(backends)('image store on $name', (backend) => {
     writeFileSync(join(imagesDir(), '.upload-crashed-before'), 'partial');
     writeFileSync(join(store, '.upload-crashed'), 'partial');
     writeFileSync(join(store, 'orphan'), 'renamed, never committed');
+    // Its chunk index goes with it; the indexes of stored images stay (they are in `kept`).
+    writeFileSync(join(store, 'orphan.chunks.json'), '{}');
+    expect(kept.some((f) => f.endsWith('.chunks.json'))).toBe(true);
     const dayAgo = new Date(Date.now() - 24 * 3600e3);
     utimesSync(join(store, 'orphan'), dayAgo, dayAgo);
+    utimesSync(join(store, 'orphan.chunks.json'), dayAgo, dayAgo);
     // Just renamed by another controller sharing the directory, its row not yet committed.
     writeFileSync(join(store, 'committing'), 'bytes');
     await t.controller.close();
