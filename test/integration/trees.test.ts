@@ -57,7 +57,7 @@ describe('trees: import, rsync and HTTP serving, edeploy upgrade and verify', ()
       exclude: '# the host keeps its own\n/etc/mysql/local.cnf\n',
       add_only: '/etc/mysql/new.cnf\n/etc/mysql/seed.cnf\n',
       pre: '#!/bin/sh\necho "pre $ROLE $FROM $TO" > "$MARKS/pre"\n',
-      post: '#!/bin/sh\ncat "$EDEPLOY_ROOT/etc/mysql/my.cnf" > "$MARKS/post"\nexit 100\n',
+      post: '#!/bin/sh\n{ echo "post $ROLE $FROM $TO"; cat "$EDEPLOY_ROOT/etc/mysql/my.cnf"; } > "$MARKS/post"\nexit 100\n',
     });
   }, 120_000);
 
@@ -144,7 +144,8 @@ describe('trees: import, rsync and HTTP serving, edeploy upgrade and verify', ()
     expect(readFileSync(join(host, 'etc/mysql/seed.cnf'), 'utf8')).toBe('local seed\n'); // add_only, present
     expect(existsSync(join(host, 'etc/mysql/old.cnf'))).toBe(false); // gone from the tree
     expect(readFileSync(join(marks, 'pre'), 'utf8')).toBe(`pre mysql ${FROM} ${TO}\n`);
-    expect(readFileSync(join(marks, 'post'), 'utf8')).toBe('v2\n'); // post ran after the files arrived
+    // post ran after the files arrived, told the version the host came from (not the one it is at now)
+    expect(readFileSync(join(marks, 'post'), 'utf8')).toBe(`post mysql ${FROM} ${TO}\nv2\n`);
     expect((await edeploy('version')).stdout).toBe(`${TO}\n`);
 
     // verify: nothing differs, then exactly the file changed by hand.
