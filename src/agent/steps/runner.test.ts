@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DiskFacts } from '../../core/facts.js';
@@ -6,6 +6,8 @@ import { StepError } from './errors.js';
 import type { DeployParams, StepName, StepReportStatus } from './protocol.js';
 import { runDeploySteps, runWipeSteps, type StepReportBody } from './runner.js';
 import { buildTestImage, isZero, LoopDevices, MiB, must, readDevice, serveImage, sh, type TestImage } from './test-fixtures.js';
+import type { WriteImageResult } from './write-image.js';
+import { ChunkIndexer } from '../../protocol/chunk-index.js';
 
 type Event = [string, StepReportStatus?, StepReportBody?];
 
@@ -115,6 +117,45 @@ describe('runDeploySteps and runWipeSteps on loop devices', () => {
     // The other disks were not touched.
     expect(isZero(await readDevice(loops, big.device, 0, 4 * MiB))).toBe(true);
     expect(isZero(await readDevice(loops, tiny.device, 0, 4 * MiB))).toBe(true);
+  });
+
+  it('redeploys the image the disk holds by its chunk index: fetches only what the last deploy changed, and the result is whole', async () => {
+    const indexer = new ChunkIndexer();
+    indexer.update(readFileSync(image.path));
+    const body = Buffer.from(JSON.stringify(indexer.finish()));
+    const served = await serveImage(image.path, { files: { 'image.chunks': body } });
+    const target = await loops.attach(64 * MiB);
+    const byIndex = (differential: boolean): DeployParams => ({
+      image: { ...params().image!, index: { url: '/image.chunks', sha256: createHash('sha256').update(body).digest('hex') }, ...(differential ? { differential } : {}) },
+      seed,
+    });
+    const deploy = async (differential: boolean) => {
+      const r = recorder();
+      await runDeploySteps(byIndex(differential), { ...r, controllerUrl: served.origin, token: 'plrun_tok', inspectDisks: async () => [facts(target.name, 64 * MiB)] });
+      expect(r.sequence().at(-1)).toBe('beforeReboot');
+      return r.events.find(([name, status]) => name === 'write-image' && status === 'succeeded')![2]!;
+    };
+    try {
+      const fresh = await deploy(false);
+      const first = fresh.details!['chunks'] as WriteImageResult['chunks'] & {};
+      expect(first).toMatchObject({ keptBytes: 0, differential: false });
+      expect(first.zeroFilledBytes).toBeGreaterThan(0);
+      expect(fresh.message).toMatch(/^32\.0 MiB in [\d.]+ s \([\d.]+ [KMG]iB\/s\): fetched [\d.]+ MiB, zero-filled [\d.]+ MiB, every chunk verified$/);
+      const again = await deploy(true);
+      const second = again.details!['chunks'] as WriteImageResult['chunks'] & {};
+      // The partition table, the grown root's metadata, the seed and the erased signatures are
+      // what the first deploy changed; the rest of the image is on the disk already.
+      expect(second.differential).toBe(true);
+      expect(second.keptBytes).toBeGreaterThan(image.sizeBytes / 2);
+      expect(second.fetchedBytes).toBeLessThan(first.fetchedBytes);
+      expect(second.fetchedBytes + second.zeroFilledBytes + second.keptBytes).toBe(image.sizeBytes);
+      expect(again.message).toMatch(/, kept [\d.]+ MiB already on the disk, every chunk verified$/);
+      expect(await must('debugfs', ['-R', 'cat /hello.txt', `${target.device}p3`])).toBe(image.files['hello.txt']);
+      expect(await must('debugfs', ['-R', 'cat /var/lib/cloud/seed/nocloud/user-data', `${target.device}p3`])).toBe(seed.userData);
+      console.log(`differential redeploy onto the deployed disk: fetched ${second.fetchedBytes}, zero-filled ${second.zeroFilledBytes}, kept ${second.keptBytes} (fresh: fetched ${first.fetchedBytes})`);
+    } finally {
+      await served.close();
+    }
   });
 
   it('clears what the disk held before writing, so that no old signature outlives the image', async () => {
