@@ -32,6 +32,7 @@ const JOB_MACHINES = Number(process.env.BENCH_SCALEOUT_JOB_MACHINES ?? (QUICK ? 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const PROCESSES = (process.env.BENCH_SCALEOUT_PROCESSES ?? '1,2,3').split(',').map(Number);
 /** Rounds of 1, 2, 3 in turn, so that a change in the machine's other load falls on every count alike. */
+const WARMUP_S = Math.max(2, DURATION_S / 2);
 const ROUNDS = Number(process.env.BENCH_SCALEOUT_ROUNDS ?? (QUICK ? 1 : 3));
 
 const mac = (i: number) => `52:54:01:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
@@ -98,7 +99,7 @@ interface Measured {
   samples: number;
 }
 
-async function measure(round: number, n: number, serves: ServeProcess[], dbName: string, admin: pg.Client, s: Scenario): Promise<Measured> {
+async function measure(round: number, n: number, serves: ServeProcess[], dbName: string, admin: pg.Client, s: Scenario, seconds = DURATION_S): Promise<Measured> {
   const backendPids = async () =>
     (await admin.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [dbName])).rows.map((r) => r.pid);
   const pids0 = await backendPids();
@@ -125,7 +126,7 @@ async function measure(round: number, n: number, serves: ServeProcess[], dbName:
   let errors = 0;
   let firstError = '';
   let rr = 0;
-  const until = performance.now() + DURATION_S * 1000;
+  const until = performance.now() + seconds * 1000;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: CONNECTIONS }, async (_, w) => {
@@ -154,7 +155,7 @@ async function measure(round: number, n: number, serves: ServeProcess[], dbName:
     round,
     processes: n,
     scenario: s.name,
-    perSecond: Math.round(done / elapsed),
+    perSecond: s.name === 'idle' ? 0 : Math.round(done / elapsed),
     errors,
     firstError,
     controllerCpu: serves.map((p, i) => (cpuSeconds(p.child.pid!) - c0[i]!) / elapsed),
@@ -278,13 +279,26 @@ export async function run(): Promise<string> {
       },
     };
 
+    // Nothing asked of the controllers: what their background loops (job claims, lease expiry,
+    // deadline sweeps, webhooks) cost each of them and the database, per controller started.
+    const idle: Scenario = {
+      name: 'idle',
+      async step() {
+        await new Promise((r) => setTimeout(r, DURATION_S * 1000));
+        return 1;
+      },
+    };
+
     for (let round = 1; round <= ROUNDS; round++) for (const n of PROCESSES) {
       for (const s of serves) await s.stop();
       serves = [];
       await startAll(n);
       c = client(serves.map((s) => s.url), token);
-      for (const s of [transitions, bootScripts, jobs]) {
+      for (const s of [transitions, bootScripts, jobs, idle]) {
         console.log(`[scaleout] round ${round}, ${n} controller(s): ${s.name} for ${DURATION_S} s…`);
+        // Freshly started controllers compile their code as the first requests come (each its own
+        // JIT): the same load first, unmeasured, so that N controllers are not charged N warm-ups.
+        if (s !== idle) await measure(round, n, serves, dbName, admin, s, WARMUP_S);
         const m = await measure(round, n, serves, dbName, admin, s);
         console.log(`[scaleout]   ${m.perSecond}/s, errors ${m.errors}${m.firstError ? ` (first: ${m.firstError.slice(0, 200)})` : ''}, controllers ${m.controllerCpu.map((x) => x.toFixed(2)).join('+')} cores, postgres ${m.postgresCpu.toFixed(2)}, client ${m.clientCpu.toFixed(2)}, machine busy ${(m.machineBusy * 100).toFixed(0)}%, load ${loadAverage()}`);
         results.push(m);
@@ -305,18 +319,19 @@ export async function run(): Promise<string> {
   const of = (n: number, s: string) => results.filter((r) => r.processes === n && r.scenario === s);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const summary = PROCESSES.flatMap((n) =>
-    ['transitions', 'boot scripts', 'jobs'].map((s) => {
+    ['transitions', 'boot scripts', 'jobs', 'idle'].map((s) => {
       const best = Math.max(...of(n, s).map((r) => r.perSecond));
       const best1 = Math.max(...of(PROCESSES[0]!, s).map((r) => r.perSecond));
       const eff = mean(of(n, s).map(perCpu));
       const eff1 = mean(of(PROCESSES[0]!, s).map(perCpu));
+      const busy = s !== 'idle';
       return {
         controllers: n,
         load: s,
-        'best per second': best,
-        [`vs ${PROCESSES[0]}`]: `${(best / Math.max(1, best1)).toFixed(2)}×`,
-        'per CPU-second of controllers + PostgreSQL (mean)': Math.round(eff),
-        [`efficiency vs ${PROCESSES[0]}`]: `${(eff / Math.max(0.01, eff1)).toFixed(2)}×`,
+        'best per second': busy ? best : '-',
+        [`vs ${PROCESSES[0]}`]: busy ? `${(best / Math.max(1, best1)).toFixed(2)}×` : '-',
+        'per CPU-second of controllers + PostgreSQL (mean)': busy ? Math.round(eff) : '-',
+        [`efficiency vs ${PROCESSES[0]}`]: busy ? `${(eff / Math.max(0.01, eff1)).toFixed(2)}×` : '-',
         'cores used by controllers + PostgreSQL (mean)': mean(of(n, s).map(cpuOf)).toFixed(2),
       };
     }),
@@ -333,7 +348,7 @@ export async function run(): Promise<string> {
     load: r.scenario,
     'per second': r.perSecond,
     errors: r.errors,
-    'per CPU-second (controllers + PostgreSQL)': Math.round(perCpu(r)),
+    'per CPU-second (controllers + PostgreSQL)': r.scenario === 'idle' ? '-' : Math.round(perCpu(r)),
     'controller CPU (cores)': r.controllerCpu.map((x) => x.toFixed(2)).join(' + '),
     'PostgreSQL CPU': r.postgresCpu.toFixed(2),
     'client CPU': r.clientCpu.toFixed(2),
@@ -344,12 +359,13 @@ export async function run(): Promise<string> {
 
 ${machineInfo()}; load average at the end ${load}. ${PROCESSES.join(', ')} \`plinth serve\` processes on one
 PostgreSQL database (the local server, shared with other work on this machine), a round-robin client
-with ${CONNECTIONS} requests in flight, ${DURATION_S} s per load, ${ROUNDS} round(s) of ${PROCESSES.join(', ')} in turn${QUICK ? ' (--quick)' : ''}. Transitions: operator
+with ${CONNECTIONS} requests in flight, ${DURATION_S} s per load after ${WARMUP_S} s of the same load unmeasured (each freshly started controller compiling its code), ${ROUNDS} round(s) of ${PROCESSES.join(', ')} in turn${QUICK ? ' (--quick)' : ''}. Transitions: operator
 actions (inspect, abort, retry) on ${MACHINES} machines, each client worker on machines of its own.
 Boot scripts: \`/boot/machine.ipxe\` by MAC for ${MACHINES} other machines, each inspecting (a network boot
 started it beforehand), so every answer is the installer's script with a fresh run ticket. Jobs: power-cycles through the API,
 each waiting for its provider job, of ${JOB_MACHINES} machines behind ${JOB_MACHINES} simulated Redfish BMCs
-(1–5 ms per request), never two jobs for one BMC at once.
+(1–5 ms per request), never two jobs for one BMC at once. Idle: nothing asked, what the controllers'
+background loops (job claims and lease expiry, deadline sweeps, webhooks) cost.
 
 "Best per second" is the best round (the one least disturbed by the machine's other work); "per CPU-second" is
 the work done per second of CPU the controllers and PostgreSQL got, which says whether more controllers cost more
