@@ -55,6 +55,7 @@ export async function rawEnrolRate(url: string, opts: { machines: number; perTra
     db.close();
   } else {
     const pool = new pg.Pool({ connectionString: url, max: opts.clients });
+    pool.on('error', () => undefined);
     const dollar = (text: string) => { let n = 0; return text.replace(/\?/g, () => `$${++n}`); };
     let next = 0;
     await Promise.all(
