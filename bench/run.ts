@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
   serving: () => import('./serving.js'),
   scaleout: () => import('./scaleout.js'),
   'job-engines': () => import('./job-engines.js'),
+  'site-cache': () => import('./site-cache.js'),
 };
 
 // Flags (`--quick`) are for the suites, which read process.argv themselves; the reduced sizes
