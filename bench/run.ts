@@ -27,7 +27,7 @@ const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
 // - matching: 2 000 machines matched alone, 200 inspections per allocation run;
 // - providers: 150 BMCs;
 // - deploy: the concurrent downloads only (no VM);
-// - multicast, serving: their own reduced sets.
+// - multicast, serving, site-cache: their own reduced sets (site-cache: a 64 MiB image, about two minutes).
 const QUICK = process.argv.includes('--quick');
 if (QUICK) {
   process.env.BENCH_MACHINES ??= '20000';
