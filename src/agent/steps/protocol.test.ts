@@ -46,6 +46,19 @@ describe('deploy and wipe parameters', () => {
   });
 });
 
+describe("the image's chunk index", () => {
+  const index = { url: '/agent/v1/images/web/chunks', sha256: 'c'.repeat(64) };
+  it('takes the index and differential with it', () => {
+    expect(parseDeployParams({ ...valid, image: { ...valid.image, index, differential: true } }).image).toEqual({ ...valid.image, sha256: sha.toLowerCase(), index, differential: true });
+  });
+  it('names what is wrong: the index, or differential without one', () => {
+    expect(problem({ ...valid, image: { ...valid.image, index: { ...index, sha256: 'nope' } } })).toMatch(/^params\.image\.index\.sha256 /);
+    expect(problem({ ...valid, image: { ...valid.image, index: { ...index, extra: 1 } } })).toMatch(/^params\.image\.index/);
+    expect(problem({ ...valid, image: { ...valid.image, differential: true } })).toBe('params.image.differential needs params.image.index (the chunks to compare the disk with)');
+    expect(problem({ ...valid, image: { ...valid.image, index, differential: 'yes' } })).toBe('params.image.differential is not true or false');
+  });
+});
+
 describe('root device hints', () => {
   it('holds them to the rules the API and profiles check them with: no blank text, no size of 0', () => {
     expect(problem({ ...valid, rootDeviceHints: { serial: '  ' } })).toMatch(/^params\.rootDeviceHints\.serial is "  ": /);
