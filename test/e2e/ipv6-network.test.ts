@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Vm } from '../../src/lab/vm.js';
 import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
-import { sharedInstaller, waitFor } from '../support/e2e.js';
-import { BIN, startServe, type ServeProcess } from '../support/plinth-process.js';
+import { linkSharedInstaller, namespaceCli } from '../support/netns-controller.js';
+import type { TraceEntry } from '../../src/runs/trace.js';
+import { waitFor } from '../support/e2e.js';
+import { startServe, type ServeProcess } from '../support/plinth-process.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
 import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
 import { holdVmSlots } from '../support/hold-vm-slots.js';
@@ -22,18 +22,12 @@ import { holdVmSlots } from '../support/hold-vm-slots.js';
  * (dhcpcd) and its agent talks to the controller over IPv6 only. The VM must end `available`
  * with its facts, which report the DHCPv6 address.
  */
-const run = promisify(execFile);
 const canRun = isRoot() || process.env.CI === 'true';
 const GiB = 2 ** 30;
 const PORT = 7708;
 const BASE = `http://[fd78::1]:${PORT}`;
 /** The range dnsmasq hands out over DHCPv6; a SLAAC address is EUI-64 (…:5054:ff:fe…) instead. */
 const DHCPV6_RANGE = /^fd78::1[0-9a-f]{2}$/;
-
-interface Stage {
-  stage: string;
-  detail: Record<string, unknown>;
-}
 
 holdVmSlots(1); // one VM at a time: a slot of the machine's two (docs/testing.md)
 
@@ -44,19 +38,11 @@ describe.skipIf(!canRun)('a BIOS machine on an IPv6-only provisioning network (D
   const dataDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-net6-'));
   const vmDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-net6-vm-'));
   // The controller is reached from inside its namespace only, over IPv6: the CLI runs there too.
-  const cli = async (...args: string[]) => {
-    const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
-    const { stdout } = await run('ip', ['netns', 'exec', net.ns('ctl'), process.execPath, BIN, ...args, '--json'], { env: { ...process.env, PLINTH_URL: BASE, PLINTH_TOKEN: token } });
-    return JSON.parse(stdout);
-  };
+  const cli = namespaceCli({ net: () => net, ns: 'ctl', dataDir, url: () => BASE });
 
   beforeAll(async () => {
     ensureDebianPackages(['dnsmasq-base', 'iproute2'], () => hasCommand('dnsmasq') && hasCommand('ip'));
-    const files = await sharedInstaller();
-    mkdirSync(join(dataDir, 'boot', 'installer'), { recursive: true });
-    symlinkSync(files.kernel, join(dataDir, 'boot', 'installer', 'vmlinuz'));
-    symlinkSync(files.initrd, join(dataDir, 'boot', 'installer', 'initrd.img'));
-    chmodSync(dataDir, 0o711); // dnsmasq reads its hosts directory as an unprivileged user
+    await linkSharedInstaller(dataDir);
     net = createTestNetwork({ ctl: 'fd78::1/64' });
     net.addTap('tap0');
     serve = await startServe(
@@ -114,12 +100,12 @@ describe.skipIf(!canRun)('a BIOS machine on an IPv6-only provisioning network (D
 
     const trace = await cli('machine', 'trace', listed.name);
     expect(trace.attempts, JSON.stringify(trace)).toHaveLength(1);
-    const stages = trace.attempts[0].stages as Stage[];
+    const stages = trace.attempts[0].stages as TraceEntry[];
     const names = stages.map((s) => s.stage);
     // The trace starts with iPXE's DHCPv6 answer: its address and the script URL with the IPv6 literal.
     expect(names[0]).toBe('dhcp');
     expect(stages[0]!.detail).toMatchObject({ event: 'ack', client: 'ipxe', mac, bootFile: `${BASE}/boot.ipxe` });
-    expect(stages[0]!.detail.address).toMatch(DHCPV6_RANGE);
+    expect(stages[0]!.detail?.address).toMatch(DHCPV6_RANGE);
     expect(names.filter((s) => s !== 'dhcp').slice(0, 2)).toEqual(['chain-script', 'machine-script']);
     expect(names).toContain('kernel');
     expect(names.slice(-2)).toEqual(['agent-hello', 'facts']);

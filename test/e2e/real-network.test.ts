@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Vm, type VmNic, type VmSpec } from '../../src/lab/vm.js';
 import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
-import { sharedInstaller, waitFor } from '../support/e2e.js';
-import { BIN, freePort, startServe, type ServeProcess } from '../support/plinth-process.js';
+import { linkSharedInstaller, namespaceCli } from '../support/netns-controller.js';
+import type { TraceEntry } from '../../src/runs/trace.js';
+import { waitFor } from '../support/e2e.js';
+import { freePort, startServe, type ServeProcess } from '../support/plinth-process.js';
 import { ensureDebianPackages, hasCommand } from '../support/peers/debian-packages.js';
 import { createTestNetwork, isRoot, type TestNetwork } from '../support/peers/netns.js';
 import { startSiteDhcp, type SiteDhcp } from '../support/peers/site-dhcp.js';
@@ -26,19 +26,12 @@ import { holdVmSlots } from '../support/hold-vm-slots.js';
  * controller runs on this side of the bridge (a veth into it), next to the Redfish test service
  * whose VM boots the installer ISO from its virtual CD, the machine's static address on it.
  */
-const run = promisify(execFile);
 const canRun = isRoot() || process.env.CI === 'true';
 const GiB = 2 ** 30;
 const PORT = 7708;
 const SCRIPT_URL = `http://10.78.0.1:${PORT}/boot.ipxe`;
 /** The site server's range: an address from it proves the site, not Plinth, gave it. */
 const SITE_RANGE = /^10\.78\.0\.(1[6-9]\d|200)$/;
-
-interface Stage {
-  stage: string;
-  at: string;
-  detail: Record<string, unknown>;
-}
 
 holdVmSlots(1); // one VM at a time: a slot of the machine's two (docs/testing.md)
 
@@ -54,11 +47,7 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
   const dataDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-net-'));
   const vmDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-net-vm-'));
   // The controller is reached from inside its namespace only: the CLI runs there too.
-  const cli = async (...args: string[]) => {
-    const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
-    const { stdout } = await run('ip', ['netns', 'exec', net.ns('ctl'), process.execPath, BIN, ...args, '--json'], { env: { ...process.env, PLINTH_URL: controllerUrl, PLINTH_TOKEN: token, PLINTH_APPLIANCE_PASSWORD: 'calvin' } });
-    return JSON.parse(stdout);
-  };
+  const cli = namespaceCli({ net: () => net, ns: 'ctl', dataDir, url: () => controllerUrl, env: { PLINTH_APPLIANCE_PASSWORD: 'calvin' } });
 
   /** (Re)starts `plinth serve` with these DHCP flags: same data, same network, another mode. */
   const serveWith = async (dhcpArgs: string[]) => {
@@ -105,17 +94,13 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     const trace = await cli('machine', 'trace', machine.name);
     // One boot: the firmware's DHCP answer, its requests, the installer's own DHCP, the agent.
     expect(trace.attempts, JSON.stringify(trace)).toHaveLength(1);
-    const stages = trace.attempts[0].stages as Stage[];
+    const stages = trace.attempts[0].stages as TraceEntry[];
     return { machine, stages, names: stages.map((s) => s.stage), poweredOn, addresses: machine.facts?.nics.find((n) => n.mac === nic.mac)?.ipv4 ?? [] };
   };
 
   beforeAll(async () => {
     ensureDebianPackages(['dnsmasq-base', 'iproute2'], () => hasCommand('dnsmasq') && hasCommand('ip'));
-    const files = await sharedInstaller();
-    mkdirSync(join(dataDir, 'boot', 'installer'), { recursive: true });
-    symlinkSync(files.kernel, join(dataDir, 'boot', 'installer', 'vmlinuz'));
-    symlinkSync(files.initrd, join(dataDir, 'boot', 'installer', 'initrd.img'));
-    chmodSync(dataDir, 0o711); // dnsmasq reads its hosts directory as an unprivileged user
+    await linkSharedInstaller(dataDir);
     net = createTestNetwork({ ctl: '10.78.0.1/24', site: '10.78.0.2/24' });
     net.addTap('tap0');
   }, 600_000);
@@ -151,7 +136,7 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     expect(names[0]).toBe('dhcp');
     expect(names.filter((s) => s !== 'dhcp').slice(0, 2)).toEqual(['chain-script', 'machine-script']);
     expect(stages.find((s) => s.stage === 'dhcp')!.detail).toMatchObject({ event: 'ack', client: 'ipxe', mac, address: '10.78.0.42', bootFile: SCRIPT_URL });
-    expect(stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail.client)).toEqual(['ipxe', 'other']);
+    expect(stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail?.client)).toEqual(['ipxe', 'other']);
     expect(names).toContain('kernel');
     expect(names.slice(-2)).toEqual(['agent-hello', 'facts']);
   }, 900_000);
@@ -165,7 +150,7 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     expect(machine.identity.serial).toBe('NET-PROXY-2');
     expect(addresses[0]).toMatch(SITE_RANGE);
     expect(names[0], JSON.stringify(stages)).toBe('dhcp');
-    const dhcp = stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail);
+    const dhcp = stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail ?? {});
     // Plinth's answers only: the proxy's offer, then its boot server's (port 4011) with the script.
     expect(dhcp.every((d) => d.client === 'ipxe'), JSON.stringify(dhcp)).toBe(true);
     expect(dhcp.find((d) => d.event === 'boot-server'), JSON.stringify(dhcp)).toMatchObject({ mac, bootFile: SCRIPT_URL });
@@ -192,7 +177,7 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     expect(machine.facts?.firmware.bootMode).toBe('uefi');
     expect(addresses[0]).toMatch(SITE_RANGE);
     expect(names[0], JSON.stringify(stages)).toBe('dhcp');
-    const dhcp = stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail);
+    const dhcp = stages.filter((s) => s.stage === 'dhcp').map((s) => s.detail ?? {});
     // The firmware's own DHCP: Plinth's proxy answers the HTTP Boot client with the URL of
     // ipxe.efi; then iPXE's, answered with the script.
     expect(dhcp[0], JSON.stringify(dhcp)).toMatchObject({ mac, client: 'http-boot', bootFile: `http://10.78.0.1:${PORT}/boot/ipxe.efi` });
@@ -275,7 +260,7 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
       'power On Cd',
     ]);
     const trace = await cli('machine', 'trace', 'net-vmedia');
-    const stages: Stage[] = trace.attempts.flatMap((a: { stages: Stage[] }) => a.stages);
+    const stages: TraceEntry[] = trace.attempts.flatMap((a: { stages: TraceEntry[] }) => a.stages);
     const names = stages.map((x) => x.stage);
     // No DHCP answered it and no iPXE script was fetched: it asked for its ticket by identity.
     expect(names).not.toContain('dhcp');
