@@ -60,7 +60,8 @@ describe('deploying real VMs', () => {
     const vm = (name: string, firmware: 'bios' | 'uefi', serial: string, mac: string, sshPort: number): VmSpec => ({
       name,
       firmware,
-      memoryMiB: 1024,
+      // UEFI firmware keeps more of 1 GiB than BIOS: the installer's layers need the room.
+      memoryMiB: firmware === 'uefi' ? 1536 : 1024,
       smbios: { serial, manufacturer: 'Plinth Labs', product: 'Deploy Target' },
       disks: [{ path: join(lab.dir, 'disks', `${name}.qcow2`), sizeBytes: 6 * GiB }],
       nics: [{ mac, bootUrl: t.bootUrl, hostForwards: [{ hostPort: sshPort, guestPort: 22 }] }],

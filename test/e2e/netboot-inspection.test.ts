@@ -38,7 +38,8 @@ describe('network boot and inspection of real VMs', () => {
     specs.b = {
       name: 'vm-b',
       firmware: 'uefi',
-      memoryMiB: 1024,
+      // UEFI with 1 GiB ran out of room unpacking the installer's last layer (its agent) once.
+      memoryMiB: 1536,
       smbios: { uuid: 'b0e2e000-0000-4000-8000-00000000000b', serial: 'PLN-E2E-B', manufacturer: 'Acme Compute', product: 'Blade B', assetTag: 'ASSET-B-42' },
       disks: [{ path: join(vmDir, 'b0.qcow2'), sizeBytes: 5 * GiB, serial: 'DISK-B0' }],
       nics: [{ mac: '52:54:00:e2:00:0b', bootUrl: t.bootUrl }, { mac: '52:54:00:e2:00:bb' }],
