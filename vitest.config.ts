@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './test/support/e2e-sequencer.js';
 
 export default defineConfig({
   test: {
@@ -11,8 +12,11 @@ export default defineConfig({
     // what it left running, and the run fails if any survived to the end (docs/testing.md).
     globalSetup: ['test/support/global-qemu-check.ts'],
     setupFiles: ['test/support/qemu-cleanup.ts'],
-    // Two cores: test files run two at a time; end-to-end files serialise themselves.
+    // Two cores: test files run two at a time. End-to-end files also run two at a time, in two
+    // lanes, longest first; each takes VM slots (test/support/vm-slots.ts), at most two VMs
+    // on the machine.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    sequence: { sequencer: LongestFirstSequencer },
     reporters: process.env.CI ? ['default'] : ['default'],
   },
 });

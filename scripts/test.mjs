@@ -5,6 +5,7 @@
 //  2. With CI=true, PostgreSQL must be up (the PostgreSQL tests never skip there): start it if down.
 //  3. Build (TypeScript and the agent bundle), then run vitest.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { ensurePackages } from './packages.mjs';
 
 function ensurePostgres() {
@@ -25,8 +26,11 @@ ensurePackages('npm test', 'test');
 ensurePostgres();
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
 
-// The end-to-end tests boot VMs under emulation: they run one file at a time, after the rest,
-// and share the installer and image builds (kept in PLINTH_E2E_DIR across runs).
+// The end-to-end tests boot VMs under emulation: they run after the rest, in two lanes (two
+// files at a time, longest first), each file taking the VM slots it needs from the machine-wide
+// two (test/support/vm-slots.ts, vmrun's lock files), and share the installer and image builds
+// (kept in PLINTH_E2E_DIR across runs). A run started under vmrun holds its slots already:
+// its files run one at a time within them.
 const e2eDir = process.env.PLINTH_E2E_DIR ?? '/tmp/plinth-e2e';
 const env = {
   ...process.env,
@@ -38,5 +42,28 @@ const args = process.argv.slice(2);
 const run = (vitestArgs) => spawnSync('npx', ['vitest', 'run', ...vitestArgs], { stdio: 'inherit', env }).status ?? 1;
 if (args.length > 0) process.exit(run(args));
 const fast = run(['src', 'test/integration']);
-const e2e = run(['test/e2e', '--no-file-parallelism']);
+const e2e = run(['test/e2e', ...(underVmrun() ? ['--no-file-parallelism'] : [])]);
 process.exit(fast || e2e);
+
+/** Whether this process or one above it holds a vmrun slot file open (as test/support/vm-slots.ts finds). */
+function underVmrun() {
+  const dir = process.env.PLINTH_VM_SLOT_DIR ?? '/tmp';
+  const slots = [`${dir}/vmrun.slot1`, `${dir}/vmrun.slot2`];
+  for (let pid = process.pid; pid > 1; ) {
+    try {
+      if (readdirSync(`/proc/${pid}/fd`).some((fd) => slots.includes(readlinkOrEmpty(`/proc/${pid}/fd/${fd}`)))) return true;
+      pid = Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+function readlinkOrEmpty(path) {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
