@@ -1,5 +1,5 @@
 import type { Static } from 'typebox';
-import type { BootAttemptSchema, InstallerAccessSchema, MachineSchema, RunSchema, EventSchema, LogEventSchema, WebhookSchema, DeliverySchema, TokenSchema, MachineCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
+import type { BootAttemptSchema, InstallerAccessSchema, MachineSchema, RunSchema, EventSchema, LogEventSchema, WebhookSchema, DeliverySchema, TokenSchema, MachineCreateBody, MachineBulkCreateBody, MachinePatchBody, ActionBodyType, AllocateBodyType, RunLogLine, ArtifactSchema } from './schemas.js';
 import { createParser } from 'eventsource-parser';
 import { PlinthError, type ErrorCode } from '../core/errors.js';
 
@@ -228,6 +228,10 @@ export class ApiClient {
   }
   createMachine(body: MachineCreateBody) {
     return this.request<MachineView>('POST', '/api/v1/machines', body);
+  }
+  /** Many machines in one transaction, all or none (at most BULK_ENROL_MAX). */
+  createMachines(body: MachineBulkCreateBody) {
+    return this.request<{ machines: MachineView[] }>('POST', '/api/v1/machines/bulk', body);
   }
   updateMachine(key: string, patch: MachinePatchBody) {
     return this.request<MachineView>('PATCH', `/api/v1/machines/${encodeURIComponent(key)}`, patch);

@@ -93,6 +93,14 @@ export const MachineCreate = Type.Object(
 );
 export type MachineCreateBody = Static<typeof MachineCreate>;
 
+/** The most machines one bulk enrolment takes (a few racks; about 400 KiB of JSON, under the default body limit). */
+export const BULK_ENROL_MAX = 1000;
+export const MachineBulkCreate = Type.Object(
+  { machines: Type.Array(MachineCreate, { minItems: 1, maxItems: BULK_ENROL_MAX, description: 'enrolled in one transaction, all or none' }) },
+  { ...Strict, description: 'Machines to enroll at once' },
+);
+export type MachineBulkCreateBody = Static<typeof MachineBulkCreate>;
+
 export const MachineImportBody = Type.Object(
   {
     document: Type.Unknown({ description: "Plinth's machines document ({machines: [...]}) or TripleO's nodes.json / instackenv.json ({nodes: [...]}), parsed; checked field by field (docs/inventory-sources.md)" }),

@@ -9,7 +9,7 @@ import type { MachineImportRequest, MachineImportResult } from '../api/schemas.j
 type ImportResult = Static<typeof MachineImportResult>;
 
 /** Reads the file as YAML (JSON is YAML too): a parse error is the file's line and column. */
-function readDocument(file: string): unknown {
+export function readDocument(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -87,6 +87,28 @@ function operatorIdentity(input: ReportedIdentity | undefined, prefix = 'identit
   return normalizeIdentity(id);
 }
 
+/** A generated name no other entry of the list has. */
+function freshName(taken: Set<string>): string {
+  for (;;) {
+    const name = readableName();
+    if (!taken.has(name)) {
+      taken.add(name);
+      return name;
+    }
+  }
+}
+
+/** Runs `fn` for entry `i` of a list: an error it throws names the entry (`machines[i].field`). */
+async function atEntry<T>(i: number, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof PlinthError)) throw e;
+    const field = typeof e.details?.['field'] === 'string' ? `machines[${i}].${e.details['field'] as string}` : `machines[${i}]`;
+    throw new PlinthError(e.code, `machines[${i}].${e.message}`, { details: { ...e.details, field, index: i }, cause: e });
+  }
+}
+
 /** Inventory operations outside the lifecycle: create, read, list, update, delete. */
 /** Identity conflicts kept per machine (the first ones say what is wrong; more say nothing new). */
 const MAX_CONFLICTS = 32;
@@ -187,6 +209,53 @@ export class InventoryService {
         if (field === 'name' && !explicitName && attempt < 5) continue;
         if (field === 'name') throw duplicate('name', name);
         this.mapUnique(e);
+      }
+    }
+  }
+
+  /**
+   * Enrols a list of machines (an operator's rack) in one transaction: all of them or none.
+   * Each goes through `createIn`, as a single enrolment does, so the checks, the row and the
+   * enrol event are the same; an entry's error names it (`machines[3].identity.macs`).
+   * Entries are checked for bad values first, before anything is read or written; a name
+   * or identifier taken (by a machine already enrolled or an earlier entry) fails the whole
+   * list with 409, as it fails a single enrolment.
+   */
+  async createMany(inputs: MachineInput[], actor: Actor): Promise<Machine[]> {
+    for (const [i, input] of inputs.entries()) {
+      await atEntry(i, async () => {
+        operatorIdentity(input.identity);
+        if (input.bootAddress) checkBootAddress(input.bootAddress, this.opts.bootNetwork ?? null);
+      });
+    }
+    const names = new Set(inputs.map((m) => m.name).filter((n): n is string => n !== undefined));
+    let at = 0;
+    try {
+      const created = await this.store.transaction(async (trx) => {
+        const out: Machine[] = [];
+        for (at = 0; at < inputs.length; at++) {
+          const input = inputs[at]!;
+          out.push(await atEntry(at, () => (input.name !== undefined ? this.createIn(trx, { ...input, name: input.name }, actor) : this.createNamedIn(trx, input, names, actor))));
+        }
+        return out;
+      });
+      for (const m of created) if (m.bootAddress) for (const l of this.updateListeners) l(m);
+      return created;
+    } catch (e) {
+      if (e instanceof PlinthError) throw e;
+      // A unique index the checks did not see coming (another controller enrolled it meanwhile).
+      return atEntry(at, async () => this.mapUnique(e));
+    }
+  }
+
+  /** `createIn` with a generated name, drawn again when the table has it (the check reads only, so the transaction goes on). */
+  private async createNamedIn(trx: Db, input: MachineInput, taken: Set<string>, actor: Actor): Promise<Machine> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.createIn(trx, { ...input, name: freshName(taken) }, actor);
+      } catch (e) {
+        const takenName = e instanceof PlinthError && e.code === 'duplicate' && e.details?.['field'] === 'name';
+        if (!takenName || attempt >= 5) throw e;
       }
     }
   }

@@ -4,6 +4,9 @@ import { freshController } from '../support/controller.js';
 import { inProcessCli as cli } from '../support/cli.js';
 import { allowedActions } from '../../src/lifecycle/states.js';
 import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
@@ -91,6 +94,30 @@ describe('plinth CLI against a running controller', () => {
     const badMac = await run('machine', 'create', 'cli-2', '--mac', 'nonsense');
     expect(badMac.code).toBe(1);
     expect(badMac.stderr).toBe("plinth: identity.macs[0]: 'nonsense' is not a MAC address\n");
+  });
+
+  it('enrolls the machines a file lists in one request (machine create --from), all or none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plinth-cli-bulk-'));
+    const file = join(dir, 'rack.yaml');
+    writeFileSync(file, 'machines:\n  - name: rack-7-01\n    identity: { serial: R7-01, macs: ["52:54:00:c7:00:01"] }\n  - name: rack-7-02\n    tags: { rack: r7 }\n');
+    const ok = await run('machine', 'create', '--from', file);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/rack-7-01/);
+    expect(ok.stdout).toMatch(/^2 machine\(s\) enrolled$/m);
+    expect((await t.api('GET', '/api/v1/machines/rack-7-02')).json().tags).toEqual({ rack: 'r7' });
+    // A list (JSON is YAML too) with one entry taken: nothing of it is enrolled.
+    writeFileSync(file, JSON.stringify([{ name: 'rack-7-03' }, { name: 'rack-7-04', identity: { macs: ['52:54:00:c7:00:01'] } }]));
+    const dup = await run('machine', 'create', '--from', file);
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toBe("plinth: machines[1].identity.macs '52:54:00:c7:00:01' is already in use (already used by rack-7-01)\n");
+    expect((await t.api('GET', '/api/v1/machines/rack-7-03')).statusCode).toBe(404);
+    writeFileSync(file, 'nodes: []\n');
+    const bad = await run('machine', 'create', '--from', file);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(`plinth: ${file}: expected a list of machines, or machines: with one\n`);
+    const both = await run('machine', 'create', 'x', '--from', file);
+    expect(both.code).toBe(2);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('exits 2 on usage errors', async () => {

@@ -101,6 +101,49 @@ describe.each(backends)('machines API on $name', (backend) => {
     await rejected('PATCH', `/api/v1/machines/${other.json().id}`, { identity: { macs: ['52:54:00:aa:00:01'] } }, 409, /identity\.macs/);
   });
 
+  it('enrolls a list in one request, each as a single enrolment would, with its own enroll event', async () => {
+    const after = (await t.api('GET', '/api/v1/events?limit=1000')).json().next;
+    const res = await t.api('POST', '/api/v1/machines/bulk', {
+      machines: [
+        { name: 'bulk-a', identity: { serial: 'BULK0001', manufacturer: 'HP', macs: ['52-54-00-BB-00-01'] }, tags: { rack: 'r9' } },
+        { identity: { macs: ['52:54:00:bb:00:02'] }, owner: 'team-bulk' },
+        { name: 'bulk-c', maintenance: true, maintenanceReason: 'burn-in' },
+      ],
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    const ms = res.json().machines;
+    expect(ms.map((m: any) => [m.state, m.identity.macs, m.owner, m.maintenance])).toEqual([
+      ['enrolled', ['52:54:00:bb:00:01'], null, false],
+      ['enrolled', ['52:54:00:bb:00:02'], 'team-bulk', false],
+      ['enrolled', [], null, true],
+    ]);
+    expect(ms[0].name).toBe('bulk-a');
+    expect(ms[1].name).toMatch(/^[a-z]+-[a-z]+-[0-9a-f]{4}$/);
+    expect((await t.api('GET', '/api/v1/machines/bulk-a')).json()).toEqual(ms[0]);
+    const events = (await t.api('GET', `/api/v1/events?after=${after}&type=machine.`)).json().items;
+    expect(events.map((e: any) => [e.action, e.machineId, e.actor])).toEqual(ms.map((m: any) => ['enroll', m.id, 'operator:admin']));
+  });
+
+  it('refuses a bad list as a whole, naming the entry and its field, writing none of it', async () => {
+    const good = { name: 'bulk-ok', identity: { macs: ['52:54:00:bb:00:10'] } };
+    const bulk = (...machines: unknown[]) => ({ machines });
+    await rejected('POST', '/api/v1/machines/bulk', bulk(good, { name: 'Bad_Name' }), 400, /^machines\[1\]\.name: must match pattern/);
+    await rejected('POST', '/api/v1/machines/bulk', bulk(good, good, { name: 'x', colour: 'red' }), 400, /^machines\[2\]\.colour: is not a known field/);
+    await rejected('POST', '/api/v1/machines/bulk', bulk(good, { identity: { macs: ['52:54:00:bb:00:11', 'zz:zz'] } }), 400, /^machines\[1\]\.identity\.macs\[1\]: 'zz:zz' is not a MAC address/);
+    await rejected('POST', '/api/v1/machines/bulk', bulk(good, { identity: { serial: 'To Be Filled By O.E.M.' } }), 400, /^machines\[1\]\.identity\.serial: .*placeholder/);
+    await rejected('POST', '/api/v1/machines/bulk', bulk(good, { bootAddress: '10.0.0.5' }), 400, /^machines\[1\]\.bootAddress: .*dhcp\.mode full/);
+    await rejected('POST', '/api/v1/machines/bulk', bulk(), 400, /^machines: must NOT have fewer than 1 items/);
+    await rejected('POST', '/api/v1/machines/bulk', { machines: Array.from({ length: 1001 }, () => ({})) }, 400, /^machines: must NOT have more than 1000 items/);
+    await rejected('POST', '/api/v1/machines/bulk', [good], 400, /must be object/);
+    // Taken by a machine enrolled before, or by an earlier entry of the same list: 409, as for one.
+    const err = await rejected('POST', '/api/v1/machines/bulk', bulk(good, { name: 'bulk-d', identity: { macs: ['52:54:00:BB:00:01'] } }), 409, /^machines\[1\]\.identity\.macs '52:54:00:bb:00:01' is already in use \(already used by bulk-a\)/);
+    expect(err.details).toMatchObject({ field: 'machines[1].identity.macs', index: 1, existing: 'bulk-a' });
+    await rejected('POST', '/api/v1/machines/bulk', bulk(good, { name: 'bulk-e' }, { name: 'bulk-f', identity: { macs: ['52:54:00:bb:00:10'] } }), 409, /^machines\[2\]\.identity\.macs .*already used by bulk-ok/);
+    await rejected('POST', '/api/v1/machines/bulk', bulk(good, { name: 'bulk-ok' }), 409, /^machines\[1\]\.name 'bulk-ok' is already in use/);
+    await rejected('POST', '/api/v1/machines/bulk', bulk(good, { name: 'bulk-g', identity: { serial: 'BULK0001', manufacturer: 'HP' } }), 409, /^machines\[1\]\.identity\.serial/);
+    expect((await t.api('GET', '/api/v1/machines/bulk-ok')).statusCode).toBe(404);
+  });
+
   it('updates tags (merge, delete), owner, maintenance and protection, recording each', async () => {
     const r = await t.api('PATCH', '/api/v1/machines/rack1-node01', { tags: { rack: 'r2', role: null, zone: 'a' }, owner: 'team-db' });
     expect(r.statusCode, r.body).toBe(200);

@@ -8,6 +8,7 @@ import {
   AllocateBody,
   ErrorResponse,
   EventSchema,
+  MachineBulkCreate,
   MachineCreate,
   MachineImportBody,
   MachineImportResult,
@@ -98,6 +99,23 @@ export async function machineRoutes(app: App, s: AppServices): Promise<void> {
       const m = await s.inventory.create(body, operatorActor(req.principal));
       req.log.info({ machine: m.name, id: m.id, by: req.principal?.name }, 'machine enrolled');
       return reply.status(201).send(presentMachine(m));
+    },
+  );
+
+  app.post(
+    '/api/v1/machines/bulk',
+    {
+      schema: {
+        tags: ['machines'],
+        summary: 'Enroll many machines in one transaction: all or none (an error names the entry, machines[3].identity.macs)',
+        body: MachineBulkCreate,
+        response: { 201: Type.Object({ machines: Type.Array(MachineSchema) }), ...errors },
+      },
+    },
+    async (req, reply) => {
+      const ms = await s.inventory.createMany(req.body.machines, operatorActor(req.principal));
+      req.log.info({ machines: ms.length, by: req.principal?.name }, 'machines enrolled');
+      return reply.status(201).send({ machines: ms.map(presentMachine) });
     },
   );
 
