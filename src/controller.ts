@@ -357,6 +357,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     ],
   });
   const sweeper = new DeadlineSweeper({ store, engine, clock, log }, config.ms.sweepInterval);
+  sweeper.add({ name: 'tree rolls', sweepOnce: () => rolls.expireOverdue(log) });
 
   const bootstrap = await tokens.ensureBootstrapAdmin(config.dataDir);
   if (bootstrap?.created) log.info({ path: bootstrap.path }, `admin token written to ${bootstrap.path}`);

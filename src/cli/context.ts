@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { PlinthClient } from '../api/client.js';
 import type { Output } from './output.js';
 import { UsageError } from './errors.js';
+import { formatSeconds, parseDuration } from '../core/clock.js';
 
 /** What every command gets: where to print, the environment, and a client built on demand. */
 export interface CliContext {
@@ -56,4 +57,17 @@ export function positiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag}: '${value}' must be a positive whole number`);
   return n;
+}
+
+/** A duration flag (`90s`, `30m`, `2h`, `1d`, or plain seconds) as whole seconds, within [min, max] seconds when given. */
+export function durationSeconds(text: string, flag: string, bounds?: { min: number; max: number }): number {
+  let ms: number;
+  try {
+    ms = /^\d+$/.test(text.trim()) ? Number(text) * 1000 : parseDuration(text);
+  } catch {
+    throw new UsageError(`${flag}: '${text}' is not a duration (e.g. 60s, 2m)`);
+  }
+  const s = Math.round(ms / 1000);
+  if (bounds && (s < bounds.min || s > bounds.max)) throw new UsageError(`${flag}: '${text}' must be between ${formatSeconds(bounds.min)} and ${formatSeconds(bounds.max)}`);
+  return s;
 }

@@ -1,7 +1,6 @@
 import type { CommandRegistrar } from './context.js';
-import { collect, oneOf, parsePairs, positiveInt } from './context.js';
+import { collect, durationSeconds, oneOf, parsePairs, positiveInt } from './context.js';
 import { UsageError } from './errors.js';
-import { parseDuration } from '../core/clock.js';
 import { readSshKeyFiles } from './ssh-key-files.js';
 import { readScriptFile, seconds } from './script.js';
 import type { MachineView, RunView } from '../api/client.js';
@@ -78,7 +77,7 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
       } & Record<string, unknown>,
     ) => {
       if (!o.multicast && (o.rate !== undefined || o.minReceivers !== undefined || o.maxWait !== undefined)) throw new UsageError('--rate, --min-receivers and --max-wait apply to --multicast deploys');
-      const multicast = o.multicast ? { ...(o.rate !== undefined ? { rate: o.rate } : {}), minReceivers: o.minReceivers !== undefined ? positiveInt(o.minReceivers, '--min-receivers') : keys.length, ...(o.maxWait !== undefined ? { maxWaitSeconds: maxWaitSeconds(o.maxWait) } : {}) } : null;
+      const multicast = o.multicast ? { ...(o.rate !== undefined ? { rate: o.rate } : {}), minReceivers: o.minReceivers !== undefined ? positiveInt(o.minReceivers, '--min-receivers') : keys.length, ...(o.maxWait !== undefined ? { maxWaitSeconds: durationSeconds(o.maxWait, '--max-wait', { min: 1, max: 3600 }) } : {}) } : null;
       const method = o.method ? oneOf(o.method, '--method', DEPLOY_METHODS) : undefined;
       const onSuccess = o.onSuccess ? oneOf(o.onSuccess, '--on-success', ON_SUCCESS) : undefined;
       let diskLayout: DiskLayout | undefined;
@@ -130,15 +129,3 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
     },
   );
 };
-
-/** `--max-wait 60s` (or 2m, or plain seconds) as whole seconds. */
-function maxWaitSeconds(text: string): number {
-  let ms: number;
-  try {
-    ms = /^\d+$/.test(text.trim()) ? Number(text) * 1000 : parseDuration(text);
-  } catch {
-    throw new UsageError(`--max-wait: '${text}' is not a duration (e.g. 60s, 2m)`);
-  }
-  if (ms < 1000 || ms > 3_600_000) throw new UsageError(`--max-wait: '${text}' must be between 1s and 1h`);
-  return Math.round(ms / 1000);
-}

@@ -3,18 +3,19 @@ import { createReadStream, existsSync, readdirSync, readFileSync, statSync } fro
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { CommandRegistrar } from './context.js';
-import { collect, positiveInt } from './context.js';
+import { collect, durationSeconds, positiveInt } from './context.js';
 import { UsageError } from './errors.js';
 import { sendStream } from './upload.js';
 import { UPGRADE_FILES, type Tree, type UpgradeStep } from '../trees/store.js';
 import type { Roll } from '../trees/rolls.js';
+import { formatSeconds } from '../core/clock.js';
 
 const enc = encodeURIComponent;
 
 /** A roll as one line per machine, under a summary line. */
 function describeRoll(r: Roll): string[] {
   const counts = Object.entries(r.counts).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', ');
-  const head = `roll ${r.id}: ${r.role} to ${r.to}, ${r.parallel} at a time: ${r.state} (${counts})`;
+  const head = `roll ${r.id}: ${r.role} to ${r.to}, ${r.parallel} at a time, each within ${formatSeconds(r.deadlineSeconds)}: ${r.state} (${counts})`;
   const failure = r.failure ? [`stopped at ${r.failure.machine}: ${r.failure.message}`] : [];
   return [head, ...failure];
 }
@@ -89,11 +90,19 @@ export const registerTreeCommands: CommandRegistrar = (tree, ctx) => {
     .option('--machines <names>', 'the machines, comma-separated, in the order they upgrade')
     .option('--tag <key[=value]>', 'or every machine with this tag (repeatable; all must match), in name order', collect, [])
     .option('--parallel <n>', 'how many upgrade at once (default 1)')
+    .option('--deadline <duration>', "how long each machine has, from being asked, to report the version (90s, 30m, 2h; default 1h): one still upgrading after it fails the roll")
     .option('--json', 'print JSON')
-    .action(async (role: string, to: string, o: { machines?: string; tag: string[]; parallel?: string; json?: boolean }) => {
+    .action(async (role: string, to: string, o: { machines?: string; tag: string[]; parallel?: string; deadline?: string; json?: boolean }) => {
       const machines = o.machines?.split(',').map((s) => s.trim()).filter(Boolean);
       if (!!machines?.length === o.tag.length > 0) throw new UsageError('give --machines A,B,C or --tag k=v (one of the two)');
-      const body = { role, to, ...(machines?.length ? { machines } : { tags: o.tag }), ...(o.parallel ? { parallel: positiveInt(o.parallel, '--parallel') } : {}) };
+      const body = {
+        role,
+        to,
+        ...(machines?.length ? { machines } : { tags: o.tag }),
+        ...(o.parallel ? { parallel: positiveInt(o.parallel, '--parallel') } : {}),
+        // Its bounds are the API's (400 naming deadlineSeconds).
+        ...(o.deadline !== undefined ? { deadlineSeconds: durationSeconds(o.deadline, '--deadline') } : {}),
+      };
       const r = await ctx.client().request<Roll>('POST', '/api/v1/tree-rolls', body);
       if (o.json) return ctx.out.json(r);
       for (const l of describeRoll(r)) ctx.out.line(l);
@@ -108,8 +117,8 @@ export const registerTreeCommands: CommandRegistrar = (tree, ctx) => {
       const { items } = await ctx.client().request<{ items: Roll[] }>('GET', '/api/v1/tree-rolls');
       if (o.json) return ctx.out.json(items);
       ctx.out.table(
-        items.map((r) => ({ id: r.id, role: r.role, to: r.to, parallel: r.parallel, state: r.state, machines: r.machines.length, upgraded: r.counts.upgraded, failure: r.failure ? `${r.failure.machine}: ${r.failure.message}` : null, started: r.createdAt })),
-        ['id', 'role', 'to', 'parallel', 'state', 'machines', 'upgraded', 'failure', 'started'],
+        items.map((r) => ({ id: r.id, role: r.role, to: r.to, parallel: r.parallel, deadline: formatSeconds(r.deadlineSeconds), state: r.state, machines: r.machines.length, upgraded: r.counts.upgraded, failure: r.failure ? `${r.failure.machine}: ${r.failure.message}` : null, started: r.createdAt })),
+        ['id', 'role', 'to', 'parallel', 'deadline', 'state', 'machines', 'upgraded', 'failure', 'started'],
       );
     });
 
@@ -123,8 +132,8 @@ export const registerTreeCommands: CommandRegistrar = (tree, ctx) => {
       if (o.json) return ctx.out.json(r);
       for (const l of describeRoll(r)) ctx.out.line(l);
       ctx.out.table(
-        r.machines.map((m) => ({ machine: m.name, state: m.state, from: m.from, started: m.startedAt, finished: m.finishedAt, message: m.message })),
-        ['machine', 'state', 'from', 'started', 'finished', 'message'],
+        r.machines.map((m) => ({ machine: m.name, state: m.state, from: m.from, started: m.startedAt, polled: m.polledAt, deadline: m.state === 'upgrading' ? m.deadlineAt : null, finished: m.finishedAt, message: m.message })),
+        ['machine', 'state', 'from', 'started', 'polled', 'deadline', 'finished', 'message'],
       );
     });
 

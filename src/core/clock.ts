@@ -31,3 +31,9 @@ export function parseDuration(text: string | number): number {
   const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!;
   return Math.round(n * factor);
 }
+
+/** A whole number of seconds as parseDuration reads it back: `90s`, `30m`, `2h`, `1d` (the largest unit that divides it). */
+export function formatSeconds(seconds: number): string {
+  for (const [unit, size] of [['d', 86_400], ['h', 3600], ['m', 60]] as const) if (seconds > 0 && seconds % size === 0) return `${seconds / size}${unit}`;
+  return `${seconds}s`;
+}

@@ -12,6 +12,17 @@ export interface SweepLog {
 }
 
 /**
+ * A deadline a higher module keeps (a rolling upgrade's per-machine deadline, trees/rolls.ts),
+ * registered so that it is swept in every pass with the machines' own. `sweepOnce` must be
+ * safe with several controllers sweeping at once (re-check under a row lock) and return how
+ * many things it acted on.
+ */
+export interface DeadlineSweep {
+  name: string;
+  sweepOnce(): Promise<number>;
+}
+
+/**
  * Moves machines whose transitional state is overdue to the matching `*-failed` state with
  * `lastError.code = "timeout"` and the last stage reached. Several controllers may sweep at
  * once: the deadline is checked again on the locked row, so exactly one of them acts.
@@ -20,13 +31,19 @@ export interface SweepLog {
 export class DeadlineSweeper {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<number> | null = null;
+  private readonly others: DeadlineSweep[] = [];
 
   constructor(
     private readonly deps: { store: Store; engine: LifecycleEngine; clock: Clock; log: SweepLog },
     private readonly intervalMs: number,
   ) {}
 
-  /** One pass; returns how many machines it moved. */
+  /** Adds a sweep of a higher module's deadlines to every pass. */
+  add(sweep: DeadlineSweep): void {
+    this.others.push(sweep);
+  }
+
+  /** One pass; returns how many machines it moved, plus what the added sweeps acted on. */
   async sweepOnce(batch = 200): Promise<number> {
     const now = iso(this.deps.clock.now());
     const overdue = await this.deps.store.db
@@ -55,6 +72,14 @@ export class DeadlineSweeper {
       } catch (e) {
         // Another controller or an agent report got there first; the next pass re-reads.
         if (!isPlinthError(e)) this.deps.log.warn({ machine: m.name, err: String(e) }, 'sweep failed for machine');
+      }
+    }
+    for (const s of this.others) {
+      try {
+        moved += await s.sweepOnce();
+      } catch (e) {
+        // One sweep failing leaves the others to run; the next pass tries it again.
+        this.deps.log.warn({ sweep: s.name, err: String(e) }, 'deadline sweep failed');
       }
     }
     return moved;

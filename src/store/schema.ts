@@ -356,6 +356,8 @@ export interface TreeRollsTable {
   finished_at: string | null;
   failed_machine_id: string | null;
   failure: string | null;
+  /** How long each machine has, from being asked, to report the roll's version. */
+  deadline_seconds: number;
 }
 
 /** A machine's place in a roll. */
@@ -368,9 +370,14 @@ export interface TreeRollMachinesTable {
   /** 1 while the roll runs (one active roll per machine). */
   active: number;
   from_version: string;
+  /** When it was asked (became upgrading). */
   started_at: string | null;
   finished_at: string | null;
   message: string | null;
+  /** started_at plus the roll's deadline: upgrading past it, the machine fails the roll. */
+  deadline_at: string | null;
+  /** When its host first polled while it was upgrading (and was told the version). */
+  polled_at: string | null;
 }
 
 export interface Database {

@@ -26,8 +26,11 @@ export interface HostPrincipal {
 
 /** A rolling upgrade's side of reports (trees/rolls.ts), called in the report's transaction. */
 export interface RollHook {
-  /** The version a running roll wants the machine at, or null. */
-  desiredFor(db: Db, machineId: string): Promise<{ roll: string; version: string } | null>;
+  /**
+   * The version a running roll wants the machine at, or null: the answer to its host's poll,
+   * whose first one the roll records (`at`; a machine's deadline names a poll that never came).
+   */
+  answerPoll(db: Db, machineId: string, at: string): Promise<{ roll: string; version: string } | null>;
   /** A report arrived from a machine (its row locked): advance the roll it is in, if any. */
   onReport(trx: Db, machine: Machine, report: HostVersionReport, at: string): Promise<void>;
 }
@@ -66,7 +69,7 @@ export class HostVersions {
   async desired(p: HostPrincipal): Promise<HostDesiredAnswer> {
     const m = await requireMachine(this.d.store.db, this.d.store.dialect, p.machineId);
     const { role, version } = treeOf(m);
-    const want = (await this.d.rolls?.desiredFor(this.d.store.db, m.id)) ?? null;
+    const want = (await this.d.rolls?.answerPoll(this.d.store.db, m.id, iso(this.d.clock.now()))) ?? null;
     return { role, version, desired: want && want.version !== version ? want.version : null, roll: want?.roll ?? null };
   }
 
@@ -74,7 +77,8 @@ export class HostVersions {
    * Records what the host runs now. The role must be the one the machine was installed with,
    * the versions stored trees of it (a host may send anything; nothing is written when a field
    * is refused). One transaction with the machine row locked: the version, the event, and the
-   * roll's advance commit together.
+   * roll's advance commit together. A report after the roll gave up on the machine (its
+   * deadline passed, trees/rolls.ts) is recorded all the same: the roll stays as it ended.
    */
   async report(p: HostPrincipal, r: HostVersionReport): Promise<{ machine: string; role: string; version: string }> {
     const at = iso(this.d.clock.now());

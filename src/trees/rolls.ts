@@ -2,7 +2,7 @@ import type { Db, Store } from '../store/database.js';
 import { uniqueViolation } from '../store/database.js';
 import type { TreeRollMachinesTable, TreeRollsTable } from '../store/schema.js';
 import type { Clock } from '../core/clock.js';
-import { iso } from '../core/clock.js';
+import { formatSeconds, iso } from '../core/clock.js';
 import { newId } from '../core/ids.js';
 import { PlinthError, notFound, validation } from '../core/errors.js';
 import { appendEvent } from '../events/log.js';
@@ -25,6 +25,10 @@ import type { TransitionResult } from '../lifecycle/engine.js';
  * is in the database, so a roll survives the controller's restart and any controller sharing
  * the database advances it. Events: `tree.roll-started`, `tree.roll-upgrading`,
  * `tree.roll-upgraded`, `tree.roll-failed`, `tree.roll-succeeded`, `tree.roll-stopped`.
+ *
+ * A machine has the roll's deadline, from being asked, to report the version; the controller's
+ * deadline sweep (`expireOverdue`) fails one still upgrading after it, and the roll with it, as
+ * a failed report would: a host that never polls or never reports cannot hold a roll for ever.
  */
 export const ROLL_STATES = ['running', 'succeeded', 'failed', 'stopped'] as const;
 export const ROLL_MACHINE_STATES = ['pending', 'upgrading', 'upgraded', 'failed'] as const;
@@ -33,6 +37,14 @@ export type RollMachineState = (typeof ROLL_MACHINE_STATES)[number];
 
 /** A roll can hold at most this many machines, and move this many at once. */
 export const ROLL_MAX_MACHINES = 10_000;
+/**
+ * How long a machine has, from being asked, to report the roll's version: by default an hour
+ * (hosts poll every five minutes, and an upgrade may rebuild an initramfs); at least a minute,
+ * at most 30 days.
+ */
+export const ROLL_DEFAULT_DEADLINE_SECONDS = 3600;
+export const ROLL_MIN_DEADLINE_SECONDS = 60;
+export const ROLL_MAX_DEADLINE_SECONDS = 30 * 86_400;
 
 export interface RollMachine {
   id: string;
@@ -41,7 +53,12 @@ export interface RollMachine {
   state: RollMachineState;
   /** The version the machine was at when the roll started. */
   from: string;
+  /** When it was asked to upgrade (became upgrading). */
   startedAt: string | null;
+  /** Upgrading past this, it fails the roll (null until asked). */
+  deadlineAt: string | null;
+  /** When its host first polled and was told the version (null: never, while upgrading). */
+  polledAt: string | null;
   finishedAt: string | null;
   message: string | null;
 }
@@ -51,6 +68,8 @@ export interface Roll {
   role: string;
   to: string;
   parallel: number;
+  /** How long each machine has, from being asked, to report the version. */
+  deadlineSeconds: number;
   state: RollState;
   createdAt: string;
   createdBy: string;
@@ -69,6 +88,13 @@ export interface RollInput {
   /** …or every machine with these tags (`key` or `key=value`, all must match), in name order. */
   tags?: string[];
   parallel?: number;
+  /** Default ROLL_DEFAULT_DEADLINE_SECONDS. */
+  deadlineSeconds?: number;
+}
+
+/** What a deadline sweep logs. */
+export interface RollSweepLog {
+  warn(obj: object, msg: string): void;
 }
 
 export interface RollsDeps {
@@ -91,6 +117,10 @@ export class RollService implements RollHook {
     const { role, to } = input;
     const parallel = input.parallel ?? 1;
     if (!Number.isInteger(parallel) || parallel < 1 || parallel > ROLL_MAX_MACHINES) throw validation('parallel', `a whole number from 1 to ${ROLL_MAX_MACHINES}`);
+    const deadline = input.deadlineSeconds ?? ROLL_DEFAULT_DEADLINE_SECONDS;
+    if (!Number.isInteger(deadline) || deadline < ROLL_MIN_DEADLINE_SECONDS || deadline > ROLL_MAX_DEADLINE_SECONDS) {
+      throw validation('deadlineSeconds', `a whole number of seconds from ${ROLL_MIN_DEADLINE_SECONDS} to ${ROLL_MAX_DEADLINE_SECONDS} (30 days)`);
+    }
     if (!!input.machines === !!input.tags) throw validation('machines', 'name the machines, or give tags that select them (one of the two)');
     try {
       this.d.trees.get(role, to);
@@ -116,11 +146,11 @@ export class RollService implements RollHook {
           const busy = await trx.selectFrom('tree_roll_machines').select('roll_id').where('machine_id', '=', m.id).where('active', '=', 1).executeTakeFirst();
           if (busy) throw new PlinthError('conflict', `machine ${m.name} is in roll ${busy.roll_id}, still running: stop it first`, { details: { field, machine: m.name, roll: busy.roll_id } });
           const done = from === to;
-          rows.push({ roll_id: id, machine_id: m.id, position: i, state: done ? 'upgraded' : 'pending', active: 1, from_version: from, started_at: done ? at : null, finished_at: done ? at : null, message: done ? `already at ${to}` : null });
+          rows.push({ roll_id: id, machine_id: m.id, position: i, state: done ? 'upgraded' : 'pending', active: 1, from_version: from, started_at: done ? at : null, finished_at: done ? at : null, message: done ? `already at ${to}` : null, deadline_at: null, polled_at: null });
         }
-        await trx.insertInto('tree_rolls').values({ id, role, to_version: to, parallel, state: 'running', created_at: at, created_by: actor, finished_at: null, failed_machine_id: null, failure: null }).execute();
+        await trx.insertInto('tree_rolls').values({ id, role, to_version: to, parallel, deadline_seconds: deadline, state: 'running', created_at: at, created_by: actor, finished_at: null, failed_machine_id: null, failure: null }).execute();
         for (let i = 0; i < rows.length; i += 500) await trx.insertInto('tree_roll_machines').values(rows.slice(i, i + 500)).execute();
-        await appendEvent(trx, { type: 'tree.roll-started', at, actor, action: 'roll-started', reason: null, details: { roll: id, role, to, parallel, machines: rows.length } });
+        await appendEvent(trx, { type: 'tree.roll-started', at, actor, action: 'roll-started', reason: null, details: { roll: id, role, to, parallel, deadlineSeconds: deadline, machines: rows.length } });
         await this.advance(trx, id, at);
         return this.read(trx, id);
       });
@@ -169,9 +199,10 @@ export class RollService implements RollHook {
     const entries: Entry[] = await trx.selectFrom('tree_roll_machines').select(['machine_id', 'position', 'state']).where('roll_id', '=', rollId).orderBy('position').execute();
     let upgrading = entries.filter((e) => e.state === 'upgrading').length;
     const pending = entries.filter((e) => e.state === 'pending');
+    const deadlineAt = iso(new Date(Date.parse(at) + Number(roll.deadline_seconds) * 1000));
     for (const e of pending) {
       if (upgrading >= roll.parallel) break;
-      await trx.updateTable('tree_roll_machines').set({ state: 'upgrading', started_at: at }).where('roll_id', '=', rollId).where('machine_id', '=', e.machine_id).execute();
+      await trx.updateTable('tree_roll_machines').set({ state: 'upgrading', started_at: at, deadline_at: deadlineAt }).where('roll_id', '=', rollId).where('machine_id', '=', e.machine_id).execute();
       await appendEvent(trx, { type: 'tree.roll-upgrading', at, machineId: e.machine_id, actor: 'system:roll', action: 'roll-upgrading', reason: `roll ${rollId}: its host is to upgrade to ${roll.role} ${roll.to_version} (edeploy poll)`, details: { roll: rollId, role: roll.role, to: roll.to_version } });
       upgrading++;
     }
@@ -203,17 +234,22 @@ export class RollService implements RollHook {
     return row;
   }
 
-  async desiredFor(db: Db, machineId: string): Promise<{ roll: string; version: string } | null> {
+  async answerPoll(db: Db, machineId: string, at: string): Promise<{ roll: string; version: string } | null> {
     const row = await db
       .selectFrom('tree_roll_machines as m')
       .innerJoin('tree_rolls as r', 'r.id', 'm.roll_id')
-      .select(['r.id', 'r.to_version'])
+      .select(['r.id', 'r.to_version', 'm.polled_at'])
       .where('m.machine_id', '=', machineId)
       .where('m.active', '=', 1)
       .where('m.state', '=', 'upgrading')
       .where('r.state', '=', 'running')
       .executeTakeFirst();
-    return row ? { roll: row.id, version: row.to_version } : null;
+    if (!row) return null;
+    // The first answer only (a host polls every few minutes): what an expiry names as missing.
+    if (row.polled_at === null) {
+      await db.updateTable('tree_roll_machines').set({ polled_at: at }).where('roll_id', '=', row.id).where('machine_id', '=', machineId).where('state', '=', 'upgrading').where('polled_at', 'is', null).execute();
+    }
+    return { roll: row.id, version: row.to_version };
   }
 
   /**
@@ -254,6 +290,50 @@ export class RollService implements RollHook {
     await this.finish(trx, roll, 'failed', at, { machineId: r.machine.id, name: r.machine.name, message });
   }
 
+  /**
+   * One pass of the deadline sweep (run with the controller's other deadline sweeps): every
+   * machine still upgrading in a running roll after its deadline fails, and its roll with it,
+   * as a failed report would (the first stops the roll; the pending stay pending). Returns how
+   * many machines it failed. Each in its own transaction with the machine row locked, then the
+   * roll, as a report and a transition lock them; the entry is read again under the locks, so
+   * of a report and an expiry racing, or of several controllers sweeping at once, exactly one
+   * acts and the others find nothing left to do. A host reporting after its expiry still has
+   * its version recorded (host-versions.ts), but the roll stays failed.
+   */
+  async expireOverdue(log: RollSweepLog, batch = 200): Promise<number> {
+    const overdue = await this.d.store.db
+      .selectFrom('tree_roll_machines as m')
+      .innerJoin('tree_rolls as r', 'r.id', 'm.roll_id')
+      .select(['m.roll_id', 'm.machine_id'])
+      .where('m.state', '=', 'upgrading')
+      .where('m.deadline_at', '<', iso(this.d.clock.now()))
+      .where('m.active', '=', 1)
+      .where('r.state', '=', 'running')
+      .orderBy('m.deadline_at')
+      .limit(batch)
+      .execute();
+    let failed = 0;
+    for (const o of overdue) {
+      const expired = await this.d.store.transaction(async (trx) => {
+        const machine = await requireMachine(trx, this.d.store.dialect, o.machine_id, { lock: true });
+        const roll = await this.lockRoll(trx, o.roll_id);
+        const entry = await trx.selectFrom('tree_roll_machines').selectAll().where('roll_id', '=', o.roll_id).where('machine_id', '=', o.machine_id).executeTakeFirst();
+        const at = iso(this.d.clock.now());
+        if (roll.state !== 'running' || !entry || entry.state !== 'upgrading' || Number(entry.active) !== 1 || entry.deadline_at === null || entry.deadline_at >= at) return null;
+        const message = overdueMessage(roll, entry);
+        await trx.updateTable('tree_roll_machines').set({ state: 'failed', finished_at: at, message }).where('roll_id', '=', roll.id).where('machine_id', '=', machine.id).execute();
+        await appendEvent(trx, { type: 'tree.roll-failed', at, machineId: machine.id, actor: 'system:roll', action: 'roll-failed', reason: `${machine.name}: ${message}`, details: { roll: roll.id, role: roll.role, to: roll.to_version, deadlineSeconds: Number(roll.deadline_seconds) } });
+        await this.finish(trx, roll, 'failed', at, { machineId: machine.id, name: machine.name, message });
+        return { machine: machine.name, roll: roll.id, message };
+      });
+      if (expired) {
+        failed++;
+        log.warn(expired, 'tree roll: a machine passed its deadline; the roll failed');
+      }
+    }
+    return failed;
+  }
+
   /** Stops a running roll: no machine is asked to upgrade any more (those already upgrading finish on their own). */
   async stop(id: string, actor: string): Promise<Roll> {
     const at = iso(this.d.clock.now());
@@ -283,7 +363,7 @@ export class RollService implements RollHook {
     const entries = await db
       .selectFrom('tree_roll_machines as e')
       .innerJoin('machines as m', 'm.id', 'e.machine_id')
-      .select(['e.machine_id', 'm.name', 'e.position', 'e.state', 'e.from_version', 'e.started_at', 'e.finished_at', 'e.message'])
+      .select(['e.machine_id', 'm.name', 'e.position', 'e.state', 'e.from_version', 'e.started_at', 'e.deadline_at', 'e.polled_at', 'e.finished_at', 'e.message'])
       .where('e.roll_id', '=', id)
       .orderBy('e.position')
       .execute();
@@ -295,6 +375,7 @@ export class RollService implements RollHook {
       role: roll.role,
       to: roll.to_version,
       parallel: Number(roll.parallel),
+      deadlineSeconds: Number(roll.deadline_seconds),
       state: roll.state as RollState,
       createdAt: roll.created_at,
       createdBy: roll.created_by,
@@ -308,9 +389,19 @@ export class RollService implements RollHook {
         state: e.state as RollMachineState,
         from: e.from_version,
         startedAt: e.started_at,
+        deadlineAt: e.deadline_at,
+        polledAt: e.polled_at,
         finishedAt: e.finished_at,
         message: e.message,
       })),
     };
   }
+}
+
+/** Why a machine failed its roll at the deadline: whether its host ever polled and was told the version. */
+function overdueMessage(roll: TreeRollsTable, entry: TreeRollMachinesTable): string {
+  const within = `did not report ${roll.to_version} within ${formatSeconds(Number(roll.deadline_seconds))} of being asked`;
+  return entry.polled_at === null
+    ? `${within}: its host never polled (edeploy poll)`
+    : `${within}: its host polled at ${entry.polled_at} and was told, but its upgrade never reported (still running, stopped before its report, or the report did not reach the controller)`;
 }

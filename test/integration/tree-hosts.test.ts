@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { backends } from '../support/backends.js';
 import { startController, type TestController } from '../support/controller.js';
+import type { Clock } from '../../src/core/clock.js';
 import { makeFacts } from '../support/facts.js';
 import { inProcessCli } from '../support/cli.js';
 import { waitFor } from '../support/e2e.js';
@@ -21,7 +22,8 @@ import type { TreeParams } from '../../src/protocol/agent.js';
  * conf and credential the agent writes, then the real `edeploy` command (EDEPLOY_ROOT) upgrading
  * it and reporting its version with curl, with wget, and with neither; then rolling upgrades
  * over groups of such hosts, each host polling with `edeploy poll`, across a restart of the
- * controller. Both databases.
+ * controller, and their per-machine deadline, on a clock the test moves on (real time plus a
+ * skew). Both databases.
  */
 const run = promisify(execFile);
 const EDEPLOY = resolve('bin/edeploy');
@@ -61,6 +63,10 @@ describe.each(backends)('hosts installed from trees report their versions on $na
   const tokenFor = async (mac: string) => /plinth\.token=(\S+)/.exec((await t.inject('GET', `/boot/machine.ipxe?mac=${mac}`)).body)![1]!;
   const tar = (dir: string) => execFileSync('tar', ['-C', dir, '-cf', '-', '.'], { maxBuffer: 64 * 1024 * 1024 });
   const credentials = new Map<string, string>();
+  /** The controllers' clock: real time (hosts and the rsync daemon run in it), moved on by the test to pass a roll's deadline. */
+  const clock: Clock & { skew: number } = { skew: 0, now: () => new Date(Date.now() + clock.skew) };
+  /** Moves the clock to `ms` after (or, negative, before) an instant of its own time. */
+  const setClock = (at: string, ms: number) => (clock.skew += Date.parse(at) + ms - clock.now().getTime());
 
   /** A machine inspected, deployed with mysql at V0 as its agent and installed system would, and its host root laid out. */
   async function deployedHost(name: string, mac: string): Promise<string> {
@@ -131,7 +137,7 @@ describe.each(backends)('hosts installed from trees report their versions on $na
 
   /** A controller on the test's database and data directory, at the same address every time (hosts keep it in their conf). */
   async function startServing(): Promise<void> {
-    t = await startController(db, { listen: `127.0.0.1:${port}`, trees: { rsyncListen: `127.0.0.1:${rsyncPort}` } }, { installer: () => ({ kernel: join(work, 'vmlinuz'), initrd: join(work, 'initrd.img') }) });
+    t = await startController(db, { listen: `127.0.0.1:${port}`, trees: { rsyncListen: `127.0.0.1:${rsyncPort}` } }, { clock, installer: () => ({ kernel: join(work, 'vmlinuz'), initrd: join(work, 'initrd.img') }) });
     url = await t.controller.listen();
     cli = inProcessCli({ PLINTH_URL: url, PLINTH_TOKEN: t.adminToken, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
   }
@@ -251,7 +257,7 @@ describe.each(backends)('hosts installed from trees report their versions on $na
     await startServing();
     const shown = await cli('tree', 'roll-show', roll.id);
     expect(shown.code, shown.stderr).toBe(0);
-    expect(shown.stdout).toContain(`roll ${roll.id}: mysql to ${V1}, 2 at a time: running (1 pending, 2 upgrading)`);
+    expect(shown.stdout).toContain(`roll ${roll.id}: mysql to ${V1}, 2 at a time, each within 1h: running (1 pending, 2 upgrading)`);
 
     const polled = await edeploy('r-1', ['poll']);
     expect(polled.stderr).toBe('');
@@ -307,6 +313,22 @@ describe.each(backends)('hosts installed from trees report their versions on $na
     expect((await refuse({ role: 'mysql', to: V1, machines: ['r-4'], tags: ['group=r'] })).details.field).toBe('machines');
     expect((await refuse({ role: 'mysql', to: V1, tags: ['group=none'] })).details.field).toBe('tags');
     expect((await refuse({ role: 'mysql', to: V1, machines: ['r-4'], parallel: 0 })).details.field).toMatch(/parallel/);
+    for (const deadlineSeconds of [0, 59, -1, 30 * 86_400 + 1, 90.5, '90', '30m', null]) {
+      const e = await refuse({ role: 'mysql', to: V1, machines: ['r-4'], deadlineSeconds });
+      expect(e.details.field, String(deadlineSeconds)).toBe('deadlineSeconds');
+    }
+    for (const garbage of ['soon', '30 minutes', '5x', '-5m', '']) {
+      const bad = await cli('tree', 'roll', 'mysql', V1, '--machines', 'r-4', '--deadline', garbage);
+      expect([bad.code, bad.stderr], garbage).toEqual([2, `plinth: --deadline: '${garbage}' is not a duration (e.g. 60s, 2m)\n`]);
+    }
+    const spec = (await t.api('GET', '/api/v1/openapi.json', undefined, null)).json();
+    const documented = spec.paths['/api/v1/tree-rolls'].post;
+    expect(documented.requestBody.content['application/json'].schema.properties.deadlineSeconds).toMatchObject({ type: 'integer', minimum: 60, maximum: 30 * 86_400, default: 3600, description: expect.stringMatching(/^how long each machine has, from being asked/) });
+    expect(documented.responses['201'].content['application/json'].schema.properties.machines.items.properties.deadlineAt.description).toMatch(/fails the roll/);
+    const short = await cli('tree', 'roll', 'mysql', V1, '--machines', 'r-4', '--deadline', '10s');
+    expect(short.code).not.toBe(0);
+    expect(short.stderr.trim().split('\n')).toHaveLength(1);
+    expect(short.stderr).toContain('deadlineSeconds');
     expect((await refuse({ role: 'mysql', to: V1, machines: ['r-4'], extra: 1 })).message).toMatch(/extra|additional/i);
     const both = await cli('tree', 'roll', 'mysql', V1, '--machines', 'r-4', '--tag', 'group=r');
     expect(both.code).toBe(2);
@@ -314,8 +336,11 @@ describe.each(backends)('hosts installed from trees report their versions on $na
     expect((await t.api('GET', '/api/v1/tree-rolls')).json().items).toHaveLength(before);
 
     // A machine in a running roll is in no other; a stopped roll asks nothing more of its hosts.
-    const first = (await t.api('POST', '/api/v1/tree-rolls', { role: 'mysql', to: V1, machines: ['r-4'] })).json();
-    expect(first.machines[0].state).toBe('upgrading');
+    const firstRun = await cli('tree', 'roll', 'mysql', V1, '--machines', 'r-4', '--deadline', '2h', '--json');
+    expect(firstRun.code, firstRun.stderr).toBe(0);
+    const first = JSON.parse(firstRun.stdout);
+    expect(first).toMatchObject({ deadlineSeconds: 7200, machines: [{ state: 'upgrading', polledAt: null }] });
+    expect(Date.parse(first.machines[0].deadlineAt) - Date.parse(first.machines[0].startedAt)).toBe(7200_000);
     const busy = await refuse({ role: 'mysql', to: V1, machines: ['r-4'] }, 409);
     expect(busy.message).toContain(`machine r-4 is in roll ${first.id}`);
     const stopped = await cli('tree', 'roll-stop', first.id);
@@ -330,5 +355,99 @@ describe.each(backends)('hosts installed from trees report their versions on $na
     expect((await t.api('POST', '/api/v1/machines/r-4/actions/release', { wipe: 'none' })).statusCode).toBe(200);
     const gone = (await t.api('GET', `/api/v1/tree-rolls/${second.json().id}`)).json();
     expect(gone).toMatchObject({ state: 'failed', failure: { machine: 'r-4', message: expect.stringMatching(/^the machine left deployed \(release, now \S+\) before it reached D7-F\.1\.0\.1$/) } });
+  });
+
+  it("fails a machine that does not report within the roll's deadline, and the roll with it; a report just before it wins; a late one is recorded and revives nothing", async () => {
+    for (const n of [1, 2, 3, 4]) await deployedHost(`d-${n}`, `52:54:00:7f:02:0${n}`);
+    const started = await cli('tree', 'roll', 'mysql', V1, '--machines', 'd-1,d-2,d-3,d-4', '--parallel', '2', '--deadline', '30m', '--json');
+    expect(started.code, started.stderr).toBe(0);
+    const roll = JSON.parse(started.stdout) as { id: string; deadlineSeconds: number; machines: { name: string; state: string; startedAt: string; deadlineAt: string | null }[] };
+    expect(roll.deadlineSeconds).toBe(1800);
+    const [d1, d2] = roll.machines;
+    expect(Date.parse(d2!.deadlineAt!) - Date.parse(d2!.startedAt)).toBe(1800_000);
+    expect(roll.machines.map((m) => [m.name, m.state, m.deadlineAt !== null])).toEqual([
+      ['d-1', 'upgrading', true],
+      ['d-2', 'upgrading', true],
+      ['d-3', 'pending', false],
+      ['d-4', 'pending', false],
+    ]);
+    // d-2's host polls and is told, but never reports (its upgrade hangs, say).
+    expect((await t.inject('GET', '/agent/v1/host/desired', { token: credentials.get('d-2') })).json()).toMatchObject({ desired: V1, roll: roll.id });
+    const polledAt = (await t.api('GET', `/api/v1/tree-rolls/${roll.id}`)).json().machines[1].polledAt as string;
+    expect(polledAt).not.toBeNull();
+
+    // A second before d-1's deadline its host upgrades and reports: it counts, and d-3 is asked.
+    setClock(d1!.deadlineAt!, -1000);
+    expect((await t.controller.sweeper.sweepOnce())).toBe(0);
+    const polled = await edeploy('d-1', ['poll']);
+    expect(polled.stdout).toBe(`upgraded mysql from ${V0} to ${V1}: reboot needed\nreported mysql ${V1} to the controller\n`);
+    setClock(d1!.deadlineAt!, 1000);
+    await t.controller.sweeper.sweepOnce();
+    let now = (await t.api('GET', `/api/v1/tree-rolls/${roll.id}`)).json();
+    expect(now.machines.map((m: { name: string; state: string }) => `${m.name}:${m.state}`)).toEqual(['d-1:upgraded', 'd-2:failed', 'd-3:upgrading', 'd-4:pending']);
+    // d-2 passed its deadline with d-1's (asked at the same instant): it fails, and stops the roll; d-4 is never asked.
+    const why = `did not report ${V1} within 30m of being asked: its host polled at ${polledAt} and was told, but its upgrade never reported (still running, stopped before its report, or the report did not reach the controller)`;
+    expect(now).toMatchObject({ state: 'failed', failure: { machine: 'd-2', message: why } });
+    expect(now.machines[1].message).toBe(why);
+    expect(now.machines[2].deadlineAt > d1!.deadlineAt!).toBe(true);
+    expect((await edeploy('d-4', ['poll'])).stdout).toBe(`mysql ${V0}: nothing to do\n`);
+    expect((await edeploy('d-3', ['poll'])).stdout).toBe(`mysql ${V0}: nothing to do\n`);
+    const failures = (await t.api('GET', '/api/v1/events?type=tree.roll-failed&limit=1000')).json().items.filter((e: { details: { roll?: string } }) => e.details.roll === roll.id);
+    expect(failures).toEqual([
+      expect.objectContaining({ actor: 'system:roll', reason: `d-2: ${why}`, details: { roll: roll.id, role: 'mysql', to: V1, deadlineSeconds: 1800 } }),
+      expect.objectContaining({ actor: 'system:roll', reason: `stopped at d-2: ${why}`, details: { roll: roll.id, role: 'mysql', to: V1, machine: 'd-2' } }),
+    ]);
+    const shown = await cli('tree', 'roll-show', roll.id);
+    expect(shown.stdout).toContain(`roll ${roll.id}: mysql to ${V1}, 2 at a time, each within 30m: failed (1 pending, 1 upgrading, 1 upgraded, 1 failed)\nstopped at d-2: ${why}\n`);
+    const listed = await cli('tree', 'roll-list');
+    expect(listed.stdout.split('\n').find((l) => l.startsWith(roll.id))).toMatch(new RegExp(`^${roll.id}\\s+mysql\\s+${V1.replace(/\./g, '\\.')}\\s+2\\s+30m\\s+failed\\s`));
+
+    // Its upgrade done at last, d-2's host reports: the version is recorded, the roll stays failed.
+    const late = await edeploy('d-2', ['upgrade', V1]);
+    expect(late.stderr).toBe('');
+    expect(late.stdout).toBe(`upgraded mysql from ${V0} to ${V1}: reboot needed\nreported mysql ${V1} to the controller\n`);
+    expect((await machine('d-2')).deployment.version).toBe(V1);
+    now = (await t.api('GET', `/api/v1/tree-rolls/${roll.id}`)).json();
+    expect(now).toMatchObject({ state: 'failed', failure: { machine: 'd-2', message: why }, counts: { upgraded: 1, upgrading: 1, pending: 1, failed: 1 } });
+    expect(await t.controller.sweeper.sweepOnce()).toBe(0);
+  });
+
+  it('names a host that never polled; several sweeps at once (two controllers on PostgreSQL) and a report racing the expiry each give one outcome', async () => {
+    for (const n of [1, 2]) await deployedHost(`e-${n}`, `52:54:00:7f:03:0${n}`);
+    const start = async (name: string) => {
+      const r = await cli('tree', 'roll', 'mysql', V1, '--machines', name, '--deadline', '90s', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { id: string; deadlineSeconds: number; machines: { deadlineAt: string }[] };
+    };
+    const sweeping: TestController[] = [t];
+    // Several controllers share a PostgreSQL; on SQLite they are processes serialised by the file's write lock, so there one controller sweeps several times at once.
+    if (backend.name === 'postgres') sweeping.push(await startController({ ...db, dataDir: mkdtempSync(join(work, 'second-')) }, {}, { clock }));
+    try {
+      const quiet = await start('e-1');
+      expect(quiet.deadlineSeconds).toBe(90);
+      setClock(quiet.machines[0]!.deadlineAt, 1000);
+      await Promise.all([0, 1, 2, 3].map((i) => sweeping[i % sweeping.length]!.controller.sweeper.sweepOnce()));
+      const why = `did not report ${V1} within 90s of being asked: its host never polled (edeploy poll)`;
+      expect((await t.api('GET', `/api/v1/tree-rolls/${quiet.id}`)).json()).toMatchObject({ state: 'failed', failure: { machine: 'e-1', message: why }, machines: [{ state: 'failed', polledAt: null, message: why }] });
+      const events = (await t.api('GET', '/api/v1/events?type=tree.roll-&limit=1000')).json().items.filter((e: { details: { roll?: string } }) => e.details.roll === quiet.id);
+      expect(events.map((e: { type: string }) => e.type)).toEqual(['tree.roll-started', 'tree.roll-upgrading', 'tree.roll-failed', 'tree.roll-failed']);
+
+      // e-2's host reports as its deadline is swept: either it counts (upgraded, the roll succeeded) or the expiry does (failed, the roll failed), never both.
+      const raced = await start('e-2');
+      setClock(raced.machines[0]!.deadlineAt, 1000);
+      const [report] = await Promise.all([
+        t.inject('POST', '/agent/v1/host/version', { token: credentials.get('e-2'), body: { role: 'mysql', version: V1, result: 'upgraded', from: V0 } }),
+        ...sweeping.map((c) => c.controller.sweeper.sweepOnce()),
+      ]);
+      expect(report!.statusCode, report!.body).toBe(200);
+      expect((await machine('e-2')).deployment.version).toBe(V1);
+      const after = (await t.api('GET', `/api/v1/tree-rolls/${raced.id}`)).json();
+      const outcome = [after.state, after.machines[0].state];
+      expect([['succeeded', 'upgraded'], ['failed', 'failed']]).toContainEqual(outcome);
+      const types = (await t.api('GET', '/api/v1/events?type=tree.roll-&limit=1000')).json().items.filter((e: { details: { roll?: string } }) => e.details.roll === raced.id).map((e: { type: string }) => e.type);
+      expect(types).toEqual(outcome[0] === 'succeeded' ? ['tree.roll-started', 'tree.roll-upgrading', 'tree.roll-upgraded', 'tree.roll-succeeded'] : ['tree.roll-started', 'tree.roll-upgrading', 'tree.roll-failed', 'tree.roll-failed']);
+    } finally {
+      for (const c of sweeping.slice(1)) await c.close();
+    }
   });
 });

@@ -4,7 +4,15 @@ import type { App } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
 import { PlinthError } from '../../core/errors.js';
 import { TREE_NAME_PATTERN, type TreeStore } from '../../trees/store.js';
-import { ROLL_MACHINE_STATES, ROLL_MAX_MACHINES, ROLL_STATES, type RollService } from '../../trees/rolls.js';
+import {
+  ROLL_DEFAULT_DEADLINE_SECONDS,
+  ROLL_MACHINE_STATES,
+  ROLL_MAX_DEADLINE_SECONDS,
+  ROLL_MAX_MACHINES,
+  ROLL_MIN_DEADLINE_SECONDS,
+  ROLL_STATES,
+  type RollService,
+} from '../../trees/rolls.js';
 import { operatorActor } from '../context.js';
 import { actorLabel } from '../../inventory/machine.js';
 
@@ -42,6 +50,7 @@ export const RollSchema = Type.Object(
     role: Type.String(),
     to: Type.String({ description: 'the version the machines are taken to' }),
     parallel: Type.Integer({ description: 'how many machines upgrade at once' }),
+    deadlineSeconds: Type.Integer({ description: "how long each machine has, from being asked, to report the roll's version; one still upgrading after it fails, and fails the roll" }),
     state: Type.Enum(ROLL_STATES),
     createdAt: Type.String({ format: 'date-time' }),
     createdBy: Type.String(),
@@ -55,7 +64,9 @@ export const RollSchema = Type.Object(
         position: Type.Integer(),
         state: Type.Enum(ROLL_MACHINE_STATES),
         from: Type.String({ description: 'its version when the roll started' }),
-        startedAt: Nullable(Type.String({ format: 'date-time' })),
+        startedAt: Nullable(Type.String({ format: 'date-time', description: 'when it was asked to upgrade' })),
+        deadlineAt: Nullable(Type.String({ format: 'date-time', description: 'startedAt plus deadlineSeconds: still upgrading after it, it fails the roll' })),
+        polledAt: Nullable(Type.String({ format: 'date-time', description: 'when its host first polled (edeploy poll) and was told the version' })),
         finishedAt: Nullable(Type.String({ format: 'date-time' })),
         message: Nullable(Type.String()),
       }),
@@ -70,6 +81,14 @@ const RollBody = Type.Object(
     machines: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1, maxItems: ROLL_MAX_MACHINES, description: 'machines by name or id, upgraded in this order' })),
     tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^=]+(=.*)?$' }), { minItems: 1, maxItems: 64, description: 'or every machine with these tags (key or key=value, all must match), in name order' })),
     parallel: Type.Optional(Type.Integer({ minimum: 1, maximum: ROLL_MAX_MACHINES, default: 1, description: 'how many machines upgrade at once' })),
+    deadlineSeconds: Type.Optional(
+      Type.Integer({
+        minimum: ROLL_MIN_DEADLINE_SECONDS,
+        maximum: ROLL_MAX_DEADLINE_SECONDS,
+        default: ROLL_DEFAULT_DEADLINE_SECONDS,
+        description: "how long each machine has, from being asked, to report the roll's version (its host polls, upgrades and reports); one still upgrading after it fails, and fails the roll. Default an hour",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

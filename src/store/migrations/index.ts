@@ -22,6 +22,7 @@ import { tagOrder } from './0018-tag-order.js';
 import { deployedTree } from './0019-deployed-tree.js';
 import { siteCaches } from './0020-site-caches.js';
 import { treeRolls } from './0021-tree-rolls.js';
+import { rollDeadlines } from './0022-roll-deadlines.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -50,6 +51,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0019-deployed-tree', deployedTree],
   ['0020-site-caches', siteCaches],
   ['0021-tree-rolls', treeRolls],
+  ['0022-roll-deadlines', rollDeadlines],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
