@@ -20,6 +20,9 @@ import { cpuSeconds, load, loadAverage, machineInfo, percentile, record, rssMiB,
 const N = Number(process.env.BENCH_MACHINES ?? 100_000);
 /** How many of the N are enrolled through the API (the enrolment figure); the rest are written straight to the database. */
 const API_ENROL = Math.min(N, Number(process.env.BENCH_API_ENROL ?? N));
+/** How many more are enrolled through the bulk endpoint, BULK_BATCH a request (the rack an operator posts). */
+const BULK_ENROL = Math.min(N - API_ENROL, Number(process.env.BENCH_BULK_ENROL ?? 5 * API_ENROL));
+const BULK_BATCH = 100;
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
@@ -89,12 +92,37 @@ async function enrol(serve: ServeProcess, token: string): Promise<{ seconds: num
   return { seconds: Math.round(seconds), rate: Math.round(API_ENROL / seconds), p99ms: Math.round(percentile(latencies, 99) * 10) / 10 };
 }
 
+/** Machines API_ENROL..API_ENROL+BULK_ENROL through `POST /api/v1/machines/bulk`, BULK_BATCH a request, 16 clients. */
+async function enrolBulk(serve: ServeProcess, token: string): Promise<{ seconds: number; rate: number; p99ms: number }> {
+  const started = Date.now();
+  const latencies: number[] = [];
+  let next = API_ENROL;
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  async function worker() {
+    for (;;) {
+      const first = next;
+      next += BULK_BATCH;
+      if (first >= API_ENROL + BULK_ENROL) return;
+      const machines = Array.from({ length: Math.min(BULK_BATCH, API_ENROL + BULK_ENROL - first) }, (_, k) => enrolBody(first + k));
+      const t0 = performance.now();
+      const res = await fetch(`${serve.url}/api/v1/machines/bulk`, { method: 'POST', headers, body: JSON.stringify({ machines }) });
+      latencies.push(performance.now() - t0);
+      if (res.status !== 201) throw new Error(`bulk enrol ${first}: HTTP ${res.status} ${await res.text()}`);
+      await res.arrayBuffer().catch(() => undefined);
+    }
+  }
+  await Promise.all(Array.from({ length: 16 }, worker));
+  const seconds = (Date.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { seconds: Math.round(seconds * 10) / 10, rate: Math.round(BULK_ENROL / seconds), p99ms: Math.round(percentile(latencies, 99) * 10) / 10 };
+}
+
 /** Machines API_ENROL..N as the API would have enrolled them, written through the store's own row writer. */
 async function writeRest(url: string): Promise<void> {
-  if (API_ENROL >= N) return;
+  if (API_ENROL + BULK_ENROL >= N) return;
   const store = await Store.open({ url });
   const now = new Date().toISOString();
-  for (let i = API_ENROL; i < N; i += 1000) {
+  for (let i = API_ENROL + BULK_ENROL; i < N; i += 1000) {
     await store.transaction(async (trx) => {
       for (let j = i; j < Math.min(N, i + 1000); j++) {
         const b = enrolBody(j);
@@ -137,7 +165,7 @@ async function enrolYardstick(name: 'sqlite' | 'postgres') {
   await (await Store.open({ url })).close();
   const load0 = loadAverage();
   const perMachine = await rawEnrolRate(url, { machines: API_ENROL, perTransaction: 1, clients: 16, first: 0 });
-  const grouped = await rawEnrolRate(url, { machines: API_ENROL, perTransaction: 100, clients: 16, first: API_ENROL });
+  const grouped = await rawEnrolRate(url, { machines: Math.max(API_ENROL, BULK_ENROL), perTransaction: BULK_BATCH, clients: 16, first: API_ENROL });
   await pg?.drop();
   rmSync(dir, { recursive: true, force: true });
   return { perMachine, grouped, loadAvg: `${load0} → ${loadAverage()}` };
@@ -157,6 +185,12 @@ async function runBackend(name: 'sqlite' | 'postgres') {
   // What an enrolment costs the controller whatever its share of the cores: CPU time per machine.
   const cpuMsPerMachine = Math.round(((cpuSeconds(serve.child.pid!) - enrolCpu0) * 1000 * 10) / API_ENROL) / 10;
   const enrolment = { ...enrolled, cpuMsPerMachine, loadAvg: `${enrolLoad0} → ${loadAverage()}` };
+  const bulkLoad0 = loadAverage();
+  const bulkCpu0 = cpuSeconds(serve.child.pid!);
+  const bulked = BULK_ENROL > 0 ? await enrolBulk(serve, token) : { seconds: 0, rate: 0, p99ms: 0 };
+  const bulkCpuMs = Math.round(((cpuSeconds(serve.child.pid!) - bulkCpu0) * 1000 * 100) / Math.max(1, BULK_ENROL)) / 100;
+  const bulk = { ...bulked, machines: BULK_ENROL, perRequest: BULK_BATCH, cpuMsPerMachine: bulkCpuMs, loadAvg: `${bulkLoad0} → ${loadAverage()}` };
+  console.log(`[${name}] bulk: ${bulk.rate} machines/s, ${bulk.cpuMsPerMachine} ms of CPU per machine`);
   await serve.stop();
   const rawEnrol = await enrolYardstick(name);
   console.log(`[${name}] the same rows in raw SQL: ${rawEnrol.perMachine} machines/s a transaction each, ${rawEnrol.grouped} in transactions of 100`);
@@ -196,7 +230,7 @@ async function runBackend(name: 'sqlite' | 'postgres') {
   await serve.stop();
   rmSync(dataDir, { recursive: true, force: true });
   await pg?.drop();
-  return { backend: name, enrolment, rawEnrol, results, peakRssMiB: mem.peak, controllerCpuS: Math.round(cpu) };
+  return { backend: name, enrolment, bulk, rawEnrol, results, peakRssMiB: mem.peak, controllerCpuS: Math.round(cpu) };
 }
 
 export async function run(): Promise<string> {
@@ -205,7 +239,7 @@ export async function run(): Promise<string> {
   for (const b of ['sqlite', 'postgres'] as const) out.push(await runBackend(b));
   let md = `# Inventory at scale — ${today()}${process.argv.includes('--quick') ? ' (quick)' : ''}\n\n${machineInfo()}; load average (1/5/15 min) given per scenario, as other work shared the machine. ${N} machines with facts (~2.5 KB each), ${CONNECTIONS} connections, ${DURATION} s per scenario; the load generator (autocannon) runs on the same cores as the controller. Facts are written straight to the rows after enrolment; PostgreSQL then gets the VACUUM ANALYZE autovacuum would give it (this server runs with autovacuum off).\n\n`;
   for (const o of out) {
-    md += `## ${o.backend}\n\nEnrolment through the API (16 concurrent clients): ${o.enrolment.rate} machines/s (${o.enrolment.seconds} s for ${API_ENROL}${API_ENROL < N ? `; the other ${N - API_ENROL} written straight to the database` : ''}), p99 ${o.enrolment.p99ms} ms (load ${o.enrolment.loadAvg}); the controller used ${o.enrolment.cpuMsPerMachine} ms of CPU per machine (${Math.round(1000 / o.enrolment.cpuMsPerMachine)} machines/s if it had a core to itself). The same rows in raw SQL right after, without Plinth (bench/support/raw-enrol.ts): ${o.rawEnrol.perMachine} machines/s a transaction each, ${o.rawEnrol.grouped} machines/s 100 a transaction (load ${o.rawEnrol.loadAvg}).\nController peak RSS ${o.peakRssMiB} MiB; ${o.controllerCpuS} CPU-seconds over the read scenarios.\n\n`;
+    md += `## ${o.backend}\n\nEnrolment through the API (16 concurrent clients): ${o.enrolment.rate} machines/s (${o.enrolment.seconds} s for ${API_ENROL}${API_ENROL < N ? `; the other ${N - API_ENROL} written straight to the database` : ''}), p99 ${o.enrolment.p99ms} ms (load ${o.enrolment.loadAvg}); the controller used ${o.enrolment.cpuMsPerMachine} ms of CPU per machine (${Math.round(1000 / o.enrolment.cpuMsPerMachine)} machines/s if it had a core to itself). Then ${o.bulk.machines} more through the bulk endpoint (\`POST /api/v1/machines/bulk\`, ${o.bulk.perRequest} a request, 16 clients): ${o.bulk.rate} machines/s (${o.bulk.seconds} s), p99 ${o.bulk.p99ms} ms a request (load ${o.bulk.loadAvg}); ${o.bulk.cpuMsPerMachine} ms of the controller's CPU per machine (${Math.round(1000 / Math.max(0.01, o.bulk.cpuMsPerMachine))} machines/s on a core of its own). The same rows in raw SQL right after, without Plinth (bench/support/raw-enrol.ts): ${o.rawEnrol.perMachine} machines/s a transaction each, ${o.rawEnrol.grouped} machines/s ${BULK_BATCH} a transaction (load ${o.rawEnrol.loadAvg}); bulk against raw SQL at ${BULK_BATCH} a transaction: ${Math.round((100 * o.bulk.rate) / Math.max(1, o.rawEnrol.grouped))}%.\nController peak RSS ${o.peakRssMiB} MiB; ${o.controllerCpuS} CPU-seconds over the read scenarios.\n\n`;
     md += table(o.results as unknown as Record<string, unknown>[], ['scenario', 'rps', 'p50ms', 'p99ms', 'p99VsGetOne', 'maxMs', 'non2xx', 'errors', 'rssMiB', 'loadAvg']) + '\n';
   }
   return record(process.argv.includes('--quick') ? 'inventory-quick' : 'inventory', md, { date: today(), machines: N, connections: CONNECTIONS, durationS: DURATION, machine: machineInfo(), apiEnrolled: API_ENROL, backends: out });
