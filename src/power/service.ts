@@ -325,13 +325,7 @@ export class PowerService {
       },
     };
     let outcome: Parameters<typeof finishJob>[3];
-    if (await this.bootedAlready(job)) {
-      // Handed out again after its runner vanished (a lease is at-least-once), but the machine
-      // already booted into the run: another reset would pull the running agent from under it.
-      log.info({ run: job.runId, attempts: job.attempts }, 'boot job skipped: its run was claimed by the agent of the boot it caused, or is over');
-      await this.complete(job.id, job.claimedBy ?? this.d.claimer, { status: 'succeeded', result: {} });
-      return;
-    }
+    if (await this.skippedAfterTakeover(job, job.claimedBy ?? this.d.claimer)) return;
     try {
       const { appliance, endpoint } = await this.d.appliances.endpoint(job.applianceId);
       const provider = this.d.registry.create(appliance.type, endpoint, { appliance: appliance.name });
@@ -342,6 +336,20 @@ export class PowerService {
       outcome = { status: 'failed', error: { failure, step, message: (e as Error).message } };
     }
     await this.complete(job.id, job.claimedBy ?? this.d.claimer, outcome);
+  }
+
+  /**
+   * Finishes, without running it, a network boot taken over after its lease whose machine
+   * already booted into the run (`bootedAlready`); true when it did. Both runners call it: this
+   * controller's loop and a site's claim for its manager.
+   */
+  private async skippedAfterTakeover(job: ProviderJob, claimer: string): Promise<boolean> {
+    if (!(await this.bootedAlready(job))) return false;
+    // Handed out again after its runner vanished (a lease is at-least-once), but the machine
+    // already booted into the run: another reset would pull the running agent from under it.
+    this.d.log.info({ job: job.id, run: job.runId, attempts: job.attempts, claimer }, 'boot job skipped: its run was claimed by the agent of the boot it caused, or is over');
+    await this.complete(job.id, claimer, { status: 'succeeded', result: {} });
+    return true;
   }
 
   /**
@@ -382,9 +390,12 @@ export class PowerService {
 
   /** Claims up to `max` jobs of a site for its manager, each with its appliance's address and (decrypted) credentials. */
   async claimForSite(site: string, max: number) {
-    const jobs = await claimJobs(this.d.store, { site, claimer: `manager:${site}`, limit: max, leaseMs: this.leaseMs, now: this.d.clock.now() });
+    const claimer = `manager:${site}`;
+    const jobs = await claimJobs(this.d.store, { site, claimer, limit: max, leaseMs: this.leaseMs, now: this.d.clock.now() });
     const out = [];
     for (const j of jobs) {
+      // A site's job is taken over after its lease too (its manager died mid-job): the same check.
+      if (await this.skippedAfterTakeover(j, claimer)) continue;
       const { appliance, endpoint } = await this.d.appliances.endpoint(j.applianceId);
       out.push({ id: j.id, spec: j.spec, appliance: { name: appliance.name, type: appliance.type }, endpoint });
     }

@@ -137,6 +137,47 @@ describe.each(backends)('appliances and power on $name', (backend) => {
   });
 });
 
+/** A controller with a 2 s job lease whose machines can boot a (placeholder) installer. */
+async function leasingController(db: Parameters<typeof startController>[0]) {
+  const files = mkdtempSync(join(tmpdir(), 'plinth-takeover-'));
+  writeFileSync(join(files, 'vmlinuz'), 'kernel');
+  writeFileSync(join(files, 'initrd.img'), 'initrd');
+  return startController(
+    db,
+    { publicUrl: 'http://10.0.2.2:7708', providers: { lease: '2s', jobDeadline: '60s' } },
+    { installer: () => ({ kernel: join(files, 'vmlinuz'), initrd: join(files, 'initrd.img') }) },
+  );
+}
+
+/** The ticket in the boot script the controller hands a machine booting from the network. */
+async function bootTicket(a: TC | Awaited<ReturnType<typeof startController>>, mac: string): Promise<string | undefined> {
+  return /plinth\.token=(\S+)/.exec((await a.api('GET', `/boot/machine.ipxe?mac=${mac}`, undefined, null)).body)?.[1];
+}
+
+/**
+ * After a network boot job was taken over: waits for it to finish, then checks the machine was
+ * not reset again when the agent had claimed its run, else reset once with the run re-armed.
+ */
+async function expectTakenOver(a: Awaited<ReturnType<typeof startController>>, peer: RedfishPeer, o: { jobId: string; machine: string; mac: string; ticket: string | undefined; agentClaimed: boolean }) {
+  const store = a.controller.services.store;
+  const done = async () => store.db.selectFrom('provider_jobs').selectAll().where('id', '=', o.jobId).executeTakeFirstOrThrow();
+  for (let i = 0; i < 600 && (await done()).status !== 'succeeded'; i++) await new Promise((x) => setTimeout(x, 100));
+  const job = await done();
+  expect([job.status, Number(job.attempts)]).toEqual(['succeeded', 2]);
+  if (o.agentClaimed) {
+    // The agent keeps its run: nothing reset the machine under it, and its next report is taken.
+    expect(peer.resets).toEqual([]);
+    expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, o.ticket)).statusCode).toBe(200);
+  } else {
+    // The machine was reset again: the boot that follows gets the run; a ticket from before the reset is dead.
+    expect(peer.resets).toEqual(['On']);
+    expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, o.ticket)).statusCode).toBe(401);
+    expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, await bootTicket(a, o.mac))).statusCode).toBe(200);
+  }
+  expect((await a.api('GET', `/api/v1/machines/${o.machine}`)).json().state).toBe('inspect-wait');
+  return job;
+}
+
 describe('provider jobs across restarts and remote sites', () => {
   const backend = backends[backends.length - 1]!;
 
@@ -176,14 +217,7 @@ describe('provider jobs across restarts and remote sites', () => {
     const peer = await startRedfishPeer({ username: 'u', password: 'p', powerState: 'Off' });
     const db = await backend.create();
     try {
-      const files = mkdtempSync(join(tmpdir(), 'plinth-takeover-'));
-      writeFileSync(join(files, 'vmlinuz'), 'kernel');
-      writeFileSync(join(files, 'initrd.img'), 'initrd');
-      const a = await startController(
-        db,
-        { publicUrl: 'http://10.0.2.2:7708', providers: { lease: '2s', jobDeadline: '60s' } },
-        { installer: () => ({ kernel: join(files, 'vmlinuz'), initrd: join(files, 'initrd.img') }) },
-      );
+      const a = await leasingController(db);
       const appliance = (await a.api('POST', '/api/v1/appliances', { name: 'r1', type: 'redfish', address: peer.url, username: 'u', password: 'p' })).json();
       const mac = '52:54:00:7a:00:01';
       const m = await a.api('POST', '/api/v1/machines', { name: 'taken-1', identity: { macs: [mac] }, provider: { applianceId: appliance.id, ref: peer.systemPath } });
@@ -194,34 +228,58 @@ describe('provider jobs across restarts and remote sites', () => {
       const [held] = await claimJobs(store, { site: null, claimer: 'controller:gone', limit: 1, leaseMs: 1, now: new Date() });
       expect(held?.spec).toMatchObject({ kind: 'boot', device: 'pxe' });
       // The machine booted from that reset: its script carries a run ticket.
-      const ticket = /plinth\.token=(\S+)/.exec((await a.api('GET', `/boot/machine.ipxe?mac=${mac}`, undefined, null)).body)?.[1];
+      const ticket = await bootTicket(a, mac);
       expect(ticket).toBeTruthy();
       if (agentClaimed) expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, ticket)).statusCode).toBe(200);
 
       a.controller.power.start();
-      const done = async () => (await store.db.selectFrom('provider_jobs').selectAll().where('id', '=', held!.id).executeTakeFirstOrThrow());
-      for (let i = 0; i < 600 && (await done()).status !== 'succeeded'; i++) await new Promise((x) => setTimeout(x, 100));
-      const job = await done();
-      expect([job.status, Number(job.attempts)]).toEqual(['succeeded', 2]);
+      const job = await expectTakenOver(a, peer, { jobId: held!.id, machine: 'taken-1', mac, ticket, agentClaimed });
       expect(job.claimed_by).not.toBe('controller:gone');
-      if (agentClaimed) {
-        // The agent keeps its run: nothing reset the machine under it, and its next report is taken.
-        expect(peer.resets).toEqual([]);
-        expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, ticket)).statusCode).toBe(200);
-      } else {
-        // The machine was reset again: the boot that follows gets the run; a ticket from before the reset is dead.
-        expect(peer.resets).toEqual(['On']);
-        expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, ticket)).statusCode).toBe(401);
-        const fresh = /plinth\.token=(\S+)/.exec((await a.api('GET', `/boot/machine.ipxe?mac=${mac}`, undefined, null)).body)?.[1];
-        expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, fresh)).statusCode).toBe(200);
-      }
-      expect((await a.api('GET', '/api/v1/machines/taken-1')).json().state).toBe('inspect-wait');
       await a.close();
     } finally {
       await db.drop();
       await peer.close();
     }
   });
+
+  it.each(backends.flatMap((b) => [[b.name, 'claimed the run', true, b], [b.name, 'not yet claimed it', false, b]] as const))(
+    'on %s, a site\'s network boot whose manager vanished, taken over by the next claim: no second reset when the agent %s, else a reset that re-arms the run',
+    async (_db, _label, agentClaimed, backend) => {
+      const peer = await startRedfishPeer({ username: 'u', password: 'p', powerState: 'Off' });
+      const db = await backend.create();
+      const a = await leasingController(db);
+      let manager: Manager | null = null;
+      let running: Promise<void> | null = null;
+      try {
+        const appliance = (await a.api('POST', '/api/v1/appliances', { name: 'dc3-bmc', type: 'redfish', address: peer.url, username: 'u', password: 'p', site: 'dc3' })).json();
+        const mac = '52:54:00:7a:00:03';
+        expect((await a.api('POST', '/api/v1/machines', { name: 'dc3-01', identity: { macs: [mac] }, provider: { applianceId: appliance.id, ref: peer.systemPath } })).statusCode).toBe(201);
+        await a.api('POST', '/api/v1/machines/dc3-01/actions/inspect', {});
+        const store = a.controller.services.store;
+        // The site's manager claimed the job (and, for all anyone knows, reset the machine), then died.
+        const [held] = await claimJobs(store, { site: 'dc3', claimer: 'manager:dc3', limit: 1, leaseMs: 1, now: new Date() });
+        expect(held?.spec).toMatchObject({ kind: 'boot', device: 'pxe' });
+        const ticket = await bootTicket(a, mac);
+        expect(ticket).toBeTruthy();
+        if (agentClaimed) expect((await a.api('POST', '/agent/v1/hello', { agentVersion: 'test' }, ticket)).statusCode).toBe(200);
+
+        // The site's next manager claims it once the lease is over (the power loop expires leases).
+        a.controller.power.start();
+        const url = await a.controller.listen();
+        manager = new Manager({ url, token: a.adminToken, site: 'dc3', parallel: 4, registry: defaultRegistry(), log: createLogger('silent'), version: 'test', providerTimeoutMs: 5000 });
+        running = manager.run();
+        const job = await expectTakenOver(a, peer, { jobId: held!.id, machine: 'dc3-01', mac, ticket, agentClaimed });
+        expect(job.claimed_by).toBe('manager:dc3');
+      } finally {
+        manager?.stop();
+        await running;
+        await a.close();
+        await db.drop();
+        await peer.close();
+      }
+    },
+    90_000,
+  );
 
   it('hands a remote site\'s jobs to its manager, and fails them clearly when the manager is gone', async () => {
     const peer = await startRedfishPeer({ username: 'u', password: 'p', powerState: 'Off' });
