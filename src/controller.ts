@@ -41,7 +41,7 @@ import { TftpServer } from './boot/tftp.js';
 import { DhcpService, interfaceAddress, interfaceNetmask, type DhcpServiceOptions } from './dhcp/service.js';
 import { bootNetwork, NO_BOOT_NETWORK, prefixNetmask, type BootNetwork } from './inventory/boot-address.js';
 import { hostname } from 'node:os';
-import { SecretBox } from './auth/secrets.js';
+import { SecretBox, verifySecretKey } from './auth/secrets.js';
 import { ApplianceService } from './appliances/service.js';
 import { Enlister } from './appliances/enlist.js';
 import { MachineImporter } from './sources/machine-import.js';
@@ -219,6 +219,10 @@ export async function createController(config: Config, opts: ControllerOptions =
   });
   const secrets = SecretBox.load(config.secretKey, config.dataDir);
   if (secrets.created) log.info({ path: secrets.created }, `secret key for credentials at rest created at ${secrets.created}`);
+  await verifySecretKey(store.db, secrets.box).catch(async (e: unknown) => {
+    await store.close();
+    throw e;
+  });
   const appliances = new ApplianceService(store, clock, secrets.box);
   const ticketKey = secrets.box.deriveKey(TICKET_KEY_PURPOSE);
   const registry = opts.registry ?? defaultRegistry();

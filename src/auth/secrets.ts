@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PlinthError } from '../core/errors.js';
+import type { Db } from '../store/database.js';
 
 /**
  * Secrets at rest (BMC and hypervisor passwords): AES-256-GCM with a random 96-bit nonce per
@@ -56,6 +57,28 @@ export class SecretBox {
       return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
     } catch (e) {
       throw new PlinthError('internal', 'a stored secret cannot be decrypted with this key (was PLINTH_SECRET_KEY or secret.key changed?)', { cause: e });
+    }
+  }
+}
+
+/**
+ * Refuses a key that does not open the secrets the database holds (a data directory's
+ * secret.key lost or replaced, another controller's PLINTH_SECRET_KEY): found at start-up
+ * rather than at the first power call, webhook or deploy callback that needs one. One sealed
+ * value of each kind is tried; none stored passes.
+ */
+export async function verifySecretKey(db: Db, box: SecretBox): Promise<void> {
+  const samples = [
+    db.selectFrom('appliances').select(['name as owner', 'password_enc as sealed']).where('password_enc', 'is not', null).limit(1).executeTakeFirst().then((r) => r && { what: `appliance ${r.owner}'s password`, sealed: r.sealed! }),
+    db.selectFrom('webhooks').select(['url as owner', 'secret_enc as sealed']).limit(1).executeTakeFirst().then((r) => r && { what: `webhook ${r.owner}'s secret`, sealed: r.sealed }),
+    db.selectFrom('runs').select(['id as owner', 'callback_sealed as sealed']).where('callback_sealed', 'is not', null).limit(1).executeTakeFirst().then((r) => r && { what: `run ${r.owner}'s callback secret`, sealed: r.sealed! }),
+  ];
+  for (const s of await Promise.all(samples)) {
+    if (!s) continue;
+    try {
+      box.decrypt(s.sealed);
+    } catch (e) {
+      throw new PlinthError('validation', `secretKey: the configured secret key (PLINTH_SECRET_KEY or the data directory's secret.key) cannot decrypt the secrets in the database (${s.what}): start with the key they were sealed with`, { cause: e });
     }
   }
 }
