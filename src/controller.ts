@@ -66,6 +66,7 @@ import { ImageStore } from './images/store.js';
 import { TemplateStore } from './deploy/template-store.js';
 import { DeployService } from './deploy/service.js';
 import { MulticastSessions } from './deploy/multicast.js';
+import { ConsoleInstalls } from './deploy/console.js';
 import { OperatorActions } from './deploy/operator-actions.js';
 import { applianceForwards, Holds } from './deploy/holds.js';
 import { TateruMachineService } from './deploy/tateru.js';
@@ -342,7 +343,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       // First: its hook counts the boot routes' requests.
       metricsRoutes(metrics),
       bootRoutes({ boot, store, clock, installer, deployRuns, images, sendFile, ipxeDir: config.tftp.root }),
-      agentRoutes({ store, session: agentSession, deployRuns, images, sendFile, ticketKey }),
+      agentRoutes({ store, session: agentSession, deployRuns, images, sendFile, ticketKey, console: new ConsoleInstalls({ store, clock, inventory, images, deploy, multicast, ticketKey }) }),
       hostRoutes(hostVersions),
       tateruRoutes({ store, tateru: new TateruMachineService({ store, inventory, holds }), session: agentSession, ticketKey }),
       applianceRoutes,

@@ -9,6 +9,8 @@ import { runScripts } from './steps/scripts.js';
 import { candidateDisks } from './steps/root-disk.js';
 import { runDeploySteps, runTreeDeploySteps, runWipeSteps, type DeployDeps, type StepRunnerDeps } from './steps/runner.js';
 import type { OnSuccess } from '../protocol/deploy.js';
+import type { ConsoleImagesAnswer, ConsoleInstallAnswer } from '../protocol/agent.js';
+import { consoleMenu, finalScreen, type Terminal } from './console/menu.js';
 
 /**
  * The agent's main loop: say hello with the run token, do the run's work, report, and end
@@ -30,7 +32,12 @@ export interface AgentDeps {
   hold?: () => Promise<void>;
   /** Where operators' scripts run (default the system's temporary directory). */
   scriptDir?: string;
+  /** The machine's consoles for the console menu of a console hold (console/tty.ts); null when it has none. */
+  menuConsoles?: () => MenuConsoles | null;
 }
+
+/** The terminal the console menu runs on, and a shell on it. */
+export type MenuConsoles = Terminal & { shell(): Promise<void>; close(): void };
 
 export type AgentOutcome = { result: 'done'; next: string } | { result: 'failed'; message: string } | { result: 'rejected'; message: string };
 
@@ -133,11 +140,35 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
         next = lastStepAnswer.next ?? 'poweroff';
       }
     } else if (hello.run.kind === 'installer' || hello.run.kind === 'rescue') {
-      if (!deps.sshServer) throw new Error('this installer has no SSH server');
-      const report = await deps.sshServer(parseHoldParams(hello.run.params), (l) => log.line(l));
-      await log.flush();
-      ({ next } = await client.post<NextAnswer>('/agent/v1/ssh', report));
-      if (next === 'wait') {
+      const params = parseHoldParams(hello.run.params);
+      // A console hold without keys runs no SSH server: its menu is all there is.
+      const report = params.authorizedKeys.length > 0 ? await startSsh(deps, params, log) : null;
+      if (report) ({ next } = await client.post<NextAnswer>('/agent/v1/ssh', report));
+      if (params.console) {
+        const term = deps.menuConsoles?.();
+        if (!term) throw new Error('this installer has no console to show the menu on');
+        const outcome = await consoleMenu({
+          term,
+          machine: hello.machine.name,
+          shell: () => term.shell(),
+          disks: async () => candidateDisks(await deps.inspect((l) => log.line(l))),
+          images: async () => (await client.get<ConsoleImagesAnswer>('/agent/v1/console/images')).images,
+          install: async (choice) => {
+            await log.flush();
+            return client.post<ConsoleInstallAnswer>('/agent/v1/console/install', choice);
+          },
+          log: (l) => log.line(l),
+        });
+        if (outcome.kind === 'install') {
+          // The hold is over (the controller ended it): the deploy run carries on with its own ticket.
+          clearInterval(heartbeat);
+          await log.stop().catch(() => undefined);
+          return consoleInstall(deps, term, outcome.answer, `${outcome.image.name} on ${outcome.disk.name}`);
+        }
+        term.close();
+        next = outcome.kind;
+      } else if (!report) throw new Error('this hold has no keys to let in');
+      else if (next === 'wait') {
         // Held: work is done over SSH, and the controller ends the hold by resetting or
         // powering off the machine. The agent stays (heartbeats and log) until then.
         log.line(`held for work over SSH on port ${report.port}`);
@@ -171,4 +202,29 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
     await client.post('/agent/v1/fail', { code, message: message.slice(0, 4000), ...(stage ? { stage } : {}) } satisfies FailReport).catch(() => undefined);
     return { result: 'failed', message };
   }
+}
+
+async function startSsh(deps: AgentDeps, params: HoldParams, log: LogShipper): Promise<SshReport> {
+  if (!deps.sshServer) throw new Error('this installer has no SSH server');
+  const report = await deps.sshServer(params, (l) => log.line(l));
+  await log.flush();
+  return report;
+}
+
+/**
+ * The deploy run the console started, done like any deploy (its own ticket, steps and log),
+ * then the last screen: what happened, and reboot, power off or a shell as the operator says.
+ */
+async function consoleInstall(deps: AgentDeps, term: MenuConsoles, answer: ConsoleInstallAnswer, what: string): Promise<AgentOutcome> {
+  const noPower = { poweroff: async () => undefined, reboot: async () => undefined };
+  const outcome = await runAgent({ ...deps, config: { ...deps.config, runId: answer.run, token: answer.token }, power: noPower });
+  const summary =
+    outcome.result === 'done'
+      ? `Installed ${what}: written and its sha256 verified (deploy run ${answer.run}); the machine boots it from its disk from now on.`
+      : `The install of ${what} failed (deploy run ${answer.run}): ${outcome.message}`;
+  const next = await finalScreen({ term, shell: () => term.shell(), log: deps.console }, summary);
+  term.close();
+  if (next === 'poweroff') await deps.power.poweroff();
+  else await deps.power.reboot();
+  return outcome;
 }

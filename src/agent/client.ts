@@ -43,14 +43,22 @@ export class AgentClient {
     };
   }
 
-  async post<T>(path: string, body: unknown): Promise<T> {
+  post<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('POST', path, body);
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let lastError: unknown;
     for (let attempt = 0; attempt < this.o.maxAttempts; attempt++) {
       try {
         const res = await this.o.fetch(`${this.o.url}${path}`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${this.o.token}`, 'content-type': 'application/json' },
-          body: JSON.stringify(body),
+          method,
+          headers: { authorization: `Bearer ${this.o.token}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+          ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
           signal: AbortSignal.timeout(this.o.timeoutMs),
         });
         const text = await res.text();

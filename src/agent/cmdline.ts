@@ -34,3 +34,6 @@ export function parseIsoCmdline(cmdline: string): { url: string; debug: boolean 
   if (!url || !words.includes('plinth.boot=vmedia')) return null;
   return { url: url.replace(/\/+$/, ''), debug: words.includes('plinth.debug=1') };
 }
+
+/** `plinth.console=1`: show the console menu (docs/console.md), also when the controller has no orders for this installer. */
+export const consoleRequested = (cmdline: string): boolean => cmdline.trim().split(/\s+/).includes('plinth.console=1');

@@ -1,7 +1,9 @@
 // Entry point of the agent bundle (dist/agent/agent.mjs) that runs inside the installer.
 import { readdirSync, readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
-import { parseCmdline, parseIsoCmdline } from './cmdline.js';
+import { consoleRequested, parseCmdline, parseIsoCmdline } from './cmdline.js';
+import { consoleMenu, NO_ORDERS } from './console/menu.js';
+import { openInstallerConsoles } from './console/tty.js';
 import { askForTicket, identityQuery } from './ticket.js';
 import { runAgent } from './agent.js';
 import { collectFacts, nodeCommandRunner, nodeFactsFs } from './inspect/index.js';
@@ -27,12 +29,6 @@ const tryList = (path: string): string[] => {
     return [];
   }
 };
-// Booted from the ISO: the controller URL only; the run's ticket is asked for by identity.
-const config = iso ? await askForTicket({ ...iso, query: identityQuery(tryRead, tryList), console: say }) : parseCmdline(cmdline);
-if (!config) {
-  if (!iso) say('plinth-agent: no plinth.url / plinth.run / plinth.token on the kernel command line; nothing to do');
-  process.exit(2);
-}
 
 const run = (cmd: string, args: string[]) =>
   new Promise<void>((resolve) => execFile(cmd, args, () => resolve()));
@@ -55,6 +51,21 @@ const power = {
   },
 };
 
+// Booted from the ISO: the controller URL only; the run's ticket is asked for by identity.
+const config = iso ? await askForTicket({ ...iso, query: identityQuery(tryRead, tryList), console: say }) : parseCmdline(cmdline);
+if (!config) {
+  if (!iso) say('plinth-agent: no plinth.url / plinth.run / plinth.token on the kernel command line; nothing to do');
+  // plinth.console=1 without orders: the menu, without its install entry (no credential to install with).
+  const term = consoleRequested(cmdline) ? openInstallerConsoles() : null;
+  if (term) {
+    const outcome = await consoleMenu({ term, machine: 'without orders', shell: () => term.shell(), disks: async () => [], noInstall: NO_ORDERS });
+    term.close();
+    if (outcome.kind === 'poweroff') await power.poweroff();
+    else await power.reboot();
+  }
+  process.exit(2);
+}
+
 const outcome = await runAgent({
   config,
   version: typeof PLINTH_AGENT_VERSION === 'string' ? PLINTH_AGENT_VERSION : 'dev',
@@ -62,6 +73,7 @@ const outcome = await runAgent({
   power,
   console: say,
   sshServer: (params, log) => startSshServer(params, { exec: nodeExec(), log }),
+  menuConsoles: () => openInstallerConsoles(),
 });
 say(`plinth-agent: ${outcome.result}${'message' in outcome ? `: ${outcome.message}` : ''}`);
 process.exit(outcome.result === 'done' ? 0 : outcome.result === 'rejected' ? 3 : 1);

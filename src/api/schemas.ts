@@ -300,6 +300,9 @@ export const ActionBody = Type.Object(
         description: 'deploy: keys for the installed OS; boot-installer and rescue: the keys the installer\'s SSH server lets in',
       }),
     ),
+    console: Type.Optional(
+      Type.Boolean({ description: "boot-installer: show the installer's console menu, which may install an image on this machine (its SSH server then needs no keys; docs/console.md)" }),
+    ),
     to: Type.Optional(StringEnum(EXIT_TARGETS, { description: 'exit-installer: boot the installed OS (deployed) or go back to the state before (previous, the default)' })),
     hostKeys: Type.Optional(
       Type.Array(Type.String({ minLength: 16, maxLength: 16384, pattern: SSH_KEY_PATTERN }), {

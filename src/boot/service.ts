@@ -278,7 +278,8 @@ export class BootService {
         machineName: machine.name,
         runKind: run!.kind,
         ...(await this.installerUrls(machine, run!.id, installer, `${ctx.baseUrl}/boot/installer`, attemptId)),
-        cmdline: `plinth.url=${this.deps.agentUrl || ctx.baseUrl} plinth.run=${run!.id} plinth.token=${ticket} ${this.deps.kernelArgs}`.trim(),
+        // plinth.console=1: the operator enabled the installer's console menu for this hold (docs/console.md).
+        cmdline: `plinth.url=${this.deps.agentUrl || ctx.baseUrl} plinth.run=${run!.id} plinth.token=${ticket}${run!.params.console === true ? ' plinth.console=1' : ''} ${this.deps.kernelArgs}`.trim(),
       });
     }
     return { script, machine, decision };

@@ -28,6 +28,20 @@ export const registerMachineHold: CommandRegistrar = (machine, ctx) => {
   hold('rescue', 'boot the installer with an SSH server to repair a machine by hand; its disks are left alone');
 
   machine
+    .command('console')
+    .description("boot the installer with its console menu on the machine's console (serial and screen), from which an image may be installed on it (from available; docs/console.md)")
+    .argument('<machine>', 'name or id')
+    .option('--ssh-key <file>', "a public key file the installer's SSH server lets in besides (repeatable; none: no SSH server)", collect, [])
+    .option('--reason <text>', 'why (recorded in the history)')
+    .option('--json', 'print JSON')
+    .action(async (key: string, o: { sshKey: string[]; reason?: string; json?: boolean }) => {
+      const sshKeys = o.sshKey.length ? readSshKeyFiles(o.sshKey) : [];
+      const r = await ctx.client().action(key, 'boot-installer', { console: true, ...(sshKeys.length ? { sshKeys } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+      if (o.json) return ctx.out.json(r);
+      ctx.out.line(`${r.machine.name}: ${r.machine.state}${r.run ? ` (run ${r.run.id})` : ''}; its console shows the installer's menu once it is up`);
+    });
+
+  machine
     .command('exit-installer')
     .description('leave the installer: boot the installed OS (--to deployed) or go back to the state before (--to previous, the default)')
     .argument('<machine>', 'name or id')

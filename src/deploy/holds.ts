@@ -48,6 +48,8 @@ export interface HoldRunParams {
   ssh?: SshEndpoint;
   /** The client's idempotency key (Tateru's boot-installer `nonce`): the same one again is this run. */
   nonce?: string;
+  /** The operator enabled the installer's console menu (`plinth machine console`): it may install an image (docs/console.md). */
+  console?: true;
 }
 
 /** How to reach the held installer over SSH. */
@@ -98,9 +100,11 @@ export class Holds {
   constructor(private readonly d: { store: Store; clock: Clock; engine: LifecycleEngine; inventory: InventoryService; forwards?: PortForwards }) {}
 
   /** Boots the installer (or rescue) with these public keys allowed in. */
-  async start(machineKey: string, kind: HoldKind, keys: readonly string[] | undefined, actor: Actor, reason: string | null, opts: { nonce?: string } = {}): Promise<TransitionResult> {
+  async start(machineKey: string, kind: HoldKind, keys: readonly string[] | undefined, actor: Actor, reason: string | null, opts: { nonce?: string; console?: boolean } = {}): Promise<TransitionResult> {
     const authorizedKeys = [...new Set((keys ?? []).map((k) => k.trim()))];
-    if (authorizedKeys.length === 0) throw validation('sshKeys', `${START_ACTION[kind]} needs at least one public key to let in`);
+    if (opts.console && kind !== 'installer') throw validation('console', `only applies to boot-installer, not ${START_ACTION[kind]}`);
+    // A console hold needs no key: its menu is on the machine's own console, and its SSH server starts only with keys.
+    if (authorizedKeys.length === 0 && !opts.console) throw validation('sshKeys', `${START_ACTION[kind]} needs at least one public key to let in`);
     const m = await this.d.inventory.get(machineKey);
     const returnTo = (HOLD_RETURN_STATES as readonly string[]).includes(m.state) ? (m.state as HoldReturnState) : 'available';
     return this.d.engine.act(m.id, START_ACTION[kind], {
@@ -108,7 +112,7 @@ export class Holds {
       reason,
       // Checked again on the locked row: the return state is the state the transition leaves.
       guard: (cur) => cur.state === m.state,
-      params: { authorizedKeys, returnTo, ...(opts.nonce !== undefined ? { nonce: opts.nonce } : {}) } satisfies HoldRunParams,
+      params: { authorizedKeys, returnTo, ...(opts.nonce !== undefined ? { nonce: opts.nonce } : {}), ...(opts.console ? { console: true as const } : {}) } satisfies HoldRunParams,
     });
   }
 
@@ -158,6 +162,7 @@ export class Holds {
   /** The parameters the agent works from: the keys to let in. */
   agentParams(run: Run): HoldParams {
     const p = run.params as Partial<HoldRunParams>;
+    if (p.console) return { authorizedKeys: p.authorizedKeys ?? [], console: true };
     if (!p.authorizedKeys?.length) throw new PlinthError('conflict', `run ${run.id} has no keys to let in`);
     return { authorizedKeys: p.authorizedKeys };
   }

@@ -25,6 +25,8 @@ export interface ActionOptions extends DeployRequest {
   to?: ExitTarget;
   /** exit-installer to deployed: the installed OS's SSH host keys. */
   hostKeys?: string[];
+  /** boot-installer: show the console menu, which may install an image on this machine (docs/console.md). */
+  console?: boolean;
 }
 
 const DEPLOY_ACTIONS: readonly OperatorAction[] = ['deploy', 'redeploy', 'retry'];
@@ -52,6 +54,7 @@ function checkOptions(action: OperatorAction, o: ActionOptions): void {
   if (o.sshKeys !== undefined && !DEPLOY_ACTIONS.includes(action) && !HOLD_ACTIONS.includes(action)) {
     throw validation('sshKeys', `only applies to deploy, redeploy, retry, boot-installer and rescue, not ${action}`);
   }
+  if (o.console !== undefined && action !== 'boot-installer') throw validation('console', `only applies to boot-installer, not ${action}`);
   if (o.to !== undefined && action !== 'exit-installer') throw validation('to', `only applies to exit-installer, not ${action}`);
   if (o.hostKeys !== undefined && (action !== 'exit-installer' || o.to !== 'deployed')) throw validation('hostKeys', 'only applies to exit-installer with to: deployed');
   if (o.wipe !== undefined) {
@@ -72,8 +75,8 @@ export class OperatorActions {
   async perform(machineKey: string, action: OperatorAction, options: ActionOptions, actor: Actor): Promise<TransitionResult> {
     checkOptions(action, options);
     const m = await this.d.inventory.get(machineKey);
-    const { reason, wipe, scripts, to, health, ...deployRequest } = options;
-    if (action === 'boot-installer') return this.d.holds.start(m.id, 'installer', options.sshKeys, actor, reason ?? null);
+    const { reason, wipe, scripts, to, health, console, ...deployRequest } = options;
+    if (action === 'boot-installer') return this.d.holds.start(m.id, 'installer', options.sshKeys, actor, reason ?? null, console ? { console } : {});
     if (action === 'rescue') return this.d.holds.start(m.id, 'rescue', options.sshKeys, actor, reason ?? null);
     if (action === 'exit-installer') return this.d.holds.exit(m.id, 'installer', to, actor, reason ?? null, options.hostKeys);
     if (action === 'exit-rescue') return this.d.holds.exit(m.id, 'rescue', undefined, actor, reason ?? null);

@@ -144,8 +144,19 @@ export class DeployService {
     return guess;
   }
 
-  /** Starts a deploy (`deploy`, `redeploy`, or `retry` of a failed deploy). */
-  async start(machineKey: string, action: 'deploy' | 'redeploy' | 'retry', req: DeployRequest, actor: Actor, reason: string | null): Promise<TransitionResult> {
+  /**
+   * Starts a deploy (`deploy`, `redeploy`, `retry` of a failed deploy, or `console-install`
+   * from the installer's console menu). `inTransaction` runs in the transition's transaction
+   * once the run exists and its preparation succeeded (the console claims the run there).
+   */
+  async start(
+    machineKey: string,
+    action: 'deploy' | 'redeploy' | 'retry' | 'console-install',
+    req: DeployRequest,
+    actor: Actor,
+    reason: string | null,
+    inTransaction?: (trx: Db, runId: string) => Promise<void>,
+  ): Promise<TransitionResult> {
     const { store } = this.d;
     const m = await this.d.inventory.get(machineKey);
     const bootBaseUrl = (await store.db.selectFrom('machines').select('boot_base_url').where('id', '=', m.id).executeTakeFirst())?.boot_base_url ?? null;
@@ -263,6 +274,7 @@ export class DeployService {
           await takeQuotaForDeploy(trx, m, at);
           for (const a of artifacts) await putArtifact(trx, runId, { ...a, now: at });
           await trx.updateTable('runs').set({ callback_hash: callbackHash, callback_sealed: this.d.secrets.encrypt(secret) }).where('id', '=', runId).execute();
+          await inTransaction?.(trx, runId);
         }
         const what = params.image ? ` ${params.image}` : params.tree ? ` ${params.tree.role}-${params.tree.version}` : '';
         await updateStep(trx, runId, 'prepare', params.prepareError ? 'failed' : 'succeeded', at, params.prepareError?.message ?? `${method}${what}, ${artifacts.length} artifact(s)${reused ? ` reused from run ${reused.id}` : ''}`);

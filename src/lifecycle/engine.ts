@@ -71,6 +71,8 @@ const RUN_OUTCOME: Partial<Record<string, 'succeeded' | 'failed' | 'aborted'>> =
   'wipe-done': 'succeeded',
   'exit-installer': 'succeeded',
   'exit-done': 'succeeded',
+  // The console's hold did its work: it chose what to install, which the deploy run it starts does.
+  'console-install': 'succeeded',
   'exit-rescue': 'succeeded',
   fail: 'failed',
   timeout: 'failed',
@@ -222,7 +224,8 @@ export class LifecycleEngine {
 
     let finishedRunId: string | null = null;
     // A run ends when its machine leaves its states (leaving the installer for the disk is not yet the end).
-    const outcome = isTransitional(t.to) ? undefined : RUN_OUTCOME[action];
+    // (A transition that starts the next run ends the current one: as its action says, else aborted.)
+    const outcome = isTransitional(t.to) && !t.run ? undefined : RUN_OUTCOME[action];
     if (m.currentRunId && (outcome || t.run)) {
       await finishRun(trx, m.currentRunId, outcome ?? 'aborted', at, opts.error ? { code: opts.error.code, message: opts.error.message } : null);
       finishedRunId = m.currentRunId;

@@ -113,7 +113,8 @@ export class PowerService {
     const type = appliance?.type;
     const method = appliance ? effectiveBootMethod(m.bootMethod, appliance.boot_method) : 'pxe';
     const vmedia = method === 'vmedia';
-    if (r.run && isTransitional(m.state) && !r.run.params.prepareError) {
+    // A console install starts its deploy in the installer that is already running: nothing to power or boot.
+    if (r.run && isTransitional(m.state) && !r.run.params.prepareError && r.transition.action !== 'console-install') {
       expected = 'on';
       const mode = PowerService.modeOf(m);
       const ref = m.provider.ref ?? '';

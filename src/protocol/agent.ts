@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox';
 import { KernelArgsSchema, OnSuccessSchema, RootDeviceHintsSchema, TREE_NAME_PATTERN } from './deploy.js';
 import { DiskLayoutSchema } from './disk-layout.js';
 import { ChunkIndexRefSchema } from './chunk-index.js';
+import { DISK_NAME_PATTERN } from '../core/facts.js';
 
 /**
  * What the controller and the installer's agent say to each other, as schemas both sides
@@ -194,8 +195,57 @@ export const SshPublicKeySchema = Type.String({ minLength: 16, maxLength: 16_384
  * An installer or rescue run: the agent starts an SSH server that accepts only these keys
  * (the run's own, handed over here and nowhere else), reports its host keys, and waits.
  */
-export const HoldParamsSchema = Type.Object({ authorizedKeys: Type.Array(SshPublicKeySchema, { minItems: 1, maxItems: 100 }) }, Strict);
+export const HoldParamsSchema = Type.Object(
+  {
+    /** None only in a console hold: the menu, and no SSH server. */
+    authorizedKeys: Type.Array(SshPublicKeySchema, { maxItems: 100 }),
+    /** The operator enabled the console menu for this hold (`plinth machine console`): it may install an image (docs/console.md). */
+    console: Type.Optional(Type.Literal(true)),
+  },
+  Strict,
+);
 export type HoldParams = Static<typeof HoldParamsSchema>;
+
+/** The console menu's layouts: the image over the whole disk, or the disk's partitions kept (docs/console.md). */
+export const CONSOLE_LAYOUTS = ['whole-disk', 'keep-partitions'] as const;
+export type ConsoleLayout = (typeof CONSOLE_LAYOUTS)[number];
+
+/** An image (and its version: the store's bytes under that name) the console may install. */
+export const ConsoleImageSchema = Type.Object(
+  {
+    name: Type.String(),
+    sha256: Type.String({ pattern: SHA256_PATTERN }),
+    sizeBytes: Type.Integer({ minimum: 0 }),
+    createdAt: Type.String(),
+    /** Every image of the store is a whole disk (a partition table and its partitions). */
+    wholeDisk: Type.Boolean(),
+    /** A multicast session of this image that is waiting for receivers: joining it receives the image with the others. */
+    multicast: Type.Union([Type.Null(), Type.Object({ session: Type.String(), receivers: Type.Integer(), minReceivers: Type.Integer() }, Strict)]),
+  },
+  Strict,
+);
+/** GET /agent/v1/console/images: what a console hold may install. */
+export const ConsoleImagesAnswerSchema = Type.Object({ images: Type.Array(ConsoleImageSchema) }, Strict);
+export type ConsoleImagesAnswer = Static<typeof ConsoleImagesAnswerSchema>;
+
+/** POST /agent/v1/console/install: the choices made on the console. */
+export const ConsoleInstallSchema = Type.Object(
+  {
+    image: Type.String({ minLength: 1, maxLength: 100 }),
+    /** The target disk by its kernel name, as the installer's inspection lists it (`vda`, `nvme0n1`). */
+    disk: Type.String({ pattern: DISK_NAME_PATTERN }),
+    layout: Type.Enum(CONSOLE_LAYOUTS),
+    /** keep-partitions: the partition the image goes into (`vda2`). */
+    partition: Type.Optional(Type.String({ pattern: DISK_NAME_PATTERN })),
+    /** Join the image's waiting multicast session instead of fetching it alone over HTTP. */
+    multicast: Type.Optional(Type.Boolean()),
+  },
+  Strict,
+);
+export type ConsoleInstall = Static<typeof ConsoleInstallSchema>;
+/** The deploy run the console's choices started, and the ticket its agent works with (already claimed for it). */
+export const ConsoleInstallAnswerSchema = Type.Object({ run: Type.String(), token: Type.String() }, Strict);
+export type ConsoleInstallAnswer = Static<typeof ConsoleInstallAnswerSchema>;
 
 const Run = <K extends string, P extends typeof InspectParamsSchema | typeof DeployParamsSchema | typeof WipeParamsSchema | typeof HoldParamsSchema>(kind: K, params: P) =>
   Type.Object({ id: Type.String(), kind: Type.Literal(kind), params }, Strict);

@@ -10,6 +10,9 @@ import { FactsSchema } from '../../protocol/facts.js';
 import {
   BootLocalAnswerSchema,
   BootLocalRequestSchema,
+  ConsoleImagesAnswerSchema,
+  ConsoleInstallAnswerSchema,
+  ConsoleInstallSchema,
   FailReportSchema,
   HeartbeatAnswerSchema,
   HeartbeatSchema,
@@ -32,6 +35,7 @@ import {
 import type { Facts } from '../../core/facts.js';
 import type { AgentSession } from '../../boot/agent-session.js';
 import type { DeployRuns } from '../../deploy/deploy-runs.js';
+import type { ConsoleInstalls } from '../../deploy/console.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -48,9 +52,11 @@ export interface AgentApiDeps {
   sendFile: SendFile;
   /** Verifies run tickets (see runs/run-tokens.ts). */
   ticketKey: Buffer;
+  /** The installer's console menu: what it may install, and the install (docs/console.md). */
+  console: Pick<ConsoleInstalls, 'images' | 'install'>;
 }
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse };
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 422: ErrorResponse };
 const bearer = (req: FastifyRequest) => /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? null;
 
 /**
@@ -114,6 +120,13 @@ export function agentRoutes(deps: AgentApiDeps) {
     });
     report('/agent/v1/ssh', "The installer's SSH server is up: its port and host keys (installer and rescue runs)", SshReportSchema, SshAnswerSchema, (p, body, req) => session.sshReady(p, body, req.ip ?? null));
     report('/agent/v1/fail', 'The agent gives up: the machine goes to its *-failed state with this error', FailReportSchema, HeartbeatAnswerSchema, (p, body) => session.fail(p, body));
+
+    app.get(
+      '/agent/v1/console/images',
+      { ...route, schema: { tags: ['agent'], summary: "The images a console hold may install (the installer's console menu)", security: [], response: { 200: ConsoleImagesAnswerSchema, ...errors } } },
+      async (req) => deps.console.images(req.run!),
+    );
+    report('/agent/v1/console/install', "The console menu's choices: starts a deploy run of this machine and answers its ticket", ConsoleInstallSchema, ConsoleInstallAnswerSchema, (p, body) => deps.console.install(p, body));
 
     /** A file of the deploy run's image, sent as it is stored (Range and ETag from the file sender). */
     const imageFile = (url: string, summary: string, path: (run: RunPrincipal, name: string, range: string | undefined) => Promise<string>) =>

@@ -1,0 +1,137 @@
+import type { Store } from '../store/database.js';
+import type { Clock } from '../core/clock.js';
+import { iso } from '../core/clock.js';
+import { PlinthError, validation } from '../core/errors.js';
+import type { InventoryService } from '../inventory/service.js';
+import type { ImageStore } from '../images/store.js';
+import { getRun, setRunParams, updateStep } from '../runs/runs.js';
+import { claimRun, mintTicket, type RunPrincipal } from '../runs/run-tokens.js';
+import type { ConsoleImagesAnswer, ConsoleInstall, ConsoleInstallAnswer } from '../protocol/agent.js';
+import type { DeployRequest, DeployService } from './service.js';
+import type { HoldRunParams } from './holds.js';
+import type { MulticastSessions } from './multicast.js';
+
+/** What a console deploy run keeps of the choices made on the machine's console. */
+export interface ConsoleChoices {
+  disk: string;
+  layout: 'whole-disk';
+  multicast: boolean;
+  /** The installer hold whose console made them. */
+  holdRun: string;
+}
+
+const deviceName = (name: string) => name.replace(/^\/dev\//, '');
+
+/**
+ * The installer's console menu as the controller sees it (docs/console.md). The menu runs on
+ * the machine's console, which anyone standing at the machine (or on its serial line) can
+ * type into, and it reaches the controller over the provisioning network: both untrusted.
+ * So an install is allowed only
+ * - with the run ticket of the machine's current installer hold (its scoped credential: the
+ *   install is of that machine and no other, and no request names a machine),
+ * - of a hold an operator started with the console on (`plinth machine console`),
+ * - of a machine that was `available` when the hold started (a deploy is allowed there; a
+ *   deployed machine's disk is not given to whoever stands at it),
+ * - of an image of the store onto a disk its inspection found, big enough to hold it;
+ * and it becomes a deploy run like any other (prepared, stepped, traced), whose ticket the
+ * answer hands over already claimed, so no boot request can obtain it.
+ */
+export class ConsoleInstalls {
+  constructor(
+    private readonly d: {
+      store: Store;
+      clock: Clock;
+      inventory: InventoryService;
+      images: ImageStore;
+      deploy: DeployService;
+      multicast?: MulticastSessions;
+      ticketKey: Buffer;
+    },
+  ) {}
+
+  /** The hold behind a console request, checked: its console is on and its machine was available. */
+  private async hold(p: RunPrincipal) {
+    if (p.kind !== 'installer') throw new PlinthError('forbidden', `run ${p.runId} is a ${p.kind} run; only an installer hold with the console on may install`, { details: { run: p.runId } });
+    const run = await getRun(this.d.store.db, p.runId);
+    const params = run.params as Partial<HoldRunParams>;
+    const m = await this.d.inventory.get(p.machineId);
+    if (!params.console) {
+      throw new PlinthError('forbidden', `the console is not enabled for machine ${m.name}: an operator enables it with 'plinth machine console ${m.name}'`, { details: { machine: m.name, run: run.id } });
+    }
+    if (m.currentRunId !== run.id || m.state !== 'installer') {
+      throw new PlinthError('conflict', `machine ${m.name} is ${m.state}, not held in the installer by run ${run.id}`, { details: { machine: m.name, state: m.state } });
+    }
+    if (params.returnTo !== 'available') {
+      throw new PlinthError('forbidden', `machine ${m.name} was ${params.returnTo ?? 'unknown'} when its console was enabled; the console installs only on a machine that was available`, {
+        details: { machine: m.name, returnTo: params.returnTo ?? null },
+      });
+    }
+    return { run, m };
+  }
+
+  /** The images the console may install, each with the multicast session waiting for receivers of it, if any. */
+  async images(p: RunPrincipal): Promise<ConsoleImagesAnswer> {
+    await this.hold(p);
+    const waiting = (this.d.multicast?.list() ?? []).filter((s) => s.state === 'waiting');
+    const images = (await this.d.images.list()).filter((i) => i.kind === 'disk');
+    return {
+      images: images.map((i) => {
+        const s = waiting.find((w) => w.sha256 === i.sha256);
+        return {
+          name: i.name,
+          sha256: i.sha256,
+          sizeBytes: i.sizeBytes,
+          createdAt: i.createdAt,
+          wholeDisk: true,
+          multicast: s ? { session: s.id, receivers: s.receivers, minReceivers: s.minReceivers } : null,
+        };
+      }),
+    };
+  }
+
+  /** Installs what the console chose: a deploy run of this machine, whose ticket the answer carries. */
+  async install(p: RunPrincipal, choice: ConsoleInstall): Promise<ConsoleInstallAnswer> {
+    const { run: holdRun, m } = await this.hold(p);
+    const image = await this.d.images.find(choice.image);
+    if (!image || image.kind !== 'disk') throw validation('image', `no disk image '${choice.image}' in the image store`);
+    if (choice.layout === 'keep-partitions') {
+      // Keep-partitions writes an image into one partition of the disk and keeps the others: that
+      // needs a partition (file-system) image. Every image of the store carries its own partition
+      // table, which would replace the disk's: refused rather than half-done.
+      throw new PlinthError('unsupported', `layout: keep-partitions writes an image into one partition and keeps the others; image ${image.name} is a whole-disk image (its own partition table), so it would replace them all: choose whole-disk`, {
+        details: { field: 'layout', image: image.name },
+      });
+    }
+    if (choice.partition !== undefined) throw validation('partition', 'only applies to keep-partitions');
+    const diskName = deviceName(choice.disk);
+    const disks = m.facts?.disks ?? [];
+    const disk = disks.find((d) => deviceName(d.name) === diskName);
+    if (!disk) throw validation('disk', `machine ${m.name} has no disk '${choice.disk}' in its inspection (${disks.map((d) => d.name).join(', ') || 'none'})`);
+    if (disk.sizeBytes < image.sizeBytes) throw validation('disk', `${disk.name} (${disk.sizeBytes} bytes) is smaller than image ${image.name} (${image.sizeBytes} bytes)`);
+    const req: DeployRequest = { image: image.name, rootDeviceHints: { name: diskName } };
+    if (choice.multicast) {
+      const session = (this.d.multicast?.list() ?? []).find((s) => s.state === 'waiting' && s.sha256 === image.sha256);
+      if (!session) throw new PlinthError('conflict', `no multicast session of image ${image.name} is waiting for receivers; install over HTTP instead`, { details: { field: 'multicast', image: image.name } });
+      // The session's own settings: joining matches them (DeployService → MulticastSessions.join).
+      req.multicast = { rate: String(session.rateBitsPerSecond), minReceivers: session.minReceivers, maxWaitSeconds: session.maxWaitSeconds };
+    }
+    const token = { value: '' };
+    const choices: ConsoleChoices = { disk: diskName, layout: 'whole-disk', multicast: choice.multicast === true, holdRun: holdRun.id };
+    const r = await this.d.deploy.start(m.id, 'console-install', req, { kind: 'agent', name: `run:${holdRun.id}` }, `console: ${image.name} on ${diskName}`, async (trx, runId) => {
+      const at = iso(this.d.clock.now());
+      // The run's ticket, claimed now in the transition's transaction: a boot request never gets one for it.
+      token.value = mintTicket(this.d.ticketKey, runId, 0);
+      if (!(await claimRun(trx, runId, 0, token.value))) throw new PlinthError('conflict', `run ${runId} was claimed before the console could`);
+      const run = await getRun(trx, runId);
+      await setRunParams(trx, runId, { ...run.params, console: choices });
+      for (const step of ['power-on', 'boot-installer']) await updateStep(trx, runId, step, 'succeeded', at, `already in the installer (console of run ${holdRun.id})`);
+      await updateStep(trx, holdRun.id, 'hold', 'succeeded', at);
+      await updateStep(trx, holdRun.id, 'exit', 'succeeded', at, `console install: ${image.name} on ${diskName}, deploy run ${runId}`);
+    });
+    if (r.machine.state !== 'deploying' || !r.run || !token.value) {
+      const why = r.machine.lastError?.message ?? `machine ${m.name} is ${r.machine.state}`;
+      throw new PlinthError('conflict', `the deploy failed its preparation: ${why}`, { details: { machine: m.name, state: r.machine.state } });
+    }
+    return { run: r.run.id, token: token.value };
+  }
+}

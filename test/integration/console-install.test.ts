@@ -1,0 +1,189 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { backends } from '../support/backends.js';
+import { freshController, placeholderInstaller, snapshot, type InjectOptions } from '../support/controller.js';
+import { makeFacts } from '../support/facts.js';
+import { inProcessCli } from '../support/cli.js';
+
+type TC = Awaited<ReturnType<typeof freshController>>;
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx5dGVzdGtleWZvcnRoZWluc3RhbGxlcmhvbGQx automation@test';
+
+/**
+ * The installer's console menu as the controller sees it (docs/console.md): what a console
+ * hold may install, and the install itself, authorised only by the hold's own ticket, only
+ * when an operator turned the console on, only for a machine that was available; every
+ * refusal a 4xx that says why and changes nothing. An install is a deploy run like any other,
+ * whose ticket is handed over claimed: no boot request gets one for it.
+ */
+describe.each(backends)('console installs on $name', (backend) => {
+  let t: TC;
+  const image = randomBytes(2 * 2 ** 20);
+  beforeAll(async () => {
+    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708' }, { installer: placeholderInstaller() });
+    const up = await t.inject('POST', `/api/v1/images?name=tiny&sha256=${sha(image)}`, { token: t.adminToken, body: image, headers: { 'content-type': 'application/octet-stream' } });
+    expect(up.statusCode, up.body).toBe(201);
+  });
+  afterAll(async () => t?.close());
+
+  const inject = (method: string, url: string, opts: InjectOptions = {}) => t.inject(method, url, { ...opts, headers: { host: '10.0.2.2:7708', ...opts.headers } });
+  const machine = async (key: string) => (await t.api('GET', `/api/v1/machines/${key}`)).json();
+  const act = (name: string, action: string, body: object = {}) => t.api('POST', `/api/v1/machines/${name}/actions/${action}`, body);
+  const bootScript = async (mac: string) => (await inject('GET', `/boot/machine.ipxe?mac=${mac}`)).body;
+  const tokenIn = (script: string) => /plinth\.token=(\S+)/.exec(script)?.[1] ?? null;
+  const install = (token: string, body: object) => inject('POST', '/agent/v1/console/install', { token, body });
+
+  /** A machine that network-booted and was inspected: one 1 GiB disk. */
+  async function available(name: string, mac: string) {
+    const token = tokenIn(await bootScript(mac))!;
+    expect((await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).statusCode).toBe(200);
+    const r = await inject('POST', '/agent/v1/facts', { token, body: makeFacts({ serial: `SER-${name}`, macs: [mac], disks: [['vda', 2 ** 30]] }) });
+    expect(r.statusCode, r.body).toBe(200);
+    const m = (await t.api('GET', `/api/v1/machines?q=${mac}`)).json().items[0];
+    await t.api('PATCH', `/api/v1/machines/${m.id}`, { name });
+  }
+  /** The hold's installer boots and says hello: its ticket, and the kernel command line it booted with. */
+  async function held(mac: string) {
+    const script = await bootScript(mac);
+    const token = tokenIn(script)!;
+    const hello = await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } });
+    expect(hello.statusCode, hello.body).toBe(200);
+    return { token, script, hello: hello.json() };
+  }
+
+  it('a console hold needs no key, boots with plinth.console=1, and offers the store\'s images', async () => {
+    await available('con-1', '52:54:00:c0:00:01');
+    const r = await act('con-1', 'boot-installer', { console: true, reason: 'console install' });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json().run).toMatchObject({ kind: 'installer', params: { authorizedKeys: [], returnTo: 'available', console: true } });
+    const { token, script, hello } = await held('52:54:00:c0:00:01');
+    expect(script).toContain(' plinth.console=1');
+    expect(hello.run).toEqual({ id: r.json().run.id, kind: 'installer', params: { authorizedKeys: [], console: true } });
+    const offer = await inject('GET', '/agent/v1/console/images', { token });
+    expect(offer.statusCode, offer.body).toBe(200);
+    expect(offer.json().images).toEqual([{ name: 'tiny', sha256: sha(image), sizeBytes: image.length, createdAt: expect.any(String), wholeDisk: true, multicast: null }]);
+  });
+
+  it('the hold is claimed by its installer: a boot request with its identity gets no ticket', async () => {
+    expect(tokenIn(await bootScript('52:54:00:c0:00:01'))).toBeNull();
+    const runId = (await machine('con-1')).currentRunId;
+    const held = await t.controller.services.store.db.selectFrom('runs').select('token_hash').where('id', '=', runId).executeTakeFirstOrThrow();
+    expect(held.token_hash).not.toBeNull();
+  });
+
+  let holdToken = '';
+  it('refuses bad input, a disk or image it does not have, keep-partitions of a whole-disk image, and a session that is not open', async () => {
+    // A fresh hold of another machine, whose ticket we keep.
+    await available('con-2', '52:54:00:c0:00:02');
+    expect((await act('con-2', 'boot-installer', { console: true })).statusCode).toBe(200);
+    holdToken = (await held('52:54:00:c0:00:02')).token;
+    const before = await snapshot(t.controller);
+    const cases: [object, number, string][] = [
+      [{}, 400, 'image'],
+      [{ image: 'tiny', disk: 'vda' }, 400, 'layout'],
+      [{ image: 'tiny', disk: '../etc/passwd', layout: 'whole-disk' }, 400, 'disk'],
+      [{ image: 'tiny', disk: 'vda', layout: 'everything' }, 400, 'layout'],
+      [{ image: 'tiny', disk: 'vda', layout: 'whole-disk', machine: 'con-1' }, 400, 'machine'],
+      [{ image: 'x'.repeat(101), disk: 'vda', layout: 'whole-disk' }, 400, 'image'],
+      [{ image: 'nope', disk: 'vda', layout: 'whole-disk' }, 400, "image: no disk image 'nope' in the image store"],
+      [{ image: 'tiny', disk: 'sdz', layout: 'whole-disk' }, 400, "disk: machine con-2 has no disk 'sdz' in its inspection (vda)"],
+      [{ image: 'tiny', disk: 'vda', layout: 'keep-partitions', partition: 'vda2' }, 422, 'layout: keep-partitions writes an image into one partition and keeps the others; image tiny is a whole-disk image'],
+      [{ image: 'tiny', disk: 'vda', layout: 'whole-disk', partition: 'vda2' }, 400, 'partition: only applies to keep-partitions'],
+      [{ image: 'tiny', disk: 'vda', layout: 'whole-disk', multicast: true }, 409, 'no multicast session of image tiny is waiting for receivers'],
+    ];
+    for (const [body, status, message] of cases) {
+      const r = await install(holdToken, body);
+      expect(r.statusCode, `${JSON.stringify(body)}: ${r.body}`).toBe(status);
+      expect(r.json().error.message).toContain(message);
+    }
+    // No ticket, a made-up one, an API token: 401 before the body is read.
+    for (const token of [undefined, 'plrun_x.0.y.z', t.adminToken]) {
+      const r = await inject('POST', '/agent/v1/console/install', { ...(token ? { token } : {}), body: { image: 'tiny', disk: 'vda', layout: 'whole-disk' } });
+      expect(r.statusCode).toBe(401);
+    }
+    expect(await snapshot(t.controller)).toBe(before);
+    expect((await machine('con-2')).state).toBe('installer');
+  });
+
+  it('refuses a hold the operator did not open with the console, and a hold of a machine that was deployed', async () => {
+    await available('con-3', '52:54:00:c0:00:03');
+    expect((await act('con-3', 'boot-installer', { sshKeys: [KEY] })).statusCode).toBe(200);
+    const { token } = await held('52:54:00:c0:00:03');
+    const before = await snapshot(t.controller);
+    for (const r of [await inject('GET', '/agent/v1/console/images', { token }), await install(token, { image: 'tiny', disk: 'vda', layout: 'whole-disk' })]) {
+      expect(r.statusCode).toBe(403);
+      expect(r.json().error.message).toBe("the console is not enabled for machine con-3: an operator enables it with 'plinth machine console con-3'");
+    }
+    expect(await snapshot(t.controller)).toBe(before);
+    // Deployed (the automation installed an OS), then held with the console: its disk is not the console's to give.
+    expect((await act('con-3', 'exit-installer', { to: 'deployed' })).statusCode).toBe(200);
+    const m = await machine('con-3');
+    if (m.state === 'installer-exiting') await t.controller.services.engine.act('con-3', 'exit-done', { actor: { kind: 'system', name: 'test' } });
+    expect((await machine('con-3')).state).toBe('deployed');
+    expect((await act('con-3', 'boot-installer', { console: true })).statusCode).toBe(200);
+    const again = await held('52:54:00:c0:00:03');
+    const r = await install(again.token, { image: 'tiny', disk: 'vda', layout: 'whole-disk' });
+    expect(r.statusCode).toBe(403);
+    expect(r.json().error.message).toBe('machine con-3 was deployed when its console was enabled; the console installs only on a machine that was available');
+    // console is boot-installer's alone.
+    const bad = await act('con-1', 'rescue', { console: true, sshKeys: [KEY] });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toBe('console: only applies to boot-installer, not rescue');
+  });
+
+  it("plinth machine console turns the console on, and says in one line when it cannot", async () => {
+    await available('con-4', '52:54:00:c0:00:04');
+    const run = inProcessCli({ PLINTH_URL: await t.controller.listen(), PLINTH_DATA_DIR: t.config.dataDir, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+    const ok = await run('machine', 'console', 'con-4', '--reason', 'at the rack');
+    expect(ok.code, ok.stderr).toBe(0);
+    const m = await machine('con-4');
+    expect(ok.stdout).toBe(`con-4: installer-booting (run ${m.currentRunId}); its console shows the installer's menu once it is up\n`);
+    expect((await t.api('GET', `/api/v1/runs/${m.currentRunId}`)).json().params).toMatchObject({ console: true, authorizedKeys: [], returnTo: 'available' });
+    const again = await run('machine', 'console', 'con-4');
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim().split('\n')).toHaveLength(1);
+    expect(again.stderr).toContain('cannot boot-installer machine con-4: it is installer-booting');
+  });
+
+  it('installs: the hold ends, a deploy run starts already claimed, recorded with the choices, and the agent carries on with its ticket', async () => {
+    const holdRun = (await machine('con-2')).currentRunId;
+    const r = await install(holdToken, { image: 'tiny', disk: 'vda', layout: 'whole-disk' });
+    expect(r.statusCode, r.body).toBe(200);
+    const { run, token } = r.json();
+    expect(token).toMatch(/^plrun_/);
+    const m = await machine('con-2');
+    expect(m).toMatchObject({ state: 'deploying', currentRunId: run });
+    const hold = (await t.api('GET', `/api/v1/runs/${holdRun}`)).json();
+    expect(hold.status).toBe('succeeded');
+    expect(hold.steps.slice(-2).map((s: any) => [s.name, s.status, s.message])).toEqual([
+      ['hold', 'succeeded', null],
+      ['exit', 'succeeded', `console install: tiny on vda, deploy run ${run}`],
+    ]);
+    const deploy = (await t.api('GET', `/api/v1/runs/${run}`)).json();
+    expect(deploy).toMatchObject({ kind: 'deploy', status: 'running', params: { method: 'image', image: 'tiny', imageSha256: sha(image), rootDeviceHints: { name: 'vda' }, console: { disk: 'vda', layout: 'whole-disk', multicast: false, holdRun } } });
+    expect(deploy.steps.slice(0, 3).map((s: any) => [s.name, s.status])).toEqual([
+      ['prepare', 'succeeded'],
+      ['power-on', 'succeeded'],
+      ['boot-installer', 'succeeded'],
+    ]);
+    // The old ticket is dead; no boot request gets a ticket for the new run; nothing was powered.
+    expect((await install(holdToken, { image: 'tiny', disk: 'vda', layout: 'whole-disk' })).statusCode).toBe(401);
+    expect(tokenIn(await bootScript('52:54:00:c0:00:02'))).toBeNull();
+    const jobs = await t.controller.services.store.db.selectFrom('provider_jobs').select('id').where('machine_id', '=', m.id).execute();
+    expect(jobs).toEqual([]);
+    // The deploy's own ticket: hello moves it on, with the image and the disk the console chose.
+    const hello = await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } });
+    expect(hello.statusCode, hello.body).toBe(200);
+    expect(hello.json().run).toMatchObject({ id: run, kind: 'deploy', params: { image: { sha256: sha(image), sizeBytes: image.length }, rootDeviceHints: { name: 'vda' } } });
+    expect((await machine('con-2')).state).toBe('deploy-wait');
+    // A deploy run's ticket is no console's.
+    const again = await install(token, { image: 'tiny', disk: 'vda', layout: 'whole-disk' });
+    expect(again.statusCode).toBe(403);
+    const events = (await t.api('GET', '/api/v1/machines/con-2/events')).json().items.slice(-3);
+    expect(events.map((e: any) => [e.actor, e.action, e.fromState, e.toState])).toEqual([
+      [`agent:run:${holdRun}`, 'installer-started', 'installer-booting', 'installer'],
+      [`agent:run:${holdRun}`, 'console-install', 'installer', 'deploying'],
+      [`agent:run:${run}`, 'installer-started', 'deploying', 'deploy-wait'],
+    ]);
+  });
+});
