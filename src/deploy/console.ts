@@ -6,6 +6,7 @@ import type { InventoryService } from '../inventory/service.js';
 import type { ImageStore } from '../images/store.js';
 import { getRun, setRunParams, updateStep } from '../runs/runs.js';
 import { claimRun, mintTicket, type RunPrincipal } from '../runs/run-tokens.js';
+import { continueAttempt, recordStage } from '../runs/trace.js';
 import type { ConsoleImagesAnswer, ConsoleInstall, ConsoleInstallAnswer } from '../protocol/agent.js';
 import type { DeployRequest, DeployService } from './service.js';
 import type { HoldRunParams } from './holds.js';
@@ -125,6 +126,9 @@ export class ConsoleInstalls {
       const run = await getRun(trx, runId);
       await setRunParams(trx, runId, { ...run.params, console: choices });
       for (const step of ['power-on', 'boot-installer']) await updateStep(trx, runId, step, 'succeeded', at, `already in the installer (console of run ${holdRun.id})`);
+      // The trace goes on in an attempt of the new run (no boot: the installer is up).
+      const attemptId = await continueAttempt(trx, { machineId: m.id, fromRunId: holdRun.id, runId, at, decision: 'console-install' });
+      await recordStage(trx, { machineId: m.id, attemptId, runId, at, stage: 'console-install', detail: { holdRun: holdRun.id, image: image.name, disk: diskName, layout: 'whole-disk', multicast: choices.multicast } });
       await updateStep(trx, holdRun.id, 'hold', 'succeeded', at);
       await updateStep(trx, holdRun.id, 'exit', 'succeeded', at, `console install: ${image.name} on ${diskName}, deploy run ${runId}`);
     });

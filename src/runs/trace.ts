@@ -74,6 +74,16 @@ export async function startAttempt(db: Db, a: AttemptStart): Promise<string> {
   return opened;
 }
 
+/**
+ * An attempt for a run that starts in an installer already running (the console's install):
+ * no boot, the same machine as the attempt of the run it follows (address, platform, MAC), so
+ * that the new run's stages show in the trace as any run's do.
+ */
+export async function continueAttempt(db: Db, a: { machineId: string; fromRunId: string; runId: string; at: string; decision: string }): Promise<string> {
+  const from = await db.selectFrom('boot_attempts').selectAll().where('machine_id', '=', a.machineId).where('run_id', '=', a.fromRunId).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  return insertAttempt(db, { machineId: a.machineId, runId: a.runId, at: a.at, remoteAddr: from?.remote_addr ?? null, platform: from?.platform ?? null, arch: from?.arch ?? null, bootMac: from?.boot_mac ?? null, decision: a.decision });
+}
+
 /** The decision of an attempt that so far holds only DHCP stages. */
 export const DHCP_ONLY = 'dhcp-only';
 

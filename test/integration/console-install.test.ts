@@ -176,6 +176,14 @@ describe.each(backends)('console installs on $name', (backend) => {
     expect(hello.statusCode, hello.body).toBe(200);
     expect(hello.json().run).toMatchObject({ id: run, kind: 'deploy', params: { image: { sha256: sha(image), sizeBytes: image.length }, rootDeviceHints: { name: 'vda' } } });
     expect((await machine('con-2')).state).toBe('deploy-wait');
+    // The trace goes on in an attempt of the deploy run with no boot of its own; the boot request
+    // above (no ticket: claimed) is an attempt of that run too, and holds the hello that came after it.
+    const attempts = (await t.api('GET', '/api/v1/machines/con-2/trace')).json().attempts;
+    expect(attempts.slice(-2).map((a: any) => [a.decision, a.stages.map((s: any) => s.stage)])).toEqual([
+      ['console-install', ['console-install']],
+      ['claimed', ['machine-script', 'agent-hello']],
+    ]);
+    expect(attempts.at(-2).stages[0].detail).toEqual({ holdRun, image: 'tiny', disk: 'vda', layout: 'whole-disk', multicast: false });
     // A deploy run's ticket is no console's.
     const again = await install(token, { image: 'tiny', disk: 'vda', layout: 'whole-disk' });
     expect(again.statusCode).toBe(403);
