@@ -44,32 +44,34 @@ export class InspectionService {
 
   async complete(machineId: string, runId: string, facts: Facts, at: string): Promise<Machine> {
     const actor = { kind: 'agent' as const, name: `run:${runId}` };
-    // A machine taken for an unknown network boot (inspection/netboot.ts) that turns out to be
-    // another: its run fails, and nothing of these facts is absorbed.
-    const contradiction = await this.engine.withMachine(machineId, async (tx) => {
+    // One transaction with the machine locked: a machine taken for an unknown network boot
+    // (inspection/netboot.ts) that turns out to be another has its run failed, and nothing of
+    // these facts is absorbed; otherwise the inspection is done.
+    const outcome = await this.engine.withMachine<{ contradiction: string } | { machine: Machine }>(machineId, async (tx) => {
       const verdict = tx.machine.currentRunId === runId ? await judgeNetboot(tx.trx, tx.machine, runId, facts) : { kind: 'none' as const };
-      if (verdict.kind !== 'contradicted') return null;
-      await tx.act('fail', { actor, runId, reason: verdict.why, error: { code: 'identity', message: verdict.why, stage: 'facts' } });
-      return verdict.why;
+      if (verdict.kind === 'contradicted') {
+        await tx.act('fail', { actor, runId, reason: verdict.why, error: { code: 'identity', message: verdict.why, stage: 'facts' } });
+        return { contradiction: verdict.why };
+      }
+      const r = await tx.act('inspect-done', {
+        actor,
+        runId,
+        reason: 'facts received',
+        alsoInTransaction: async (trx, machine) => {
+          if (verdict.kind === 'confirmed') await recordNetbootConfirmed(trx, machine, runId, verdict, actor, at);
+          // Refused (a conflict) when the facts identify another known machine.
+          const m = await this.enroller.absorbReport(trx, machine, identityFromFacts(facts), actor);
+          const run = await getRun(trx, runId);
+          const extra: Partial<MachinesTable> = { facts: JSON.stringify(facts) };
+          for (const hook of this.hooks) Object.assign(extra, (await hook(trx, m, facts, run)) ?? {});
+          await updateStep(trx, runId, 'report-facts', 'succeeded', at);
+          await updateStep(trx, runId, 'match-profile', 'succeeded', at);
+          return extra;
+        },
+      });
+      return { machine: r.machine };
     });
-    if (contradiction) throw new PlinthError('conflict', contradiction, { details: { machineId } });
-    const r = await this.engine.act(machineId, 'inspect-done', {
-      actor,
-      runId,
-      reason: 'facts received',
-      alsoInTransaction: async (trx, machine) => {
-        const verdict = await judgeNetboot(trx, machine, runId, facts);
-        if (verdict.kind === 'confirmed') await recordNetbootConfirmed(trx, machine, runId, verdict, actor, at);
-        // Refused (a conflict) when the facts identify another known machine.
-        const m = await this.enroller.absorbReport(trx, machine, identityFromFacts(facts), actor);
-        const run = await getRun(trx, runId);
-        const extra: Partial<MachinesTable> = { facts: JSON.stringify(facts) };
-        for (const hook of this.hooks) Object.assign(extra, (await hook(trx, m, facts, run)) ?? {});
-        await updateStep(trx, runId, 'report-facts', 'succeeded', at);
-        await updateStep(trx, runId, 'match-profile', 'succeeded', at);
-        return extra;
-      },
-    });
-    return r.machine;
+    if ('contradiction' in outcome) throw new PlinthError('conflict', outcome.contradiction, { details: { machineId } });
+    return outcome.machine;
   }
 }
