@@ -96,7 +96,9 @@ async function allocation(backend: 'sqlite' | 'postgres', withProfiles: boolean)
   writeFileSync(join(dataDir, 'boot', 'installer', 'initrd.img'), 'initrd');
   const pg = backend === 'postgres' ? await postgresBackend.create() : null;
   const dbUrl = pg ? pg.url : join(dataDir, 'plinth.sqlite');
-  const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_DATABASE_URL: dbUrl, PLINTH_LISTEN: `127.0.0.1:${await freePort()}`, PLINTH_LOG_LEVEL: 'warn' });
+  // BENCH_CPU_PROF=DIR: the controller writes a CPU profile of the run there (node --cpu-prof) when it stops.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_DATABASE_URL: dbUrl, PLINTH_LISTEN: `127.0.0.1:${await freePort()}`, PLINTH_LOG_LEVEL: 'warn' }, [], { nodeArgs: prof });
   const pid = serve.child.pid!;
   try {
     const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
@@ -161,6 +163,8 @@ async function allocation(backend: 'sqlite' | 'postgres', withProfiles: boolean)
       inspectionP99ms: Math.round(percentile(whole, 99)),
       seconds: Math.round(seconds * 10) / 10,
       controllerCpuS: Math.round(cpu),
+      // What an inspection costs the controller whatever its share of the cores.
+      cpuMsPerInspection: Math.round((cpu * 1000 * 10) / ALLOC_MACHINES) / 10,
       peakRssMiB: mem.peak,
       loadAvg: `${load0} → ${loadAverage()}`,
     };
@@ -190,6 +194,6 @@ export async function run(): Promise<string> {
   md += `## Matching alone\n\n${match.machines} machines (real ${match.hwLines}-line HP BL460c hardware lists, each with its own serial, MACs and address) against ${match.profiles} profiles of 12 rules, tried in order; each machine goes through ${match.profiles / 2} profiles on average. One core, in process, after 200 machines of warm-up; p50/p99 are per machine (all the profiles it tries); machinesPerS is over wall time, machinesPerCpuS over the process's CPU time (what one core would do, whatever share of the cores other work leaves). Load ${match.loadAvg}.\n\n`;
   md += table([match as unknown as Record<string, unknown>], ['machines', 'profiles', 'machinesPerS', 'machinesPerCpuS', 'p50ms', 'p99ms', 'maxMs', 'wallS']) + '\n';
   md += `## Inspection with allocation\n\nA controller process; ${CONCURRENCY} machines at a time boot (script), say hello and report their facts, which matches them against the ${PROFILES} profiles (quota 1000 each, taken by a conditional update) and allocates an entry from one of ${POOLS} pools of ${POOL_SIZE}. "facts" is the report request alone (match + quota + allocation + state change, one transaction); "inspection" is boot + hello + facts. The load generator shares the cores with the controller. Every run checks that each machine holds exactly one entry and no entry is held twice. The runs without profiles are the same inspections with nothing to match: the difference is what matching and allocation cost.\n\n`;
-  md += table(alloc as unknown as Record<string, unknown>[], ['backend', 'profiles', 'machines', 'concurrency', 'inspectionsPerS', 'factsP50ms', 'factsP99ms', 'inspectionP99ms', 'controllerCpuS', 'peakRssMiB', 'loadAvg']) + '\n';
+  md += table(alloc as unknown as Record<string, unknown>[], ['backend', 'profiles', 'machines', 'concurrency', 'inspectionsPerS', 'factsP50ms', 'factsP99ms', 'inspectionP99ms', 'controllerCpuS', 'cpuMsPerInspection', 'peakRssMiB', 'loadAvg']) + '\n';
   return record(quick ? 'matching-quick' : 'matching', md, { date: today(), machine: machineInfo(), match, allocation: alloc });
 }
