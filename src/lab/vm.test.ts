@@ -13,4 +13,10 @@ describe('QEMU command line', () => {
     const devices = args.filter((_, i) => args[i - 1] === '-device');
     expect(devices).toEqual(['virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01,romfile=,bootindex=1', 'virtio-net-pci,netdev=n1,mac=52:54:00:00:00:02,bootindex=2']);
   });
+
+  it('a serial console with input is a Unix socket whose output is still logged; without it, the log alone', () => {
+    const serialOf = (args: string[]) => args.filter((_, i) => args[i - 1] === '-serial' || args[i - 1] === '-chardev');
+    expect(serialOf(qemuArgs({ name: 'vm', serialInput: true }, { dir: '/tmp/x' }))).toEqual(['socket,id=serial0,path=/tmp/x/vm.serial.sock,server=on,wait=off,logfile=/tmp/x/vm.serial.log', 'chardev:serial0']);
+    expect(serialOf(qemuArgs({ name: 'vm' }, { dir: '/tmp/x' }))).toEqual(['file:/tmp/x/vm.serial.log']);
+  });
 });

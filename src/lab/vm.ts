@@ -2,6 +2,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, copyFileSync, mkdirSync, openSync, readSync, closeSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { createConnection, type Socket } from 'node:net';
 import { QmpClient } from './qmp.js';
 
 const execFileAsync = promisify(execFile);
@@ -48,6 +49,11 @@ export interface VmSpec {
   bootOrder?: ('network' | 'disk')[];
   /** Direct kernel boot instead of firmware boot. */
   kernel?: { kernel: string; initrd?: string; append?: string };
+  /**
+   * The serial console takes input too: a Unix socket (`Vm.serialConsole()`) to type into, its
+   * output still logged to the serial log. Default: output only, to the log.
+   */
+  serialInput?: boolean;
   extraArgs?: string[];
 }
 
@@ -78,6 +84,7 @@ export function vmPaths(spec: VmSpec, rt: VmRuntime) {
   return {
     qmp: join(rt.dir, `${spec.name}.qmp`),
     serial: join(rt.dir, `${spec.name}.serial.log`),
+    serialSocket: join(rt.dir, `${spec.name}.serial.sock`),
     vars: join(rt.dir, `${spec.name}.OVMF_VARS.fd`),
   };
 }
@@ -93,7 +100,9 @@ export function qemuArgs(spec: VmSpec, rt: VmRuntime): string[] {
     '-smp', String(spec.cpus ?? 1),
     '-display', 'none',
     '-monitor', 'none',
-    '-serial', `file:${p.serial}`,
+    ...(spec.serialInput
+      ? ['-chardev', `socket,id=serial0,path=${p.serialSocket},server=on,wait=off,logfile=${p.serial}`, '-serial', 'chardev:serial0']
+      : ['-serial', `file:${p.serial}`]),
     '-qmp', `unix:${p.qmp},server=on,wait=off`,
   ];
   if ((spec.firmware ?? 'bios') === 'uefi') {
@@ -231,6 +240,32 @@ export class Vm {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Types into the serial console of a VM started with `serialInput`. What the guest writes
+   * back is read and dropped here (the serial log has it), so the guest's UART never stalls.
+   */
+  async serialConsole(): Promise<{ type(text: string): void; close(): void }> {
+    if (!this.spec.serialInput) throw new Error(`${this.spec.name} was started without serialInput`);
+    const connect = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = createConnection(this.paths.serialSocket, () => resolve(s));
+        s.once('error', reject);
+      });
+    let socket: Socket | null = null;
+    // QEMU makes the socket as it starts, which on a busy machine is after start() returned.
+    for (let attempt = 0; !socket; attempt++) {
+      try {
+        socket = await connect();
+      } catch (e) {
+        if (!this.running || attempt >= 600) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    return { type: (text) => void socket.write(text), close: () => socket.destroy() };
   }
 
   /** Everything the guest wrote to its serial console so far. */
