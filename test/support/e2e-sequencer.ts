@@ -15,6 +15,7 @@ export const E2E_LONGEST_FIRST = [
   'native-installer',
   'installer-extras',
   'netboot-inspection',
+  'console-install',
   'ipv6-network',
   'installer-boot',
   'serve-process',
