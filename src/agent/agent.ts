@@ -2,10 +2,10 @@ import type { Facts } from '../core/facts.js';
 import type { AgentConfig } from './cmdline.js';
 import { AgentClient, AgentHttpError } from './client.js';
 import { LogShipper } from './log-shipper.js';
-import { isStepError } from './steps/errors.js';
-import type { AgentNext, BootLocalAnswer, FailReport, HelloRequest, HelloResponse, Heartbeat, NextAnswer, Progress, Script, ScriptResult, SshReport, StepReport, StepReportAnswer, HoldParams } from '../protocol/agent.js';
+import { isStepError, StepError } from './steps/errors.js';
+import { SCRIPT_DISK_LAYOUT_FILE, type AgentNext, type BootLocalAnswer, type FailReport, type HelloRequest, type HelloResponse, type Heartbeat, type NextAnswer, type Progress, type Script, type ScriptResult, type SshReport, type StepReport, type StepReportAnswer, type HoldParams } from '../protocol/agent.js';
 import { parseDeployParams, parseHoldParams, parseInspectParams, parseWipeParams } from './steps/protocol.js';
-import { runScripts } from './steps/scripts.js';
+import { runScripts, scriptDiskLayout } from './steps/scripts.js';
 import { candidateDisks } from './steps/root-disk.js';
 import { runDeploySteps, runTreeDeploySteps, runWipeSteps, type DeployDeps, type StepRunnerDeps } from './steps/runner.js';
 import type { OnSuccess } from '../protocol/deploy.js';
@@ -86,7 +86,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
           },
           ...(deps.scriptDir ? { workDir: deps.scriptDir } : {}),
         })
-      : Promise.resolve();
+      : Promise.resolve([]);
   try {
     let next: AgentNext = 'wait';
     /** A tree deploy's ONSUCCESS, which decides how the run ends instead of `next`. */
@@ -117,7 +117,16 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
       if (hello.run.kind === 'deploy') {
         const params = parseDeployParams(hello.run.params);
         // The configure step, before any disk is touched: a failing script leaves the disks as they were.
-        await operatorScripts(params.scripts, params.variables);
+        const computed = scriptDiskLayout(await operatorScripts(params.scripts, params.variables));
+        if (computed) {
+          if (!params.tree) {
+            throw Object.assign(new StepError('script', `script ${computed.script} left ${SCRIPT_DISK_LAYOUT_FILE}: a disk layout is for tree deploys (an image brings its own partitions)`, { script: computed.script }), {
+              step: `script-${computed.script}`,
+            });
+          }
+          log.line(`script ${computed.script}: its ${SCRIPT_DISK_LAYOUT_FILE} replaces the disk layout the controller sent`);
+          params.tree = { ...params.tree, diskLayout: computed.layout };
+        }
         let bootLocal: BootLocalAnswer = {};
         const deployDeps: DeployDeps = {
           ...stepDeps,
@@ -131,7 +140,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
           },
         };
         if (params.tree) {
-          await runTreeDeploySteps({ ...params, tree: params.tree }, deployDeps);
+          await runTreeDeploySteps({ ...params, tree: params.tree }, deployDeps, computed?.script);
           onSuccess = params.tree.onSuccess;
         } else await runDeploySteps(params, deployDeps);
         next = bootLocal.next ?? 'reboot';

@@ -76,6 +76,12 @@ export type InspectParams = Static<typeof InspectParamsSchema>;
 export const SCRIPT_OUTPUT_MAX = 64 * 1024;
 /** A file a script left in `$PLINTH_OUTPUT_DIR`, base64; the most kept of each. */
 export const SCRIPT_FILE_MAX = 256 * 1024;
+/**
+ * A configure script that leaves this file in its output directory computes the tree
+ * deploy's disk layout (eDeploy's configure scripts laid out the disks themselves): JSON, in
+ * the form of `diskLayout` (protocol/disk-layout.ts), used instead of the profile's.
+ */
+export const SCRIPT_DISK_LAYOUT_FILE = 'disk-layout.json';
 export const ScriptResultSchema = Type.Object(
   {
     /** null when it was killed (timeout or signal). */

@@ -1,11 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { RAID1_EXAMPLE } from '../../src/protocol/disk-layout.js';
 import { Vm, type VmSpec } from '../../src/lab/vm.js';
 import { TEST_QEMU_LAUNCHER } from '../support/qemu-processes.js';
-import { e2eController, waitFor } from '../support/e2e.js';
+import { e2eController, sharedTree, waitFor } from '../support/e2e.js';
 import { holdVmSlots } from '../support/hold-vm-slots.js';
+import { freePort, generateSshKey, ssh, sshWhenReady, type SshKey, type SshTarget } from '../support/image-ssh.js';
+import { writeFiles } from '../support/trees.js';
 
 /**
  * Operators' scripts and health checks on real VMs (QEMU, TCG) booting the real installer,
@@ -13,8 +19,14 @@ import { holdVmSlots } from '../support/hold-vm-slots.js';
  * boots): a discovery script runs in both VMs' first inspection and its output is stored; a
  * health check measures both (two VMs of one profile) with sysbench and fio, the figures land
  * in their facts and the profile's comparison answers; a commissioning script that fails marks
- * its machine with the script's name and output. Two VMs, at most two at once.
+ * its machine with the script's name and output. Then the same two VMs, each with two disks,
+ * get eDeploy's tree of role `mysql` at `D7-F.1.0.0` (the image's system built as a tree,
+ * served by Plinth's rsync daemon) on RAID1 over both disks — one with ONSUCCESS=kexec and the
+ * layout computed by a configure script, the other with ONSUCCESS=reboot and the layout in the
+ * request — and boot it; one host then moves to `D7-F.1.0.1` with `edeploy upgrade` and checks
+ * itself with `edeploy verify`. Two VMs, at most two at once.
  */
+const execFileAsync = promisify(execFile);
 type E2E = Awaited<ReturnType<typeof e2eController>>;
 const GiB = 2 ** 30;
 const vmDir = mkdtempSync(join(tmpdir(), 'plinth-e2e-health-'));
@@ -27,18 +39,25 @@ describe('scripts and health checks on real VMs', () => {
   const vms: Vm[] = [];
   const macs = ['52:54:00:e2:15:01', '52:54:00:e2:15:02'];
   const names: string[] = [];
+  const sshPorts: number[] = [];
+  let key: SshKey;
 
   beforeAll(async () => {
-    t = await e2eController({}, { installerPackages: ['sysbench', 'fio'] });
+    t = await e2eController({ trees: { rsyncListen: `127.0.0.1:${await freePort()}` } }, { installerPackages: ['sysbench', 'fio'] });
+    key = await generateSshKey(vmDir);
     for (const [i, mac] of macs.entries()) {
+      sshPorts[i] = await freePort();
       specs.push({
         name: `health-${i + 1}`,
         firmware: 'bios',
         memoryMiB: 1024,
         cpus: 1,
         smbios: { serial: `PLN-HEALTH-${i + 1}`, manufacturer: 'Plinth Labs', product: 'Health Node' },
-        disks: [{ path: join(vmDir, `h${i}.qcow2`), sizeBytes: 2 * GiB, serial: `DISK-H${i}` }],
-        nics: [{ mac, bootUrl: t.bootUrl }],
+        disks: [
+          { path: join(vmDir, `h${i}.qcow2`), sizeBytes: 2 * GiB, serial: `DISK-H${i}` },
+          { path: join(vmDir, `h${i}b.qcow2`), sizeBytes: 2 * GiB, serial: `DISK-H${i}B` },
+        ],
+        nics: [{ mac, bootUrl: t.bootUrl, hostForwards: [{ hostPort: sshPorts[i]!, guestPort: 22 }] }],
       });
     }
     // Both VMs are the same hardware: one profile, so that their health figures are compared.
@@ -56,6 +75,7 @@ describe('scripts and health checks on real VMs', () => {
     vms[i] ??= new Vm(specs[i]!, { dir: vmDir, launcher: TEST_QEMU_LAUNCHER });
     await vms[i]!.start();
   };
+  const host = (i: number): SshTarget => ({ key, port: sshPorts[i]!, user: 'plinth' });
   const ranAndOff = async (i: number) => {
     await vms[i]!.waitForExit(12 * 60_000).catch(async (e) => {
       throw new Error(`${e.message}; machine: ${JSON.stringify((await machine(macs[i]!))?.state)}; console tail:\n${vms[i]!.serialOutput().slice(-3000)}`);
@@ -138,4 +158,153 @@ describe('scripts and health checks on real VMs', () => {
     expect(byName['memtest']).toMatchObject({ status: 'failed', exitCode: 3 });
     expect(byName['memtest'].output).toMatch(/^testing MemTotal: +\d+ kB\nbad DIMM A1\n$/);
   }, 15 * 60_000);
+  // -- Trees: eDeploy's roles, versions, upgrade and verify --------------------------------
+
+  const FROM = 'D7-F.1.0.0';
+  const TO = 'D7-F.1.0.1';
+  /** PUT a tar stream as a tree version (what `plinth tree import` sends). */
+  const importTree = async (version: string, tar: Readable, length?: number) => {
+    const r = await fetch(`${t.url}/api/v1/trees/mysql/${version}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/octet-stream', ...(length ? { 'content-length': String(length) } : {}) },
+      body: Readable.toWeb(tar) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(r.status, await r.clone().text()).toBe(201);
+  };
+  /** The next version: the stored tree hard-linked (nothing copied), a few files replaced, sent as a tar stream. */
+  let nextVersion: Promise<void> | null = null;
+  const importNextVersion = async () => {
+    const staging = mkdtempSync(join(t.config.dataDir, 'next-'));
+    try {
+      await execFileAsync('cp', ['-al', `${join(t.config.dataDir, 'trees/install', FROM, 'mysql')}/.`, staging]);
+      for (const f of ['etc/issue.net', 'etc/motd']) rmSync(join(staging, f), { force: true }); // hard links: never written through
+      writeFiles(staging, {
+        'etc/issue.net': `mysql ${TO}\n`,
+        'etc/motd': `the motd of ${TO}\n`,
+        'etc/mysql/conf.d/local.cnf': '# from the tree\n',
+        'etc/mysql/conf.d/absent.cnf': '# from the tree\n',
+      });
+      const tar = spawn('tar', ['-C', staging, '--numeric-owner', '--xattrs', '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await importTree(TO, tar.stdout);
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+    // The upgrade step: the host's own files (docs/trees.md's list), the role's state, and two scripts.
+    const docs = readFileSync(new URL('../../docs/trees.md', import.meta.url), 'utf8');
+    const hostOwn = /### The host's own files[\s\S]*?```text\n([\s\S]*?)```/.exec(docs)![1]!;
+    const step = {
+      exclude: `${hostOwn}/etc/motd\n`,
+      add_only: '/etc/mysql/conf.d/local.cnf\n/etc/mysql/conf.d/absent.cnf\n',
+      pre: '#!/bin/sh\necho "$ROLE $FROM $TO" > /root/pre-ran\n',
+      post: '#!/bin/sh\necho "$ROLE $FROM $TO" > /root/post-ran\nexit 100\n',
+    };
+    expect((await t.api('PUT', `/api/v1/trees/mysql/${FROM}/upgrades/${TO}`, step)).statusCode).toBe(200);
+  };
+
+  /** eDeploy's configure step: RAID1 over the machine's two smallest disks, whatever their names. */
+  const RAID_SCRIPT = [
+    '#!/bin/sh',
+    'set -e',
+    `set -- $(lsblk -d -n -b -o NAME,SIZE,TYPE | awk '$3 == "disk"' | sort -k2,2n | awk 'NR <= 2 { print $1 }')`,
+    '[ $# -eq 2 ] || { echo "RAID1 needs two disks, this machine has $#" >&2; exit 1; }',
+    'disk() { printf \'{"device":"%s","partitions":[{"id":"bios%s","sizeMiB":1,"use":"bios-boot"},{"id":"efi%s","sizeMiB":64,"use":"efi"%s},{"id":"root%s","use":"raid"}]}\' "$1" "$2" "$2" "$3" "$2"; }',
+    'printf \'{"disks":[%s,%s],"raid":[{"id":"root","level":1,"members":["roota","rootb"],"use":"fs","fs":"ext4","mount":"/"}]}\' "$(disk "$1" a "")" "$(disk "$2" b \',"mount":"/boot/efi2"\')" > "$PLINTH_OUTPUT_DIR/disk-layout.json"',
+    'echo "RAID1 over $1 and $2"',
+    '',
+  ].join('\n');
+
+  it('deploys role mysql at D7-F.1.0.0 on RAID1 over both disks of both VMs, which boot it: by kexec with a configure script’s layout, and by reboot', async () => {
+    const tarball = await sharedTree();
+    await importTree(FROM, createReadStream(tarball), statSync(tarball).size);
+    nextVersion = importNextVersion(); // while the VMs deploy
+    nextVersion.catch(() => undefined);
+    if ((await machine(macs[0]!)).state === 'inspect-failed') {
+      // The commissioning test left it failed: inspect it again (no scripts this time).
+      expect((await t.api('POST', `/api/v1/machines/${names[0]}/actions/retry`)).statusCode).toBe(200);
+      await boot(0);
+      expect((await ranAndOff(0)).state).toBe('available');
+    }
+    const deploy = [
+      { tree: `mysql-${FROM}`, onSuccess: 'kexec', sshKeys: [key.publicKey], scripts: [{ name: 'raid', content: RAID_SCRIPT, timeoutSeconds: 120 }] },
+      { tree: `mysql-${FROM}`, onSuccess: 'reboot', sshKeys: [key.publicKey], diskLayout: RAID1_EXAMPLE },
+    ];
+    for (const [i, body] of deploy.entries()) {
+      const r = await t.api('POST', `/api/v1/machines/${names[i]}/actions/deploy`, body);
+      expect(r.statusCode, r.body).toBe(200);
+    }
+    await Promise.all([boot(0), boot(1)]);
+    const deployed = await Promise.all(
+      [0, 1].map((i) =>
+        waitFor(
+          `${names[i]} deployed`,
+          40 * 60_000,
+          async () => {
+            const m = await machine(macs[i]!);
+            if (m.state === 'deploy-failed') throw new Error(`${m.name}: ${JSON.stringify(m.lastError)}\n${vms[i]!.serialOutput().slice(-3000)}`);
+            return m.state === 'deployed' ? m : undefined;
+          },
+          async () => vms[i]!.serialOutput().slice(-3000),
+        ),
+      ),
+    );
+    for (const [i, m] of deployed.entries()) {
+      const trace = (await t.api('GET', `/api/v1/machines/${m.name}/trace?attempts=3`)).json().attempts.flatMap((a: any) => a.stages);
+      const stage = (name: string) => trace.find((s: any) => s.stage === name)?.detail;
+      expect(stage('step:copy-tree:succeeded').message).toMatch(new RegExp(`^mysql-${FROM} by rsync in `));
+      const layout = stage('step:layout-disks:succeeded');
+      expect(layout.message).toMatch(/^vda, vdb: .*\/dev\/md/);
+      const bootLoader = stage('step:boot-loader:succeeded');
+      console.log(`tree deploy ${m.name}: ${JSON.stringify(bootLoader)}`);
+      expect(bootLoader.message).toMatch(/^GRUB on \/dev\/vda, \/dev\/vdb, the tree's initramfs/);
+      if (i === 0) {
+        expect(layout.message).toContain('(the layout of script raid)');
+        expect((await scripts(m.name)).find((x) => x.name === 'raid')).toMatchObject({ status: 'passed', output: 'RAID1 over vda and vdb\n' });
+        // kexec: the installed kernel started from the installer's, no network boot in between.
+        expect(bootLoader.message).toContain('kexec loaded /boot/vmlinuz-');
+        expect(trace.filter((s: any) => s.stage === 'local-boot')).toEqual([]);
+      } else {
+        expect(trace.some((s: any) => s.stage === 'local-boot')).toBe(true);
+      }
+      const facts = await sshWhenReady(
+        host(i),
+        'cat /proc/mdstat; echo "root=$(findmnt -n -o SOURCE /)"; for d in vda vdb; do echo "$d: $(sudo dd if=/dev/$d bs=512 count=1 2>/dev/null | grep -c GRUB)"; done; sudo edeploy role; sudo edeploy version',
+        15 * 60_000,
+      );
+      expect(facts.exitCode, facts.stderr).toBe(0);
+      const out = facts.stdout;
+      expect(out).toMatch(/^md\d+ : active raid1 vd[ab]3\[\d\] vd[ab]3\[\d\]$/m);
+      expect(out).toMatch(/\[2\/2\] \[UU\]/);
+      expect(out).toMatch(/^root=\/dev\/md/m);
+      expect(out).toMatch(/^vda: 1$/m);
+      expect(out).toMatch(/^vdb: 1$/m);
+      expect(out).toMatch(new RegExp(`^mysql\n${FROM}\n$`, 'm'));
+      expect(m.deployment).toMatchObject({ role: 'mysql', version: FROM });
+    }
+  }, 60 * 60_000);
+
+  it('moves a host to D7-F.1.0.1 with edeploy upgrade (exclude, add_only, pre, post = reboot needed); edeploy verify then lists the one file changed by hand', async () => {
+    await nextVersion;
+    const run = async (command: string) => {
+      const r = await ssh(host(0), command, 20 * 60_000);
+      expect(r.exitCode, `${command}: ${r.stderr}`).toBe(0);
+      return r.stdout;
+    };
+    // The host's own content before the upgrade: an excluded file, and one of the two add_only files.
+    await run("echo 'the local motd' | sudo tee /etc/motd >/dev/null; sudo mkdir -p /etc/mysql/conf.d; echo '# the host' | sudo tee /etc/mysql/conf.d/local.cnf >/dev/null");
+    expect(await run('sudo edeploy list')).toBe(`${TO}\n`);
+    expect(await run(`sudo edeploy upgrade ${TO}`)).toContain(`upgraded mysql from ${FROM} to ${TO}: reboot needed`);
+    const files = await run('cat /etc/issue.net /etc/motd /etc/mysql/conf.d/local.cnf /etc/mysql/conf.d/absent.cnf; sudo cat /root/pre-ran /root/post-ran; sudo edeploy version');
+    expect(files).toBe([`mysql ${TO}`, 'the local motd', '# the host', '# from the tree', `mysql ${FROM} ${TO}`, `mysql ${FROM} ${TO}`, TO, ''].join('\n'));
+    // A file changed by hand is what verify finds, and nothing else (the host's own files are excluded).
+    await run("echo 'changed by hand' | sudo tee -a /etc/issue >/dev/null");
+    expect(await run('sudo edeploy verify')).toBe('etc/issue\n');
+    const m = await waitFor('the controller to show the new version', 60_000, async () => {
+      const x = await machine(macs[0]!);
+      return x.deployment?.version === TO ? x : undefined;
+    });
+    expect(m.deployment).toMatchObject({ role: 'mysql', version: TO });
+    const events = (await t.api('GET', `/api/v1/machines/${m.name}/events`)).json().items.map((e: any) => e.type);
+    expect(events).toContain('machine.version-reported');
+  }, 30 * 60_000);
 });

@@ -203,6 +203,24 @@ describe('the agent runs deploy and wipe runs', () => {
     }
   });
 
+  it("fails an image deploy whose configure script computed a disk layout (an image brings its own), the disk untouched", async () => {
+    const target = await loops.attach(64 * MiB);
+    const layout = { disks: [{ partitions: [{ id: 'root', use: 'fs', fs: 'ext4', mount: '/' }] }] };
+    const scripts = [{ name: 'layout', content: `#!/bin/sh\necho '${JSON.stringify(layout)}' > "$PLINTH_OUTPUT_DIR/disk-layout.json"\n`, timeoutSeconds: 60 }];
+    const controller = await fakeController({ kind: 'deploy', params: { ...deployParams(), scripts } }, image.path);
+    try {
+      const { outcome, powered } = await agent(controller.url, [{ name: target.name, sizeBytes: 64 * MiB }]);
+      const message = 'script layout left disk-layout.json: a disk layout is for tree deploys (an image brings its own partitions)';
+      expect(outcome).toEqual({ result: 'failed', message });
+      expect(powered).toEqual([]);
+      expect(controller.flow()).toEqual(['/agent/v1/hello', '/agent/v1/scripts/layout', '/agent/v1/fail']);
+      expect(controller.calls.at(-1)!.body).toEqual({ code: 'script', stage: 'script-layout', message });
+      expect(isZero(await readDevice(loops, target.device, 0, 64 * MiB))).toBe(true);
+    } finally {
+      await controller.close();
+    }
+  });
+
   it('refuses malformed parameters before touching a disk', async () => {
     const controller = await fakeController({ kind: 'deploy', params: { image: { url: '/x', sha256: 'nope', sizeBytes: 1, format: 'raw' }, seed } }, null);
     try {

@@ -9,7 +9,7 @@ import Value from 'typebox/value';
 import { KERNEL_ARGS_PATTERN, ROOT_DEVICE_HINTS, RootDeviceHintsSchema, type RootDeviceHints } from '../../protocol/deploy.js';
 
 const KERNEL_ARGS = new RegExp(KERNEL_ARGS_PATTERN);
-import { checkDiskLayout } from '../../protocol/disk-layout.js';
+import { checkDiskLayout, DiskLayoutSchema } from '../../protocol/disk-layout.js';
 import { DeployParamsSchema, HoldParamsSchema, InspectParamsSchema, MulticastReceiveSchema, SHA256_PATTERN, TreeParamsSchema, type HoldParams, type TreeParams, WIPE_MODES, type DeployParams, type InspectParams, type WipeParams } from '../../protocol/agent.js';
 import { StepError } from './errors.js';
 import { ChunkIndexRefSchema, type ChunkIndexRef } from '../../protocol/chunk-index.js';
@@ -85,6 +85,16 @@ function kernelArgsOf(v: unknown): string {
   const kernelArgs = string(v, 'params.kernelArgs');
   if (!KERNEL_ARGS.test(kernelArgs)) throw bad('params.kernelArgs', 'holds a quote, \\, `, $, ;, |, <, > or a control or non-ASCII character');
   return kernelArgs;
+}
+
+/** A disk layout from elsewhere than the controller (a configure script's), checked as the controller checks one; `field` names it in errors. */
+export function parseDiskLayout(raw: unknown, field: string): TreeParams['diskLayout'] {
+  const problem = Value.Errors(DiskLayoutSchema, raw)[0];
+  if (problem) throw bad(`${field}${problem.instancePath.replaceAll('/', '.')}`, problem.message);
+  const layout = raw as TreeParams['diskLayout'];
+  const rules = checkDiskLayout(layout, field);
+  if (rules) throw bad(rules.field, rules.message);
+  return layout;
 }
 
 /** A tree deploy's parameters, checked against the protocol's schema and the disk layout's rules. */

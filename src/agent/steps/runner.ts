@@ -185,7 +185,7 @@ export interface TreeDeployOutcome {
  * systems mounted from the first to the last and unmounted whatever happens; then the
  * controller is asked to boot the disk. What follows (ONSUCCESS) is the agent's to do.
  */
-export async function runTreeDeploySteps(params: DeployParams & { tree: TreeParams }, deps: DeployDeps): Promise<TreeDeployOutcome> {
+export async function runTreeDeploySteps(params: DeployParams & { tree: TreeParams }, deps: DeployDeps, layoutFromScript?: string): Promise<TreeDeployOutcome> {
   const exec = deps.exec ?? nodeExec();
   const tree = params.tree;
   const tarball = imageSource(tree.tarballUrl, deps.controllerUrl, null).url;
@@ -194,8 +194,8 @@ export async function runTreeDeploySteps(params: DeployParams & { tree: TreePara
     const arrays = t.applied.devices.filter((d) => d.path.includes('/md'));
     return {
       value: t,
-      message: `${t.applied.disks.map((d) => d.name).join(', ')}: ${t.applied.devices.length} device(s)${arrays.length ? `, ${arrays.map((a) => `${a.path} (${a.id})`).join(', ')}` : ''}; / on ${t.applied.root.path}`,
-      details: { disks: t.applied.disks, devices: t.applied.devices, mdadm: t.applied.mdadmArrays },
+      message: `${t.applied.disks.map((d) => d.name).join(', ')}: ${t.applied.devices.length} device(s)${arrays.length ? `, ${arrays.map((a) => `${a.path} (${a.id})`).join(', ')}` : ''}; / on ${t.applied.root.path}${layoutFromScript ? ` (the layout of script ${layoutFromScript})` : ''}`,
+      details: { disks: t.applied.disks, devices: t.applied.devices, mdadm: t.applied.mdadmArrays, ...(layoutFromScript ? { layoutFromScript } : {}) },
     };
   });
   let bootLoader: BootLoaderResult;
@@ -206,13 +206,14 @@ export async function runTreeDeploySteps(params: DeployParams & { tree: TreePara
       const seconds = (performance.now() - started) / 1000;
       return { value: r, message: `${tree.role}-${tree.version} by ${r.via} in ${seconds.toFixed(1)} s${r.files !== null ? ` (${r.files} files)` : ''}`, details: { ...r, role: tree.role, version: tree.version } };
     });
-    await step('configure', deps, async () => {
+    const configured = await step('configure', deps, async () => {
       const r = await configureTarget(target, tree, deps.controllerUrl, params.seed, params.kernelArgs, deps.log);
       return { value: r, message: `${r.files.join(', ')}, cloud-init seed`, details: { ...r } };
     });
     bootLoader = await step('boot-loader', deps, async () => {
-      const r = await installBootLoader(target, tree.onSuccess, exec, deps.log);
-      return { value: r, message: `GRUB${r.bios.length ? ` on ${r.bios.join(', ')}` : ''}${r.efi ? ' (UEFI)' : ''}${r.kexec ? `; kexec loaded ${r.kexec.kernel}` : ''}`, details: { ...r } };
+      const r = await installBootLoader(target, tree.onSuccess, exec, deps.log, configured.treeNamedArrays);
+      const initramfs = r.initramfsRebuilt ? `initramfs rebuilt (${r.initramfsRebuilt})` : "the tree's initramfs";
+      return { value: r, message: `GRUB${r.bios.length ? ` on ${r.bios.join(', ')}` : ''}${r.efi ? ' (UEFI)' : ''}, ${initramfs}${r.kexec ? `; kexec loaded ${r.kexec.kernel}` : ''}`, details: { ...r } };
     });
   } finally {
     await target.unmount();

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SCRIPT_FILE_MAX, SCRIPT_OUTPUT_MAX, type Script, type ScriptResult } from '../../protocol/agent.js';
+import { SCRIPT_DISK_LAYOUT_FILE, SCRIPT_FILE_MAX, SCRIPT_OUTPUT_MAX, type Script, type ScriptResult, type TreeParams } from '../../protocol/agent.js';
+import { parseDiskLayout } from './protocol.js';
 import { StepError } from './errors.js';
 
 /**
@@ -117,13 +118,22 @@ export async function runScript(script: Script, variables: Record<string, unknow
   }
 }
 
-export async function runScripts(scripts: readonly Script[], variables: Record<string, unknown>, deps: ScriptRunnerDeps): Promise<void> {
+/** A script's name and what it did. */
+export interface ScriptRan {
+  name: string;
+  result: ScriptResult;
+}
+
+/** Runs the scripts in order; returns what each did (all passed: the first failure throws). */
+export async function runScripts(scripts: readonly Script[], variables: Record<string, unknown>, deps: ScriptRunnerDeps): Promise<ScriptRan[]> {
+  const ran: ScriptRan[] = [];
   for (const script of scripts) {
     deps.log(`script ${script.name}: running (timeout ${script.timeoutSeconds} s)`);
     const r = await runScript(script, variables, deps.workDir ?? tmpdir());
     const how = r.timedOut ? `timed out after ${script.timeoutSeconds} s` : r.exitCode === null ? 'was killed' : `exited ${r.exitCode}`;
     deps.log(`script ${script.name}: ${how} in ${(r.durationMs / 1000).toFixed(1)} s${r.files.length ? `, ${r.files.length} file(s)` : ''}`);
     await deps.report(script.name, r);
+    ran.push({ name: script.name, result: r });
     if (r.exitCode !== 0) {
       const last = r.output.trimEnd().split('\n').at(-1)?.slice(0, 300) ?? '';
       const e = new StepError('script', `script ${script.name} ${how}${last ? `: ${last}` : ''}`, { script: script.name, exitCode: r.exitCode, timedOut: r.timedOut });
@@ -131,4 +141,33 @@ export async function runScripts(scripts: readonly Script[], variables: Record<s
       throw e;
     }
   }
+  return ran;
+}
+
+/**
+ * The disk layout a configure script computed ($PLINTH_OUTPUT_DIR/disk-layout.json), checked
+ * as the controller checks a profile's; the last script that left one wins. Null when none
+ * did. A file that is cut, not JSON or not a layout is a StepError naming the script.
+ */
+export function scriptDiskLayout(ran: readonly ScriptRan[]): { script: string; layout: TreeParams['diskLayout'] } | null {
+  for (const { name, result } of [...ran].reverse()) {
+    const file = result.files.find((f) => f.name === SCRIPT_DISK_LAYOUT_FILE);
+    if (!file) continue;
+    const field = `script[${name}].${SCRIPT_DISK_LAYOUT_FILE}`;
+    const fail = (why: string) => Object.assign(new StepError('script', `${field} ${why}`, { script: name, field }), { step: `script-${name}` });
+    if (file.truncated) throw fail(`is larger than ${SCRIPT_FILE_MAX} bytes`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(Buffer.from(file.content, 'base64').toString('utf8'));
+    } catch (e) {
+      throw fail(`is not JSON: ${(e as Error).message}`);
+    }
+    try {
+      return { script: name, layout: parseDiskLayout(raw, field) };
+    } catch (e) {
+      if (e instanceof StepError) throw Object.assign(new StepError('script', e.message, { script: name, field }), { step: `script-${name}` });
+      throw e;
+    }
+  }
+  return null;
 }

@@ -123,8 +123,17 @@ export async function copyTree(tree: TreeParams, controllerUrl: string, tarballU
 }
 
 /** Writes fstab, mdadm.conf, eDeploy's conf and the cloud-init seed into the installed system. */
-export async function configureTarget(t: TreeTarget, tree: TreeParams, controllerUrl: string, seed: NoCloudSeed, kernelArgs: string | undefined, log: (l: string) => void): Promise<{ files: string[]; kernelArgsFiles: string[] }> {
+export async function configureTarget(
+  t: TreeTarget,
+  tree: TreeParams,
+  controllerUrl: string,
+  seed: NoCloudSeed,
+  kernelArgs: string | undefined,
+  log: (l: string) => void,
+): Promise<{ files: string[]; kernelArgsFiles: string[]; treeNamedArrays: boolean }> {
   const files: string[] = [];
+  // ARRAY lines of the system the tree was made on would be in its initramfs too (installBootLoader).
+  const treeMdadmConf = await fsp.readFile(join(t.dir, 'etc/mdadm/mdadm.conf'), 'utf8').catch(() => '');
   const write = async (path: string, content: string, mode = 0o644) => {
     const full = join(t.dir, path);
     await fsp.mkdir(join(full, '..'), { recursive: true });
@@ -145,14 +154,46 @@ export async function configureTarget(t: TreeTarget, tree: TreeParams, controlle
   files.push(...(await writePollTimer(t.dir)));
   const kernelArgsFiles = await writeSeedInto(t.dir, seed, { log, kernelArgs }, t.applied.root.path);
   log(`configure: ${files.join(', ')} and the cloud-init seed written`);
-  return { files, kernelArgsFiles };
+  return { files, kernelArgsFiles, treeNamedArrays: /^ARRAY\s/m.test(treeMdadmConf) };
 }
 
 /** What the boot loader step did, and for kexec what it loaded. */
 export interface BootLoaderResult {
   bios: string[];
   efi: boolean;
+  /** Why the initramfs was rebuilt, or null when the tree's own was kept. */
+  initramfsRebuilt: string | null;
+  /** Seconds each command in the chroot took, in order (`update-grub`: 41.2). */
+  seconds: Record<string, number>;
   kexec: { kernel: string; initrd: string; cmdline: string } | null;
+}
+
+/**
+ * Why the tree's own initramfs cannot boot this layout, or null to keep it. Rebuilding it
+ * (update-initramfs in a chroot) is most of a tree deploy's time on a slow machine, and an
+ * initramfs made with mdadm (or LVM) in the tree assembles the arrays (activates the volume
+ * groups) by scanning, as long as it names no arrays of its own: the root is found by its
+ * file system's UUID. A layout the tree has no tools for is refused, not rebuilt.
+ */
+export async function initramfsRebuildReason(t: TreeTarget, treeNamedArrays: boolean, listInitramfs: (file: string) => Promise<string>): Promise<string | null> {
+  const boot = join(t.dir, 'boot');
+  const initrds = (await fsp.readdir(boot).catch(() => [] as string[])).filter((n) => n.startsWith('initrd.img-')).sort();
+  if (initrds.length === 0) return 'the tree has no initramfs in /boot';
+  const needs: { what: string; hook: string; tool: RegExp; package: string }[] = [];
+  if (t.applied.mdadmArrays.length) needs.push({ what: 'RAID arrays', hook: 'mdadm', tool: /^(usr\/)?sbin\/mdadm$/m, package: 'mdadm' });
+  if (t.applied.devices.some((d) => d.use === 'lvm')) needs.push({ what: 'LVM volume groups', hook: 'lvm2', tool: /^(usr\/)?sbin\/lvm$/m, package: 'lvm2' });
+  for (const n of needs) {
+    if (!existsSync(join(t.dir, 'usr/share/initramfs-tools/hooks', n.hook))) {
+      throw new StepError('boot-loader', `the layout has ${n.what} and the tree has no ${n.package} (its initramfs hook): the installed system could not find its root; put ${n.package} in the tree`);
+    }
+  }
+  if (needs.length === 0) return null;
+  if (treeNamedArrays) return "the tree's /etc/mdadm/mdadm.conf named arrays of the system it was made on";
+  for (const initrd of initrds) {
+    const files = await listInitramfs(`/boot/${initrd}`);
+    for (const n of needs) if (!n.tool.test(files)) return `${initrd} was made without ${n.package}`;
+  }
+  return null;
 }
 
 /**
@@ -161,10 +202,19 @@ export interface BootLoaderResult {
  * rebuilt (it carries mdadm.conf), grub.cfg made; all in a chroot of the installed system with
  * the installer's /dev, /proc and /sys bound in.
  */
-export async function installBootLoader(t: TreeTarget, onSuccess: OnSuccess, exec: Exec, log: (l: string) => void): Promise<BootLoaderResult> {
+export async function installBootLoader(t: TreeTarget, onSuccess: OnSuccess, exec: Exec, log: (l: string) => void, treeNamedArrays = false): Promise<BootLoaderResult> {
   const binds = ['dev', 'proc', 'sys', ...(existsSync('/sys/firmware/efi/efivars') ? ['sys/firmware/efi/efivars'] : [])];
   const bound: string[] = [];
-  const chroot = (args: string[]) => run(exec, 'chroot', [t.dir, ...args], 'boot-loader');
+  const seconds: Record<string, number> = {};
+  const chroot = async (args: string[]) => {
+    const started = performance.now();
+    try {
+      return await run(exec, 'chroot', [t.dir, ...args], 'boot-loader');
+    } finally {
+      const key = args.slice(0, args[0] === 'grub-install' ? 2 : 1).join(' ');
+      seconds[key] = Math.round(((seconds[key] ?? 0) + (performance.now() - started) / 1000) * 10) / 10;
+    }
+  };
   try {
     for (const b of binds) {
       const dir = join(t.dir, b);
@@ -177,7 +227,11 @@ export async function installBootLoader(t: TreeTarget, onSuccess: OnSuccess, exe
       throw new StepError('boot-loader', 'the disk layout has no bios-boot partition and this machine did not boot by UEFI (or the layout has no efi partition): GRUB has nowhere to go');
     }
     if (!existsSync(join(t.dir, 'usr/sbin/grub-install'))) throw new StepError('boot-loader', 'the tree has no /usr/sbin/grub-install (it needs grub-pc or grub-efi)');
-    await chroot(['update-initramfs', '-u', '-k', 'all']);
+    const rebuild = await initramfsRebuildReason(t, treeNamedArrays, (file) => chroot(['lsinitramfs', file]));
+    if (rebuild) {
+      log(`boot-loader: rebuilding the initramfs: ${rebuild}`);
+      await chroot(['update-initramfs', '-u', '-k', 'all']);
+    }
     const bios: string[] = [];
     if (existsSync(join(t.dir, 'usr/lib/grub/i386-pc'))) {
       for (const disk of t.applied.biosBootDisks) {
@@ -190,9 +244,10 @@ export async function installBootLoader(t: TreeTarget, onSuccess: OnSuccess, exe
     }
     if (!uefi && bios.length === 0) throw new StepError('boot-loader', 'the tree has no GRUB for BIOS (/usr/lib/grub/i386-pc) and this machine did not boot by UEFI');
     await chroot(['update-grub']);
-    log(`boot-loader: GRUB ${[bios.length ? `for BIOS on ${bios.join(', ')}` : '', uefi ? `for UEFI on ${t.applied.efiMounts[0]}` : ''].filter(Boolean).join(' and ')}; initramfs rebuilt`);
+    const took = Object.entries(seconds).map(([k, v]) => `${k} ${v} s`).join(', ');
+    log(`boot-loader: GRUB ${[bios.length ? `for BIOS on ${bios.join(', ')}` : '', uefi ? `for UEFI on ${t.applied.efiMounts[0]}` : ''].filter(Boolean).join(' and ')}; ${rebuild ? 'initramfs rebuilt' : "the tree's initramfs kept"} (${took})`);
     const kexec = onSuccess === 'kexec' ? await loadKexec(t.dir, exec, log) : null;
-    return { bios, efi: uefi, kexec };
+    return { bios, efi: uefi, initramfsRebuilt: rebuild, seconds, kexec };
   } finally {
     for (const dir of bound.reverse()) await exec('umount', ['-l', dir]).catch(() => undefined);
   }
