@@ -9,6 +9,7 @@ import { runAgent } from './agent.js';
 import { collectFacts, nodeCommandRunner, nodeFactsFs } from './inspect/index.js';
 import { startSshServer } from './ssh-server.js';
 import { nodeExec } from './steps/exec.js';
+import { detachVirtioDevices } from './kexec-quiesce.js';
 
 declare const PLINTH_AGENT_VERSION: string;
 
@@ -42,6 +43,10 @@ const power = {
   /** Boots the kernel a tree deploy loaded (kexec --load); returns only if that failed. */
   async kexec() {
     await run('sync', []);
+    // Nothing may write into the new kernel's memory: the arrays stopped, virtio devices reset.
+    await run('mdadm', ['--stop', '--scan']);
+    const detached = detachVirtioDevices();
+    if (detached.length) say(`plinth-agent: kexec: detached ${detached.join(', ')} from their drivers`);
     await run('kexec', ['--exec']);
   },
   async reboot() {
