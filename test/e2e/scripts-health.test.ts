@@ -18,13 +18,13 @@ import { writeFiles } from '../support/trees.js';
  * built with `--package sysbench --package fio` (its own cached build, shared by this file's
  * boots): a discovery script runs in both VMs' first inspection and its output is stored; a
  * health check measures both (two VMs of one profile) with sysbench and fio, the figures land
- * in their facts and the profile's comparison answers; a commissioning script that fails marks
- * its machine with the script's name and output. Then the same two VMs, each with two disks,
+ * in their facts and the profile's comparison answers. Then the same two VMs, each with two disks,
  * get eDeploy's tree of role `mysql` at `D7-F.1.0.0` (the image's system built as a tree,
  * served by Plinth's rsync daemon) on RAID1 over both disks — one with ONSUCCESS=kexec and the
  * layout computed by a configure script, the other with ONSUCCESS=reboot and the layout in the
  * request — and boot it; one host then moves to `D7-F.1.0.1` with `edeploy upgrade` and checks
- * itself with `edeploy verify`. Two VMs, at most two at once.
+ * itself with `edeploy verify`; the other, taken back without a wipe, runs a commissioning
+ * script that fails, which marks it with the script's name and output. Two VMs, at most two at once.
  */
 const execFileAsync = promisify(execFile);
 type E2E = Awaited<ReturnType<typeof e2eController>>;
@@ -41,10 +41,14 @@ describe('scripts and health checks on real VMs', () => {
   const names: string[] = [];
   const sshPorts: number[] = [];
   let key: SshKey;
+  let treeBuilt: Promise<string>;
 
   beforeAll(async () => {
     t = await e2eController({ trees: { rsyncListen: `127.0.0.1:${await freePort()}` } }, { installerPackages: ['sysbench', 'fio'] });
     key = await generateSshKey(vmDir);
+    // The tree is built (once, from the image builder's cached base) while the first VMs run.
+    treeBuilt = sharedTree();
+    treeBuilt.catch(() => undefined);
     for (const [i, mac] of macs.entries()) {
       sshPorts[i] = await freePort();
       specs.push({
@@ -136,28 +140,6 @@ describe('scripts and health checks on real VMs', () => {
     for (const f of c.figures) console.log(`health ${f.figure}: ${f.machines.map((m: { machine: string; value: number }) => `${m.machine}=${m.value}`).join(' ')}`);
   }, 15 * 60_000);
 
-  it('marks the machine whose commissioning script fails with the script’s name and output', async () => {
-    const scriptsGiven = [
-      { name: 'cpu-ok', content: '#!/bin/sh\ngrep -c ^processor /proc/cpuinfo\n', timeoutSeconds: 120 },
-      { name: 'memtest', content: '#!/bin/sh\necho "testing $(grep MemTotal /proc/meminfo)"\necho "bad DIMM A1" >&2\nexit 3\n', timeoutSeconds: 120 },
-    ];
-    const r = await t.api('POST', `/api/v1/machines/${names[0]}/actions/inspect`, { scripts: scriptsGiven });
-    expect(r.statusCode, r.body).toBe(200);
-    await boot(0);
-    // A failed run leaves the installer up (its /init restarts the agent, which the controller
-    // now refuses): wait for the machine's state, then pull the plug.
-    const m = await waitFor('the commissioning run to fail', 12 * 60_000, async () => {
-      const x = await machine(macs[0]!);
-      return x.state === 'inspecting' || x.state === 'inspect-wait' ? undefined : x;
-    }, async () => vms[0]!.serialOutput().slice(-3000));
-    await vms[0]!.stop();
-    expect(m.state).toBe('inspect-failed');
-    expect(m.lastError).toMatchObject({ code: 'script', stage: 'script-memtest', message: 'script memtest exited 3: bad DIMM A1' });
-    const byName = Object.fromEntries((await scripts(m.name)).map((s) => [s.name, s]));
-    expect(byName['cpu-ok']).toMatchObject({ status: 'passed', output: '1\n' });
-    expect(byName['memtest']).toMatchObject({ status: 'failed', exitCode: 3 });
-    expect(byName['memtest'].output).toMatch(/^testing MemTotal: +\d+ kB\nbad DIMM A1\n$/);
-  }, 15 * 60_000);
   // -- Trees: eDeploy's roles, versions, upgrade and verify --------------------------------
 
   const FROM = 'D7-F.1.0.0';
@@ -215,16 +197,10 @@ describe('scripts and health checks on real VMs', () => {
   ].join('\n');
 
   it('deploys role mysql at D7-F.1.0.0 on RAID1 over both disks of both VMs, which boot it: by kexec with a configure script’s layout, and by reboot', async () => {
-    const tarball = await sharedTree();
+    const tarball = await treeBuilt;
     await importTree(FROM, createReadStream(tarball), statSync(tarball).size);
     nextVersion = importNextVersion(); // while the VMs deploy
     nextVersion.catch(() => undefined);
-    if ((await machine(macs[0]!)).state === 'inspect-failed') {
-      // The commissioning test left it failed: inspect it again (no scripts this time).
-      expect((await t.api('POST', `/api/v1/machines/${names[0]}/actions/retry`)).statusCode).toBe(200);
-      await boot(0);
-      expect((await ranAndOff(0)).state).toBe('available');
-    }
     const deploy = [
       { tree: `mysql-${FROM}`, onSuccess: 'kexec', sshKeys: [key.publicKey], scripts: [{ name: 'raid', content: RAID_SCRIPT, timeoutSeconds: 120 }] },
       { tree: `mysql-${FROM}`, onSuccess: 'reboot', sshKeys: [key.publicKey], diskLayout: RAID1_EXAMPLE },
@@ -313,7 +289,34 @@ describe('scripts and health checks on real VMs', () => {
       return x.deployment?.version === TO ? x : undefined;
     });
     expect(m.deployment).toMatchObject({ role: 'mysql', version: TO });
-    const events = (await t.api('GET', `/api/v1/machines/${m.name}/events`)).json().items.map((e: any) => e.type);
-    expect(events).toContain('machine.version-reported');
+    const reported = (await t.api('GET', `/api/v1/machines/${m.name}/events`)).json().items.filter((e: any) => e.action === 'version-reported');
+    expect(reported.at(-1)).toMatchObject({ actor: expect.stringMatching(/^host:/), details: expect.objectContaining({ version: TO, previous: FROM, result: 'upgraded', rebootNeeded: true }) });
   }, 30 * 60_000);
+
+  it('marks the machine whose commissioning script fails with the script’s name and output', async () => {
+    const scriptsGiven = [
+      { name: 'cpu-ok', content: '#!/bin/sh\ngrep -c ^processor /proc/cpuinfo\n', timeoutSeconds: 120 },
+      { name: 'memtest', content: '#!/bin/sh\necho "testing $(grep MemTotal /proc/meminfo)"\necho "bad DIMM A1" >&2\nexit 3\n', timeoutSeconds: 120 },
+    ];
+    // The host that booted its tree by reboot is taken back as it is (no wipe: no boot), then commissioned.
+    await vms[1]!.stop();
+    const released = await t.api('POST', `/api/v1/machines/${names[1]}/actions/release`, { wipe: 'none' });
+    expect(released.statusCode, released.body).toBe(200);
+    const r = await t.api('POST', `/api/v1/machines/${names[1]}/actions/inspect`, { scripts: scriptsGiven });
+    expect(r.statusCode, r.body).toBe(200);
+    await boot(1);
+    // A failed run leaves the installer up (its /init restarts the agent, which the controller
+    // now refuses): wait for the machine's state, then pull the plug.
+    const m = await waitFor('the commissioning run to fail', 12 * 60_000, async () => {
+      const x = await machine(macs[1]!);
+      return x.state === 'inspecting' || x.state === 'inspect-wait' ? undefined : x;
+    }, async () => vms[1]!.serialOutput().slice(-3000));
+    await vms[1]!.stop();
+    expect(m.state).toBe('inspect-failed');
+    expect(m.lastError).toMatchObject({ code: 'script', stage: 'script-memtest', message: 'script memtest exited 3: bad DIMM A1' });
+    const byName = Object.fromEntries((await scripts(m.name)).map((s) => [s.name, s]));
+    expect(byName['cpu-ok']).toMatchObject({ status: 'passed', output: '1\n' });
+    expect(byName['memtest']).toMatchObject({ status: 'failed', exitCode: 3 });
+    expect(byName['memtest'].output).toMatch(/^testing MemTotal: +\d+ kB\nbad DIMM A1\n$/);
+  }, 15 * 60_000);
 });
