@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -425,7 +425,12 @@ describe.each(backends)('hosts installed from trees report their versions on $na
     await startServing();
     const sweeping: TestController[] = [t];
     // Several controllers share a PostgreSQL; on SQLite they are processes serialised by the file's write lock, so there one controller sweeps several times at once.
-    if (backend.name === 'postgres') sweeping.push(await startController({ ...db, dataDir: mkdtempSync(join(work, 'second-')) }, {}, { clock }));
+    if (backend.name === 'postgres') {
+      // Controllers sharing a database share its secret key (docs/scale-out.md): the second refuses to start otherwise.
+      const second = mkdtempSync(join(work, 'second-'));
+      copyFileSync(join(db.dataDir, 'secret.key'), join(second, 'secret.key'));
+      sweeping.push(await startController({ ...db, dataDir: second }, {}, { clock }));
+    }
     try {
       expect(quiet.deadlineSeconds).toBe(90);
       setClock(quiet.machines[0]!.deadlineAt, 1000);
