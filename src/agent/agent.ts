@@ -2,10 +2,10 @@ import type { Facts } from '../core/facts.js';
 import type { AgentConfig } from './cmdline.js';
 import { AgentClient, AgentHttpError } from './client.js';
 import { LogShipper } from './log-shipper.js';
-import { isStepError, StepError } from './steps/errors.js';
+import { isStepError } from './steps/errors.js';
 import { SCRIPT_DISK_LAYOUT_FILE, type AgentNext, type BootLocalAnswer, type FailReport, type HelloRequest, type HelloResponse, type Heartbeat, type NextAnswer, type Progress, type Script, type ScriptResult, type SshReport, type StepReport, type StepReportAnswer, type HoldParams } from '../protocol/agent.js';
 import { parseDeployParams, parseHoldParams, parseInspectParams, parseWipeParams } from './steps/protocol.js';
-import { runScripts, scriptDiskLayout } from './steps/scripts.js';
+import { runScripts, scriptDiskLayout, scriptError } from './steps/scripts.js';
 import { candidateDisks } from './steps/root-disk.js';
 import { runDeploySteps, runTreeDeploySteps, runWipeSteps, type DeployDeps, type StepRunnerDeps } from './steps/runner.js';
 import type { OnSuccess } from '../protocol/deploy.js';
@@ -120,9 +120,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
         const computed = scriptDiskLayout(await operatorScripts(params.scripts, params.variables));
         if (computed) {
           if (!params.tree) {
-            throw Object.assign(new StepError('script', `script ${computed.script} left ${SCRIPT_DISK_LAYOUT_FILE}: a disk layout is for tree deploys (an image brings its own partitions)`, { script: computed.script }), {
-              step: `script-${computed.script}`,
-            });
+            throw scriptError(computed.script, `script ${computed.script} left ${SCRIPT_DISK_LAYOUT_FILE}: a disk layout is for tree deploys (an image brings its own partitions)`);
           }
           log.line(`script ${computed.script}: its ${SCRIPT_DISK_LAYOUT_FILE} replaces the disk layout the controller sent`);
           params.tree = { ...params.tree, diskLayout: computed.layout };

@@ -124,6 +124,13 @@ export interface ScriptRan {
   result: ScriptResult;
 }
 
+/** A failure of the operator's script `script`: code `script`, reported as its step `script-NAME`. */
+export function scriptError(script: string, message: string, details: Record<string, unknown> = {}): StepError {
+  const e = new StepError('script', message, { script, ...details });
+  e.step = `script-${script}`;
+  return e;
+}
+
 /** Runs the scripts in order; returns what each did (all passed: the first failure throws). */
 export async function runScripts(scripts: readonly Script[], variables: Record<string, unknown>, deps: ScriptRunnerDeps): Promise<ScriptRan[]> {
   const ran: ScriptRan[] = [];
@@ -136,9 +143,7 @@ export async function runScripts(scripts: readonly Script[], variables: Record<s
     ran.push({ name: script.name, result: r });
     if (r.exitCode !== 0) {
       const last = r.output.trimEnd().split('\n').at(-1)?.slice(0, 300) ?? '';
-      const e = new StepError('script', `script ${script.name} ${how}${last ? `: ${last}` : ''}`, { script: script.name, exitCode: r.exitCode, timedOut: r.timedOut });
-      e.step = `script-${script.name}`;
-      throw e;
+      throw scriptError(script.name, `script ${script.name} ${how}${last ? `: ${last}` : ''}`, { exitCode: r.exitCode, timedOut: r.timedOut });
     }
   }
   return ran;
@@ -154,7 +159,7 @@ export function scriptDiskLayout(ran: readonly ScriptRan[]): { script: string; l
     const file = result.files.find((f) => f.name === SCRIPT_DISK_LAYOUT_FILE);
     if (!file) continue;
     const field = `script[${name}].${SCRIPT_DISK_LAYOUT_FILE}`;
-    const fail = (why: string) => Object.assign(new StepError('script', `${field} ${why}`, { script: name, field }), { step: `script-${name}` });
+    const fail = (why: string) => scriptError(name, `${field} ${why}`, { field });
     if (file.truncated) throw fail(`is larger than ${SCRIPT_FILE_MAX} bytes`);
     let raw: unknown;
     try {
@@ -165,7 +170,7 @@ export function scriptDiskLayout(ran: readonly ScriptRan[]): { script: string; l
     try {
       return { script: name, layout: parseDiskLayout(raw, field) };
     } catch (e) {
-      if (e instanceof StepError) throw Object.assign(new StepError('script', e.message, { script: name, field }), { step: `script-${name}` });
+      if (e instanceof StepError) throw scriptError(name, e.message, { field });
       throw e;
     }
   }
