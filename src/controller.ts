@@ -314,6 +314,7 @@ export async function createController(config: Config, opts: ControllerOptions =
     log,
     installer,
     kernelArgs: config.installerKernelArgs,
+    installWithoutOrders: config.console.installWithoutOrders,
     publicUrl: machineConfig.publicUrl,
     agentUrl: config.publicUrl.replace(/\/+$/, ''),
     listen: config.listen,

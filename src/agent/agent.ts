@@ -9,7 +9,8 @@ import { runScripts, scriptDiskLayout, scriptError } from './steps/scripts.js';
 import { candidateDisks } from './steps/root-disk.js';
 import { runDeploySteps, runTreeDeploySteps, runWipeSteps, type DeployDeps, type StepRunnerDeps } from './steps/runner.js';
 import type { OnSuccess } from '../protocol/deploy.js';
-import type { ConsoleImagesAnswer, ConsoleInstallAnswer } from '../protocol/agent.js';
+import type { ConsoleImagesAnswer, ConsoleInstallAnswer, ConsolePower } from '../protocol/agent.js';
+import { consolePower, type ConsolePowerAction } from './console/power.js';
 import { consoleMenu, finalScreen, type Terminal } from './console/menu.js';
 
 /**
@@ -166,14 +167,12 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
           },
           log: (l) => log.line(l),
         });
-        if (outcome.kind === 'install') {
-          // The hold is over (the controller ended it): the deploy run carries on with its own ticket.
-          clearInterval(heartbeat);
-          await log.stop().catch(() => undefined);
-          return consoleInstall(deps, term, outcome.answer, `${outcome.image.name} on ${outcome.disk.name}`);
-        }
-        term.close();
-        next = outcome.kind;
+        clearInterval(heartbeat);
+        await log.stop().catch(() => undefined);
+        // The hold is over (the controller ended it): the deploy run carries on with its own ticket.
+        if (outcome.kind === 'install') return consoleInstall(deps, term, outcome.answer, `${outcome.image.name} on ${outcome.disk.name}`);
+        await consolePower(outcome.kind, { term, power: deps.power, report: consoleReport(deps, deps.config.token) });
+        return { result: 'done', next: outcome.kind };
       } else if (!report) throw new Error('this hold has no keys to let in');
       else if (next === 'wait') {
         // Held: work is done over SSH, and the controller ends the hold by resetting or
@@ -230,8 +229,12 @@ async function consoleInstall(deps: AgentDeps, term: MenuConsoles, answer: Conso
       ? `Installed ${what}: written and its sha256 verified (deploy run ${answer.run}); the machine boots it from its disk from now on.`
       : `The install of ${what} failed (deploy run ${answer.run}): ${outcome.message}`;
   const next = await finalScreen({ term, shell: () => term.shell(), log: deps.console }, summary);
-  term.close();
-  if (next === 'poweroff') await deps.power.poweroff();
-  else await deps.power.reboot();
+  await consolePower(next, { term, power: deps.power, report: consoleReport(deps, answer.token) });
   return outcome;
+}
+
+/** Tells the controller, with this run's ticket, what the console chose; a few tries only, as the machine acts anyway. */
+function consoleReport(deps: AgentDeps, token: string) {
+  const client = new AgentClient({ url: deps.config.url, token, maxAttempts: 3, timeoutMs: 10_000, ...(deps.fetch ? { fetch: deps.fetch } : {}), ...(deps.sleep ? { sleep: deps.sleep } : {}) });
+  return (action: ConsolePowerAction) => client.post('/agent/v1/console/power', { action } satisfies ConsolePower);
 }

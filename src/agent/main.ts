@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { consoleRequested, parseCmdline, parseIsoCmdline } from './cmdline.js';
 import { consoleMenu, NO_ORDERS } from './console/menu.js';
 import { openInstallerConsoles } from './console/tty.js';
+import { consolePower } from './console/power.js';
 import { askForTicket, identityQuery } from './ticket.js';
 import { runAgent } from './agent.js';
 import { collectFacts, nodeCommandRunner, nodeFactsFs } from './inspect/index.js';
@@ -64,9 +65,8 @@ if (!config) {
   const term = consoleRequested(cmdline) ? openInstallerConsoles() : null;
   if (term) {
     const outcome = await consoleMenu({ term, machine: 'without orders', shell: () => term.shell(), disks: async () => [], noInstall: NO_ORDERS });
-    term.close();
-    if (outcome.kind === 'poweroff') await power.poweroff();
-    else await power.reboot();
+    // Reboot or power off: the only outcomes of a menu without its install entry.
+    if (outcome.kind !== 'install') await consolePower(outcome.kind, { term, power });
   }
   process.exit(2);
 }

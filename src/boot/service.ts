@@ -90,7 +90,12 @@ export interface BootServiceDeps {
   bootNetwork?: BootNetwork | string | null;
   /** Remote sites' caches: a machine at a site with one loads the installer from there, the controller as fallback. */
   siteCaches?: Pick<SiteCaches, 'forMachine' | 'sha256Of'>;
+  /** console.installWithoutOrders: an available machine that boots with no orders is held at its console menu (docs/console.md). */
+  installWithoutOrders?: boolean;
 }
+
+/** The hold an available machine booted with no orders gets (console.installWithoutOrders): the console on, no keys, back to available. */
+const CONSOLE_HOLD_PARAMS = { authorizedKeys: [] as string[], returnTo: 'available', console: true } as const;
 
 const CHAIN_TTL_MS = 10 * 60_000;
 
@@ -205,8 +210,21 @@ export class BootService {
         machine = await requireMachine(store.db, store.dialect, machine.id);
       }
     }
+    if (machine.state === 'available' && !machine.maintenance && this.deps.installWithoutOrders) {
+      // No orders, and the site lets the console install on an available machine: a console hold
+      // the boot service starts, whose ticket is this boot's and the machine's own (docs/security.md).
+      try {
+        const reason = `${stage === 'agent-ticket' ? 'booted the installer ISO' : 'network-booted'} with no orders (console.installWithoutOrders)`;
+        machine = (await engine.act(machine.id, 'console-boot', { actor: BOOT_ACTOR, reason, params: { ...CONSOLE_HOLD_PARAMS } })).machine;
+      } catch (e) {
+        // A concurrent request (an iPXE retry) started it first, or an operator acted meanwhile.
+        if (!isPlinthError(e)) throw e;
+        machine = await requireMachine(store.db, store.dialect, machine.id);
+      }
+    }
     const run = machine.currentRunId && isTransitional(machine.state) ? await getRun(store.db, machine.currentRunId) : null;
-    let plan: BootPlan = run ? { kind: 'installer' } : { kind: 'local', why: `it is ${machine.state}` };
+    const idle = machine.state === 'available' && !this.deps.installWithoutOrders ? ' (console.installWithoutOrders is off: its console may not install)' : '';
+    let plan: BootPlan = run ? { kind: 'installer' } : { kind: 'local', why: `it is ${machine.state}${idle}` };
     if (run) {
       for (const p of this.planners) {
         const chosen = await p(machine, run);

@@ -195,6 +195,16 @@ export const ConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    console: Type.Object(
+      {
+        installWithoutOrders: Type.Boolean({
+          default: false,
+          description:
+            "an available machine that boots the installer with no orders is held at its console menu, which may install on it (docs/console.md); false: it boots its disk (network boot) or its menu offers no install (ISO)",
+        }),
+      },
+      { default: {} },
+    ),
     agent: Type.Object(
       {
         logLimit: Type.Integer({

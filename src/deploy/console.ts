@@ -4,10 +4,13 @@ import { iso } from '../core/clock.js';
 import { PlinthError, validation } from '../core/errors.js';
 import type { InventoryService } from '../inventory/service.js';
 import type { ImageStore } from '../images/store.js';
-import { getRun, setRunParams, updateStep } from '../runs/runs.js';
+import { appendRunLog, getRun, setRunParams, updateStep } from '../runs/runs.js';
+import { requireMachine } from '../inventory/machine-rows.js';
+import { recordEvent } from '../inventory/events.js';
+import { actorLabel } from '../inventory/machine.js';
 import { claimRun, mintTicket, type RunPrincipal } from '../runs/run-tokens.js';
 import { continueAttempt, recordStage } from '../runs/trace.js';
-import type { ConsoleImagesAnswer, ConsoleInstall, ConsoleInstallAnswer } from '../protocol/agent.js';
+import type { ConsoleImagesAnswer, ConsoleInstall, ConsoleInstallAnswer, ConsolePower } from '../protocol/agent.js';
 import type { DeployRequest, DeployService } from './service.js';
 import type { HoldRunParams } from './holds.js';
 import type { MulticastSessions } from './multicast.js';
@@ -68,6 +71,31 @@ export class ConsoleInstalls {
       });
     }
     return { run, m };
+  }
+
+  /**
+   * Reboot or power off, chosen on the console: recorded before the agent does it (an event
+   * `console-reboot` / `console-poweroff` on the machine, a line in the run's log), so the
+   * machine's history says why it went down. Taken from a console hold (any: a hold of a
+   * deployed machine may reboot it too) or from the deploy run a console started (its last
+   * screen); the state does not change (the hold stays until its deadline or the operator).
+   */
+  async power(p: RunPrincipal, action: ConsolePower['action']): Promise<Record<string, never>> {
+    const run = await getRun(this.d.store.db, p.runId);
+    if (!run.params.console) {
+      const m = await this.d.inventory.get(p.machineId);
+      throw new PlinthError('forbidden', `run ${run.id} of machine ${m.name} is not a console's: only a console reports its power choices`, { details: { run: run.id } });
+    }
+    await this.d.store.transaction(async (trx) => {
+      const m = await requireMachine(trx, this.d.store.dialect, p.machineId, { lock: true });
+      if (m.currentRunId !== run.id) throw new PlinthError('conflict', `run ${run.id} is no longer machine ${m.name}'s current run`, { details: { machine: m.name, state: m.state } });
+      const at = iso(this.d.clock.now());
+      const what = action === 'reboot' ? 'reboot' : 'power off';
+      const reason = `${what}, chosen on the machine's console`;
+      await recordEvent(trx, { machineId: m.id, at, actor: actorLabel({ kind: 'agent', name: `run:${run.id}` }), action: `console-${action}`, fromState: m.state, toState: m.state, reason, details: { run: run.id } });
+      await appendRunLog(trx, run.id, [{ at, stream: 'console', line: `console: ${reason}; the installer does it now` }]);
+    });
+    return {};
   }
 
   /** The images the console may install, each with the multicast session waiting for receivers of it, if any. */

@@ -53,7 +53,7 @@ export const OPERATOR_ACTIONS = [
 export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
 
 /** Every action: the operator's, then those of the controller and the installer. */
-export const ACTIONS = [...OPERATOR_ACTIONS, 'console-install', 'installer-started', 'inspect-done', 'deploy-done', 'wipe-done', 'exit-done', 'fail', 'timeout'] as const;
+export const ACTIONS = [...OPERATOR_ACTIONS, 'console-boot', 'console-install', 'installer-started', 'inspect-done', 'deploy-done', 'wipe-done', 'exit-done', 'fail', 'timeout'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 /** Who may ask for a transition. `system` is the controller itself (sweeper, boot service, matching). */
@@ -156,6 +156,8 @@ export const TRANSITIONS: readonly Transition[] = [
   { action: 'exit-installer', from: 'installer', to: 'enrolled', by: OP, when: toEnrolled, why: 'back to enrolled: the machine came uninspected and is still to be inspected' },
   { action: 'exit-installer', from: 'installer-failed', to: 'enrolled', by: OP, when: toEnrolled, why: 'give up; the uninspected machine is still to be inspected' },
   // The installer's console menu (docs/console.md): a hold the operator started with the console on, of a machine that was available.
+  // console.installWithoutOrders: the boot service holds an available machine that booted the installer with no orders at its console.
+  { action: 'console-boot', from: 'available', to: 'installer-booting', by: SYSTEM, run: 'installer', why: "an available machine booted the installer with no orders and the site lets its console install (console.installWithoutOrders); it is booting already, so nothing is powered" },
   { action: 'console-install', from: 'installer', to: 'deploying', by: ['agent'], run: 'deploy', why: "the console menu installs the image chosen on the machine's console; its installer is already running, so nothing is powered or booted" },
   { action: 'exit-done', from: 'installer-exiting', to: 'deployed', by: SYSTEM, why: 'the machine was switched to its disk and reset into the installed OS' },
 

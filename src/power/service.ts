@@ -22,6 +22,8 @@ import { healthOfOutcome, setApplianceHealth } from './appliance-health.js';
 
 export const POWER_ACTOR: Actor = { kind: 'system', name: 'power' };
 const FAILED_STATES = new Set(['inspect-failed', 'deploy-failed', 'wipe-failed', 'installer-failed', 'rescue-failed']);
+/** Transitions that start a run in an installer already running on the machine (docs/console.md): powering or booting it would cut that installer off. */
+const ALREADY_BOOTED = new Set(['console-install', 'console-boot']);
 /** States a machine leaves for `available` with something running on it, to be switched off. */
 const LEFT_RUNNING = new Set(['deployed', 'installer', 'installer-failed', 'rescue', 'rescue-failed']);
 /** A machine leaving the installer or rescue for its installed OS: boot the disk from now on, and reset it. */
@@ -113,8 +115,8 @@ export class PowerService {
     const type = appliance?.type;
     const method = appliance ? effectiveBootMethod(m.bootMethod, appliance.boot_method) : 'pxe';
     const vmedia = method === 'vmedia';
-    // A console install starts its deploy in the installer that is already running: nothing to power or boot.
-    if (r.run && isTransitional(m.state) && !r.run.params.prepareError && r.transition.action !== 'console-install') {
+    // A console install, or a console hold of a machine that booted with no orders, starts in the installer that is already running: nothing to power or boot.
+    if (r.run && isTransitional(m.state) && !r.run.params.prepareError && !ALREADY_BOOTED.has(r.transition.action)) {
       expected = 'on';
       const mode = PowerService.modeOf(m);
       const ref = m.provider.ref ?? '';

@@ -253,6 +253,11 @@ export type ConsoleInstall = Static<typeof ConsoleInstallSchema>;
 export const ConsoleInstallAnswerSchema = Type.Object({ run: Type.String(), token: Type.String() }, Strict);
 export type ConsoleInstallAnswer = Static<typeof ConsoleInstallAnswerSchema>;
 
+/** POST /agent/v1/console/power: reboot or power off chosen on the console, reported before the agent does it. */
+export const CONSOLE_POWER_ACTIONS = ['reboot', 'poweroff'] as const;
+export const ConsolePowerSchema = Type.Object({ action: Type.Enum(CONSOLE_POWER_ACTIONS) }, Strict);
+export type ConsolePower = Static<typeof ConsolePowerSchema>;
+
 const Run = <K extends string, P extends typeof InspectParamsSchema | typeof DeployParamsSchema | typeof WipeParamsSchema | typeof HoldParamsSchema>(kind: K, params: P) =>
   Type.Object({ id: Type.String(), kind: Type.Literal(kind), params }, Strict);
 /** The run the agent is to do, with the parameters of its kind. */

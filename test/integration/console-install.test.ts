@@ -51,6 +51,7 @@ describe.each(backends)('console installs on $name', (backend) => {
     return { token, script, hello: hello.json() };
   }
 
+  let con1Token = '';
   it('a console hold needs no key, boots with plinth.console=1, and offers the store\'s images', async () => {
     await available('con-1', '52:54:00:c0:00:01');
     const r = await act('con-1', 'boot-installer', { console: true, reason: 'console install' });
@@ -59,6 +60,7 @@ describe.each(backends)('console installs on $name', (backend) => {
     const { token, script, hello } = await held('52:54:00:c0:00:01');
     expect(script).toContain(' plinth.console=1');
     expect(hello.run).toEqual({ id: r.json().run.id, kind: 'installer', params: { authorizedKeys: [], console: true } });
+    con1Token = token;
     const offer = await inject('GET', '/agent/v1/console/images', { token });
     expect(offer.statusCode, offer.body).toBe(200);
     expect(offer.json().images).toEqual([{ name: 'tiny', sha256: sha(image), sizeBytes: image.length, createdAt: expect.any(String), wholeDisk: true, multicast: null }]);
@@ -193,5 +195,114 @@ describe.each(backends)('console installs on $name', (backend) => {
       [`agent:run:${holdRun}`, 'console-install', 'installer', 'deploying'],
       [`agent:run:${run}`, 'installer-started', 'deploying', 'deploy-wait'],
     ]);
+    deployToken = token;
+  });
+
+  let deployToken = '';
+  it('reboot and power off chosen on the console are recorded before the installer acts: an event on the machine, a line in the run\'s log', async () => {
+    // The last screen, after the install: the console's deploy run reports with its own ticket.
+    const r = await inject('POST', '/agent/v1/console/power', { token: deployToken, body: { action: 'reboot' } });
+    expect(r.statusCode, r.body).toBe(200);
+    const m = await machine('con-2');
+    const last = (await t.api('GET', '/api/v1/machines/con-2/events')).json().items.at(-1);
+    expect(last).toMatchObject({ actor: `agent:run:${m.currentRunId}`, action: 'console-reboot', fromState: 'deploy-wait', toState: 'deploy-wait', reason: "reboot, chosen on the machine's console" });
+    const log = (await t.api('GET', `/api/v1/runs/${m.currentRunId}/log`)).json().items;
+    expect(log.at(-1)).toMatchObject({ stream: 'console', line: "console: reboot, chosen on the machine's console; the installer does it now" });
+    // The menu of a console hold: its hold's ticket; the machine stays held.
+    const p = await inject('POST', '/agent/v1/console/power', { token: con1Token, body: { action: 'poweroff' } });
+    expect(p.statusCode, p.body).toBe(200);
+    const m1 = await machine('con-1');
+    expect(m1.state).toBe('installer');
+    const last1 = (await t.api('GET', '/api/v1/machines/con-1/events')).json().items.at(-1);
+    expect(last1).toMatchObject({ actor: `agent:run:${m1.currentRunId}`, action: 'console-poweroff', fromState: 'installer', toState: 'installer', reason: "power off, chosen on the machine's console" });
+  });
+
+  it('a power report: bad input names the field; a run that is no console\'s is refused and nothing is recorded', async () => {
+    await available('con-5', '52:54:00:c0:00:05');
+    expect((await act('con-5', 'boot-installer', { sshKeys: [KEY] })).statusCode).toBe(200);
+    const { token } = await held('52:54:00:c0:00:05');
+    const before = await snapshot(t.controller);
+    const bad = await inject('POST', '/agent/v1/console/power', { token, body: { action: 'explode' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toContain('action');
+    const refused = await inject('POST', '/agent/v1/console/power', { token, body: { action: 'poweroff' } });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().error.message).toContain("is not a console's: only a console reports its power choices");
+    expect((await inject('POST', '/agent/v1/console/power', { body: { action: 'poweroff' } })).statusCode).toBe(401);
+    expect(await snapshot(t.controller)).toBe(before);
+    // With the console off, an available machine that network-boots with no orders boots its disk, and is told why.
+    expect((await act('con-5', 'exit-installer', { to: 'previous' })).statusCode).toBe(200);
+    expect(await bootScript('52:54:00:c0:00:05')).toContain('it is available (console.installWithoutOrders is off');
+    expect((await machine('con-5')).state).toBe('available');
+  });
+});
+
+/**
+ * console.installWithoutOrders: an available machine that boots the installer with no orders
+ * (a network boot, or the installer ISO asking for a ticket) is held at its console menu by the
+ * boot service, with a hold ticket that is this boot's and the machine's own; nothing is powered.
+ */
+describe.each(backends)('installs without orders on $name', (backend) => {
+  let t: TC;
+  const image = randomBytes(2 ** 20);
+  beforeAll(async () => {
+    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708', console: { installWithoutOrders: true } }, { installer: placeholderInstaller() });
+    const up = await t.inject('POST', `/api/v1/images?name=tiny&sha256=${sha(image)}`, { token: t.adminToken, body: image, headers: { 'content-type': 'application/octet-stream' } });
+    expect(up.statusCode, up.body).toBe(201);
+  });
+  afterAll(async () => t?.close());
+
+  const inject = (method: string, url: string, opts: InjectOptions = {}) => t.inject(method, url, { ...opts, headers: { host: '10.0.2.2:7708', ...opts.headers } });
+  const machine = async (key: string) => (await t.api('GET', `/api/v1/machines/${key}`)).json();
+  const bootScript = async (mac: string) => (await inject('GET', `/boot/machine.ipxe?mac=${mac}`)).body;
+  const tokenIn = (script: string) => /plinth\.token=(\S+)/.exec(script)?.[1] ?? null;
+
+  /** A machine that network-booted (enrolled: orders to inspect) and was inspected. */
+  async function inspected(name: string, mac: string) {
+    const token = tokenIn(await bootScript(mac))!;
+    expect((await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).statusCode).toBe(200);
+    expect((await inject('POST', '/agent/v1/facts', { token, body: makeFacts({ serial: `SER-${name}`, macs: [mac], disks: [['vda', 2 ** 30]] }) })).statusCode).toBe(200);
+    const m = (await t.api('GET', `/api/v1/machines?q=${mac}`)).json().items[0];
+    await t.api('PATCH', `/api/v1/machines/${m.id}`, { name });
+    expect((await machine(name)).state).toBe('available');
+  }
+
+  it('a network boot of an available machine is held at its console, and that hold installs on it', async () => {
+    await inspected('free-1', '52:54:00:c1:00:01');
+    const script = await bootScript('52:54:00:c1:00:01');
+    expect(script).toContain(' plinth.console=1');
+    const m = await machine('free-1');
+    expect(m.state).toBe('installer-booting');
+    const run = (await t.api('GET', `/api/v1/runs/${m.currentRunId}`)).json();
+    expect(run).toMatchObject({ kind: 'installer', params: { authorizedKeys: [], returnTo: 'available', console: true } });
+    const events = (await t.api('GET', '/api/v1/machines/free-1/events')).json().items;
+    expect(events.at(-1)).toMatchObject({ actor: 'system:boot-service', action: 'console-boot', fromState: 'available', toState: 'installer-booting', reason: 'network-booted with no orders (console.installWithoutOrders)' });
+    // It is booting already: nothing is powered.
+    expect(await t.controller.services.store.db.selectFrom('provider_jobs').select('id').where('machine_id', '=', m.id).execute()).toEqual([]);
+    const token = tokenIn(script)!;
+    expect((await inject('POST', '/agent/v1/hello', { token, body: { agentVersion: 't' } })).statusCode).toBe(200);
+    const offer = await inject('GET', '/agent/v1/console/images', { token });
+    expect(offer.json().images.map((i: any) => i.name)).toEqual(['tiny']);
+    const r = await inject('POST', '/agent/v1/console/install', { token, body: { image: 'tiny', disk: 'vda', layout: 'whole-disk' } });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(await machine('free-1')).toMatchObject({ state: 'deploying', currentRunId: r.json().run });
+  });
+
+  it('the installer ISO of an available machine gets the console hold\'s ticket; a machine in maintenance or deployed gets nothing', async () => {
+    await inspected('free-2', '52:54:00:c1:00:02');
+    const ask = async (mac: string) => (await inject('GET', `/boot/agent-ticket?mac=${mac}&platform=vmedia`)).json();
+    const answer = await ask('52:54:00:c1:00:02');
+    expect(answer).toMatchObject({ decision: 'ticket', machine: 'free-2' });
+    const m = await machine('free-2');
+    expect(answer.runId).toBe(m.currentRunId);
+    expect((await t.api('GET', `/api/v1/runs/${m.currentRunId}`)).json().params).toMatchObject({ console: true, returnTo: 'available' });
+    expect((await machine('free-2')).state).toBe('installer-booting');
+    const events = (await t.api('GET', '/api/v1/machines/free-2/events')).json().items;
+    expect(events.at(-1)).toMatchObject({ action: 'console-boot', reason: 'booted the installer ISO with no orders (console.installWithoutOrders)' });
+    // In maintenance, an available machine is left alone.
+    await inspected('free-3', '52:54:00:c1:00:03');
+    expect((await t.api('PATCH', '/api/v1/machines/free-3', { maintenance: true })).statusCode).toBe(200);
+    expect(await ask('52:54:00:c1:00:03')).toMatchObject({ decision: 'none' });
+    expect((await machine('free-3')).state).toBe('available');
   });
 });

@@ -128,7 +128,7 @@ describe('the console menu', () => {
     const { d, shells } = deps(term, { images: undefined, install: undefined, noInstall: NO_ORDERS });
     expect(await consoleMenu(d)).toEqual({ kind: 'poweroff' });
     expect(shells()).toBe(1);
-    expect(term.shown()).toContain("(installing is not available: the controller has no orders for this machine, so this installer holds no credential to install with; an operator enables it with 'plinth machine console NAME')");
+    expect(term.shown()).toContain("(installing is not available: the controller has no orders for this machine, so this installer holds no credential to install with: the controller holds an available machine at this menu only with console.installWithoutOrders on, and an operator enables it for one machine with 'plinth machine console NAME')");
     expect(term.shown()).not.toContain('Install an image');
   });
 

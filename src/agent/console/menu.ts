@@ -51,7 +51,8 @@ export type MenuOutcome =
 const BACK = Symbol('back');
 
 /** Why an installer without a run cannot install: it holds no credential the controller would take. */
-export const NO_ORDERS = "the controller has no orders for this machine, so this installer holds no credential to install with; an operator enables it with 'plinth machine console NAME'";
+export const NO_ORDERS =
+  "the controller has no orders for this machine, so this installer holds no credential to install with: the controller holds an available machine at this menu only with console.installWithoutOrders on, and an operator enables it for one machine with 'plinth machine console NAME'";
 
 /** Shows numbered entries and reads until one of them (or 0 for back, when offered) is typed. */
 async function choose<T>(term: Terminal, title: string, entries: { label: string; value: T }[], opts: { back?: boolean; intro?: string[] } = {}): Promise<T | typeof BACK> {

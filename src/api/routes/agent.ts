@@ -13,6 +13,7 @@ import {
   ConsoleImagesAnswerSchema,
   ConsoleInstallAnswerSchema,
   ConsoleInstallSchema,
+  ConsolePowerSchema,
   FailReportSchema,
   HeartbeatAnswerSchema,
   HeartbeatSchema,
@@ -53,7 +54,7 @@ export interface AgentApiDeps {
   /** Verifies run tickets (see runs/run-tokens.ts). */
   ticketKey: Buffer;
   /** The installer's console menu: what it may install, and the install (docs/console.md). */
-  console: Pick<ConsoleInstalls, 'images' | 'install'>;
+  console: Pick<ConsoleInstalls, 'images' | 'install' | 'power'>;
 }
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 422: ErrorResponse };
@@ -127,6 +128,7 @@ export function agentRoutes(deps: AgentApiDeps) {
       async (req) => deps.console.images(req.run!),
     );
     report('/agent/v1/console/install', "The console menu's choices: starts a deploy run of this machine and answers its ticket", ConsoleInstallSchema, ConsoleInstallAnswerSchema, (p, body) => deps.console.install(p, body));
+    report('/agent/v1/console/power', 'Reboot or power off chosen on the console: recorded on the machine before the installer does it', ConsolePowerSchema, Type.Object({}), (p, body) => deps.console.power(p, body.action));
 
     /** A file of the deploy run's image, sent as it is stored (Range and ETag from the file sender). */
     const imageFile = (url: string, summary: string, path: (run: RunPrincipal, name: string, range: string | undefined) => Promise<string>) =>
