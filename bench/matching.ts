@@ -98,7 +98,8 @@ async function allocation(backend: 'sqlite' | 'postgres', withProfiles: boolean)
   const dbUrl = pg ? pg.url : join(dataDir, 'plinth.sqlite');
   // BENCH_CPU_PROF=DIR: the controller writes a CPU profile of the run there (node --cpu-prof) when it stops.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_DATABASE_URL: dbUrl, PLINTH_LISTEN: `127.0.0.1:${await freePort()}`, PLINTH_LOG_LEVEL: 'warn' }, [], { nodeArgs: prof });
+  // Every machine is new: the runs measure inspection, not the enrolment rate limit (enrolment.burst).
+  const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_DATABASE_URL: dbUrl, PLINTH_LISTEN: `127.0.0.1:${await freePort()}`, PLINTH_LOG_LEVEL: 'warn', PLINTH_ENROLMENT_BURST: '100000' }, [], { nodeArgs: prof });
   const pid = serve.child.pid!;
   try {
     const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();

@@ -1,7 +1,7 @@
 import type { Db } from '../store/database.js';
 import type { Facts } from '../core/facts.js';
 import type { MachinesTable } from '../store/schema.js';
-import type { LifecycleEngine } from '../lifecycle/engine.js';
+import type { LifecycleEngine, MachineTransaction } from '../lifecycle/engine.js';
 import type { Enroller } from '../inventory/enrol.js';
 import type { Machine } from '../inventory/machine.js';
 import { normalizeIdentity } from '../inventory/identity.js';
@@ -43,35 +43,45 @@ export class InspectionService {
   }
 
   async complete(machineId: string, runId: string, facts: Facts, at: string): Promise<Machine> {
-    const actor = { kind: 'agent' as const, name: `run:${runId}` };
-    // One transaction with the machine locked: a machine taken for an unknown network boot
-    // (inspection/netboot.ts) that turns out to be another has its run failed, and nothing of
-    // these facts is absorbed; otherwise the inspection is done.
-    const outcome = await this.engine.withMachine<{ contradiction: string } | { machine: Machine }>(machineId, async (tx) => {
-      const verdict = tx.machine.currentRunId === runId ? await judgeNetboot(tx.trx, tx.machine, runId, facts) : { kind: 'none' as const };
-      if (verdict.kind === 'contradicted') {
-        await tx.act('fail', { actor, runId, reason: verdict.why, error: { code: 'identity', message: verdict.why, stage: 'facts' } });
-        return { contradiction: verdict.why };
-      }
-      const r = await tx.act('inspect-done', {
-        actor,
-        runId,
-        reason: 'facts received',
-        alsoInTransaction: async (trx, machine) => {
-          if (verdict.kind === 'confirmed') await recordNetbootConfirmed(trx, machine, runId, verdict, actor, at);
-          // Refused (a conflict) when the facts identify another known machine.
-          const m = await this.enroller.absorbReport(trx, machine, identityFromFacts(facts), actor);
-          const run = await getRun(trx, runId);
-          const extra: Partial<MachinesTable> = { facts: JSON.stringify(facts) };
-          for (const hook of this.hooks) Object.assign(extra, (await hook(trx, m, facts, run)) ?? {});
-          await updateStep(trx, runId, 'report-facts', 'succeeded', at);
-          await updateStep(trx, runId, 'match-profile', 'succeeded', at);
-          return extra;
-        },
-      });
-      return { machine: r.machine };
-    });
-    if ('contradiction' in outcome) throw new PlinthError('conflict', outcome.contradiction, { details: { machineId } });
+    const outcome = await this.engine.withMachine(machineId, (tx) => this.completeIn(tx, tx.machine, runId, facts, at));
+    if ('contradiction' in outcome) throw contradicted(machineId, outcome.contradiction);
     return outcome.machine;
   }
+
+  /**
+   * The inspection's end inside the caller's transaction (`machine`: the row `tx` locked, as
+   * the caller's own transitions left it), for a caller with more to do in it (the agent's
+   * facts report). A machine taken for an unknown network boot (inspection/netboot.ts) that
+   * turns out to be another has its run failed, and nothing of these facts is absorbed: the
+   * caller commits that and then refuses the report (`contradicted`); otherwise the inspection
+   * is done.
+   */
+  async completeIn(tx: MachineTransaction, machine: Machine, runId: string, facts: Facts, at: string): Promise<{ contradiction: string } | { machine: Machine }> {
+    const actor = { kind: 'agent' as const, name: `run:${runId}` };
+    const verdict = machine.currentRunId === runId ? await judgeNetboot(tx.trx, machine, runId, facts) : { kind: 'none' as const };
+    if (verdict.kind === 'contradicted') {
+      await tx.act('fail', { actor, runId, reason: verdict.why, error: { code: 'identity', message: verdict.why, stage: 'facts' } });
+      return { contradiction: verdict.why };
+    }
+    const r = await tx.act('inspect-done', {
+      actor,
+      runId,
+      reason: 'facts received',
+      alsoInTransaction: async (trx, machine) => {
+        if (verdict.kind === 'confirmed') await recordNetbootConfirmed(trx, machine, runId, verdict, actor, at);
+        // Refused (a conflict) when the facts identify another known machine.
+        const m = await this.enroller.absorbReport(trx, machine, identityFromFacts(facts), actor);
+        const run = await getRun(trx, runId);
+        const extra: Partial<MachinesTable> = { facts: JSON.stringify(facts) };
+        for (const hook of this.hooks) Object.assign(extra, (await hook(trx, m, facts, run)) ?? {});
+        await updateStep(trx, runId, 'report-facts', 'succeeded', at);
+        await updateStep(trx, runId, 'match-profile', 'succeeded', at);
+        return extra;
+      },
+    });
+    return { machine: r.machine };
+  }
 }
+
+/** The refusal of facts from a machine that is not the one it network-booted as (its run already failed). */
+export const contradicted = (machineId: string, why: string) => new PlinthError('conflict', why, { details: { machineId } });

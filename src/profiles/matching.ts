@@ -11,7 +11,8 @@ import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import type { LifecycleEngine, TransitionResult } from '../lifecycle/engine.js';
 import { recordEvent } from '../inventory/events.js';
 import { allocate, noMatchMessage } from '../matching/index.js';
-import { freeHeldEntry, giveBackQuota, loadProfiles, lockPools, takeQuota } from './rows.js';
+import { freeHeldEntry, giveBackQuota, lockPools, takeQuota } from './rows.js';
+import { ProfileCache } from './profile-cache.js';
 import { SqlLedger } from './sql-ledger.js';
 
 /**
@@ -50,6 +51,7 @@ export interface InspectionHooks {
 export class MatchingService {
   private readonly store: Store;
   private readonly clock: Clock;
+  private readonly profiles = new ProfileCache();
 
   constructor(deps: { store: Store; clock: Clock }) {
     this.store = deps.store;
@@ -71,7 +73,7 @@ export class MatchingService {
     const at = iso(this.clock.now());
     const row = await trx.selectFrom('machines').select(['profile_id', 'quota_held', 'pool_entry_id']).where('id', '=', machine.id).executeTakeFirstOrThrow();
     const oldEntry = row.pool_entry_id ? await trx.selectFrom('pool_entries').select(['id', 'pool_id']).where('id', '=', row.pool_entry_id).executeTakeFirst() : undefined;
-    const profiles = await loadProfiles(trx);
+    const { profiles, quotas, poolNames } = await this.profiles.read(trx);
     const event = (action: string, reason: string | null, details: Record<string, unknown>) =>
       recordEvent(trx, { machineId: machine.id, at, actor: ACTOR, action, fromState: machine.state, toState: machine.state, reason, details });
 
@@ -83,7 +85,7 @@ export class MatchingService {
         entry: oldEntry ? { id: oldEntry.id, poolId: oldEntry.pool_id } : null,
       },
       profiles,
-      new SqlLedger(trx, this.store.dialect, at, machine.name),
+      new SqlLedger(trx, this.store.dialect, at, machine.name, quotas),
     );
     if (!a.profile) {
       const error = noMatchMessage(a.tried, profiles.length);
@@ -93,7 +95,7 @@ export class MatchingService {
 
     const profile = a.profile;
     const specVars = a.vars;
-    const poolName = profile.poolId ? ((await trx.selectFrom('pools').select('name').where('id', '=', profile.poolId).executeTakeFirst())?.name ?? profile.poolId) : null;
+    const poolName = profile.poolId ? (poolNames.get(profile.poolId) ?? profile.poolId) : null;
     if (a.failure) {
       await event('match-failed', a.failure.message, { profile: profile.name, pool: poolName, lookup: Object.keys(a.cmdbVars).length ? a.cmdbVars : null });
       return unmatched(at, a.failure.message);

@@ -25,6 +25,8 @@ export class SqlLedger implements Ledger {
     private readonly at: string,
     /** Named in the conflict a broken lock would show as. */
     private readonly machineName: string,
+    /** The quotas left as read in this transaction (ProfileCache); a profile not in it has its own. */
+    private readonly quotas: ReadonlyMap<string, number | null> = new Map(),
   ) {
     // Only PostgreSQL locks rows; elsewhere the engine need not work out what to lock.
     if (dialect === 'postgres') this.lockProfiles = (ids) => lockProfiles(this.trx, this.dialect, ids);
@@ -32,7 +34,8 @@ export class SqlLedger implements Ledger {
 
   /** What was left when the profiles were read; taking one is what checks it again. */
   remaining(profile: EngineProfile): number | null {
-    return profile.quota;
+    const left = this.quotas.get(profile.id);
+    return left === undefined ? profile.quota : left;
   }
 
   takeQuota(profile: EngineProfile): Promise<boolean> {

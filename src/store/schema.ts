@@ -298,6 +298,12 @@ export interface ProfilesTable {
   updated_at: string;
 }
 
+/** One row: the version of the profile and pool definitions (migration 0023, profiles/profile-cache.ts). */
+export interface ProfilesVersionTable {
+  id: number;
+  version: number;
+}
+
 export interface PoolsTable {
   id: string;
   name: string;
@@ -399,6 +405,7 @@ export interface Database {
   provider_jobs: ProviderJobsTable;
   managers: ManagersTable;
   profiles: ProfilesTable;
+  profiles_version: ProfilesVersionTable;
   pools: PoolsTable;
   pool_entries: PoolEntriesTable;
   images: ImagesTable;

@@ -23,6 +23,7 @@ import { deployedTree } from './0019-deployed-tree.js';
 import { siteCaches } from './0020-site-caches.js';
 import { treeRolls } from './0021-tree-rolls.js';
 import { rollDeadlines } from './0022-roll-deadlines.js';
+import { profilesVersion } from './0023-profiles-version.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -52,6 +53,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0020-site-caches', siteCaches],
   ['0021-tree-rolls', treeRolls],
   ['0022-roll-deadlines', rollDeadlines],
+  ['0023-profiles-version', profilesVersion],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
