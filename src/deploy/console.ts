@@ -10,7 +10,8 @@ import { recordEvent } from '../inventory/events.js';
 import { actorLabel } from '../inventory/machine.js';
 import { claimRun, mintTicket, type RunPrincipal } from '../runs/run-tokens.js';
 import { continueAttempt, recordStage } from '../runs/trace.js';
-import type { ConsoleImagesAnswer, ConsoleInstall, ConsoleInstallAnswer, ConsolePower } from '../protocol/agent.js';
+import type { ConsoleImagesAnswer, ConsoleInstall, ConsoleInstallAnswer, ConsoleLayout, ConsolePower } from '../protocol/agent.js';
+import type { Image } from '../images/store.js';
 import type { DeployRequest, DeployService } from './service.js';
 import type { HoldRunParams } from './holds.js';
 import type { MulticastSessions } from './multicast.js';
@@ -18,13 +19,50 @@ import type { MulticastSessions } from './multicast.js';
 /** What a console deploy run keeps of the choices made on the machine's console. */
 export interface ConsoleChoices {
   disk: string;
-  layout: 'whole-disk';
+  layout: ConsoleLayout;
+  /** keep-partitions: the partition the image went into. */
+  partition?: string;
   multicast: boolean;
   /** The installer hold whose console made them. */
   holdRun: string;
 }
 
 const deviceName = (name: string) => name.replace(/^\/dev\//, '');
+
+/**
+ * The layout checked against what the image holds: whole-disk takes a whole-disk image;
+ * keep-partitions a partition image, into a partition of the chosen disk at least as large as
+ * the image (its size as the installer sees it). The partition, for keep-partitions.
+ */
+function checkLayout(choice: ConsoleInstall, image: Image, disk: string): string | null {
+  if (choice.layout === 'whole-disk') {
+    if (choice.partition !== undefined) throw validation('partition', 'only applies to keep-partitions');
+    if (choice.partitionSizeBytes !== undefined) throw validation('partitionSizeBytes', 'only applies to keep-partitions');
+    if (image.layout === 'partition') {
+      throw new PlinthError('unsupported', `layout: image ${image.name} is a partition image (one file system, no partition table); whole-disk would leave ${disk} without one: choose keep-partitions and a partition`, {
+        details: { field: 'layout', image: image.name },
+      });
+    }
+    return null;
+  }
+  // Keep-partitions keeps the disk's table and other partitions: an image with a table of its own would replace them all.
+  if (image.layout !== 'partition') {
+    throw new PlinthError('unsupported', `layout: keep-partitions writes an image into one partition and keeps the others; image ${image.name} is a whole-disk image (its own partition table), so it would replace them all: choose whole-disk`, {
+      details: { field: 'layout', image: image.name },
+    });
+  }
+  if (choice.partition === undefined) throw validation('partition', 'keep-partitions needs the partition the image goes into');
+  const partition = deviceName(choice.partition);
+  // The kernel's names of a disk's partitions: sda1, vda2; nvme0n1p3, mmcblk0p1, loop0p2.
+  if (!new RegExp(`^${disk}p?[1-9][0-9]{0,2}$`).test(partition)) throw validation('partition', `${choice.partition} is not a partition of ${disk}`);
+  if (choice.partitionSizeBytes === undefined) throw validation('partitionSizeBytes', 'keep-partitions needs the size of the partition the image goes into');
+  if (choice.partitionSizeBytes < image.sizeBytes) {
+    throw new PlinthError('unsupported', `partition: ${partition} (${choice.partitionSizeBytes} bytes) is smaller than image ${image.name} (${image.sizeBytes} bytes)`, {
+      details: { field: 'partition', partition, image: image.name },
+    });
+  }
+  return partition;
+}
 
 /**
  * The installer's console menu as the controller sees it (docs/console.md). The menu runs on
@@ -111,7 +149,7 @@ export class ConsoleInstalls {
           sha256: i.sha256,
           sizeBytes: i.sizeBytes,
           createdAt: i.createdAt,
-          wholeDisk: true,
+          wholeDisk: i.layout !== 'partition',
           multicast: s ? { session: s.id, receivers: s.receivers, minReceivers: s.minReceivers } : null,
         };
       }),
@@ -123,20 +161,12 @@ export class ConsoleInstalls {
     const { run: holdRun, m } = await this.hold(p);
     const image = await this.d.images.find(choice.image);
     if (!image || image.kind !== 'disk') throw validation('image', `no disk image '${choice.image}' in the image store`);
-    if (choice.layout === 'keep-partitions') {
-      // Keep-partitions writes an image into one partition of the disk and keeps the others: that
-      // needs a partition (file-system) image. Every image of the store carries its own partition
-      // table, which would replace the disk's: refused rather than half-done.
-      throw new PlinthError('unsupported', `layout: keep-partitions writes an image into one partition and keeps the others; image ${image.name} is a whole-disk image (its own partition table), so it would replace them all: choose whole-disk`, {
-        details: { field: 'layout', image: image.name },
-      });
-    }
-    if (choice.partition !== undefined) throw validation('partition', 'only applies to keep-partitions');
     const diskName = deviceName(choice.disk);
     const disks = m.facts?.disks ?? [];
     const disk = disks.find((d) => deviceName(d.name) === diskName);
     if (!disk) throw validation('disk', `machine ${m.name} has no disk '${choice.disk}' in its inspection (${disks.map((d) => d.name).join(', ') || 'none'})`);
     if (disk.sizeBytes < image.sizeBytes) throw validation('disk', `${disk.name} (${disk.sizeBytes} bytes) is smaller than image ${image.name} (${image.sizeBytes} bytes)`);
+    const partition = checkLayout(choice, image, diskName);
     const req: DeployRequest = { image: image.name, rootDeviceHints: { name: diskName } };
     if (choice.multicast) {
       const session = (this.d.multicast?.list() ?? []).find((s) => s.state === 'waiting' && s.sha256 === image.sha256);
@@ -145,20 +175,21 @@ export class ConsoleInstalls {
       req.multicast = { rate: String(session.rateBitsPerSecond), minReceivers: session.minReceivers, maxWaitSeconds: session.maxWaitSeconds };
     }
     const token = { value: '' };
-    const choices: ConsoleChoices = { disk: diskName, layout: 'whole-disk', multicast: choice.multicast === true, holdRun: holdRun.id };
-    const r = await this.d.deploy.start(m.id, 'console-install', req, { kind: 'agent', name: `run:${holdRun.id}` }, `console: ${image.name} on ${diskName}`, async (trx, runId) => {
+    const choices: ConsoleChoices = { disk: diskName, layout: choice.layout, ...(partition ? { partition } : {}), multicast: choice.multicast === true, holdRun: holdRun.id };
+    const target = partition ?? diskName;
+    const r = await this.d.deploy.start(m.id, 'console-install', req, { kind: 'agent', name: `run:${holdRun.id}` }, `console: ${image.name} on ${target}`, async (trx, runId) => {
       const at = iso(this.d.clock.now());
       // The run's ticket, claimed now in the transition's transaction: a boot request never gets one for it.
       token.value = mintTicket(this.d.ticketKey, runId, 0);
       if (!(await claimRun(trx, runId, 0, token.value))) throw new PlinthError('conflict', `run ${runId} was claimed before the console could`);
       const run = await getRun(trx, runId);
-      await setRunParams(trx, runId, { ...run.params, console: choices });
+      await setRunParams(trx, runId, { ...run.params, console: choices, ...(partition ? { partition } : {}) });
       for (const step of ['power-on', 'boot-installer']) await updateStep(trx, runId, step, 'succeeded', at, `already in the installer (console of run ${holdRun.id})`);
       // The trace goes on in an attempt of the new run (no boot: the installer is up).
       const attemptId = await continueAttempt(trx, { machineId: m.id, fromRunId: holdRun.id, runId, at, decision: 'console-install' });
-      await recordStage(trx, { machineId: m.id, attemptId, runId, at, stage: 'console-install', detail: { holdRun: holdRun.id, image: image.name, disk: diskName, layout: 'whole-disk', multicast: choices.multicast } });
+      await recordStage(trx, { machineId: m.id, attemptId, runId, at, stage: 'console-install', detail: { holdRun: holdRun.id, image: image.name, disk: diskName, layout: choice.layout, ...(partition ? { partition } : {}), multicast: choices.multicast } });
       await updateStep(trx, holdRun.id, 'hold', 'succeeded', at);
-      await updateStep(trx, holdRun.id, 'exit', 'succeeded', at, `console install: ${image.name} on ${diskName}, deploy run ${runId}`);
+      await updateStep(trx, holdRun.id, 'exit', 'succeeded', at, `console install: ${image.name} on ${target}, deploy run ${runId}`);
     });
     if (r.machine.state !== 'deploying' || !r.run || !token.value) {
       const why = r.machine.lastError?.message ?? `machine ${m.name} is ${r.machine.state}`;

@@ -93,6 +93,7 @@ export class DeployRuns {
         ...(p.imageIndexSha256 && !p.imageUrl ? { index: { url: `/agent/v1/images/${encodeURIComponent(p.image ?? '')}/chunks`, sha256: p.imageIndexSha256 }, ...(p.differential ? { differential: true } : {}) } : {}),
       },
       ...(p.rootDeviceHints ? { rootDeviceHints: p.rootDeviceHints } : {}),
+      ...(p.partition ? { partition: p.partition } : {}),
       ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
       ...configure,
       // Only while the session still waits for receivers: one already sending has nothing for a late machine.

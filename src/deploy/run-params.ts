@@ -29,6 +29,8 @@ export interface DeployRunParams extends Record<string, unknown> {
   /** The agent keeps the chunks the disk already holds (a redeploy of the same image). */
   differential?: boolean;
   rootDeviceHints: RootDeviceHints | null;
+  /** keep-partitions (a console install of a partition image): the partition of the root disk the image goes into; the others are kept. */
+  partition?: string;
   /** Added to the installed system's kernel command line (image deploys: by the agent). */
   kernelArgs?: string | null;
   profile: string | null;

@@ -217,6 +217,10 @@ export class DeployService {
         params.image = name;
         const image = await this.d.images.find(name);
         if (!image || image.kind !== 'disk') throw new PlinthError('validation', `image '${name}' is not in the image store`, { details: { code: 'image' } });
+        // One file system, no partition table: it goes into a partition (the console's keep-partitions), never over a disk.
+        if (image.layout === 'partition' && action !== 'console-install') {
+          throw new PlinthError('validation', `image '${name}' is a partition image (one file system): the installer's console writes it into a partition (keep-partitions); a deploy writes whole-disk images`, { details: { code: 'image' } });
+        }
         params.imageSha256 = image.sha256;
         params.imageSize = image.sizeBytes;
         if (!params.imageUrl) {

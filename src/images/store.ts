@@ -26,12 +26,17 @@ const execFileAsync = promisify(execFile);
  */
 export const IMAGE_KINDS = ['disk', 'kernel', 'initrd', 'iso', 'file'] as const;
 export type ImageKind = (typeof IMAGE_KINDS)[number];
+/** What a disk image holds: a whole disk (its own partition table), or one file system (a partition image). */
+export const DISK_LAYOUTS = ['whole-disk', 'partition'] as const;
+export type DiskLayout = (typeof DISK_LAYOUTS)[number];
 
 export interface Image {
   id: string;
   name: string;
   kind: ImageKind;
   sourceFormat: 'raw' | 'qcow2';
+  /** Disk images: what they hold (detected when stored); null for the other kinds. */
+  layout: DiskLayout | null;
   sizeBytes: number;
   sha256: string;
   firmware: ('bios' | 'uefi')[] | null;
@@ -46,6 +51,7 @@ const toImage = (r: ImagesTable): Image => ({
   name: r.name,
   kind: r.kind as ImageKind,
   sourceFormat: r.source_format as Image['sourceFormat'],
+  layout: r.layout as DiskLayout | null,
   sizeBytes: Number(r.size_bytes),
   sha256: r.sha256,
   firmware: fromJson(r.firmware, null),
@@ -99,6 +105,21 @@ function writeChunkIndex(imagePath: string, index: ChunkIndex): string {
 }
 
 const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]);
+
+/**
+ * What a raw disk image holds, by its signatures (`blkid --probe` on the file): a file system
+ * and no partition table is a partition image; anything else (a partition table, or bytes
+ * blkid recognises nothing in) is a whole disk, as every disk image was taken to be before.
+ */
+export async function diskImageLayout(path: string): Promise<DiskLayout> {
+  // NOTE: blkid exits 2 when it finds nothing and 8 when signatures contradict each other: answers, not failures.
+  const { stdout } = await execFileAsync('blkid', ['--probe', '--output', 'export', path]).catch((e: { code?: unknown; stdout?: string }) => {
+    if (e.code === 2 || e.code === 8) return { stdout: '' };
+    throw e;
+  });
+  const found = new Map(stdout.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
+  return !found.has('PTTYPE') && found.get('USAGE') === 'filesystem' ? 'partition' : 'whole-disk';
+}
 
 /**
  * Bytes live under per-version names, `_store/<id>`, referenced from the image's row: two
@@ -349,10 +370,11 @@ export class ImageStore {
         sha256 = index.imageSha256;
       }
       const size = statSync(finalTmp).size;
+      const layout = o.kind === 'disk' ? await diskImageLayout(finalTmp) : null;
       const file = this.keep(finalTmp, o.kind === 'disk' ? index : null);
       try {
         return await this.commit(
-          { id: newId(), name: o.name, kind: o.kind, file, source_format: sourceFormat, size_bytes: size, sha256, firmware: null, manifest: null, created_at: iso(this.clock.now()) },
+          { id: newId(), name: o.name, kind: o.kind, file, source_format: sourceFormat, size_bytes: size, sha256, firmware: null, manifest: null, created_at: iso(this.clock.now()), layout },
           false,
         );
       } catch (e) {
@@ -390,6 +412,7 @@ export class ImageStore {
     const other = await this.store.db.selectFrom('images').select('name').where('file', '=', imageFileName(name)).where('name', '!=', name).executeTakeFirst();
     if (other) throw new PlinthError('conflict', `${imageFileName(name)} holds the bytes of image ${other.name}; delete that image first`, { details: { image: other.name } });
     mkdirSync(join(this.dir, VERSIONS), { recursive: true });
+    const layout = await diskImageLayout(raw);
     const file = this.keep(raw, index);
     let image: Image;
     try {
@@ -405,6 +428,7 @@ export class ImageStore {
           firmware: toJson(manifest.firmware ?? null),
           manifest: JSON.stringify(manifest),
           created_at: iso(this.clock.now()),
+          layout,
         },
         true,
       );

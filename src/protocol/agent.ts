@@ -172,6 +172,12 @@ export const DeployParamsSchema = Type.Object(
       Strict,
     )),
     rootDeviceHints: Type.Optional(RootDeviceHintsSchema),
+    /**
+     * keep-partitions (a console install of a partition image): the image goes into this
+     * partition of the chosen disk (its file system grown to the partition, the seed written
+     * into it); the partition table and every other partition are left as they are.
+     */
+    partition: Type.Optional(Type.String({ pattern: DISK_NAME_PATTERN })),
     /** cloud-init NoCloud seed: the documents as they are to be written (text, not objects). */
     seed: Type.Object({ userData: Type.String(), metaData: Type.String(), networkConfig: Type.String() }, Strict),
     /** Added to the installed system's boot loader configuration (GRUB, BLS entries) when the seed is written. */
@@ -223,7 +229,7 @@ export const ConsoleImageSchema = Type.Object(
     sha256: Type.String({ pattern: SHA256_PATTERN }),
     sizeBytes: Type.Integer({ minimum: 0 }),
     createdAt: Type.String(),
-    /** Every image of the store is a whole disk (a partition table and its partitions). */
+    /** A whole disk (its partition table and partitions: whole-disk), or one file system (a partition image: keep-partitions). */
     wholeDisk: Type.Boolean(),
     /** A multicast session of this image that is waiting for receivers: joining it receives the image with the others. */
     multicast: Type.Union([Type.Null(), Type.Object({ session: Type.String(), receivers: Type.Integer(), minReceivers: Type.Integer() }, Strict)]),
@@ -243,6 +249,8 @@ export const ConsoleInstallSchema = Type.Object(
     layout: Type.Enum(CONSOLE_LAYOUTS),
     /** keep-partitions: the partition the image goes into (`vda2`). */
     partition: Type.Optional(Type.String({ pattern: DISK_NAME_PATTERN })),
+    /** keep-partitions: that partition's size as the installer sees it now (the controller's inspection lists disks, not partitions). */
+    partitionSizeBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
     /** Join the image's waiting multicast session instead of fetching it alone over HTTP. */
     multicast: Type.Optional(Type.Boolean()),
   },

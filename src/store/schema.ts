@@ -270,6 +270,8 @@ export interface ImagesTable {
   firmware: string | null;
   manifest: string | null;
   created_at: string;
+  /** Disk images: whole-disk or partition (images/store.ts); null for the other kinds. */
+  layout: string | null;
 }
 
 export interface TemplateOverridesTable {

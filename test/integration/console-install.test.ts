@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { backends } from '../support/backends.js';
 import { freshController, placeholderInstaller, snapshot, type InjectOptions } from '../support/controller.js';
 import { makeFacts } from '../support/facts.js';
@@ -42,6 +46,27 @@ describe.each(backends)('console installs on $name', (backend) => {
     const m = (await t.api('GET', `/api/v1/machines?q=${mac}`)).json().items[0];
     await t.api('PATCH', `/api/v1/machines/${m.id}`, { name });
   }
+  /** A 4 MiB ext4 file system holding a marker, stored as image `part`: the store finds it is a partition image. */
+  async function uploadPartitionImage() {
+    const dir = mkdtempSync(join(tmpdir(), 'plinth-part-'));
+    try {
+      mkdirSync(join(dir, 'root'));
+      writeFileSync(join(dir, 'root', 'marker'), 'partition image\n');
+      execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'part', '-d', join(dir, 'root'), join(dir, 'part.img'), '4M']);
+      const body = readFileSync(join(dir, 'part.img'));
+      const up = await t.inject('POST', `/api/v1/images?name=part&sha256=${sha(body)}`, { token: t.adminToken, body, headers: { 'content-type': 'application/octet-stream' } });
+      expect(up.statusCode, up.body).toBe(201);
+      expect(up.json()).toMatchObject({ name: 'part', kind: 'disk', layout: 'partition', sizeBytes: 4 * 2 ** 20 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect((await t.api('GET', '/api/v1/images/tiny')).json().layout).toBe('whole-disk');
+    const offer = (await inject('GET', '/agent/v1/console/images', { token: holdToken })).json().images;
+    expect(offer.map((i: any) => [i.name, i.wholeDisk])).toEqual([
+      ['part', false],
+      ['tiny', true],
+    ]);
+  }
   /** The hold's installer boots and says hello: its ticket, and the kernel command line it booted with. */
   async function held(mac: string) {
     const script = await bootScript(mac);
@@ -79,6 +104,7 @@ describe.each(backends)('console installs on $name', (backend) => {
     await available('con-2', '52:54:00:c0:00:02');
     expect((await act('con-2', 'boot-installer', { console: true })).statusCode).toBe(200);
     holdToken = (await held('52:54:00:c0:00:02')).token;
+    await uploadPartitionImage();
     const before = await snapshot(t.controller);
     const cases: [object, number, string][] = [
       [{}, 400, 'image'],
@@ -91,6 +117,14 @@ describe.each(backends)('console installs on $name', (backend) => {
       [{ image: 'tiny', disk: 'sdz', layout: 'whole-disk' }, 400, "disk: machine con-2 has no disk 'sdz' in its inspection (vda)"],
       [{ image: 'tiny', disk: 'vda', layout: 'keep-partitions', partition: 'vda2' }, 422, 'layout: keep-partitions writes an image into one partition and keeps the others; image tiny is a whole-disk image'],
       [{ image: 'tiny', disk: 'vda', layout: 'whole-disk', partition: 'vda2' }, 400, 'partition: only applies to keep-partitions'],
+      [{ image: 'tiny', disk: 'vda', layout: 'whole-disk', partitionSizeBytes: 2 ** 20 }, 400, 'partitionSizeBytes: only applies to keep-partitions'],
+      [{ image: 'part', disk: 'vda', layout: 'whole-disk' }, 422, 'layout: image part is a partition image (one file system, no partition table); whole-disk would leave vda without one'],
+      [{ image: 'part', disk: 'vda', layout: 'keep-partitions' }, 400, 'partition: keep-partitions needs the partition the image goes into'],
+      [{ image: 'part', disk: 'vda', layout: 'keep-partitions', partition: 'sda2', partitionSizeBytes: 2 ** 29 }, 400, 'partition: sda2 is not a partition of vda'],
+      [{ image: 'part', disk: 'vda', layout: 'keep-partitions', partition: 'vda' }, 400, 'partition: vda is not a partition of vda'],
+      [{ image: 'part', disk: 'vda', layout: 'keep-partitions', partition: 'vda2' }, 400, 'partitionSizeBytes: keep-partitions needs the size of the partition'],
+      [{ image: 'part', disk: 'vda', layout: 'keep-partitions', partition: 'vda2', partitionSizeBytes: 2 ** 20 }, 422, `partition: vda2 (1048576 bytes) is smaller than image part (${4 * 2 ** 20} bytes)`],
+      [{ image: 'part', disk: 'vda', layout: 'keep-partitions', partition: 'vda2', partitionSizeBytes: 0 }, 400, 'partitionSizeBytes'],
       [{ image: 'tiny', disk: 'vda', layout: 'whole-disk', multicast: true }, 409, 'no multicast session of image tiny is waiting for receivers'],
     ];
     for (const [body, status, message] of cases) {
@@ -215,6 +249,28 @@ describe.each(backends)('console installs on $name', (backend) => {
     expect(m1.state).toBe('installer');
     const last1 = (await t.api('GET', '/api/v1/machines/con-1/events')).json().items.at(-1);
     expect(last1).toMatchObject({ actor: `agent:run:${m1.currentRunId}`, action: 'console-poweroff', fromState: 'installer', toState: 'installer', reason: "power off, chosen on the machine's console" });
+  });
+
+  it('keep-partitions of a partition image: a deploy run that writes it into the chosen partition; a deploy outside the console refuses it', async () => {
+    await available('con-6', '52:54:00:c0:00:06');
+    expect((await act('con-6', 'boot-installer', { console: true })).statusCode).toBe(200);
+    const { token } = await held('52:54:00:c0:00:06');
+    const holdRun = (await machine('con-6')).currentRunId;
+    const r = await install(token, { image: 'part', disk: 'vda', layout: 'keep-partitions', partition: 'vda2', partitionSizeBytes: 2 ** 29 });
+    expect(r.statusCode, r.body).toBe(200);
+    const deploy = (await t.api('GET', `/api/v1/runs/${r.json().run}`)).json();
+    expect(deploy.params).toMatchObject({ image: 'part', rootDeviceHints: { name: 'vda' }, partition: 'vda2', console: { disk: 'vda', layout: 'keep-partitions', partition: 'vda2', holdRun } });
+    const hold = (await t.api('GET', `/api/v1/runs/${holdRun}`)).json();
+    expect(hold.steps.at(-1).message).toBe(`console install: part on vda2, deploy run ${r.json().run}`);
+    const hello = await inject('POST', '/agent/v1/hello', { token: r.json().token, body: { agentVersion: 't' } });
+    expect(hello.statusCode, hello.body).toBe(200);
+    expect(hello.json().run.params).toMatchObject({ image: { sizeBytes: 4 * 2 ** 20 }, rootDeviceHints: { name: 'vda' }, partition: 'vda2' });
+    // An operator's deploy writes whole disks: a partition image fails its preparation, saying why.
+    await available('con-7', '52:54:00:c0:00:07');
+    await act('con-7', 'deploy', { image: 'part' });
+    const m7 = await machine('con-7');
+    expect(m7.state).toBe('deploy-failed');
+    expect(m7.lastError.message).toContain("image 'part' is a partition image (one file system): the installer's console writes it into a partition (keep-partitions)");
   });
 
   it('a power report: bad input names the field; a run that is no console\'s is refused and nothing is recorded', async () => {

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { App, AppServices } from '../context.js';
 import { ErrorResponse, StringEnum } from '../schemas.js';
 import { PlinthError } from '../../core/errors.js';
-import { IMAGE_KINDS, IMAGE_NAME_PATTERN } from '../../images/store.js';
+import { DISK_LAYOUTS, IMAGE_KINDS, IMAGE_NAME_PATTERN } from '../../images/store.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 422: ErrorResponse };
 export const ImageSchema = Type.Object(
@@ -12,6 +12,7 @@ export const ImageSchema = Type.Object(
     name: Type.String(),
     kind: StringEnum([...IMAGE_KINDS]),
     sourceFormat: StringEnum(['raw', 'qcow2']),
+    layout: Type.Union([StringEnum([...DISK_LAYOUTS]), Type.Null()], { description: 'disk images: a whole disk (its own partition table) or a partition image (one file system, for the console\'s keep-partitions); null for the other kinds' }),
     sizeBytes: Type.Integer({ description: 'size of the stored (raw) bytes' }),
     sha256: Type.String({ description: 'SHA-256 of the stored (raw) bytes, what deploys verify' }),
     firmware: Type.Union([Type.Array(Type.String()), Type.Null()]),

@@ -24,6 +24,7 @@ import { siteCaches } from './0020-site-caches.js';
 import { treeRolls } from './0021-tree-rolls.js';
 import { rollDeadlines } from './0022-roll-deadlines.js';
 import { profilesVersion } from './0023-profiles-version.js';
+import { imageLayout } from './0024-image-layout.js';
 
 /**
  * The one migration history, applied in name order on both SQLite and PostgreSQL.
@@ -54,6 +55,7 @@ const MIGRATIONS: [string, MigrationFactory][] = [
   ['0021-tree-rolls', treeRolls],
   ['0022-roll-deadlines', rollDeadlines],
   ['0023-profiles-version', profilesVersion],
+  ['0024-image-layout', imageLayout],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
