@@ -62,22 +62,8 @@ export async function growRoot(device: string, options: GrowRootOptions): Promis
   const lastAfter = after.find((p) => p.number === last.number) as Partition;
   log(`grow-root: ${last.name} ${formatBytes(last.sizeBytes)} → ${formatBytes(lastAfter.sizeBytes)} (disk ${formatBytes(disk.sizeBytes)})`);
 
-  let fsAfter: number | null = null;
-  if (filesystem === 'ext4') {
-    // NOTE: resize2fs refuses an unmounted filesystem that was not checked since it was last
-    // mounted ("Please run e2fsck -f first"). e2fsck -p exits 1 when it fixed something harmless.
-    const check = await tool(exec, 'e2fsck', ['-f', '-p', lastAfter.path], disk.name, [0, 1, 2, 4, 8]);
-    if (check.exitCode >= 4) throw new StepError('image', `${lastAfter.name}: the image's root filesystem has errors e2fsck could not fix: ${(check.stdout + check.stderr).trim().split('\n').slice(-3).join(' / ')}`, { partition: lastAfter.name });
-    await tool(exec, 'resize2fs', [lastAfter.path], disk.name);
-    fsAfter = await ext4Bytes(lastAfter.path, exec);
-    log(`grow-root: ext4 on ${lastAfter.name} ${formatBytes(fsBefore ?? 0)} → ${formatBytes(fsAfter)}`);
-  } else if (filesystem === 'xfs') {
-    // xfs grows only while mounted.
-    await withMounted(lastAfter.path, 'xfs', exec, (dir) => tool(exec, 'xfs_growfs', [dir], disk.name));
-    log(`grow-root: xfs on ${lastAfter.name} grown`);
-  } else {
-    log(`grow-root: ${lastAfter.name} holds ${filesystem}; its partition grew, its content was left as it is`);
-  }
+  const fsAfter = await growFilesystem(lastAfter, filesystem, disk.name, { log, exec });
+  if (fsAfter !== null) log(`grow-root: ext4 on ${lastAfter.name} ${formatBytes(fsBefore ?? 0)} → ${formatBytes(fsAfter)}`);
   return {
     disk: disk.name,
     partition: lastAfter.path,
@@ -87,6 +73,29 @@ export async function growRoot(device: string, options: GrowRootOptions): Promis
     partitionBytes: { before: last.sizeBytes, after: lastAfter.sizeBytes },
     filesystemBytes: fsBefore !== null && fsAfter !== null ? { before: fsBefore, after: fsAfter } : null,
   };
+}
+
+/**
+ * Grows the file system on a partition to the partition's size: ext4 checked then resized
+ * unmounted, xfs grown mounted (the only way it grows); anything else is left as it is (said
+ * in the log). The ext4 size after, else null.
+ */
+export async function growFilesystem(partition: Pick<Partition, 'name' | 'path'>, filesystem: string, disk: string, o: { log: (line: string) => void; exec: Exec }): Promise<number | null> {
+  const { exec, log } = o;
+  if (filesystem === 'ext4') {
+    // NOTE: resize2fs refuses an unmounted filesystem that was not checked since it was last
+    // mounted ("Please run e2fsck -f first"). e2fsck -p exits 1 when it fixed something harmless.
+    const check = await tool(exec, 'e2fsck', ['-f', '-p', partition.path], disk, [0, 1, 2, 4, 8]);
+    if (check.exitCode >= 4) throw new StepError('image', `${partition.name}: the image's filesystem has errors e2fsck could not fix: ${(check.stdout + check.stderr).trim().split('\n').slice(-3).join(' / ')}`, { partition: partition.name });
+    await tool(exec, 'resize2fs', [partition.path], disk);
+    return ext4Bytes(partition.path, exec);
+  }
+  if (filesystem === 'xfs') {
+    // xfs grows only while mounted.
+    await withMounted(partition.path, 'xfs', exec, (dir) => tool(exec, 'xfs_growfs', [dir], disk));
+    log(`grow: xfs on ${partition.name} grown`);
+  } else log(`grow: ${partition.name} holds ${filesystem}; its partition is as large as it is, its content was left as it is`);
+  return null;
 }
 
 /** Runs a tool; its failure becomes a StepError: tool when it is missing, disk otherwise. */

@@ -1,10 +1,10 @@
-import { describeBlockDevice, assertNotInUse } from './block-device.js';
+import { describeBlockDevice, assertNotInUse, probeSignatures, syncPartitionTable, type BlockDevice, type Partition } from './block-device.js';
 import { asStepError, StepError } from './errors.js';
 import { nodeExec, type Exec } from './exec.js';
-import { growRoot, type GrowRootResult } from './grow-root.js';
+import { ext4Bytes, growFilesystem, growRoot, type GrowRootResult } from './grow-root.js';
 import type { DeployParams, StepName, StepReportStatus, WipeParams } from './protocol.js';
 import { chooseRootDisk, type CandidateDisk } from './root-disk.js';
-import { writeNoCloudSeed, type SeedResult } from './seed.js';
+import { writeNoCloudSeed, writeNoCloudSeedOn, type SeedResult } from './seed.js';
 import { formatBytes, formatRate } from './units.js';
 import { eraseSignatures, wipeDisks, type DiskWipeResult } from './wipe.js';
 import { writeImage, type WriteImageOptions, type WriteImageResult } from './write-image.js';
@@ -12,6 +12,51 @@ import { udpReceiverSource, type ImageChunkSource } from './multicast-receive.js
 import type { MulticastReceive } from './protocol.js';
 import { configureTarget, copyTree, installBootLoader, layoutAndMount, type BootLoaderResult, type TreeTarget } from './tree-deploy.js';
 import type { TreeParams } from '../../protocol/agent.js';
+
+/**
+ * The partition `name` of `disk`, large enough for the image (a StepError naming the disk
+ * otherwise): keep-partitions writes there and nowhere else.
+ */
+async function partitionOf(disk: BlockDevice, name: string, imageBytes: number, exec: Exec, log: (line: string) => void): Promise<Partition> {
+  // The kernel's partitions made those of the table on the disk, as the image is written to one of them.
+  const found = (await syncPartitionTable(disk, exec, log)).find((p) => p.name === name);
+  if (!found) throw new StepError('disk', `${disk.name} has no partition ${name}`, { disk: disk.name, partition: name });
+  if (found.sizeBytes < imageBytes) {
+    throw new StepError('disk', `${name} (${formatBytes(found.sizeBytes)}, ${found.sizeBytes} bytes) is smaller than the image (${imageBytes} bytes)`, { disk: disk.name, partition: name, partitionBytes: found.sizeBytes, imageBytes });
+  }
+  return found;
+}
+
+/**
+ * The end of a keep-partitions deploy, once the image is in its partition: the file system
+ * grown to the partition (grow-root: the partition table is not touched) and the seed written
+ * into that file system (configure), never into another partition.
+ */
+async function keepPartitionsEnd(into: Partition, params: DeployParams, deps: DeployDeps, exec: Exec, done: Pick<DeployOutcome, 'disk' | 'device' | 'write'>): Promise<DeployOutcome> {
+  const filesystem = (await probeSignatures(into.path, exec))?.['TYPE'] ?? 'unknown';
+  const grow = await step('grow-root', deps, async () => {
+    const before = filesystem === 'ext4' ? await ext4Bytes(into.path, exec) : null;
+    const after = await growFilesystem(into, filesystem, done.disk.name, { log: deps.log, exec });
+    const result: GrowRootResult = {
+      disk: done.disk.name,
+      partition: into.path,
+      partitionNumber: into.number,
+      filesystem,
+      isRoot: true,
+      partitionBytes: { before: into.sizeBytes, after: into.sizeBytes },
+      filesystemBytes: before !== null && after !== null ? { before, after } : null,
+    };
+    const grown = result.filesystemBytes ? `, ${formatBytes(result.filesystemBytes.before)} → ${formatBytes(result.filesystemBytes.after)}` : '';
+    return { value: result, message: `${into.name} (${filesystem}) grown to its partition (${formatBytes(into.sizeBytes)})${grown}; the other partitions kept`, details: { ...result } };
+  });
+  const seed = await step('configure', deps, async () => {
+    const result = await writeNoCloudSeedOn(into, filesystem, filesystem, params.seed, { log: deps.log, exec, kernelArgs: params.kernelArgs });
+    return { value: result, message: `NoCloud seed in ${result.directory} on ${result.partition}`, details: { ...result } };
+  });
+  deps.log('deploy: every step succeeded; asking the controller to boot this machine from its disk');
+  await deps.beforeReboot();
+  return { ...done, grow, seed };
+}
 
 /**
  * The deploy and wipe runs as the agent performs them: steps in order, each reported
@@ -111,11 +156,15 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
     };
   });
   const device = `${devDir}/${disk.name}`;
+  /** keep-partitions: the partition the image goes into; the disk's table and other partitions stay as they are. */
+  let partition: Partition | null = null;
 
   const write = await step('write-image', deps, async () => {
+    if (params.partition) partition = await partitionOf(await describeBlockDevice(device), params.partition, image.sizeBytes, exec, deps.log);
     // Signatures of the disk's previous life (a RAID superblock or LVM label near the end,
     // an old backup GPT) would survive the image and confuse blkid once the root grows over them.
-    const target = await describeBlockDevice(device);
+    // For a partition, only that partition's: the others are not this deploy's.
+    const target = partition ? await describeBlockDevice(partition.path) : await describeBlockDevice(device);
     await assertNotInUse(target);
     await eraseSignatures(target, exec);
     const result = await writeImage({
@@ -124,7 +173,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
       ...(image.index ? { index: { ...imageSource(image.index.url, deps.controllerUrl, deps.token), sha256: image.index.sha256 }, differential: image.differential === true } : {}),
       sha256: image.sha256,
       sizeBytes: image.sizeBytes,
-      device,
+      device: target.path,
       log: deps.log,
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
@@ -140,7 +189,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
       value: result,
       message: `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s (${formatRate(result.bytes, result.seconds)})${chunked}${result.resumedAt.length ? `, resumed ${result.resumedAt.length} time(s)` : ''}`,
       details: {
-        device,
+        device: target.path,
         bytes: result.bytes,
         seconds: result.seconds,
         bytesPerSecond: Math.round(result.bytesPerSecond),
@@ -155,6 +204,9 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
       },
     };
   });
+
+  const into = partition as Partition | null;
+  if (into) return keepPartitionsEnd(into, params, deps, exec, { disk, device, write });
 
   const grow = await step('grow-root', deps, async () => {
     const result = await growRoot(device, { log: deps.log, exec });

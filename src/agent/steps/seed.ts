@@ -49,17 +49,21 @@ export async function writeNoCloudSeed(device: string, seed: NoCloudSeed, option
   const disk = await describeBlockDevice(device);
   const partitions = await syncPartitionTable(disk, exec, options.log);
   const root = await findRootFilesystem(disk, partitions, exec);
-  const files = seedFiles(seed);
+  return writeNoCloudSeedOn(root.partition, `${root.type}${root.label ? ` "${root.label}"` : ''}`, root.type, seed, { ...options, exec });
+}
+
+/** The seed written into the file system of one partition (a keep-partitions install: the partition the image went into). */
+export async function writeNoCloudSeedOn(partition: { name: string; path: string }, what: string, fsType: string, seed: NoCloudSeed, options: SeedOptions & { exec: Exec }): Promise<SeedResult> {
   let kernelArgsFiles: string[] = [];
-  await withMounted(root.partition.path, root.type, exec, async (mountpoint) => {
-    kernelArgsFiles = await writeSeedInto(mountpoint, seed, options, root.partition.name);
+  await withMounted(partition.path, fsType, options.exec, async (mountpoint) => {
+    kernelArgsFiles = await writeSeedInto(mountpoint, seed, options, partition.name);
   });
-  options.log(`configure: NoCloud seed written to /${NOCLOUD_SEED_DIR} on ${root.partition.name} (${root.type}${root.label ? ` "${root.label}"` : ''})`);
+  options.log(`configure: NoCloud seed written to /${NOCLOUD_SEED_DIR} on ${partition.name} (${what})`);
   return {
-    partition: root.partition.path,
-    filesystem: root.type,
+    partition: partition.path,
+    filesystem: fsType,
     directory: `/${NOCLOUD_SEED_DIR}`,
-    files: files.map((f) => ({ name: f.name, bytes: Buffer.byteLength(f.content) })),
+    files: seedFiles(seed).map((f) => ({ name: f.name, bytes: Buffer.byteLength(f.content) })),
     kernelArgsFiles,
   };
 }
