@@ -11,6 +11,8 @@ import { runDeploySteps, runTreeDeploySteps, runWipeSteps, type DeployDeps, type
 import type { OnSuccess } from '../protocol/deploy.js';
 import type { ConsoleImagesAnswer, ConsoleInstallAnswer, ConsolePower } from '../protocol/agent.js';
 import { consolePower, type ConsolePowerAction } from './console/power.js';
+import { partitionsOf } from './steps/block-device.js';
+import { nodeExec } from './steps/exec.js';
 import { consoleMenu, finalScreen, type Terminal } from './console/menu.js';
 
 /**
@@ -160,6 +162,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
           machine: hello.machine.name,
           shell: () => term.shell(),
           disks: async () => candidateDisks(await deps.inspect((l) => log.line(l))),
+          partitions: (disk) => partitionsOf(`/dev/${disk}`, nodeExec()),
           images: async () => (await client.get<ConsoleImagesAnswer>('/agent/v1/console/images')).images,
           install: async (choice) => {
             await log.flush();
@@ -170,7 +173,7 @@ export async function runAgent(deps: AgentDeps): Promise<AgentOutcome> {
         clearInterval(heartbeat);
         await log.stop().catch(() => undefined);
         // The hold is over (the controller ended it): the deploy run carries on with its own ticket.
-        if (outcome.kind === 'install') return consoleInstall(deps, term, outcome.answer, `${outcome.image.name} on ${outcome.disk.name}`);
+        if (outcome.kind === 'install') return consoleInstall(deps, term, outcome.answer, `${outcome.image.name} on ${outcome.partition?.name ?? outcome.disk.name}`);
         await consolePower(outcome.kind, { term, power: deps.power, report: consoleReport(deps, deps.config.token) });
         return { result: 'done', next: outcome.kind };
       } else if (!report) throw new Error('this hold has no keys to let in');

@@ -102,6 +102,28 @@ describe('the console menu', () => {
     expect(term.shown()).toContain('Refused: /agent/v1/console/install: HTTP 422: layout: keep-partitions');
   });
 
+  it('keep-partitions of a partition image: the disk\'s partitions with sizes and file systems, and the one chosen sent with its size', async () => {
+    // install, vdb, the partition image, keep partitions; a disk without partitions says so and starts over;
+    // then vda, the partition image, keep partitions, partition: back; again, partition 2, yes.
+    const term = fakeTerminal(['1', '2', '3', '2', '1', '3', '2', '0', '1', '3', '2', '2', 'yes']);
+    const parts = { vda: [
+      { name: 'vda1', sizeBytes: 512 * 2 ** 20, filesystem: 'vfat', label: 'EFI' },
+      { name: 'vda2', sizeBytes: 1536 * 2 ** 20, filesystem: null, label: null },
+    ] } as Record<string, { name: string; sizeBytes: number; filesystem: string | null; label: string | null }[]>;
+    const { d, installs } = deps(term, {
+      images: async () => [image('tiny'), image('debian-12'), image('data-fs', { wholeDisk: false, sizeBytes: 64 * 2 ** 20 })],
+      partitions: async (disk) => parts[disk] ?? [],
+    });
+    const out = await consoleMenu(d);
+    expect(installs).toEqual([{ image: 'data-fs', disk: 'vda', layout: 'keep-partitions', partition: 'vda2', partitionSizeBytes: 1536 * 2 ** 20 }]);
+    expect(out).toMatchObject({ kind: 'install', partition: { name: 'vda2' } });
+    const shown = term.shown();
+    expect(shown).toContain(' 3) data-fs  64.0 MiB  sha256 abababababab  2026-12-03  [partition image]');
+    expect(shown).toContain('vdb has no partitions to keep: choose whole-disk, or another disk.');
+    expect(shown).toContain('--- Partition ---\ndata-fs (64.0 MiB) goes into one partition of vda; the others are kept as they are.\n 1) vda1  512.0 MiB  vfat "EFI"\n 2) vda2  1.5 GiB  no file system\n 0) back\n');
+    expect(shown).toContain('Install data-fs (sha256 ' + 'ab'.repeat(32) + ') on vda2 (1.5 GiB) of vda, keep-partitions, over HTTP.\nEverything on vda2 is overwritten; the other partitions of vda are kept.\n');
+  });
+
   it('refuses what is not a choice, goes back with 0, and takes anything but yes as no', async () => {
     // 7, x: not choices; install; disk 3 (none), then 1; image: back; disk: back (main menu);
     // install again, vda, tiny, whole disk, answered "no"; disk: back; power off.

@@ -24,6 +24,15 @@ export interface DiskChoice {
   serial: string | null;
 }
 
+/** A partition of the chosen disk, for keep-partitions: what it holds now. */
+export interface PartitionChoice {
+  name: string;
+  sizeBytes: number;
+  /** The file system blkid finds on it (ext4, xfs, vfat…), null for none. */
+  filesystem: string | null;
+  label: string | null;
+}
+
 export type ConsoleImage = ConsoleImagesAnswer['images'][number];
 
 export interface ConsoleMenuDeps {
@@ -33,6 +42,8 @@ export interface ConsoleMenuDeps {
   shell(): Promise<void>;
   /** The disks, from the installer's inspection. */
   disks(): Promise<DiskChoice[]>;
+  /** A disk's partitions as they are now (keep-partitions of a partition image). */
+  partitions?: (disk: string) => Promise<PartitionChoice[]>;
   /** What the controller offers; absent when nothing may be installed (`noInstall` says why). */
   images?: () => Promise<ConsoleImage[]>;
   /** Asks the controller to install; throws with the controller's reason when it refuses. */
@@ -46,7 +57,7 @@ export interface ConsoleMenuDeps {
 export type MenuOutcome =
   | { kind: 'reboot' }
   | { kind: 'poweroff' }
-  | { kind: 'install'; choice: ConsoleInstall; answer: ConsoleInstallAnswer; image: ConsoleImage; disk: DiskChoice };
+  | { kind: 'install'; choice: ConsoleInstall; answer: ConsoleInstallAnswer; image: ConsoleImage; disk: DiskChoice; partition: PartitionChoice | null };
 
 const BACK = Symbol('back');
 
@@ -72,8 +83,9 @@ async function choose<T>(term: Terminal, title: string, entries: { label: string
 }
 
 const diskLabel = (d: DiskChoice) => `${d.name}  ${formatBytes(d.sizeBytes)}  ${d.model ?? 'unknown model'}${d.serial ? `  serial ${d.serial}` : ''}`;
+const partitionLabel = (p: PartitionChoice) => `${p.name}  ${formatBytes(p.sizeBytes)}  ${p.filesystem ?? 'no file system'}${p.label ? ` "${p.label}"` : ''}`;
 const imageLabel = (i: ConsoleImage) =>
-  `${i.name}  ${formatBytes(i.sizeBytes)}  sha256 ${i.sha256.slice(0, 12)}  ${i.createdAt.slice(0, 10)}${i.multicast ? `  [multicast session waiting: ${i.multicast.receivers}/${i.multicast.minReceivers} receivers]` : ''}`;
+  `${i.name}  ${formatBytes(i.sizeBytes)}  sha256 ${i.sha256.slice(0, 12)}  ${i.createdAt.slice(0, 10)}${i.wholeDisk ? '' : '  [partition image]'}${i.multicast ? `  [multicast session waiting: ${i.multicast.receivers}/${i.multicast.minReceivers} receivers]` : ''}`;
 
 /** The main menu, and the install screens behind it; returns what the machine does next. */
 export async function consoleMenu(d: ConsoleMenuDeps): Promise<MenuOutcome> {
@@ -135,6 +147,20 @@ async function installScreens(d: ConsoleMenuDeps, log: (line: string) => void): 
       { back: true },
     );
     if (layout === BACK) continue;
+    // A partition image goes into one partition: which. (A whole-disk image has no partition to
+    // go into; the controller refuses that install and the menu shows why.)
+    let partition: PartitionChoice | null = null;
+    if (layout === 'keep-partitions' && !image.wholeDisk) {
+      const parts = (await d.partitions?.(disk.name)) ?? [];
+      if (parts.length === 0) {
+        d.term.write(`${disk.name} has no partitions to keep: choose whole-disk, or another disk.\n`);
+        continue;
+      }
+      const intro = [`${image.name} (${formatBytes(image.sizeBytes)}) goes into one partition of ${disk.name}; the others are kept as they are.`];
+      const chosen = await choose(d.term, 'Partition', parts.map((x) => ({ label: partitionLabel(x), value: x })), { back: true, intro });
+      if (chosen === BACK) continue;
+      partition = chosen;
+    }
     let multicast = false;
     if (image.multicast) {
       const how = await choose(
@@ -149,16 +175,18 @@ async function installScreens(d: ConsoleMenuDeps, log: (line: string) => void): 
       if (how === BACK) continue;
       multicast = how;
     }
-    d.term.write(`\n--- Confirm ---\nInstall ${image.name} (sha256 ${image.sha256}) on ${disk.name} (${formatBytes(disk.sizeBytes)}), ${layout}, over ${multicast ? 'multicast' : 'HTTP'}.\n`);
+    const where = partition ? `${partition.name} (${formatBytes(partition.sizeBytes)}) of ${disk.name}` : `${disk.name} (${formatBytes(disk.sizeBytes)})`;
+    d.term.write(`\n--- Confirm ---\nInstall ${image.name} (sha256 ${image.sha256}) on ${where}, ${layout}, over ${multicast ? 'multicast' : 'HTTP'}.\n`);
     if (layout === 'whole-disk') d.term.write(`Everything on ${disk.name} is overwritten.\n`);
+    if (partition) d.term.write(`Everything on ${partition.name} is overwritten; the other partitions of ${disk.name} are kept.\n`);
     d.term.write('Type yes to install, anything else to go back: ');
     if ((await d.term.readLine()).trim().toLowerCase() !== 'yes') continue;
-    const choice: ConsoleInstall = { image: image.name, disk: disk.name, layout, ...(multicast ? { multicast } : {}) };
-    log(`console: install ${image.name} on ${disk.name}, ${layout}, ${multicast ? 'multicast' : 'http'}`);
+    const choice: ConsoleInstall = { image: image.name, disk: disk.name, layout, ...(partition ? { partition: partition.name, partitionSizeBytes: partition.sizeBytes } : {}), ...(multicast ? { multicast } : {}) };
+    log(`console: install ${image.name} on ${partition?.name ?? disk.name}, ${layout}, ${multicast ? 'multicast' : 'http'}`);
     try {
       const answer = await d.install!(choice);
-      d.term.write(`Installing ${image.name} on ${disk.name} (deploy run ${answer.run}).\n`);
-      return { kind: 'install', choice, answer, image, disk };
+      d.term.write(`Installing ${image.name} on ${partition?.name ?? disk.name} (deploy run ${answer.run}).\n`);
+      return { kind: 'install', choice, answer, image, disk, partition };
     } catch (e) {
       const message = (e as Error).message;
       log(`console: refused: ${message}`);

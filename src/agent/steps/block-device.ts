@@ -59,6 +59,17 @@ export async function kernelPartitions(disk: BlockDevice): Promise<Partition[]> 
   return parts.sort((a, b) => a.startBytes - b.startBytes);
 }
 
+/** A disk's partitions as the kernel knows them, each with the file system blkid finds on it (the console's partition screen). */
+export async function partitionsOf(path: string, exec: Exec): Promise<(Partition & { filesystem: string | null; label: string | null })[]> {
+  const parts = await kernelPartitions(await describeBlockDevice(path));
+  return Promise.all(
+    parts.map(async (p) => {
+      const found = await probeSignatures(p.path, exec);
+      return { ...p, filesystem: found?.['TYPE'] ?? null, label: found?.['LABEL'] ?? null };
+    }),
+  );
+}
+
 /** The partition table written on the disk (not the kernel's copy), read with partx. */
 export async function onDiskPartitions(disk: BlockDevice, exec: Exec): Promise<{ number: number; startBytes: number; sizeBytes: number }[]> {
   // NOTE: partx exits 1 with "failed to read partition table" when the disk has none.

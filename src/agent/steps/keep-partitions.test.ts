@@ -8,6 +8,7 @@ import type { DeployParams, StepName, StepReportStatus } from './protocol.js';
 import { runDeploySteps, type StepReportBody } from './runner.js';
 import { LoopDevices, MiB, must, readDevice, serveImage } from './test-fixtures.js';
 import { withMounted } from './mount.js';
+import { partitionsOf } from './block-device.js';
 import { nodeExec } from './exec.js';
 
 /**
@@ -90,6 +91,11 @@ describe('keep-partitions on loop devices', () => {
     const found = await withMounted(`${disk.device}p2`, 'ext4', nodeExec(), async (dir) => [readFileSync(join(dir, 'marker'), 'utf8'), readFileSync(join(dir, 'var/lib/cloud/seed/nocloud/user-data'), 'utf8')]);
     expect(found).toEqual(['the partition image\n', seed.userData]);
     expect(p2!.size * 512).toBe(40 * MiB);
+    // What the console's partition screen lists now.
+    expect((await partitionsOf(disk.device, nodeExec())).map((p) => [p.name, p.sizeBytes, p.filesystem, p.label])).toEqual([
+      [`${disk.name}p1`, 16 * MiB, null, null],
+      [`${disk.name}p2`, 40 * MiB, 'ext4', 'part'],
+    ]);
   });
 
   it('refuses a partition smaller than the image, or one the disk does not have, before writing anything', async () => {
