@@ -11,7 +11,7 @@ import type { Tree } from '../trees/store.js';
 import { sendStream } from './upload.js';
 import { IMAGE_KINDS } from '../images/store.js';
 
-type ImageView = { name: string; kind: string; sourceFormat: string; sizeBytes: number; sha256: string; firmware: string[] | null; createdAt: string };
+type ImageView = { name: string; kind: string; layout: string | null; sourceFormat: string; sizeBytes: number; sha256: string; firmware: string[] | null; createdAt: string };
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
 
@@ -109,7 +109,7 @@ export const registerImageCommands: CommandRegistrar = (image, ctx) => {
     .action(async (key: string, o: { json?: boolean }) => {
       const i = await ctx.client().request<ImageView>('GET', `/api/v1/images/${encodeURIComponent(key)}`);
       if (o.json) return ctx.out.json(i);
-      for (const [k, v] of Object.entries({ name: i.name, kind: i.kind, size: gib(i.sizeBytes), from: i.sourceFormat, sha256: i.sha256, firmware: i.firmware?.join(', ') ?? '-', created: i.createdAt })) ctx.out.line(`${(k + ':').padEnd(10)} ${v}`);
+      for (const [k, v] of Object.entries({ name: i.name, kind: i.kind, ...(i.layout ? { layout: i.layout } : {}), size: gib(i.sizeBytes), from: i.sourceFormat, sha256: i.sha256, firmware: i.firmware?.join(', ') ?? '-', created: i.createdAt })) ctx.out.line(`${(k + ':').padEnd(10)} ${v}`);
     });
 
   image

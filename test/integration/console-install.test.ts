@@ -31,6 +31,9 @@ describe.each(backends)('console installs on $name', (backend) => {
   afterAll(async () => t?.close());
 
   const inject = (method: string, url: string, opts: InjectOptions = {}) => t.inject(method, url, { ...opts, headers: { host: '10.0.2.2:7708', ...opts.headers } });
+  /** The controller's URL for the CLI: it listens once, when a test first needs it. */
+  let listened: Promise<string> | undefined;
+  const listening = () => (listened ??= t.controller.listen());
   const machine = async (key: string) => (await t.api('GET', `/api/v1/machines/${key}`)).json();
   const act = (name: string, action: string, body: object = {}) => t.api('POST', `/api/v1/machines/${name}/actions/${action}`, body);
   const bootScript = async (mac: string) => (await inject('GET', `/boot/machine.ipxe?mac=${mac}`)).body;
@@ -61,6 +64,10 @@ describe.each(backends)('console installs on $name', (backend) => {
       rmSync(dir, { recursive: true, force: true });
     }
     expect((await t.api('GET', '/api/v1/images/tiny')).json().layout).toBe('whole-disk');
+    const cli = inProcessCli({ PLINTH_URL: await listening(), PLINTH_DATA_DIR: t.config.dataDir, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+    const show = await cli('image', 'show', 'part');
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toContain('\nlayout:    partition\n');
     const offer = (await inject('GET', '/agent/v1/console/images', { token: holdToken })).json().images;
     expect(offer.map((i: any) => [i.name, i.wholeDisk])).toEqual([
       ['part', false],
@@ -169,7 +176,7 @@ describe.each(backends)('console installs on $name', (backend) => {
 
   it("plinth machine console turns the console on, and says in one line when it cannot", async () => {
     await available('con-4', '52:54:00:c0:00:04');
-    const run = inProcessCli({ PLINTH_URL: await t.controller.listen(), PLINTH_DATA_DIR: t.config.dataDir, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
+    const run = inProcessCli({ PLINTH_URL: await listening(), PLINTH_DATA_DIR: t.config.dataDir, PLINTH_CLI_CONFIG: '/nonexistent/cli.yaml' });
     const ok = await run('machine', 'console', 'con-4', '--reason', 'at the rack');
     expect(ok.code, ok.stderr).toBe(0);
     const m = await machine('con-4');

@@ -8,6 +8,8 @@ import { Choice, ErrorNote, Link, SimpleTable, bytes, messageOf, useLoad, when }
 interface ImageView {
   name: string;
   kind: string;
+  /** Disk images: whole-disk, or partition (one file system, for the console's keep-partitions). */
+  layout: string | null;
   sourceFormat: string;
   sizeBytes: number;
   sha256: string;
@@ -177,7 +179,7 @@ export function ImagesPage({ session }: { session: Session }) {
           rows={list.data.items}
           columns={[
             ['Name', (i) => i.name],
-            ['Kind', (i) => i.kind],
+            ['Kind', (i) => (i.layout === 'partition' ? 'disk (partition image)' : i.kind)],
             ['Size', (i) => bytes(i.sizeBytes)],
             ['From', (i) => i.sourceFormat],
             ['SHA-256', (i) => i.sha256.slice(0, 16)],
