@@ -6,26 +6,29 @@ import { loadavg } from 'node:os';
 import { createLogger } from '../src/core/logger.js';
 import { MulticastSessions } from '../src/deploy/multicast.js';
 import { udpReceiverSource, type ImageChunkSource } from '../src/agent/steps/multicast-receive.js';
-import { writeImage, type WriteImageResult } from '../src/agent/steps/write-image.js';
+import { uftpReceiver } from '../src/agent/steps/uftp-receive.js';
+import { ChunkIndexer } from '../src/protocol/chunk-index.js';
+import { writeImage, type WriteImageOptions, type WriteImageResult } from '../src/agent/steps/write-image.js';
 import { LoopDevices, MiB, serveImage } from '../src/agent/steps/test-fixtures.js';
 import { createTestNetwork, isRoot } from '../test/support/peers/netns.js';
 import { machineInfo, record, table, today } from './support.js';
 
 /**
  * Multicast deploys measured on a bridge of network namespaces: the controller's session
- * (MulticastSessions, Debian's udp-sender) in namespace `ctl`, N lightweight receivers —
- * the agent's own receive-and-verify code (udp-receiver into writeImage onto a loop device),
- * each udp-receiver in a namespace of its own — and, in the same run, one unicast deploy of
+ * (MulticastSessions, Debian's udp-sender or uftp) in namespace `ctl`, N lightweight
+ * receivers — the agent's own receive-and-verify code (udp-receiver into writeImage onto a
+ * loop device; uftpd onto it, then writeImage checking it against the chunk index), each
+ * receiver in a namespace of its own — and, in the same run, one unicast deploy of
  * the same image over HTTP on the same bridge (curl in a receiver namespace from a file
  * server in `ctl`, into the same writer). Controller egress is read from `ctl`'s interface
  * counters (every byte on the wire, headers and retransmissions included).
  *
- * `npm run bench multicast [--quick]`: N = 3 and 50 with a 32 MiB image; --quick: N = 3
- * and 10 with 8 MiB.
+ * `npm run bench multicast [--quick]`: N = 3 and 50, each tool, with a 32 MiB image;
+ * --quick: with 8 MiB.
  */
 const QUICK = process.argv.includes('--quick');
 const IMAGE_BYTES = (QUICK ? 8 : 32) * MiB;
-const RECEIVERS = QUICK ? [3, 10] : [3, 50];
+const RECEIVERS = [3, 50];
 const RATE = 200_000_000;
 
 interface Row {
@@ -53,8 +56,12 @@ export async function run(): Promise<string> {
   const sha256 = createHash('sha256').update(image).digest('hex');
   const file = join(loops.dir, 'image.raw');
   writeFileSync(file, image);
+  const indexer = new ChunkIndexer();
+  indexer.update(image);
+  const indexBody = Buffer.from(JSON.stringify(indexer.finish()));
+  const index = { sha256: createHash('sha256').update(indexBody).digest('hex') };
   // The HTTP fallback of the multicast receivers (on this host: its bytes are counted by the writer, not by `ctl`).
-  const fallback = await serveImage(file);
+  const fallback = await serveImage(file, { files: { 'image.chunks': indexBody } });
   // The unicast reference: a file server in `ctl`, on the bridge.
   const fileServer = spawn('ip', ['netns', 'exec', net.ns('ctl'), 'python3', '-m', 'http.server', '--bind', '10.79.9.1', '8089', '--directory', loops.dir], { stdio: 'ignore' });
   const inNs = (m: string) => ['ip', 'netns', 'exec', net.ns(m)];
@@ -62,8 +69,8 @@ export async function run(): Promise<string> {
   const disks = await Promise.all(Array.from({ length: max }, () => loops.attach(IMAGE_BYTES + MiB)));
   const rows: Row[] = [];
   const load: number[] = [];
-  const write = (i: number, source: ImageChunkSource): Promise<WriteImageResult> =>
-    writeImage({ url: fallback.url, sha256, sizeBytes: IMAGE_BYTES, device: disks[i]!.device, multicast: source, log: () => undefined, bufferBytes: MiB, backoffMs: [200] });
+  const write = (i: number, via: Pick<WriteImageOptions, 'multicast' | 'diskReceiver' | 'index'>): Promise<WriteImageResult> =>
+    writeImage({ url: fallback.url, sha256, sizeBytes: IMAGE_BYTES, device: disks[i]!.device, ...via, log: () => undefined, bufferBytes: MiB, backoffMs: [200] });
   try {
     // Wait for the file server.
     for (let i = 0; ; i++) {
@@ -87,29 +94,38 @@ export async function run(): Promise<string> {
           for await (const chunk of child.stdout) yield chunk as Buffer;
         },
       };
-      const r = await write(0, curl);
+      const r = await write(0, { multicast: curl });
       const seconds = (performance.now() - started) / 1000;
       const egress = txBytes() - before;
       rows.push(row('unicast HTTP, one machine', 1, seconds, egress, null, [r], true));
     }
     let port = 9600;
-    for (const n of RECEIVERS) {
-      load.push(loadavg()[0]!);
-      const sessions = new MulticastSessions({ interface: 'eth0', portbase: port, prefix: inNs('ctl'), log: createLogger('silent') });
-      port += 2;
-      const before = txBytes();
-      const started = performance.now();
-      const s = sessions.join({ name: 'bench', sha256, sizeBytes: IMAGE_BYTES, file }, { rateBitsPerSecond: RATE, minReceivers: n, maxWaitSeconds: 120 }, 'run-0');
-      const results = await Promise.all(
-        Array.from({ length: n }, (_, i) =>
-          write(i, udpReceiverSource({ session: s.id, portbase: s.portbase, startTimeoutSeconds: 180, receiveTimeoutSeconds: 30 }, { prefix: inNs(`r${i}`), log: () => undefined })),
-        ),
-      );
-      const seconds = (performance.now() - started) / 1000;
-      const ended = await sessions.ended(s.id);
-      const egress = txBytes() - before;
-      rows.push(row(`multicast at ${RATE / 1e6} Mbit/s`, n, seconds, egress, ended?.retransmitPercent ?? null, results));
-      await sessions.stop();
+    for (const transport of ['udpcast', 'uftp'] as const) {
+      for (const n of RECEIVERS) {
+        load.push(loadavg()[0]!);
+        const sessions = new MulticastSessions({ interface: 'eth0', portbase: port, prefix: inNs('ctl'), log: createLogger('silent') });
+        port += 2;
+        const before = txBytes();
+        const started = performance.now();
+        const runs = Array.from({ length: n }, (_, i) => `run-${i}`);
+        const settings = { transport, rateBitsPerSecond: RATE, minReceivers: n, maxWaitSeconds: 120, ttl: 1 };
+        const s = runs.map((r) => sessions.join({ name: 'bench', sha256, sizeBytes: IMAGE_BYTES, file }, settings, r))[0]!;
+        const receive = { session: s.id, portbase: s.portbase, startTimeoutSeconds: 180, receiveTimeoutSeconds: 30 };
+        // uftp starts once its N machines were handed the session; each uftpd writes its disk, which the writer then checks.
+        const results = await Promise.all(
+          runs.map(async (run, i) => {
+            const via = { prefix: inNs(`r${i}`), log: () => undefined };
+            if (transport === 'udpcast') return write(i, { multicast: udpReceiverSource(receive, via) });
+            const uftp = (await sessions.handOut(s.id, run))!;
+            return write(i, { index: { url: `${fallback.origin}/image.chunks`, sha256: index.sha256 }, diskReceiver: uftpReceiver({ ...receive, transport, uftp }, via) });
+          }),
+        );
+        const seconds = (performance.now() - started) / 1000;
+        const ended = await sessions.ended(s.id);
+        const egress = txBytes() - before;
+        rows.push(row(`${transport === 'uftp' ? 'uftp (AES-256-GCM)' : 'udpcast'} at ${RATE / 1e6} Mbit/s`, n, seconds, egress, ended?.retransmitPercent ?? null, results));
+        await sessions.stop();
+      }
     }
   } finally {
     fileServer.kill('SIGTERM');
@@ -121,7 +137,8 @@ export async function run(): Promise<string> {
   const markdown =
     `# Multicast deploys — ${today()}${QUICK ? ' (quick)' : ''}\n\n` +
     `${machineInfo()}; load average (1 min) at each scenario's start: ${load.map((l) => l.toFixed(1)).join(', ')}.\n` +
-    `Image: ${IMAGE_BYTES / MiB} MiB of random bytes. Namespaces on one bridge; receivers are the agent's udp-receiver + writeImage onto loop devices.\n` +
+    `Image: ${IMAGE_BYTES / MiB} MiB of random bytes. Namespaces on one bridge; receivers are the agent's udp-receiver + writeImage onto loop devices, or uftpd onto them and writeImage checking each chunk against the index.\n` +
+      `uftp's retransmitPercent: blocks receivers asked for again (NAKs) ÷ (the image's blocks × receivers).\n` +
     `Egress: bytes sent by the controller's interface (headers, control and retransmissions included) ÷ image size; per deploy: ÷ N as well.\n\n` +
     table(
       rows.map((r) => ({ ...r, egressPerImage: r.egressPerImage.toFixed(3), egressPerDeploy: r.egressPerDeploy.toFixed(3), seconds: r.seconds.toFixed(1), secondsPerDeploy: r.secondsPerDeploy.toFixed(2) })),

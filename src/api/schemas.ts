@@ -8,7 +8,7 @@ import { EXIT_TARGETS } from '../deploy/holds.js';
 import { MainTemplateSchema, SSH_KEY_PATTERN } from '../profiles/deploy-config.js';
 import { DeployMethodSchema, KernelArgsSchema, OnSuccessSchema, OsSettingsSchema, RootDeviceHintsSchema, TreeRefSchema, TREE_NAME_PATTERN } from '../protocol/deploy.js';
 import { DiskLayoutSchema } from '../protocol/disk-layout.js';
-import { SCRIPT_MAX_BYTES, SCRIPT_NAME_PATTERN } from '../protocol/agent.js';
+import { MULTICAST_TRANSPORTS, SCRIPT_MAX_BYTES, SCRIPT_NAME_PATTERN } from '../protocol/agent.js';
 
 /**
  * The API's schemas: the same objects validate requests (ajv), shape responses
@@ -320,11 +320,13 @@ export const ActionBody = Type.Object(
     multicast: Type.Optional(
       Type.Object(
         {
+          transport: Type.Optional(StringEnum(MULTICAST_TRANSPORTS, { description: 'udpcast (the default) or uftp (encrypted; crosses routers with ttl)' })),
           rate: Type.Optional(Type.String({ maxLength: 16, pattern: '^[0-9]+(\\.[0-9]+)?[kKmMgG]?$', description: 'rate cap in bits per second: 200M (the default), 1G, 50M' })),
           minReceivers: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'start once this many machines joined (default 2)' })),
           maxWaitSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'or this long after the first joined (default 60)' })),
+          ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'uftp: multicast time-to-live, one more than the routers to cross (default 1)' })),
         },
-        { ...Strict, description: 'deploy: receive the image in a multicast session (udpcast) with the other machines deploying it; HTTP is the fallback' },
+        { ...Strict, description: 'deploy: receive the image in a multicast session (udpcast or uftp) with the other machines deploying it; HTTP is the fallback' },
       ),
     ),
     differential: Type.Optional(

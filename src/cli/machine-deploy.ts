@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { DEPLOY_METHODS, ON_SUCCESS, OS_SETTING_KEYS, OsSettingsSchema, SIZE_HINTS } from '../protocol/deploy.js';
 import type { DiskLayout } from '../protocol/disk-layout.js';
+import { MULTICAST_TRANSPORTS } from '../protocol/agent.js';
 
 const HINT_NUMBERS = new Set<string>(SIZE_HINTS);
 
@@ -36,7 +37,9 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
     .option('--kernel-args <args>', "added to the installed system's kernel command line (instead of the profile's)")
     .option('--template <name>', "a template of the method's kind rendered in place of its main one (e.g. an override named rhel9.cfg)")
     .option('--reuse-run <run>', 'deploy again with the artifacts of this run, byte for byte')
-    .option('--multicast', 'stream the image once to all the machines (udpcast); each falls back to HTTP on its own')
+    .option('--multicast', 'stream the image once to all the machines (udpcast, or uftp with --transport); each falls back to HTTP on its own')
+    .option('--transport <tool>', 'multicast: udpcast (default) or uftp (encrypted; crosses routers with --ttl)')
+    .option('--ttl <hops>', 'multicast with uftp: time-to-live, one more than the routers to cross (default 1)')
     .option('--rate <bits>', 'multicast rate cap in bits per second (default 200M)')
     .option('--min-receivers <n>', 'multicast: start once this many machines joined (default: the number of machines named)')
     .option('--max-wait <duration>', 'multicast: or this long after the first one joined (default 60s)')
@@ -72,12 +75,22 @@ export const registerMachineDeploy: CommandRegistrar = (machine, ctx) => {
         multicast?: boolean;
         differential?: boolean;
         rate?: string;
+        transport?: string;
+        ttl?: string;
         minReceivers?: string;
         maxWait?: string;
       } & Record<string, unknown>,
     ) => {
-      if (!o.multicast && (o.rate !== undefined || o.minReceivers !== undefined || o.maxWait !== undefined)) throw new UsageError('--rate, --min-receivers and --max-wait apply to --multicast deploys');
-      const multicast = o.multicast ? { ...(o.rate !== undefined ? { rate: o.rate } : {}), minReceivers: o.minReceivers !== undefined ? positiveInt(o.minReceivers, '--min-receivers') : keys.length, ...(o.maxWait !== undefined ? { maxWaitSeconds: durationSeconds(o.maxWait, '--max-wait', { min: 1, max: 3600 }) } : {}) } : null;
+      if (!o.multicast && [o.rate, o.minReceivers, o.maxWait, o.transport, o.ttl].some((v) => v !== undefined)) throw new UsageError('--rate, --min-receivers, --max-wait, --transport and --ttl apply to --multicast deploys');
+      const multicast = o.multicast
+        ? {
+            ...(o.transport !== undefined ? { transport: oneOf(o.transport, '--transport', MULTICAST_TRANSPORTS) } : {}),
+            ...(o.rate !== undefined ? { rate: o.rate } : {}),
+            minReceivers: o.minReceivers !== undefined ? positiveInt(o.minReceivers, '--min-receivers') : keys.length,
+            ...(o.maxWait !== undefined ? { maxWaitSeconds: durationSeconds(o.maxWait, '--max-wait', { min: 1, max: 3600 }) } : {}),
+            ...(o.ttl !== undefined ? { ttl: positiveInt(o.ttl, '--ttl') } : {}),
+          }
+        : null;
       const method = o.method ? oneOf(o.method, '--method', DEPLOY_METHODS) : undefined;
       const onSuccess = o.onSuccess ? oneOf(o.onSuccess, '--on-success', ON_SUCCESS) : undefined;
       let diskLayout: DiskLayout | undefined;

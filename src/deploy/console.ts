@@ -172,7 +172,13 @@ export class ConsoleInstalls {
       const session = (this.d.multicast?.list() ?? []).find((s) => s.state === 'waiting' && s.sha256 === image.sha256);
       if (!session) throw new PlinthError('conflict', `no multicast session of image ${image.name} is waiting for receivers; install over HTTP instead`, { details: { field: 'multicast', image: image.name } });
       // The session's own settings: joining matches them (DeployService → MulticastSessions.join).
-      req.multicast = { rate: String(session.rateBitsPerSecond), minReceivers: session.minReceivers, maxWaitSeconds: session.maxWaitSeconds };
+      req.multicast = {
+        transport: session.transport,
+        rate: String(session.rateBitsPerSecond),
+        minReceivers: session.minReceivers,
+        maxWaitSeconds: session.maxWaitSeconds,
+        ...(session.transport === 'uftp' ? { ttl: session.ttl } : {}),
+      };
     }
     const token = { value: '' };
     const choices: ConsoleChoices = { disk: diskName, layout: choice.layout, ...(partition ? { partition } : {}), multicast: choice.multicast === true, holdRun: holdRun.id };

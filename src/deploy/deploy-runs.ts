@@ -14,7 +14,7 @@ import { currentAttempt, recordStage } from '../runs/trace.js';
 import type { PowerService } from '../power/service.js';
 import type { SecretBox } from '../auth/secrets.js';
 import { HOST_TOKEN_PURPOSE, mintHostToken } from '../auth/host-tokens.js';
-import type { DeployParams, InstalledReport, Progress } from '../protocol/agent.js';
+import type { DeployParams, InstalledReport, MulticastReceive, Progress } from '../protocol/agent.js';
 import { isAgentMethod } from '../protocol/deploy.js';
 import type { ProfileLookup } from './service.js';
 import { IPXE_TEMPLATE, sha256Hex, withCallbackSecret, type DeployRunParams } from './run-params.js';
@@ -96,23 +96,29 @@ export class DeployRuns {
       ...(p.partition ? { partition: p.partition } : {}),
       ...(p.kernelArgs ? { kernelArgs: p.kernelArgs } : {}),
       ...configure,
-      // Only while the session still waits for receivers: one already sending has nothing for a late machine.
-      ...(p.multicast && this.d.multicast?.joinable(p.multicast.session)
-        ? {
-            multicast: {
-              session: p.multicast.session,
-              portbase: p.multicast.portbase,
-              startTimeoutSeconds: p.multicast.maxWaitSeconds + MULTICAST_RECEIVE_TIMEOUT_SECONDS,
-              receiveTimeoutSeconds: MULTICAST_RECEIVE_TIMEOUT_SECONDS,
-            },
-          }
-        : {}),
+      ...(await this.multicastReceive(p, run.id)),
       seed: {
         userData: await artifact('cloud-init/user-data'),
         metaData: await artifact('cloud-init/meta-data'),
         networkConfig: await artifact('cloud-init/network-config'),
       },
     };
+  }
+
+  /**
+   * The run's multicast session, only while it still waits for receivers: one already
+   * sending has nothing for a late machine. A uftp session is handed out with the client ID
+   * and server key its receiver needs (which counts the machine in), and only with the
+   * image's chunk index, against which the agent checks what uftp wrote.
+   */
+  private async multicastReceive(p: DeployRunParams, runId: string): Promise<{ multicast?: MulticastReceive }> {
+    const m = p.multicast;
+    if (!m || !this.d.multicast?.joinable(m.session)) return {};
+    const receive = { session: m.session, portbase: m.portbase, startTimeoutSeconds: m.maxWaitSeconds + MULTICAST_RECEIVE_TIMEOUT_SECONDS, receiveTimeoutSeconds: MULTICAST_RECEIVE_TIMEOUT_SECONDS };
+    if (m.transport !== 'uftp') return { multicast: receive };
+    if (!p.imageIndexSha256 || p.imageUrl) return {};
+    const uftp = await this.d.multicast.handOut(m.session, runId);
+    return uftp ? { multicast: { ...receive, transport: 'uftp', uftp } } : {};
   }
 
   /**

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AgentMethod, DeployMethod, OnSuccess, RootDeviceHints } from '../protocol/deploy.js';
 import type { DiskLayout } from '../protocol/disk-layout.js';
-import type { Script } from '../protocol/agent.js';
+import type { MulticastTransport, Script } from '../protocol/agent.js';
 
 /**
  * What a deploy run carries from its preparation (DeployService) to its machine
@@ -37,7 +37,7 @@ export interface DeployRunParams extends Record<string, unknown> {
   sshKeyCount: number;
   reuseRun: string | null;
   /** The multicast session this run was handed (its agent receives from it while it waits for receivers). */
-  multicast?: { session: string; portbase: number; maxWaitSeconds: number } | null;
+  multicast?: { session: string; transport?: MulticastTransport; portbase: number; maxWaitSeconds: number } | null;
   prepareError: { code: string; message: string } | null;
   /** Tree deploys: the tree (null until found in the store), the layout and ONSUCCESS. */
   tree?: { role: string; version: string } | null;

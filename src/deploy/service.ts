@@ -19,7 +19,7 @@ import type { TemplateStore } from './template-store.js';
 import { takeQuotaForDeploy } from '../profiles/matching.js';
 import type { SecretBox } from '../auth/secrets.js';
 import { DEFAULT_SCRIPT_TIMEOUT_SECONDS, getScript } from '../runs/scripts.js';
-import type { Script } from '../protocol/agent.js';
+import { MULTICAST_TRANSPORTS, type MulticastTransport, type Script } from '../protocol/agent.js';
 import { isAgentMethod, mergeOsSettings, type DeployMethod, type OnSuccess, type OsSettingsInput, type RootDeviceHints } from '../protocol/deploy.js';
 import { checkDiskLayout, DEFAULT_TREE_LAYOUT, type DiskLayout } from '../protocol/disk-layout.js';
 import { CALLBACK_PLACEHOLDER, IPXE_TEMPLATE, sha256Hex, type DeployRunParams } from './run-params.js';
@@ -53,7 +53,7 @@ export interface DeployRequest {
   /** A template of the method's kind rendered in place of its main one (instead of the profile's). */
   template?: string;
   /** Receive the image in a multicast session with the other machines deploying it (image deploys from the controller). */
-  multicast?: { rate?: string; minReceivers?: number; maxWaitSeconds?: number };
+  multicast?: { transport?: MulticastTransport; rate?: string; minReceivers?: number; maxWaitSeconds?: number; ttl?: number };
   /**
    * Image deploys from the controller: the agent reads the disk and fetches only the chunks it
    * does not hold already. Default: a redeploy of the image the machine runs.
@@ -237,9 +237,9 @@ export class DeployService {
         }
         this.checkFits(m.facts, image.name, image.sizeBytes, params.rootDeviceHints);
         if (multicast && this.d.multicast) {
-          // Joins the waiting session of this image version, or opens one (its udp-sender starts now).
+          // Joins the waiting session of this image version and transport, or opens one (udp-sender starts now, uftp once its machines say hello).
           const session = this.d.multicast.join({ name: image.name, sha256: image.sha256, sizeBytes: image.sizeBytes, file: this.d.images.path(image) }, multicast, runId);
-          params.multicast = { session: session.id, portbase: session.portbase, maxWaitSeconds: session.maxWaitSeconds };
+          params.multicast = { session: session.id, transport: session.transport, portbase: session.portbase, maxWaitSeconds: session.maxWaitSeconds };
         }
       }
       if (method === 'tree') {
@@ -319,7 +319,12 @@ export class DeployService {
     if (imageUrl) throw validation('multicast', 'applies to images served by the controller, not one fetched from imageUrl');
     if (req.reuseRun) throw validation('multicast', 'cannot be combined with reuseRun');
     const o = req.multicast ?? {};
+    const transport = o.transport ?? MULTICAST_DEFAULTS.transport;
+    if (!MULTICAST_TRANSPORTS.includes(transport)) throw validation('multicast.transport', `'${String(transport)}' is not one of ${MULTICAST_TRANSPORTS.join(', ')}`);
+    if (o.ttl !== undefined && transport !== 'uftp') throw validation('multicast.ttl', 'applies to uftp sessions (udpcast stays on its segment)');
     return {
+      transport,
+      ttl: o.ttl ?? MULTICAST_DEFAULTS.ttl,
       rateBitsPerSecond: o.rate !== undefined ? parseRate(o.rate, 'multicast.rate') : MULTICAST_DEFAULTS.rateBitsPerSecond,
       minReceivers: o.minReceivers ?? MULTICAST_DEFAULTS.minReceivers,
       maxWaitSeconds: o.maxWaitSeconds ?? MULTICAST_DEFAULTS.maxWaitSeconds,

@@ -42,8 +42,10 @@ export const INSTALLER_PACKAGES: readonly string[] = [
   // keys; Python is what Ansible's modules run with on the target.
   'dropbear-bin',
   'python3',
-  // udp-receiver joins a multicast deploy session (the agent falls back to HTTP without it).
+  // udp-receiver joins a multicast deploy session, uftpd a uftp one (the agent falls back
+  // to HTTP without them).
   'udpcast',
+  'uftp',
   // Tree deploys: disk layouts with software RAID and LVM, the tree copied by rsync, and
   // eDeploy's ONSUCCESS=kexec into the installed kernel.
   'mdadm',

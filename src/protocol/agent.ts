@@ -109,17 +109,44 @@ export const ScriptResultSchema = Type.Object(
 export type ScriptResult = Static<typeof ScriptResultSchema>;
 export const ScriptParamsSchema = Type.Object({ name: Type.String({ pattern: SCRIPT_NAME_PATTERN }) }, Strict);
 
+/** The tools a multicast session can run (docs/mass-deploy.md: which to pick). */
+export const MULTICAST_TRANSPORTS = ['udpcast', 'uftp'] as const;
+export type MulticastTransport = (typeof MULTICAST_TRANSPORTS)[number];
+
+/** uftp's IDs are 32-bit numbers written as 0x and eight hex digits. */
+const UFTP_ID = Type.String({ pattern: '^0x[0-9A-F]{8}$' });
+
 /**
- * Where a deploy's multicast session is (udpcast): the receiver listens on `portbase` (and
- * the port after it), gives up if the transfer has not started after `startTimeoutSeconds`
- * or stalls for `receiveTimeoutSeconds`, and the agent then fetches the rest over HTTP.
+ * Where a deploy's multicast session is. udpcast (the default): the receiver listens on
+ * `portbase` (and the port after it), gives up if the transfer has not started after
+ * `startTimeoutSeconds` or stalls for `receiveTimeoutSeconds`, and the agent then fetches
+ * the rest over HTTP. uftp: uftpd listens on `portbase` for the announce on `uftp.address`
+ * (a source-specific multicast address), answers as `uftp.clientId`, and accepts only the
+ * server `uftp.serverId` sending from `uftp.serverAddress` with the key of
+ * `uftp.fingerprint` (the session's own, made by the controller); it writes the image onto
+ * the disk, which the agent then checks against the image's chunk index.
  */
 export const MulticastReceiveSchema = Type.Object(
   {
     session: Type.String({ minLength: 1, maxLength: 64 }),
+    /** Absent: udpcast (what controllers before uftp sent). */
+    transport: Type.Optional(Type.Enum(MULTICAST_TRANSPORTS)),
     portbase: Type.Integer({ minimum: 1024, maximum: 65534 }),
     startTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 86_400 }),
     receiveTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600 }),
+    uftp: Type.Optional(
+      Type.Object(
+        {
+          address: Type.String({ pattern: '^232\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}$' }),
+          serverId: UFTP_ID,
+          serverAddress: Type.String({ minLength: 7, maxLength: 15, pattern: '^[0-9.]+$' }),
+          /** SHA-1 of the server's public key as uftp prints it (uftp_keymgt). */
+          fingerprint: Type.String({ pattern: '^([0-9A-F]{2}:){19}[0-9A-F]{2}$' }),
+          clientId: UFTP_ID,
+        },
+        Strict,
+      ),
+    ),
   },
   Strict,
 );

@@ -7,6 +7,7 @@ export { runDeploySteps, runTreeDeploySteps, type TreeDeployOutcome, runWipeStep
 export { chooseRootDisk, candidateDisks, type CandidateDisk } from './root-disk.js';
 export { writeImage, type WriteImageOptions, type WriteImageResult, type WriteProgress, type ImageTransport } from './write-image.js';
 export { udpReceiverSource, MulticastError, type ImageChunkSource, type UdpReceiverOptions } from './multicast-receive.js';
+export { uftpReceiver, type DiskReceiver, type UftpReceiverOptions } from './uftp-receive.js';
 export { growRoot, type GrowRootOptions, type GrowRootResult } from './grow-root.js';
 export { writeNoCloudSeed, NOCLOUD_SEED_DIR, type NoCloudSeed, type SeedOptions, type SeedResult } from './seed.js';
 export { wipeDisks, END_BYTES, type WipeMode, type WipeOptions, type WipeMethod, type DiskWipeResult } from './wipe.js';

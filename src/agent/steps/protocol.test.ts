@@ -77,3 +77,18 @@ describe('imageSource', () => {
     expect(() => imageSource('ftp://mirror/x.raw', 'http://ctl', 'tok')).toThrow("params.image.url 'ftp://mirror/x.raw' is not an http(s) URL");
   });
 });
+
+describe('a multicast session', () => {
+  const udpcast = { session: 's1', portbase: 9000, startTimeoutSeconds: 90, receiveTimeoutSeconds: 30 };
+  const uftp = { address: '232.4.4.1', serverId: '0x0A000001', serverAddress: '10.0.0.1', fingerprint: Array(20).fill('0F').join(':'), clientId: '0x00000001' };
+  it('takes udpcast (the transport when none is named) and uftp with its server and client', () => {
+    expect(parseDeployParams({ ...valid, multicast: udpcast }).multicast).toEqual(udpcast);
+    expect(parseDeployParams({ ...valid, multicast: { ...udpcast, transport: 'uftp', uftp } }).multicast).toEqual({ ...udpcast, transport: 'uftp', uftp });
+  });
+  it('refuses uftp without its parameters, its parameters without uftp, and a fingerprint that is not one', () => {
+    expect(problem({ ...valid, multicast: { ...udpcast, transport: 'uftp' } })).toBe('params.multicast.uftp comes with transport uftp, and only with it');
+    expect(problem({ ...valid, multicast: { ...udpcast, uftp } })).toBe('params.multicast.uftp comes with transport uftp, and only with it');
+    expect(problem({ ...valid, multicast: { ...udpcast, transport: 'uftp', uftp: { ...uftp, fingerprint: 'AB:CD' } } })).toMatch(/^params\.multicast\.uftp\.fingerprint /);
+    expect(problem({ ...valid, multicast: { ...udpcast, transport: 'tftp' } })).toMatch(/^params\.multicast\.transport /);
+  });
+});

@@ -64,6 +64,8 @@ export function parseDeployParams(raw: unknown): DeployParams {
   if (p['multicast'] !== undefined && p['multicast'] !== null) {
     const problem = Value.Errors(MulticastReceiveSchema, p['multicast'])[0];
     if (problem) throw bad(`params.multicast${problem.instancePath.replaceAll('/', '.')}`, problem.message);
+    const m = p['multicast'] as { transport?: string; uftp?: unknown };
+    if ((m.transport === 'uftp') !== (m.uftp !== undefined)) throw bad('params.multicast.uftp', 'comes with transport uftp, and only with it');
     params.multicast = p['multicast'] as NonNullable<DeployParams['multicast']>;
   }
   return params;

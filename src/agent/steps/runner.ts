@@ -9,6 +9,7 @@ import { formatBytes, formatRate } from './units.js';
 import { eraseSignatures, wipeDisks, type DiskWipeResult } from './wipe.js';
 import { writeImage, type WriteImageOptions, type WriteImageResult } from './write-image.js';
 import { udpReceiverSource, type ImageChunkSource } from './multicast-receive.js';
+import { uftpReceiver, type DiskReceiver } from './uftp-receive.js';
 import type { MulticastReceive } from './protocol.js';
 import { configureTarget, copyTree, installBootLoader, layoutAndMount, type BootLoaderResult, type TreeTarget } from './tree-deploy.js';
 import type { TreeParams } from '../../protocol/agent.js';
@@ -90,8 +91,10 @@ export interface DeployDeps extends StepRunnerDeps {
   download?: Pick<WriteImageOptions, 'backoffMs' | 'sleep' | 'idleTimeoutMs' | 'maxFruitlessAttempts' | 'bufferBytes'>;
   /** Told how the image write progresses (the agent passes it on in its heartbeats). */
   onProgress?: WriteImageOptions['onProgress'];
-  /** How a run's multicast session is received (default: udp-receiver on this machine). */
+  /** How a run's udpcast session is received (default: udp-receiver on this machine). */
   multicastSource?: (session: MulticastReceive, log: (line: string) => void) => ImageChunkSource;
+  /** How a run's uftp session is received (default: uftpd on this machine). */
+  uftpReceiver?: (session: MulticastReceive, log: (line: string) => void) => DiskReceiver;
 }
 
 export interface DeployOutcome {
@@ -177,7 +180,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
       log: deps.log,
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       ...(deps.onProgress ? { onProgress: deps.onProgress } : {}),
-      ...(params.multicast ? { multicast: (deps.multicastSource ?? ((m, log) => udpReceiverSource(m, { log, towards: new URL(deps.controllerUrl).hostname.replace(/^\[|\]$/g, '') })))(params.multicast, deps.log) } : {}),
+      ...multicastReceiver(params, deps),
       ...deps.download,
     });
     const transport = params.multicast ? `, by ${result.transport} (multicast ${formatBytes(result.bytesReceived.multicast)}, HTTP ${formatBytes(result.bytesReceived.http)})` : '';
@@ -199,7 +202,7 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
         transport: result.transport,
         bytesReceived: result.bytesReceived,
         ...(c ? { chunks: c } : {}),
-        ...(params.multicast ? { multicastSession: params.multicast.session } : {}),
+        ...(params.multicast ? { multicastSession: params.multicast.session, multicastTool: params.multicast.transport ?? 'udpcast' } : {}),
         ...(result.multicastFallback !== undefined ? { multicastFallback: result.multicastFallback } : {}),
       },
     };
@@ -225,6 +228,21 @@ export async function runDeploySteps(params: DeployParams, deps: DeployDeps): Pr
   deps.log('deploy: every step succeeded; asking the controller to boot this machine from its disk');
   await deps.beforeReboot();
   return { disk, device, write, grow, seed };
+}
+
+/**
+ * How the run's multicast session is received: udpcast streams into the writer; uftp writes
+ * the disk first, checked against the image's chunk index (without one, HTTP alone).
+ */
+function multicastReceiver(params: DeployParams, deps: DeployDeps): Pick<WriteImageOptions, 'multicast' | 'diskReceiver'> {
+  const m = params.multicast;
+  if (!m) return {};
+  const towards = new URL(deps.controllerUrl).hostname.replace(/^\[|\]$/g, '');
+  if (m.transport === 'uftp') {
+    if (!params.image?.index) return {};
+    return { diskReceiver: (deps.uftpReceiver ?? ((p, log) => uftpReceiver(p, { log, towards })))(m, deps.log) };
+  }
+  return { multicast: (deps.multicastSource ?? ((p, log) => udpReceiverSource(p, { log, towards })))(m, deps.log) };
 }
 
 export interface TreeDeployOutcome {

@@ -6,6 +6,7 @@ import { chunkIndexProblem, ChunkIndexSchema, chunkRange, isAllZero, type ChunkI
 import { assertNotInUse, describeBlockDevice, EXCLUSIVE_READ_WRITE, EXCLUSIVE_WRITE, type BlockDevice } from './block-device.js';
 import { StepError } from './errors.js';
 import type { ImageChunkSource } from './multicast-receive.js';
+import type { DiskReceiver } from './uftp-receive.js';
 import { formatBytes, formatRate, MiB } from './units.js';
 
 /**
@@ -39,6 +40,11 @@ import { formatBytes, formatRate, MiB } from './units.js';
  * delivered do not match the checksum. The result says which transport brought how much.
  * (A multicast write streams the whole image and checks its whole checksum; the index is
  * not used.)
+ *
+ * A `diskReceiver` (uftp) writes the image onto the disk itself, before anything here; the
+ * write is then a differential one against the index (which it needs): every chunk the
+ * session wrote right is kept, every other one fetched over HTTP. Whatever the session did
+ * or did not deliver, each byte is checked against the index.
  */
 export interface WriteImageOptions {
   url: string;
@@ -72,6 +78,8 @@ export interface WriteImageOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Tried first (a multicast session); HTTP completes or repairs what it delivers. */
   multicast?: ImageChunkSource;
+  /** Writes the image onto the disk first (a uftp session); the index then checks and repairs it. Needs `index`. */
+  diskReceiver?: DiskReceiver;
 }
 
 export type ImageTransport = 'multicast' | 'http';
@@ -135,9 +143,10 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   const idleTimeoutMs = o.idleTimeoutMs ?? 60_000;
   const expected = o.sha256.toLowerCase();
   if (o.differential && !o.index) throw new StepError('params', "a differential write needs the image's chunk index", { field: 'params.image.differential' });
-  // A multicast session streams the whole image; the index is for HTTP writes.
+  if (o.diskReceiver && !o.index) throw new StepError('params', "a uftp session's image is checked against its chunk index, which the run does not name", { field: 'params.image.index' });
+  // A multicast session streams the whole image; the index is for HTTP writes (and checks what uftp wrote).
   const chunkedRef = o.index && !o.multicast ? o.index : null;
-  const differential = Boolean(chunkedRef && o.differential);
+  const differential = Boolean(chunkedRef && (o.differential || o.diskReceiver));
 
   const disk = await describeBlockDevice(o.device);
   if (o.sizeBytes > disk.sizeBytes) {
@@ -148,6 +157,18 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
     });
   }
   await assertNotInUse(disk);
+  const bytesReceived: Record<ImageTransport, number> = { multicast: 0, http: 0 };
+  let multicastFallback: string | undefined;
+  const started = performance.now();
+  if (o.diskReceiver) {
+    o.log(`write-image: receiving onto ${disk.path} from ${o.diskReceiver.describe}`);
+    try {
+      await o.diskReceiver.receive(disk.path, disk.sizeBytes);
+    } catch (e) {
+      multicastFallback = (e as Error).message;
+      o.log(`write-image: ${o.diskReceiver.describe} stopped: ${multicastFallback}; what it wrote is checked, the rest comes over HTTP`);
+    }
+  }
   let fh: FileHandle;
   try {
     fh = await fsp.open(disk.path, differential ? EXCLUSIVE_READ_WRITE : EXCLUSIVE_WRITE);
@@ -157,14 +178,11 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
 
   const writer = new DeviceWriter(fh, disk, o.bufferBytes ?? 8 * MiB);
   let hash = createHash('sha256');
-  const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   /** Bytes of the image on the disk so far (written, or found there by a differential write). */
   let received = 0;
   let attempts = 0;
   const resumedAt: number[] = [];
-  const bytesReceived: Record<ImageTransport, number> = { multicast: 0, http: 0 };
-  let multicastFallback: string | undefined;
   let chunks: ChunkedWrite | undefined;
   /** What the first answer said the image is; later answers must say the same. */
   let validator: { etag: string | null } | null = null;
@@ -561,10 +579,14 @@ export async function writeImage(o: WriteImageOptions): Promise<WriteImageResult
   }
   await fh.close();
   const took = seconds();
-  const transport: ImageTransport = bytesReceived.http === 0 && o.multicast ? 'multicast' : 'http';
-  const by = o.multicast ? ` by ${transport} (multicast ${bytesReceived.multicast} bytes, HTTP ${bytesReceived.http} bytes)` : '';
+  // What the index found right on the disk after the session is what the session delivered
+  // (a session that stopped part-way delivered what it wrote before).
+  if (o.diskReceiver && chunks) bytesReceived.multicast = chunks.keptBytes;
+  const viaMulticast = Boolean(o.multicast ?? o.diskReceiver);
+  const transport: ImageTransport = bytesReceived.http === 0 && viaMulticast ? 'multicast' : 'http';
+  const by = viaMulticast ? ` by ${transport} (multicast ${bytesReceived.multicast} bytes, HTTP ${bytesReceived.http} bytes)` : '';
   const how = chunks
-    ? `: fetched ${formatBytes(chunks.fetchedBytes)} in ${chunks.requests} request(s), zero-filled ${formatBytes(chunks.zeroFilledBytes)}${chunks.differential ? `, kept ${formatBytes(chunks.keptBytes)} the disk held` : ''}${chunks.repairedChunks.length ? `, ${chunks.repairedChunks.length} chunk(s) fetched again` : ''}; every chunk verified against the index of sha256 ${actual}`
+    ? `${o.diskReceiver ? by : ''}: fetched ${formatBytes(chunks.fetchedBytes)} in ${chunks.requests} request(s), zero-filled ${formatBytes(chunks.zeroFilledBytes)}${chunks.differential ? `, kept ${formatBytes(chunks.keptBytes)} the disk held` : ''}${chunks.repairedChunks.length ? `, ${chunks.repairedChunks.length} chunk(s) fetched again` : ''}; every chunk verified against the index of sha256 ${actual}`
     : `${by}, sha256 ${actual} verified`;
   o.log(`write-image: wrote ${formatBytes(o.sizeBytes)} to ${disk.path} in ${took.toFixed(1)} s (${formatRate(o.sizeBytes, took)})${how}${resumedAt.length > 0 ? `, resumed ${resumedAt.length} time(s)` : ''}`);
   return {
