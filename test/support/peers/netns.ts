@@ -19,9 +19,9 @@ export interface TestNetwork {
   /**
    * Joins this process's own namespace to the bridge with a veth pair holding `address` (with
    * `brd +`): what runs here (a BMC stand-in on loopback, a controller) is then on the network
-   * too. The pair goes with namespace `core`.
+   * too. The pair goes with namespace `core`. Returns the name of this side's interface.
    */
-  joinHost(address: string): void;
+  joinHost(address: string): string;
   remove(): void;
 }
 
@@ -78,6 +78,7 @@ export function createTestNetwork(members: Record<string, string | null>): TestN
       ip(['-n', ns('core'), 'link', 'set', 'vhost', 'master', 'br0', 'up']);
       ip(['addr', 'add', address, 'brd', '+', 'dev', inside]);
       ip(['link', 'set', inside, 'up']);
+      return inside;
     },
     remove,
   };
