@@ -73,6 +73,7 @@ import { TateruMachineService } from './deploy/tateru.js';
 import { tateruRoutes } from './api/routes/tateru.js';
 import { RunService } from './runs/service.js';
 import { imageRoutes } from './api/routes/images.js';
+import { multicastRoutes } from './api/routes/multicast.js';
 import { treeRoutes } from './api/routes/trees.js';
 import { scriptRoutes } from './api/routes/scripts.js';
 import { ScriptService } from './runs/scripts.js';
@@ -357,6 +358,7 @@ export async function createController(config: Config, opts: ControllerOptions =
       healthRoutes(new HealthService({ store })),
       netboxRoutes(netbox),
       imageRoutes,
+      multicastRoutes(multicast),
       installerRoutes,
       templateRoutes,
       ...(opts.extraRoutes ?? []),

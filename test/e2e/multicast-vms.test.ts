@@ -152,6 +152,13 @@ describe.skipIf(!canRun)('three VMs deploy one image in one multicast session on
       expect(written, JSON.stringify(written)).toMatchObject({ transport: 'multicast', bytesReceived: { multicast: image.bytes.length, http: 0 } });
     }
 
+    // The image crossed the network once for both: the controller's egress for the session, retransmissions included.
+    const session = (await t.api('GET', '/api/v1/multicast-sessions')).json().items[0];
+    expect(session, JSON.stringify(session)).toMatchObject({ id: sessions[0], image: 'tiny-os', state: 'done', receivers: 2, error: null });
+    expect(session.members.sort()).toEqual(runs.map((r) => r.run.id).sort());
+    expect(session.bytesSent).toBeGreaterThanOrEqual(image.bytes.length);
+    console.log(`multicast session: ${session.bytesSent} image bytes sent to 2 VMs, ${session.retransmitPercent}% retransmitted: egress ≈ ${((session.bytesSent / image.bytes.length) * (1 + session.retransmitPercent / 100)).toFixed(2)}× the image`);
+
     // The third powers on now that a slot is free: the session has sent the image, so its hello gets none.
     const c = await powerOn(MACHINES[2]);
     const late = await installedOsReported(MACHINES[2], c);
@@ -164,6 +171,7 @@ describe.skipIf(!canRun)('three VMs deploy one image in one multicast session on
       const run = (await t.api('GET', `/api/v1/runs/${r.run.id}`)).json();
       expect(run.status, `${r.machine.name}: ${JSON.stringify(run.steps)}`).toBe('succeeded');
       const write = run.steps.find((s: { name: string }) => s.name === 'write-image');
+      console.log(`${r.machine.name}: write-image: ${write.message}`);
       if (r.machine.name === 'mc-c') expect(write.message).not.toMatch(/multicast/);
       else expect(write.message).toMatch(/by multicast \(multicast [\d.]+ MiB, HTTP 0 bytes\)/);
     }

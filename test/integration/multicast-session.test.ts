@@ -401,6 +401,11 @@ describe.skipIf(!ready).each(backends)('multicast deploys through the controller
     const late = (await inject('POST', '/agent/v1/hello', { token: tokens.c, body: { agentVersion: 't' } })).json().run.params;
     expect(late.multicast).toBeUndefined();
     const [ra, rb] = await Promise.all(writing);
+    // The operator's view of the session: its members, its receivers, what it sent.
+    const listed = (await t.api('GET', '/api/v1/multicast-sessions')).json().items;
+    expect(listed.map((l: any) => l.id)).toEqual([sessions[0].session]);
+    expect(listed[0]).toMatchObject({ image: 'tiny', sizeBytes: image.length, members: Object.values(runs), receivers: 2, error: null });
+    expect(listed[0].bytesSent).toBeGreaterThanOrEqual(image.length);
     expect(ra).toMatchObject({ transport: 'multicast', bytesReceived: { multicast: image.length, http: 0 } });
     expect(rb).toMatchObject({ transport: 'multicast', bytesReceived: { multicast: image.length, http: 0 } });
     const rc = await agentWrites(tokens.c!, late, 'a');
