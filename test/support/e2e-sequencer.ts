@@ -9,6 +9,7 @@ export const E2E_LONGEST_FIRST = [
   'deploy',
   'ansible-flow',
   'image-boot',
+  'multicast-vms',
   'real-network',
   'scripts-health',
   'providers-vm',
