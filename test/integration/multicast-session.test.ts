@@ -404,7 +404,7 @@ describe.skipIf(!ready).each(backends)('multicast deploys through the controller
     // The operator's view of the session: its members, its receivers, what it sent.
     const listed = (await t.api('GET', '/api/v1/multicast-sessions')).json().items;
     expect(listed.map((l: any) => l.id)).toEqual([sessions[0].session]);
-    expect(listed[0]).toMatchObject({ image: 'tiny', sizeBytes: image.length, members: Object.values(runs), receivers: 2, error: null });
+    expect(listed[0]).toMatchObject({ image: 'tiny', transport: 'udpcast', sizeBytes: image.length, members: Object.values(runs), receivers: 2, error: null });
     expect(listed[0].bytesSent).toBeGreaterThanOrEqual(image.length);
     expect(ra).toMatchObject({ transport: 'multicast', bytesReceived: { multicast: image.length, http: 0 } });
     expect(rb).toMatchObject({ transport: 'multicast', bytesReceived: { multicast: image.length, http: 0 } });

@@ -2,6 +2,7 @@ import { Type } from 'typebox';
 import type { App } from '../context.js';
 import { ErrorResponse, StringEnum } from '../schemas.js';
 import { SESSION_STATES, type MulticastSessions } from '../../deploy/multicast.js';
+import { MULTICAST_TRANSPORTS } from '../../protocol/agent.js';
 
 const MulticastSessionSchema = Type.Object(
   {
@@ -11,11 +12,15 @@ const MulticastSessionSchema = Type.Object(
     sizeBytes: Type.Integer(),
     portbase: Type.Integer({ description: 'the two UDP ports the session takes: portbase and portbase + 1' }),
     state: StringEnum([...SESSION_STATES]),
+    transport: StringEnum([...MULTICAST_TRANSPORTS]),
+    ttl: Type.Integer({ description: 'uftp: how many routers the packets cross (udpcast stays on its segment)' }),
     rateBitsPerSecond: Type.Integer(),
     minReceivers: Type.Integer(),
     maxWaitSeconds: Type.Integer(),
     members: Type.Array(Type.String(), { description: 'the deploy runs that were handed the session' }),
-    receivers: Type.Integer({ description: 'receivers the sender saw join' }),
+    receivers: Type.Integer({ description: 'receivers the sender saw join (uftp: those that registered)' }),
+    handedOut: Type.Integer({ description: 'uftp: the machines handed the session in their hello' }),
+    serverFingerprint: Type.Union([Type.String(), Type.Null()], { description: "uftp: the fingerprint of the session's key, which receivers require" }),
     openedAt: Type.String({ format: 'date-time' }),
     startedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     endedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
