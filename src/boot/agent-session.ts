@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js';
 import type { LifecycleEngine, MachineTransaction } from '../lifecycle/engine.js';
 import { contradicted, type InspectionService } from '../inspection/service.js';
 import type { Actor, Machine } from '../inventory/machine.js';
-import { appendRunLogWithin, getRun, updateStep, type Run } from '../runs/runs.js';
+import { appendRunLogWithin, getRun, updateStep, updateSteps, type Run } from '../runs/runs.js';
 import type { RunPrincipal } from '../runs/run-tokens.js';
 import type { Image, ImageStore } from '../images/store.js';
 import { STEPS_DONE_AT_HELLO, WIPE_STEPS } from '../protocol/runs.js';
@@ -101,8 +101,7 @@ export class AgentSession {
           ...(before.kind === 'deploy' ? { deadlineMs: this.d.deployRuns.deadlineAfterHello(before) } : {}),
         });
       }
-      for (const step of STEPS_DONE_AT_HELLO) await updateStep(tx.trx, p.runId, step, 'succeeded', now);
-      const run = await getRun(tx.trx, p.runId);
+      const run = await updateSteps(tx.trx, p.runId, STEPS_DONE_AT_HELLO, 'succeeded', now);
       return { machine: { id: tx.machine.id, name: tx.machine.name }, run: await this.agentRun(tx.trx, run, tx.machine), heartbeatSeconds: HEARTBEAT_SECONDS };
     });
   }

@@ -4,7 +4,7 @@ import { iso } from '../core/clock.js';
 import { PlinthError, validation } from '../core/errors.js';
 import type { InventoryService } from '../inventory/service.js';
 import type { ImageStore } from '../images/store.js';
-import { appendRunLog, getRun, setRunParams, updateStep } from '../runs/runs.js';
+import { appendRunLog, getRun, setRunParams, updateStep, updateSteps } from '../runs/runs.js';
 import { requireMachine } from '../inventory/machine-rows.js';
 import { recordEvent } from '../inventory/events.js';
 import { actorLabel } from '../inventory/machine.js';
@@ -190,7 +190,7 @@ export class ConsoleInstalls {
       if (!(await claimRun(trx, runId, 0, token.value))) throw new PlinthError('conflict', `run ${runId} was claimed before the console could`);
       const run = await getRun(trx, runId);
       await setRunParams(trx, runId, { ...run.params, console: choices, ...(partition ? { partition } : {}) });
-      for (const step of ['power-on', 'boot-installer']) await updateStep(trx, runId, step, 'succeeded', at, `already in the installer (console of run ${holdRun.id})`);
+      await updateSteps(trx, runId, ['power-on', 'boot-installer'], 'succeeded', at, `already in the installer (console of run ${holdRun.id})`);
       // The trace goes on in an attempt of the new run (no boot: the installer is up).
       const attemptId = await continueAttempt(trx, { machineId: m.id, fromRunId: holdRun.id, runId, at, decision: 'console-install' });
       await recordStage(trx, { machineId: m.id, attemptId, runId, at, stage: 'console-install', detail: { holdRun: holdRun.id, image: image.name, disk: diskName, layout: choice.layout, ...(partition ? { partition } : {}), multicast: choices.multicast } });

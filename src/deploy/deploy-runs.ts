@@ -6,7 +6,7 @@ import type { Config } from '../config/schema.js';
 import type { LifecycleEngine, MachineTransaction } from '../lifecycle/engine.js';
 import type { InventoryService } from '../inventory/service.js';
 import type { Machine } from '../inventory/machine.js';
-import { getArtifact, getRun, updateStep, type Run } from '../runs/runs.js';
+import { getArtifact, getRun, updateStep, updateSteps, type Run } from '../runs/runs.js';
 import { scriptVariables } from '../runs/scripts.js';
 import type { RunPrincipal } from '../runs/run-tokens.js';
 import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
@@ -231,7 +231,7 @@ export class DeployRuns {
       runId: run.id,
       reason: `installed OS reported ${event}`,
       alsoInTransaction: async (trx) => {
-        for (const s of ['reboot', 'first-boot']) await updateStep(trx, run.id, s, 'succeeded', at);
+        await updateSteps(trx, run.id, ['reboot', 'first-boot'], 'succeeded', at);
         await recordStage(trx, { machineId: machine.id, attemptId: await currentAttempt(trx, machine.id, run.id), runId: run.id, at, stage: 'installed-os', detail: { event } });
         const tree = (run.params as DeployRunParams).tree ?? null;
         return { deployed_image: (run.params.image as string | null) ?? (run.params.method as string), deployed_at: at, deployed_address: address, deployed_role: tree?.role ?? null, deployed_version: tree?.version ?? null };

@@ -6,7 +6,7 @@ import type { Enroller } from '../inventory/enrol.js';
 import type { Machine } from '../inventory/machine.js';
 import { normalizeIdentity } from '../inventory/identity.js';
 import type { Run } from '../runs/runs.js';
-import { getRun, updateStep } from '../runs/runs.js';
+import { getRun, updateSteps } from '../runs/runs.js';
 import { PlinthError } from '../core/errors.js';
 import { judgeNetboot, recordNetbootConfirmed } from './netboot.js';
 
@@ -74,8 +74,7 @@ export class InspectionService {
         const run = await getRun(trx, runId);
         const extra: Partial<MachinesTable> = { facts: JSON.stringify(facts) };
         for (const hook of this.hooks) Object.assign(extra, (await hook(trx, m, facts, run)) ?? {});
-        await updateStep(trx, runId, 'report-facts', 'succeeded', at);
-        await updateStep(trx, runId, 'match-profile', 'succeeded', at);
+        await updateSteps(trx, runId, ['report-facts', 'match-profile'], 'succeeded', at);
         return extra;
       },
     });

@@ -154,28 +154,32 @@ export async function listRuns(db: Db, machineId: string, page: { limit: number;
 }
 
 /** Marks a step running/succeeded/failed; the run becomes `running` with its first step. */
-export async function updateStep(
-  db: Db,
-  runId: string,
-  stepName: string,
-  status: StepStatus,
-  now: string,
-  message: string | null = null,
-): Promise<Run> {
+export function updateStep(db: Db, runId: string, stepName: string, status: StepStatus, now: string, message: string | null = null): Promise<Run> {
+  return updateSteps(db, runId, [stepName], status, now, message);
+}
+
+/**
+ * Marks several steps alike, in order, with one read and one write of the run (an agent's
+ * hello marks three: each its own read and write was a sixth of the hello's statements).
+ */
+export async function updateSteps(db: Db, runId: string, stepNames: readonly string[], status: StepStatus, now: string, message: string | null = null): Promise<Run> {
   const run = await getRun(db, runId);
-  let step = run.steps.find((s) => s.name === stepName);
-  if (!step) {
-    step = { name: stepName, status: 'pending', startedAt: null, finishedAt: null, message: null };
-    run.steps.push(step);
+  const changed: string[] = [];
+  for (const stepName of stepNames) {
+    let step = run.steps.find((s) => s.name === stepName);
+    if (!step) {
+      step = { name: stepName, status: 'pending', startedAt: null, finishedAt: null, message: null };
+      run.steps.push(step);
+    }
+    if (step.status !== status) changed.push(stepName);
+    if (status === 'running' && !step.startedAt) step.startedAt = now;
+    if (status === 'succeeded' || status === 'failed' || status === 'skipped') {
+      step.startedAt ??= now;
+      step.finishedAt = now;
+    }
+    step.status = status;
+    if (message !== null) step.message = message;
   }
-  const was = step.status;
-  if (status === 'running' && !step.startedAt) step.startedAt = now;
-  if (status === 'succeeded' || status === 'failed' || status === 'skipped') {
-    step.startedAt ??= now;
-    step.finishedAt = now;
-  }
-  step.status = status;
-  if (message !== null) step.message = message;
   const startedAt = run.startedAt ?? now;
   await db
     .updateTable('runs')
@@ -189,8 +193,8 @@ export async function updateStep(
   if (run.status === 'pending') {
     await appendEvent(db, { type: 'run.running', machineId: run.machineId, at: now, actor: 'system', action: 'running', reason: null, details: { run: runId, kind: run.kind } });
   }
-  if (was !== status) {
-    await appendEvent(db, { type: 'run.step', machineId: run.machineId, at: now, actor: 'system', action: status, reason: message, details: { run: runId, kind: run.kind, step: stepName, status } });
+  for (const step of changed) {
+    await appendEvent(db, { type: 'run.step', machineId: run.machineId, at: now, actor: 'system', action: status, reason: message, details: { run: runId, kind: run.kind, step, status } });
   }
   return { ...run, startedAt, status: run.status === 'pending' ? 'running' : run.status };
 }
