@@ -24,6 +24,7 @@ const MATCH_MACHINES = Number(process.env.BENCH_MATCH_MACHINES ?? 10_000);
 const PROFILES = Number(process.env.BENCH_MATCH_PROFILES ?? 100);
 const ALLOC_MACHINES = Number(process.env.BENCH_ALLOC_MACHINES ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_ALLOC_CONCURRENCY ?? 64);
+const WARMUP = Math.min(50, ALLOC_MACHINES);
 const POOLS = 10;
 const POOL_SIZE = Math.max(250, Math.ceil(ALLOC_MACHINES / POOLS));
 const PRODUCT = 'ProLiant BL460c Gen8 (641016-B21)';
@@ -89,7 +90,14 @@ async function matchAlone() {
   };
 }
 
-async function allocation(backend: 'sqlite' | 'postgres', withProfiles: boolean) {
+/**
+ * One controller per backend: WARMUP inspections unmeasured (the figures are for a controller
+ * that has been running a while, its code compiled), ALLOC_MACHINES inspections with no
+ * profiles (the yardstick: the same boots, hellos and facts with nothing to match), then the
+ * profiles and pools applied and ALLOC_MACHINES other machines inspected against them. One
+ * controller start-up and database for both runs: setup, not a figure.
+ */
+async function allocation(backend: 'sqlite' | 'postgres') {
   const dataDir = mkdtempSync(join(tmpdir(), `plinth-bench-matching-${backend}-`));
   mkdirSync(join(dataDir, 'boot', 'installer'), { recursive: true });
   writeFileSync(join(dataDir, 'boot', 'installer', 'vmlinuz'), 'kernel');
@@ -104,8 +112,59 @@ async function allocation(backend: 'sqlite' | 'postgres', withProfiles: boolean)
   try {
     const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
     const http = fetchHttp(serve.url);
+    const inspect = async (withProfiles: boolean, first: number, count = ALLOC_MACHINES) => {
+      const facts: number[] = [];
+      const whole: number[] = [];
+      let next = first;
+      const cpu0 = cpuSeconds(pid);
+      const load0 = loadAverage();
+      const started = performance.now();
+      const worker = async () => {
+        for (;;) {
+          const i = next++;
+          if (i >= first + count) return;
+          const f = bladeFacts(i);
+          const t0 = performance.now();
+          // The report of facts is the request that matches and allocates; time it on its own too.
+          const timed = async (method: string, path: string, body?: unknown, bearer?: string) => {
+            const s = performance.now();
+            const r = await http(method, path, body, bearer);
+            if (path === '/agent/v1/facts') facts.push(performance.now() - s);
+            return r;
+          };
+          await bootAndReport(timed, f);
+          whole.push(performance.now() - t0);
+        }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      const seconds = (performance.now() - started) / 1000;
+      const cpu = cpuSeconds(pid) - cpu0;
+      const mem = rssMiB(pid);
+      facts.sort((a, b) => a - b);
+      whole.sort((a, b) => a - b);
+      return {
+        backend,
+        profiles: withProfiles ? `${PROFILES}, ${POOLS} pools` : 'none',
+        machines: ALLOC_MACHINES,
+        concurrency: CONCURRENCY,
+        inspectionsPerS: Math.round(ALLOC_MACHINES / seconds),
+        factsP50ms: Math.round(percentile(facts, 50)),
+        factsP99ms: Math.round(percentile(facts, 99)),
+        inspectionP99ms: Math.round(percentile(whole, 99)),
+        seconds: Math.round(seconds * 10) / 10,
+        controllerCpuS: Math.round(cpu),
+        // What an inspection costs the controller whatever its share of the cores.
+        cpuMsPerInspection: Math.round((cpu * 1000 * 10) / ALLOC_MACHINES) / 10,
+        peakRssMiB: mem.peak,
+        loadAvg: `${load0} → ${loadAverage()}`,
+      };
+    };
+    console.log(`[allocation] ${backend}: ${WARMUP} inspections to warm up, then ${ALLOC_MACHINES} without profiles, ${CONCURRENCY} at a time…`);
+    await inspect(false, 0, WARMUP);
+    const without = await inspect(false, WARMUP);
+    console.log(`[allocation] ${backend}: ${without.inspectionsPerS} inspections/s, facts p99 ${without.factsP99ms} ms`);
     const width = String(POOL_SIZE).length;
-    const setup = !withProfiles ? { status: 200, body: '' } : await http(
+    const setup = await http(
       'POST',
       '/api/v1/profiles/apply',
       {
@@ -115,60 +174,20 @@ async function allocation(backend: 'sqlite' | 'postgres', withProfiles: boolean)
       token,
     );
     if (setup.status !== 200) throw new Error(`setup: ${setup.status} ${setup.body}`);
-    const facts: number[] = [];
-    const whole: number[] = [];
-    let next = 0;
-    const cpu0 = cpuSeconds(pid);
-    const load0 = loadAverage();
-    const started = performance.now();
-    const worker = async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= ALLOC_MACHINES) return;
-        const f = bladeFacts(i);
-        const t0 = performance.now();
-        // The report of facts is the request that matches and allocates; time it on its own too.
-        const timed = async (method: string, path: string, body?: unknown, bearer?: string) => {
-          const s = performance.now();
-          const r = await http(method, path, body, bearer);
-          if (path === '/agent/v1/facts') facts.push(performance.now() - s);
-          return r;
-        };
-        await bootAndReport(timed, f);
-        whole.push(performance.now() - t0);
-      }
-    };
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    const seconds = (performance.now() - started) / 1000;
-    const cpu = cpuSeconds(pid) - cpu0;
-    const mem = rssMiB(pid);
-    facts.sort((a, b) => a - b);
-    whole.sort((a, b) => a - b);
+    console.log(`[allocation] ${backend}: ${ALLOC_MACHINES} inspections against ${PROFILES} profiles, ${CONCURRENCY} at a time…`);
+    const matched = await inspect(true, WARMUP + ALLOC_MACHINES);
+    console.log(`[allocation] ${backend}: ${matched.inspectionsPerS} inspections/s, facts p99 ${matched.factsP99ms} ms`);
 
+    // The machines of the first run matched nothing; each of the second holds exactly one entry, none held twice.
     const store = await Store.open({ url: dbUrl });
     const held = await store.db.selectFrom('pool_entries').select('machine_id').where('machine_id', 'is not', null).execute();
-    const matched = await store.db.selectFrom('machines').select('serial').where('pool_entry_id', 'is not', null).execute();
+    const withEntry = await store.db.selectFrom('machines').select('serial').where('pool_entry_id', 'is not', null).execute();
     await store.close();
-    const expected = withProfiles ? ALLOC_MACHINES : 0;
-    if (held.length !== expected || new Set(held.map((h) => h.machine_id)).size !== expected || matched.length !== expected) {
-      throw new Error(`allocation check failed: ${held.length} entries held, ${matched.length} machines with an entry, ${ALLOC_MACHINES} machines`);
+    const expected = new Set(Array.from({ length: ALLOC_MACHINES }, (_, k) => bladeFacts(WARMUP + ALLOC_MACHINES + k).system.serial));
+    if (held.length !== ALLOC_MACHINES || new Set(held.map((h) => h.machine_id)).size !== ALLOC_MACHINES || withEntry.length !== ALLOC_MACHINES || !withEntry.every((m) => expected.has(m.serial))) {
+      throw new Error(`allocation check failed: ${held.length} entries held, ${withEntry.length} machines with an entry, ${ALLOC_MACHINES} machines`);
     }
-    return {
-      backend,
-      profiles: withProfiles ? `${PROFILES}, ${POOLS} pools` : 'none',
-      machines: ALLOC_MACHINES,
-      concurrency: CONCURRENCY,
-      inspectionsPerS: Math.round(ALLOC_MACHINES / seconds),
-      factsP50ms: Math.round(percentile(facts, 50)),
-      factsP99ms: Math.round(percentile(facts, 99)),
-      inspectionP99ms: Math.round(percentile(whole, 99)),
-      seconds: Math.round(seconds * 10) / 10,
-      controllerCpuS: Math.round(cpu),
-      // What an inspection costs the controller whatever its share of the cores.
-      cpuMsPerInspection: Math.round((cpu * 1000 * 10) / ALLOC_MACHINES) / 10,
-      peakRssMiB: mem.peak,
-      loadAvg: `${load0} → ${loadAverage()}`,
-    };
+    return [matched, without];
   } finally {
     await serve.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -182,19 +201,12 @@ export async function run(): Promise<string> {
   const match = await matchAlone();
   console.log(`[match] ${match.machinesPerS} machines/s, p99 ${match.p99ms} ms`);
   const alloc = [];
-  for (const b of pgAvailable ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)) {
-    for (const withProfiles of [true, false]) {
-      console.log(`[allocation] ${b}${withProfiles ? '' : ' without profiles'}: ${ALLOC_MACHINES} inspections, ${CONCURRENCY} at a time…`);
-      const r = await allocation(b, withProfiles);
-      console.log(`[allocation] ${b}: ${r.inspectionsPerS} inspections/s, facts p99 ${r.factsP99ms} ms`);
-      alloc.push(r);
-    }
-  }
+  for (const b of pgAvailable ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)) alloc.push(...(await allocation(b)));
   const quick = process.argv.includes('--quick');
   let md = `# Matching — ${today()}${quick ? ' (quick)' : ''}\n\n${machineInfo()}; load average (1/5/15 min) given with each figure, as other work shared the machine.\n\n`;
   md += `## Matching alone\n\n${match.machines} machines (real ${match.hwLines}-line HP BL460c hardware lists, each with its own serial, MACs and address) against ${match.profiles} profiles of 12 rules, tried in order; each machine goes through ${match.profiles / 2} profiles on average. One core, in process, after 200 machines of warm-up; p50/p99 are per machine (all the profiles it tries); machinesPerS is over wall time, machinesPerCpuS over the process's CPU time (what one core would do, whatever share of the cores other work leaves). Load ${match.loadAvg}.\n\n`;
   md += table([match as unknown as Record<string, unknown>], ['machines', 'profiles', 'machinesPerS', 'machinesPerCpuS', 'p50ms', 'p99ms', 'maxMs', 'wallS']) + '\n';
-  md += `## Inspection with allocation\n\nA controller process; ${CONCURRENCY} machines at a time boot (script), say hello and report their facts, which matches them against the ${PROFILES} profiles (quota 1000 each, taken by a conditional update) and allocates an entry from one of ${POOLS} pools of ${POOL_SIZE}. "facts" is the report request alone (match + quota + allocation + state change, one transaction); "inspection" is boot + hello + facts. The load generator shares the cores with the controller. Every run checks that each machine holds exactly one entry and no entry is held twice. The runs without profiles are the same inspections with nothing to match: the difference is what matching and allocation cost.\n\n`;
+  md += `## Inspection with allocation\n\nA controller process; ${CONCURRENCY} machines at a time boot (script), say hello and report their facts, which matches them against the ${PROFILES} profiles (quota 1000 each, taken by a conditional update) and allocates an entry from one of ${POOLS} pools of ${POOL_SIZE}. "facts" is the report request alone (match + quota + allocation + state change, one transaction); "inspection" is boot + hello + facts. The load generator shares the cores with the controller. Every run checks that each machine holds exactly one entry and no entry is held twice. The runs without profiles are the same inspections with nothing to match, by the same controller just before the profiles were applied: the difference is what matching and allocation cost.\n\n`;
   md += table(alloc as unknown as Record<string, unknown>[], ['backend', 'profiles', 'machines', 'concurrency', 'inspectionsPerS', 'factsP50ms', 'factsP99ms', 'inspectionP99ms', 'controllerCpuS', 'cpuMsPerInspection', 'peakRssMiB', 'loadAvg']) + '\n';
   return record(quick ? 'matching-quick' : 'matching', md, { date: today(), machine: machineInfo(), match, allocation: alloc });
 }

@@ -35,13 +35,13 @@ const SUITES: Record<string, () => Promise<{ run(): Promise<string> }>> = {
 const QUICK = process.argv.includes('--quick');
 if (QUICK) {
   process.env.BENCH_MACHINES ??= '10000';
-  process.env.BENCH_API_ENROL ??= '1000';
+  process.env.BENCH_API_ENROL ??= '500';
   process.env.BENCH_BULK_ENROL ??= '2000';
   process.env.BENCH_DURATION ??= '3';
   process.env.BENCH_STORM ??= '1000';
   process.env.BENCH_WRK_SECONDS ??= '3';
   process.env.BENCH_MATCH_MACHINES ??= '2000';
-  process.env.BENCH_ALLOC_MACHINES ??= '200';
+  process.env.BENCH_ALLOC_MACHINES ??= '100';
   process.env.BENCH_BMCS ??= '150';
   process.env.BENCH_SCALEOUT_PROCESSES ??= '1,2';
 }
