@@ -123,11 +123,13 @@ export class AgentSession {
 
   /**
    * An inspection's scripts: the ones its action gave (a test run), else the library's
-   * inspection scripts; with the machine's variables. None: the run carries no parameters.
+   * inspection scripts; a health check runs the library's and then its own, as a MAAS
+   * commissioning runs its scripts with the tests an operator picked (its facts stay as
+   * complete as any inspection's). With the machine's variables; none: no parameters.
    */
   private async inspectParams(db: Db, run: Run, m: Machine): Promise<Extract<AgentRun, { kind: 'inspect' }>['params']> {
     const given = run.params.scripts as Extract<AgentRun, { kind: 'inspect' }>['params']['scripts'];
-    const scripts = given ?? (await inspectionScripts(db));
+    const scripts = run.params.health ? [...(await inspectionScripts(db)), ...(given ?? [])] : (given ?? (await inspectionScripts(db)));
     if (scripts.length === 0) return {};
     const profile = this.d.profileLookup ? await this.d.profileLookup(db, m) : null;
     return { scripts, variables: scriptVariables(m, profile) };

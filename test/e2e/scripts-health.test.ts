@@ -16,9 +16,10 @@ import { writeFiles } from '../support/trees.js';
 /**
  * Operators' scripts and health checks on real VMs (QEMU, TCG) booting the real installer,
  * built with `--package sysbench --package fio` (its own cached build, shared by this file's
- * boots): a discovery script runs in both VMs' first inspection and its output is stored; a
- * health check measures both (two VMs of one profile) with sysbench and fio, the figures land
- * in their facts and the profile's comparison answers. Then the same two VMs, each with two disks,
+ * boots): both VMs, known by MAC, are sent to a health check before their first boot, which
+ * runs the library's discovery script (its output stored) and then measures both (two VMs of
+ * one profile) with sysbench and fio: the figures land in their facts and the profile's
+ * comparison answers. Then the same two VMs, each with two disks,
  * get eDeploy's tree of role `mysql` at `D7-F.1.0.0` (the image's system built as a tree,
  * served by Plinth's rsync daemon) on RAID1 over both disks — one with ONSUCCESS=kexec and the
  * layout computed by a configure script, the other with ONSUCCESS=reboot and the layout in the
@@ -88,35 +89,29 @@ describe('scripts and health checks on real VMs', () => {
   };
   const scripts = async (name: string) => (await t.api('GET', `/api/v1/machines/${name}/scripts`)).json().items as any[];
 
-  it('runs a discovery script in the first inspection of both VMs and stores its output', async () => {
+  it('runs a discovery script and a health check (sysbench, fio reads) in the first inspection of both VMs: output kept, figures as facts, compared', async () => {
     const discover = '#!/bin/sh\necho "discovered $PLINTH_VAR_MACHINE_SERIAL: $(nproc) cpu(s)"\nlsblk -d -n -o NAME,SIZE > "$PLINTH_OUTPUT_DIR/disks.txt"\n';
     expect((await t.api('PUT', '/api/v1/scripts/discover', { content: discover, inspect: true, timeoutSeconds: 300 })).statusCode).toBe(201);
+    // Known by MAC before they boot, and sent to a health check at once: one boot each does both
+    // (a health check runs the library's inspection scripts, then its own).
+    for (const [i, mac] of macs.entries()) {
+      names[i] = `health-${i + 1}`;
+      const created = await t.api('POST', '/api/v1/machines', { name: names[i], identity: { macs: [mac], serial: `PLN-HEALTH-${i + 1}` } });
+      expect(created.statusCode, created.body).toBe(201);
+      const r = await t.api('POST', `/api/v1/machines/${names[i]}/actions/inspect`, { health: { cpuSeconds: 2, memorySeconds: 2, diskSeconds: 2 } });
+      expect(r.statusCode, r.body).toBe(200);
+    }
     await Promise.all([boot(0), boot(1)]);
-    const found = await Promise.all([ranAndOff(0), ranAndOff(1)]);
-    for (const [i, m] of found.entries()) {
-      expect(m.state, m.name).toBe('available');
+    const measured = await Promise.all([ranAndOff(0), ranAndOff(1)]);
+    for (const [i, m] of measured.entries()) {
+      expect(m.state, `${m.name}: ${JSON.stringify(m.lastError)}`).toBe('available');
       expect(m.match?.profile).toBe('health-node');
-      names[i] = m.name;
-      const [r] = await scripts(m.name);
+      const r = (await scripts(m.name)).find((x) => x.name === 'discover');
       expect(r).toMatchObject({ name: 'discover', status: 'passed', exitCode: 0 });
       expect(r.output).toBe(`discovered PLN-HEALTH-${i + 1}: 1 cpu(s)\n`);
       expect(r.files.map((f: { name: string }) => f.name)).toEqual(['disks.txt']);
       const disks = await fetch(`${t.url}/api/v1/machines/${m.name}/scripts/${r.id}/files/disks.txt`, { headers: { authorization: `Bearer ${t.adminToken}` } });
       expect(await disks.text()).toMatch(/^vda +2G$/m);
-    }
-    // Discovery is done; the library script would run again in every later inspection.
-    expect((await t.api('DELETE', '/api/v1/scripts/discover')).statusCode).toBe(204);
-  }, 15 * 60_000);
-
-  it('measures both VMs with sysbench and fio (reads only), keeps the figures as facts, and compares them', async () => {
-    for (const name of names) {
-      const r = await t.api('POST', `/api/v1/machines/${name}/actions/inspect`, { health: { cpuSeconds: 2, memorySeconds: 2, diskSeconds: 2 } });
-      expect(r.statusCode, r.body).toBe(200);
-    }
-    await Promise.all([boot(0), boot(1)]);
-    const measured = await Promise.all([ranAndOff(0), ranAndOff(1)]);
-    for (const m of measured) {
-      expect(m.state, `${m.name}: ${JSON.stringify(m.lastError)}`).toBe('available');
       const hw: string[][] = m.facts.hw;
       const figure = (c: string, id: string, k: string) => Number(hw.find((l) => l[0] === c && l[1] === id && l[2] === k)?.[3]);
       // One logical CPU: per core and all cores are both there.
@@ -130,6 +125,8 @@ describe('scripts and health checks on real VMs', () => {
       expect(run).toMatchObject({ machine: m.name, status: 'passed', problems: [] });
       expect(Object.keys(run.figures)).toHaveLength(run.tuples.length);
     }
+    // Discovery is done; the library script would run again in every later inspection.
+    expect((await t.api('DELETE', '/api/v1/scripts/discover')).statusCode).toBe(204);
     const c = (await t.api('GET', '/api/v1/profiles/health-node/health')).json();
     expect(c.runs.map((r: { machine: string }) => r.machine).sort()).toEqual([...names].sort());
     expect(c.missing).toEqual([]);

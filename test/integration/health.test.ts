@@ -44,6 +44,8 @@ describe.each(backends)('health checks on $name', (backend) => {
       n.name = (await t.api('GET', `/api/v1/machines?q=${n.serial}`)).json().items[0].name;
       expect((await t.api('GET', `/api/v1/machines/${n.name}`)).json().match.profile).toBe('compute');
     }
+    // A library inspection script runs in a health check too, before the check.
+    expect((await t.api('PUT', '/api/v1/scripts/discover', { content: '#!/bin/sh\necho "discovered $PLINTH_VAR_MACHINE_SERIAL"\n', inspect: true })).statusCode).toBe(201);
     const start = await cli('machine', 'health', nodes[0]!.name, nodes[1]!.name, '--cpu-seconds', '1', '--memory-seconds', '1', '--disk-seconds', '0');
     expect(start.stderr).toBe('');
     expect(start.stdout.trim().split('\n')).toEqual(nodes.map((n) => expect.stringMatching(new RegExp(`^${n.name}: inspecting \\(run \\S+\\): health check$`))));
@@ -64,6 +66,9 @@ describe.each(backends)('health checks on $name', (backend) => {
       expect(runs).toHaveLength(1);
       expect(runs[0]).toMatchObject({ machine: n.name, status: 'passed', problems: [] });
       expect(runs[0].tuples).toEqual(hw.filter(([c, , k]) => (c === 'cpu' && /^(bogomips|loops_per_sec|bandwidth_|threaded_bandwidth_)/.test(k ?? ''))));
+      const results = (await t.api('GET', `/api/v1/machines/${n.name}/scripts`)).json().items.filter((r: { runId: string }) => r.runId === runs[0].runId);
+      expect(results.map((r: { name: string }) => r.name).sort()).toEqual(['discover', 'plinth-health']);
+      expect(results.find((r: { name: string }) => r.name === 'discover')).toMatchObject({ status: 'passed', output: `discovered ${n.serial}\n` });
       const show = await cli('health', 'show', n.name);
       expect(show.stdout).toMatch(/^cpu +logical +loops_per_sec +\d+$/m);
     }
@@ -77,6 +82,7 @@ describe.each(backends)('health checks on $name', (backend) => {
     const table = await cli('health', 'compare', 'compute');
     expect(table.stdout).toMatch(/^cpu\/logical\/loops_per_sec +\d+ +\d+ +\d+$/m);
     expect(table.stdout).toContain('2 machine(s) with a health run: outliers need at least 3 to compare');
+    expect((await t.api('DELETE', '/api/v1/scripts/discover')).statusCode).toBe(204);
   });
 
   it('refuses bad health parameters and misplaced ones, naming the field, and starts nothing', async () => {
