@@ -133,7 +133,7 @@ describe('trees: import, rsync and HTTP serving, edeploy upgrade and verify', ()
     expect(existsSync(join(marks, 'pre'))).toBe(false);
 
     const up = await edeploy('upgrade', TO);
-    // This host has no controller to report to (tree-rolls.test.ts has one): said, not fatal.
+    // This host has no controller to report to (tree-hosts.test.ts has one): said, not fatal.
     expect(up.stderr).toBe(`edeploy: not reported to the controller: no PLINTH_URL in ${host}/var/lib/edeploy/conf\n`);
     expect(up.code).toBe(0);
     expect(up.stdout).toContain('reboot needed');
