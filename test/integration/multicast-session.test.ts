@@ -36,6 +36,14 @@ async function writeOntoLoop(loops: LoopDevices, diskBytes: number, imageBytes: 
   return { result, intact: (await readDevice(loops, disk.device, 0, imageBytes.length)).equals(imageBytes) };
 }
 
+/** An image of random bytes (nothing for a transport to compress or skip) in the loop devices' directory. */
+function randomImage(loops: LoopDevices, bytes: number) {
+  const imageBytes = randomBytes(bytes);
+  const image = { path: join(loops.dir, 'image.raw'), sizeBytes: imageBytes.length, sha256: createHash('sha256').update(imageBytes).digest('hex') };
+  writeFileSync(image.path, imageBytes);
+  return { image, imageBytes };
+}
+
 describe.skipIf(!ready)('multicast sessions (udpcast between namespaces)', () => {
   const loops = new LoopDevices();
   let net: TestNetwork;
@@ -46,10 +54,7 @@ describe.skipIf(!ready)('multicast sessions (udpcast between namespaces)', () =>
 
   beforeAll(async () => {
     net = createTestNetwork({ ctl: '10.79.0.1/24', r1: '10.79.0.11/24', r2: '10.79.0.12/24', late: '10.79.0.13/24' });
-    // Random bytes: nothing for a transport to compress or skip.
-    imageBytes = randomBytes(24 * MiB);
-    image = { path: join(loops.dir, 'image.raw'), sizeBytes: imageBytes.length, sha256: createHash('sha256').update(imageBytes).digest('hex') };
-    writeFileSync(image.path, imageBytes);
+    ({ image, imageBytes } = randomImage(loops, 24 * MiB));
     server = await serveImage(image.path);
   });
   afterAll(async () => {
@@ -163,9 +168,7 @@ describe.skipIf(!ready)('multicast sessions (uftp between namespaces)', () => {
 
   beforeAll(async () => {
     net = createTestNetwork({ ctl: '10.79.2.1/24', u1: '10.79.2.11/24', u2: '10.79.2.12/24', u3: '10.79.2.13/24' });
-    imageBytes = randomBytes(16 * MiB);
-    image = { path: join(loops.dir, 'image.raw'), sizeBytes: imageBytes.length, sha256: createHash('sha256').update(imageBytes).digest('hex') };
-    writeFileSync(image.path, imageBytes);
+    ({ image, imageBytes } = randomImage(loops, 16 * MiB));
     const indexer = new ChunkIndexer();
     indexer.update(imageBytes);
     const body = Buffer.from(JSON.stringify(indexer.finish()));
