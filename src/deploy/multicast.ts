@@ -364,16 +364,16 @@ export class MulticastSessions {
     const [command, ...prefixArgs] = [...(this.o.prefix ?? []), tool];
     const child = spawn(command!, [...prefixArgs, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     s.child = child;
-    let pending = '';
-    const read = (d: string) => {
-      pending += d.replaceAll('\r', '\n');
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) onLine(line.trim());
-    };
+    // Each stream keeps its own unfinished line: a chunk of one must not end a line of the other.
     for (const stream of [child.stdout, child.stderr]) {
+      let pending = '';
       stream.setEncoding('utf8');
-      stream.on('data', read);
+      stream.on('data', (d: string) => {
+        pending += d.replaceAll('\r', '\n');
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) onLine(line.trim());
+      });
     }
     let exited = false;
     const exit = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
