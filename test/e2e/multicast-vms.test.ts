@@ -57,7 +57,7 @@ describe.skipIf(!canRun)('three VMs deploy one image in one multicast session on
     ensureDebianPackages(['dnsmasq-base', 'iproute2', 'udpcast'], () => hasCommand('dnsmasq') && hasCommand('ip') && hasCommand('udp-sender'));
     const installer = await sharedInstaller();
     release = `tiny-os ${randomBytes(6).toString('hex')}`;
-    image = buildTinyOs(installer, { release });
+    image = await buildTinyOs(installer, { release });
     net = createTestNetwork({});
     for (const tap of ['tap0', 'tap1']) net.addTap(tap);
     const hostIf = net.joinHost('10.80.0.1/24');

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { attachLoopDisk } from '../../src/images/builder/disk.js';
+import { Teardown } from '../../src/images/builder/teardown.js';
 import { ensureDebianPackages, hasCommand, hasPackageFile } from './peers/debian-packages.js';
 
 /**
@@ -85,7 +87,7 @@ function moduleOrder(modulesDep: string, wanted: string[]): string[] {
 }
 
 /** Builds the image from the installer's kernel and initramfs (its first archive, the base layer). */
-export function buildTinyOs(installer: { kernel: string; initrd: string }, opts: { sizeMiB?: number; release?: string } = {}): TinyOsImage {
+export async function buildTinyOs(installer: { kernel: string; initrd: string }, opts: { sizeMiB?: number; release?: string } = {}): Promise<TinyOsImage> {
   ensureDebianPackages(['busybox-static', 'extlinux', 'syslinux-common', 'e2fsprogs', 'fdisk', 'cpio', 'zstd'], () =>
     ['extlinux', 'sfdisk', 'mkfs.ext4', 'cpio', 'zstd'].every(hasCommand) && hasPackageFile('/usr/lib/syslinux/mbr/mbr.bin') && hasPackageFile('/usr/share/doc/busybox-static'),
   );
@@ -140,31 +142,23 @@ export function buildTinyOs(installer: { kernel: string; initrd: string }, opts:
     execFileSync('sfdisk', ['--quiet', path], { input: 'label: dos\nstart=2048, type=83, bootable\n', stdio: ['pipe', 'pipe', 'pipe'] });
     execFileSync('dd', ['if=/usr/lib/syslinux/mbr/mbr.bin', `of=${path}`, 'bs=440', 'count=1', 'conv=notrunc', 'status=none']);
     execFileSync('dd', [`if=${fs}`, `of=${path}`, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none']);
-    const loop = execFileSync('losetup', ['--find', '--show', '--partscan', path]).toString().trim();
+    // The image builder's loop attach: it waits for the partition's node (partx where --partscan makes none).
+    const teardown = new Teardown(() => undefined);
     try {
+      const disk = await attachLoopDisk(path, 1, teardown, { log: () => undefined });
       const mnt = join(dir, 'mnt');
       mkdirSync(mnt);
-      execFileSync('mount', [partitionNode(loop), mnt]);
+      execFileSync('mount', [disk.partition(1), mnt]);
       try {
         execFileSync('extlinux', ['--install', join(mnt, 'boot/extlinux')], { stdio: 'pipe' });
       } finally {
         execFileSync('umount', [mnt]);
       }
     } finally {
-      execFileSync('losetup', ['--detach', loop]);
+      await teardown.unwind();
     }
     return { path, bytes: readFileSync(path) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** The loop device's first partition, once its node is there (partx asks the kernel when --partscan did not). */
-function partitionNode(loop: string): string {
-  const node = `${loop}p1`;
-  // NOTE: without udev, --partscan may attach the device without its partition nodes: partx adds them.
-  if (!existsSync(node)) execFileSync('partx', ['--update', loop], { stdio: 'pipe' });
-  for (let i = 0; i < 50 && !existsSync(node); i++) execFileSync('sleep', ['0.1']);
-  if (!existsSync(node)) throw new Error(`${node} did not appear`);
-  return node;
 }
