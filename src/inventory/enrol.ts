@@ -173,8 +173,9 @@ export class Enroller {
     if (r.updates.manufacturer) changes.manufacturer = r.updates.manufacturer;
     if (r.updates.productName) changes.product_name = r.updates.productName;
     if (r.updates.assetTag) changes.asset_tag = r.updates.assetTag;
-    if (hasChanges(changes)) await updateMachineRow(trx, m.id, changes, iso(clock.now()));
     if (r.newMacs.length) await addMacs(trx, m.id, r.newMacs);
+    // New MACs alone update the row too: its version counts them (the lifecycle reuses a row whose version did not move).
+    if (hasChanges(changes) || r.newMacs.length) await updateMachineRow(trx, m.id, changes, iso(clock.now()));
     const updated = hasChanges(changes) || r.newMacs.length ? await requireMachine(trx, store.dialect, m.id) : m;
     await inventory.recordConflicts(trx, updated, r.conflicts, actor);
     return r.conflicts.length ? requireMachine(trx, store.dialect, m.id) : updated;

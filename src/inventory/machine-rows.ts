@@ -141,6 +141,44 @@ export async function updateMachineRows(db: Db, where: MachineCondition, changes
 }
 
 /**
+ * A locked machine's `version` alone: whether a machine loaded earlier in the transaction is
+ * still the row (every write bumps it), without loading the row again. Null when it is gone.
+ */
+export async function machineVersion(db: Db, id: string): Promise<number | null> {
+  const row = await db.selectFrom('machines').select('version').where('id', '=', id).executeTakeFirst();
+  return row ? Number(row.version) : null;
+}
+
+/**
+ * Updates one machine's columns, bumps its version and returns it as it now is, from the
+ * updated row (RETURNING) instead of loading it again. When nothing wrote the row between
+ * `before` and this update (its version is one more), the MACs, tags and unchanged facts
+ * are `before`'s; otherwise they are read again.
+ */
+export async function updateMachineReturning(db: Db, before: Machine, changes: MachineChanges, now: string): Promise<Machine> {
+  const row = await db
+    .updateTable('machines')
+    .set({ ...changes, updated_at: now, version: sql<number>`version + 1` })
+    .where('id', '=', before.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  if (changes.name !== undefined) await renameTags(db, before.id, row.name);
+  const unchanged = Number(row.version) === before.version + 1;
+  const factsKept = unchanged && changes.facts === undefined;
+  const [{ macs, tags }, refs] = await Promise.all([
+    unchanged ? { macs: new Map([[row.id, before.identity.macs]]), tags: new Map([[row.id, before.tags]]) } : macsAndTags(db, [row.id]),
+    loadMatchRefs(db, [row]),
+  ]);
+  const machine = rowToMachine(factsKept ? { ...row, facts: null } : row, macs.get(row.id) ?? [], tags.get(row.id) ?? {}, refs);
+  return factsKept ? { ...machine, facts: before.facts } : machine;
+}
+
+/** A machine's tags carry its name (the order of a tag's page; migration 0018). */
+async function renameTags(db: Db, id: string, name: string): Promise<void> {
+  await db.updateTable('machine_tags').set({ machine_name: name }).where('machine_id', '=', id).execute();
+}
+
+/**
  * Updates one machine's columns and bumps its version. With `also`, only while the row still
  * satisfies it (a compare-and-set); returns whether the row changed.
  */
@@ -154,6 +192,8 @@ export async function deleteMachineRow(db: Db, id: string): Promise<void> {
   await db.deleteFrom('machines').where('id', '=', id).execute();
 }
 
+// MACs and tags are part of the machine a reader sees: their writers' callers update the
+// machine row in the same transaction, whose version bump covers them.
 export async function replaceMacs(db: Db, id: string, macs: string[]): Promise<void> {
   await db.deleteFrom('machine_macs').where('machine_id', '=', id).execute();
   if (macs.length) await db.insertInto('machine_macs').values(macs.map((mac) => ({ mac, machine_id: id }))).execute();

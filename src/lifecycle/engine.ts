@@ -7,7 +7,7 @@ import { PlinthError } from '../core/errors.js';
 import type { Config } from '../config/schema.js';
 import type { Actor, LastError, Machine } from '../inventory/machine.js';
 import { actorLabel } from '../inventory/machine.js';
-import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
+import { machineVersion, requireMachine, updateMachineReturning, updateMachineRow } from '../inventory/machine-rows.js';
 import type { MachinesTable } from '../store/schema.js';
 import { createRun, finishRun, type Run } from '../runs/runs.js';
 import { historyPage, recordEvent, type MachineEvent } from '../inventory/events.js';
@@ -148,12 +148,16 @@ export class LifecycleEngine {
     const done: TransitionResult[] = [];
     const value = await this.store.transaction(async (trx) => {
       const machine = await requireMachine(trx, this.store.dialect, key, { lock: true });
+      // The row as this transaction last saw it: a transition reuses it while its version says
+      // nothing wrote the row since (the lock keeps other transactions out; `fn` may write it).
+      let latest = machine;
       return fn({
         trx,
         machine,
         act: async (action, opts) => {
-          const r = await this.transitionIn(trx, machine.id, action, opts);
+          const r = await this.transitionIn(trx, machine.id, action, opts, latest);
           if (!r) throw new PlinthError('conflict', `machine '${key}' changed while '${action}' was being applied; try again`);
+          latest = r.machine;
           done.push(r);
           return r;
         },
@@ -174,8 +178,9 @@ export class LifecycleEngine {
     }
   }
 
-  private async transitionIn(trx: Db, key: string, action: string, opts: ActOptions): Promise<TransitionResult | null> {
-    const m = await requireMachine(trx, this.store.dialect, key, { lock: true });
+  /** `known`: the machine as loaded locked earlier in this transaction, used if no write came after it. */
+  private async transitionIn(trx: Db, key: string, action: string, opts: ActOptions, known?: Machine): Promise<TransitionResult | null> {
+    const m = known && (await machineVersion(trx, known.id)) === known.version ? known : await requireMachine(trx, this.store.dialect, key, { lock: true });
     if (opts.guard && !opts.guard(m)) return null;
     const params: TransitionParams & Record<string, unknown> = { ...(opts.params ?? {}) };
     if (action === 'release' && params.wipe === undefined) params.wipe = this.config.releaseWipe;
@@ -252,7 +257,7 @@ export class LifecycleEngine {
       changes.last_stage = null;
     }
     const extra = opts.alsoInTransaction ? await opts.alsoInTransaction(trx, m, t) : undefined;
-    await updateMachineRow(trx, m.id, { ...changes, ...(extra ?? {}) }, at);
+    const machine = await updateMachineReturning(trx, m, { ...changes, ...(extra ?? {}) }, at);
     await recordEvent(trx, {
       type: 'machine.transition',
       machineId: m.id,
@@ -271,7 +276,6 @@ export class LifecycleEngine {
         ...(params.exitTo !== undefined ? { exitTo: params.exitTo } : {}),
       },
     });
-    const machine = await requireMachine(trx, this.store.dialect, m.id);
     const result = { machine, from: m.state as State, transition: t, run, finishedRunId, actor: opts.actor };
     for (const l of this.txListeners) await l(trx, result);
     return result;

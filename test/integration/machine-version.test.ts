@@ -4,7 +4,10 @@ import { freshController } from '../support/controller.js';
 import { FakeClock, iso } from '../../src/core/clock.js';
 import { recordStage } from '../../src/runs/trace.js';
 import { claimJobs } from '../../src/power/jobs.js';
-import { updateMachineRows } from '../../src/inventory/machine-rows.js';
+import { requireMachine, updateMachineRow, updateMachineRows } from '../../src/inventory/machine-rows.js';
+import { normalizeIdentity } from '../../src/inventory/identity.js';
+import { Enroller } from '../../src/inventory/enrol.js';
+import type { Machine } from '../../src/inventory/machine.js';
 
 type TC = Awaited<ReturnType<typeof freshController>>;
 
@@ -109,5 +112,89 @@ describe.each(backends)('every kind of write to a machine bumps its version on $
     expect(after.power_state).toBe('on');
     expect(Number(after.version)).toBe(Number(before.version) + 1);
     expect(after.updated_at).toBe(now);
+  });
+
+  it('MACs and tags written (new MACs an inspection reports, tags an operator sets)', async () => {
+    const { inventory, store } = t.controller.services;
+    const enroller = new Enroller({ store, clock, inventory });
+    const m = await inventory.create({ name: 'macs-1', identity: { macs: ['52:54:00:ab:00:01'] } }, actor);
+    let before = await row(m.id);
+    let now = tick();
+    const reported = normalizeIdentity({ macs: ['52:54:00:ab:00:01', '52:54:00:ab:00:02'] });
+    const absorbed = await store.transaction(async (trx) => enroller.absorbReport(trx, await requireMachine(trx, store.dialect, m.id), reported, actor));
+    expect(absorbed.identity.macs).toEqual(['52:54:00:ab:00:01', '52:54:00:ab:00:02']);
+    let after = await row(m.id);
+    expect(Number(after.version)).toBe(Number(before.version) + 1);
+    expect(after.updated_at).toBe(now);
+    before = after;
+    now = tick();
+    const r = await t.api('PATCH', `/api/v1/machines/${m.id}`, { tags: { rack: 'r1' } });
+    expect(r.statusCode, r.body).toBe(200);
+    after = await row(m.id);
+    expect(Number(after.version)).toBe(Number(before.version) + 1);
+    expect(after.updated_at).toBe(now);
+  });
+});
+
+/**
+ * A transition inside LifecycleEngine.withMachine reuses the machine the transaction loaded
+ * while its version says nothing wrote it since; what the transaction itself wrote before the
+ * transition is seen by it (its guards) and by its result.
+ */
+describe.each(backends)('transitions within one locked transaction on $name', (backend) => {
+  let t: TC;
+  const clock = new FakeClock('2026-06-01T08:00:00.000Z');
+  const actor = { kind: 'system' as const, name: 'test' };
+  beforeAll(async () => {
+    t = await freshController(backend, {}, { clock, installer: () => null });
+  });
+  afterAll(async () => t?.close());
+
+  it('a write to the row before the transition: its refusal sees the maintenance set', async () => {
+    const { inventory, engine } = t.controller.services;
+    const m = await inventory.create({ name: 'locked-1' }, actor);
+    const err = await engine
+      .withMachine(m.id, async (tx) => {
+        await updateMachineRow(tx.trx, m.id, { maintenance: 1, maintenance_reason: 'cabling' }, iso(clock.now()));
+        return tx.act('inspect', { actor });
+      })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'maintenance' });
+    expect((await inventory.get(m.id)).state).toBe('enrolled');
+  });
+
+  it('MACs added before the transition (an inspection\'s report): its result lists them, and the next transition sees them', async () => {
+    const { inventory, engine, store } = t.controller.services;
+    const enroller = new Enroller({ store, clock, inventory });
+    const m = await inventory.create({ name: 'locked-2', identity: { macs: ['52:54:00:ac:00:01'] } }, actor);
+    const [inspecting, failed] = await engine.withMachine(m.id, async (tx) => {
+      const absorb = (machine: Machine, macs: string[]) => enroller.absorbReport(tx.trx, machine, normalizeIdentity({ macs }), actor);
+      await absorb(tx.machine, ['52:54:00:ac:00:01', '52:54:00:ac:00:02']);
+      const a = await tx.act('inspect', { actor });
+      await absorb(a.machine, ['52:54:00:ac:00:01', '52:54:00:ac:00:02', '52:54:00:ac:00:03']);
+      const b = await tx.act('fail', { actor, runId: a.machine.currentRunId!, error: { code: 'x', message: 'stop' } });
+      return [a.machine, b.machine];
+    });
+    expect(inspecting.identity.macs).toEqual(['52:54:00:ac:00:01', '52:54:00:ac:00:02']);
+    expect(failed.identity.macs).toEqual(['52:54:00:ac:00:01', '52:54:00:ac:00:02', '52:54:00:ac:00:03']);
+    expect(failed.state).toBe('inspect-failed');
+    const stored = await inventory.get(m.id);
+    expect(stored.identity.macs).toEqual(failed.identity.macs);
+  });
+
+  it('two transitions with nothing written between: the second starts from the first one\'s result, as stored', async () => {
+    const { inventory, engine } = t.controller.services;
+    const m = await inventory.create({ name: 'locked-3', identity: { macs: ['52:54:00:ad:00:01'] }, tags: { rack: 'r2' } }, actor);
+    const last = await engine.withMachine(m.id, async (tx) => {
+      const a = await tx.act('inspect', { actor });
+      // A run id that is not the current one is refused: the reused row has the run the first transition started.
+      await expect(tx.act('fail', { actor, runId: 'not-the-run', error: { code: 'x', message: 'stop' } })).rejects.toMatchObject({ code: 'conflict' });
+      return (await tx.act('abort', { actor: { kind: 'operator', name: 'test' }, runId: a.machine.currentRunId!, error: { code: 'x', message: 'stop' } })).machine;
+    });
+    // The power the lifecycle expects is written after the result, in the same transaction (a transactional listener).
+    const { updatedAt: _u, version: _v, power: _p, ...stored } = await inventory.get(m.id);
+    const { updatedAt: _u2, version: _v2, power: _p2, ...returned } = last;
+    expect(returned).toEqual(stored);
+    expect(returned).toMatchObject({ state: 'inspect-failed', currentRunId: null, identity: { macs: ['52:54:00:ad:00:01'] }, tags: { rack: 'r2' } });
   });
 });
