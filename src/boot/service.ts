@@ -7,7 +7,7 @@ import type { Logger } from '../core/logger.js';
 import type { Enroller } from '../inventory/enrol.js';
 import type { LifecycleEngine } from '../lifecycle/engine.js';
 import type { Machine, Actor } from '../inventory/machine.js';
-import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
+import { requireMachine } from '../inventory/machine-rows.js';
 import { hasAnyIdentity, normalizeIdentity, type Identity } from '../inventory/identity.js';
 import { isTransitional } from '../core/states.js';
 import { getRun, type Run } from '../runs/runs.js';
@@ -20,7 +20,7 @@ import type { BootPlan, BootPlanner } from '../runs/boot-plan.js';
 import { buildInstallerIso, builtInstallerIso, isoKernelCmdline, machineIsoDir, staticNetworkArgs } from '../installer/index.js';
 import { prefixNetmask, type BootNetwork } from '../inventory/boot-address.js';
 import type { AgentTicketAnswer } from '../protocol/agent.js';
-import { pruneChains, recordStage, rememberChain, startAttempt, takeChain } from '../runs/trace.js';
+import { pruneChains, recordStages, rememberChain, startAttempt, takeChain } from '../runs/trace.js';
 import type { SiteCaches } from '../power/site-caches.js';
 
 export const BOOT_ACTOR: Actor = { kind: 'system', name: 'boot-service' };
@@ -262,11 +262,15 @@ export class BootService {
         decision,
       });
       for (const l of this.attemptListeners) await l(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, macs: identity.macs });
-      await this.traceChain(trx, q.chain, machine.id, id, run?.id ?? null);
+      // The /boot.ipxe fetch that led here (by its nonce), this request, and the local boot it was told to do: one insert.
+      const chain = q.chain ? await takeChain(trx, q.chain) : null;
+      const stages = [
+        ...(chain ? [{ at: chain.at, stage: 'chain-script', detail: chain.remoteAddr ? { remoteAddr: chain.remoteAddr } : null }] : []),
+        { at, stage, detail: { decision } },
+        ...(plan.kind === 'local' ? [{ at, stage: 'local-boot', detail: { why: plan.why } }] : []),
+      ];
       // The controller's own address on this connection (never the Host header): where a deploy's seeds point when publicUrl is unset.
-      await updateMachineRow(trx, machine.id, { boot_base_url: ctx.baseUrl }, at);
-      await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage, detail: { decision } });
-      if (plan.kind === 'local') await recordStage(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stage: 'local-boot', detail: { why: plan.why } });
+      await recordStages(trx, { machineId: machine.id, attemptId: id, runId: run?.id ?? null, at, stages, also: { boot_base_url: ctx.baseUrl } });
       return id;
     });
     return { outcome: 'decided' as const, machine, run, plan, installer, claim, claimed, decision, attemptId };
@@ -395,12 +399,5 @@ export class BootService {
       this.isoBuilds.set(key, pending);
     }
     return pending;
-  }
-
-  /** Ties the /boot.ipxe fetch that led here to this machine and attempt. */
-  private async traceChain(trx: Db, nonce: string | undefined, machineId: string, attemptId: string, runId: string | null): Promise<void> {
-    if (!nonce) return;
-    const chain = await takeChain(trx, nonce);
-    if (chain) await recordStage(trx, { machineId, attemptId, runId, at: chain.at, stage: 'chain-script', detail: chain.remoteAddr ? { remoteAddr: chain.remoteAddr } : null });
   }
 }

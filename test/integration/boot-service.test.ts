@@ -261,3 +261,66 @@ describe.each(backends)('boot service and agent API on $name', (backend) => {
     expect((await agent(tokenOf(s)!, '/agent/v1/hello', { agentVersion: 'late' })).statusCode).toBe(401);
   });
 });
+
+describe.each(backends)('a boot storm on $name', (backend) => {
+  let t: TC;
+  const dir = mkdtempSync(join(tmpdir(), 'plinth-installer-'));
+  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
+  writeFileSync(join(dir, 'initrd.img'), 'initrd');
+  beforeAll(async () => {
+    // The storm is about the boot path, not the enrolment rate limit.
+    t = await freshController(backend, { publicUrl: 'http://10.0.2.2:7708', enrolment: { burst: 100_000 } }, { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }) });
+  });
+  afterAll(async () => t?.close());
+
+  const get = async (url: string) => {
+    const r = await t.controller.app.inject({ method: 'GET', url, headers: { 'user-agent': 'iPXE/1.21.1+ (g988d2)' } });
+    expect(r.statusCode).toBe(200);
+    return r.body;
+  };
+
+  it('a thousand unknown machines at once, each asking twice (an iPXE retry), are each enrolled once, with one inspection and both boots traced', async () => {
+    const n = 1000;
+    const mac = (i: number) => `52:54:01:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+    const scripts = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        Promise.all(
+          [0, 1].map(async () => {
+            const nonce = /&chain=([A-Za-z0-9_-]+)&/.exec(await get('/boot.ipxe'))![1]!;
+            return get(ipxeQuery({ serial: `STORM-${i}`, mac: mac(i), chain: nonce }));
+          }),
+        ),
+      ),
+    );
+    // Both requests of a machine got the installer for the same run.
+    for (const [a, b] of scripts) {
+      expect(runOf(a!)).toBeDefined();
+      expect(runOf(b!)).toBe(runOf(a!));
+    }
+    const db = t.controller.services.store.db;
+    const machines = await db.selectFrom('machines').select(['id', 'serial', 'state', 'last_stage', 'current_run_id']).where('serial', 'like', 'STORM-%').execute();
+    expect(machines).toHaveLength(n);
+    expect(new Set(machines.map((m) => m.serial)).size).toBe(n);
+    expect(machines.every((m) => m.state === 'inspecting' && m.last_stage === 'machine-script')).toBe(true);
+    const runs = await db.selectFrom('runs').select(['machine_id', 'id']).where('machine_id', 'in', machines.map((m) => m.id)).execute();
+    expect(runs).toHaveLength(n);
+    expect(new Set(runs.map((r) => r.machine_id)).size).toBe(n);
+    // Each boot is an attempt of its machine holding its chain fetch and its script, in that order.
+    const stages = await db
+      .selectFrom('boot_trace')
+      .innerJoin('boot_attempts', 'boot_attempts.id', 'boot_trace.attempt_id')
+      .select(['boot_attempts.machine_id as machineId', 'boot_trace.attempt_id as attemptId', 'boot_trace.stage as stage'])
+      .where('boot_attempts.machine_id', 'in', machines.map((m) => m.id))
+      .orderBy('boot_trace.id')
+      .execute();
+    const byAttempt = new Map<string, { machineId: string; stages: string[] }>();
+    for (const s of stages) {
+      const a = byAttempt.get(s.attemptId!) ?? { machineId: s.machineId, stages: [] };
+      a.stages.push(s.stage);
+      byAttempt.set(s.attemptId!, a);
+    }
+    expect(byAttempt.size).toBe(2 * n);
+    expect([...byAttempt.values()].every((a) => a.stages.join() === 'chain-script,machine-script')).toBe(true);
+    expect(await db.selectFrom('boot_chains').select('nonce').execute()).toHaveLength(0);
+  });
+});
