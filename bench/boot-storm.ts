@@ -60,6 +60,8 @@ interface StormResult {
   scriptRps: number;
   scriptP50ms: number;
   scriptP99ms: number;
+  /** The controller's CPU-seconds per 1000 boots (/boot.ipxe and the machine's script each). */
+  cpuSPer1000: number;
   nginxScriptP99ms: number | '–';
   controllerMiBps: number | '–';
   nginxMiBps: number | '–';
@@ -76,8 +78,10 @@ const PACED_RATE = Number(process.env.BENCH_PACED_RATE ?? 200);
  * then N clients download the initramfs from the controller (each request traced against a
  * boot attempt, as during a real boot) and from nginx, for the same time.
  */
-async function storm(base: string, nginxBase: string, frontBase: string, n: number, mac: (i: number) => string, scenario: string, arrivalsPerS = 0): Promise<StormResult> {
-  const agent = new Agent({ connections: n, pipelining: 1, keepAliveTimeout: 60_000 });
+async function storm(base: string, nginxBase: string, frontBase: string, controllerPid: number, n: number, mac: (i: number) => string, scenario: string, arrivalsPerS = 0): Promise<StormResult> {
+  const cpu0 = cpuSeconds(controllerPid);
+  // A thousand connects at once overflow the listen backlog on a busy machine: SYNs are retried for seconds.
+  const agent = new Agent({ connections: n, pipelining: 1, keepAliveTimeout: 60_000, connect: { timeout: 60_000 } });
   const lat: number[] = [];
   const initrdUrls: string[] = [];
   const t0 = performance.now();
@@ -96,6 +100,8 @@ async function storm(base: string, nginxBase: string, frontBase: string, n: numb
     }),
   );
   const scriptsS = (performance.now() - t0) / 1000;
+  // The controller's CPU for the N boots' two requests each (the artifact downloads come after).
+  const bootCpuS = cpuSeconds(controllerPid) - cpu0;
   await agent.close();
   lat.sort((a, b) => a - b);
   const artifacts = arrivalsPerS === 0;
@@ -103,7 +109,7 @@ async function storm(base: string, nginxBase: string, frontBase: string, n: numb
   // small static files from nginx over its own connection (no database, no decision).
   const nginxLat: number[] = [];
   if (artifacts) {
-    const ngAgent = new Agent({ connections: n, pipelining: 1, keepAliveTimeout: 60_000 });
+    const ngAgent = new Agent({ connections: n, pipelining: 1, keepAliveTimeout: 60_000, connect: { timeout: 60_000 } });
     await Promise.all(
       Array.from({ length: n }, async () => {
         nginxLat.push((await get(ngAgent, `${nginxBase}/chain.ipxe`)).ms);
@@ -122,6 +128,7 @@ async function storm(base: string, nginxBase: string, frontBase: string, n: numb
     scriptRps: Math.round((2 * n) / scriptsS),
     scriptP50ms: Math.round(percentile(lat, 50) * 10) / 10,
     scriptP99ms: Math.round(percentile(lat, 99) * 10) / 10,
+    cpuSPer1000: Math.round((bootCpuS / n) * 1000 * 10) / 10,
     nginxScriptP99ms: artifacts ? Math.round(percentile(nginxLat, 99) * 10) / 10 : '–',
     controllerMiBps: artifacts ? Math.round(controllerMiBps) : '–',
     nginxMiBps: artifacts ? Math.round(nginxMiBps) : '–',
@@ -142,7 +149,9 @@ export async function run(): Promise<string> {
   for (const d of [dataDir, join(dataDir, 'boot'), join(dataDir, 'boot', 'installer')]) chmodSync(d, 0o755);
   const port = await freePort();
   // The storm measures the boot path, not the enrolment rate limit (enrolment.burst, docs/security.md).
-  const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `127.0.0.1:${port}`, PLINTH_LOG_LEVEL: 'warn', PLINTH_ENROLMENT_BURST: '100000' });
+  // BENCH_CPU_PROF=DIR: the controller writes a CPU profile of the run there (node --cpu-prof) when it stops.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `127.0.0.1:${port}`, PLINTH_LOG_LEVEL: 'warn', PLINTH_ENROLMENT_BURST: '100000' }, [], { nodeArgs: prof });
   // A second controller on the same database and data directory, answering artifacts with
   // X-Accel-Redirect for the nginx in front of it (docs/boot.md).
   const accelPort = await freePort();
@@ -162,14 +171,14 @@ export async function run(): Promise<string> {
     for (const n of SIZES) {
       const mac = (i: number) => `02:${n.toString(16).padStart(2, '0').slice(-2)}:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
       // Unknown machines: every one is enrolled and sent to inspection on its first request.
-      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, n, mac, 'new'));
+      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, serve.child.pid!, n, mac, 'new'));
       console.log(JSON.stringify(results.at(-1)), `load ${loadAverage()}`);
       // The same machines again, now known and with their inspection pending (a mass re-boot).
-      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, n, mac, 'known'));
+      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, serve.child.pid!, n, mac, 'known'));
       console.log(JSON.stringify(results.at(-1)));
       // New machines again, but arriving at PACED_RATE a second rather than all in the same instant.
       const paced = (i: number) => mac(i).replace(/^02:/, '06:');
-      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, n, paced, `new, ${PACED_RATE}/s`, PACED_RATE));
+      results.push(await storm(serve.url, `http://127.0.0.1:${nginxPort}`, frontBase, serve.child.pid!, n, paced, `new, ${PACED_RATE}/s`, PACED_RATE));
       console.log(JSON.stringify(results.at(-1)));
     }
   } finally {
@@ -183,8 +192,8 @@ export async function run(): Promise<string> {
   const i = statSync(files.initrd).size;
   rmSync(dataDir, { recursive: true, force: true });
   let md = `# Boot storm — ${today()}${QUICK ? ' (quick)' : ''}\n\n${machineInfo()}. One controller (SQLite), artifacts: ${files.note}: kernel ${(k / 2 ** 20).toFixed(1)} MiB, initramfs ${(i / 2 ** 20).toFixed(1)} MiB.\n`;
-  md += `Scripts: N simulated machines at once each fetch /boot.ipxe and then their own script over their own connection; "new" machines are enrolled and sent to inspection by that request (several database writes each), "known" ones boot again with their inspection pending (a new boot attempt and run token each); "new, R/s" are new machines arriving R a second instead of all in the same instant (script figures only). Artifacts: wrk with N connections downloads the initramfs for ${WRK_SECONDS} s from the controller (every request traced against a boot attempt), then from nginx (sendfile on, worker_processes auto) serving the same file, then through that nginx in front of a second controller on the same data (PLINTH_ACCEL_REDIRECT: the controller traces and answers with X-Accel-Redirect, nginx sends the bytes; "fronted"). wrk, controller and nginx share the machine's cores. The yardstick for the script figures, "nginxScriptP99ms": the same N clients at once, each over its own connection, fetching two small static files from that nginx (no database, no decision): what N simultaneous arrivals cost on this machine at this load before Plinth does anything. Load average at the start and end: ${load0} → ${loadAverage()}.\n\n`;
-  md += table(results as unknown as Record<string, unknown>[], ['clients', 'scenario', 'scriptRps', 'scriptP50ms', 'scriptP99ms', 'nginxScriptP99ms', 'controllerMiBps', 'nginxMiBps', 'ratio', 'frontedMiBps', 'frontedRatio']);
+  md += `Scripts: N simulated machines at once each fetch /boot.ipxe and then their own script over their own connection; "new" machines are enrolled and sent to inspection by that request (several database writes each), "known" ones boot again with their inspection pending (a new boot attempt and run token each); "new, R/s" are new machines arriving R a second instead of all in the same instant (script figures only). "cpuSPer1000": the controller's CPU-seconds (user + system) while the N machines fetched their two scripts, per 1000 machines. Artifacts: wrk with N connections downloads the initramfs for ${WRK_SECONDS} s from the controller (every request traced against a boot attempt), then from nginx (sendfile on, worker_processes auto) serving the same file, then through that nginx in front of a second controller on the same data (PLINTH_ACCEL_REDIRECT: the controller traces and answers with X-Accel-Redirect, nginx sends the bytes; "fronted"). wrk, controller and nginx share the machine's cores. The yardstick for the script figures, "nginxScriptP99ms": the same N clients at once, each over its own connection, fetching two small static files from that nginx (no database, no decision): what N simultaneous arrivals cost on this machine at this load before Plinth does anything. Load average at the start and end: ${load0} → ${loadAverage()}.\n\n`;
+  md += table(results as unknown as Record<string, unknown>[], ['clients', 'scenario', 'scriptRps', 'scriptP50ms', 'scriptP99ms', 'cpuSPer1000', 'nginxScriptP99ms', 'controllerMiBps', 'nginxMiBps', 'ratio', 'frontedMiBps', 'frontedRatio']);
   md += `\nController peak RSS ${mem.peak} MiB, ${Math.round(cpu)} CPU-seconds over all runs.\n`;
   return record(QUICK ? 'boot-storm-quick' : 'boot-storm', md, { date: today(), machine: machineInfo(), kernelBytes: k, initrdBytes: i, results, peakRssMiB: mem.peak });
 }
