@@ -183,7 +183,7 @@ async function runBackend(name: 'sqlite' | 'postgres') {
   if (pg) env.PLINTH_DATABASE_URL = pg.url;
   let serve = await startServe(env);
   const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
-  console.log(`[${name}] enrolling ${N} machines through the API…`);
+  console.log(`[${name}] enrolling ${API_ENROL} machines through the API, one a request…`);
   const enrolLoad0 = loadAverage();
   const enrolCpu0 = cpuSeconds(serve.child.pid!);
   const enrolled = await enrol(serve, token);
@@ -199,7 +199,7 @@ async function runBackend(name: 'sqlite' | 'postgres') {
   await serve.stop();
   const rawEnrol = await enrolYardstick(name);
   console.log(`[${name}] the same rows in raw SQL: ${rawEnrol.perMachine} machines/s a transaction each, ${rawEnrol.grouped} in transactions of 100`);
-  console.log(`[${name}] ${enrolment.rate} machines/s; writing the other ${N - API_ENROL}, adding facts…`);
+  console.log(`[${name}] ${enrolment.rate} machines/s; writing the other ${Math.max(0, N - API_ENROL - BULK_ENROL)} straight to the database, adding facts…`);
   await writeRest(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
   await addFacts(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
   serve = await startServe(env);
