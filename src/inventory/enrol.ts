@@ -175,8 +175,9 @@ export class Enroller {
     if (r.updates.assetTag) changes.asset_tag = r.updates.assetTag;
     if (r.newMacs.length) await addMacs(trx, m.id, r.newMacs);
     // New MACs alone update the row too: its version counts them (the lifecycle reuses a row whose version did not move).
-    if (hasChanges(changes) || r.newMacs.length) await updateMachineRow(trx, m.id, changes, iso(clock.now()));
-    const updated = hasChanges(changes) || r.newMacs.length ? await requireMachine(trx, store.dialect, m.id) : m;
+    const changed = hasChanges(changes) || r.newMacs.length > 0;
+    if (changed) await updateMachineRow(trx, m.id, changes, iso(clock.now()));
+    const updated = changed ? await requireMachine(trx, store.dialect, m.id) : m;
     await inventory.recordConflicts(trx, updated, r.conflicts, actor);
     return r.conflicts.length ? requireMachine(trx, store.dialect, m.id) : updated;
   }

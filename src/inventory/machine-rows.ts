@@ -125,18 +125,19 @@ export type MachineChanges = {
 /** Which machine rows a write touches. */
 export type MachineCondition = (eb: ExpressionBuilder<Database, 'machines'>) => Expression<SqlBool>;
 
+/** What every write of machine rows sets: the changes, `updated_at`, and `version` one more. */
+const bumped = (changes: MachineChanges, now: string) => ({ ...changes, updated_at: now, version: sql<number>`version + 1` });
+
+/** A machine's tags carry its name (the order of a tag's page; migration 0018): those of the machine now called `name`. */
+async function renameTags(db: Db, name: NonNullable<MachineChanges['name']>): Promise<void> {
+  const named = db.selectFrom('machines').select('id').where('name', '=', name);
+  await db.updateTable('machine_tags').set({ machine_name: name }).where('machine_id', 'in', named).execute();
+}
+
 /** Updates every row `where` selects and bumps each one's version; returns how many rows changed. */
 export async function updateMachineRows(db: Db, where: MachineCondition, changes: MachineChanges, now: string): Promise<number> {
-  const r = await db
-    .updateTable('machines')
-    .set({ ...changes, updated_at: now, version: sql<number>`version + 1` })
-    .where(where)
-    .executeTakeFirst();
-  if (changes.name !== undefined && Number(r.numUpdatedRows) > 0) {
-    // A machine's tags carry its name (the order of a tag's page; migration 0018).
-    const named = db.selectFrom('machines').select('id').where('name', '=', changes.name);
-    await db.updateTable('machine_tags').set({ machine_name: changes.name }).where('machine_id', 'in', named).execute();
-  }
+  const r = await db.updateTable('machines').set(bumped(changes, now)).where(where).executeTakeFirst();
+  if (changes.name !== undefined && Number(r.numUpdatedRows) > 0) await renameTags(db, changes.name);
   return Number(r.numUpdatedRows);
 }
 
@@ -156,13 +157,8 @@ export async function machineVersion(db: Db, id: string): Promise<number | null>
  * are `before`'s; otherwise they are read again.
  */
 export async function updateMachineReturning(db: Db, before: Machine, changes: MachineChanges, now: string): Promise<Machine> {
-  const row = await db
-    .updateTable('machines')
-    .set({ ...changes, updated_at: now, version: sql<number>`version + 1` })
-    .where('id', '=', before.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  if (changes.name !== undefined) await renameTags(db, before.id, row.name);
+  const row = await db.updateTable('machines').set(bumped(changes, now)).where('id', '=', before.id).returningAll().executeTakeFirstOrThrow();
+  if (changes.name !== undefined) await renameTags(db, row.name);
   const unchanged = Number(row.version) === before.version + 1;
   const factsKept = unchanged && changes.facts === undefined;
   const [{ macs, tags }, refs] = await Promise.all([
@@ -171,11 +167,6 @@ export async function updateMachineReturning(db: Db, before: Machine, changes: M
   ]);
   const machine = rowToMachine(factsKept ? { ...row, facts: null } : row, macs.get(row.id) ?? [], tags.get(row.id) ?? {}, refs);
   return factsKept ? { ...machine, facts: before.facts } : machine;
-}
-
-/** A machine's tags carry its name (the order of a tag's page; migration 0018). */
-async function renameTags(db: Db, id: string, name: string): Promise<void> {
-  await db.updateTable('machine_tags').set({ machine_name: name }).where('machine_id', '=', id).execute();
 }
 
 /**

@@ -115,11 +115,7 @@ export async function recordStage(
   db: Db,
   s: { machineId: string; attemptId: string | null; runId: string | null; at: string; stage: string; detail?: Record<string, unknown> | null },
 ): Promise<void> {
-  await db
-    .insertInto('boot_trace')
-    .values({ machine_id: s.machineId, attempt_id: s.attemptId, run_id: s.runId, at: s.at, stage: s.stage, detail: toJson(s.detail ?? null) })
-    .execute();
-  await updateMachineRow(db, s.machineId, { last_stage: s.stage }, s.at);
+  await recordStages(db, { machineId: s.machineId, attemptId: s.attemptId, runId: s.runId, at: s.at, stages: [{ at: s.at, stage: s.stage, detail: s.detail ?? null }] });
 }
 
 type Stage = { at: string; stage: string; detail?: Record<string, unknown> | null };
@@ -131,7 +127,7 @@ type Stage = { at: string; stage: string; detail?: Record<string, unknown> | nul
  */
 export async function recordStages(
   db: Db,
-  s: { machineId: string; attemptId: string; runId: string | null; at: string; stages: Stage[]; also?: MachineChanges },
+  s: { machineId: string; attemptId: string | null; runId: string | null; at: string; stages: Stage[]; also?: MachineChanges },
 ): Promise<void> {
   const last = s.stages.at(-1);
   if (!last) return;
