@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { ensureBuilt, freePort, startServe, ROOT } from '../test/support/plinth-process.js';
-import { loadAverage, machineInfo, percentile, record, rssMiB, cpuSeconds, startNginx, table, today } from './support.js';
+import { cpuProfArgs, loadAverage, machineInfo, percentile, record, rssMiB, cpuSeconds, startNginx, table, today } from './support.js';
 
 /**
  * Boot storm: N simulated machines at once, each doing what iPXE does — fetch /boot.ipxe,
@@ -149,8 +149,7 @@ export async function run(): Promise<string> {
   for (const d of [dataDir, join(dataDir, 'boot'), join(dataDir, 'boot', 'installer')]) chmodSync(d, 0o755);
   const port = await freePort();
   // The storm measures the boot path, not the enrolment rate limit (enrolment.burst, docs/security.md).
-  // BENCH_CPU_PROF=DIR: the controller writes a CPU profile of the run there (node --cpu-prof) when it stops.
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const prof = cpuProfArgs();
   const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `127.0.0.1:${port}`, PLINTH_LOG_LEVEL: 'warn', PLINTH_ENROLMENT_BURST: '100000' }, [], { nodeArgs: prof });
   // A second controller on the same database and data directory, answering artifacts with
   // X-Accel-Redirect for the nginx in front of it (docs/boot.md).

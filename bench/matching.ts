@@ -6,7 +6,7 @@ import { allocateSync, compileSpecs, MemoryLedger, type EngineProfile } from '..
 import { pgAvailable, postgresBackend } from '../test/support/backends.js';
 import { ensureBuilt, freePort, startServe } from '../test/support/plinth-process.js';
 import { bladeFacts, bladeHw, bootAndReport, fetchHttp } from '../test/integration/matching-support.js';
-import { cpuSeconds, loadAverage, machineInfo, percentile, record, rssMiB, table, today } from './support.js';
+import { cpuProfArgs, cpuSeconds, loadAverage, machineInfo, percentile, record, rssMiB, table, today } from './support.js';
 
 /**
  * Matching at scale.
@@ -104,8 +104,7 @@ async function allocation(backend: 'sqlite' | 'postgres') {
   writeFileSync(join(dataDir, 'boot', 'installer', 'initrd.img'), 'initrd');
   const pg = backend === 'postgres' ? await postgresBackend.create() : null;
   const dbUrl = pg ? pg.url : join(dataDir, 'plinth.sqlite');
-  // BENCH_CPU_PROF=DIR: the controller writes a CPU profile of the run there (node --cpu-prof) when it stops.
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const prof = cpuProfArgs();
   // Every machine is new: the runs measure inspection, not the enrolment rate limit (enrolment.burst).
   const serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_DATABASE_URL: dbUrl, PLINTH_LISTEN: `127.0.0.1:${await freePort()}`, PLINTH_LOG_LEVEL: 'warn', PLINTH_ENROLMENT_BURST: '100000' }, [], { nodeArgs: prof });
   const pid = serve.child.pid!;

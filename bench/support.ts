@@ -62,6 +62,9 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
+/** BENCH_CPU_PROF=DIR: node arguments that make a controller write a CPU profile of its run there when it stops. */
+export const cpuProfArgs = (): string[] => (process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []);
+
 /** The machine's load averages (1, 5, 15 min), to print next to figures from a shared machine. */
 export const loadAverage = () => loadavg().map((l) => l.toFixed(1)).join(' / ');
 
