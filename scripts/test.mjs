@@ -4,7 +4,7 @@
 //     missing ones are installed with apt-get when running as root; otherwise it says what to install.
 //  2. With CI=true, PostgreSQL must be up (the PostgreSQL tests never skip there): start it if down.
 //  3. Build (TypeScript and the agent bundle), then run vitest.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { ensurePackages } from './packages.mjs';
 
@@ -27,7 +27,7 @@ ensurePostgres();
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
 
 // The end-to-end tests boot VMs under emulation: they run after the rest, in two lanes (two
-// files at a time, longest first), each file taking the VM slots it needs from the machine-wide
+// files at a time, in test/support/e2e-sequencer.ts's order), each file taking the VM slots it needs from the machine-wide
 // two (test/support/vm-slots.ts, vmrun's lock files), and share the installer and image builds
 // (kept in PLINTH_E2E_DIR across runs). A run started under vmrun holds its slots already:
 // its files run one at a time within them.
@@ -39,11 +39,32 @@ const env = {
   PLINTH_IMAGE_TEST_CACHE: process.env.PLINTH_IMAGE_TEST_CACHE ?? `${e2eDir}/image-cache`,
 };
 const args = process.argv.slice(2);
-const run = (vitestArgs) => spawnSync('npx', ['vitest', 'run', ...vitestArgs], { stdio: 'inherit', env }).status ?? 1;
-if (args.length > 0) process.exit(run(args));
-const fast = run(['src', 'test/integration']);
-const e2e = run(['test/e2e', ...(underVmrun() ? ['--no-file-parallelism'] : [])]);
-process.exit(fast || e2e);
+if (args.length > 0) process.exit((await run(args)).status);
+const fast = await run(['src', 'test/integration']);
+const e2e = await run(['test/e2e', ...(underVmrun() ? ['--no-file-parallelism'] : [])]);
+// A log that keeps only its tail (CI's) would show the e2e half alone: say again, last, why
+// the first half failed.
+if (fast.status !== 0) console.log(`\nThe unit and integration half failed (exit ${fast.status}):\n${failureSummary(fast.output)}`);
+process.exit(fast.status || e2e.status);
+
+/** Runs vitest, its output passed through and kept. */
+function run(vitestArgs) {
+  return new Promise((resolve) => {
+    const child = spawn('npx', ['vitest', 'run', ...vitestArgs], { stdio: ['inherit', 'pipe', 'pipe'], env });
+    const chunks = [];
+    child.stdout.on('data', (c) => (process.stdout.write(c), chunks.push(c)));
+    child.stderr.on('data', (c) => (process.stderr.write(c), chunks.push(c)));
+    child.on('close', (code) => resolve({ status: code ?? 1, output: Buffer.concat(chunks).toString('utf8') }));
+  });
+}
+
+/** vitest's report of failures (failed tests, unhandled errors) and its totals, at most 80 lines. */
+function failureSummary(output) {
+  const lines = output.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
+  const first = lines.findIndex((l) => /⎯ (Failed Tests|Failed Suites|Unhandled Error)/.test(l));
+  const shown = first >= 0 ? lines.slice(first) : lines.slice(-40);
+  return (shown.length > 80 ? [...shown.slice(0, 70), '…', ...shown.slice(-9)] : shown).join('\n');
+}
 
 /** Whether this process or one above it holds a vmrun slot file open (as test/support/vm-slots.ts finds). */
 function underVmrun() {
