@@ -64,8 +64,8 @@ export async function run(): Promise<string> {
   // The HTTP fallback of the multicast receivers (on this host: its bytes are counted by the writer, not by `ctl`).
   const fallback = await serveImage(file, { files: { 'image.chunks': indexBody } });
   // The unicast reference: a file server in `ctl`, on the bridge.
-  const fileServer = spawn('ip', ['netns', 'exec', net.ns('ctl'), 'python3', '-m', 'http.server', '--bind', '10.79.9.1', '8089', '--directory', loops.dir], { stdio: 'ignore' });
-  const inNs = (m: string) => ['ip', 'netns', 'exec', net.ns(m)];
+  const fileServer = spawn(...net.command('ctl', ['python3', '-m', 'http.server', '--bind', '10.79.9.1', '8089', '--directory', loops.dir]), { stdio: 'ignore' });
+  const inNs = (m: string) => net.prefix(m);
   const txBytes = () => Number(net.exec('ctl', ['cat', '/sys/class/net/eth0/statistics/tx_bytes']).trim());
   const disks = await Promise.all(Array.from({ length: max }, () => loops.attach(IMAGE_BYTES + MiB)));
   const rows: Row[] = [];

@@ -127,10 +127,10 @@ export interface ControllerOptions {
   registry?: ProviderRegistry;
   /**
    * DHCP (dhcp.mode proxy/full): the command that runs dnsmasq (default `dhcp.dnsmasq`; tests
-   * prefix `ip netns exec NS`), Plinth's address on the interface when it cannot be read here.
+   * prefix `nsenter --net=/run/netns/NS --`), Plinth's address on the interface when it cannot be read here.
    */
   dhcp?: Pick<DhcpServiceOptions, 'onEvent'> & { command?: string[]; serverAddress?: string };
-  /** Multicast sessions: a command prefix for udp-sender (tests: `ip netns exec NS`). */
+  /** Multicast sessions: a command prefix for udp-sender (tests: `nsenter --net=/run/netns/NS --`). */
   multicast?: { prefix?: string[] };
 }
 

@@ -19,7 +19,7 @@ export interface DhcpServiceOptions {
   plan: Omit<DnsmasqPlan, 'hostsDir' | 'leaseFile' | 'bootUrl'> & { bootUrl: (serverAddress: string) => string };
   /** Where the configuration, leases and hosts directory live (DATA_DIR/dhcp). */
   dir: string;
-  /** The dnsmasq program and any wrapper before it (tests: `ip netns exec NS dnsmasq`). */
+  /** The dnsmasq program and any wrapper before it (tests: `nsenter --net=/run/netns/NS -- dnsmasq`). */
   command: string[];
   /** How often the hosts directory follows the inventory. */
   hostsSyncMs?: number;
@@ -145,7 +145,7 @@ export class DhcpService {
       log: (event, fields) => {
         if (event === 'started') {
           this.o.log.info(fields, `dnsmasq ${event}`);
-          // NOTE: the wrapper before dnsmasq (ip netns exec) execs it: the child's pid is dnsmasq's.
+          // NOTE: the wrapper before dnsmasq (nsenter --net) execs it: the child's pid is dnsmasq's.
           void writeFile(this.pidFile, `${String(fields['pid'])}\n`).catch((err: unknown) => this.o.log.warn({ err }, 'could not write the dnsmasq pid file'));
         } else this.o.log.warn(fields, `dnsmasq ${event}`);
       },

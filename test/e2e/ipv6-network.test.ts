@@ -48,7 +48,7 @@ describe.skipIf(!canRun)('a BIOS machine on an IPv6-only provisioning network (D
     serve = await startServe(
       { PLINTH_DATA_DIR: dataDir, PLINTH_LOG_LEVEL: 'info' },
       ['--listen', `[::]:${PORT}`, '--dhcp', 'full', '--dhcp-interface', 'eth0', '--dhcp-range', 'fd78::100,fd78::1ff,64'],
-      { prefix: ['ip', 'netns', 'exec', net.ns('ctl')] },
+      { prefix: net.prefix('ctl') },
     );
     await serve.waitForLog((l) => l.msg === 'DHCP (dnsmasq) started');
   }, 900_000);
@@ -74,7 +74,7 @@ describe.skipIf(!canRun)('a BIOS machine on an IPv6-only provisioning network (D
         disks: [{ path: join(vmDir, 'd0.qcow2'), sizeBytes: 3 * GiB }],
         nics: [{ mac, tap: 'tap0' }],
       },
-      { dir: vmDir, launcher: ['ip', 'netns', 'exec', net.ns('core'), ...TEST_QEMU_LAUNCHER] },
+      { dir: vmDir, launcher: [...net.prefix('core'), ...TEST_QEMU_LAUNCHER] },
     );
     await vm.start();
     await vm.waitForExit(10 * 60_000).catch((e: Error) => {

@@ -115,7 +115,7 @@ describe.skipIf(!canRun)('three VMs deploy one image in one multicast session on
     truncateSync(disk, 1 * GiB);
     const vm = new Vm(
       { name: m.name, firmware: 'bios', memoryMiB: 1536, smbios: { uuid: m.uuid, serial: m.name.toUpperCase() }, disks: [{ path: disk, format: 'raw' }], nics: [{ mac: m.mac, tap: m.tap }] },
-      { dir, launcher: ['ip', 'netns', 'exec', net.ns('core'), ...TEST_QEMU_LAUNCHER] },
+      { dir, launcher: [...net.prefix('core'), ...TEST_QEMU_LAUNCHER] },
     );
     vms.push(vm);
     await vm.start();

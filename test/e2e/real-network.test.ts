@@ -53,7 +53,7 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
   const serveWith = async (dhcpArgs: string[]) => {
     await serve?.stop();
     serve = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: `0.0.0.0:${PORT}`, PLINTH_LOG_LEVEL: 'info' }, [...dhcpArgs, '--dhcp-interface', 'eth0'], {
-      prefix: ['ip', 'netns', 'exec', net.ns('ctl')],
+      prefix: net.prefix('ctl'),
       readyTimeoutMs: 120_000,
     });
     await serve.waitForLog((l) => l.msg === 'DHCP (dnsmasq) started', 120_000);
@@ -76,7 +76,7 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     const { nic, ...rest } = spec;
     vm = new Vm(
       { memoryMiB: 1536, ...rest, disks: [{ path: join(vmDir, `${spec.name}.qcow2`), sizeBytes: 3 * GiB }], nics: [nic] },
-      { dir: vmDir, launcher: ['ip', 'netns', 'exec', net.ns('core'), ...TEST_QEMU_LAUNCHER] },
+      { dir: vmDir, launcher: [...net.prefix('core'), ...TEST_QEMU_LAUNCHER] },
     );
     const poweredOn = Date.now();
     await vm.start();
@@ -216,7 +216,7 @@ describe.skipIf(!canRun)('machines on a real provisioning network (bridge, names
     const mac = '52:54:00:e2:10:04';
     const uuid = '5c0e0004-0000-4000-8000-00000000e204';
     let spec!: VmSpec;
-    bmcVm = redfishVm({ spec: () => spec, runDir: vmDir, mediaDir: vmDir, launcher: ['ip', 'netns', 'exec', net.ns('core'), ...TEST_QEMU_LAUNCHER] });
+    bmcVm = redfishVm({ spec: () => spec, runDir: vmDir, mediaDir: vmDir, launcher: [...net.prefix('core'), ...TEST_QEMU_LAUNCHER] });
     bmc = await startRedfishPeer({ username: 'root', password: 'calvin', powerState: 'Off', ...bmcVm.hooks });
     bmcVm.bind(bmc);
     const system = bmc.system() as { UUID: string; SerialNumber: string; Manufacturer: string };

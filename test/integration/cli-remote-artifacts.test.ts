@@ -8,6 +8,7 @@ import { BIN, ensureBuilt, startServe, type ServeProcess } from '../support/plin
 import { sqliteBackend } from '../support/backends.js';
 import { freshController } from '../support/controller.js';
 import { readDataDirId } from '../../src/config/data-dir.js';
+import { DROP_BLOCK_DEVICE_MOUNTS } from '../support/mount-namespace.js';
 
 const run = promisify(execFile);
 
@@ -34,7 +35,7 @@ describe('CLI builds away from the controller', () => {
     ensureBuilt();
     ctrlDir = mkdtempSync(join(tmpdir(), 'plinth-ctrl-'));
     cliDir = mkdtempSync(join(tmpdir(), 'plinth-cli-'));
-    const hide = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs plinth-data "$0" && exec "$@"', ctrlDir];
+    const hide = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `${DROP_BLOCK_DEVICE_MOUNTS} && mount -t tmpfs plinth-data "$0" && exec "$@"`, ctrlDir];
     serve = await startServe({ PLINTH_DATA_DIR: ctrlDir, PLINTH_LISTEN: '127.0.0.1:0', PLINTH_LOG_LEVEL: 'info' }, [], { prefix: hide });
     // The admin token is in the controller's view of its directory: its process's root.
     adminToken = readFileSync(`/proc/${serve.child.pid}/root${ctrlDir}/admin.token`, 'utf8').trim();

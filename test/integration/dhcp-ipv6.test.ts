@@ -31,7 +31,7 @@ describe.skipIf(!canRun).each(backends)('DHCPv6 on an IPv6-only bridge, $name', 
     t = await freshController(
       backend,
       { listen: '[::]:0', dhcp: { mode: 'full', interface: 'eth0', range: 'fd78::100,fd78::1ff,64', dns: 'fd78::53', leaseTime: '5m' } },
-      { dhcp: { command: ['ip', 'netns', 'exec', net.ns('ctl'), 'dnsmasq'], serverAddress: 'fd78::1' } },
+      { dhcp: { command: [...net.prefix('ctl'), 'dnsmasq'], serverAddress: 'fd78::1' } },
     );
     await t.controller.listen();
     await waitFor('dnsmasq listening on UDP 547', 20_000, async () => (net.exec('ctl', ['ss', '-Hlun']).includes(':547 ') ? true : undefined));
@@ -43,7 +43,7 @@ describe.skipIf(!canRun).each(backends)('DHCPv6 on an IPv6-only bridge, $name', 
 
   const probe = async (mac: string, kind: boolean | 'httpboot') => {
     const flag = kind === 'httpboot' ? ['--httpboot'] : kind ? ['--ipxe'] : [];
-    const { stdout } = await run('ip', ['netns', 'exec', net.ns('cli'), process.execPath, PROBE, '--if', 'eth0', '--mac', mac, '--wait', '20', ...flag]);
+    const { stdout } = await run(...net.command('cli', [process.execPath, PROBE, '--if', 'eth0', '--mac', mac, '--wait', '20', ...flag]));
     return JSON.parse(stdout) as { address: string | null; bootfileUrl: string | null; dns: string[]; vendorClass: string | null };
   };
 

@@ -51,7 +51,7 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
 
   /** Runs one client of `kind`; `replies` bounds how many answers it waits for. */
   const probe = async (kind: string, mac: string, replies: number, extra: string[] = []): Promise<Reply[]> => {
-    const { stdout } = await run('ip', ['netns', 'exec', net.ns('cli'), process.execPath, PROBE, '--kind', kind, '--mac', mac, '--request', '--replies', String(replies), '--wait', '20', ...extra]);
+    const { stdout } = await run(...net.command('cli', [process.execPath, PROBE, '--kind', kind, '--mac', mac, '--request', '--replies', String(replies), '--wait', '20', ...extra]));
     return stdout
       .trim()
       .split('\n')
@@ -67,7 +67,7 @@ describe.skipIf(!canRun).each(backends)('DHCP modes on a real bridge, $name', (b
     const t = await freshController(
       backend,
       { publicUrl: 'http://10.78.0.1:7708', tftp: { root: '/usr/lib/ipxe' }, dhcp: { interface: 'eth0', ...dhcp } },
-      { dhcp: { command: ['ip', 'netns', 'exec', net.ns('ctl'), 'dnsmasq'], serverAddress: '10.78.0.1', onEvent: (e, outcome) => events.push({ e, outcome }) } },
+      { dhcp: { command: [...net.prefix('ctl'), 'dnsmasq'], serverAddress: '10.78.0.1', onEvent: (e, outcome) => events.push({ e, outcome }) } },
     );
     return { t, events, eventFor: (mac: string, kind: string) => waitFor(`DHCP event ${kind} of ${mac}`, 20_000, async () => events.find((x) => x.e.mac === mac && x.e.kind === kind)) };
   }
@@ -287,7 +287,7 @@ describe.skipIf(!canRun)('a controller killed with SIGKILL, and its dnsmasq', ()
   /** `plinth serve` (a real process) in namespace ctl, Plinth the DHCP server there. */
   const start = async () => {
     const s = await startServe({ PLINTH_DATA_DIR: dataDir, PLINTH_LISTEN: '0.0.0.0:7708', PLINTH_LOG_LEVEL: 'info' }, ['--dhcp', 'full', '--dhcp-interface', 'eth0', '--dhcp-range', '10.78.0.100,10.78.0.150'], {
-      prefix: ['ip', 'netns', 'exec', net.ns('ctl')],
+      prefix: net.prefix('ctl'),
       readyTimeoutMs: 120_000,
     });
     await s.waitForLog((l) => l.msg === 'dnsmasq started', 120_000);

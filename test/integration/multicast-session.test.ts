@@ -63,7 +63,7 @@ describe.skipIf(!ready)('multicast sessions (udpcast between namespaces)', () =>
     await loops.detachAll();
   });
 
-  const inNs = (member: string) => ['ip', 'netns', 'exec', net.ns(member)];
+  const inNs = (member: string) => net.prefix(member);
   const receiver = (member: string, s: MulticastSessionView, startTimeoutSeconds = 60): ImageChunkSource =>
     udpReceiverSource({ session: s.id, portbase: s.portbase, startTimeoutSeconds, receiveTimeoutSeconds: 20 }, { prefix: inNs(member), towards: '10.79.0.1', log: () => undefined });
 
@@ -181,7 +181,7 @@ describe.skipIf(!ready)('multicast sessions (uftp between namespaces)', () => {
     await loops.detachAll();
   });
 
-  const inNs = (member: string) => ['ip', 'netns', 'exec', net.ns(member)];
+  const inNs = (member: string) => net.prefix(member);
 
   /** The receiver, and one byte of the disk flipped once it has written it. */
   const flipping = (receiver: DiskReceiver, offset: number): DiskReceiver => ({
@@ -292,7 +292,7 @@ describe.skipIf(!ready).each(backends)('multicast deploys through the controller
     t = await freshController(
       backend,
       { publicUrl: 'http://10.79.1.1:7708', deploy: { multicastInterface: 'eth0', multicastPortbase: 9440 } },
-      { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }), multicast: { prefix: ['ip', 'netns', 'exec', net.ns('ctl')] } },
+      { installer: () => ({ kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') }), multicast: { prefix: net.prefix('ctl') } },
     );
   });
   afterAll(async () => {
@@ -337,10 +337,10 @@ describe.skipIf(!ready).each(backends)('multicast deploys through the controller
       ...(params.multicast?.transport === 'uftp'
         ? {
             index: { url: `http://10.79.1.1:7708${params.image.index.url}`, sha256: params.image.index.sha256, token },
-            diskReceiver: uftpReceiver(params.multicast, { prefix: ['ip', 'netns', 'exec', net.ns(member)], log: () => undefined }),
+            diskReceiver: uftpReceiver(params.multicast, { prefix: net.prefix(member), log: () => undefined }),
           }
         : params.multicast
-          ? { multicast: udpReceiverSource(params.multicast, { prefix: ['ip', 'netns', 'exec', net.ns(member)], log: () => undefined }) }
+          ? { multicast: udpReceiverSource(params.multicast, { prefix: net.prefix(member), log: () => undefined }) }
           : {}),
     });
     const tool = params.multicast ? { tool: params.multicast.transport ?? 'udpcast' } : {};

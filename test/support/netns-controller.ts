@@ -28,7 +28,7 @@ export async function linkSharedInstaller(dataDir: string): Promise<void> {
 export function namespaceCli(o: { net: () => TestNetwork; ns: string; dataDir: string; url: () => string; env?: Record<string, string> }) {
   return async (...args: string[]) => {
     const token = readFileSync(join(o.dataDir, 'admin.token'), 'utf8').trim();
-    const { stdout } = await run('ip', ['netns', 'exec', o.net().ns(o.ns), process.execPath, BIN, ...args, '--json'], {
+    const { stdout } = await run(...o.net().command(o.ns, [process.execPath, BIN, ...args, '--json']), {
       env: { ...process.env, PLINTH_URL: o.url(), PLINTH_TOKEN: token, ...o.env },
     });
     return JSON.parse(stdout);

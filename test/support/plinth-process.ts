@@ -39,7 +39,7 @@ export interface ServeProcess {
 /** Starts `plinth serve` as a real process and waits until it listens. */
 /** `readyTimeoutMs`: how long it may take to listen (a loaded machine starts Node slowly); it is killed if it does not. */
 export async function startServe(env: Record<string, string>, args: string[] = [], opts: { prefix?: string[]; readyTimeoutMs?: number; nodeArgs?: string[] } = {}): Promise<ServeProcess> {
-  // `prefix`: a wrapper that execs the controller (`ip netns exec NS`); it is then reached only from inside.
+  // `prefix`: a wrapper that execs the controller (`nsenter --net=/run/netns/NS --`); it is then reached only from inside.
   // `nodeArgs`: Node's own flags (`--cpu-prof`, which NODE_OPTIONS does not take).
   const argv = [...(opts.prefix ?? []), process.execPath, ...(opts.nodeArgs ?? []), BIN, 'serve', ...args];
   const child = spawn(argv[0]!, argv.slice(1), {

@@ -22,7 +22,7 @@ export class MulticastError extends Error {
 }
 
 export interface UdpReceiverOptions {
-  /** Runs udp-receiver through this command prefix (a network namespace in tests: `ip netns exec NS`). */
+  /** Runs udp-receiver through this command prefix (a network namespace in tests: `nsenter --net=/run/netns/NS --`). */
   prefix?: readonly string[];
   /** The interface to listen on; default: the one the route to `towards` leaves by, else the one udp-receiver picks (the first one up that is not loopback). */
   interface?: string;

@@ -1,7 +1,7 @@
 // A DHCP client for tests that must see every answer on the wire (a stand-in for a PXE ROM,
 // iPXE or UEFI HTTP Boot firmware, none of which can run here outside a VM). It speaks real
 // DHCP (RFC 2131) over a real interface: run it inside a network namespace with
-// `ip netns exec NS node dhcp-probe.mjs --kind bios|uefi|ipxe|http --mac MAC [--request]`.
+// `nsenter --net=/run/netns/NS -- node dhcp-probe.mjs --kind bios|uefi|ipxe|http --mac MAC [--request]`.
 // With --pxe ADDRESS it then asks a proxyDHCP's boot server (port 4011) for the boot file, as
 // a PXE ROM does after a proxy offer. It broadcasts a DISCOVER carrying the options that client kind sends (60, 93, 94, 97, 175),
 // prints every reply as one JSON line, and with --request takes the first address offered

@@ -1,7 +1,7 @@
 // A DHCPv6 client for tests that must see the answer on the wire (a stand-in for iPXE's or an
 // OS's DHCPv6, which cannot run here outside a VM). It speaks real DHCPv6 (RFC 8415) over a
 // real interface: run it inside a network namespace with
-// `ip netns exec NS node dhcp6-probe.mjs --if eth0 --mac MAC [--ipxe]`. It sends a SOLICIT
+// `nsenter --net=/run/netns/NS -- node dhcp6-probe.mjs --if eth0 --mac MAC [--ipxe]`. It sends a SOLICIT
 // from the interface's link-local address to All_DHCP_Relay_Agents_and_Servers (ff02::1:2),
 // asking for an address (IA_NA), DNS servers (23) and a boot file URL (59); with --ipxe it
 // says "iPXE" in the user class (option 15), as iPXE does; with --httpboot it says

@@ -26,6 +26,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebianPackages, hasCommand } from './debian-packages.js';
+import { DROP_BLOCK_DEVICE_MOUNTS } from '../mount-namespace.js';
 
 export interface TestDomain {
   name: string;
@@ -207,7 +208,7 @@ export async function startLibvirtDaemon(domains: TestDomain[] = TEST_DOMAINS, o
   const account = (file: string, line: string) =>
     `{ grep -q '^libvirt-qemu:' /etc/${file} || { cp /etc/${file} ${dir}/${file} && echo '${line}' >> ${dir}/${file} && mount --bind ${dir}/${file} /etc/${file}; }; }`;
   const accounts = `${account('passwd', 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin')} && ${account('group', 'libvirt-qemu:x:64055:')}`;
-  const script = `${privateDirs.map((d) => `mkdir -p ${d} && mount -t tmpfs tmpfs ${d}`).join(' && ')} && ${accounts}${qemuConf} && exec /usr/sbin/libvirtd${tcpPort ? ' --listen' : ''} -f ${conf}`;
+  const script = `${DROP_BLOCK_DEVICE_MOUNTS} && ${privateDirs.map((d) => `mkdir -p ${d} && mount -t tmpfs tmpfs ${d}`).join(' && ')} && ${accounts}${qemuConf} && exec /usr/sbin/libvirtd${tcpPort ? ' --listen' : ''} -f ${conf}`;
   const daemon: ChildProcess = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
   let daemonErr = '';
   daemon.stderr?.on('data', (d: Buffer) => (daemonErr += d.toString()));

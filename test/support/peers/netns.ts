@@ -12,6 +12,10 @@ import { randomBytes } from 'node:crypto';
 export interface TestNetwork {
   /** The full namespace name of a member (`ns('ctl')`). */
   ns(member: string): string;
+  /** The command prefix that runs a program in a member's network namespace (inNetns). */
+  prefix(member: string): string[];
+  /** A command to run inside a member's namespace, as execFile/spawn take it: `spawn(...net.command('ctl', argv))`. */
+  command(member: string, argv: string[]): [string, string[]];
   /** Runs a command inside a member's namespace; returns its stdout. */
   exec(member: string, argv: string[]): string;
   /** Adds a tap interface to the bridge (in namespace `core`) for a VM: QEMU must run in `core`. */
@@ -24,6 +28,16 @@ export interface TestNetwork {
   joinHost(address: string): string;
   remove(): void;
 }
+
+/**
+ * The command prefix that runs a program in network namespace `name` and nothing else:
+ * nsenter --net, not `ip netns exec`. The latter also gives the program a mount namespace of
+ * its own, a private copy of every mount on the machine at that moment, so a file system
+ * another test (or an image build) mounted then stays mounted in the copy after that test
+ * unmounts it, for as long as the program lives: its e2fsck or resize2fs then fails with
+ * "in use". Nothing run here needs `ip netns exec`'s /sys remount.
+ */
+export const inNetns = (name: string): string[] => ['nsenter', `--net=/run/netns/${name}`, '--'];
 
 const ip = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
@@ -65,9 +79,15 @@ export function createTestNetwork(members: Record<string, string | null>): TestN
     remove();
     throw e;
   }
+  const command = (m: string, argv: string[]): [string, string[]] => {
+    const [program, ...args] = [...inNetns(ns(m)), ...argv];
+    return [program!, args];
+  };
   return {
     ns,
-    exec: (m, argv) => execFileSync('ip', ['netns', 'exec', ns(m), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
+    prefix: (m) => inNetns(ns(m)),
+    command,
+    exec: (m, argv) => execFileSync(...command(m, argv), { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
     addTap(name) {
       ip(['-n', ns('core'), 'tuntap', 'add', name, 'mode', 'tap']);
       ip(['-n', ns('core'), 'link', 'set', name, 'master', 'br0', 'up']);

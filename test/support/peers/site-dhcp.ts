@@ -22,7 +22,7 @@ export async function startSiteDhcp(net: TestNetwork, opts: { member?: string; r
     join(dir, 'site.conf'),
     ['port=0', 'interface=eth0', 'bind-interfaces', `dhcp-range=${first},${last},255.255.255.0,5m`, `dhcp-option=3,${opts.router}`, `dhcp-leasefile=${join(dir, 'leases')}`, ''].join('\n'),
   );
-  const child = spawn('ip', ['netns', 'exec', net.ns(member), 'setpriv', '--pdeathsig', 'KILL', '--', 'dnsmasq', '--keep-in-foreground', `--conf-file=${join(dir, 'site.conf')}`, '--pid-file=', '--log-facility=-'], {
+  const child = spawn(...net.command(member, ['setpriv', '--pdeathsig', 'KILL', '--', 'dnsmasq', '--keep-in-foreground', `--conf-file=${join(dir, 'site.conf')}`, '--pid-file=', '--log-facility=-']), {
     stdio: 'ignore',
   });
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
