@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { LongestFirstSequencer } from './test/support/e2e-sequencer.js';
+import { LaneSequencer } from './test/support/e2e-sequencer.js';
 
 export default defineConfig({
   test: {
@@ -13,10 +13,10 @@ export default defineConfig({
     globalSetup: ['test/support/global-qemu-check.ts'],
     setupFiles: ['test/support/qemu-cleanup.ts'],
     // Two cores: test files run two at a time. End-to-end files also run two at a time, in two
-    // lanes, longest first; each takes VM slots (test/support/vm-slots.ts), at most two VMs
-    // on the machine.
+    // lanes, in test/support/e2e-sequencer.ts's order; each takes VM slots
+    // (test/support/vm-slots.ts), at most two VMs on the machine.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
-    sequence: { sequencer: LongestFirstSequencer },
+    sequence: { sequencer: LaneSequencer },
     reporters: process.env.CI ? ['default'] : ['default'],
   },
 });
