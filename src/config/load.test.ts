@@ -66,6 +66,21 @@ describe('configuration', () => {
   });
 });
 
+describe('webhook lease', () => {
+  it('refuses a lease a POST could outlive (under twice webhooks.timeout), naming both fields, from the file, the environment or flags', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'plinth-config-')), 'plinth.yaml');
+    writeFileSync(file, 'webhooks:\n  lease: 15s\n');
+    const refused = /webhooks\.lease: 15000 ms is shorter than 2 × webhooks\.timeout \(10000 ms\)/;
+    expect(() => loadConfig({ file })).toThrow(refused);
+    expect(() => loadConfig({ env: { PLINTH_WEBHOOKS_LEASE: '15s' } })).toThrow(refused);
+    expect(() => loadConfig({ flags: { webhooks: { lease: '15s' } } })).toThrow(refused);
+    expect(() => loadConfig({ env: { PLINTH_WEBHOOKS_TIMEOUT: '31s' } })).toThrow(/webhooks\.lease: 60000 ms is shorter than 2 × webhooks\.timeout \(31000 ms\)/);
+    // The boundary is allowed, and a short lease with a short timeout (a test's) too.
+    expect(loadConfig({ env: { PLINTH_WEBHOOKS_LEASE: '20s' } }).ms.webhooks).toMatchObject({ lease: 20_000, timeout: 10_000 });
+    expect(loadConfig({ flags: { webhooks: { lease: '500ms', timeout: '250ms' } } }).ms.webhooks).toMatchObject({ lease: 500, timeout: 250 });
+  });
+});
+
 describe('docs/configuration.md', () => {
   it('documents every setting and its environment name', async () => {
     const { readFileSync } = await import('node:fs');

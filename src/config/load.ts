@@ -118,7 +118,30 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const config = withDefaults as ConfigDocument;
   checkDhcp(config.dhcp);
   checkVmedia(config);
-  return { ...config, dataDir: resolve(config.dataDir), ms: milliseconds(config) };
+  const ms = milliseconds(config);
+  checkWebhookLease(ms.webhooks);
+  return { ...config, dataDir: resolve(config.dataDir), ms };
+}
+
+/**
+ * A webhook delivery's lease must outlast its send. The sender never renews a claim: the lease
+ * runs from the claim to the outcome's write, across the event's read, the POST (cut at
+ * `webhooks.timeout`) and that write. A lease that ends first hands a send still under way to
+ * another controller (or this one), which POSTs it again: a duplicate no stopped controller
+ * caused. The database work on either side of the POST, a busy event loop's late timers and
+ * the skew between controllers' clocks have no setting that bounds them, so the margin is as
+ * long again as the POST: lease ≥ 2 × timeout (the defaults, 60 s and 10 s, are far inside;
+ * a test's short lease keeps the proportion).
+ */
+const WEBHOOK_LEASE_PER_TIMEOUT = 2;
+
+function checkWebhookLease(webhooks: Config['ms']['webhooks']): void {
+  if (webhooks.lease >= WEBHOOK_LEASE_PER_TIMEOUT * webhooks.timeout) return;
+  throw new PlinthError(
+    'validation',
+    `invalid configuration webhooks.lease: ${webhooks.lease} ms is shorter than ${WEBHOOK_LEASE_PER_TIMEOUT} × webhooks.timeout (${webhooks.timeout} ms); a POST still under way would outlive its claim and be sent again by another controller`,
+    { details: { field: 'webhooks.lease', fields: ['webhooks.lease', 'webhooks.timeout'] } },
+  );
 }
 
 /** A static boot network for virtual media: where no DHCP server is Plinth's, and its gateway inside it. */

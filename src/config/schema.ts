@@ -257,7 +257,7 @@ export const ConfigSchema = Type.Object(
         backoffBase: Duration('5s', 'delay before the first retry; doubled each attempt, with jitter'),
         backoffMax: Duration('1h', 'longest delay between two attempts'),
         timeout: Duration('10s', 'time limit of one webhook POST'),
-        lease: Duration('60s', 'a delivery claimed by a controller that stopped is sent by another after this'),
+        lease: Duration('60s', 'a delivery claimed by a controller that stopped is sent by another after this; at least twice webhooks.timeout'),
         parallel: Type.Integer({ default: 16, minimum: 1, maximum: 1000, description: 'deliveries this controller sends at once' }),
       },
       { default: {} },

@@ -45,7 +45,10 @@ async function until<T>(what: () => Promise<T> | T, ok: (v: T) => boolean): Prom
   }
 }
 
-const FAST = { webhooks: { poll: '20ms', backoffBase: '20ms', backoffMax: '100ms', lease: '500ms', maxAttempts: 4 } };
+/** Quick retries; the default lease and POST timeout (60 s, 10 s), which no slow step outlasts. */
+const FAST = { webhooks: { poll: '20ms', backoffBase: '20ms', backoffMax: '100ms', maxAttempts: 4 } };
+/** For the test that waits for a lease to end: short, with a POST timeout it covers (lease ≥ 2 × timeout). */
+const SHORT_LEASE = { webhooks: { ...FAST.webhooks, lease: '500ms', timeout: '250ms' } };
 
 describe.each(backends)('webhooks on $name', (backend) => {
   let t: TC;
@@ -139,22 +142,25 @@ describe.each(backends)('webhooks on $name', (backend) => {
   });
 
   it('a controller stopped mid-delivery loses nothing: a second controller on the database delivers it', async () => {
-    rx.answer.set('/slow', (n) => (n === 0 ? null : 200));
-    const w = await add('/slow', { events: ['machine.enroll'] });
-    await t.api('POST', '/api/v1/machines', { name: 'slow-1' });
-    // The first controller's POST is under way and never answered…
-    const first = await until(() => rx.got.filter((g) => g.path === '/slow'), (g) => g.length === 1);
+    // The controller that stops holds its claim with a short lease, so the test waits 500 ms for it.
     await t.controller.webhooks.stop();
-    // …a second controller on the same database takes the claim once its lease ends.
-    const other: TestController = await startController(t.db, FAST);
+    const stopping: TestController = await startController(t.db, SHORT_LEASE);
     try {
-      other.controller.webhooks.start();
+      stopping.controller.webhooks.start();
+      rx.answer.set('/slow', (n) => (n === 0 ? null : 200));
+      const w = await add('/slow', { events: ['machine.enroll'] });
+      await t.api('POST', '/api/v1/machines', { name: 'slow-1' });
+      // Its POST is under way and never answered…
+      const first = await until(() => rx.got.filter((g) => g.path === '/slow'), (g) => g.length === 1);
+      await stopping.controller.webhooks.stop();
+      // …the suite's controller, on the same database, takes the claim once its lease ends.
+      t.controller.webhooks.start();
       const again = await until(() => rx.got.filter((g) => g.path === '/slow'), (g) => g.length === 2);
       expect(again[1]!.headers['webhook-id']).toBe(first[0]!.headers['webhook-id']);
       expect(again[1]!.answered).toBe(200);
       await until(() => deliveries(w.id), (x) => x[0]?.status === 'delivered');
     } finally {
-      await other.close();
+      await stopping.close();
       t.controller.webhooks.start();
     }
   });
