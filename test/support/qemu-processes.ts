@@ -35,6 +35,10 @@ export function ownedQemus(ownerPrefix: string): OwnedProcess[] {
       const owner = env.find((v) => v.startsWith(`${OWNER_VARIABLE}=`))?.slice(OWNER_VARIABLE.length + 1);
       if (owner === undefined || !owner.startsWith(ownerPrefix)) continue;
       const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      // An empty command line: the kernel has already taken the process's memory, it is
+      // exiting (a VM the test stopped, not yet reaped). Seen on a fresh clone at load: the
+      // file was failed for a QEMU it had stopped ("pid 12282: " and nothing after).
+      if (command === '') continue;
       found.push({ pid: Number(entry), owner, command });
     } catch {
       // Gone meanwhile, or not ours to read: either way not a process of this run.
