@@ -84,6 +84,13 @@ export interface MulticastSessionsOptions {
   prefix?: readonly string[];
   /** A session that has not started sending this long after its maximum wait has found nobody and ends. Default 10 min. */
   noReceiversGraceMs?: number;
+  /**
+   * Ended sessions are listed this long after they end (default 1 h), and at most the
+   * `keepEnded` most recent of them (default 100): an operator still sees the last mass
+   * deploy's numbers, and a controller that runs for months does not keep every session.
+   */
+  keepEndedMs?: number;
+  keepEnded?: number;
   log: Logger;
   now?: () => Date;
 }
@@ -138,6 +145,7 @@ export class MulticastSessions {
    * when every port pair is taken.
    */
   join(image: { name: string; sha256: string; sizeBytes: number; file: string }, settings: MulticastSettings, runId: string): MulticastSessionView {
+    this.prune();
     for (const s of this.sessions.values()) {
       if (
         s.state === 'waiting' &&
@@ -251,6 +259,7 @@ export class MulticastSessions {
   }
 
   list(): MulticastSessionView[] {
+    this.prune();
     return [...this.sessions.values()].map(view);
   }
 
@@ -275,6 +284,20 @@ export class MulticastSessions {
       }
     }
     await Promise.all([...this.sessions.values()].map((s) => s.ended));
+  }
+
+  /**
+   * Forgets ended sessions past `keepEndedMs` or beyond the `keepEnded` most recent. Only
+   * ended ones: a waiting or sending session has its sender and its runs' hellos
+   * (joinable, handOut) to serve, whereas an ended one answers those with null whether
+   * it is kept or not, so its machines deploy over HTTP either way.
+   */
+  private prune(): void {
+    const cutoff = this.now().getTime() - (this.o.keepEndedMs ?? 3_600_000);
+    const ended = [...this.sessions.values()].filter((s) => s.endedAt !== null).sort((a, b) => b.endedAt!.localeCompare(a.endedAt!));
+    ended.forEach((s, i) => {
+      if (i >= (this.o.keepEnded ?? 100) || Date.parse(s.endedAt!) < cutoff) this.sessions.delete(s.id);
+    });
   }
 
   private freePortbase(): number {

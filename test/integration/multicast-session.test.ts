@@ -134,7 +134,8 @@ describe.skipIf(!ready)('multicast sessions (udpcast between namespaces)', () =>
   });
 
   it('a session nobody joins ends at its grace, and a receiver given it completes over HTTP', async () => {
-    const sessions = new MulticastSessions({ interface: 'eth0', portbase: 9420, prefix: inNs('ctl'), log, noReceiversGraceMs: 500 });
+    let now = Date.now();
+    const sessions = new MulticastSessions({ interface: 'eth0', portbase: 9420, prefix: inNs('ctl'), log, noReceiversGraceMs: 500, now: () => new Date(now) });
     try {
       const s = sessions.join({ name: 'test', sha256: image.sha256, sizeBytes: image.sizeBytes, file: image.path }, { transport: 'udpcast', rateBitsPerSecond: 40_000_000, minReceivers: 2, maxWaitSeconds: 1, ttl: 1 }, 'run-1');
       const ended = await sessions.ended(s.id);
@@ -144,6 +145,11 @@ describe.skipIf(!ready)('multicast sessions (udpcast between namespaces)', () =>
       const { result, intact } = await write(receiver('r1', s, 2), lines);
       expect(result).toMatchObject({ transport: 'http', bytesReceived: { multicast: 0, http: image.sizeBytes } });
       expect(intact).toBe(true);
+      // Ended sessions are listed for an hour, then forgotten.
+      now += 3_599_000;
+      expect(sessions.list().map((v) => v.id)).toEqual([s.id]);
+      now += 2_000;
+      expect(sessions.list()).toEqual([]);
     } finally {
       await sessions.stop();
     }
