@@ -66,7 +66,9 @@ export async function run(): Promise<string> {
   // The unicast reference: a file server in `ctl`, on the bridge.
   const fileServer = spawn(...net.command('ctl', ['python3', '-m', 'http.server', '--bind', '10.79.9.1', '8089', '--directory', loops.dir]), { stdio: 'ignore' });
   const inNs = (m: string) => net.prefix(m);
-  const txBytes = () => Number(net.exec('ctl', ['cat', '/sys/class/net/eth0/statistics/tx_bytes']).trim());
+  // Read over netlink, which answers for the namespace the command runs in; /sys would be the
+  // host's (nsenter --net enters the network namespace only, not a mount with its own sysfs).
+  const txBytes = () => (JSON.parse(net.exec('ctl', ['ip', '-s', '-j', 'link', 'show', 'dev', 'eth0'])) as { stats64: { tx: { bytes: number } } }[])[0]!.stats64.tx.bytes;
   const disks = await Promise.all(Array.from({ length: max }, () => loops.attach(IMAGE_BYTES + MiB)));
   const rows: Row[] = [];
   const load: number[] = [];
@@ -91,11 +93,13 @@ export async function run(): Promise<string> {
       const curl: ImageChunkSource = {
         describe: 'HTTP over the bridge (curl)',
         async *open() {
-          const child = spawn('ip', [...inNs('r0').slice(1), 'curl', '-sf', 'http://10.79.9.1:8089/image.raw'], { stdio: ['ignore', 'pipe', 'ignore'] });
+          const child = spawn(...net.command('r0', ['curl', '-sf', 'http://10.79.9.1:8089/image.raw']), { stdio: ['ignore', 'pipe', 'ignore'] });
           for await (const chunk of child.stdout) yield chunk as Buffer;
         },
       };
       const r = await write(0, { multicast: curl });
+      // Every byte through curl over the bridge, or the figure is not the bridge's.
+      if (r.bytesReceived.http > 0) throw new Error(`the unicast reference fell back to the host's HTTP server (${r.bytesReceived.http} bytes): curl over the bridge failed`);
       const seconds = (performance.now() - started) / 1000;
       const egress = txBytes() - before;
       rows.push(row('unicast HTTP, one machine', 1, seconds, egress, null, [r], true));
