@@ -8,7 +8,7 @@ import type { MachinesTable } from '../src/store/schema.js';
 import { postgresBackend } from '../test/support/backends.js';
 import { rawEnrolRate } from './support/raw-enrol.js';
 import { ensureBuilt, freePort, startServe, type ServeProcess } from '../test/support/plinth-process.js';
-import { cpuSeconds, load, loadAverage, machineInfo, percentile, record, rssMiB, table, today, type LoadResult } from './support.js';
+import { cpuProfArgs, cpuSeconds, load, loadAverage, machineInfo, percentile, record, rssMiB, table, today, type LoadResult } from './support.js';
 
 /**
  * Inventory at scale: enrol N machines through the API, give each a realistic facts
@@ -202,7 +202,8 @@ async function runBackend(name: 'sqlite' | 'postgres') {
   console.log(`[${name}] ${enrolment.rate} machines/s; writing the other ${Math.max(0, N - API_ENROL - BULK_ENROL)} straight to the database, adding facts…`);
   await writeRest(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
   await addFacts(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
-  serve = await startServe(env);
+  // BENCH_CPU_PROF=DIR: a CPU profile of the controller over the read scenarios.
+  serve = await startServe(env, [], { nodeArgs: cpuProfArgs() });
   const pid = serve.child.pid!;
   const rand = (n: number) => Math.floor(Math.random() * n);
   const name6 = (i: number) => `node-${String(i).padStart(6, '0')}`;
@@ -220,12 +221,18 @@ async function runBackend(name: 'sqlite' | 'postgres') {
     ['counts per state, tag filter', () => `/api/v1/machine-counts?tag=rack=r${String(rand(50)).padStart(2, '0')}`],
     ['filter power (100)', () => '/api/v1/machines?power=unknown&limit=100'],
   ];
-  const results: (LoadResult & { rssMiB: number; loadAvg: string; p99VsGetOne?: string })[] = [];
+  const results: (LoadResult & { rssMiB: number; loadAvg: string; p99VsGetOne?: string; cpuMsPerRequest: number; queueFloorMs: number })[] = [];
   const cpu0 = cpuSeconds(pid);
   for (const [scenario, pick] of scenarios) {
+    const before = cpuSeconds(pid);
     const r = await load({ scenario, url: serve.url, token, connections: CONNECTIONS, durationS: DURATION, pick });
-    results.push({ ...r, rssMiB: rssMiB(pid).rss, loadAvg: loadAverage() });
-    console.log(`[${name}] ${scenario}: ${r.rps} req/s p50 ${r.p50ms} ms p99 ${r.p99ms} ms (load ${loadAverage()})`);
+    // The controller's CPU per request, and what it implies: one process answers one request at a
+    // time on one core, so with CONNECTIONS requests always in flight each waits for the others
+    // (Little's law): the median cannot go under about CONNECTIONS × that CPU, whatever the database.
+    const cpuMsPerRequest = Math.round(((cpuSeconds(pid) - before) * 1000 * 100) / Math.max(1, r.requests)) / 100;
+    const queueFloorMs = Math.round(cpuMsPerRequest * CONNECTIONS);
+    results.push({ ...r, rssMiB: rssMiB(pid).rss, loadAvg: loadAverage(), cpuMsPerRequest, queueFloorMs });
+    console.log(`[${name}] ${scenario}: ${r.rps} req/s p50 ${r.p50ms} ms p99 ${r.p99ms} ms, ${cpuMsPerRequest} ms of CPU a request (load ${loadAverage()})`);
   }
   // The yardstick: a single machine by name, measured in this run on this machine's load.
   const getOne = results.find((r) => r.scenario.startsWith('get one'))!;
@@ -242,10 +249,10 @@ export async function run(): Promise<string> {
   ensureBuilt();
   const out = [];
   for (const b of ['sqlite', 'postgres'] as const) out.push(await runBackend(b));
-  let md = `# Inventory at scale — ${today()}${process.argv.includes('--quick') ? ' (quick)' : ''}\n\n${machineInfo()}; load average (1/5/15 min) given per scenario, as other work shared the machine. ${N} machines with facts (~2.5 KB each), ${CONNECTIONS} connections, ${DURATION} s per scenario; the load generator (autocannon) runs on the same cores as the controller. Facts are written straight to the rows after enrolment; PostgreSQL then gets the VACUUM ANALYZE autovacuum would give it (this server runs with autovacuum off).\n\n`;
+  let md = `# Inventory at scale — ${today()}${process.argv.includes('--quick') ? ' (quick)' : ''}\n\n${machineInfo()}; load average (1/5/15 min) given per scenario, as other work shared the machine. ${N} machines with facts (~2.5 KB each), ${CONNECTIONS} connections, ${DURATION} s per scenario; the load generator (autocannon) runs on the same cores as the controller. "cpuMsPerRequest": the controller's CPU-milliseconds (user + system) per request in the scenario; "queueFloorMs": ${CONNECTIONS} × that, the median a single controller process cannot go under with ${CONNECTIONS} requests always in flight (each waits for the others' CPU: Little's law), whatever the database does. Facts are written straight to the rows after enrolment; PostgreSQL then gets the VACUUM ANALYZE autovacuum would give it (this server runs with autovacuum off).\n\n`;
   for (const o of out) {
     md += `## ${o.backend}\n\nEnrolment through the API (16 concurrent clients): ${o.enrolment.rate} machines/s (${o.enrolment.seconds} s for ${API_ENROL}${API_ENROL < N ? `; the other ${N - API_ENROL} written straight to the database` : ''}), p99 ${o.enrolment.p99ms} ms (load ${o.enrolment.loadAvg}); the controller used ${o.enrolment.cpuMsPerMachine} ms of CPU per machine (${Math.round(1000 / o.enrolment.cpuMsPerMachine)} machines/s if it had a core to itself). Then ${o.bulk.machines} more through the bulk endpoint (\`POST /api/v1/machines/bulk\`, ${o.bulk.perRequest} a request, 16 clients): ${o.bulk.rate} machines/s (${o.bulk.seconds} s), p99 ${o.bulk.p99ms} ms a request (load ${o.bulk.loadAvg}); ${o.bulk.cpuMsPerMachine} ms of the controller's CPU per machine (${Math.round(1000 / Math.max(0.01, o.bulk.cpuMsPerMachine))} machines/s on a core of its own). The same rows in raw SQL right after, without Plinth (bench/support/raw-enrol.ts): ${o.rawEnrol.perMachine} machines/s a transaction each, ${o.rawEnrol.grouped} machines/s ${BULK_BATCH} a transaction (load ${o.rawEnrol.loadAvg}); bulk against raw SQL at ${BULK_BATCH} a transaction: ${Math.round((100 * o.bulk.rate) / Math.max(1, o.rawEnrol.grouped))}%.\nController peak RSS ${o.peakRssMiB} MiB; ${o.controllerCpuS} CPU-seconds over the read scenarios.\n\n`;
-    md += table(o.results as unknown as Record<string, unknown>[], ['scenario', 'rps', 'p50ms', 'p99ms', 'p99VsGetOne', 'maxMs', 'non2xx', 'errors', 'rssMiB', 'loadAvg']) + '\n';
+    md += table(o.results as unknown as Record<string, unknown>[], ['scenario', 'rps', 'p50ms', 'p99ms', 'p99VsGetOne', 'cpuMsPerRequest', 'queueFloorMs', 'maxMs', 'non2xx', 'errors', 'rssMiB', 'loadAvg']) + '\n';
   }
   return record(process.argv.includes('--quick') ? 'inventory-quick' : 'inventory', md, { date: today(), machines: N, connections: CONNECTIONS, durationS: DURATION, machine: machineInfo(), apiEnrolled: API_ENROL, backends: out });
 }
