@@ -245,7 +245,7 @@ export const ConfigSchema = Type.Object(
         timeout: Duration('60s', 'time limit of one provider call (power, boot device)'),
         powerVerifyTimeout: Duration('60s', 'after a power action, how long to wait for the system to show the target state before the action fails'),
         jobDeadline: Duration('10m', 'a provider job not done by then fails, and the operation with it'),
-        lease: Duration('3m', 'how long a claimed job stays with its runner before it is handed out again'),
+        lease: Duration('3m', 'how long a claimed job stays with its runner before it is handed out again (a controller renews it while the job runs)'),
         syncInterval: Duration('60s', 'power-state sync of every provider-controlled machine (jittered ±20%; 0 turns it off)'),
       },
       { default: {} },

@@ -172,6 +172,21 @@ export async function claimJobs(
   });
 }
 
+/**
+ * Extends a running job's lease while its runner still works on it, so that a call slower
+ * than the lease is not handed out again; false when the job is no longer this claimer's.
+ */
+export async function renewJob(db: Db, id: string, claimer: string, leaseMs: number, now: Date): Promise<boolean> {
+  const r = await db
+    .updateTable('provider_jobs')
+    .set({ lease_until: iso(new Date(now.getTime() + leaseMs)) })
+    .where('id', '=', id)
+    .where('status', '=', 'running')
+    .where('claimed_by', '=', claimer)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
 /** Records a job's outcome; false when the job was no longer this claimer's (lease lost, already done). */
 export async function finishJob(
   db: Db,

@@ -14,7 +14,7 @@ import { requireMachine, updateMachineRow } from '../inventory/machine-rows.js';
 import { recordEvent } from '../inventory/events.js';
 import { isTransitional } from '../core/states.js';
 import { hasAnyIdentity } from '../inventory/identity.js';
-import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, type JobSpec, type ProviderJob } from './jobs.js';
+import { claimJobs, enqueueJob, expireJobs, finishJob, getJob, renewJob, type JobSpec, type ProviderJob } from './jobs.js';
 import { executeJob, JobStepError } from './execute.js';
 import { updateStep } from '../runs/runs.js';
 import { rearmUnclaimedRun } from '../runs/run-tokens.js';
@@ -328,7 +328,14 @@ export class PowerService {
       },
     };
     let outcome: Parameters<typeof finishJob>[3];
-    if (await this.skippedAfterTakeover(job, job.claimedBy ?? this.d.claimer)) return;
+    const claimer = job.claimedBy ?? this.d.claimer;
+    if (await this.skippedAfterTakeover(job, claimer)) return;
+    // The lease is renewed every third of it while the job runs: only a runner that stopped
+    // (killed, cut off from the database) loses its jobs, not one whose BMC is slow.
+    const renewal = setInterval(() => {
+      renewJob(this.d.store.db, job.id, claimer, this.leaseMs, this.d.clock.now()).catch((e) => log.warn({ err: String(e) }, 'could not renew the job\'s lease'));
+    }, Math.max(100, Math.floor(this.leaseMs / 3)));
+    renewal.unref();
     try {
       const { appliance, endpoint } = await this.d.appliances.endpoint(job.applianceId);
       const provider = this.d.registry.create(appliance.type, endpoint, { appliance: appliance.name });
@@ -337,8 +344,10 @@ export class PowerService {
       const step = e instanceof JobStepError ? e.step : 'power';
       const failure = e instanceof JobStepError ? e.failure : 'protocol';
       outcome = { status: 'failed', error: { failure, step, message: (e as Error).message } };
+    } finally {
+      clearInterval(renewal);
     }
-    await this.complete(job.id, job.claimedBy ?? this.d.claimer, outcome);
+    await this.complete(job.id, claimer, outcome);
   }
 
   /**

@@ -378,6 +378,34 @@ describe('manual appliances and managers that vanish mid-job', () => {
   }, 90_000);
 });
 
+describe('a provider job slower than its lease', () => {
+  const backend = backends[0]!;
+
+  it('is renewed while it runs: run once, not handed out again', async () => {
+    // The BMC takes ~5 s to show the machine on (10 reads at the verifier's 500 ms), over twice the 2 s lease.
+    const peer = await startRedfishPeer({ username: 'u', password: 'p', powerState: 'Off', transitionReads: 10 });
+    const db = await backend.create();
+    const t = await startController(db, { providers: { lease: '2s', jobDeadline: '60s' } });
+    t.controller.power.start();
+    try {
+      await t.api('POST', '/api/v1/appliances', { name: 'slow-bmc', type: 'redfish', address: peer.url, username: 'u', password: 'p' });
+      const a = (await t.api('GET', '/api/v1/appliances/slow-bmc')).json();
+      await t.api('POST', '/api/v1/machines', { name: 'slow-01', provider: { applianceId: a.id, ref: peer.systemPath } });
+      const r = await t.api('POST', '/api/v1/machines/slow-01/power', { action: 'on', waitSeconds: 60 });
+      expect(r.statusCode, r.body).toBe(200);
+      // Claimed once and reset once: the housekeeping that hands out expired leases never took it back.
+      expect(r.json().job).toMatchObject({ status: 'succeeded', attempts: 1 });
+      expect(peer.resets).toEqual(['On']);
+      const job = (await t.api('GET', `/api/v1/jobs/${r.json().job.id}`)).json();
+      expect(Date.parse(job.finishedAt) - Date.parse(job.createdAt)).toBeGreaterThan(2000);
+    } finally {
+      await t.close();
+      await db.drop();
+      await peer.close();
+    }
+  }, 90_000);
+});
+
 /**
  * A sync reads every machine of an appliance; a power action of one of them can land between
  * the sync's read and its report. That reading is older than the action's verified one.
