@@ -7,6 +7,7 @@ import { Store } from '../src/store/database.js';
 import type { MachinesTable } from '../src/store/schema.js';
 import { postgresBackend } from '../test/support/backends.js';
 import { rawEnrolRate } from './support/raw-enrol.js';
+import { rawPageCpuMs } from './support/raw-page.js';
 import { ensureBuilt, freePort, startServe, type ServeProcess } from '../test/support/plinth-process.js';
 import { cpuProfArgs, cpuSeconds, load, loadAverage, machineInfo, percentile, record, rssMiB, table, today, type LoadResult } from './support.js';
 
@@ -202,6 +203,9 @@ async function runBackend(name: 'sqlite' | 'postgres') {
   console.log(`[${name}] ${enrolment.rate} machines/s; writing the other ${Math.max(0, N - API_ENROL - BULK_ENROL)} straight to the database, adding facts…`);
   await writeRest(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
   await addFacts(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
+  // The yardstick for a page's CPU: the driver alone reading the first page's rows, MACs and tags.
+  const rawPageMs = await rawPageCpuMs(pg ? pg.url : join(dataDir, 'plinth.sqlite'));
+  console.log(`[${name}] the driver alone reading a page of 100 (rows, MACs, tags): ${rawPageMs} ms of CPU; × ${CONNECTIONS} clients = ${Math.round(rawPageMs * CONNECTIONS)} ms`);
   // BENCH_CPU_PROF=DIR: a CPU profile of the controller over the read scenarios.
   serve = await startServe(env, [], { nodeArgs: cpuProfArgs() });
   const pid = serve.child.pid!;
@@ -242,7 +246,7 @@ async function runBackend(name: 'sqlite' | 'postgres') {
   await serve.stop();
   rmSync(dataDir, { recursive: true, force: true });
   await pg?.drop();
-  return { backend: name, enrolment, bulk, rawEnrol, results, peakRssMiB: mem.peak, controllerCpuS: Math.round(cpu) };
+  return { backend: name, enrolment, bulk, rawEnrol, rawPageMs, results, peakRssMiB: mem.peak, controllerCpuS: Math.round(cpu) };
 }
 
 export async function run(): Promise<string> {
@@ -251,7 +255,7 @@ export async function run(): Promise<string> {
   for (const b of ['sqlite', 'postgres'] as const) out.push(await runBackend(b));
   let md = `# Inventory at scale — ${today()}${process.argv.includes('--quick') ? ' (quick)' : ''}\n\n${machineInfo()}; load average (1/5/15 min) given per scenario, as other work shared the machine. ${N} machines with facts (~2.5 KB each), ${CONNECTIONS} connections, ${DURATION} s per scenario; the load generator (autocannon) runs on the same cores as the controller. "cpuMsPerRequest": the controller's CPU-milliseconds (user + system) per request in the scenario; "queueFloorMs": ${CONNECTIONS} × that, the median a single controller process cannot go under with ${CONNECTIONS} requests always in flight (each waits for the others' CPU: Little's law), whatever the database does. Facts are written straight to the rows after enrolment; PostgreSQL then gets the VACUUM ANALYZE autovacuum would give it (this server runs with autovacuum off).\n\n`;
   for (const o of out) {
-    md += `## ${o.backend}\n\nEnrolment through the API (16 concurrent clients): ${o.enrolment.rate} machines/s (${o.enrolment.seconds} s for ${API_ENROL}${API_ENROL < N ? `; the other ${N - API_ENROL} written straight to the database` : ''}), p99 ${o.enrolment.p99ms} ms (load ${o.enrolment.loadAvg}); the controller used ${o.enrolment.cpuMsPerMachine} ms of CPU per machine (${Math.round(1000 / o.enrolment.cpuMsPerMachine)} machines/s if it had a core to itself). Then ${o.bulk.machines} more through the bulk endpoint (\`POST /api/v1/machines/bulk\`, ${o.bulk.perRequest} a request, 16 clients): ${o.bulk.rate} machines/s (${o.bulk.seconds} s), p99 ${o.bulk.p99ms} ms a request (load ${o.bulk.loadAvg}); ${o.bulk.cpuMsPerMachine} ms of the controller's CPU per machine (${Math.round(1000 / Math.max(0.01, o.bulk.cpuMsPerMachine))} machines/s on a core of its own). The same rows in raw SQL right after, without Plinth (bench/support/raw-enrol.ts): ${o.rawEnrol.perMachine} machines/s a transaction each, ${o.rawEnrol.grouped} machines/s ${BULK_BATCH} a transaction (load ${o.rawEnrol.loadAvg}); bulk against raw SQL at ${BULK_BATCH} a transaction: ${Math.round((100 * o.bulk.rate) / Math.max(1, o.rawEnrol.grouped))}%.\nController peak RSS ${o.peakRssMiB} MiB; ${o.controllerCpuS} CPU-seconds over the read scenarios.\n\n`;
+    md += `## ${o.backend}\n\nEnrolment through the API (16 concurrent clients): ${o.enrolment.rate} machines/s (${o.enrolment.seconds} s for ${API_ENROL}${API_ENROL < N ? `; the other ${N - API_ENROL} written straight to the database` : ''}), p99 ${o.enrolment.p99ms} ms (load ${o.enrolment.loadAvg}); the controller used ${o.enrolment.cpuMsPerMachine} ms of CPU per machine (${Math.round(1000 / o.enrolment.cpuMsPerMachine)} machines/s if it had a core to itself). Then ${o.bulk.machines} more through the bulk endpoint (\`POST /api/v1/machines/bulk\`, ${o.bulk.perRequest} a request, 16 clients): ${o.bulk.rate} machines/s (${o.bulk.seconds} s), p99 ${o.bulk.p99ms} ms a request (load ${o.bulk.loadAvg}); ${o.bulk.cpuMsPerMachine} ms of the controller's CPU per machine (${Math.round(1000 / Math.max(0.01, o.bulk.cpuMsPerMachine))} machines/s on a core of its own). The same rows in raw SQL right after, without Plinth (bench/support/raw-enrol.ts): ${o.rawEnrol.perMachine} machines/s a transaction each, ${o.rawEnrol.grouped} machines/s ${BULK_BATCH} a transaction (load ${o.rawEnrol.loadAvg}); bulk against raw SQL at ${BULK_BATCH} a transaction: ${Math.round((100 * o.bulk.rate) / Math.max(1, o.rawEnrol.grouped))}%.\nThe driver alone (bench/support/raw-page.ts: prepared hand-written SQL, none of Plinth's code, no HTTP) reading the first page's 101 rows and their MACs and tags: ${o.rawPageMs} ms of CPU a page, so ${Math.round(o.rawPageMs * CONNECTIONS)} ms for ${CONNECTIONS} pages: the median a single process on this driver cannot go under with ${CONNECTIONS} pages always asked for, before any HTTP or JSON.\nController peak RSS ${o.peakRssMiB} MiB; ${o.controllerCpuS} CPU-seconds over the read scenarios.\n\n`;
     md += table(o.results as unknown as Record<string, unknown>[], ['scenario', 'rps', 'p50ms', 'p99ms', 'p99VsGetOne', 'cpuMsPerRequest', 'queueFloorMs', 'maxMs', 'non2xx', 'errors', 'rssMiB', 'loadAvg']) + '\n';
   }
   return record(process.argv.includes('--quick') ? 'inventory-quick' : 'inventory', md, { date: today(), machines: N, connections: CONNECTIONS, durationS: DURATION, machine: machineInfo(), apiEnrolled: API_ENROL, backends: out });

@@ -265,7 +265,7 @@ const FULL_MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** Every column but the facts document, which lists leave out unless asked (it is most of a row's bytes). */
-const SUMMARY_COLUMNS = [
+export const SUMMARY_COLUMNS = [
   'id', 'name', 'system_uuid', 'serial', 'manufacturer', 'product_name', 'asset_tag', 'state', 'target_state',
   'state_deadline', 'state_entered_at', 'last_stage', 'power_state', 'power_read_at', 'power_source', 'maintenance',
   'maintenance_reason', 'protected', 'owner', 'allocated_at', 'appliance_id', 'provider_ref', 'last_error',
