@@ -35,20 +35,32 @@ export type NewLogEvent = Omit<LogEvent, 'seq' | 'machineId' | 'applianceId' | '
  * back with that change. The event gets its `seq` after commit (sequenceEvents).
  */
 export async function appendEvent(db: Db, e: NewLogEvent): Promise<void> {
+  await appendEvents(db, [e]);
+}
+
+/** Appends several events in one statement (a list enrolled at once), as `appendEvent` does one. */
+export async function appendEvents(db: Db, events: readonly NewLogEvent[]): Promise<void> {
+  // 500 rows of 10 columns a statement stay well under SQLite's parameter limit.
+  for (let i = 0; i < events.length; i += 500) await insertEvents(db, events.slice(i, i + 500));
+}
+
+async function insertEvents(db: Db, events: readonly NewLogEvent[]): Promise<void> {
   await db
     .insertInto('events')
-    .values({
-      type: e.type,
-      at: e.at,
-      machine_id: e.machineId ?? null,
-      appliance_id: e.applianceId ?? null,
-      actor: e.actor,
-      action: e.action,
-      from_state: e.fromState ?? null,
-      to_state: e.toState ?? null,
-      reason: e.reason,
-      details: toJson(e.details),
-    })
+    .values(
+      events.map((e) => ({
+        type: e.type,
+        at: e.at,
+        machine_id: e.machineId ?? null,
+        appliance_id: e.applianceId ?? null,
+        actor: e.actor,
+        action: e.action,
+        from_state: e.fromState ?? null,
+        to_state: e.toState ?? null,
+        reason: e.reason,
+        details: toJson(e.details),
+      })),
+    )
     .execute();
 }
 

@@ -1,6 +1,6 @@
 import type { Db } from '../store/database.js';
 import { afterId, pageOf, type Page } from '../core/pagination.js';
-import { appendEvent, toLogEvent, type LogEvent } from '../events/log.js';
+import { appendEvents, toLogEvent, type LogEvent } from '../events/log.js';
 
 /** One entry of a machine's history: who did what, from which state to which, when and why. */
 export type MachineEvent = { id: number; machineId: string } & Pick<LogEvent, 'at' | 'actor' | 'action' | 'fromState' | 'toState' | 'reason' | 'details'>;
@@ -12,8 +12,15 @@ export type MachineEvent = { id: number; machineId: string } & Pick<LogEvent, 'a
 export type NewEvent = Omit<MachineEvent, 'id'> & { type?: string };
 
 export async function recordEvent(db: Db, e: NewEvent): Promise<void> {
-  const { type, ...rest } = e;
-  await appendEvent(db, { ...rest, type: type ?? `machine.${e.action}` });
+  await recordEvents(db, [e]);
+}
+
+/** Several machine events in one statement. */
+export async function recordEvents(db: Db, events: readonly NewEvent[]): Promise<void> {
+  await appendEvents(
+    db,
+    events.map(({ type, ...rest }) => ({ ...rest, type: type ?? `machine.${rest.action}` })),
+  );
 }
 
 /** Events of a machine, oldest first, after event id `after`. */

@@ -106,13 +106,21 @@ export async function requireMachine(db: Db, dialect: Dialect, key: string, opts
 }
 
 export async function insertMachineRow(db: Db, row: MachinesTable, macs: string[], tags: Record<string, string>): Promise<void> {
-  await db.insertInto('machines').values(row).execute();
-  if (macs.length) await db.insertInto('machine_macs').values(macs.map((mac) => ({ mac, machine_id: row.id }))).execute();
-  const entries = Object.entries(tags);
-  if (entries.length) {
-    await db.insertInto('machine_tags').values(entries.map(([key, value]) => ({ machine_id: row.id, key, value, machine_name: row.name }))).execute();
-  }
+  await insertMachineRows(db, [{ row, macs, tags }]);
 }
+
+/** Inserts machines with their MACs and tags: one statement per table, however many machines. */
+export async function insertMachineRows(db: Db, machines: readonly { row: MachinesTable; macs: readonly string[]; tags: Record<string, string> }[]): Promise<void> {
+  // Chunks keep a statement's parameters under SQLite's limit (32 766): a machine row has ~50 columns.
+  for (const part of chunks(machines.map((m) => m.row), 200)) await db.insertInto('machines').values(part).execute();
+  const macs = machines.flatMap((m) => m.macs.map((mac) => ({ mac, machine_id: m.row.id })));
+  for (const part of chunks(macs, 2000)) await db.insertInto('machine_macs').values(part).execute();
+  const tags = machines.flatMap((m) => Object.entries(m.tags).map(([key, value]) => ({ machine_id: m.row.id, key, value, machine_name: m.row.name })));
+  for (const part of chunks(tags, 2000)) await db.insertInto('machine_tags').values(part).execute();
+}
+
+const chunks = <T>(items: readonly T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 
 /**
  * The columns a write may set, each to a value or to an expression over the row (e.g. a

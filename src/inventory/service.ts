@@ -8,7 +8,7 @@ import { newId, readableName } from '../core/ids.js';
 import { decodeCursor, pageOf, type Page } from '../core/pagination.js';
 import { normalizeMac } from '../core/mac.js';
 import type { MachinesTable } from '../store/schema.js';
-import { recordEvent } from './events.js';
+import { recordEvent, recordEvents } from './events.js';
 import { isTransitional } from '../core/states.js';
 import { actorLabel, type Actor, type Machine } from './machine.js';
 import {
@@ -18,6 +18,7 @@ import {
   hydrate,
   identityColumns,
   insertMachineRow,
+  insertMachineRows,
   listMachineRows, countMachineRowsByState,
   replaceMacs,
   replaceTags,
@@ -26,7 +27,7 @@ import {
   updateMachineRow,
   type MachineFilter,
 } from './machine-rows.js';
-import { normalizeIdentity, normalizeUuid, isJunk, reconcileIdentity, sameUuid, type Identity, type ReportedIdentity } from './identity.js';
+import { normalizeIdentity, normalizeUuid, isJunk, reconcileIdentity, sameUuid, swapUuidByteOrder, type Identity, type ReportedIdentity } from './identity.js';
 import { checkProviderLink } from './provider-link.js';
 import { checkBootAddress, type BootNetwork } from './boot-address.js';
 
@@ -221,7 +222,7 @@ export class InventoryService {
    * or identifier taken (by a machine already enrolled or an earlier entry) fails the whole
    * list with 409, as it fails a single enrolment.
    */
-  async createMany(inputs: MachineInput[], actor: Actor): Promise<Machine[]> {
+  async createMany(inputs: MachineInput[], actor: Actor, oneByOne = false): Promise<Machine[]> {
     for (const [i, input] of inputs.entries()) {
       await atEntry(i, async () => {
         operatorIdentity(input.identity);
@@ -232,6 +233,8 @@ export class InventoryService {
     let at = 0;
     try {
       const created = await this.store.transaction(async (trx) => {
+        const all = oneByOne ? null : await this.createAllAtOnce(trx, inputs, names, actor);
+        if (all) return all;
         const out: Machine[] = [];
         for (at = 0; at < inputs.length; at++) {
           const input = inputs[at]!;
@@ -243,9 +246,63 @@ export class InventoryService {
       return created;
     } catch (e) {
       if (e instanceof PlinthError) throw e;
-      // A unique index the checks did not see coming (another controller enrolled it meanwhile).
+      // A unique index the checks did not see coming (another controller enrolled it meanwhile):
+      // once more one by one, whose checks see it now and name the entry.
+      if (!oneByOne && uniqueViolation(e) !== null) return this.createMany(inputs, actor, true);
       return atEntry(at, async () => this.mapUnique(e));
     }
+  }
+
+  /**
+   * The whole list in one statement per table, when nothing in it can clash: no name or
+   * identifier repeated within the list or already the inventory's, no boot address. The rows,
+   * events and checks are a single enrolment's (`insert`'s row, `checkProviderLink`), so the
+   * outcome is the one-by-one path's. Returns null when any entry needs that path, which then
+   * decides it and names the entry; nothing is written before.
+   */
+  private async createAllAtOnce(trx: Db, inputs: MachineInput[], listNames: ReadonlySet<string>, actor: Actor): Promise<Machine[] | null> {
+    if (inputs.some((i) => i.bootAddress)) return null;
+    const identities = inputs.map((i) => operatorIdentity(i.identity));
+    const drawn = new Set(listNames);
+    const names = inputs.map((i) => i.name ?? freshName(drawn));
+    const seen = new Set<string>();
+    const repeated = (key: string) => seen.size === seen.add(key).size;
+    for (const [i, id] of identities.entries()) {
+      const keys = [`name ${names[i]}`, ...id.macs.map((m) => `mac ${m}`)];
+      if (id.systemUuid) keys.push(`uuid ${[id.systemUuid, swapUuidByteOrder(id.systemUuid)].sort()[0]}`);
+      if (id.serial) keys.push(`serial ${id.serial}`);
+      if (id.assetTag) keys.push(`asset ${id.assetTag}`);
+      if (keys.some(repeated)) return null;
+    }
+    if (await trx.selectFrom('machines').select('id').where('name', 'in', names).limit(1).executeTakeFirst()) return null;
+    const uuids = identities.flatMap((id) => (id.systemUuid ? [id.systemUuid, swapUuidByteOrder(id.systemUuid)] : []));
+    const serials = identities.flatMap((id) => (id.serial ? [id.serial] : []));
+    const assetTags = identities.flatMap((id) => (id.assetTag ? [id.assetTag] : []));
+    const macs = identities.flatMap((id) => id.macs);
+    if (uuids.length + serials.length + assetTags.length + macs.length > 0) {
+      const held = await trx
+        .selectFrom('machines')
+        .select('id')
+        .where((eb) =>
+          eb.or([
+            ...(uuids.length ? [eb('system_uuid', 'in', uuids)] : []),
+            ...(serials.length ? [eb('serial', 'in', serials)] : []),
+            ...(assetTags.length ? [eb('asset_tag', 'in', assetTags)] : []),
+            ...(macs.length ? [eb('id', 'in', eb.selectFrom('machine_macs').select('machine_id').where('mac', 'in', macs))] : []),
+          ]),
+        )
+        .limit(1)
+        .executeTakeFirst();
+      if (held) return null;
+    }
+    for (const [i, input] of inputs.entries()) {
+      if (input.provider?.applianceId) await atEntry(i, () => checkProviderLink(trx, { applianceId: input.provider!.applianceId ?? null, ref: input.provider!.ref ?? null }));
+    }
+    const at = iso(this.clock.now());
+    const made = inputs.map((input, i) => this.newMachine({ name: names[i]!, identity: identities[i]!, tags: input.tags ?? {}, input, actor, state: 'enrolled' }, at));
+    await insertMachineRows(trx, made.map((m, i) => ({ row: m.row, macs: identities[i]!.macs, tags: inputs[i]!.tags ?? {} })));
+    await recordEvents(trx, made.map((m) => m.event));
+    return made.map((m) => m.machine);
   }
 
   /** `createIn` with a generated name, drawn again when the table has it (the check reads only, so the transaction goes on). */
@@ -285,7 +342,17 @@ export class InventoryService {
     trx: Db,
     m: { name: string; identity: Identity; tags: Record<string, string>; input: MachineInput; actor: Actor; state: string; reason?: string },
   ): Promise<Machine> {
-    const at = iso(this.clock.now());
+    const made = this.newMachine(m, iso(this.clock.now()));
+    await insertMachineRow(trx, made.row, m.identity.macs, m.tags);
+    await recordEvent(trx, made.event);
+    return made.machine;
+  }
+
+  /** A new machine's row, its enrolment event and the machine they make: what `insert` writes, written by the caller. */
+  private newMachine(
+    m: { name: string; identity: Identity; tags: Record<string, string>; input: MachineInput; actor: Actor; state: string; reason?: string },
+    at: string,
+  ) {
     const row: MachinesTable = {
       id: newId(),
       name: m.name,
@@ -331,18 +398,9 @@ export class InventoryService {
       matched_at: null,
       quota_held: 0,
     };
-    await insertMachineRow(trx, row, m.identity.macs, m.tags);
-    await recordEvent(trx, {
-      machineId: row.id,
-      at,
-      actor: actorLabel(m.actor),
-      action: 'enroll',
-      fromState: null,
-      toState: m.state,
-      reason: m.reason ?? null,
-      details: null,
-    });
-    return rowToMachine(row, m.identity.macs, Object.fromEntries(Object.entries(m.tags).sort(([a], [b]) => (a < b ? -1 : 1))));
+    const event = { machineId: row.id, at, actor: actorLabel(m.actor), action: 'enroll', fromState: null, toState: m.state, reason: m.reason ?? null, details: null };
+    const machine = rowToMachine(row, m.identity.macs, Object.fromEntries(Object.entries(m.tags).sort(([a], [b]) => (a < b ? -1 : 1))));
+    return { row, event, machine };
   }
 
   async update(key: string, patch: MachinePatch, actor: Actor): Promise<Machine> {

@@ -144,6 +144,46 @@ describe.each(backends)('machines API on $name', (backend) => {
     expect((await t.api('GET', '/api/v1/machines/bulk-ok')).statusCode).toBe(404);
   });
 
+  it('enrolls a rack of 250 in a few statements, each machine and event as one enrolment makes them', async () => {
+    const after = (await t.api('GET', '/api/v1/events?limit=1000')).json().next;
+    const hex = (i: number) => i.toString(16).padStart(4, '0');
+    const rack = Array.from({ length: 250 }, (_, i) => ({
+      ...(i % 5 === 0 ? {} : { name: `rack7-${hex(i)}` }),
+      identity: { systemUuid: `0000${hex(i)}-1111-2222-3333-444455556666`, serial: `R7S${hex(i)}`, assetTag: `R7A${hex(i)}`, manufacturer: 'Dell', macs: [`52:54:00:c7:${hex(i).slice(0, 2)}:${hex(i).slice(2)}`] },
+      tags: { rack: 'r7', u: String(i % 42) },
+    }));
+    const res = await t.api('POST', '/api/v1/machines/bulk', { machines: rack });
+    expect(res.statusCode, res.body).toBe(201);
+    const ms = res.json().machines;
+    expect(ms).toHaveLength(250);
+    expect(ms.map((m: any) => [m.identity.serial, m.identity.macs, m.tags, m.state])).toEqual(rack.map((r) => [r.identity.serial, r.identity.macs, r.tags, 'enrolled']));
+    expect(ms[0].name).toMatch(/^[a-z]+-[a-z]+-[0-9a-f]{4}$/);
+    for (const i of [0, 1, 199, 200, 249]) expect((await t.api('GET', `/api/v1/machines/${ms[i].name}`)).json()).toEqual(ms[i]);
+    const events = (await t.api('GET', `/api/v1/events?after=${after}&type=machine.&limit=1000`)).json().items;
+    expect(events.map((e: any) => [e.action, e.machineId, e.toState])).toEqual(ms.map((m: any) => ['enroll', m.id, 'enrolled']));
+    // Now taken, each identifier refuses the next list at its entry, whichever path finds it.
+    await rejected('POST', '/api/v1/machines/bulk', { machines: [{ name: 'late-1' }, { name: 'late-2', identity: { systemUuid: rack[130]!.identity.systemUuid } }] }, 409, /^machines\[1\]\.identity\.systemUuid/);
+    await rejected('POST', '/api/v1/machines/bulk', { machines: [{ name: 'late-1' }, { name: 'late-2', identity: { assetTag: 'R7A0082' } }] }, 409, /^machines\[1\]\.identity\.assetTag/);
+  });
+
+  it('decides a list whose entries repeat an identifier one by one: the same serial of two makers is two machines, of one maker a 409', async () => {
+    const ok = await t.api('POST', '/api/v1/machines/bulk', { machines: [{ name: 'twin-a', identity: { serial: 'TWIN1', manufacturer: 'HP' } }, { name: 'twin-b', identity: { serial: 'TWIN1', manufacturer: 'Dell' } }] });
+    expect(ok.statusCode, ok.body).toBe(201);
+    await rejected('POST', '/api/v1/machines/bulk', { machines: [{ name: 'twin-c', identity: { serial: 'TWIN2', manufacturer: 'HP' } }, { name: 'twin-d', identity: { serial: 'TWIN2', manufacturer: 'HP' } }] }, 409, /^machines\[1\]\.identity\.serial/);
+    await rejected('POST', '/api/v1/machines/bulk', { machines: [{ name: 'twin-e', identity: { macs: ['52:54:00:c8:00:01'] } }, { name: 'twin-e' }] }, 409, /^machines\[1\]\.name 'twin-e'/);
+    await rejected('POST', '/api/v1/machines/bulk', { machines: [{ name: 'twin-f' }, { name: 'twin-g', provider: { applianceId: '00000000-0000-4000-8000-000000000000', ref: 'x' } }] }, 400, /^machines\[1\]\.provider\.applianceId/);
+  });
+
+  it('gives two lists racing for one MAC one 201 and one 409 naming the entry', async () => {
+    const list = (prefix: string) => Array.from({ length: 100 }, (_, i) => ({ name: `${prefix}-${i}`, identity: { macs: [i === 57 ? '52:54:00:c9:00:57' : `52:54:00:c9:${prefix === 'q7ra' ? '01' : '02'}:${i.toString(16).padStart(2, '0')}`] } }));
+    const [a, b] = await Promise.all([t.api('POST', '/api/v1/machines/bulk', { machines: list('q7ra') }), t.api('POST', '/api/v1/machines/bulk', { machines: list('q7rb') })]);
+    expect([a.statusCode, b.statusCode].sort()).toEqual([201, 409]);
+    const lost = a.statusCode === 409 ? a : b;
+    expect(lost.json().error.details).toMatchObject({ field: 'machines[57].identity.macs', index: 57 });
+    const loser = a.statusCode === 409 ? 'q7ra' : 'q7rb';
+    expect((await t.api('GET', `/api/v1/machines?q=${loser}-&limit=200`)).json().items).toEqual([]);
+  });
+
   it('updates tags (merge, delete), owner, maintenance and protection, recording each', async () => {
     const r = await t.api('PATCH', '/api/v1/machines/rack1-node01', { tags: { rack: 'r2', role: null, zone: 'a' }, owner: 'team-db' });
     expect(r.statusCode, r.body).toBe(200);
