@@ -159,6 +159,9 @@ describe.each(backends)('machines API on $name', (backend) => {
     expect(ms.map((m: any) => [m.identity.serial, m.identity.macs, m.tags, m.state])).toEqual(rack.map((r) => [r.identity.serial, r.identity.macs, r.tags, 'enrolled']));
     expect(ms[0].name).toMatch(/^[a-z]+-[a-z]+-[0-9a-f]{4}$/);
     for (const i of [0, 1, 199, 200, 249]) expect((await t.api('GET', `/api/v1/machines/${ms[i].name}`)).json()).toEqual(ms[i]);
+    // Found by search as any machine is (serial substring, exact MAC).
+    expect((await t.api('GET', '/api/v1/machines?q=R7S00f')).json().items.map((m: any) => m.name).sort()).toEqual(ms.slice(240, 250).map((m: any) => m.name).sort());
+    expect((await t.api('GET', '/api/v1/machines?q=52:54:00:c7:00:c8')).json().items.map((m: any) => m.name)).toEqual([ms[200].name]);
     const events = (await t.api('GET', `/api/v1/events?after=${after}&type=machine.&limit=1000`)).json().items;
     expect(events.map((e: any) => [e.action, e.machineId, e.toState])).toEqual(ms.map((m: any) => ['enroll', m.id, 'enrolled']));
     // Now taken, each identifier refuses the next list at its entry, whichever path finds it.
