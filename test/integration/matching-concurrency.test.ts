@@ -217,7 +217,12 @@ describe.each(backends)('matching under concurrency: two controllers on one $nam
         .execute();
       expect(decisions).toHaveLength(all.length);
       expect(decisions.every((d) => Number(d.n) === decisionsPerMachine)).toBe(true);
-      return machines.map((m) => `${m.serial} ${m.profile_id ? profileName.get(m.profile_id) : '-'} ${m.pool_entry_id ?? '-'} ${m.quota_held} ${m.match_error ?? ''}`).sort();
+      // The roles eDeploy's message lists as available are read with the quotas; with two
+      // controllers the other one can use up the storage quota between that read and this
+      // blade's turn, so whether storage is listed depends on timing (seen once in CI on
+      // PostgreSQL). Who failed and why is asserted above; the decisions must not change.
+      const decision = (e: string | null) => (e ?? '').replace(/^(Unable to match requirements on the following available roles in profiles: ).*/, '$1…');
+      return machines.map((m) => `${m.serial} ${m.profile_id ? profileName.get(m.profile_id) : '-'} ${m.pool_entry_id ?? '-'} ${m.quota_held} ${decision(m.match_error)}`).sort();
     } finally {
       await store.close();
     }
