@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ensureBuilt, freePort, startServe } from '../test/support/plinth-process.js';
+import { ReadSizes } from '../src/api/send-file.js';
 import { cpuSeconds, machineInfo, rssMiB, percentile, record, startNginx, table, today } from './support.js';
 
 /**
@@ -11,7 +12,9 @@ import { cpuSeconds, machineInfo, rssMiB, percentile, record, startNginx, table,
  * - `plinth --help` wall time against `node -e 0` in the same run (interleaved, median);
  * - the installer's initramfs downloaded by wrk from the controller (every request traced
  *   against a boot attempt, as during a boot) and from nginx (sendfile) serving the same file,
- *   at 100 and 1000 connections, as a ratio;
+ *   at 100 and 1000 connections, as a ratio; and from a bare Node HTTP server streaming the
+ *   same file (no framework, no trace) at the controller's two read sizes: what Node itself
+ *   reaches without sendfile;
  * - the controller's resident memory while 1000 downloads run (sampled every 100 ms).
  */
 /** `npm run bench serving --quick`: 5 start-ups each, 5 s per download run (about a minute). */
@@ -48,6 +51,22 @@ function cliStartup() {
   const nodeMs = percentile(node, 50);
   const helpMs = percentile(help, 50);
   return { runs: CLI_RUNS, nodeMs: Math.round(nodeMs), helpMs: Math.round(helpMs), ratio: Math.round((helpMs / nodeMs) * 10) / 10, helpRssMiB: maxRssMiB([BIN, '--help']), nodeRssMiB: maxRssMiB(['-e', '0']) };
+}
+
+/**
+ * The yardstick for the controller's own serving: node:http and a read stream of `readBytes`
+ * reads piped to the socket, in a process of its own, nothing else. Returns its URL and a stop.
+ */
+async function startBareNode(file: string, readBytes: number): Promise<{ url: string; stop: () => void }> {
+  const port = await freePort();
+  const code = `const http = require('node:http'), fs = require('node:fs'); const size = fs.statSync(process.argv[1]).size;
+http.createServer((req, res) => { res.writeHead(200, { 'content-length': size, 'content-type': 'application/octet-stream' }); fs.createReadStream(process.argv[1], { highWaterMark: ${readBytes} }).pipe(res); }).listen(${port}, '127.0.0.1', () => console.log('listening'));`;
+  const child = spawn(process.execPath, ['-e', code, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (c) => reject(new Error(`the bare node server exited with ${c}`)));
+  });
+  return { url: `http://127.0.0.1:${port}/initrd.img`, stop: () => child.kill() };
 }
 
 /** wrk's aggregate transfer rate in MiB/s for `connections` clients downloading `url` again and again. */
@@ -143,6 +162,10 @@ export async function run(): Promise<string> {
   const stopNginx = await startNginx({ root: dir, port: nginxPort, probe: 'initrd.img' });
   const nginx1Port = await freePort();
   const stopNginx1 = await startNginx({ root: dir, port: nginx1Port, probe: 'initrd.img', workers: 1 });
+  // Node at the controller's two read sizes (send-file.ts ReadSizes): 1 MiB while the memory
+  // budget lasts, 32 KiB beyond it.
+  const bare = await startBareNode(join(dir, 'initrd.img'), ReadSizes.LARGE);
+  const bareSmall = await startBareNode(join(dir, 'initrd.img'), ReadSizes.SMALL);
   const downloads: Record<string, number | string>[] = [];
   let held = { downloads: 0, rssMiB: 0 };
   try {
@@ -153,6 +176,8 @@ export async function run(): Promise<string> {
       const cpu = (cpuSeconds(serve.child.pid!) - cpu0) / WRK_SECONDS;
       const ng = await wrk(`http://127.0.0.1:${nginxPort}/initrd.img`, n, WRK_SECONDS);
       const ng1 = await wrk(`http://127.0.0.1:${nginx1Port}/initrd.img`, n, WRK_SECONDS);
+      const node = await wrk(bare.url, n, WRK_SECONDS);
+      const nodeSmall = await wrk(bareSmall.url, n, WRK_SECONDS);
       downloads.push({
         clients: n,
         controllerMiBps: Math.round(c.value),
@@ -162,6 +187,10 @@ export async function run(): Promise<string> {
         ratio: `${Math.round((c.value / ng) * 100)}%`,
         nginx1WorkerMiBps: Math.round(ng1),
         ratio1Worker: `${Math.round((c.value / ng1) * 100)}%`,
+        bareNode1MiBMiBps: Math.round(node),
+        bareNode1MiBVsNginx: `${Math.round((node / ng) * 100)}%`,
+        bareNode32KiBMiBps: Math.round(nodeSmall),
+        bareNode32KiBVsNginx: `${Math.round((nodeSmall / ng) * 100)}%`,
       });
       console.log(JSON.stringify(downloads.at(-1)));
     }
@@ -170,6 +199,8 @@ export async function run(): Promise<string> {
   } finally {
     stopNginx();
     stopNginx1();
+    bare.stop();
+    bareSmall.stop();
     await serve.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -183,8 +214,8 @@ export async function run(): Promise<string> {
     ],
     ['command', 'wall', 'rss'],
   );
-  md += `\n## Artifacts\n\nwrk (2 threads) with N connections downloads a ${INITRD_MIB} MiB initramfs (random bytes) for ${WRK_SECONDS} s from one controller (SQLite; each request traced against a boot attempt), then from nginx (sendfile on, worker_processes auto) serving the same file, then from nginx with one worker (the controller is one process). The controller's peak resident memory is sampled every 100 ms during its run; its CPU is CPU-seconds per second of that run (100% = one core). wrk, controller and nginx share the machine's cores.\n\n`;
-  md += table(downloads, ['clients', 'controllerMiBps', 'controllerCpu', 'controllerPeakRssMiB', 'nginxMiBps', 'ratio', 'nginx1WorkerMiBps', 'ratio1Worker']);
+  md += `\n## Artifacts\n\nwrk (2 threads) with N connections downloads a ${INITRD_MIB} MiB initramfs (random bytes) for ${WRK_SECONDS} s from one controller (SQLite; each request traced against a boot attempt), then from nginx (sendfile on, worker_processes auto) serving the same file, then from nginx with one worker (the controller is one process), then from a bare Node HTTP server (node:http, a read stream piped to the socket, no framework, no trace) with 1 MiB reads and with 32 KiB reads: what Node reaches without sendfile at the controller's two read sizes (1 MiB while its 32 MiB budget lasts, 32 KiB beyond it, src/api/send-file.ts), the controller's own ceiling. The controller's peak resident memory is sampled every 100 ms during its run; its CPU is CPU-seconds per second of that run (100% = one core). wrk, controller and nginx share the machine's cores.\n\n`;
+  md += table(downloads, ['clients', 'controllerMiBps', 'controllerCpu', 'controllerPeakRssMiB', 'nginxMiBps', 'ratio', 'nginx1WorkerMiBps', 'ratio1Worker', 'bareNode1MiBMiBps', 'bareNode1MiBVsNginx', 'bareNode32KiBMiBps', 'bareNode32KiBVsNginx']);
   md += `\n${held.downloads} downloads held open (clients that read their first bytes and stop, as slow machines do; 5 s to fill their buffers): controller RSS ${held.rssMiB} MiB.\n`;
   return record(QUICK ? 'serving-quick' : 'serving', md, { date: today(), machine: machineInfo(), loadAverage: [load0, load1], cli, initrdMiB: INITRD_MIB, downloads, held });
 }
