@@ -6,6 +6,7 @@ import { allocateSync, compileSpecs, MemoryLedger, type EngineProfile } from '..
 import { pgAvailable, postgresBackend } from '../test/support/backends.js';
 import { ensureBuilt, freePort, startServe } from '../test/support/plinth-process.js';
 import { bladeFacts, bladeHw, bootAndReport, fetchHttp } from '../test/integration/matching-support.js';
+import { rawInspectionCpuMs } from './support/raw-inspection.js';
 import { cpuProfArgs, cpuSeconds, loadAverage, machineInfo, percentile, record, rssMiB, table, today } from './support.js';
 
 /**
@@ -186,7 +187,10 @@ async function allocation(backend: 'sqlite' | 'postgres') {
     if (held.length !== ALLOC_MACHINES || new Set(held.map((h) => h.machine_id)).size !== ALLOC_MACHINES || withEntry.length !== ALLOC_MACHINES || !withEntry.every((m) => expected.has(m.serial))) {
       throw new Error(`allocation check failed: ${held.length} entries held, ${withEntry.length} machines with an entry, ${ALLOC_MACHINES} machines`);
     }
-    return [matched, without];
+    // The yardstick: the driver alone writing an inspection on this database (bench/support/raw-inspection.ts).
+    const driverAloneCpuMs = await rawInspectionCpuMs(dbUrl, bladeFacts);
+    console.log(`[allocation] ${backend}: the driver alone writing an inspection: ${driverAloneCpuMs} ms of CPU`);
+    return [matched, without].map((r) => ({ ...r, driverAloneCpuMs }));
   } finally {
     await serve.stop();
     rmSync(dataDir, { recursive: true, force: true });

@@ -91,17 +91,20 @@ export class AgentSession {
   async hello(p: RunPrincipal, req: HelloRequest): Promise<HelloResponse> {
     return this.within(p, async (tx) => {
       const now = this.at();
-      await this.trace(tx.trx, p, 'agent-hello', { agentVersion: req.agentVersion });
+      let before = await getRun(tx.trx, p.runId);
       if (AWAITING_HELLO.includes(tx.machine.state)) {
-        const before = await getRun(tx.trx, p.runId);
-        await tx.act('installer-started', {
+        const r = await tx.act('installer-started', {
           actor: actorOf(p),
           runId: p.runId,
           reason: 'agent hello',
           ...(before.kind === 'deploy' ? { deadlineMs: this.d.deployRuns.deadlineAfterHello(before) } : {}),
         });
+        // The transition writes the run only if it ends one; otherwise the run read above stands.
+        if (r.finishedRunId) before = await getRun(tx.trx, p.runId);
       }
-      const run = await updateSteps(tx.trx, p.runId, STEPS_DONE_AT_HELLO, 'succeeded', now);
+      // After the transition, which then reuses the row this transaction locked (a trace first writes it).
+      await this.trace(tx.trx, p, 'agent-hello', { agentVersion: req.agentVersion });
+      const run = await updateSteps(tx.trx, p.runId, STEPS_DONE_AT_HELLO, 'succeeded', now, null, before);
       return { machine: { id: tx.machine.id, name: tx.machine.name }, run: await this.agentRun(tx.trx, run, tx.machine), heartbeatSeconds: HEARTBEAT_SECONDS };
     });
   }

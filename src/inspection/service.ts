@@ -74,7 +74,7 @@ export class InspectionService {
         const run = await getRun(trx, runId);
         const extra: Partial<MachinesTable> = { facts: JSON.stringify(facts) };
         for (const hook of this.hooks) Object.assign(extra, (await hook(trx, m, facts, run)) ?? {});
-        await updateSteps(trx, runId, ['report-facts', 'match-profile'], 'succeeded', at);
+        await updateSteps(trx, runId, ['report-facts', 'match-profile'], 'succeeded', at, null, run);
         return extra;
       },
     });

@@ -176,8 +176,11 @@ export class Enroller {
     if (r.newMacs.length) await addMacs(trx, m.id, r.newMacs);
     // New MACs alone update the row too: its version counts them (the lifecycle reuses a row whose version did not move).
     const changed = hasChanges(changes) || r.newMacs.length > 0;
-    if (changed) await updateMachineRow(trx, m.id, changes, iso(clock.now()));
-    const updated = changed ? await requireMachine(trx, store.dialect, m.id) : m;
+    const now = iso(clock.now());
+    if (changed) await updateMachineRow(trx, m.id, changes, now);
+    // The row as just written, without reading it back: the identity it was given, its new MACs, one more version.
+    const given = Object.fromEntries(Object.entries(r.updates).filter(([, v]) => v)) as Partial<Identity>;
+    const updated: Machine = changed ? { ...m, identity: { ...m.identity, ...given, macs: [...m.identity.macs, ...r.newMacs] }, updatedAt: now, version: m.version + 1 } : m;
     await inventory.recordConflicts(trx, updated, r.conflicts, actor);
     return r.conflicts.length ? requireMachine(trx, store.dialect, m.id) : updated;
   }

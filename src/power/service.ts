@@ -78,6 +78,8 @@ export class PowerService {
   private wakeUp: (() => void) | null = null;
   private inFlight = 0;
   private syncTimer: NodeJS.Timeout | null = null;
+  /** Transitions whose transaction queued a job: the loop is woken when they commit. */
+  private readonly queuedBy = new WeakSet<TransitionResult>();
   private readonly d: PowerServiceDeps;
   private readonly timeoutMs: number;
   private readonly jobDeadlineMs: number;
@@ -89,7 +91,11 @@ export class PowerService {
     this.jobDeadlineMs = deps.config.ms.jobDeadline;
     this.leaseMs = deps.config.ms.lease;
     deps.engine.onTransitionInTransaction((trx, r) => this.onTransition(trx, r));
-    deps.engine.onTransition(() => this.wake());
+    // The job loop is woken only by a transition that queued a job: each wake is a claim
+    // transaction, and most transitions (an agent's hello, its facts) queue none.
+    deps.engine.onTransition((r) => {
+      if (this.queuedBy.delete(r)) this.wake();
+    });
   }
 
   /** The boot mode to ask for, from what inspection found. */
@@ -153,6 +159,7 @@ export class PowerService {
       // The run booted from the ISO (or would have): the virtual CD is emptied whatever its end,
       // and the machine's own ISO, if it had one, removed.
       this.d.onEject?.(m.id);
+      this.queuedBy.add(r);
       await enqueueJob(trx, {
         applianceId: m.provider.applianceId,
         site: await this.applianceSite(trx, m.provider.applianceId),
@@ -170,6 +177,7 @@ export class PowerService {
       return;
     }
     if (spec && m.provider.applianceId && type !== 'manual') {
+      this.queuedBy.add(r);
       await enqueueJob(trx, {
         applianceId: m.provider.applianceId,
         site: await this.applianceSite(trx, m.provider.applianceId),

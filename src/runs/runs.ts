@@ -1,4 +1,4 @@
-import { appendEvent } from '../events/log.js';
+import { appendEvent, appendEvents } from '../events/log.js';
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../store/database.js';
@@ -162,8 +162,9 @@ export function updateStep(db: Db, runId: string, stepName: string, status: Step
  * Marks several steps alike, in order, with one read and one write of the run (an agent's
  * hello marks three: each its own read and write was a sixth of the hello's statements).
  */
-export async function updateSteps(db: Db, runId: string, stepNames: readonly string[], status: StepStatus, now: string, message: string | null = null): Promise<Run> {
-  const run = await getRun(db, runId);
+export async function updateSteps(db: Db, runId: string, stepNames: readonly string[], status: StepStatus, now: string, message: string | null = null, known?: Run): Promise<Run> {
+  // `known`: the run as read earlier in this transaction (the machine's row lock keeps its run's writers out).
+  const run = known && known.id === runId ? { ...known, steps: known.steps.map((s) => ({ ...s })) } : await getRun(db, runId);
   const changed: string[] = [];
   for (const stepName of stepNames) {
     let step = run.steps.find((s) => s.name === stepName);
@@ -190,12 +191,11 @@ export async function updateSteps(db: Db, runId: string, stepNames: readonly str
     })
     .where('id', '=', runId)
     .execute();
-  if (run.status === 'pending') {
-    await appendEvent(db, { type: 'run.running', machineId: run.machineId, at: now, actor: 'system', action: 'running', reason: null, details: { run: runId, kind: run.kind } });
-  }
-  for (const step of changed) {
-    await appendEvent(db, { type: 'run.step', machineId: run.machineId, at: now, actor: 'system', action: status, reason: message, details: { run: runId, kind: run.kind, step, status } });
-  }
+  // The run's start and its steps' changes, in their order, in one insert.
+  await appendEvents(db, [
+    ...(run.status === 'pending' ? [{ type: 'run.running', machineId: run.machineId, at: now, actor: 'system', action: 'running', reason: null, details: { run: runId, kind: run.kind } }] : []),
+    ...changed.map((step) => ({ type: 'run.step', machineId: run.machineId, at: now, actor: 'system', action: status, reason: message, details: { run: runId, kind: run.kind, step, status } })),
+  ]);
   return { ...run, startedAt, status: run.status === 'pending' ? 'running' : run.status };
 }
 
