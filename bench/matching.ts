@@ -7,6 +7,7 @@ import { pgAvailable, postgresBackend } from '../test/support/backends.js';
 import { ensureBuilt, freePort, startServe } from '../test/support/plinth-process.js';
 import { bladeFacts, bladeHw, bootAndReport, fetchHttp } from '../test/integration/matching-support.js';
 import { rawInspectionCpuMs } from './support/raw-inspection.js';
+import { bareHttpCpuMs } from './support/bare-http.js';
 import { cpuProfArgs, cpuSeconds, loadAverage, machineInfo, percentile, record, rssMiB, table, today } from './support.js';
 
 /**
@@ -205,11 +206,24 @@ export async function run(): Promise<string> {
   console.log(`[match] ${match.machinesPerS} machines/s, p99 ${match.p99ms} ms`);
   const alloc = [];
   for (const b of pgAvailable ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)) alloc.push(...(await allocation(b)));
+  console.log(`[floor] ${ALLOC_MACHINES} inspections' requests answered by a bare Node server…`);
+  const bareHttpMs = await bareHttpCpuMs(ALLOC_MACHINES, CONCURRENCY);
+  console.log(`[floor] bare Node: ${bareHttpMs} ms of CPU per inspection's three requests`);
   const quick = process.argv.includes('--quick');
   let md = `# Matching — ${today()}${quick ? ' (quick)' : ''}\n\n${machineInfo()}; load average (1/5/15 min) given with each figure, as other work shared the machine.\n\n`;
   md += `## Matching alone\n\n${match.machines} machines (real ${match.hwLines}-line HP BL460c hardware lists, each with its own serial, MACs and address) against ${match.profiles} profiles of 12 rules, tried in order; each machine goes through ${match.profiles / 2} profiles on average. One core, in process, after 200 machines of warm-up; p50/p99 are per machine (all the profiles it tries); machinesPerS is over wall time, machinesPerCpuS over the process's CPU time (what one core would do, whatever share of the cores other work leaves). Load ${match.loadAvg}.\n\n`;
   md += table([match as unknown as Record<string, unknown>], ['machines', 'profiles', 'machinesPerS', 'machinesPerCpuS', 'p50ms', 'p99ms', 'maxMs', 'wallS']) + '\n';
   md += `## Inspection with allocation\n\nA controller process; ${CONCURRENCY} machines at a time boot (script), say hello and report their facts, which matches them against the ${PROFILES} profiles (quota 1000 each, taken by a conditional update) and allocates an entry from one of ${POOLS} pools of ${POOL_SIZE}. "facts" is the report request alone (match + quota + allocation + state change, one transaction); "inspection" is boot + hello + facts. The load generator shares the cores with the controller. Every run checks that each machine holds exactly one entry and no entry is held twice. The runs without profiles are the same inspections with nothing to match, by the same controller just before the profiles were applied: the difference is what matching and allocation cost.\n\n`;
-  md += table(alloc as unknown as Record<string, unknown>[], ['backend', 'profiles', 'machines', 'concurrency', 'inspectionsPerS', 'factsP50ms', 'factsP99ms', 'inspectionP99ms', 'controllerCpuS', 'cpuMsPerInspection', 'peakRssMiB', 'loadAvg']) + '\n';
-  return record(quick ? 'matching-quick' : 'matching', md, { date: today(), machine: machineInfo(), match, allocation: alloc });
+  md += table(alloc as unknown as Record<string, unknown>[], ['backend', 'profiles', 'machines', 'concurrency', 'inspectionsPerS', 'factsP50ms', 'factsP99ms', 'inspectionP99ms', 'controllerCpuS', 'cpuMsPerInspection', 'peakRssMiB', 'loadAvg', 'driverAloneCpuMs']) + '\n';
+  const matchMs = Math.round((1000 / match.machinesPerCpuS) * 100) / 100;
+  md += `### The floor under an inspection\n\nWhat any controller on this machine spends on an inspection before its own code, measured in this run:\n\n- \`driverAloneCpuMs\`: the database driver alone writing what an inspection records, with prepared hand-written SQL on Plinth's schema, in one transaction per request (bench/support/raw-inspection.ts);\n- a bare Node server (node:http, JSON.parse of each body, a fixed answer) answering the same three requests from the same client, ${CONCURRENCY} at a time: ${bareHttpMs} ms of CPU per inspection (bench/support/bare-http.ts);\n- matching alone, above: ${matchMs} ms of CPU per machine against ${PROFILES} profiles.\n\n`;
+  md += `Their sum, against the controller's \`cpuMsPerInspection\` with profiles:\n\n`;
+  md += table(
+    alloc.filter((a) => a.profiles !== 'none').map((a) => {
+      const floor = Math.round((a.driverAloneCpuMs + bareHttpMs + matchMs) * 100) / 100;
+      return { backend: a.backend, floorCpuMs: floor, floorPerCoreS: Math.round(1000 / floor), cpuMsPerInspection: a.cpuMsPerInspection, overFloor: `${Math.round((a.cpuMsPerInspection / floor) * 10) / 10}×` };
+    }),
+    ['backend', 'floorCpuMs', 'floorPerCoreS', 'cpuMsPerInspection', 'overFloor'],
+  ) + '\n';
+  return record(quick ? 'matching-quick' : 'matching', md, { date: today(), machine: machineInfo(), match, allocation: alloc, bareHttpMs, matchMs });
 }
