@@ -120,9 +120,12 @@ describe.each(backends)('every kind of write to a machine bumps its version on $
     const m = await inventory.create({ name: 'macs-1', identity: { macs: ['52:54:00:ab:00:01'] } }, actor);
     let before = await row(m.id);
     let now = tick();
-    const reported = normalizeIdentity({ macs: ['52:54:00:ab:00:01', '52:54:00:ab:00:02'] });
+    const reported = normalizeIdentity({ serial: 'MACS-1-SERIAL', macs: ['52:54:00:ab:00:01', '52:54:00:ab:00:02'] });
     const absorbed = await store.transaction(async (trx) => enroller.absorbReport(trx, await requireMachine(trx, store.dialect, m.id), reported, actor));
     expect(absorbed.identity.macs).toEqual(['52:54:00:ab:00:01', '52:54:00:ab:00:02']);
+    expect(absorbed.identity.serial).toBe('MACS-1-SERIAL');
+    // The machine it returns, built from what it wrote, is the row as read back.
+    expect(absorbed).toEqual(await requireMachine(store.db, store.dialect, m.id));
     let after = await row(m.id);
     expect(Number(after.version)).toBe(Number(before.version) + 1);
     expect(after.updated_at).toBe(now);

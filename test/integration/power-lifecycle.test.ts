@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -318,6 +318,30 @@ describe('provider jobs across restarts and remote sites', () => {
       await peer.close();
     }
   }, 90_000);
+});
+
+describe.each(backends)('the provider-job loop on $name', (backend) => {
+  it('is woken by a transition that queued a job, not by one that queued none', async () => {
+    // The loop is not started: nothing but a transition's commit calls wake.
+    const t = await freshController(backend);
+    try {
+      const wake = vi.spyOn(t.controller.power, 'wake');
+      await t.api('POST', '/api/v1/appliances', { name: 'bmc-w', type: 'redfish', address: 'http://127.0.0.1:9', username: 'root', password: 'calvin' });
+      const a = (await t.api('GET', '/api/v1/appliances/bmc-w')).json();
+      expect((await t.api('POST', '/api/v1/machines', { name: 'loose-1', identity: { macs: ['52:54:00:aa:00:01'] } })).statusCode).toBe(201);
+      expect((await t.api('POST', '/api/v1/machines', { name: 'racked-1', provider: { applianceId: a.id, ref: '/redfish/v1/Systems/1' } })).statusCode).toBe(201);
+      // No appliance: the inspection queues no job, and the loop is left asleep.
+      expect((await t.api('POST', '/api/v1/machines/loose-1/actions/inspect', {})).statusCode).toBe(200);
+      expect(wake).not.toHaveBeenCalled();
+      // Its appliance powers it: the job is queued and the loop woken once, when the transition commits.
+      expect((await t.api('POST', '/api/v1/machines/racked-1/actions/inspect', {})).statusCode).toBe(200);
+      expect(wake).toHaveBeenCalledTimes(1);
+      const jobs = await t.controller.services.store.db.selectFrom('provider_jobs').select(['status']).execute();
+      expect(jobs).toEqual([{ status: 'queued' }]);
+    } finally {
+      await t.close();
+    }
+  });
 });
 
 describe('manual appliances and managers that vanish mid-job', () => {
